@@ -1,0 +1,1 @@
+//! x86_64 support (work in progress in this commit).

@@ -1,0 +1,35 @@
+//! crashkit's NMI core: the foundation every crash-path crate stands on.
+//!
+//! When a kernel panics, crashkit stops the other CPUs with NMIs, and those
+//! CPUs may themselves be inside NMI-like contexts (an NMI handler, a machine
+//! check, a debug trap on an IST stack) when the shootdown arrives. This crate
+//! owns the pieces all of that shares:
+//!
+//! - [`ContextTracker`]: per-CPU tracking of NMI-like contexts, nesting up to
+//!   [`MAX_NESTING`] deep, safe against a nested enter/exit pair arriving
+//!   between any two steps of an enter or exit;
+//! - [`HandlerChain`]: the NMI handler registry: every handler runs on every
+//!   NMI, back-to-back NMIs are detected and swallowed, unknown NMIs follow an
+//!   integrator-chosen policy, and an emergency slot runs first and can be
+//!   installed from any context without a lock;
+//! - [`Platform`]: the few CPU services the toolkit needs, implemented for
+//!   x86_64 in [`arch::x86_64`] and for the host simulation in `crashkit-sim`.
+//!
+//! # Invariants
+//! - No allocation anywhere (the crate has no `alloc` dependency).
+//! - Nothing here takes a lock that NMI context could hold: NMI-context code
+//!   only uses single-word atomics written by its own CPU or lock-free reads.
+//! - Bad input (an unknown CPU index, nesting deeper than the limit) is a
+//!   reported condition with a defined result, never a panic or UB.
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+pub mod arch;
+mod cpu;
+mod frame;
+mod platform;
+
+pub use cpu::CpuIndex;
+pub use frame::RegisterFrame;
+pub use platform::{NmiSendError, Platform};

@@ -1,0 +1,51 @@
+//! The few things crashkit needs from a CPU, as one trait.
+//!
+//! Everything above the NMI core (shootdown, locks, the panic path) is written
+//! against [`Platform`] so the same protocol code runs on x86_64 hardware
+//! ([`crate::arch::x86_64::X86Platform`]) and in the host simulation
+//! (`crashkit-sim`, threads as CPUs and POSIX signals as NMIs).
+//!
+//! Every method must be callable from NMI context and on the panic path: no
+//! allocation, no lock, bounded time.
+
+use crate::CpuIndex;
+
+/// Why an NMI could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NmiSendError {
+    /// The target index is not a CPU this platform knows.
+    NoSuchCpu(CpuIndex),
+    /// The interrupt controller did not accept the IPI in bounded time
+    /// (xAPIC: the ICR delivery-status bit stayed set).
+    DeliveryTimeout,
+    /// The platform cannot send NMIs (no local APIC configured, a simulated
+    /// CPU that has exited, ...).
+    Unavailable,
+}
+
+/// CPU services the toolkit relies on. Implementations must be usable from
+/// any context (NMI included): no allocation, no lock, bounded time.
+pub trait Platform: Sync {
+    /// Index of the CPU executing the call.
+    ///
+    /// Should be `< cpu_count()`. An implementation that cannot identify the
+    /// CPU (an unregistered APIC ID) returns an index `>= cpu_count()`;
+    /// callers look per-CPU state up with bounds checks and record the miss.
+    fn current_cpu(&self) -> CpuIndex;
+
+    /// Number of CPUs the toolkit manages; valid indices are `0..cpu_count()`.
+    fn cpu_count(&self) -> usize;
+
+    /// Spin-wait hint for busy loops (`pause` on x86_64).
+    fn relax(&self);
+
+    /// A monotonic timestamp in nanoseconds. Only differences are meaningful.
+    fn now_ns(&self) -> u64;
+
+    /// Send an NMI to one CPU. Sending to the calling CPU is allowed where the
+    /// hardware allows it; protocols in crashkit never do.
+    fn send_nmi(&self, target: CpuIndex) -> Result<(), NmiSendError>;
+
+    /// Send an NMI to every CPU except the caller.
+    fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError>;
+}

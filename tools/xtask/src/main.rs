@@ -1,0 +1,2 @@
+//! crashkit's task runner (work in progress in this commit).
+fn main() {}

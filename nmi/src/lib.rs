@@ -26,10 +26,23 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+mod chain;
+mod context;
 mod cpu;
+mod cpu_contexts;
 mod frame;
 mod platform;
+#[cfg(test)]
+mod test_hook;
 
+pub use chain::{
+    ChainCpuStats, DispatchOutcome, HandlerChain, HandlerFn, HandlerStats, MAX_WALKS, NmiEvent,
+    NmiHandler, NmiOutcome, RegisterError, UnknownNmiPolicy,
+};
+pub use context::{
+    ContextGuard, ContextKind, ContextSnapshot, ContextTracker, MAX_NESTING, NestingOverflow,
+};
 pub use cpu::CpuIndex;
+pub use cpu_contexts::{CpuContexts, EnterError};
 pub use frame::RegisterFrame;
 pub use platform::{NmiSendError, Platform};

@@ -1,2 +1,134 @@
-//! crashkit's task runner (work in progress in this commit).
-fn main() {}
+//! crashkit's task runner: `cargo xtask test` and `cargo xtask demo`.
+//!
+//! Both commands first make sure the machine has what they need, installing
+//! it where they can (the pinned Rust toolchain with its `x86_64-unknown-none`
+//! target, clippy and rustfmt through rustup; Debian packages through
+//! `apt-get install -y --no-install-recommends` when running as root) and
+//! stopping with a message that names what is missing otherwise.
+//!
+//! - `test`: formatting, clippy with warnings denied, a bare-metal build of
+//!   every `no_std` crate (a test build hides no_std breakage), rustdoc with
+//!   warnings denied, and the whole test suite. `.ci/run` calls this.
+//! - `demo`: the most complete real run crashkit has today (see README.md),
+//!   with its artefacts in `target/demo/`.
+
+mod prerequisites;
+mod run;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use run::{Step, cargo};
+
+/// Crates that must build for `x86_64-unknown-none`.
+const NO_STD_CRATES: &[&str] = &["crashkit-nmi"];
+
+/// The bare-metal target every no_std crate must build for.
+const BARE_METAL_TARGET: &str = "x86_64-unknown-none";
+
+/// Longest the whole test suite may run before it is killed and reported as
+/// hung (every test bounds itself far below this; this is the backstop).
+const TEST_SUITE_LIMIT_SECS: u64 = 20 * 60;
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        Some("test") => test(&rest),
+        Some("demo") => demo(&rest),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print_help();
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task `{other}`; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <task>\n\n\
+         tasks:\n  \
+         test   format check, clippy, bare-metal builds, rustdoc, all tests\n  \
+         demo   run the NMI core on the host simulation and print what happened\n  \
+         help   this text"
+    );
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("`test` takes no arguments (got `{extra}`)"));
+    }
+    let started = Instant::now();
+    prerequisites::rust_toolchain()?;
+
+    Step::new("format", cargo(["fmt", "--all", "--", "--check"])).run()?;
+    Step::new(
+        "clippy",
+        cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )
+    .run()?;
+    for krate in NO_STD_CRATES {
+        Step::new(
+            &format!("bare-metal build of {krate}"),
+            cargo(["build", "--target", BARE_METAL_TARGET, "-p", krate]),
+        )
+        .run()?;
+    }
+    let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
+    rustdoc.env("RUSTDOCFLAGS", "-D warnings");
+    Step::new("rustdoc", rustdoc).run()?;
+    Step::new("tests", cargo(["test", "--workspace", "--all-targets"]))
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    Step::new("doc tests", cargo(["test", "--workspace", "--doc"]))
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+
+    println!(
+        "xtask: all checks passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("`demo` takes no arguments (got `{extra}`)"));
+    }
+    prerequisites::rust_toolchain()?;
+    let out_dir = run::workspace_root()?.join("target").join("demo");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let report = out_dir.join("nmi-demo.txt");
+    let mut run_demo = cargo([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "crashkit-nmi",
+        "--example",
+        "nmi_demo",
+        "--",
+    ]);
+    run_demo.arg(&report);
+    Step::new("NMI core demo on the host simulation", run_demo)
+        .time_limit(10 * 60)
+        .run()?;
+    println!("xtask: demo report written to {}", report.display());
+    Ok(())
+}

@@ -1,0 +1,54 @@
+//! Making sure the machine has what a task needs, installing it if we can.
+//!
+//! Rust pieces come from rustup, which reads `rust-toolchain.toml` (channel,
+//! the `x86_64-unknown-none` target, clippy, rustfmt). Today's tasks need no
+//! Debian package; the QEMU tests will add one (qemu-system-x86), installed
+//! with `apt-get install -y --no-install-recommends` when running as root.
+
+use std::process::Command;
+
+/// The bare-metal target, clippy and rustfmt of the pinned toolchain.
+pub fn rust_toolchain() -> Result<(), String> {
+    let targets = output("rustup", &["target", "list", "--installed"]);
+    let components = output("rustup", &["component", "list", "--installed"]);
+    let (Some(targets), Some(components)) = (targets, components) else {
+        return Err("rustup is not on PATH: install it from https://rustup.rs, \
+                    then rerun (rust-toolchain.toml pins the toolchain)"
+            .into());
+    };
+    let have_target = targets
+        .lines()
+        .any(|line| line.trim() == crate::BARE_METAL_TARGET);
+    let have = |name: &str| components.lines().any(|line| line.starts_with(name));
+    if have_target && have("clippy") && have("rustfmt") {
+        return Ok(());
+    }
+    println!(
+        "xtask: installing the pinned toolchain's missing pieces \
+         ({} target, clippy, rustfmt) with `rustup toolchain install`",
+        crate::BARE_METAL_TARGET
+    );
+    let root = crate::run::workspace_root()?;
+    let status = Command::new("rustup")
+        .args(["toolchain", "install"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run rustup: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`rustup toolchain install` failed ({status}); install the \
+             {} target, clippy and rustfmt by hand",
+            crate::BARE_METAL_TARGET
+        ))
+    }
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -323,6 +323,76 @@ impl UnderTest for WrappingTracker {
     }
 }
 
+/// The regression that the harness caught in development: the overflow
+/// count kept in the nesting word. A nested overflowing enter between an outer
+/// overflowing enter's load and store loses one count.
+struct OverflowInWordTracker(AtomicU64);
+
+const WORD_OVERFLOW_SHIFT: u32 = 34;
+
+impl OverflowInWordTracker {
+    fn decode(&self) -> ContextSnapshot {
+        let word = self.0.load(Ordering::Relaxed);
+        ContextSnapshot {
+            word: word & ((1 << WORD_OVERFLOW_SHIFT) - 1),
+            overflows: word >> WORD_OVERFLOW_SHIFT,
+            unbalanced: false,
+        }
+    }
+}
+
+impl UnderTest for OverflowInWordTracker {
+    fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+    fn enter(&self, kind: ContextKind) -> Result<u8, ()> {
+        step(Step::EnterBegin);
+        let word = self.0.load(Ordering::Relaxed);
+        step(Step::EnterLoaded);
+        let depth = (word & DEPTH_MASK) as u8;
+        let (new, result) = if depth >= MAX_NESTING {
+            (word + (1 << WORD_OVERFLOW_SHIFT), Err(()))
+        } else {
+            let level = depth + 1;
+            let new =
+                (word & !DEPTH_MASK) | u64::from(level) | ((kind as u64) << kind_shift(level));
+            (new, Ok(level))
+        };
+        step(Step::EnterComputed);
+        self.0.store(new, Ordering::Relaxed);
+        step(Step::EnterStored);
+        result
+    }
+    fn exit(&self, _level: u8, _kind: ContextKind) {
+        step(Step::ExitBegin);
+        let word = self.0.load(Ordering::Relaxed);
+        step(Step::ExitLoaded);
+        let depth = word & DEPTH_MASK;
+        let new = (word & !DEPTH_MASK & !(KIND_MASK << kind_shift(depth as u8))) | (depth - 1);
+        step(Step::ExitComputed);
+        self.0.store(new, Ordering::Relaxed);
+        step(Step::ExitStored);
+    }
+    fn depth(&self) -> u8 {
+        self.decode().depth()
+    }
+    fn kind_at(&self, level: u8) -> Option<ContextKind> {
+        self.decode().kind_at(level)
+    }
+    fn overflows(&self) -> u64 {
+        self.decode().overflows()
+    }
+}
+
+#[test]
+fn harness_catches_an_overflow_count_inside_the_word() {
+    let err = inject_everywhere::<OverflowInWordTracker>().expect_err("broken design passed");
+    assert!(
+        err.contains("overflow count 1, expected 2"),
+        "unexpected first failure: {err}"
+    );
+}
+
 #[test]
 fn harness_catches_a_kind_stack_outside_the_word() {
     let err = inject_everywhere::<SplitKindTracker>().expect_err("broken design passed");

@@ -1,0 +1,255 @@
+//! [`SimPlatform`]: the simulated machine as code under test sees it
+//! ([`Platform`]), plus the knobs tests turn (lost NMIs, machine checks,
+//! stop requests) and the delivery counters they read.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crashkit_nmi::{CpuIndex, NmiSendError, Platform};
+
+use crate::EntryFn;
+use crate::rng::mix;
+use crate::signals::{CURRENT, MCE_SIGNAL, NMI_SIGNAL};
+use crate::slot::{Counters, CpuSlot};
+
+/// The machine's shared state; every [`SimPlatform`] clone and every CPU
+/// thread holds it.
+pub(crate) struct Shared {
+    slots: Box<[CpuSlot]>,
+    entry: Box<EntryFn>,
+    booted: Instant,
+    stop: AtomicBool,
+    /// Probability of losing an NMI, in 1/1000.
+    loss_per_mille: AtomicU32,
+    /// SplitMix64 state for loss draws, advanced atomically.
+    loss_draws: AtomicU64,
+}
+
+/// Delivery counters of one simulated CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimCpuStats {
+    /// NMIs signalled to the CPU's thread (lost ones excluded).
+    pub nmis_sent: u64,
+    /// NMIs the platform lost on purpose.
+    pub nmis_dropped: u64,
+    /// NMIs whose entry ran. Lower than `nmis_sent` when NMIs coalesced in
+    /// the latch or were still pending when the CPU parked or left.
+    pub nmis_delivered: u64,
+    /// Machine checks signalled.
+    pub mces_sent: u64,
+    /// Machine checks whose entry ran.
+    pub mces_delivered: u64,
+}
+
+/// The simulated machine's [`Platform`]. Cheap to clone; clones share the
+/// machine.
+#[derive(Clone)]
+pub struct SimPlatform {
+    shared: Arc<Shared>,
+}
+
+impl core::fmt::Debug for SimPlatform {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimPlatform")
+            .field("cpus", &self.shared.slots.len())
+            .field("stop", &self.stop_requested())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimPlatform {
+    pub(crate) fn new(cpus: usize, entry: Box<EntryFn>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                slots: (0..cpus).map(|_| CpuSlot::new()).collect(),
+                entry,
+                booted: Instant::now(),
+                stop: AtomicBool::new(false),
+                loss_per_mille: AtomicU32::new(0),
+                loss_draws: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The slot of a CPU known to exist (a `SimCpu`'s own index).
+    pub(crate) fn slot(&self, cpu: CpuIndex) -> &CpuSlot {
+        match self.shared.slots.get(cpu.as_usize()) {
+            Some(slot) => slot,
+            None => unreachable!("SimCpu {cpu} outside its machine"),
+        }
+    }
+
+    pub(crate) fn slots(&self) -> &[CpuSlot] {
+        &self.shared.slots
+    }
+
+    pub(crate) fn entry(&self) -> &EntryFn {
+        &*self.shared.entry
+    }
+
+    /// Ask every CPU to wind down ([`SimCpu::stop_requested`]).
+    pub fn request_stop(&self) {
+        // Relaxed: a hint polled in loops; nothing is published with it.
+        self.shared.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a stop was requested.
+    pub fn stop_requested(&self) -> bool {
+        // Relaxed: see `request_stop`.
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// Lose the next `count` NMIs sent to `cpu` (they look sent to the
+    /// sender and are counted as dropped).
+    pub fn drop_next_nmis(&self, cpu: CpuIndex, count: u32) -> Result<(), NmiSendError> {
+        let slot = self.slot_checked(cpu)?;
+        // Relaxed: a counter consumed by `fetch_update` in `lose_nmi`; no
+        // other data depends on it.
+        slot.drop_next.fetch_add(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Lose each NMI with probability `per_mille / 1000` (clamped to 1000),
+    /// drawing from a generator seeded with `seed`.
+    pub fn set_nmi_loss(&self, per_mille: u32, seed: u64) {
+        // Relaxed: independent knobs; a draw racing with the change may use
+        // the old probability, which is harmless.
+        self.shared.loss_draws.store(seed, Ordering::Relaxed);
+        self.shared
+            .loss_per_mille
+            .store(per_mille.min(1000), Ordering::Relaxed);
+    }
+
+    /// Raise a machine check on `cpu` (never lost).
+    pub fn send_machine_check(&self, cpu: CpuIndex) -> Result<(), NmiSendError> {
+        let slot = self.slot_checked(cpu)?;
+        let sent = slot.with_live_thread(|thread| signal(thread, MCE_SIGNAL));
+        match sent {
+            Some(true) => {
+                Counters::bump(&slot.counters.mces_sent);
+                Ok(())
+            }
+            Some(false) | None => Err(NmiSendError::Unavailable),
+        }
+    }
+
+    /// Delivery counters of `cpu`.
+    pub fn stats(&self, cpu: CpuIndex) -> Option<SimCpuStats> {
+        let slot = self.shared.slots.get(cpu.as_usize())?;
+        let c = &slot.counters;
+        // Relaxed: statistics (see `Counters`).
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Some(SimCpuStats {
+            nmis_sent: load(&c.nmis_sent),
+            nmis_dropped: load(&c.nmis_dropped),
+            nmis_delivered: load(&c.nmis_delivered),
+            mces_sent: load(&c.mces_sent),
+            mces_delivered: load(&c.mces_delivered),
+        })
+    }
+
+    fn slot_checked(&self, cpu: CpuIndex) -> Result<&CpuSlot, NmiSendError> {
+        self.shared
+            .slots
+            .get(cpu.as_usize())
+            .ok_or(NmiSendError::NoSuchCpu(cpu))
+    }
+
+    /// Whether the next NMI to `slot` is lost: first the explicit drops,
+    /// then the random loss.
+    fn lose_nmi(&self, slot: &CpuSlot) -> bool {
+        // Relaxed: see `drop_next_nmis`.
+        let explicit = slot
+            .drop_next
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        if explicit.is_ok() {
+            return true;
+        }
+        // Relaxed: see `set_nmi_loss`.
+        let per_mille = self.shared.loss_per_mille.load(Ordering::Relaxed);
+        if per_mille == 0 {
+            return false;
+        }
+        // SplitMix64 with an atomic state: each draw advances the state by
+        // the golden gamma exactly once, so concurrent draws get distinct
+        // values. Relaxed: only the atomicity of the add matters.
+        const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+        let state = self.shared.loss_draws.fetch_add(GAMMA, Ordering::Relaxed);
+        mix(state.wrapping_add(GAMMA)) % 1000 < u64::from(per_mille)
+    }
+
+    fn send_nmi_to(&self, slot: &CpuSlot) -> Result<(), NmiSendError> {
+        let sent = slot.with_live_thread(|thread| {
+            if self.lose_nmi(slot) {
+                Counters::bump(&slot.counters.nmis_dropped);
+                return true;
+            }
+            let sent = signal(thread, NMI_SIGNAL);
+            if sent {
+                Counters::bump(&slot.counters.nmis_sent);
+            }
+            sent
+        });
+        match sent {
+            Some(true) => Ok(()),
+            Some(false) | None => Err(NmiSendError::Unavailable),
+        }
+    }
+}
+
+/// `pthread_kill`, true on success.
+fn signal(thread: libc::pthread_t, signal: libc::c_int) -> bool {
+    // SAFETY: callers pass a thread id obtained through
+    // `CpuSlot::with_live_thread`, which guarantees the thread has not
+    // exited and will not until the call returns.
+    unsafe { libc::pthread_kill(thread, signal) == 0 }
+}
+
+impl Platform for SimPlatform {
+    /// The CPU whose thread calls; `cpu_count()` (out of range, as the trait
+    /// asks) on a thread that is not one of this machine's CPUs.
+    fn current_cpu(&self) -> CpuIndex {
+        let current = CURRENT.with(Cell::get);
+        // SAFETY: a non-null `CURRENT` points to the live `SimCpu` of this
+        // very thread (see `signals::CURRENT`).
+        match unsafe { current.as_ref() } {
+            Some(cpu) if Arc::ptr_eq(&cpu.platform().shared, &self.shared) => cpu.index(),
+            _ => CpuIndex(u32::try_from(self.cpu_count()).unwrap_or(u32::MAX)),
+        }
+    }
+
+    fn cpu_count(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Yield the thread: simulated CPUs outnumber the host's cores, and a
+    /// spinning thread must let the CPU it waits for run.
+    fn relax(&self) {
+        std::thread::yield_now();
+    }
+
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.shared.booted.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Signal the CPU's thread; [`NmiSendError::Unavailable`] if it is not
+    /// running (not started, or its body returned). A parked CPU accepts the
+    /// NMI, which stays pending.
+    fn send_nmi(&self, target: CpuIndex) -> Result<(), NmiSendError> {
+        self.send_nmi_to(self.slot_checked(target)?)
+    }
+
+    /// Signal every CPU but the caller's. Like the APIC broadcast, CPUs that
+    /// are not running simply do not receive it: never an error.
+    fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError> {
+        let me = self.current_cpu();
+        for (index, slot) in self.shared.slots.iter().enumerate() {
+            if index != me.as_usize() {
+                let _ = self.send_nmi_to(slot);
+            }
+        }
+        Ok(())
+    }
+}

@@ -89,7 +89,7 @@ impl SimPlatform {
         &*self.shared.entry
     }
 
-    /// Ask every CPU to wind down ([`SimCpu::stop_requested`]).
+    /// Ask every CPU to wind down ([`SimCpu::stop_requested`](crate::SimCpu::stop_requested)).
     pub fn request_stop(&self) {
         // Relaxed: a hint polled in loops; nothing is published with it.
         self.shared.stop.store(true, Ordering::Relaxed);

@@ -1,0 +1,540 @@
+//! Local APIC: the parts NMIs need, in xAPIC (MMIO) and x2APIC (MSR) mode.
+//!
+//! crashkit needs four things from each CPU's local APIC: its ID (which CPU is
+//! running), enabling it, routing LINT1 to NMI (where QEMU's `inject-nmi` and
+//! a board's NMI button arrive), and NMI IPIs to one CPU or to every CPU but
+//! the sender. The file has two halves: pure encodings (register numbers, ICR
+//! and register values), unit-tested on the host; then [`LocalApic`], the only
+//! code that touches the hardware, exercised under QEMU by the kernel tests.
+//!
+//! # Hardware facts relied on (Intel SDM vol. 3A, chapter 10)
+//! - xAPIC registers are 32 bits wide, 16-byte aligned in a 4 KiB MMIO page,
+//!   and must be accessed with aligned 32-bit loads and stores (10.4.1); the
+//!   page is mapped uncacheable, so its accesses are not reordered with
+//!   other stores (10.12.3, note on the MMIO interface).
+//! - In x2APIC mode each register is an MSR at `0x800 + (MMIO offset >> 4)`
+//!   (10.12.1.2), and the ICR is the single 64-bit MSR `0x830` (10.12.9).
+//! - ICR: vector in bits 0-7, delivery mode in 8-10 (NMI = `0b100`), level in
+//!   14 (must be 1 except for INIT de-assert), trigger mode in 15 (edge = 0),
+//!   destination shorthand in 18-19 (`0b11` = all excluding self), delivery
+//!   status in 12 (xAPIC only); the destination is ICR bits 56-63 in xAPIC
+//!   mode (bits 24-31 of the high register) and bits 32-63 in x2APIC mode.
+//!   Writing the low word (xAPIC) or the MSR (x2APIC) sends the IPI (10.6.1).
+//!   The all-ones destination is the broadcast address (10.6.2.1, 10.12.9),
+//!   so it never names one CPU. NMI with the "self" shorthand is not a valid
+//!   combination (10.6.1, table 10-3): a self-NMI uses an explicit ID.
+//! - A WRMSR to an x2APIC register is not serializing and may complete
+//!   before earlier stores are globally visible; `mfence; lfence` before it
+//!   prevents that (10.12.3).
+//! - IA32_APIC_BASE (MSR `0x1b`): bit 11 global enable, bit 10 x2APIC mode.
+//!   x2APIC mode is reachable only from xAPIC mode; "disabled" to x2APIC and
+//!   x2APIC back to xAPIC raise #GP (10.12.5).
+//!
+//! # Limitations
+//! - xAPIC's ICR is two registers. If an NMI arrives between the two writes of
+//!   [`LocalApic::send_nmi`] and its handler sends an IPI and then *returns*,
+//!   the interrupted send goes to the handler's destination. crashkit's
+//!   handlers that send IPIs (the panic path) do not return; an integrator's
+//!   handler that sends IPIs and returns must accept the risk or use x2APIC.
+//!   [`LocalApic::send_nmi_all_but_self`] ignores the high register and is
+//!   immune.
+//! - Physical destination mode only; no EOI (NMIs need none); no timer.
+
+use core::arch::asm;
+use core::ptr;
+use core::sync::atomic::{Ordering, compiler_fence};
+
+use x86_64::registers::model_specific::Msr;
+
+// ---------------------------------------------------------------------------
+// Pure encodings (host-tested).
+// ---------------------------------------------------------------------------
+
+/// Local APIC registers used here, by xAPIC MMIO offset (SDM 10.4.1, table
+/// 10-1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+enum Register {
+    /// Local APIC ID (10.4.6).
+    Id = 0x20,
+    /// Spurious-interrupt vector register, holds the software enable (10.9).
+    SpuriousVector = 0xF0,
+    /// ICR bits 0-31 (xAPIC), the whole ICR as MSR 0x830 (x2APIC).
+    InterruptCommandLow = 0x300,
+    /// ICR bits 32-63 (xAPIC only).
+    InterruptCommandHigh = 0x310,
+    /// LVT LINT1 (10.5.1).
+    LvtLint1 = 0x350,
+}
+
+/// First x2APIC MSR (SDM 10.12.1.2).
+const X2APIC_MSR_BASE: u32 = 0x800;
+
+impl Register {
+    /// Offset in the xAPIC MMIO page.
+    const fn mmio_offset(self) -> usize {
+        self as usize
+    }
+
+    /// The x2APIC MSR: `0x800 + (offset >> 4)` (SDM 10.12.1.2).
+    const fn msr(self) -> u32 {
+        X2APIC_MSR_BASE + (self as usize >> 4) as u32
+    }
+}
+
+/// ICR delivery mode NMI, bits 8-10 = `0b100` (SDM 10.6.1). Also the LVT
+/// delivery mode NMI (10.5.1).
+const DELIVERY_MODE_NMI: u32 = 0b100 << 8;
+/// ICR level: assert (bit 14); required for every mode but INIT de-assert.
+const LEVEL_ASSERT: u32 = 1 << 14;
+/// xAPIC ICR delivery status (bit 12): 1 = send pending.
+const DELIVERY_STATUS_PENDING: u32 = 1 << 12;
+/// ICR destination shorthand "all excluding self" (bits 18-19 = `0b11`).
+const SHORTHAND_ALL_EXCLUDING_SELF: u32 = 0b11 << 18;
+/// Position of the destination field in the xAPIC ICR high register.
+const XAPIC_DESTINATION_SHIFT: u32 = 24;
+/// Broadcast destination in xAPIC physical mode (SDM 10.6.2.1).
+const XAPIC_BROADCAST: u32 = 0xFF;
+/// Broadcast destination in x2APIC physical mode (SDM 10.12.9).
+const X2APIC_BROADCAST: u32 = u32::MAX;
+/// SVR bit 8: APIC software enable (SDM 10.9).
+const SOFTWARE_ENABLE: u32 = 1 << 8;
+/// Spurious-interrupt vector: 0xFF (its low four bits are hard-wired to 1 on
+/// some older parts, so all-ones works everywhere).
+const SPURIOUS_VECTOR: u32 = 0xFF;
+/// IA32_APIC_BASE MSR (SDM 10.4.4).
+const IA32_APIC_BASE: u32 = 0x1B;
+/// IA32_APIC_BASE bit 11: APIC global enable (EN).
+const APIC_BASE_ENABLE: u64 = 1 << 11;
+/// IA32_APIC_BASE bit 10: x2APIC mode (EXTD).
+const APIC_BASE_X2APIC: u64 = 1 << 10;
+/// How many reads of the xAPIC delivery status to wait for it to clear,
+/// before and after a send. An IPI is accepted within microseconds; each
+/// read of the uncacheable page costs about 100 ns or more, so this allows
+/// at least 10 ms before [`ApicError::DeliveryTimeout`].
+const ICR_IDLE_SPINS: u32 = 100_000;
+
+/// ICR low word of an NMI to an explicit physical destination: delivery mode
+/// NMI, level assert, edge, physical, no shorthand (0x4400).
+const NMI_ICR_LOW: u32 = DELIVERY_MODE_NMI | LEVEL_ASSERT;
+/// ICR low word of an NMI to all excluding self (0xC4400).
+const NMI_ALL_EXCLUDING_SELF_ICR_LOW: u32 = NMI_ICR_LOW | SHORTHAND_ALL_EXCLUDING_SELF;
+/// LVT value routing a local interrupt pin to NMI: delivery mode NMI,
+/// unmasked (bit 16 clear), edge, active high; the vector is ignored.
+const LVT_NMI: u32 = DELIVERY_MODE_NMI;
+
+/// The two xAPIC ICR words of one IPI, written high first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct XApicIcr {
+    high: u32,
+    low: u32,
+}
+
+/// xAPIC ICR for an NMI to `apic_id`; `None` if the ID does not fit the 8-bit
+/// destination or is the broadcast ID.
+const fn xapic_nmi_icr(apic_id: u32) -> Option<XApicIcr> {
+    if apic_id >= XAPIC_BROADCAST {
+        return None;
+    }
+    Some(XApicIcr {
+        high: apic_id << XAPIC_DESTINATION_SHIFT,
+        low: NMI_ICR_LOW,
+    })
+}
+
+/// x2APIC ICR for an NMI to `apic_id`; `None` for the broadcast ID.
+const fn x2apic_nmi_icr(apic_id: u32) -> Option<u64> {
+    if apic_id == X2APIC_BROADCAST {
+        return None;
+    }
+    Some(((apic_id as u64) << 32) | NMI_ICR_LOW as u64)
+}
+
+/// The APIC ID in an xAPIC ID register value (bits 24-31, SDM 10.4.6).
+const fn xapic_id(id_register: u32) -> u32 {
+    id_register >> XAPIC_DESTINATION_SHIFT
+}
+
+/// `svr` with the software enable set and the spurious vector 0xFF; other
+/// bits (focus checking, EOI-broadcast suppression) kept.
+const fn svr_enabled(svr: u32) -> u32 {
+    (svr & !0xFF) | SOFTWARE_ENABLE | SPURIOUS_VECTOR
+}
+
+/// The IA32_APIC_BASE writes that bring the APIC from `base` to x2APIC mode:
+/// first to xAPIC mode if it is disabled, then to x2APIC. `None` entries are
+/// writes not needed.
+const fn x2apic_transition(base: u64) -> [Option<u64>; 2] {
+    let enabled = base | APIC_BASE_ENABLE;
+    let first = if base & APIC_BASE_ENABLE == 0 {
+        // Disabled -> xAPIC; a direct disabled -> x2APIC write raises #GP.
+        // (EXTD cannot be set here: EN = 0, EXTD = 1 is unreachable.)
+        Some(enabled & !APIC_BASE_X2APIC)
+    } else {
+        None
+    };
+    let second = if base & APIC_BASE_X2APIC == 0 {
+        Some(enabled | APIC_BASE_X2APIC)
+    } else {
+        None
+    };
+    [first, second]
+}
+
+// ---------------------------------------------------------------------------
+// Hardware access.
+// ---------------------------------------------------------------------------
+
+/// Why an IPI was not sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApicError {
+    /// The APIC ID cannot be a single destination in this mode: 0xFF or more
+    /// in xAPIC mode (8-bit field, 0xFF is broadcast), 0xFFFF_FFFF (broadcast)
+    /// in x2APIC mode.
+    DestinationOutOfRange(u32),
+    /// xAPIC only: the ICR delivery status stayed "send pending" for the
+    /// whole bounded wait, either before the write (a previous IPI was not
+    /// accepted; nothing was sent) or after it.
+    DeliveryTimeout,
+}
+
+/// The calling CPU's local APIC, in the mode the kernel put it in.
+///
+/// One value serves every CPU: in xAPIC mode each CPU reaches its own APIC at
+/// the same address, in x2APIC mode through the same MSRs. Constructing one
+/// is `unsafe` because its methods then access the hardware without further
+/// checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalApic {
+    mode: Mode,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    XApic { base: usize },
+    X2Apic,
+}
+
+impl LocalApic {
+    /// A local APIC in xAPIC mode, reached through the MMIO page mapped at
+    /// virtual address `base`.
+    ///
+    /// # Safety
+    /// For as long as this value or a copy of it is used, on every CPU that
+    /// calls one of its methods:
+    /// 1. the code runs in ring 0 and the local APIC is globally enabled in
+    ///    xAPIC mode (not x2APIC);
+    /// 2. `base` is the virtual address of a 4 KiB, 4 KiB-aligned mapping of
+    ///    the APIC's physical page (IA32_APIC_BASE, usually `0xFEE0_0000`),
+    ///    mapped uncacheable and not used as ordinary memory by anything.
+    pub const unsafe fn xapic(base: usize) -> Self {
+        Self {
+            mode: Mode::XApic { base },
+        }
+    }
+
+    /// A local APIC in x2APIC mode, reached through MSRs.
+    ///
+    /// # Safety
+    /// For as long as this value or a copy of it is used, every CPU that calls
+    /// one of its methods runs in ring 0 with its local APIC in x2APIC mode
+    /// (see [`enable_x2apic_mode`]); otherwise the MSR accesses raise #GP.
+    pub const unsafe fn x2apic() -> Self {
+        Self { mode: Mode::X2Apic }
+    }
+
+    /// Whether this is the x2APIC (MSR) interface.
+    pub const fn is_x2apic(&self) -> bool {
+        matches!(self.mode, Mode::X2Apic)
+    }
+
+    /// Whether `apic_id` can be the destination of [`send_nmi`](Self::send_nmi)
+    /// in this mode (not the broadcast ID, and 8 bits in xAPIC mode).
+    pub const fn is_valid_destination(&self, apic_id: u32) -> bool {
+        match self.mode {
+            Mode::XApic { .. } => xapic_nmi_icr(apic_id).is_some(),
+            Mode::X2Apic => x2apic_nmi_icr(apic_id).is_some(),
+        }
+    }
+
+    /// The calling CPU's APIC ID (xAPIC: 8 bits from register 0x20; x2APIC:
+    /// the 32-bit ID from MSR 0x802).
+    pub fn id(&self) -> u32 {
+        let value = self.read(Register::Id);
+        match self.mode {
+            Mode::XApic { .. } => xapic_id(value),
+            Mode::X2Apic => value,
+        }
+    }
+
+    /// Software-enable the calling CPU's APIC with spurious vector 0xFF (SVR
+    /// bit 8). The kernel must have an IDT entry for vector 0xFF if it ever
+    /// enables interrupts; spurious interrupts need no EOI.
+    pub fn enable(&self) {
+        let svr = self.read(Register::SpuriousVector);
+        self.write(Register::SpuriousVector, svr_enabled(svr));
+    }
+
+    /// Route the calling CPU's LINT1 pin to NMI (LVT LINT1 = 0x400: unmasked,
+    /// edge). Needed on every CPU for QEMU's `inject-nmi` and for external
+    /// NMI sources wired to LINT1.
+    pub fn set_lint1_nmi(&self) {
+        self.write(Register::LvtLint1, LVT_NMI);
+    }
+
+    /// Send an NMI to the CPU with APIC ID `apic_id` (physical destination;
+    /// the calling CPU's own ID is allowed).
+    ///
+    /// xAPIC: waits (bounded) for the ICR to be idle, writes the destination
+    /// then the command, and waits (bounded) for acceptance. x2APIC: one MSR
+    /// write, nothing to wait for. Stores the caller made before the call are
+    /// visible to the target's NMI handler in both modes.
+    pub fn send_nmi(&self, apic_id: u32) -> Result<(), ApicError> {
+        match self.mode {
+            Mode::XApic { .. } => match xapic_nmi_icr(apic_id) {
+                Some(icr) => self.send_xapic(icr),
+                None => Err(ApicError::DestinationOutOfRange(apic_id)),
+            },
+            Mode::X2Apic => match x2apic_nmi_icr(apic_id) {
+                Some(icr) => {
+                    self.write_x2apic_icr(icr);
+                    Ok(())
+                }
+                None => Err(ApicError::DestinationOutOfRange(apic_id)),
+            },
+        }
+    }
+
+    /// Send an NMI to every CPU but the caller (ICR shorthand "all excluding
+    /// self"). It reaches every local APIC in the system, including CPUs the
+    /// caller never registered anywhere.
+    pub fn send_nmi_all_but_self(&self) -> Result<(), ApicError> {
+        match self.mode {
+            Mode::XApic { .. } => self.send_xapic(XApicIcr {
+                high: 0,
+                low: NMI_ALL_EXCLUDING_SELF_ICR_LOW,
+            }),
+            Mode::X2Apic => {
+                self.write_x2apic_icr(u64::from(NMI_ALL_EXCLUDING_SELF_ICR_LOW));
+                Ok(())
+            }
+        }
+    }
+
+    fn send_xapic(&self, icr: XApicIcr) -> Result<(), ApicError> {
+        self.wait_for_idle_icr()?;
+        // The caller's earlier stores (e.g. the shootdown's target state)
+        // must not be sunk by the compiler past the ICR writes: volatile
+        // accesses are ordered only among themselves, so fence the compiler
+        // here. The hardware keeps them in order already: x86 does not
+        // reorder stores with stores, and accesses to the uncacheable APIC
+        // page are serializing (SDM 10.12.3 note).
+        compiler_fence(Ordering::SeqCst);
+        self.write(Register::InterruptCommandHigh, icr.high);
+        // Writing the low word sends the IPI (SDM 10.6.1).
+        self.write(Register::InterruptCommandLow, icr.low);
+        self.wait_for_idle_icr()
+    }
+
+    fn wait_for_idle_icr(&self) -> Result<(), ApicError> {
+        for _ in 0..ICR_IDLE_SPINS {
+            if self.read(Register::InterruptCommandLow) & DELIVERY_STATUS_PENDING == 0 {
+                return Ok(());
+            }
+            core::hint::spin_loop();
+        }
+        Err(ApicError::DeliveryTimeout)
+    }
+
+    fn write_x2apic_icr(&self, icr: u64) {
+        // SAFETY: `mfence; lfence` touch no memory or register state. The
+        // asm is deliberately not `nomem`: the compiler must then assume it
+        // reads memory and cannot sink the caller's earlier stores past it,
+        // and as a side-effecting asm it stays before the WRMSR below. The
+        // fences make those stores globally visible before the WRMSR, which
+        // x2APIC does not otherwise guarantee (SDM 10.12.3).
+        unsafe { asm!("mfence", "lfence", options(nostack, preserves_flags)) };
+        let mut msr = Msr::new(Register::InterruptCommandLow.msr());
+        // SAFETY: `x2apic()`'s contract: ring 0 and x2APIC mode, so MSR 0x830
+        // exists and writing it only sends the IPI encoded by
+        // `x2apic_nmi_icr` or the all-excluding-self constant. A single
+        // 64-bit write, so an NMI on this CPU cannot tear it.
+        unsafe { msr.write(icr) };
+    }
+
+    /// Read a 32-bit register of the calling CPU's APIC.
+    fn read(&self, register: Register) -> u32 {
+        match self.mode {
+            Mode::XApic { base } => {
+                let address = base.wrapping_add(register.mmio_offset());
+                // SAFETY: `xapic()`'s contract: `base` maps this CPU's APIC
+                // page uncacheable, so `address` is a 16-byte-aligned APIC
+                // register, read with one aligned 32-bit volatile load as SDM
+                // 10.4.1 requires. The registers read here (ID, SVR, ICR low)
+                // have no read side effects. Each CPU reaches its own APIC
+                // through the same address, so other CPUs never touch this
+                // CPU's registers; code interrupting us on this CPU only
+                // performs the same reads and the writes listed in `write`.
+                unsafe { ptr::read_volatile(ptr::with_exposed_provenance::<u32>(address)) }
+            }
+            Mode::X2Apic => {
+                let msr = Msr::new(register.msr());
+                // SAFETY: `x2apic()`'s contract: ring 0 and x2APIC mode, so
+                // the MSR exists; reading ID, SVR or LVT MSRs has no side
+                // effect. MSRs are per CPU.
+                let value = unsafe { msr.read() };
+                // These registers are 32 bits; the upper half is reserved.
+                value as u32
+            }
+        }
+    }
+
+    /// Write a 32-bit register of the calling CPU's APIC (x2APIC ICR writes go
+    /// through `write_x2apic_icr`).
+    fn write(&self, register: Register, value: u32) {
+        match self.mode {
+            Mode::XApic { base } => {
+                let address = base.wrapping_add(register.mmio_offset());
+                // SAFETY: as in `read`: an aligned 32-bit volatile store to
+                // this CPU's own APIC register. The values written are the
+                // encodings above (SVR enable, LVT NMI, ICR words), none of
+                // which affects memory. Interrupting code on this CPU may
+                // write the same registers; the one harmful interleaving (ICR
+                // high rewritten between our two ICR writes) is documented in
+                // the module's limitations.
+                unsafe {
+                    ptr::write_volatile(ptr::with_exposed_provenance_mut::<u32>(address), value)
+                }
+            }
+            Mode::X2Apic => {
+                let mut msr = Msr::new(register.msr());
+                // SAFETY: as in `read`; writing SVR or LVT LINT1 changes only
+                // this CPU's interrupt routing.
+                unsafe { msr.write(u64::from(value)) };
+            }
+        }
+    }
+}
+
+/// Whether the CPU supports x2APIC mode (CPUID.01H:ECX bit 21).
+pub fn x2apic_supported() -> bool {
+    core::arch::x86_64::__cpuid(1).ecx & (1 << 21) != 0
+}
+
+/// Switch the calling CPU's local APIC to x2APIC mode, going through xAPIC
+/// mode if it is disabled (SDM 10.12.5); nothing happens if it is in x2APIC
+/// mode already. Must run on every CPU that will use a [`LocalApic::x2apic`].
+///
+/// # Safety
+/// 1. Ring 0, and [`x2apic_supported`] is true; otherwise the write raises
+///    #GP.
+/// 2. No [`LocalApic::xapic`] value is used on this CPU afterwards: in x2APIC
+///    mode the MMIO page no longer reaches the APIC.
+/// 3. Nothing else on this CPU writes IA32_APIC_BASE meanwhile (an
+///    interrupting write between this function's read and write is lost).
+pub unsafe fn enable_x2apic_mode() {
+    let mut msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: caller's duty (1), ring 0; reading IA32_APIC_BASE has no side
+    // effect.
+    let base = unsafe { msr.read() };
+    for value in x2apic_transition(base).into_iter().flatten() {
+        // SAFETY: caller's duties (1)-(3). `x2apic_transition` keeps the base
+        // address and reserved bits as read and produces only the valid
+        // transitions disabled -> xAPIC -> x2APIC.
+        unsafe { msr.write(value) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x2apic_msrs_follow_from_the_mmio_offsets() {
+        assert_eq!(Register::Id.msr(), 0x802);
+        assert_eq!(Register::SpuriousVector.msr(), 0x80F);
+        assert_eq!(Register::InterruptCommandLow.msr(), 0x830);
+        assert_eq!(Register::LvtLint1.msr(), 0x835);
+        assert_eq!(Register::InterruptCommandHigh.mmio_offset(), 0x310);
+    }
+
+    #[test]
+    fn nmi_icr_words_match_the_sdm_fields() {
+        assert_eq!(DELIVERY_MODE_NMI, 0x400);
+        assert_eq!(LEVEL_ASSERT, 0x4000);
+        assert_eq!(SHORTHAND_ALL_EXCLUDING_SELF, 0xC0000);
+        assert_eq!(DELIVERY_STATUS_PENDING, 0x1000);
+        assert_eq!(NMI_ICR_LOW, 0x4400);
+        assert_eq!(NMI_ALL_EXCLUDING_SELF_ICR_LOW, 0xC4400);
+        assert_eq!(LVT_NMI, 0x400);
+    }
+
+    #[test]
+    fn xapic_nmi_icr_puts_the_id_in_bits_24_to_31_of_the_high_word() {
+        let icr = xapic_nmi_icr(3).unwrap();
+        assert_eq!(
+            icr,
+            XApicIcr {
+                high: 0x0300_0000,
+                low: 0x4400
+            }
+        );
+        assert_eq!(xapic_nmi_icr(0xFE).unwrap().high, 0xFE00_0000);
+        assert_eq!(xapic_nmi_icr(0).unwrap().high, 0);
+    }
+
+    #[test]
+    fn xapic_nmi_icr_rejects_broadcast_and_wide_ids() {
+        assert_eq!(xapic_nmi_icr(0xFF), None);
+        assert_eq!(xapic_nmi_icr(0x100), None);
+        assert_eq!(xapic_nmi_icr(u32::MAX), None);
+    }
+
+    #[test]
+    fn x2apic_nmi_icr_puts_the_id_in_bits_32_to_63() {
+        assert_eq!(x2apic_nmi_icr(0x1234), Some(0x0000_1234_0000_4400));
+        assert_eq!(x2apic_nmi_icr(0xFF), Some(0x0000_00FF_0000_4400));
+        assert_eq!(x2apic_nmi_icr(u32::MAX - 1), Some(0xFFFF_FFFE_0000_4400));
+        assert_eq!(x2apic_nmi_icr(u32::MAX), None);
+    }
+
+    #[test]
+    fn xapic_id_is_the_top_byte() {
+        assert_eq!(xapic_id(0x0700_0000), 7);
+        assert_eq!(xapic_id(0xFF00_0000), 0xFF);
+        assert_eq!(xapic_id(0x00FF_FFFF), 0);
+    }
+
+    #[test]
+    fn svr_enable_sets_bit_8_and_vector_0xff_and_keeps_other_bits() {
+        assert_eq!(svr_enabled(0), 0x1FF);
+        assert_eq!(svr_enabled(0xFF), 0x1FF);
+        assert_eq!(svr_enabled(0x0000_100F), 0x0000_11FF);
+    }
+
+    #[test]
+    fn x2apic_transition_goes_through_xapic_mode() {
+        // Enabled BSP in xAPIC mode at the default base: one write.
+        assert_eq!(x2apic_transition(0xFEE0_0900), [None, Some(0xFEE0_0D00)]);
+        // Disabled: enable first, then x2APIC.
+        assert_eq!(
+            x2apic_transition(0xFEE0_0000),
+            [Some(0xFEE0_0800), Some(0xFEE0_0C00)]
+        );
+        // Already in x2APIC mode: nothing.
+        assert_eq!(x2apic_transition(0xFEE0_0C00), [None, None]);
+    }
+
+    #[test]
+    fn destination_validity_depends_on_the_mode() {
+        // SAFETY: these values are only asked about encodings; no method
+        // that touches the hardware is called.
+        let (xapic, x2apic) = unsafe { (LocalApic::xapic(0), LocalApic::x2apic()) };
+        assert!(!xapic.is_x2apic());
+        assert!(x2apic.is_x2apic());
+        assert!(xapic.is_valid_destination(0xFE));
+        assert!(!xapic.is_valid_destination(0xFF));
+        assert!(x2apic.is_valid_destination(0x1_0000));
+        assert!(!x2apic.is_valid_destination(u32::MAX));
+    }
+}

@@ -1,0 +1,388 @@
+//! [`X86Platform`]: crashkit's [`Platform`] on x86_64 hardware.
+//!
+//! CPU indices are dense numbers the kernel hands out (usually in MADT
+//! order); the hardware knows CPUs by APIC ID. The platform keeps the mapping
+//! in a fixed table of `CPUS` atomic slots, filled by
+//! [`X86Platform::register_cpu`] during bring-up and never emptied: NMI
+//! context only ever reads it, so no lock is needed and no reader waits. The
+//! clock is the TSC, scaled by a frequency the kernel measured.
+//!
+//! The table's state, per slot: `NO_APIC_ID` (unregistered) or an APIC ID;
+//! the only transition is `NO_APIC_ID -> id`, by one compare-exchange. The
+//! count (`cpu_count`) is one past the highest registered index and only
+//! grows. Indices below it that were never registered are holes: sending to
+//! them reports [`NmiSendError::NoSuchCpu`].
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use super::apic::{ApicError, LocalApic};
+use crate::{CpuIndex, NmiSendError, Platform};
+
+/// Slot value of an unregistered CPU. It is the x2APIC broadcast ID and out of
+/// xAPIC range, so no CPU can be registered with it.
+const NO_APIC_ID: u32 = u32::MAX;
+
+/// Why [`X86Platform::register_cpu`] refused a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterCpuError {
+    /// The index is not below the table's capacity `CPUS`.
+    IndexOutOfRange(CpuIndex),
+    /// The APIC ID cannot be an NMI destination in the platform's APIC mode
+    /// (see [`LocalApic::is_valid_destination`]).
+    InvalidApicId(u32),
+    /// The index is registered already (with the APIC ID given).
+    IndexTaken {
+        /// The index asked for.
+        cpu: CpuIndex,
+        /// The APIC ID it already has.
+        apic_id: u32,
+    },
+    /// Another index already has this APIC ID.
+    DuplicateApicId {
+        /// The APIC ID asked for.
+        apic_id: u32,
+        /// The index that has it.
+        registered_as: CpuIndex,
+    },
+}
+
+/// The x86_64 [`Platform`]: local APIC for CPU identity and NMIs, TSC for
+/// time, and a table of up to `CPUS` CPUs. Built by a `const fn`, so it can
+/// be a `static`.
+#[derive(Debug)]
+pub struct X86Platform<const CPUS: usize> {
+    apic: LocalApic,
+    tsc_hz: u64,
+    /// APIC ID per CPU index, `NO_APIC_ID` until registered.
+    apic_ids: [AtomicU32; CPUS],
+    /// One past the highest registered index.
+    cpu_count: AtomicUsize,
+}
+
+impl<const CPUS: usize> X86Platform<CPUS> {
+    /// What [`Platform::current_cpu`] returns on a CPU whose APIC ID is not
+    /// registered: above every valid index (construction rejects a `CPUS`
+    /// that could reach it).
+    pub const UNKNOWN_CPU: CpuIndex = CpuIndex(u32::MAX);
+
+    /// A platform with no CPU registered yet.
+    ///
+    /// `tsc_hz` is the TSC frequency in Hz, used by
+    /// [`now_ns`](Platform::now_ns); 0 means "unknown", and then `now_ns`
+    /// returns raw TSC ticks (a nanosecond clock only if the TSC runs at
+    /// 1 GHz, but still monotonic).
+    pub const fn new(apic: LocalApic, tsc_hz: u64) -> Self {
+        const { assert!(CPUS < u32::MAX as usize, "CPU indices are u32") };
+        Self {
+            apic,
+            tsc_hz,
+            apic_ids: [const { AtomicU32::new(NO_APIC_ID) }; CPUS],
+            cpu_count: AtomicUsize::new(0),
+        }
+    }
+
+    /// The local APIC this platform drives.
+    pub const fn apic(&self) -> &LocalApic {
+        &self.apic
+    }
+
+    /// The TSC frequency given at construction.
+    pub const fn tsc_hz(&self) -> u64 {
+        self.tsc_hz
+    }
+
+    /// Record that CPU `cpu` has APIC ID `apic_id`. Callable from any CPU, in
+    /// any order of indices, concurrently; each index is registered once.
+    ///
+    /// The duplicate-ID check is a scan before the slot is claimed, so two
+    /// CPUs registering the *same* APIC ID at the same instant may both
+    /// succeed; that is a kernel bug this check cannot always catch, and
+    /// lookups then find the lower index.
+    pub fn register_cpu(&self, cpu: CpuIndex, apic_id: u32) -> Result<(), RegisterCpuError> {
+        let slot = self
+            .apic_ids
+            .get(cpu.as_usize())
+            .ok_or(RegisterCpuError::IndexOutOfRange(cpu))?;
+        if !self.apic.is_valid_destination(apic_id) || apic_id == NO_APIC_ID {
+            return Err(RegisterCpuError::InvalidApicId(apic_id));
+        }
+        if let Some(registered_as) = self.scan(self.apic_ids.len(), apic_id) {
+            return Err(RegisterCpuError::DuplicateApicId {
+                apic_id,
+                registered_as,
+            });
+        }
+        // Release on success: publishes what the registering code did
+        // before this call (e.g. the CPU's per-CPU setup) to any CPU whose
+        // Acquire load in `apic_id_of`/`scan` sees the ID. Relaxed on
+        // failure: the value read is only reported.
+        slot.compare_exchange(NO_APIC_ID, apic_id, Ordering::Release, Ordering::Relaxed)
+            .map_err(|taken| RegisterCpuError::IndexTaken {
+                cpu,
+                apic_id: taken,
+            })?;
+        // Release, after the slot store: a CPU whose Acquire load in
+        // `cpu_count` sees the count this call raised also sees this slot.
+        // fetch_max keeps the count monotonic when indices register out of
+        // order or concurrently. Cannot overflow: the index is below CPUS.
+        self.cpu_count
+            .fetch_max(cpu.as_usize() + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Register the calling CPU under index `cpu`, with the APIC ID its local
+    /// APIC reports.
+    pub fn register_current_cpu(&self, cpu: CpuIndex) -> Result<(), RegisterCpuError> {
+        self.register_cpu(cpu, self.apic.id())
+    }
+
+    /// The APIC ID registered for `cpu`, if any.
+    pub fn apic_id_of(&self, cpu: CpuIndex) -> Option<u32> {
+        // Acquire: pairs with the Release compare-exchange in
+        // `register_cpu` (see there).
+        let apic_id = self.apic_ids.get(cpu.as_usize())?.load(Ordering::Acquire);
+        (apic_id != NO_APIC_ID).then_some(apic_id)
+    }
+
+    /// The index registered for `apic_id`, if any: a linear scan of the
+    /// registered part of the table (at most `CPUS` loads).
+    pub fn cpu_of_apic_id(&self, apic_id: u32) -> Option<CpuIndex> {
+        if apic_id == NO_APIC_ID {
+            return None;
+        }
+        self.scan(self.cpu_count(), apic_id)
+    }
+
+    /// First index below `limit` whose slot holds `apic_id`.
+    fn scan(&self, limit: usize, apic_id: u32) -> Option<CpuIndex> {
+        self.apic_ids
+            .iter()
+            .take(limit)
+            // Acquire: pairs with the Release compare-exchange in
+            // `register_cpu`.
+            .position(|slot| slot.load(Ordering::Acquire) == apic_id)
+            // `position < CPUS < u32::MAX` (checked in `new`).
+            .map(|index| CpuIndex(index as u32))
+    }
+}
+
+impl<const CPUS: usize> Platform for X86Platform<CPUS> {
+    /// Looks the local APIC ID up in the table; [`Self::UNKNOWN_CPU`] if it is
+    /// not registered.
+    fn current_cpu(&self) -> CpuIndex {
+        self.cpu_of_apic_id(self.apic.id())
+            .unwrap_or(Self::UNKNOWN_CPU)
+    }
+
+    fn cpu_count(&self) -> usize {
+        // Acquire: pairs with the Release fetch_max in `register_cpu`, so
+        // the slot of the index that set this count is visible. Slots of
+        // lower indices may still be registering: callers treat an empty
+        // slot as "no such CPU", never as an error to panic on.
+        self.cpu_count.load(Ordering::Acquire)
+    }
+
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+
+    /// TSC ticks scaled to nanoseconds (see [`X86Platform::new`]). Monotonic
+    /// on one CPU; comparable across CPUs when their TSCs are synchronised
+    /// (invariant TSC, Intel SDM vol. 3B 17.17).
+    fn now_ns(&self) -> u64 {
+        // SAFETY: `rdtsc` exists on every x86_64 CPU and only reads the TSC;
+        // it faults only if CR4.TSD is set outside ring 0, and crashkit runs
+        // in ring 0 (Linux leaves TSD clear for the host tests). No memory
+        // is touched.
+        let ticks = unsafe { core::arch::x86_64::_rdtsc() };
+        tsc_to_ns(ticks, self.tsc_hz)
+    }
+
+    fn send_nmi(&self, target: CpuIndex) -> Result<(), NmiSendError> {
+        let apic_id = self
+            .apic_id_of(target)
+            .ok_or(NmiSendError::NoSuchCpu(target))?;
+        self.apic.send_nmi(apic_id).map_err(|error| match error {
+            // Unreachable for registered IDs (`register_cpu` checks them),
+            // kept total: the CPU cannot be reached.
+            ApicError::DestinationOutOfRange(_) => NmiSendError::NoSuchCpu(target),
+            ApicError::DeliveryTimeout => NmiSendError::DeliveryTimeout,
+        })
+    }
+
+    /// Uses the APIC's all-excluding-self shorthand: one command that does
+    /// not depend on the table, and that also reaches CPUs never registered.
+    fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError> {
+        self.apic
+            .send_nmi_all_but_self()
+            .map_err(|error| match error {
+                ApicError::DestinationOutOfRange(_) => NmiSendError::Unavailable,
+                ApicError::DeliveryTimeout => NmiSendError::DeliveryTimeout,
+            })
+    }
+}
+
+/// `ticks` TSC ticks at `tsc_hz` Hz, in nanoseconds: `ticks * 10^9 / tsc_hz`
+/// in 128-bit arithmetic (no intermediate overflow), saturating at
+/// `u64::MAX` (reached only after centuries at any real frequency). With
+/// `tsc_hz == 0` (unknown frequency) the ticks are returned unchanged.
+fn tsc_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
+    const NANOSECONDS_PER_SECOND: u128 = 1_000_000_000;
+    let scaled = u128::from(ticks) * NANOSECONDS_PER_SECOND;
+    match scaled.checked_div(u128::from(tsc_hz)) {
+        Some(nanoseconds) => u64::try_from(nanoseconds).unwrap_or(u64::MAX),
+        None => ticks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Platforms in these tests are never asked to touch the APIC: only the
+    /// table, the conversions and the error paths taken before any access.
+    fn platform<const CPUS: usize>(x2apic: bool) -> X86Platform<CPUS> {
+        // SAFETY: see above; no method that reaches the hardware is called.
+        let apic = unsafe {
+            if x2apic {
+                LocalApic::x2apic()
+            } else {
+                LocalApic::xapic(0)
+            }
+        };
+        X86Platform::new(apic, 2_000_000_000)
+    }
+
+    // Constructible in a static (the form kernels use).
+    // SAFETY: never used to access the hardware in the tests.
+    static STATIC_PLATFORM: X86Platform<4> = X86Platform::new(unsafe { LocalApic::x2apic() }, 0);
+
+    #[test]
+    fn static_platform_starts_empty() {
+        assert_eq!(STATIC_PLATFORM.cpu_count(), 0);
+        assert_eq!(STATIC_PLATFORM.cpu_of_apic_id(0), None);
+        assert_eq!(STATIC_PLATFORM.tsc_hz(), 0);
+    }
+
+    #[test]
+    fn tsc_conversion_scales_by_frequency() {
+        assert_eq!(tsc_to_ns(3_000_000_000, 3_000_000_000), 1_000_000_000);
+        assert_eq!(tsc_to_ns(1, 1_000_000_000), 1);
+        assert_eq!(tsc_to_ns(5, 2_000_000_000), 2);
+        assert_eq!(tsc_to_ns(u64::MAX, 1_000_000_000), u64::MAX);
+        // No intermediate overflow: u64::MAX ticks at 4 GHz.
+        assert_eq!(tsc_to_ns(u64::MAX, 4_000_000_000), u64::MAX / 4);
+        assert_eq!(tsc_to_ns(12345, u64::MAX), 0);
+    }
+
+    #[test]
+    fn tsc_conversion_saturates_and_handles_unknown_frequency() {
+        assert_eq!(tsc_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(tsc_to_ns(u64::MAX / 2, 1_000), u64::MAX);
+        assert_eq!(tsc_to_ns(12345, 0), 12345);
+        assert_eq!(tsc_to_ns(u64::MAX, 0), u64::MAX);
+    }
+
+    #[test]
+    fn tsc_conversion_is_monotonic() {
+        let mut previous = 0;
+        for ticks in (0..2_000u64).map(|i| i * 7_919) {
+            let now = tsc_to_ns(ticks, 2_399_999_999);
+            assert!(now >= previous);
+            previous = now;
+        }
+    }
+
+    #[test]
+    fn registered_cpus_are_found_by_apic_id() {
+        let platform = platform::<4>(false);
+        platform.register_cpu(CpuIndex(0), 0).unwrap();
+        platform.register_cpu(CpuIndex(1), 2).unwrap();
+        assert_eq!(platform.cpu_count(), 2);
+        assert_eq!(platform.cpu_of_apic_id(0), Some(CpuIndex(0)));
+        assert_eq!(platform.cpu_of_apic_id(2), Some(CpuIndex(1)));
+        assert_eq!(platform.cpu_of_apic_id(1), None);
+        assert_eq!(platform.cpu_of_apic_id(NO_APIC_ID), None);
+        assert_eq!(platform.apic_id_of(CpuIndex(1)), Some(2));
+        assert_eq!(platform.apic_id_of(CpuIndex(2)), None);
+        assert_eq!(platform.apic_id_of(CpuIndex(99)), None);
+    }
+
+    #[test]
+    fn out_of_order_registration_counts_up_to_the_highest_index() {
+        let platform = platform::<4>(false);
+        platform.register_cpu(CpuIndex(2), 6).unwrap();
+        assert_eq!(platform.cpu_count(), 3);
+        platform.register_cpu(CpuIndex(0), 4).unwrap();
+        assert_eq!(platform.cpu_count(), 3);
+        assert_eq!(platform.cpu_of_apic_id(6), Some(CpuIndex(2)));
+        // The hole at index 1 is no CPU; found before touching the APIC.
+        assert_eq!(
+            platform.send_nmi(CpuIndex(1)),
+            Err(NmiSendError::NoSuchCpu(CpuIndex(1)))
+        );
+    }
+
+    #[test]
+    fn registration_errors() {
+        let platform = platform::<2>(false);
+        assert_eq!(
+            platform.register_cpu(CpuIndex(2), 1),
+            Err(RegisterCpuError::IndexOutOfRange(CpuIndex(2)))
+        );
+        assert_eq!(
+            platform.register_cpu(CpuIndex(u32::MAX), 1),
+            Err(RegisterCpuError::IndexOutOfRange(CpuIndex(u32::MAX)))
+        );
+        // xAPIC: 8-bit IDs, 0xFF is broadcast.
+        assert_eq!(
+            platform.register_cpu(CpuIndex(0), 0xFF),
+            Err(RegisterCpuError::InvalidApicId(0xFF))
+        );
+        assert_eq!(
+            platform.register_cpu(CpuIndex(0), 0x100),
+            Err(RegisterCpuError::InvalidApicId(0x100))
+        );
+        platform.register_cpu(CpuIndex(0), 5).unwrap();
+        assert_eq!(
+            platform.register_cpu(CpuIndex(0), 6),
+            Err(RegisterCpuError::IndexTaken {
+                cpu: CpuIndex(0),
+                apic_id: 5
+            })
+        );
+        assert_eq!(
+            platform.register_cpu(CpuIndex(1), 5),
+            Err(RegisterCpuError::DuplicateApicId {
+                apic_id: 5,
+                registered_as: CpuIndex(0)
+            })
+        );
+        assert_eq!(platform.cpu_count(), 1);
+    }
+
+    #[test]
+    fn x2apic_ids_may_be_wide_but_not_broadcast() {
+        let platform = platform::<2>(true);
+        platform.register_cpu(CpuIndex(0), 0x1_0000).unwrap();
+        assert_eq!(platform.cpu_of_apic_id(0x1_0000), Some(CpuIndex(0)));
+        assert_eq!(
+            platform.register_cpu(CpuIndex(1), u32::MAX),
+            Err(RegisterCpuError::InvalidApicId(u32::MAX))
+        );
+    }
+
+    #[test]
+    fn send_nmi_to_an_unknown_index_is_no_such_cpu() {
+        let platform = platform::<2>(true);
+        for cpu in [CpuIndex(0), CpuIndex(2), CpuIndex(u32::MAX)] {
+            assert_eq!(platform.send_nmi(cpu), Err(NmiSendError::NoSuchCpu(cpu)));
+        }
+    }
+
+    #[test]
+    fn unknown_cpu_is_above_every_index() {
+        assert!(X86Platform::<4>::UNKNOWN_CPU.as_usize() >= 4);
+        assert_eq!(platform::<4>(false).cpu_count(), 0);
+    }
+}

@@ -191,7 +191,7 @@ impl Machine {
             outcomes.push(if was_hung {
                 CpuOutcome::Hung
             } else {
-                slot.outcome().unwrap_or(CpuOutcome::Hung)
+                slot.take_outcome().unwrap_or(CpuOutcome::Hung)
             });
         }
         let stats = (0..cpus)

@@ -161,10 +161,12 @@ impl CpuSlot {
         }
     }
 
-    pub fn outcome(&self) -> Option<CpuOutcome> {
+    /// Take the recorded outcome (moved out, not cloned: no allocation, so
+    /// the reporter cannot block on an allocator lock a hung CPU holds).
+    pub fn take_outcome(&self) -> Option<CpuOutcome> {
         self.outcome
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .take()
     }
 }

@@ -39,11 +39,13 @@
 //! [`SimCpu::stop_requested`]; a parked or hung thread is leaked, not joined).
 //!
 //! # Limits
-//! - Code in the entry function runs in a signal handler. crashkit's NMI code
-//!   neither allocates nor locks, so that is faithful; but a *panic* in the
-//!   entry formats a message and may allocate, which can deadlock if the
-//!   signal interrupted `malloc` on the same thread. Such a test fails as
-//!   `Hung` instead of `Panicked`, still in bounded time.
+//! - Code in the entry function runs in a signal handler, so it must not
+//!   allocate or take a lock the interrupted body may hold: glibc's `malloc`
+//!   and std's `Mutex` are not reentrant, and the CPU would deadlock (the run
+//!   then reports it `Hung`). crashkit's NMI code does neither; test
+//!   scaffolding in entries should use atomics. A *panic* in the entry
+//!   allocates its message; it is reported cleanly as long as the body was
+//!   not inside `malloc` at that moment, so stress bodies avoid allocating.
 //! - The interrupted frame has the general registers, RIP, RSP, RFLAGS and
 //!   CS from the signal's `ucontext_t`; SS where the kernel saves it; the error code is 0.
 //! - Linux on x86_64 only.

@@ -12,7 +12,7 @@ use crashkit_nmi::{CpuIndex, NmiSendError, Platform};
 use crate::EntryFn;
 use crate::rng::mix;
 use crate::signals::{CURRENT, MCE_SIGNAL, NMI_SIGNAL};
-use crate::slot::{Counters, CpuSlot};
+use crate::slot::{Counters, CpuSlot, CpuState};
 
 /// The machine's shared state; every [`SimPlatform`] clone and every CPU
 /// thread holds it.
@@ -133,6 +133,15 @@ impl SimPlatform {
             }
             Some(false) | None => Err(NmiSendError::Unavailable),
         }
+    }
+
+    /// Whether `cpu` has parked ([`SimCpu::park`](crate::SimCpu::park), or a
+    /// panic in its entry). Parking is final, so `true` stays `true`.
+    pub fn is_parked(&self, cpu: CpuIndex) -> bool {
+        self.shared
+            .slots
+            .get(cpu.as_usize())
+            .is_some_and(|slot| slot.state() == CpuState::Parked)
     }
 
     /// Delivery counters of `cpu`.

@@ -229,10 +229,14 @@ fn parked_cpus_keep_their_nmis_pending() {
     let report = machine.run(DEADLINE, |cpu| match cpu.index().0 {
         0 => {
             cpu.platform().send_nmi(CpuIndex(2)).unwrap();
-            // Wait until both others are parked, then NMI the parked ones:
-            // accepted (the thread exists) but never delivered.
-            assert!(wait_until(cpu, || PARKED_FROM_NMI.load(SeqCst)));
-            std::thread::sleep(Duration::from_millis(20));
+            // Once both others are parked, NMI them: accepted (the threads
+            // exist) but never delivered.
+            let platform = cpu.platform();
+            assert!(wait_until(cpu, || {
+                platform.is_parked(CpuIndex(1)) && platform.is_parked(CpuIndex(2))
+            }));
+            assert!(PARKED_FROM_NMI.load(SeqCst));
+            assert!(!platform.is_parked(CpuIndex(0)));
             cpu.platform().send_nmi(CpuIndex(1)).unwrap();
             cpu.platform().send_nmi(CpuIndex(2)).unwrap();
         }

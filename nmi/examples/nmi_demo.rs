@@ -74,6 +74,9 @@ fn entry(cpu: &SimCpu, kind: EntryKind, frame: &mut RegisterFrame) {
     let context = match kind {
         EntryKind::Nmi => ContextKind::Nmi,
         EntryKind::MachineCheck => ContextKind::MachineCheck,
+        EntryKind::Debug => ContextKind::Debug,
+        // Not an NMI-like context, and this demo raises none.
+        EntryKind::Interrupt => return,
     };
     let guard = tracker.enter(context);
     match &guard {
@@ -151,7 +154,7 @@ fn body(cpu: &SimCpu) {
                 let _ = platform.send_nmi(target);
             }
             73..=75 => {
-                let _ = platform.send_machine_check(target);
+                let _ = platform.raise(target, EntryKind::MachineCheck);
             }
             _ => {}
         }
@@ -214,21 +217,21 @@ fn write_report(out: &mut String, report: &crashkit_sim::RunReport) -> u64 {
             out,
             "{i:>3}  {:<9} {:>10} {:>5} {:>10} | {:>8} {:>7} {:>9} {:>7} {:>7} {:>4} | {:>4} | {:>9}",
             format!("{outcome:?}"),
-            sim.nmis_sent,
+            sim.sent(EntryKind::Nmi),
             sim.nmis_dropped,
-            sim.nmis_delivered,
+            sim.delivered(EntryKind::Nmi),
             chain.received,
             chain.handled,
             chain.swallowed,
             chain.unknown,
             chain.rewalks,
             chain.torn_walks,
-            sim.mces_delivered,
+            sim.delivered(EntryKind::MachineCheck),
             overflows,
         );
         // Books: every NMI that arrived was dispatched and ended up handled,
         // swallowed or unknown.
-        if chain.received != sim.nmis_delivered
+        if chain.received != sim.delivered(EntryKind::Nmi)
             || chain.handled + chain.swallowed + chain.unknown != chain.received
         {
             failures += 1;

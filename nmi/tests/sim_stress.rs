@@ -1,5 +1,5 @@
 //! Stress: simulated CPUs nest NMI-like contexts up to and past the limit
-//! while NMIs and machine checks hit them at random moments, and the handler
+//! while NMIs, machine checks and debug traps hit them at random moments, and the handler
 //! chain is edited from ordinary and NMI context under the dispatchers.
 //!
 //! Invariants checked after every step, on every CPU:
@@ -78,6 +78,8 @@ fn context_kind(kind: EntryKind) -> ContextKind {
     match kind {
         EntryKind::Nmi => ContextKind::Nmi,
         EntryKind::MachineCheck => ContextKind::MachineCheck,
+        EntryKind::Debug => ContextKind::Debug,
+        EntryKind::Interrupt => unreachable!("this test raises no maskable interrupts"),
     }
 }
 
@@ -191,9 +193,12 @@ fn body(cpu: &SimCpu) {
                 let _ = platform.send_nmi_all_but_self();
             }
             9 => {
-                let _ = platform.send_machine_check(target);
+                let _ = platform.raise(target, EntryKind::MachineCheck);
             }
-            10 => churn(rng.below(6) as usize),
+            10 => {
+                let _ = platform.raise(target, EntryKind::Debug);
+            }
+            11 => churn(rng.below(6) as usize),
             _ => {}
         }
     };
@@ -267,9 +272,19 @@ fn nesting_and_chain_hold_under_random_nmis() {
             .sum::<u64>(),
     );
     // The run exercised what it claims to.
-    assert_eq!(relaxed(&DISPATCHES), total.nmis_delivered);
-    assert!(total.nmis_delivered > 500, "too few NMIs to mean anything");
-    assert!(total.mces_delivered > 20, "too few machine checks");
+    assert_eq!(relaxed(&DISPATCHES), total.delivered(EntryKind::Nmi));
+    assert!(
+        total.delivered(EntryKind::Nmi) > 500,
+        "too few NMIs to mean anything"
+    );
+    assert!(
+        total.delivered(EntryKind::MachineCheck) > 20,
+        "too few machine checks"
+    );
+    assert!(
+        total.delivered(EntryKind::Debug) > 20,
+        "too few debug traps"
+    );
     assert!(total.nmis_dropped > 0, "no NMI was lost");
     assert!(relaxed(&BODY_OVERFLOWS) > 0);
     assert!(relaxed(&NMI_CONTEXT_EDITS) > 0);

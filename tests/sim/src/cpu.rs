@@ -9,7 +9,7 @@ use std::sync::Barrier;
 
 use crashkit_nmi::{CpuIndex, RegisterFrame};
 
-use crate::signals::{self, CURRENT, NMI_SIGNAL};
+use crate::signals::{self, CURRENT};
 use crate::slot::{Counters, CpuSlot};
 use crate::{CpuOutcome, EntryKind, SimPlatform};
 
@@ -22,17 +22,18 @@ pub struct SimCpu {
     _on_its_thread_only: PhantomData<*const ()>,
 }
 
-/// NMIs blocked on the current CPU until this guard is dropped, which
-/// restores the previous mask (so guards nest). NMIs sent meanwhile latch:
-/// one is delivered at the drop, the rest are coalesced.
+/// Entry kinds blocked on the current CPU until this guard is dropped, which
+/// restores the previous mask (so guards nest). NMIs and machine checks sent
+/// meanwhile latch (one is delivered at the drop, the rest coalesce);
+/// debug traps and interrupts queue.
 #[derive(Debug)]
-#[must_use = "NMIs are unblocked again when the guard is dropped"]
-pub struct NmiBlock<'cpu> {
+#[must_use = "the kinds are unblocked again when the guard is dropped"]
+pub struct Masked<'cpu> {
     previous: libc::sigset_t,
     _cpu: PhantomData<&'cpu SimCpu>,
 }
 
-impl Drop for NmiBlock<'_> {
+impl Drop for Masked<'_> {
     fn drop(&mut self) {
         signals::restore(&self.previous);
     }
@@ -55,13 +56,25 @@ impl SimCpu {
         self.platform.stop_requested()
     }
 
-    /// Block NMIs on this CPU (`SIGUSR1` on its thread) until the guard is
-    /// dropped. Machine checks stay deliverable, as on x86_64.
-    pub fn block_nmis(&self) -> NmiBlock<'_> {
-        NmiBlock {
-            previous: signals::mask(&[NMI_SIGNAL], true),
+    /// Block the entry `kinds` on this CPU until the guard is dropped.
+    pub fn block(&self, kinds: &[EntryKind]) -> Masked<'_> {
+        Masked {
+            previous: signals::mask(signals::signals_of(kinds).as_slice(), true),
             _cpu: PhantomData,
         }
+    }
+
+    /// Block NMIs on this CPU until the guard is dropped (the state of a CPU
+    /// inside an NMI handler). Machine checks stay deliverable, as on x86_64.
+    pub fn block_nmis(&self) -> Masked<'_> {
+        self.block(&[EntryKind::Nmi])
+    }
+
+    /// Disable maskable interrupts on this CPU until the guard is dropped
+    /// (`cli` ... restore). NMIs, machine checks and debug traps still
+    /// arrive.
+    pub fn disable_interrupts(&self) -> Masked<'_> {
+        self.block(&[EntryKind::Interrupt])
     }
 
     /// Stop this CPU for good, the way a CPU stopped by a shootdown halts
@@ -94,11 +107,7 @@ impl SimCpu {
     /// entry function. A panic in it cannot unwind through the signal frame,
     /// so the CPU records it and parks.
     pub(crate) fn take_entry(&self, kind: EntryKind, frame: &mut RegisterFrame) {
-        let counters = &self.slot().counters;
-        Counters::bump(match kind {
-            EntryKind::Nmi => &counters.nmis_delivered,
-            EntryKind::MachineCheck => &counters.mces_delivered,
-        });
+        Counters::bump_kind(&self.slot().counters.delivered, kind);
         let entry = self.platform.entry();
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| entry(self, kind, frame))) {
             let message = format!("in {kind:?} entry: {}", panic_message(&*panic));
@@ -125,7 +134,7 @@ impl SimCpu {
         // SAFETY: `pthread_self` has no preconditions.
         let thread = unsafe { libc::pthread_self() };
         cpu.slot().go_online(thread);
-        let _ = signals::mask(&[signals::NMI_SIGNAL, signals::MCE_SIGNAL], false);
+        signals::unblock_all();
         start.wait();
 
         let result = catch_unwind(AssertUnwindSafe(|| body(&cpu)));

@@ -7,7 +7,8 @@
 //!   machine check;
 //! - a **CPU** is an OS thread running the test's body ([`SimCpu`] is its
 //!   handle); an **NMI** is `SIGUSR1` sent to that thread with
-//!   `pthread_kill`, a **machine check** is `SIGUSR2`;
+//!   `pthread_kill`, a **machine check** is `SIGUSR2`, a **debug trap** and a
+//!   maskable **interrupt** are realtime signals ([`EntryKind`]);
 //! - the **platform** ([`SimPlatform`]) implements [`crashkit_nmi::Platform`]
 //!   for code under test and adds the knobs a test needs (lost NMIs, machine
 //!   checks, delivery counters).
@@ -19,8 +20,9 @@
 //!   second one arriving meanwhile stays *pending*: one latched, the rest
 //!   coalesced, exactly the NMI latch. It is delivered right after the
 //!   handler returns, interrupting the same instruction: a back-to-back NMI.
-//! - The two signals do not block each other, so a machine check can
-//!   interrupt an NMI handler and vice versa, as on x86_64.
+//! - The signals do not block each other, so a machine check can interrupt
+//!   an NMI handler and vice versa, as on x86_64, and a CPU can be five
+//!   contexts deep (its body, then one entry of each kind).
 //! - A CPU with NMIs blocked is a thread with `SIGUSR1` blocked
 //!   ([`SimCpu::block_nmis`]); a lost NMI is a signal the platform decided
 //!   not to send ([`SimPlatform::drop_next_nmis`], [`SimPlatform::set_nmi_loss`]).
@@ -60,7 +62,7 @@ mod rng;
 mod signals;
 mod slot;
 
-pub use cpu::{NmiBlock, SimCpu};
+pub use cpu::{Masked, SimCpu};
 pub use machine::{CpuOutcome, EntryFn, EntryKind, MAX_CPUS, Machine, RunReport};
-pub use platform::{SimCpuStats, SimPlatform};
+pub use platform::{SimCpuStats, SimPlatform, current_cpu};
 pub use rng::Rng;

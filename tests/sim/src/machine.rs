@@ -19,13 +19,35 @@ pub const MAX_CPUS: usize = 64;
 /// [`SimCpu::stop_requested`] and leave before they are abandoned.
 const GRACE: Duration = Duration::from_secs(1);
 
-/// Which simulated exception a CPU takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which simulated exception or interrupt a CPU takes. Each kind is blocked
+/// while its own entry runs and nests freely inside the others, so a CPU can
+/// be up to five contexts deep (its body plus one of each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EntryKind {
-    /// A non-maskable interrupt (`SIGUSR1`).
+    /// A non-maskable interrupt (`SIGUSR1`; one latches, the rest coalesce).
     Nmi,
-    /// A machine check (`SIGUSR2`).
+    /// A machine check (`SIGUSR2`; latches like an NMI).
     MachineCheck,
+    /// A debug trap (a realtime signal: every occurrence is delivered).
+    Debug,
+    /// A maskable interrupt (a realtime signal), blocked by
+    /// [`SimCpu::disable_interrupts`].
+    Interrupt,
+}
+
+impl EntryKind {
+    /// Every kind, in [`index`](Self::index) order.
+    pub const ALL: [EntryKind; 4] = [
+        EntryKind::Nmi,
+        EntryKind::MachineCheck,
+        EntryKind::Debug,
+        EntryKind::Interrupt,
+    ];
+
+    /// Position in [`ALL`](Self::ALL), for per-kind tables.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// The machine's entry function, the simulated IDT: runs on the
@@ -73,15 +95,15 @@ impl RunReport {
 
     /// Sum of the delivery counters over all CPUs.
     pub fn total(&self) -> SimCpuStats {
-        self.stats
-            .iter()
-            .fold(SimCpuStats::default(), |a, s| SimCpuStats {
-                nmis_sent: a.nmis_sent + s.nmis_sent,
-                nmis_dropped: a.nmis_dropped + s.nmis_dropped,
-                nmis_delivered: a.nmis_delivered + s.nmis_delivered,
-                mces_sent: a.mces_sent + s.mces_sent,
-                mces_delivered: a.mces_delivered + s.mces_delivered,
-            })
+        let mut total = SimCpuStats::default();
+        for s in &self.stats {
+            total.nmis_dropped += s.nmis_dropped;
+            for kind in EntryKind::ALL {
+                total.sent[kind.index()] += s.sent(kind);
+                total.delivered[kind.index()] += s.delivered(kind);
+            }
+        }
+        total
     }
 }
 
@@ -89,12 +111,12 @@ impl fmt::Display for RunReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "run of {:?}:", self.elapsed)?;
         for (cpu, (outcome, s)) in self.outcomes.iter().zip(&self.stats).enumerate() {
-            writeln!(
-                f,
-                "  cpu{cpu}: {outcome:?}; NMIs sent {} dropped {} delivered {}; \
-                 MCEs sent {} delivered {}",
-                s.nmis_sent, s.nmis_dropped, s.nmis_delivered, s.mces_sent, s.mces_delivered
-            )?;
+            write!(f, "  cpu{cpu}: {outcome:?}; NMIs lost {}", s.nmis_dropped)?;
+            for kind in EntryKind::ALL {
+                let (sent, delivered) = (s.sent(kind), s.delivered(kind));
+                write!(f, "; {kind:?} sent {sent} delivered {delivered}")?;
+            }
+            writeln!(f)?;
         }
         Ok(())
     }

@@ -9,10 +9,10 @@ use std::time::Instant;
 
 use crashkit_nmi::{CpuIndex, NmiSendError, Platform};
 
-use crate::EntryFn;
 use crate::rng::mix;
-use crate::signals::{CURRENT, MCE_SIGNAL, NMI_SIGNAL};
+use crate::signals::{CURRENT, signal_of};
 use crate::slot::{Counters, CpuSlot, CpuState};
+use crate::{EntryFn, EntryKind, SimCpu};
 
 /// The machine's shared state; every [`SimPlatform`] clone and every CPU
 /// thread holds it.
@@ -27,20 +27,31 @@ pub(crate) struct Shared {
     loss_draws: AtomicU64,
 }
 
-/// Delivery counters of one simulated CPU.
+/// Delivery counters of one simulated CPU. Per-kind arrays are indexed by
+/// [`EntryKind::index`]; [`sent`](Self::sent) and
+/// [`delivered`](Self::delivered) read them by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SimCpuStats {
-    /// NMIs signalled to the CPU's thread (lost ones excluded).
-    pub nmis_sent: u64,
+    /// Signals sent to the CPU's thread, per kind (lost NMIs excluded).
+    pub sent: [u64; EntryKind::ALL.len()],
+    /// Entries that ran, per kind. Lower than `sent` when NMIs or machine
+    /// checks coalesced in the latch, or signals were still pending when
+    /// the CPU parked or left.
+    pub delivered: [u64; EntryKind::ALL.len()],
     /// NMIs the platform lost on purpose.
     pub nmis_dropped: u64,
-    /// NMIs whose entry ran. Lower than `nmis_sent` when NMIs coalesced in
-    /// the latch or were still pending when the CPU parked or left.
-    pub nmis_delivered: u64,
-    /// Machine checks signalled.
-    pub mces_sent: u64,
-    /// Machine checks whose entry ran.
-    pub mces_delivered: u64,
+}
+
+impl SimCpuStats {
+    /// Signals of `kind` sent.
+    pub fn sent(&self, kind: EntryKind) -> u64 {
+        self.sent.get(kind.index()).copied().unwrap_or(0)
+    }
+
+    /// Entries of `kind` that ran.
+    pub fn delivered(&self, kind: EntryKind) -> u64 {
+        self.delivered.get(kind.index()).copied().unwrap_or(0)
+    }
 }
 
 /// The simulated machine's [`Platform`]. Cheap to clone; clones share the
@@ -122,13 +133,16 @@ impl SimPlatform {
             .store(per_mille.min(1000), Ordering::Relaxed);
     }
 
-    /// Raise a machine check on `cpu` (never lost).
-    pub fn send_machine_check(&self, cpu: CpuIndex) -> Result<(), NmiSendError> {
+    /// Raise `kind` on `cpu`: an NMI as [`Platform::send_nmi`] does
+    /// (possibly lost), any other kind always delivered.
+    pub fn raise(&self, cpu: CpuIndex, kind: EntryKind) -> Result<(), NmiSendError> {
         let slot = self.slot_checked(cpu)?;
-        let sent = slot.with_live_thread(|thread| signal(thread, MCE_SIGNAL));
-        match sent {
+        if kind == EntryKind::Nmi {
+            return self.send_nmi_to(slot);
+        }
+        match slot.with_live_thread(|thread| signal(thread, signal_of(kind))) {
             Some(true) => {
-                Counters::bump(&slot.counters.mces_sent);
+                Counters::bump_kind(&slot.counters.sent, kind);
                 Ok(())
             }
             Some(false) | None => Err(NmiSendError::Unavailable),
@@ -151,11 +165,9 @@ impl SimPlatform {
         // Relaxed: statistics (see `Counters`).
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         Some(SimCpuStats {
-            nmis_sent: load(&c.nmis_sent),
+            sent: c.sent.each_ref().map(load),
+            delivered: c.delivered.each_ref().map(load),
             nmis_dropped: load(&c.nmis_dropped),
-            nmis_delivered: load(&c.nmis_delivered),
-            mces_sent: load(&c.mces_sent),
-            mces_delivered: load(&c.mces_delivered),
         })
     }
 
@@ -195,9 +207,9 @@ impl SimPlatform {
                 Counters::bump(&slot.counters.nmis_dropped);
                 return true;
             }
-            let sent = signal(thread, NMI_SIGNAL);
+            let sent = signal(thread, signal_of(EntryKind::Nmi));
             if sent {
-                Counters::bump(&slot.counters.nmis_sent);
+                Counters::bump_kind(&slot.counters.sent, EntryKind::Nmi);
             }
             sent
         });
@@ -214,6 +226,17 @@ fn signal(thread: libc::pthread_t, signal: libc::c_int) -> bool {
     // `CpuSlot::with_live_thread`, which guarantees the thread has not
     // exited and will not until the call returns.
     unsafe { libc::pthread_kill(thread, signal) == 0 }
+}
+
+/// The simulated CPU the calling thread is, on whichever machine; `None` on
+/// a thread that is not a simulated CPU. For code that finds its CPU through
+/// a static function rather than a [`Platform`] value (a lock's queue
+/// domain, say).
+pub fn current_cpu() -> Option<CpuIndex> {
+    let current = CURRENT.with(Cell::get);
+    // SAFETY: a non-null `CURRENT` points to the live `SimCpu` of this very
+    // thread (see `signals::CURRENT`).
+    unsafe { current.as_ref() }.map(SimCpu::index)
 }
 
 impl Platform for SimPlatform {

@@ -13,10 +13,53 @@ use crashkit_nmi::RegisterFrame;
 
 use crate::{EntryKind, SimCpu};
 
-/// The signal that stands for an NMI.
-pub(crate) const NMI_SIGNAL: libc::c_int = libc::SIGUSR1;
-/// The signal that stands for a machine check.
-pub(crate) const MCE_SIGNAL: libc::c_int = libc::SIGUSR2;
+/// The signal standing for each entry kind. NMIs and machine checks are
+/// standard signals, which latch one and coalesce the rest like the NMI
+/// latch; debug traps and interrupts are realtime signals, which queue every
+/// occurrence (`SIGRTMIN()` is the first one glibc leaves to applications;
+/// +4 and +5 leave room for other libraries).
+pub(crate) fn signal_of(kind: EntryKind) -> libc::c_int {
+    match kind {
+        EntryKind::Nmi => libc::SIGUSR1,
+        EntryKind::MachineCheck => libc::SIGUSR2,
+        EntryKind::Debug => libc::SIGRTMIN() + 4,
+        EntryKind::Interrupt => libc::SIGRTMIN() + 5,
+    }
+}
+
+fn kind_of(signal: libc::c_int) -> Option<EntryKind> {
+    EntryKind::ALL
+        .into_iter()
+        .find(|&kind| signal_of(kind) == signal)
+}
+
+/// The signals of `kinds`.
+pub(crate) fn signals_of(kinds: &[EntryKind]) -> SignalList {
+    let mut list = SignalList {
+        len: 0,
+        signals: [0; EntryKind::ALL.len()],
+    };
+    for &kind in kinds {
+        if let Some(slot) = list.signals.get_mut(list.len) {
+            *slot = signal_of(kind);
+            list.len += 1;
+        }
+    }
+    list
+}
+
+/// A fixed-capacity list of signal numbers (no allocation: built in signal
+/// handlers too).
+pub(crate) struct SignalList {
+    len: usize,
+    signals: [libc::c_int; EntryKind::ALL.len()],
+}
+
+impl SignalList {
+    pub(crate) fn as_slice(&self) -> &[libc::c_int] {
+        self.signals.get(..self.len).unwrap_or(&[])
+    }
+}
 
 thread_local! {
     /// The simulated CPU this thread is, or null. Set by the CPU's thread for
@@ -28,15 +71,15 @@ thread_local! {
     pub(crate) static CURRENT: Cell<*const SimCpu> = const { Cell::new(std::ptr::null()) };
 }
 
-/// Install the handlers for both signals, once per process.
+/// Install the handler for every simulation signal, once per process.
 pub(crate) fn install() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        for signal in [NMI_SIGNAL, MCE_SIGNAL] {
+        for signal in EntryKind::ALL.map(signal_of) {
             // SAFETY: `sigaction` is plain old data; all-zero is a valid
             // value that the fields below complete. `on_signal` has the
             // `SA_SIGINFO` handler signature. No other code in the process
-            // installs handlers for SIGUSR1/SIGUSR2 (a test that did would
+            // installs handlers for these signals (a test that did would
             // break the simulation, not memory safety).
             let installed = unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -85,10 +128,16 @@ pub(crate) fn restore(old: &libc::sigset_t) {
     }
 }
 
-/// Block both simulation signals on the calling thread for good (a parked or
+/// Block every simulation signal on the calling thread for good (a parked or
 /// leaving CPU). Signals sent afterwards stay pending.
 pub(crate) fn block_all() {
-    let _ = mask(&[NMI_SIGNAL, MCE_SIGNAL], true);
+    let _ = mask(signals_of(&EntryKind::ALL).as_slice(), true);
+}
+
+/// Unblock every simulation signal on the calling thread (a CPU coming
+/// online).
+pub(crate) fn unblock_all() {
+    let _ = mask(signals_of(&EntryKind::ALL).as_slice(), false);
 }
 
 extern "C" fn on_signal(signal: libc::c_int, _: *mut libc::siginfo_t, context: *mut libc::c_void) {
@@ -97,10 +146,8 @@ extern "C" fn on_signal(signal: libc::c_int, _: *mut libc::siginfo_t, context: *
         // Not a CPU thread, or a CPU between runs: nothing to interrupt.
         return;
     }
-    let kind = match signal {
-        NMI_SIGNAL => EntryKind::Nmi,
-        MCE_SIGNAL => EntryKind::MachineCheck,
-        _ => return,
+    let Some(kind) = kind_of(signal) else {
+        return;
     };
     let mut frame = frame_from(context.cast());
     // SAFETY: `CURRENT` is non-null only while the `SimCpu` it points to is

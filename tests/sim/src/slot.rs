@@ -20,7 +20,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use crate::CpuOutcome;
+use crate::{CpuOutcome, EntryKind};
 
 /// Lifecycle states, see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,19 +45,24 @@ impl CpuState {
 
 /// Delivery counters of one CPU. Relaxed everywhere: they are statistics,
 /// read after the run or by polling tests that tolerate lag.
+/// Per-kind arrays are indexed by [`EntryKind::index`].
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub nmis_sent: AtomicU64,
+    pub sent: [AtomicU64; EntryKind::ALL.len()],
+    pub delivered: [AtomicU64; EntryKind::ALL.len()],
     pub nmis_dropped: AtomicU64,
-    pub nmis_delivered: AtomicU64,
-    pub mces_sent: AtomicU64,
-    pub mces_delivered: AtomicU64,
 }
 
 impl Counters {
     pub fn bump(counter: &AtomicU64) {
         // Relaxed: a statistic (see the type's docs).
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn bump_kind(counters: &[AtomicU64; EntryKind::ALL.len()], kind: EntryKind) {
+        if let Some(counter) = counters.get(kind.index()) {
+            Self::bump(counter);
+        }
     }
 }
 

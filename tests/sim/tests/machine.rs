@@ -50,9 +50,9 @@ fn nmi_runs_on_the_target_cpu_with_its_registers() {
         RIP_SEEN.load(SeqCst),
         "the frame carries the interrupted RIP and RSP"
     );
-    assert_eq!(report.stats[1].nmis_sent, 1);
-    assert_eq!(report.stats[1].nmis_delivered, 1);
-    assert_eq!(report.stats[0].nmis_delivered, 0);
+    assert_eq!(report.stats[1].sent(EntryKind::Nmi), 1);
+    assert_eq!(report.stats[1].delivered(EntryKind::Nmi), 1);
+    assert_eq!(report.stats[0].delivered(EntryKind::Nmi), 0);
 }
 
 #[test]
@@ -82,8 +82,8 @@ fn blocked_nmis_latch_one_and_coalesce_the_rest() {
         }
     });
     report.assert_all_finished();
-    assert_eq!(report.stats[1].nmis_sent, 5);
-    assert_eq!(report.stats[1].nmis_delivered, 1);
+    assert_eq!(report.stats[1].sent(EntryKind::Nmi), 5);
+    assert_eq!(report.stats[1].delivered(EntryKind::Nmi), 1);
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn a_machine_check_nests_inside_an_nmi_and_vice_versa() {
         let me = cpu.index();
         match (kind, depth, ORDER.load(SeqCst)) {
             (EntryKind::Nmi, 1, 0) => {
-                cpu.platform().send_machine_check(me).unwrap();
+                cpu.platform().raise(me, EntryKind::MachineCheck).unwrap();
                 // Not blocked by the NMI: it ran before send returned.
                 assert_eq!(ORDER.fetch_add(1, SeqCst), 2);
             }
@@ -153,8 +153,8 @@ fn a_machine_check_nests_inside_an_nmi_and_vice_versa() {
     });
     report.assert_all_finished();
     assert_eq!(MAX_DEPTH.load(SeqCst), 2);
-    assert_eq!(report.stats[0].mces_delivered, 1);
-    assert_eq!(report.stats[0].nmis_delivered, 2);
+    assert_eq!(report.stats[0].delivered(EntryKind::MachineCheck), 1);
+    assert_eq!(report.stats[0].delivered(EntryKind::Nmi), 2);
 }
 
 #[test]
@@ -191,8 +191,8 @@ fn lost_nmis_are_counted_and_never_delivered() {
     });
     report.assert_all_finished();
     let s = report.stats[0];
-    assert_eq!(s.nmis_sent + s.nmis_dropped, 1004);
-    assert_eq!(s.nmis_delivered, s.nmis_sent);
+    assert_eq!(s.sent(EntryKind::Nmi) + s.nmis_dropped, 1004);
+    assert_eq!(s.delivered(EntryKind::Nmi), s.sent(EntryKind::Nmi));
 }
 
 #[test]
@@ -249,8 +249,8 @@ fn parked_cpus_keep_their_nmis_pending() {
         report.outcomes,
         [CpuOutcome::Finished, CpuOutcome::Parked, CpuOutcome::Parked]
     );
-    assert_eq!(report.stats[1].nmis_delivered, 0);
-    assert_eq!(report.stats[2].nmis_delivered, 1);
+    assert_eq!(report.stats[1].delivered(EntryKind::Nmi), 0);
+    assert_eq!(report.stats[2].delivered(EntryKind::Nmi), 1);
 }
 
 #[test]
@@ -313,8 +313,77 @@ fn sends_to_missing_or_finished_cpus_are_errors() {
         Err(NmiSendError::Unavailable)
     );
     assert_eq!(
-        platform.send_machine_check(CpuIndex(0)),
+        platform.raise(CpuIndex(0), EntryKind::MachineCheck),
         Err(NmiSendError::Unavailable)
     );
     assert!(platform.now_ns() > 0);
+}
+
+#[test]
+fn every_kind_nests_once_so_a_cpu_can_be_five_contexts_deep() {
+    static DEPTH: AtomicU32 = AtomicU32::new(0);
+    static DEEPEST: AtomicU32 = AtomicU32::new(0);
+    static PROBED: AtomicBool = AtomicBool::new(false);
+    // Each entry raises the next kind on its own CPU; each is delivered at
+    // once (a different signal, not blocked), so they stack up.
+    let machine = Machine::new(1, |cpu, kind, _| {
+        let depth = DEPTH.fetch_add(1, SeqCst) + 1;
+        DEEPEST.fetch_max(depth, SeqCst);
+        let next = EntryKind::ALL.get(kind.index() + 1);
+        if PROBED.load(SeqCst) {
+            // The second round: the kinds raised below, arriving in turn.
+        } else if let Some(&next) = next {
+            cpu.platform().raise(cpu.index(), next).unwrap();
+        } else {
+            PROBED.store(true, SeqCst);
+            // Innermost: every kind is blocked by its own entry below.
+            for kind in EntryKind::ALL {
+                cpu.platform().raise(cpu.index(), kind).unwrap();
+            }
+            assert_eq!(DEPTH.load(SeqCst), 4, "nothing nests in a running kind");
+        }
+        DEPTH.fetch_sub(1, SeqCst);
+    });
+    let report = machine.run(DEADLINE, |cpu| {
+        cpu.platform().send_nmi(cpu.index()).unwrap();
+        assert_eq!(
+            DEEPEST.load(SeqCst),
+            4,
+            "body + NMI + MC + debug + interrupt"
+        );
+    });
+    report.assert_all_finished();
+    let s = report.stats[0];
+    // The four raised at the innermost level ran once each after their own
+    // entries returned.
+    for kind in EntryKind::ALL {
+        assert_eq!(s.delivered(kind), 2, "{kind:?}: {s:?}");
+    }
+}
+
+#[test]
+fn disabled_interrupts_wait_and_nmis_do_not() {
+    static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+    static NMIS: AtomicU32 = AtomicU32::new(0);
+    let machine = Machine::new(1, |_, kind, _| {
+        let counter = match kind {
+            EntryKind::Interrupt => &INTERRUPTS,
+            _ => &NMIS,
+        };
+        counter.fetch_add(1, SeqCst);
+    });
+    let report = machine.run(DEADLINE, |cpu| {
+        let me = cpu.index();
+        let irqs_off = cpu.disable_interrupts();
+        for _ in 0..3 {
+            cpu.platform().raise(me, EntryKind::Interrupt).unwrap();
+        }
+        cpu.platform().send_nmi(me).unwrap();
+        assert_eq!(NMIS.load(SeqCst), 1, "NMIs are not masked by cli");
+        assert_eq!(INTERRUPTS.load(SeqCst), 0);
+        drop(irqs_off);
+        // Interrupts queue (realtime signals): all three arrive.
+        assert_eq!(INTERRUPTS.load(SeqCst), 3);
+    });
+    report.assert_all_finished();
 }

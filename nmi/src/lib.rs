@@ -12,6 +12,9 @@
 //!   NMI, back-to-back NMIs are detected and swallowed, unknown NMIs follow an
 //!   integrator-chosen policy, and an emergency slot runs first and can be
 //!   installed from any context without a lock;
+//! - [`lock::QSpinLock`]: the queued spinlock every crate uses, with a
+//!   test-and-set fallback past four nested waiters and a bounded path for
+//!   the panic owner ([`PANIC`]);
 //! - [`Platform`]: the few CPU services the toolkit needs, implemented for
 //!   x86_64 in [`arch::x86_64`] and for the host simulation in `crashkit-sim`.
 //!
@@ -30,6 +33,8 @@ mod context;
 mod cpu;
 mod cpu_contexts;
 mod frame;
+pub mod lock;
+mod panic_flag;
 mod platform;
 #[cfg(test)]
 mod test_hook;
@@ -44,4 +49,5 @@ pub use context::{
 pub use cpu::CpuIndex;
 pub use cpu_contexts::{CpuContexts, EnterError};
 pub use frame::RegisterFrame;
+pub use panic_flag::{PANIC, PanicClaim, PanicFlag};
 pub use platform::{NmiSendError, Platform};

@@ -8,7 +8,9 @@
 //!
 //! - `test`: formatting, clippy with warnings denied, a bare-metal build of
 //!   every `no_std` crate (a test build hides no_std breakage), rustdoc with
-//!   warnings denied, and the whole test suite. `.ci/run` calls this.
+//!   warnings denied, the whole test suite, and the loom model of the
+//!   queued spinlock (`--cfg loom`, release, target dir `target/loom`).
+//!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`.
 
@@ -29,6 +31,10 @@ const BARE_METAL_TARGET: &str = "x86_64-unknown-none";
 /// Longest the whole test suite may run before it is killed and reported as
 /// hung (every test bounds itself far below this; this is the backstop).
 const TEST_SUITE_LIMIT_SECS: u64 = 20 * 60;
+
+/// Longest the loom model may take, build included (it explores its models
+/// in seconds; this is the backstop against a hang or a state explosion).
+const LOOM_MODEL_LIMIT_SECS: u64 = 10 * 60;
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -56,7 +62,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test   format check, clippy, bare-metal builds, rustdoc, all tests\n  \
+         test   format check, clippy, bare-metal builds, rustdoc, all tests, loom model\n  \
          demo   run the NMI core on the host simulation and print what happened\n  \
          help   this text"
     );
@@ -98,12 +104,40 @@ fn test(args: &[String]) -> Result<(), String> {
     Step::new("doc tests", cargo(["test", "--workspace", "--doc"]))
         .time_limit(TEST_SUITE_LIMIT_SECS)
         .run()?;
+    loom_model()?;
 
     println!(
         "xtask: all checks passed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The loom model of `QSpinLock` (`nmi/tests/loom_qspinlock.rs`): built with
+/// `--cfg loom`, in release mode (loom explores tens of thousands of
+/// executions), into its own target directory so that the changed
+/// `RUSTFLAGS` do not rebuild the normal one.
+fn loom_model() -> Result<(), String> {
+    let mut loom = cargo([
+        "test",
+        "-p",
+        "crashkit-nmi",
+        "--test",
+        "loom_qspinlock",
+        "--release",
+        "--",
+        "--nocapture",
+    ]);
+    // CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
+    loom.env("RUSTFLAGS", "--cfg loom")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env(
+            "CARGO_TARGET_DIR",
+            run::workspace_root()?.join("target").join("loom"),
+        );
+    Step::new("loom model of QSpinLock", loom)
+        .time_limit(LOOM_MODEL_LIMIT_SECS)
+        .run()
 }
 
 fn demo(args: &[String]) -> Result<(), String> {

@@ -90,8 +90,8 @@ impl SimCpu {
         signals::block_all();
         self.slot().park();
         loop {
-            // SAFETY: `pause` has no preconditions; with both simulation
-            // signals blocked it sleeps until an unrelated signal's handler
+            // SAFETY: `pause` has no preconditions; with every simulation
+            // signal blocked it sleeps until an unrelated signal's handler
             // runs, and the loop sleeps again.
             unsafe {
                 libc::pause();

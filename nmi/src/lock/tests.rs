@@ -140,14 +140,16 @@ fn contended_counter_stays_exact() {
         counter: UnsafeCell::new(0),
     });
     const THREADS: u32 = 4;
-    const ROUNDS: u64 = 20_000;
+    const ROUNDS: u64 = 2_000;
+    let start = Arc::new(std::sync::Barrier::new(THREADS as usize));
     let threads: Vec<_> = (0..THREADS)
         .map(|cpu| {
-            let shared = shared.clone();
+            let (shared, start) = (shared.clone(), start.clone());
             std::thread::spawn(move || {
                 set_cpu(cpu);
+                start.wait();
                 let mut queued = 0;
-                for _ in 0..ROUNDS {
+                for round in 0..ROUNDS {
                     if matches!(shared.lock.acquire(), Acquired::Queued { .. }) {
                         queued += 1;
                     }
@@ -155,6 +157,12 @@ fn contended_counter_stays_exact() {
                     // this a data race and the final count wrong.
                     unsafe {
                         let value = shared.counter.get().read_volatile();
+                        // Now and then give the core away while holding the
+                        // lock, so the others contend even when the host
+                        // runs all threads on one core.
+                        if round % 256 == 0 {
+                            std::thread::yield_now();
+                        }
                         shared.counter.get().write_volatile(value + 1);
                     }
                     // SAFETY: acquired above.

@@ -240,10 +240,17 @@ impl<D: QueueDomain> QSpinLock<D> {
                 if let Some(predecessor) = node_at::<D>(cpu, index) {
                     // Release: pairs with the predecessor's Acquire load of
                     // `next`, so our `head = 0` happens before its
-                    // `head = 1` and cannot overwrite it.
+                    // `head = 1` and cannot overwrite it. (The word already
+                    // gives that order: every write to it is a
+                    // read-modify-write, so the predecessor's Acquire claim
+                    // synchronises with our AcqRel tail swap. The loom model
+                    // passes with this one Relaxed; it is kept as the local
+                    // statement of the pairing, at no cost on x86.)
                     predecessor.next.store(me, Ordering::Release);
                     // Acquire: pairs with the predecessor's Release store of
-                    // `head`; we now own the head role it held.
+                    // `head`; we now own the head role it held. What our
+                    // critical section needs from the previous holders comes
+                    // through the word (our Acquire claim below), not here.
                     while node.head.load(Ordering::Acquire) == 0 {
                         D::relax();
                     }
@@ -324,7 +331,9 @@ fn node_at<D: QueueDomain>(cpu: CpuIndex, index: usize) -> Option<&'static Queue
 fn hand_over<D: QueueDomain>(node: &QueueNode) {
     let next = loop {
         // Acquire: pairs with the successor's Release store of our `next`,
-        // so its node's initialisation happens before our `head` store.
+        // so its node's initialisation happens before our `head` store
+        // (also implied by the word: our Acquire claim read a value at or
+        // after the successor's AcqRel tail swap).
         let next = node.next.load(Ordering::Acquire);
         if next != NO_SUCCESSOR {
             break next;

@@ -1,5 +1,8 @@
 //! `QSpinLock` against `spin`'s `SpinMutex` (test-and-set, what
 //! `spin::Mutex` is by default) and `TicketMutex`, in one process.
+//! Contended figures also show `QSpinLock queue-only`: the same lock with
+//! the pending waiter off ([`QueueDomain::PENDING_WAITER`]), so one run
+//! shows what the pending bit gains.
 //!
 //! What is measured, and why (targets and results: `docs/benchmarks.md`):
 //! 1. *Uncontended* lock + unlock, one thread (criterion group
@@ -83,8 +86,33 @@ impl QueueDomain for Bench {
     }
 }
 
+/// The same CPUs with the pending waiter off: every contender queues (the
+/// plain MCS queue), to show in the same run what the pending bit gains.
+struct BenchQueueOnly;
+
+impl QueueDomain for BenchQueueOnly {
+    const PENDING_WAITER: bool = false;
+
+    fn queues() -> &'static [CpuQueue] {
+        static QUEUES: [CpuQueue; 4] = [const { CpuQueue::new() }; 4];
+        &QUEUES
+    }
+
+    fn current_cpu() -> CpuIndex {
+        Bench::current_cpu()
+    }
+
+    fn now_ns() -> u64 {
+        Bench::now_ns()
+    }
+
+    fn relax() {
+        Bench::relax();
+    }
+}
+
 // ---------------------------------------------------------------------------
-// The three locks behind one guard-based interface.
+// The locks behind one guard-based interface.
 
 /// What the contended critical section touches.
 #[derive(Debug, Default)]
@@ -111,6 +139,19 @@ trait BenchLock: Sync {
 
 impl BenchLock for Mutex<Bench, State> {
     const NAME: &'static str = "QSpinLock";
+
+    fn unlocked() -> Self {
+        Mutex::new(State::default())
+    }
+
+    #[inline]
+    fn lock(&self) -> impl DerefMut<Target = State> + '_ {
+        Mutex::lock(self)
+    }
+}
+
+impl BenchLock for Mutex<BenchQueueOnly, State> {
+    const NAME: &'static str = "QSpinLock queue-only";
 
     fn unlocked() -> Self {
         Mutex::new(State::default())
@@ -149,6 +190,7 @@ impl BenchLock for TicketMutex<State> {
 }
 
 type QLock = Mutex<Bench, State>;
+type QueueOnlyLock = Mutex<BenchQueueOnly, State>;
 type SpinLock = SpinMutex<State>;
 type TicketLock = TicketMutex<State>;
 
@@ -350,6 +392,7 @@ fn contended(c: &mut Criterion) {
     // One iteration is one acquisition: `thrpt` is acquisitions per second.
     group.throughput(Throughput::Elements(1));
     contended_one::<QLock>(&mut group);
+    contended_one::<QueueOnlyLock>(&mut group);
     contended_one::<SpinLock>(&mut group);
     contended_one::<TicketLock>(&mut group);
     group.finish();
@@ -473,19 +516,25 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Repeat timed runs of the three locks, interleaved (so a noisy moment of
+/// Repeat timed runs of the locks, interleaved (so a noisy moment of
 /// the machine hits all three alike), and print the table.
 fn fairness(full: bool) {
     let (repetitions, rounds) = if full { (21, 200_000) } else { (2, 2_000) };
     let mut waits = [Vec::new(), Vec::new()];
-    let mut runs: [Vec<RunFigures>; 3] = Default::default();
+    let mut runs: [Vec<RunFigures>; 4] = Default::default();
     let started = Instant::now();
     for _ in 0..repetitions {
         runs[0].push(fairness_run::<QLock>(rounds, &mut waits));
         runs[1].push(fairness_run::<SpinLock>(rounds, &mut waits));
         runs[2].push(fairness_run::<TicketLock>(rounds, &mut waits));
+        runs[3].push(fairness_run::<QueueOnlyLock>(rounds, &mut waits));
     }
-    let names = [QLock::NAME, SpinLock::NAME, TicketLock::NAME];
+    let names = [
+        QLock::NAME,
+        SpinLock::NAME,
+        TicketLock::NAME,
+        QueueOnlyLock::NAME,
+    ];
     let summary = |runs: &[RunFigures]| {
         let pick = |f: fn(&RunFigures) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
         let overall_max = runs.iter().map(|r| r.max_ns).max().unwrap_or(0);
@@ -507,7 +556,7 @@ fn fairness(full: bool) {
         SpinLock::NAME
     );
     println!(
-        "{:<18} {:>14} {:>8} {:>14} {:>8} {:>11} {:>10} {:>10} {:>10} {:>11}",
+        "{:<20} {:>14} {:>8} {:>14} {:>8} {:>11} {:>10} {:>10} {:>10} {:>11}",
         "lock",
         "median max ns",
         "ratio",
@@ -522,7 +571,7 @@ fn fairness(full: bool) {
     for (name, runs) in names.iter().zip(&runs) {
         let (median_max, overall_max, p999, p99, mean, handoffs, macq) = summary(runs);
         println!(
-            "{:<18} {:>14.0} {:>7.2}x {:>14} {:>7.2}x {:>11.0} {:>10.0} {:>10.1} {:>9.1}% {:>11.2}",
+            "{:<20} {:>14.0} {:>7.2}x {:>14} {:>7.2}x {:>11.0} {:>10.0} {:>10.1} {:>9.1}% {:>11.2}",
             name,
             median_max,
             median_max / reference.0,

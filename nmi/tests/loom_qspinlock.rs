@@ -9,13 +9,14 @@
 //!   writes: an ordering too weak), and the final count must be exact;
 //! - **FIFO hand-off**: every critical section appends (CPU, how acquired)
 //!   to a log; a waiter that acquired with `Queued { behind: Some(p) }` must
-//!   be the very next holder after `p` (the models only use
-//!   [`QSpinLock::acquire`], whose fast path needs an empty queue, so
+//!   be the very next holder after `p`, and the pending waiter goes before
+//!   anyone who queues behind it (the models only use
+//!   [`QSpinLock::acquire`], whose fast path needs an empty word, so
 //!   nobody may cut in);
 //! - **the last-waiter tail-clear race**: the head that is also the tail
 //!   clears the tail with a compare-and-swap while another CPU may be
 //!   swapping itself in as the new tail; whichever wins, the lock must end
-//!   `LockState { locked: false, tail: None }`, and nobody may hang (loom
+//!   `LockState::FREE`, and nobody may hang (loom
 //!   reports a deadlock, and a wait that can never end as "exceeded maximum
 //!   number of branches").
 //!
@@ -33,25 +34,40 @@
 //!
 //! # The models
 //!
-//! 1. `two_cpus_twice_each`: two CPUs, two acquisitions each. The CPU that
-//!    just released and comes back finds the other one queued (the fast
-//!    path fails on the non-empty tail) and queues behind a waiter that may
-//!    be clearing the tail as the last waiter at that very moment; each
-//!    node is also used twice.
-//! 2. `three_cpus_fifo`: CPU 0 holds the lock, CPUs 1 and 2 queue in either
-//!    order while CPU 0 releases at any moment: a queue of two waiters, the
-//!    hand-over from a head that is not last, the successor linking itself
-//!    before or after its predecessor takes the lock.
-//! 3. `last_waiter_tail_clear_race`: CPU 0 holds the lock with CPU 1 queued
-//!    (head and tail); CPU 2 arrives while CPU 0 releases, so CPU 1's
-//!    tail-clearing compare-and-swap races CPU 2's enqueue. The test
-//!    asserts that both outcomes (CPU 2 behind CPU 1; CPU 1 clearing the
-//!    tail first) were explored.
-//! 4. `node_reuse_stale_next` and `node_reuse_stale_head`: two rounds of
-//!    model 3 with the roles rotated, so that nodes are queued on again
-//!    while their previous round's `next` (naming another successor) and
-//!    `head` ("you are the head") are still in them: the re-initialisation
-//!    of a node must win over what its previous round left behind.
+//! Two domains: `Model`, the lock as shipped (pending waiter on), and
+//! `QueueOnly` (`PENDING_WAITER = false`), in which every contender queues,
+//! so that three threads suffice to build a queue of two and explore its
+//! races (with the pending waiter on, the same would need a fourth thread
+//! holding the pending bit, and loom's state space grows by orders of
+//! magnitude per thread).
+//!
+//! 1. `two_cpus_twice_each` (`Model`): two CPUs, two acquisitions each. The
+//!    second contender becomes the pending waiter; the CPU that just
+//!    released and comes back finds it pending or holding and becomes the
+//!    pending waiter in turn. The test asserts that the pending path was
+//!    explored.
+//! 2. `pending_goes_before_the_queue` (`Model`): CPU 0 holds the lock with
+//!    CPU 1 pending; CPU 2 arrives while CPU 0 releases and CPU 1 claims,
+//!    so it queues behind the pending bit (and as head waits for it to
+//!    clear), or becomes pending after CPU 1's claim, or takes the free
+//!    lock. CPU 1 must hold before CPU 2 in every case; both kinds of
+//!    arrival must be explored.
+//! 3. `three_cpus_fifo` (`QueueOnly`): CPU 0 holds the lock, CPUs 1 and 2
+//!    queue in either order while CPU 0 releases at any moment: a queue of
+//!    two waiters, the hand-over from a head that is not last, the
+//!    successor linking itself before or after its predecessor takes the
+//!    lock.
+//! 4. `last_waiter_tail_clear_race` (`QueueOnly`): CPU 0 holds the lock
+//!    with CPU 1 queued (head and tail); CPU 2 arrives while CPU 0
+//!    releases, so CPU 1's tail-clearing compare-and-swap races CPU 2's
+//!    enqueue. The test asserts that both outcomes (CPU 2 behind CPU 1;
+//!    CPU 1 clearing the tail first) were explored.
+//! 5. `node_reuse_stale_next` and `node_reuse_stale_head` (`QueueOnly`):
+//!    two rounds of model 4 with the roles rotated, so that nodes are
+//!    queued on again while their previous round's `next` (naming another
+//!    successor) and `head` ("you are the head") are still in them: the
+//!    re-initialisation of a node must win over what its previous round
+//!    left behind.
 //!
 //! # Why these bounds are enough
 //!
@@ -71,12 +87,33 @@
 //! seconds; each caught the broken variants of the lock tried while the
 //! model was written (a tail never cleared, a successor that links itself
 //! only after its wait, a Relaxed tail swap, claim or release, a node's
-//! `next` or `head` not re-initialised).
+//! `next` or `head` not re-initialised) and, since the pending bit, a
+//! pending claim that leaves the bit set, a head that does not wait for the
+//! bit, and a Relaxed pending claim; with the spin budget below in place,
+//! seven of these were re-run (tail never cleared, the three pending ones,
+//! Relaxed release, Relaxed tail swap, `head` not re-initialised) and each
+//! failed at least one model.
+//!
+//! # Starved schedules
+//!
+//! Loom explores unfair schedules too: with three threads, some keep
+//! switching to a spinning waiter while the thread it waits for (the holder,
+//! say) never runs, and such an execution never ends; loom then gives up
+//! with "exceeded maximum number of branches" although the lock is fine
+//! (with the pending waiter on, any three-thread model has two spinners,
+//! and it happened in every such model at preemption bound 2). So the model
+//! domain's `relax` counts a thread's spins and, at [`SPIN_BUDGET`] (16) in
+//! one execution, calls `loom::skip_branch`: loom stops branching in that
+//! execution and finishes it with its default, fair schedule. What is lost
+//! is the exploration of schedules that only differ from an explored one by
+//! more than 16 idle spins of one thread; a spin changes no state, so the
+//! states such schedules reach are reached with fewer spins as well. A lock
+//! that really never lets a waiter in still fails: the fair schedule spins
+//! until loom's branch limit. The mutations listed above were re-checked
+//! with the budget in place.
 //!
 //! The model's main thread waits (spinning with `yield_now`) for the first
-//! waiter to be queued, but never for a second one while the first spins:
-//! with two threads spinning, loom also explores schedules that starve the
-//! third thread for as long as its branch budget allows, and fails.
+//! waiter to be queued or pending, but never for a second one.
 //!
 //! # Not modelled
 //! Nested contexts on one CPU (the node index from `nesting`, the
@@ -108,40 +145,71 @@ loom::lazy_static! {
     static ref QUEUES: [CpuQueue; CPUS] = core::array::from_fn(|_| CpuQueue::new());
 }
 
+/// Spins of one thread in one execution after which loom stops branching.
+const SPIN_BUDGET: u32 = 16;
+
+loom::thread_local! {
+    /// How often the current model thread has spun (called `relax`).
+    static SPINS: Cell<u32> = Cell::new(0);
+}
 loom::thread_local! {
     /// The CPU a model thread plays, set when the thread starts.
     static CPU: Cell<u32> = Cell::new(0);
 }
 
-/// The domain every model's lock lives in.
+/// The domain of the models of the lock as shipped: pending waiter on.
 struct Model;
 
-impl QueueDomain for Model {
-    fn queues() -> &'static [CpuQueue] {
-        &*QUEUES
-    }
+/// The same CPUs and nodes with the pending waiter off, so that two waiters
+/// form a queue and the queue's races can be explored with three threads.
+struct QueueOnly;
 
-    fn current_cpu() -> CpuIndex {
-        CpuIndex(CPU.with(Cell::get))
-    }
+/// The model CPUs, shared by both domains (one model uses one domain).
+macro_rules! model_domain {
+    ($domain:ty, pending = $pending:expr) => {
+        impl QueueDomain for $domain {
+            const PENDING_WAITER: bool = $pending;
 
-    fn now_ns() -> u64 {
-        // Only the bounded and panic-owner paths read the clock.
-        0
-    }
+            fn queues() -> &'static [CpuQueue] {
+                &*QUEUES
+            }
 
-    fn relax() {
-        // Every wait loop calls this: it tells loom the thread cannot
-        // progress until another one runs, so wait loops stay finite.
-        thread::yield_now();
-    }
+            fn current_cpu() -> CpuIndex {
+                CpuIndex(CPU.with(Cell::get))
+            }
 
-    fn panic_flag() -> &'static PanicFlag {
-        // Never claimed: no thread takes the panic owner's path.
-        static FLAG: PanicFlag = PanicFlag::new();
-        &FLAG
-    }
+            fn now_ns() -> u64 {
+                // Only the bounded and panic-owner paths read the clock.
+                0
+            }
+
+            fn relax() {
+                // Every wait loop calls this: it tells loom the thread
+                // cannot progress until another one runs, so wait loops
+                // stay finite.
+                // A thread that has spun this often in one execution is
+                // being starved by the schedule loom is exploring; stop
+                // branching there (see "Starved schedules" above).
+                SPINS.with(|spins| {
+                    spins.set(spins.get() + 1);
+                    if spins.get() == SPIN_BUDGET {
+                        loom::skip_branch();
+                    }
+                });
+                thread::yield_now();
+            }
+
+            fn panic_flag() -> &'static PanicFlag {
+                // Never claimed: no thread takes the panic owner's path.
+                static FLAG: PanicFlag = PanicFlag::new();
+                &FLAG
+            }
+        }
+    };
 }
+
+model_domain!(Model, pending = true);
+model_domain!(QueueOnly, pending = false);
 
 /// Play `cpu` on the current model thread.
 fn become_cpu(cpu: u32) {
@@ -149,8 +217,8 @@ fn become_cpu(cpu: u32) {
 }
 
 /// One lock and what its critical sections touch.
-struct Shared {
-    lock: QSpinLock<Model>,
+struct Shared<D> {
+    lock: QSpinLock<D>,
     /// Incremented (read, then written) in every critical section.
     counter: UnsafeCell<u32>,
     /// Every acquisition, in lock order: (CPU, how it was acquired).
@@ -160,14 +228,14 @@ struct Shared {
 // SAFETY: `counter` and `log` are only accessed with `lock` held (in
 // `enter`) or after every other thread has been joined (in `finish`); loom
 // checks that each access is ordered after the previous one.
-unsafe impl Sync for Shared {}
+unsafe impl<D> Sync for Shared<D> {}
 
-impl Shared {
+impl<D: QueueDomain> Shared<D> {
     /// A free lock with nodes fresh for this execution. The model's main
     /// thread initialises the domain before it starts any other thread, so
     /// the lazy static adds no synchronisation between the CPUs.
     fn new() -> Arc<Self> {
-        let _ = Model::queues();
+        let _ = D::queues();
         Arc::new(Self {
             lock: QSpinLock::new(),
             counter: UnsafeCell::new(0),
@@ -187,7 +255,7 @@ impl Shared {
 
     /// The body of a critical section that `how` started.
     fn enter(&self, how: Acquired) {
-        let cpu = Model::current_cpu().0;
+        let cpu = D::current_cpu().0;
         // A read and a write as two separate accesses: a second holder
         // could interleave between them (and loom flags unordered accesses).
         // SAFETY: the lock is held (see `Sync` above).
@@ -211,10 +279,7 @@ impl Shared {
         check_fifo(&log);
         assert_eq!(
             self.lock.state(),
-            LockState {
-                locked: false,
-                tail: None
-            },
+            LockState::FREE,
             "the lock must end free with an empty queue (log: {log:?})"
         );
         log
@@ -235,7 +300,7 @@ fn check_fifo(log: &[(u32, Acquired)]) {
                     "cpu{cpu} queued behind {predecessor} but did not follow it (log: {log:?})"
                 );
             }
-            Acquired::Fast | Acquired::Queued { behind: None } => {}
+            Acquired::Fast | Acquired::Pending | Acquired::Queued { behind: None } => {}
             other => panic!("cpu{cpu}: unexpected acquisition path {other:?} (log: {log:?})"),
         }
     }
@@ -246,6 +311,7 @@ fn check_fifo(log: &[(u32, Acquired)]) {
 /// many executions that took and how long.
 fn explore(name: &str, preemption_bound: usize, model: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
+
     let bound = *builder.preemption_bound.get_or_insert(preemption_bound);
     let executions = std::sync::Arc::new(AtomicUsize::new(0));
     let counted = executions.clone();
@@ -265,7 +331,7 @@ fn explore(name: &str, preemption_bound: usize, model: impl Fn() + Sync + Send +
 /// until it is the tail), start `waiters[1]` and release at once: the second
 /// waiter may queue behind the first, or arrive after the first cleared the
 /// tail, or after everything. Returns how each waiter acquired the lock.
-fn queue_behind(shared: &Arc<Shared>, holder: u32, waiters: [u32; 2]) -> [Acquired; 2] {
+fn queue_behind(shared: &Arc<Shared<QueueOnly>>, holder: u32, waiters: [u32; 2]) -> [Acquired; 2] {
     become_cpu(holder);
     assert_eq!(shared.lock.acquire(), Acquired::Fast);
     shared.enter(Acquired::Fast);
@@ -292,8 +358,9 @@ fn queue_behind(shared: &Arc<Shared>, holder: u32, waiters: [u32; 2]) -> [Acquir
 /// CPUs taking the lock twice each.
 #[test]
 fn two_cpus_twice_each() {
+    static PENDING: AtomicUsize = AtomicUsize::new(0);
     explore("two_cpus_twice_each", 5, || {
-        let shared = Shared::new();
+        let shared = Shared::<Model>::new();
         let other = {
             let shared = shared.clone();
             thread::spawn(move || {
@@ -308,8 +375,61 @@ fn two_cpus_twice_each() {
             let _ = shared.critical_section();
         }
         other.join().unwrap();
-        shared.finish(4);
+        let log = shared.finish(4);
+        if log.iter().any(|&(_, how)| how == Acquired::Pending) {
+            PENDING.fetch_add(1, Relaxed);
+        }
     });
+    assert!(
+        PENDING.load(Relaxed) > 0,
+        "no execution went through the pending waiter: the model proved little"
+    );
+}
+
+/// The pending waiter is served before a waiter that queues behind it,
+/// whether the latter arrives while the pending bit is set (it queues, and
+/// as head waits for the bit to clear), while the pending waiter is taking
+/// the lock, or after (it becomes the pending waiter itself).
+#[test]
+fn pending_goes_before_the_queue() {
+    static QUEUED: AtomicUsize = AtomicUsize::new(0);
+    static AFTER: AtomicUsize = AtomicUsize::new(0);
+    explore("pending_goes_before_the_queue", 3, || {
+        let shared = Shared::<Model>::new();
+        become_cpu(0);
+        assert_eq!(shared.lock.acquire(), Acquired::Fast);
+        shared.enter(Acquired::Fast);
+        let spawn = |cpu| {
+            let shared = shared.clone();
+            thread::spawn(move || {
+                become_cpu(cpu);
+                shared.critical_section()
+            })
+        };
+        let first = spawn(1);
+        while !shared.lock.state().pending {
+            thread::yield_now();
+        }
+        let second = spawn(2);
+        // SAFETY: acquired above.
+        unsafe { shared.lock.release() };
+        let how = [first.join().unwrap(), second.join().unwrap()];
+        let log = shared.finish(3);
+        assert_eq!(how[0], Acquired::Pending);
+        let order: Vec<u32> = log.iter().map(|&(cpu, _)| cpu).collect();
+        assert_eq!(order, [0, 1, 2], "the pending waiter was overtaken");
+        match how[1] {
+            Acquired::Queued { behind: None } => QUEUED.fetch_add(1, Relaxed),
+            // After cpu1 took the lock (pending in turn) or released it.
+            Acquired::Pending | Acquired::Fast => AFTER.fetch_add(1, Relaxed),
+            other => panic!("cpu2: unexpected acquisition path {other:?}"),
+        };
+    });
+    let (queued, after) = (QUEUED.load(Relaxed), AFTER.load(Relaxed));
+    assert!(
+        queued > 0 && after > 0,
+        "both arrivals must be explored (queued behind the pending waiter: {queued}, after it: {after})"
+    );
 }
 
 /// FIFO among two queued waiters behind a holder that releases at any moment.
@@ -317,7 +437,7 @@ fn two_cpus_twice_each() {
 fn three_cpus_fifo() {
     static BEHIND_A_WAITER: AtomicUsize = AtomicUsize::new(0);
     explore("three_cpus_fifo", 4, || {
-        let shared = Shared::new();
+        let shared = Shared::<QueueOnly>::new();
         become_cpu(0);
         assert_eq!(shared.lock.acquire(), Acquired::Fast);
         shared.enter(Acquired::Fast);
@@ -352,7 +472,7 @@ fn last_waiter_tail_clear_race() {
     static BEHIND_THE_LAST: AtomicUsize = AtomicUsize::new(0);
     static AFTER_THE_CLEAR: AtomicUsize = AtomicUsize::new(0);
     explore("last_waiter_tail_clear_race", 4, || {
-        let shared = Shared::new();
+        let shared = Shared::<QueueOnly>::new();
         let [_, arriving] = queue_behind(&shared, 0, [1, 2]);
         shared.finish(3);
         match arriving {
@@ -378,7 +498,7 @@ fn last_waiter_tail_clear_race() {
 /// naming cpu2 and cpu2's node with `head` set; the second re-uses them.
 fn node_reuse(name: &str, holder: u32, waiters: [u32; 2]) {
     explore(name, 2, move || {
-        let shared = Shared::new();
+        let shared = Shared::<QueueOnly>::new();
         let _ = queue_behind(&shared, 0, [1, 2]);
         let _ = queue_behind(&shared, holder, waiters);
         shared.finish(6);

@@ -123,6 +123,7 @@ static LOCKS: [Guarded; LEVELS] = [const {
 }; LEVELS];
 
 static NESTED_RAISES: AtomicU64 = AtomicU64::new(0);
+static PENDING: AtomicU64 = AtomicU64::new(0);
 static QUEUED: AtomicU64 = AtomicU64::new(0);
 static NO_NODE: AtomicU64 = AtomicU64::new(0);
 static DEEPEST: AtomicU32 = AtomicU32::new(0);
@@ -136,6 +137,7 @@ fn take(level: usize) {
     };
     let hold = if level == LEVELS - 1 { 10 } else { 1 };
     match guarded.lock.acquire() {
+        Acquired::Pending => PENDING.fetch_add(1, Relaxed),
         Acquired::Queued { .. } => QUEUED.fetch_add(1, Relaxed),
         Acquired::NoNode => NO_NODE.fetch_add(1, Relaxed),
         Acquired::Fast => 0,
@@ -203,9 +205,10 @@ fn nested_waiters_keep_mutual_exclusion_and_fall_back_past_four() {
 
     let fallbacks: u64 = Sim::queues().iter().map(|q| q.stats().fallbacks).sum();
     eprintln!(
-        "{report}nested raises {}, deepest {} contexts, queued {}, no node {}, fallbacks {fallbacks}",
+        "{report}nested raises {}, deepest {} contexts, pending {}, queued {}, no node {}, fallbacks {fallbacks}",
         NESTED_RAISES.load(Relaxed),
         DEEPEST.load(Relaxed) + 1,
+        PENDING.load(Relaxed),
         QUEUED.load(Relaxed),
         NO_NODE.load(Relaxed),
     );
@@ -216,17 +219,12 @@ fn nested_waiters_keep_mutual_exclusion_and_fall_back_past_four() {
         let taken = guarded.taken.load(Relaxed);
         eprintln!("lock {level}: taken {taken} times");
         assert_eq!(value, taken, "lock {level} let two holders in");
-        assert_eq!(
-            guarded.lock.state(),
-            LockState {
-                locked: false,
-                tail: None
-            }
-        );
+        assert_eq!(guarded.lock.state(), LockState::FREE);
     }
     // Only bodies take lock 0 (entries run at depth 1 and deeper).
     assert_eq!(LOCKS[0].taken.load(Relaxed), CPUS as u64 * ROUNDS);
-    assert!(QUEUED.load(Relaxed) > 0);
+    assert!(PENDING.load(Relaxed) > 0, "no waiter ever went pending");
+    assert!(QUEUED.load(Relaxed) > 0, "no waiter ever queued");
     assert_eq!(
         DEEPEST.load(Relaxed) as usize + 1,
         LEVELS,

@@ -33,6 +33,14 @@ pub trait QueueDomain: 'static {
     /// microseconds; one stopped by the shootdown never does.
     const PANIC_LOCK_WAIT_NS: u64 = 10_000_000;
 
+    /// Whether the second contender for a held lock that nobody waits for
+    /// spins on the lock word as the *pending* waiter (no queue node, one
+    /// cache line shared by holder and waiter) rather than queueing. On by
+    /// default: it makes two-CPU contention hand the lock over through the
+    /// word alone (see docs/benchmarks.md for what it gains). Off is the
+    /// plain MCS queue; the model tests use it to explore the queue alone.
+    const PENDING_WAITER: bool = true;
+
     /// One [`CpuQueue`] per CPU, indexed by [`CpuIndex`]. A CPU outside the
     /// slice (or beyond [`MAX_QUEUE_CPUS`](super::MAX_QUEUE_CPUS)) never
     /// queues: it spins test-and-set.

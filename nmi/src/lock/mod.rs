@@ -2,15 +2,22 @@
 //! included, that the crash path can always get past.
 //!
 //! # Design
-//! One 32-bit word per lock: a *locked* bit and the queue *tail*, the last
-//! waiter's (CPU, node index). Waiters queue through per-CPU nodes, four per
+//! One 32-bit word per lock: a *locked* bit, a *pending* bit and the queue
+//! *tail*, the last waiter's (CPU, node index). The second contender for a
+//! held lock that nobody waits for sets the pending bit and spins on the
+//! word itself, without a node: two CPUs trading a lock never touch the
+//! queue (Linux's pending-bit optimisation; [`QueueDomain::PENDING_WAITER`]
+//! turns it off). Later waiters queue through per-CPU nodes, four per
 //! CPU so that each of four nested contexts on a CPU (task, soft interrupt,
 //! hard interrupt, NMI, say) can wait at once. The CPU's nesting count picks
 //! the node; a fifth nested waiter finds none and spins test-and-set on the
 //! locked bit instead (counted in [`QueueStats::fallbacks`]).
 //!
-//! Waiters hand over in FIFO order: each spins on its own node until its
-//! predecessor makes it the *head*; only the head watches the lock word.
+//! Waiters hand over in FIFO order: the pending waiter first (it came before
+//! any queued one), then each queued waiter, which spins on its own node
+//! until its predecessor makes it the *head*; only the head (and the
+//! pending waiter) watch the lock word, and the head waits for the pending
+//! bit to clear as well as the locked bit.
 //! Acquirers that do not queue (the fallback above, [`QSpinLock::try_lock`],
 //! [`QSpinLock::lock_until`], the panic owner) may take the lock ahead of
 //! the head; the head simply tries again.
@@ -20,7 +27,9 @@
 //! | bits   | field                                  |
 //! |--------|----------------------------------------|
 //! | 0      | locked                                 |
-//! | 1-15   | zero                                   |
+//! | 1-7    | zero                                   |
+//! | 8      | pending                                |
+//! | 9-15   | zero                                   |
 //! | 16-17  | tail: node index (0..4)                |
 //! | 18-31  | tail: CPU index + 1 (0 = no tail)      |
 //!
@@ -28,17 +37,25 @@
 //! define mixed-size atomics on one location), which is why release is a
 //! `fetch_and` rather than Linux's byte store.
 //!
-//! # Transitions (locked, tail) -> (locked, tail)
+//! # Transitions (locked, pending, tail) -> (locked, pending, tail)
 //!
-//! | operation                          | from        | to          | how          |
-//! |------------------------------------|-------------|-------------|--------------|
-//! | fast lock                          | (0, 0)      | (1, 0)      | CAS          |
-//! | queue (tail = me)                  | (l, t)      | (l, me)     | CAS loop     |
-//! | head takes it, last in queue       | (0, me)     | (1, 0)      | CAS          |
-//! | head takes it, others behind       | (0, t != me)| (1, t)      | CAS          |
-//! | test-and-set (fallback, try, bounded, panic owner) | (0, t) | (1, t) | CAS |
-//! | panic owner breaks a stuck lock    | (1, t)      | (1, t)      | `fetch_or`, counted |
-//! | release                            | (1, t)      | (0, t)      | `fetch_and`  |
+//! | operation                          | from          | to            | how          |
+//! |------------------------------------|---------------|---------------|--------------|
+//! | fast lock                          | (0, 0, 0)     | (1, 0, 0)     | CAS          |
+//! | become the pending waiter          | (1, 0, 0)     | (1, 1, 0)     | CAS          |
+//! | pending waiter takes it            | (0, 1, t)     | (1, 0, t)     | CAS          |
+//! | queue (tail = me)                  | (l, p, t)     | (l, p, me)    | CAS loop     |
+//! | head takes it, last in queue       | (0, 0, me)    | (1, 0, 0)     | CAS          |
+//! | head takes it, others behind       | (0, 0, t != me)| (1, 0, t)    | CAS          |
+//! | test-and-set (fallback, try, bounded, panic owner) | (0, p, t) | (1, p, t) | CAS |
+//! | panic owner breaks a stuck lock    | (1, p, t)     | (1, p, t)     | `fetch_or`, counted |
+//! | release                            | (1, p, t)     | (0, p, t)     | `fetch_and`  |
+//!
+//! The pending bit is set only from (1, 0, 0), so there is at most one
+//! pending waiter and it is ahead of every queued waiter; only that waiter
+//! clears it, in the claim that takes the lock. A contender that finds
+//! anything but (0, 0, 0) or (1, 0, 0) queues (as does one that saw the word
+//! change between those two states four times running).
 //!
 //! Node hand-over, outside the word: a waiter that queued behind a tail
 //! writes its own tail into the predecessor's `next`, then spins on its own

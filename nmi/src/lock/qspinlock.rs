@@ -8,12 +8,17 @@ use core::sync::atomic::{Ordering, compiler_fence};
 use super::QueueDomain;
 use super::queue::{CpuQueue, NO_SUCCESSOR, QueueNode};
 use super::sync::AtomicU32;
-use super::word::{LOCKED, TAIL_MASK, decode_tail, encode_tail};
+use super::word::{LOCKED, PENDING, TAIL_MASK, decode_tail, encode_tail};
 use crate::CpuIndex;
 
 /// How many compare-and-swap attempts [`QSpinLock::try_lock`] makes while
 /// the lock stays free (a failure then means the queue tail kept moving).
 const TRY_ATTEMPTS: usize = 4;
+
+/// How many compare-and-swap attempts the slow path makes at the fast lock
+/// or the pending bit while the word keeps changing between "free" and
+/// "held, nobody waiting", before it queues instead.
+const PENDING_ATTEMPTS: usize = 4;
 
 /// A queued spinlock over domain `D`: one 32-bit word, FIFO among queued
 /// waiters, usable from any context, bounded for the panic owner.
@@ -31,6 +36,10 @@ pub struct QSpinLock<D> {
 pub enum Acquired {
     /// It was free and nobody was queued: one compare-and-swap.
     Fast,
+    /// The lock was held and nobody else waited: this CPU became the
+    /// *pending* waiter, spinning on the lock word itself (no queue node)
+    /// as the next in line.
+    Pending,
     /// Through the queue; `behind` is the CPU whose waiter was just ahead
     /// (`None`: this waiter found the queue empty and was head at once).
     Queued {
@@ -53,8 +62,19 @@ pub enum Acquired {
 pub struct LockState {
     /// Whether the lock is held.
     pub locked: bool,
+    /// Whether a pending waiter is spinning on the word, next in line.
+    pub pending: bool,
     /// The last queued waiter: (CPU, node index).
     pub tail: Option<(CpuIndex, usize)>,
+}
+
+impl LockState {
+    /// A free lock: not held, nobody pending, no queue.
+    pub const FREE: Self = Self {
+        locked: false,
+        pending: false,
+        tail: None,
+    };
 }
 
 impl<D> core::fmt::Debug for QSpinLock<D> {
@@ -90,6 +110,7 @@ impl<D> QSpinLock<D> {
         let word = self.word.load(Ordering::Relaxed);
         LockState {
             locked: word & LOCKED != 0,
+            pending: word & PENDING != 0,
             tail: decode_tail(word),
         }
     }
@@ -182,6 +203,11 @@ impl<D: QueueDomain> QSpinLock<D> {
         if D::panic_flag().owner() == Some(cpu) {
             return self.acquire_as_panic_owner(cpu);
         }
+        if D::PENDING_WAITER
+            && let Some(acquired) = self.acquire_pending()
+        {
+            return acquired;
+        }
         let Some(queue) = D::queues().get(cpu.as_usize()) else {
             self.spin_test_and_set();
             return Acquired::NoNode;
@@ -206,6 +232,81 @@ impl<D: QueueDomain> QSpinLock<D> {
         compiler_fence(Ordering::SeqCst);
         queue.nesting.fetch_sub(1, Ordering::Relaxed);
         acquired
+    }
+
+    /// The second contender's path: if the lock is held and nobody waits,
+    /// set the pending bit and spin on the word until the holder releases,
+    /// then take the lock and clear the bit in one compare-and-swap. Two
+    /// CPUs trading a lock thus hand it over through the word alone, without
+    /// touching queue nodes. `None`: somebody already waits (pending or
+    /// queued), or the word kept changing; queue instead.
+    fn acquire_pending(&self) -> Option<Acquired> {
+        // Relaxed: the value only feeds the compare-and-swaps below.
+        let mut word = self.word.load(Ordering::Relaxed);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            if attempts > PENDING_ATTEMPTS {
+                return None;
+            }
+            if word == 0 {
+                // Released since the fast path looked: try it once more.
+                // Acquire on success: pairs with `release`, as the fast
+                // path. Relaxed on failure: we only retry with the value.
+                match self
+                    .word
+                    .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                {
+                    Ok(_) => return Some(Acquired::Fast),
+                    Err(now) => word = now,
+                }
+                continue;
+            }
+            if word != LOCKED {
+                // A pending waiter or a queue exists: join the queue.
+                return None;
+            }
+            // (1, 0, 0) -> (1, 1, 0). Relaxed: the bit publishes nothing
+            // (no memory is handed over through it); it only tells later
+            // acquirers to queue and the queue's head to wait. What our
+            // critical section needs from the holder comes through our
+            // Acquire claim below.
+            match self.word.compare_exchange(
+                LOCKED,
+                LOCKED | PENDING,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
+        }
+        // We own the pending bit: nobody else sets it while it is set, and
+        // only we clear it. Wait for the holder (or a test-and-set acquirer
+        // that cut in) to release, then claim (0, 1, t) -> (1, 0, t).
+        loop {
+            // Relaxed: the value only feeds the compare-and-swap.
+            let word = self.word.load(Ordering::Relaxed);
+            if word & LOCKED != 0 {
+                D::relax();
+                continue;
+            }
+            // Acquire: pairs with `release`, so the previous critical
+            // section happens before ours. Relaxed on failure: retry (a
+            // test-and-set acquirer took the lock, or the tail moved).
+            if self
+                .word
+                .compare_exchange(
+                    word,
+                    (word & !PENDING) | LOCKED,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                return Some(Acquired::Pending);
+            }
+        }
     }
 
     /// Queue on `node` (whose tail is `me`), wait to be head, take the lock,
@@ -265,12 +366,14 @@ impl<D: QueueDomain> QSpinLock<D> {
             None => None,
         };
 
-        // Head of the queue: wait for the holder to release, then take the
-        // lock, clearing the tail if we are still the last waiter.
+        // Head of the queue: wait for the holder to release and for a
+        // pending waiter (which came before any queued one) to have taken
+        // its turn, then take the lock, clearing the tail if we are still
+        // the last waiter.
         loop {
             // Relaxed: the value only feeds the compare-and-swap.
             let word = self.word.load(Ordering::Relaxed);
-            if word & LOCKED != 0 {
+            if word & (LOCKED | PENDING) != 0 {
                 D::relax();
                 continue;
             }

@@ -71,6 +71,7 @@ fn uncontended_lock_is_one_fast_acquisition() {
         lock.state(),
         LockState {
             locked: true,
+            pending: false,
             tail: None
         }
     );
@@ -90,9 +91,10 @@ fn waiters_are_served_in_queue_order() {
     assert_eq!(lock.acquire(), Acquired::Fast);
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut threads = Vec::new();
-    // CPUs 1, 2, 3 queue one after the other (each waits until the
-    // previous one is the tail), while CPU 0 holds the lock.
-    for cpu in 1..=3u32 {
+    // CPU 1 becomes the pending waiter, then CPUs 2, 3, 4 queue one after
+    // the other (each waits until the previous one is the tail), while
+    // CPU 0 holds the lock.
+    for cpu in 1..=4u32 {
         let (waiter_lock, order) = (lock.clone(), order.clone());
         threads.push(std::thread::spawn(move || {
             set_cpu(cpu);
@@ -101,7 +103,11 @@ fn waiters_are_served_in_queue_order() {
             // SAFETY: acquired above.
             unsafe { waiter_lock.release() };
         }));
-        wait_for(|| lock.state().tail.map(|(c, _)| c) == Some(CpuIndex(cpu)));
+        if cpu == 1 {
+            wait_for(|| lock.state().pending);
+        } else {
+            wait_for(|| lock.state().tail.map(|(c, _)| c) == Some(CpuIndex(cpu)));
+        }
     }
     // SAFETY: acquired by this thread above.
     unsafe { lock.release() };
@@ -112,18 +118,13 @@ fn waiters_are_served_in_queue_order() {
     assert_eq!(
         *order.lock().unwrap(),
         [
-            (1, queued(None)),
-            (2, queued(Some(CpuIndex(1)))),
-            (3, queued(Some(CpuIndex(2))))
+            (1, Acquired::Pending),
+            (2, queued(None)),
+            (3, queued(Some(CpuIndex(2)))),
+            (4, queued(Some(CpuIndex(3))))
         ]
     );
-    assert_eq!(
-        lock.state(),
-        LockState {
-            locked: false,
-            tail: None
-        }
-    );
+    assert_eq!(lock.state(), LockState::FREE);
 }
 
 #[test]
@@ -148,10 +149,12 @@ fn contended_counter_stays_exact() {
             std::thread::spawn(move || {
                 set_cpu(cpu);
                 start.wait();
-                let mut queued = 0;
+                let (mut pending, mut queued) = (0, 0);
                 for round in 0..ROUNDS {
-                    if matches!(shared.lock.acquire(), Acquired::Queued { .. }) {
-                        queued += 1;
+                    match shared.lock.acquire() {
+                        Acquired::Pending => pending += 1,
+                        Acquired::Queued { .. } => queued += 1,
+                        _ => {}
                     }
                     // SAFETY: the lock is held; a second holder would make
                     // this a data race and the final count wrong.
@@ -168,25 +171,22 @@ fn contended_counter_stays_exact() {
                     // SAFETY: acquired above.
                     unsafe { shared.lock.release() };
                 }
-                queued
+                (pending, queued)
             })
         })
         .collect();
-    let queued: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let (pending, queued) = threads
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .fold((0u64, 0u64), |(p, q), (tp, tq)| (p + tp, q + tq));
     // SAFETY: every thread has been joined: no one else accesses it.
     let total = unsafe { *shared.counter.get() };
     assert_eq!(total, u64::from(THREADS) * ROUNDS);
     assert!(
-        queued > 0,
-        "no acquisition ever queued: the test proved little"
+        pending > 0 && queued > 0,
+        "every path must have run (pending {pending}, queued {queued}): the test proved little"
     );
-    assert_eq!(
-        shared.lock.state(),
-        LockState {
-            locked: false,
-            tail: None
-        }
-    );
+    assert_eq!(shared.lock.state(), LockState::FREE);
 }
 
 #[test]
@@ -194,6 +194,18 @@ fn a_fifth_nested_waiter_falls_back_and_is_counted() {
     domain!(D);
     let lock = Arc::new(QSpinLock::<D>::new());
     assert_eq!(lock.acquire(), Acquired::Fast);
+    // CPU 6 takes the pending bit, so CPU 5 must queue (and cannot).
+    let pending = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            set_cpu(6);
+            let how = lock.acquire();
+            // SAFETY: acquired above.
+            unsafe { lock.release() };
+            how
+        })
+    };
+    wait_for(|| lock.state().pending);
     let waiter = {
         let lock = lock.clone();
         std::thread::spawn(move || {
@@ -212,8 +224,86 @@ fn a_fifth_nested_waiter_falls_back_and_is_counted() {
     // SAFETY: acquired by this thread above.
     unsafe { lock.release() };
     assert_eq!(waiter.join().unwrap(), Acquired::NoNode);
+    assert_eq!(pending.join().unwrap(), Acquired::Pending);
     assert_eq!(D::queues()[5].stats().fallbacks, 1);
     assert_eq!(D::queues()[0].stats().fallbacks, 0);
+}
+
+#[test]
+fn a_second_contender_waits_pending_without_a_node() {
+    domain!(D);
+    let lock = Arc::new(QSpinLock::<D>::new());
+    assert_eq!(lock.acquire(), Acquired::Fast);
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            set_cpu(2);
+            let how = lock.acquire();
+            // SAFETY: acquired above.
+            unsafe { lock.release() };
+            how
+        })
+    };
+    wait_for(|| lock.state().pending);
+    assert_eq!(
+        lock.state(),
+        LockState {
+            locked: true,
+            pending: true,
+            tail: None
+        }
+    );
+    assert_eq!(
+        D::queues()[2].nesting.load(SeqCst),
+        0,
+        "the pending waiter takes no node"
+    );
+    // SAFETY: acquired by this thread above.
+    unsafe { lock.release() };
+    assert_eq!(waiter.join().unwrap(), Acquired::Pending);
+    assert_eq!(lock.state(), LockState::FREE);
+}
+
+#[test]
+fn without_the_pending_waiter_a_second_contender_queues() {
+    struct NoPending;
+    impl QueueDomain for NoPending {
+        const PENDING_WAITER: bool = false;
+        fn queues() -> &'static [CpuQueue] {
+            static QUEUES: [CpuQueue; 4] = [const { CpuQueue::new() }; 4];
+            &QUEUES
+        }
+        fn current_cpu() -> CpuIndex {
+            CpuIndex(CPU.with(Cell::get))
+        }
+        fn now_ns() -> u64 {
+            0
+        }
+        fn relax() {
+            std::thread::yield_now();
+        }
+        fn panic_flag() -> &'static PanicFlag {
+            static FLAG: PanicFlag = PanicFlag::new();
+            &FLAG
+        }
+    }
+    let lock = Arc::new(QSpinLock::<NoPending>::new());
+    assert_eq!(lock.acquire(), Acquired::Fast);
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            set_cpu(1);
+            let how = lock.acquire();
+            // SAFETY: acquired above.
+            unsafe { lock.release() };
+            how
+        })
+    };
+    wait_for(|| lock.state().tail.is_some());
+    assert!(!lock.state().pending);
+    // SAFETY: acquired by this thread above.
+    unsafe { lock.release() };
+    assert_eq!(waiter.join().unwrap(), Acquired::Queued { behind: None });
 }
 
 #[test]

@@ -7,6 +7,10 @@ use crate::CpuIndex;
 /// The locked bit.
 pub(crate) const LOCKED: u32 = 1;
 
+/// The pending bit: one waiter spins on the word, ahead of any queue,
+/// without taking a node.
+pub(crate) const PENDING: u32 = 1 << 8;
+
 const TAIL_INDEX_SHIFT: u32 = 16;
 const TAIL_CPU_SHIFT: u32 = 18;
 const TAIL_CPU_BITS: u32 = 32 - TAIL_CPU_SHIFT;
@@ -49,10 +53,14 @@ mod tests {
                 let tail = encode_tail(CpuIndex(cpu), index).unwrap();
                 assert_ne!(tail, 0);
                 assert_eq!(tail & !TAIL_MASK, 0);
-                assert_eq!(decode_tail(tail | LOCKED), Some((CpuIndex(cpu), index)));
+                assert_eq!(
+                    decode_tail(tail | PENDING | LOCKED),
+                    Some((CpuIndex(cpu), index))
+                );
             }
         }
-        assert_eq!(decode_tail(LOCKED), None);
+        assert_eq!(decode_tail(LOCKED | PENDING), None);
+        assert_eq!(PENDING & (LOCKED | TAIL_MASK), 0);
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub fn rust_toolchain() -> Result<(), String> {
     let root = crate::run::workspace_root()?;
     let status = Command::new("rustup")
         .args(["toolchain", "install"])
+        .env_remove(TOOLCHAIN_OVERRIDE)
         .current_dir(root)
         .status()
         .map_err(|e| format!("cannot run rustup: {e}"))?;
@@ -45,8 +46,22 @@ pub fn rust_toolchain() -> Result<(), String> {
     }
 }
 
+/// The variable through which `cargo` (run by rustup's proxy) tells child
+/// processes which toolchain it is. With it set, `rustup toolchain install`
+/// installs that toolchain as rustup's defaults have it and ignores
+/// `rust-toolchain.toml`, targets and components included: a fresh machine
+/// then got no bare-metal target. Removed for every rustup call here, so
+/// that rustup reads the file.
+const TOOLCHAIN_OVERRIDE: &str = "RUSTUP_TOOLCHAIN";
+
 fn output(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(args).output().ok()?;
+    let root = crate::run::workspace_root().ok()?;
+    let output = Command::new(program)
+        .args(args)
+        .env_remove(TOOLCHAIN_OVERRIDE)
+        .current_dir(root)
+        .output()
+        .ok()?;
     output
         .status
         .success()

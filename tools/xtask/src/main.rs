@@ -23,7 +23,13 @@ use std::time::Instant;
 use run::{Step, cargo};
 
 /// Crates that must build for `x86_64-unknown-none`.
-const NO_STD_CRATES: &[&str] = &["crashkit-nmi"];
+const NO_STD_CRATES: &[&str] = &[
+    "crashkit-nmi",
+    "crashkit-record",
+    "crashkit-shootdown",
+    "crashkit-notifiers",
+    "crashkit-panic-path",
+];
 
 /// The bare-metal target every no_std crate must build for.
 const BARE_METAL_TARGET: &str = "x86_64-unknown-none";

@@ -44,8 +44,32 @@ pub trait Platform: Sync {
 
     /// Send an NMI to one CPU. Sending to the calling CPU is allowed where the
     /// hardware allows it; protocols in crashkit never do.
+    ///
+    /// A send is ordered after the caller's earlier memory writes: a CPU that
+    /// takes the NMI sees them (the shootdown publishes its owner this way).
+    /// x86_64 gives this for free for xAPIC MMIO (stores leave in order) and
+    /// with the `mfence` before the x2APIC `wrmsr`; the simulation's
+    /// `pthread_kill` is a system call.
     fn send_nmi(&self, target: CpuIndex) -> Result<(), NmiSendError>;
 
-    /// Send an NMI to every CPU except the caller.
+    /// Send an NMI to every CPU except the caller, ordered after the
+    /// caller's earlier writes like [`send_nmi`](Self::send_nmi).
     fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError>;
+
+    /// Stop the calling CPU for good: the state of a CPU stopped by the
+    /// shootdown. It never returns and never runs kernel code again.
+    ///
+    /// Called from NMI context (the shootdown's NMI handler, which therefore
+    /// never returns with `iretq`, so NMIs stay blocked on the CPU) or from a
+    /// poll in a spin loop. x86_64: maskable interrupts off and `hlt` in a
+    /// loop (an NMI, SMI or machine check that wakes the CPU sends it back to
+    /// `hlt`). The simulation parks the calling simulated CPU's thread.
+    fn park(&self) -> !;
+
+    /// Disable maskable interrupts on the calling CPU, for good: the panic
+    /// path's first act, so that no interrupt handler runs on the panicking
+    /// CPU (and takes a lock it holds) while it works. NMIs and machine
+    /// checks still arrive. x86_64: `cli`. The simulation blocks the
+    /// calling thread's interrupt signal.
+    fn disable_interrupts(&self);
 }

@@ -40,6 +40,11 @@ impl Platform for TestPlatform {
     fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError> {
         Err(NmiSendError::Unavailable)
     }
+    fn park(&self) -> ! {
+        panic!("TestPlatform::park: the chain tests never stop a CPU")
+    }
+
+    fn disable_interrupts(&self) {}
 }
 
 /// An append-only record of which handlers ran, for one test.

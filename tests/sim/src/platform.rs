@@ -284,4 +284,78 @@ impl Platform for SimPlatform {
         }
         Ok(())
     }
+
+    /// Park the calling simulated CPU ([`SimCpu::park`]): every simulation
+    /// signal blocked, the thread asleep for good, the run reports it
+    /// [`CpuOutcome::Parked`](crate::CpuOutcome::Parked).
+    ///
+    /// # Panics
+    /// On a thread that is not one of this machine's CPUs (the test thread,
+    /// say): test scaffolding that would otherwise hang that thread forever
+    /// without a word.
+    /// Blocks the interrupt signal on the calling thread (a simulated CPU,
+    /// or any other thread: harmless there) and never unblocks it.
+    fn disable_interrupts(&self) {
+        let _previous = crate::signals::mask(
+            crate::signals::signals_of(&[EntryKind::Interrupt]).as_slice(),
+            true,
+        );
+    }
+
+    fn park(&self) -> ! {
+        let current = CURRENT.with(Cell::get);
+        // SAFETY: a non-null `CURRENT` points to the live `SimCpu` of this
+        // very thread (see `signals::CURRENT`).
+        match unsafe { current.as_ref() } {
+            Some(cpu) if Arc::ptr_eq(&cpu.platform().shared, &self.shared) => cpu.park(),
+            Some(cpu) => panic!(
+                "SimPlatform::park called on {} of another simulated machine",
+                cpu.index()
+            ),
+            None => panic!(
+                "SimPlatform::park called on thread {:?}, which is not a simulated CPU",
+                std::thread::current().name().unwrap_or("<unnamed>")
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{CpuOutcome, Machine};
+
+    #[test]
+    fn park_through_the_platform_parks_the_calling_cpu() {
+        let machine = Machine::new(2, |_, _, _| {});
+        let report = machine.run(Duration::from_secs(20), |cpu| {
+            if cpu.index() == CpuIndex(1) {
+                let platform: &dyn Platform = cpu.platform();
+                platform.park();
+            }
+        });
+        assert_eq!(
+            report.outcomes,
+            [CpuOutcome::Finished, CpuOutcome::Parked],
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn park_on_a_thread_that_is_no_cpu_panics_and_says_why() {
+        let machine = Machine::new(1, |_, _, _| {});
+        let platform = machine.platform().clone();
+        let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || platform.park()))
+            .expect_err("park returned on a thread that is no CPU");
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or("");
+        assert!(
+            message.contains("not a simulated CPU"),
+            "unclear panic message: {message:?}"
+        );
+    }
 }

@@ -12,13 +12,17 @@
 //!   methods run once per CPU at bring-up; `id` and the IPI methods run
 //!   anywhere, NMI context included.
 //! - [`X86Platform`]: the [`Platform`](crate::Platform) the rest of crashkit
-//!   uses: CPU index ↔ APIC ID table, TSC clock, NMIs through the APIC. A
-//!   `static`, filled by the kernel during bring-up.
+//!   uses: CPU index ↔ APIC ID table, TSC clock, NMIs through the APIC,
+//!   parking (`cli; hlt`). A `static`, filled by the kernel during bring-up.
+//! - `capture`: [`RegisterFrame::capture`](crate::RegisterFrame::capture),
+//!   the calling CPU's own registers at the capture point (for a CPU that
+//!   stops itself, and for the panic owner); runs in any privilege level.
 //!
 //! What is tested where: on the host (`cargo test`), the ICR and register
 //! encodings, the x2APIC mode transition, the CPU table, the TSC conversion,
-//! IDT entry installation, and the entry stubs themselves, run in user mode
-//! with a hand-built interrupt frame and a real `iretq`. Only a bare-metal
+//! IDT entry installation, the register capture, and the entry stubs
+//! themselves, run in user mode with a hand-built interrupt frame and a real
+//! `iretq`. Only a bare-metal
 //! kernel under QEMU can exercise the rest: delivery through an IDT gate and
 //! an IST stack, and every APIC access (MMIO and MSRs are ring-0 only).
 //!
@@ -26,6 +30,7 @@
 //! state) are listed in [`entry`]; those of the APIC code in [`apic`].
 
 pub mod apic;
+mod capture;
 pub mod entry;
 mod platform;
 

@@ -220,6 +220,23 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
                 ApicError::DeliveryTimeout => NmiSendError::DeliveryTimeout,
             })
     }
+
+    /// `cli`, then `hlt` forever. Maskable interrupts cannot wake the CPU;
+    /// what can (an NMI when NMIs are not blocked, an SMI, a machine check,
+    /// INIT aside) returns to the loop and halts again. When the caller is
+    /// the shootdown's NMI handler (which then never returns), NMIs stay
+    /// blocked too (Intel SDM vol. 3A 6.7.1). Ring 0 only: both
+    /// instructions fault in user mode.
+    fn disable_interrupts(&self) {
+        x86_64::instructions::interrupts::disable();
+    }
+
+    fn park(&self) -> ! {
+        x86_64::instructions::interrupts::disable();
+        loop {
+            x86_64::instructions::hlt();
+        }
+    }
 }
 
 /// `ticks` TSC ticks at `tsc_hz` Hz, in nanoseconds: `ticks * 10^9 / tsc_hz`

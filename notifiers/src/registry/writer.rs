@@ -1,0 +1,154 @@
+//! Register and unregister: the registry's writers.
+//!
+//! Writers serialise on the epoch (even = idle, odd = editing) taken with a
+//! compare-and-swap and a bounded spin instead of a lock: a writer that
+//! interrupted another writer on its own CPU, or that finds a writer frozen
+//! on a stopped CPU, gets [`RegisterError::Busy`] instead of a deadlock.
+//! Each call does one slot transition (`slot.rs`).
+
+use core::sync::atomic::Ordering;
+
+use super::{MAX_SEQUENCE, Registry};
+use crate::Notifier;
+
+#[cfg(test)]
+use crate::test_hook::{self, HookPoint};
+
+/// Why a notifier could not be registered or removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    /// Every slot holds a notifier (or, in theory, registration numbers ran
+    /// out: [`MAX_SEQUENCE`]).
+    Full,
+    /// The notifier is registered already (each registration runs once per
+    /// walk; registering it twice would not make it run twice).
+    AlreadyRegistered,
+    /// The notifier is not registered.
+    NotRegistered,
+    /// Another writer held the registry for the whole bounded wait: it is
+    /// editing on another CPU, it was stopped mid-edit, or this call
+    /// interrupted it on this CPU. Retry later from normal context.
+    Busy,
+}
+
+/// How many times a writer tries the epoch before reporting `Busy`.
+const WRITER_SPINS: u32 = 1 << 16;
+
+impl<const N: usize> Registry<N> {
+    /// Take the writer epoch (even -> odd), trying at most `spins` times;
+    /// the odd epoch, for [`end_write`](Self::end_write).
+    fn begin_write(&self, spins: u32) -> Result<u32, RegisterError> {
+        for _ in 0..spins {
+            // Relaxed: only a guess for the compare-and-swap's expected
+            // value; the compare-and-swap orders.
+            let epoch = self.epoch.load(Ordering::Relaxed);
+            if epoch & 1 == 0 {
+                // Acquire on success: pairs with the previous writer's
+                // Release in `end_write`, so its slot and counter stores are
+                // visible to this writer. Relaxed on failure: nothing read.
+                if self
+                    .epoch
+                    .compare_exchange_weak(
+                        epoch,
+                        epoch.wrapping_add(1),
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+                {
+                    return Ok(epoch.wrapping_add(1));
+                }
+            }
+            core::hint::spin_loop();
+        }
+        Err(RegisterError::Busy)
+    }
+
+    /// Release the writer epoch (odd -> next even).
+    fn end_write(&self, odd_epoch: u32) {
+        // Release: publishes this writer's slot and counter stores to the
+        // next writer's Acquire compare-and-swap. (Readers do not rely on
+        // the epoch; they validate each slot.)
+        self.epoch
+            .store(odd_epoch.wrapping_add(1), Ordering::Release);
+    }
+
+    /// The writer epoch now (odd: a writer is editing). For reports.
+    pub(crate) fn epoch_now(&self) -> u32 {
+        // Relaxed: it only feeds the `writer_mid_edit` and
+        // `changed_during_walk` notes; no memory is read through it.
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    /// Register `notifier` in its list, waiting a bounded time for another
+    /// writer. Normal context (any context is safe: the worst case is
+    /// `Busy`).
+    pub fn register(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+        self.write(WRITER_SPINS, |registry| registry.insert(notifier))
+    }
+
+    /// Like [`register`](Self::register), but gives up at once if another
+    /// writer is active.
+    pub fn try_register(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+        self.write(1, |registry| registry.insert(notifier))
+    }
+
+    /// Remove `notifier`. A walk already in progress on another CPU may
+    /// still call it once.
+    pub fn unregister(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+        self.write(WRITER_SPINS, |registry| registry.remove(notifier))
+    }
+
+    fn write(
+        &self,
+        spins: u32,
+        edit: impl FnOnce(&Self) -> Result<(), RegisterError>,
+    ) -> Result<(), RegisterError> {
+        let epoch = self.begin_write(spins)?;
+        #[cfg(test)]
+        test_hook::at(HookPoint::WriterHoldsEpoch);
+        let result = edit(self);
+        self.end_write(epoch);
+        result
+    }
+
+    fn insert(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+        let mut free = None;
+        for slot in &self.slots {
+            if slot.writer_sequence() == 0 {
+                free = free.or(Some(slot));
+            } else if slot
+                .writer_notifier()
+                .is_some_and(|found| core::ptr::eq(found, notifier))
+            {
+                return Err(RegisterError::AlreadyRegistered);
+            }
+        }
+        let slot = free.ok_or(RegisterError::Full)?;
+        // Relaxed: read and written only under the epoch (see
+        // `begin_write`).
+        let sequence = self.next_sequence.load(Ordering::Relaxed);
+        if sequence > MAX_SEQUENCE {
+            return Err(RegisterError::Full);
+        }
+        self.next_sequence
+            .store(sequence.saturating_add(1), Ordering::Relaxed);
+        slot.fill(notifier, sequence);
+        Ok(())
+    }
+
+    fn remove(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+        let slot = self
+            .slots
+            .iter()
+            .find(|slot| {
+                slot.writer_sequence() != 0
+                    && slot
+                        .writer_notifier()
+                        .is_some_and(|found| core::ptr::eq(found, notifier))
+            })
+            .ok_or(RegisterError::NotRegistered)?;
+        slot.clear();
+        Ok(())
+    }
+}

@@ -272,6 +272,18 @@ impl PanicSection {
         bump(&self.panic_lock_breaks)
     }
 
+    /// Raise the lock counters to totals the kernel keeps elsewhere (the
+    /// lock domain's per-CPU `QueueStats`, summed): each counter becomes
+    /// the larger of its value and the total given, so counts added
+    /// directly are not lost. Any CPU may call it.
+    pub fn record_lock_totals(&self, fallbacks: u32, panic_lock_breaks: u32) {
+        // Relaxed: counters, read offline or after the panic.
+        self.qspinlock_fallbacks
+            .fetch_max(fallbacks, Ordering::Relaxed);
+        self.panic_lock_breaks
+            .fetch_max(panic_lock_breaks, Ordering::Relaxed);
+    }
+
     /// A writer that appends to the panic message (`write!` into it).
     ///
     /// Text past the 512-byte buffer is dropped at a character boundary,

@@ -52,7 +52,7 @@ pub use notifier::{NotifierEntry, NotifierSlot};
 pub use panic::{Escalation, Full, MessageWriter, PanicSection, ShootdownTotals};
 pub use parse::{
     ByteOrder, CpuSlotView, Header, NotifierView, PanicView, ParseError, ParseErrorKind,
-    RecordView, Scan, SectionDescriptor, TextView, scan,
+    RecordView, Scan, SectionDescriptor, Summary, TextView, scan,
 };
 pub use record::{CrashRecord, SnapshotTooSmall};
 pub use text::Text;

@@ -11,10 +11,12 @@
 
 mod bytes;
 mod error;
+mod summary;
 mod view;
 
 pub use bytes::ByteOrder;
 pub use error::{ParseError, ParseErrorKind};
+pub use summary::Summary;
 pub use view::{CpuSlotView, NotifierView, PanicView, TextView};
 
 use bytes::Bytes;

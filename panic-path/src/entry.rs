@@ -1,4 +1,4 @@
-//! The entries: [`panic`] for `#[panic_handler]`, [`panic_in_exception`]
+//! The entries: [`panic()`] for `#[panic_handler]`, [`panic_in_exception`]
 //! for NMI and exception handlers. Both disable interrupts, then one
 //! compare-and-swap on the panic flag decides what this CPU does (the table
 //! is in the crate docs and `docs/panic-path.md`).
@@ -54,25 +54,28 @@ fn enter<K: Kernel>(message: &dyn core::fmt::Display, frame: &RegisterFrame) -> 
             panic.set_phase(PanicPhase::Claimed);
             run_from::<K>(Step::Claim, message, frame)
         }
-        PanicClaim::OwnedBy(_) => second_panicker::<K>(),
+        PanicClaim::OwnedBy(_) => second_panicker::<K>(frame),
         PanicClaim::Reentered => escalate::<K>(message, frame),
     }
 }
 
 /// A CPU that lost the panic flag: count itself, then wait for the owner's
-/// shootdown to stop it. The shootdown's NMI stops it if it can take NMIs;
-/// the poll stops it if it cannot (it panicked inside an NMI handler). If
-/// the owner never shoots it down within the configured wait, it parks on
-/// its own, unrecorded (the owner's record then shows it as the shootdown
-/// left it).
-fn second_panicker<K: Kernel>() -> ! {
+/// shootdown to stop it. The shootdown's NMI stops it if it can take NMIs
+/// (its slot then holds the registers the NMI interrupted: this wait loop);
+/// if it sees the shootdown issued first, or cannot take NMIs (it panicked
+/// inside an NMI handler), it stops itself and records `frame`, the
+/// registers it panicked with (`StopPath::Poll`), which say more than the
+/// wait loop's. If the owner never shoots it down within the configured
+/// wait, it parks on its own, unrecorded (the owner's record then shows it
+/// as the shootdown left it).
+fn second_panicker<K: Kernel>(frame: &RegisterFrame) -> ! {
     let platform = K::platform();
     K::record().panic_section().add_second_panicker();
     let start = platform.now_ns();
     let wait = K::CONFIG.second_panicker_wait_ns;
     let depth = K::nmi_depth();
     while platform.now_ns().saturating_sub(start) < wait {
-        K::shootdown().poll(platform, depth);
+        K::shootdown().poll_with_frame(platform, frame, depth);
         platform.relax();
     }
     platform.park()
@@ -104,6 +107,8 @@ fn escalate<K: Kernel>(message: &dyn core::fmt::Display, frame: &RegisterFrame) 
             let text: Text<MESSAGE> = panic.message();
             let inputs = PanicInputs::new(platform, text.as_str().unwrap_or(""));
             let _ = K::notifiers().resume(&inputs, &mut RecordOutcomes::<K>::new());
+            // The list ended (finished by the resume, or given up).
+            panic.stamp(PhaseStamp::NotifiersEnd, platform.now_ns());
         }
         _ => {}
     }

@@ -2,7 +2,7 @@
 //! exception) and the hand-over to the dump, in bounded time whatever the
 //! other CPUs are doing, leaving a complete crash record.
 //!
-//! - [`panic`] (from `#[panic_handler]`) and [`panic_in_exception`] (from an
+//! - [`panic()`] (from `#[panic_handler]`) and [`panic_in_exception`] (from an
 //!   NMI or exception handler, with the interrupted frame) disable
 //!   interrupts and decide the panic owner with one compare-and-swap on the
 //!   NMI core's panic flag:
@@ -14,8 +14,8 @@
 //!   | this CPU owns it already | escalates: records the failure, skips the failed step, continues |
 //!
 //! - The sequence ([`Step`]): record the owner's registers and the message;
-//!   stop the other CPUs ([`crashkit_shootdown`]); the hypervisor, pre-dump
-//!   (and, if configured, informational) notifier lists
+//!   stop the other CPUs ([`crashkit_shootdown`]); the hypervisor, (if
+//!   configured) informational and pre-dump notifier lists
 //!   ([`crashkit_notifiers`]); the dump hand-over hook; the remaining lists;
 //!   the final action (halt or reboot). Each step is written into the crash
 //!   record ([`crashkit_record`]) before it starts.

@@ -189,22 +189,21 @@ impl CpuSlot {
         // Relaxed: the state publishes nothing here (no data goes with
         // `NmiSent`); the CPU that stops overwrites it with a CAS, which
         // sees this value or a later one.
-        let moved = self
-            .state
+        // Relaxed: a diagnostic timestamp, written only by the owner, once
+        // (the first NMI to this CPU, whether or not it had already
+        // stopped through a poll, in which case `stopped_ns` is earlier),
+        // read by the owner or offline.
+        if self.first_nmi_ns.load(Ordering::Relaxed) == 0 {
+            self.first_nmi_ns.store(now_ns, Ordering::Relaxed);
+        }
+        self.state
             .compare_exchange(
                 CpuState::Running as u32,
                 CpuState::NmiSent as u32,
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             )
-            .is_ok();
-        if moved {
-            // Relaxed: a diagnostic timestamp, written once by the owner
-            // (only the successful transition writes it) and read by the
-            // owner or offline.
-            self.first_nmi_ns.store(now_ns, Ordering::Relaxed);
-        }
-        moved
+            .is_ok()
     }
 
     /// Count one more stop NMI sent (a resend to a CPU that did not answer).
@@ -347,6 +346,8 @@ impl CpuSlot {
     }
 
     /// When the first stop NMI was sent (platform nanoseconds; 0: never).
+    /// Later than [`stopped_ns`](Self::stopped_ns) for a CPU that stopped
+    /// through a poll before its NMI went out.
     pub fn first_nmi_ns(&self) -> u64 {
         // Relaxed: a diagnostic timestamp.
         self.first_nmi_ns.load(Ordering::Relaxed)
@@ -419,6 +420,8 @@ mod tests {
         assert!(!slot.mark_nmi_sent(6), "no NmiSent after Stopped");
         assert_eq!(slot.state(), Some(CpuState::Stopped));
         assert_eq!(slot.nmis_sent(), 1, "the NMI still went out and counts");
+        assert_eq!(slot.first_nmi_ns(), 6, "and its time is recorded");
+        assert!(slot.stopped_ns() < slot.first_nmi_ns());
     }
 
     #[test]

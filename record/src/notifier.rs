@@ -28,7 +28,8 @@ pub struct NotifierEntry<'a> {
     pub outcome: u32,
     /// The notifier's priority (higher runs first within a list).
     pub priority: i32,
-    /// How long it ran (platform nanoseconds; 0 if it did not run).
+    /// How long its turn took (platform nanoseconds): the body, or for
+    /// `SkippedLockBusy` the failed try-lock; 0 for `NotRun`.
     pub duration_ns: u64,
     /// Its name; longer than 48 bytes is truncated at a character boundary.
     pub name: &'a str,

@@ -82,6 +82,30 @@ impl Shootdown {
         self.stop_here(platform, cpu, &frame, StopPath::Poll, nmi_depth)
     }
 
+    /// [`poll`](Self::poll) for a caller that has better registers to save
+    /// than the poll site's: a CPU that panicked while another CPU owns the
+    /// panic waits for the shootdown with the frame it panicked with (for a
+    /// panic in an NMI or exception handler, the interrupted context), and
+    /// saves that one if it stops itself.
+    pub fn poll_with_frame<P: Platform + ?Sized>(
+        &self,
+        platform: &P,
+        frame: &RegisterFrame,
+        nmi_depth: u32,
+    ) {
+        let raw = self.load_raw();
+        if raw == ShootdownState::IDLE_RAW {
+            return;
+        }
+        let Some(owner) = ShootdownState::from_raw(raw).and_then(ShootdownState::owner) else {
+            return;
+        };
+        let cpu = platform.current_cpu();
+        if cpu != owner {
+            self.stop_here(platform, cpu, frame, StopPath::Poll, nmi_depth)
+        }
+    }
+
     /// Record `cpu` as stopped (if it has a slot that is not final) and
     /// park it.
     fn stop_here<P: Platform + ?Sized>(

@@ -134,8 +134,14 @@ impl SimCpu {
         // SAFETY: `pthread_self` has no preconditions.
         let thread = unsafe { libc::pthread_self() };
         cpu.slot().go_online(thread);
-        signals::unblock_all();
+        // Signals stay blocked until the start: an entry raised early (by a
+        // CPU already running its body) stays pending and is taken right
+        // after, rather than interrupting this thread inside the barrier,
+        // which holds a std mutex that the other starting CPUs need. An
+        // entry that waits for another CPU (a lock in an NMI handler) would
+        // otherwise deadlock the start, an artefact of the harness.
         start.wait();
+        signals::unblock_all();
 
         let result = catch_unwind(AssertUnwindSafe(|| body(&cpu)));
 

@@ -170,5 +170,20 @@ fn demo(args: &[String]) -> Result<(), String> {
         .time_limit(10 * 60)
         .run()?;
     println!("xtask: demo report written to {}", report.display());
+
+    let mut crash_demo = cargo([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "crashkit-panic-path",
+        "--example",
+        "crash_demo",
+        "--",
+    ]);
+    crash_demo.arg(&out_dir);
+    Step::new("kernel panic on the host simulation", crash_demo)
+        .time_limit(10 * 60)
+        .run()?;
     Ok(())
 }

@@ -1,0 +1,257 @@
+//! `crashkit-qemu-runner`: boot the QEMU test kernel (`tests/kernel`) once per
+//! scenario and CPU count, with a hard timeout, two QEMUs at a time at most
+//! (the machines have 2 cores), and check what each left behind: the exit
+//! status through isa-debug-exit (status 0, a triple fault, is a failure),
+//! and the crash record, found by scanning the file-backed guest RAM for its
+//! magic and parsed from bytes alone, field by field.
+//!
+//! Usage:
+//! `crashkit-qemu-runner [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
+//!
+//! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
+//! (`cargo xtask test` installs it first).
+
+mod qemu;
+mod scenario;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use crashkit_record::{RecordView, Summary, scan};
+
+use qemu::{Boot, Ending, KernelExit, Outcome};
+use scenario::Scenario;
+
+/// Hard limit per boot (TCG; a panic with -smp 8 takes a few seconds).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// QEMUs at once.
+const JOBS: usize = 2;
+
+struct Options {
+    kernel: PathBuf,
+    scenarios: Vec<&'static Scenario>,
+    repeat: u32,
+    out: PathBuf,
+}
+
+fn options() -> Result<Options, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(PathBuf::from)
+        .ok_or("no workspace root")?;
+    let mut options = Options {
+        kernel: root.join("tests/kernel/target/x86_64-unknown-none/release/crashkit-test-kernel"),
+        scenarios: Vec::new(),
+        repeat: 1,
+        out: root.join("target/qemu"),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--kernel" => options.kernel = PathBuf::from(value()?),
+            "--out" => options.out = PathBuf::from(value()?),
+            "--repeat" => {
+                let text = value()?;
+                options.repeat = text
+                    .parse()
+                    .map_err(|_| format!("--repeat {text}: not a number"))?;
+            }
+            "--scenario" => {
+                let name = value()?;
+                let scenario = scenario::ALL
+                    .iter()
+                    .find(|s| s.name == name)
+                    .ok_or_else(|| {
+                        let names: Vec<_> = scenario::ALL.iter().map(|s| s.name).collect();
+                        format!("no scenario {name:?} (there are: {})", names.join(", "))
+                    })?;
+                options.scenarios.push(scenario);
+            }
+            other => return Err(format!("unknown argument {other:?} (see the crate docs)")),
+        }
+    }
+    if options.scenarios.is_empty() {
+        options.scenarios = scenario::ALL.iter().collect();
+    }
+    Ok(options)
+}
+
+/// One boot to make.
+struct Job {
+    scenario: &'static Scenario,
+    cpus: u32,
+    round: u32,
+}
+
+/// What one boot found.
+struct Verdict {
+    label: String,
+    result: Result<Duration, String>,
+}
+
+fn main() -> ExitCode {
+    let options = match options() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("crashkit-qemu-runner: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = preflight(&options) {
+        eprintln!("crashkit-qemu-runner: {error}");
+        return ExitCode::FAILURE;
+    }
+    let mut jobs = Vec::new();
+    for round in 0..options.repeat {
+        for scenario in &options.scenarios {
+            for &cpus in scenario.cpus {
+                jobs.push(Job {
+                    scenario,
+                    cpus,
+                    round,
+                });
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let verdicts = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..JOBS {
+            scope.spawn(|| {
+                while let Some(job) = jobs.get(next.fetch_add(1, SeqCst)) {
+                    let verdict = run_job(&options, job);
+                    let status = match &verdict.result {
+                        Ok(time) => format!("ok ({:.2} s)", time.as_secs_f64()),
+                        Err(_) => "FAILED".to_owned(),
+                    };
+                    println!("qemu: {} ... {status}", verdict.label);
+                    if let Ok(mut all) = verdicts.lock() {
+                        all.push(verdict);
+                    }
+                }
+            });
+        }
+    });
+    let verdicts = verdicts.into_inner().unwrap_or_default();
+    let failed: Vec<_> = verdicts.iter().filter(|v| v.result.is_err()).collect();
+    for verdict in &failed {
+        if let Err(why) = &verdict.result {
+            eprintln!("\n==== {} FAILED ====\n{why}", verdict.label);
+        }
+    }
+    println!(
+        "qemu: {} boots, {} passed, {} failed",
+        verdicts.len(),
+        verdicts.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// QEMU and the kernel must be there: a test never passes for want of them.
+fn preflight(options: &Options) -> Result<(), String> {
+    let qemu = std::process::Command::new(qemu::QEMU)
+        .arg("--version")
+        .output()
+        .map_err(|e| {
+            format!(
+                "{} is not runnable ({e}); install qemu-system-x86",
+                qemu::QEMU
+            )
+        })?;
+    if !qemu.status.success() {
+        return Err(format!("`{} --version` failed", qemu::QEMU));
+    }
+    if !options.kernel.is_file() {
+        return Err(format!(
+            "no test kernel at {} (build it: cargo build --release --manifest-path \
+             tests/kernel/Cargo.toml --target x86_64-unknown-none)",
+            options.kernel.display()
+        ));
+    }
+    Ok(())
+}
+
+fn run_job(options: &Options, job: &Job) -> Verdict {
+    let label = format!(
+        "{} -smp {}{}",
+        job.scenario.name,
+        job.cpus,
+        if options.repeat > 1 {
+            format!(" (run {})", job.round + 1)
+        } else {
+            String::new()
+        }
+    );
+    let work_dir = options.out.join(format!(
+        "{}-smp{}-run{}",
+        job.scenario.name,
+        job.cpus,
+        job.round + 1
+    ));
+    let boot = Boot {
+        kernel: &options.kernel,
+        cpus: job.cpus,
+        append: format!("scenario={}", job.scenario.name),
+        work_dir: work_dir.clone(),
+        timeout: BOOT_TIMEOUT,
+        qmp: false,
+    };
+    let result = boot
+        .run(|_| {})
+        .and_then(|outcome| judge(job, &outcome).map(|()| outcome.elapsed));
+    // Keep a failure's files for a post-mortem; drop a pass's 128 MiB.
+    if result.is_ok() {
+        let _ = std::fs::remove_file(work_dir.join("ram.bin"));
+    }
+    Verdict { label, result }
+}
+
+/// The verdict on one boot: the exit, then the record.
+fn judge(job: &Job, outcome: &Outcome) -> Result<(), String> {
+    let context = |why: String| {
+        let tail: Vec<&str> = outcome.serial.lines().rev().take(40).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        format!(
+            "{why}\nRAM: {}\nserial (last 40 lines):\n{}",
+            outcome.ram.display(),
+            tail.join("\n")
+        )
+    };
+    if outcome.ending != Ending::Kernel(KernelExit::Ran) {
+        return Err(context(format!("{}", outcome.ending)));
+    }
+    let memory = std::fs::read(&outcome.ram)
+        .map_err(|e| context(format!("reading {}: {e}", outcome.ram.display())))?;
+    let records: Vec<(usize, RecordView<'_>)> = scan(&memory)
+        .filter_map(|(at, parsed)| parsed.ok().map(|view| (at, view)))
+        .collect();
+    let (at, view) = match records.as_slice() {
+        [one] => one,
+        [] => return Err(context("no crash record in guest RAM".to_owned())),
+        many => {
+            let places: Vec<String> = many.iter().map(|(at, _)| format!("{at:#x}")).collect();
+            return Err(context(format!(
+                "{} crash records in guest RAM (at {}): which one is the kernel's?",
+                many.len(),
+                places.join(", ")
+            )));
+        }
+    };
+    (job.scenario.check)(view, job.cpus).map_err(|why| {
+        context(format!(
+            "the record at physical {at:#x} is wrong: {why}\n{}",
+            Summary(view)
+        ))
+    })
+}

@@ -167,35 +167,26 @@ code_enum! {
     }
 }
 
-code_enum! {
-    /// The notifier list a notifier slot's outcome belongs to (`list`).
-    pub enum NotifierList {
-        /// Tell the hypervisor (runs before the dump).
-        Hypervisor = 0,
-        /// Printing and logging (before the dump only if configured).
-        Informational = 1,
-        /// Prepare for the capture kernel (runs before the dump).
-        PreDump = 2,
-        /// Last words after a failed or absent dump.
-        PostDump = 3,
+/// The notifier lists and outcomes are the notifier crate's own enums:
+/// their codes are one contract, written down once (in `crashkit-notifiers`,
+/// which stores them in its cursor and reports them) and stored here as is.
+pub use crashkit_notifiers::{NotifierList, NotifierOutcome};
+
+impl Code for NotifierList {
+    fn from_code(code: u32) -> Option<Self> {
+        NotifierList::from_code(code)
+    }
+    fn code(self) -> u32 {
+        NotifierList::code(self)
     }
 }
 
-code_enum! {
-    /// What happened to one notifier (`outcome`).
-    pub enum NotifierOutcome {
-        /// It ran to completion.
-        Ran = 0,
-        /// It ran but said it could do only part of its job.
-        Degraded = 1,
-        /// The lock its state lives behind was held; it did not run.
-        SkippedLockBusy = 2,
-        /// It ran longer than its budget.
-        OverBudget = 3,
-        /// It panicked (the re-entered panic path recorded it).
-        Panicked = 4,
-        /// It was not run (an escalation skipped its list).
-        NotRun = 5,
+impl Code for NotifierOutcome {
+    fn from_code(code: u32) -> Option<Self> {
+        NotifierOutcome::from_code(code)
+    }
+    fn code(self) -> u32 {
+        NotifierOutcome::code(self)
     }
 }
 
@@ -272,8 +263,8 @@ mod tests {
         round_trips(PhaseStamp::ALL);
         round_trips(DumpResult::ALL);
         round_trips(FinalAction::ALL);
-        round_trips(NotifierList::ALL);
-        round_trips(NotifierOutcome::ALL);
+        round_trips(&NotifierList::ALL);
+        round_trips(&NotifierOutcome::ALL);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use core::fmt;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use crate::codes::{Code, Decoded, NotifierList, NotifierOutcome};
+use crate::codes::{Decoded, NotifierList, NotifierOutcome};
 use crate::layout::notifier::{NAME_CAPACITY, NAME_TRUNCATED};
 use crate::text::{Text, store_bytes, utf8_prefix};
 

@@ -1,0 +1,606 @@
+//! The scenarios, chosen with `scenario=NAME` on the kernel command line.
+//!
+//! A scenario is a row of [`SCENARIOS`]: a name, the fewest CPUs it needs,
+//! whether it ends in a panic, a `setup` the BSP runs before starting the
+//! APs (register notifiers, NMI handlers), and the role of the BSP and of
+//! each AP once every CPU is online. To add one, write its three functions
+//! and add a row.
+//!
+//! | name | CPUs | what happens | the record should say |
+//! |------|------|--------------|-----------------------|
+//! | `boot` | 1+ | every CPU comes up; the BSP prints the CPU list and exits "ran" | no panic (no owner, phase `Idle`) |
+//! | `panic-bsp` | 1+ | the APs idle (`sti; hlt`); the BSP panics | owner cpu 0, message `panic-bsp: cpu 0 panics on purpose`, the others stopped by NMI |
+//! | `panic-ap` | 2+ | the BSP and the other APs idle; cpu 1 panics | owner cpu 1, message `panic-ap: cpu 1 panics on purpose`, the others stopped by NMI |
+//! | `panic-two` | 2+ | cpu 0 and cpu 1 panic at the same moment (released by one flag); the owner holds its shootdown (at most 2 s) until the other counted itself | one owner (either), the other counted as a second panicker and stopped; message `panic-two: cpu N panics on purpose` with the owner's N |
+//! | `panic-in-nmi` | 2+ | the BSP sends cpu 1 an NMI; cpu 1's NMI handler panics | owner cpu 1 at NMI depth 1, message `panic-in-nmi: cpu 1 panics in its NMI handler` |
+//! | `nmi-spin` | 2+ | the BSP holds a queued spinlock, sends cpu 1 an NMI whose handler spins on that lock (NMIs blocked), then panics | cpu 1 stopped through the poll (`Poll`, depth 1), before the deadline |
+//! | `unresponsive` | 2+ | cpu 1 halts inside an NMI handler (NMIs blocked, interrupts off, never polls); the BSP panics | cpu 1 `Unresponsive`, resent to; shootdown end - start >= the 1 s deadline |
+//! | `notifier-panic` | 1+ | the BSP panics (`notifier-panic: cpu 0 panics on purpose`); the post-dump notifier `panicking-notifier` panics (`notifier-panic: the notifier panics`) | that notifier `Panicked`, one escalation (notifier), `last-words` after it still `Completed` |
+//! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
+//! | `inject-nmi` | 1+ | the BSP panics (`inject-nmi: cpu 0 panics on purpose`); a pre-dump notifier prints `crashkit-test: ready for inject-nmi` and waits (up to 5 s) until the owner's NMI entry counts one more NMI: the runner sends QMP `inject-nmi` then | `await-inject-nmi` `Completed` if the NMI came (`Degraded` if not); the NMI on stopped CPUs stays latched |
+//! | `deep-nesting` | 2+ | cpu 0 holds a lock; cpu 1 waits for it in 6 nested contexts (task, NMI to itself, `int 0x40..0x43` raised from the lock's `relax`); once cpu 1's queue counted a fallback, cpu 0 panics: `deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels` | `qspinlock_fallbacks` >= 1; cpu 1 `Stopped` by `poll` at depth 1 |
+//!
+//! Messages are fixed strings so the runner can compare them. The record
+//! holds the `PanicInfo` as `core` displays it: `panicked at FILE:LINE:COL:`,
+//! a newline, then the message; a runner should compare the part after the
+//! first newline (or the end), not the location. Messages from
+//! `panic_in_exception` (CPU exceptions) have no location prefix.
+
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crashkit_nmi::lock::{CpuQueue, Mutex, QueueDomain};
+use crashkit_nmi::{CpuIndex, NmiHandler, NmiOutcome, Platform};
+use crashkit_notifiers::{BodyResult, LockedBody, Notifier, NotifierList, NotifierLock};
+
+use crate::crash::{self, CHAIN, Locks, NMI_ENTRIES, NOTIFIERS, SERIAL_REPORT};
+use crate::exit::{ExitCode, exit};
+use crate::machine::{self, idle};
+use crate::println;
+use crate::time::delay_us;
+
+/// One scenario.
+#[derive(Debug)]
+pub struct Scenario {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// The fewest CPUs it needs.
+    pub min_cpus: usize,
+    /// Whether it ends in the panic path (its final action then exits
+    /// "ran").
+    pub panics: bool,
+    /// BSP, before the APs start.
+    pub setup: fn(),
+    /// The BSP, once every CPU is online.
+    pub bsp: fn() -> !,
+    /// Each AP (with its CPU index), once it is online.
+    pub ap: fn(usize) -> !,
+    /// The panic owner, just before its shootdown (`Kernel::
+    /// install_stop_handler`): where a scenario holds the owner back, for a
+    /// bounded time, until another CPU got somewhere.
+    pub before_shootdown: fn(),
+}
+
+/// What a scenario row does unless it says otherwise: one CPU, no panic,
+/// no set-up, every CPU idle.
+const BASE: Scenario = Scenario {
+    name: "",
+    min_cpus: 1,
+    panics: false,
+    setup: no_setup,
+    bsp: idle_bsp,
+    ap: idle_ap,
+    before_shootdown: no_setup,
+};
+
+/// The scenario table.
+pub static SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "boot",
+        bsp: boot_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "panic-bsp",
+        panics: true,
+        bsp: panic_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "panic-ap",
+        min_cpus: 2,
+        panics: true,
+        ap: panic_ap,
+        ..BASE
+    },
+    Scenario {
+        name: "panic-two",
+        min_cpus: 2,
+        panics: true,
+        bsp: panic_two_bsp,
+        ap: panic_two_ap,
+        before_shootdown: panic_two_wait_for_the_other,
+        ..BASE
+    },
+    Scenario {
+        name: "panic-in-nmi",
+        min_cpus: 2,
+        panics: true,
+        setup: panic_in_nmi_setup,
+        bsp: panic_in_nmi_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "nmi-spin",
+        min_cpus: 2,
+        panics: true,
+        setup: nmi_spin_setup,
+        bsp: nmi_spin_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "unresponsive",
+        min_cpus: 2,
+        panics: true,
+        setup: unresponsive_setup,
+        bsp: unresponsive_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "notifier-panic",
+        panics: true,
+        setup: notifier_panic_setup,
+        bsp: panic_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "notifier-lock",
+        min_cpus: 2,
+        panics: true,
+        setup: notifier_lock_setup,
+        bsp: notifier_lock_bsp,
+        ap: notifier_lock_ap,
+        ..BASE
+    },
+    Scenario {
+        name: "inject-nmi",
+        panics: true,
+        setup: inject_nmi_setup,
+        bsp: panic_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "deep-nesting",
+        min_cpus: 2,
+        panics: true,
+        setup: deep_nesting_setup,
+        bsp: deep_nesting_bsp,
+        ap: deep_nesting_ap,
+        ..BASE
+    },
+];
+
+/// Index + 1 of the chosen scenario in [`SCENARIOS`], 0 before [`select`].
+static CHOSEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Choose the scenario called `name` for this boot (BSP, before the APs
+/// start).
+pub fn select(name: &str) -> Option<&'static Scenario> {
+    let index = SCENARIOS
+        .iter()
+        .position(|scenario| scenario.name == name)?;
+    // Relaxed: the APs read it after their start-up IPIs, which order it.
+    CHOSEN.store(index + 1, Ordering::Relaxed);
+    SCENARIOS.get(index)
+}
+
+/// The chosen scenario.
+pub fn current() -> Option<&'static Scenario> {
+    // Relaxed: see `select`.
+    let chosen = CHOSEN.load(Ordering::Relaxed);
+    SCENARIOS.get(chosen.checked_sub(1)?)
+}
+
+/// Registrations every scenario has: the serial report notifier.
+pub fn common_setup() {
+    register(&SERIAL_REPORT);
+}
+
+fn register(notifier: &'static Notifier) {
+    if let Err(error) = NOTIFIERS.register(notifier) {
+        println!(
+            "crashkit-test: registering notifier {}: {error:?}",
+            notifier.name()
+        );
+        exit(ExitCode::Failed);
+    }
+}
+
+fn register_nmi_handler(handler: &'static NmiHandler) {
+    if let Err(error) = CHAIN.register(handler) {
+        println!(
+            "crashkit-test: registering NMI handler {}: {error:?}",
+            handler.name()
+        );
+        exit(ExitCode::Failed);
+    }
+}
+
+/// Send an NMI to `cpu` or fail the run.
+fn send_nmi(cpu: usize) {
+    let sent = crash::platform().map(|platform| platform.send_nmi(CpuIndex(cpu as u32)));
+    if !matches!(sent, Some(Ok(()))) {
+        println!("crashkit-test: NMI to cpu {cpu} not sent: {sent:?}");
+        exit(ExitCode::Failed);
+    }
+}
+
+/// Wait (bounded) until `flag` is set, or fail the run saying `what`.
+fn wait_for(flag: &AtomicBool, what: &str) {
+    for _ in 0..50_000 {
+        // Acquire: pairs with the Release store of whoever sets the flag.
+        if flag.load(Ordering::Acquire) {
+            return;
+        }
+        delay_us(100);
+    }
+    println!("crashkit-test: timed out waiting for {what}");
+    exit(ExitCode::Failed);
+}
+
+fn no_setup() {}
+
+fn idle_ap(_cpu: usize) -> ! {
+    idle()
+}
+
+fn idle_bsp() -> ! {
+    idle()
+}
+
+// --- boot ---------------------------------------------------------------
+
+fn boot_bsp() -> ! {
+    println!("crashkit-test: boot: {} CPUs online", machine::online());
+    exit(ExitCode::Ran)
+}
+
+// --- panic-bsp, panic-ap ------------------------------------------------
+
+fn panic_bsp() -> ! {
+    let name = current().map_or("?", |scenario| scenario.name);
+    panic!("{name}: cpu 0 panics on purpose")
+}
+
+fn panic_ap(cpu: usize) -> ! {
+    if cpu != 1 {
+        idle();
+    }
+    // Every CPU is online once the BSP runs its role; here the AP waits for
+    // the others itself (bounded).
+    if !machine::wait_all_online(5_000_000) {
+        println!("crashkit-test: panic-ap: not every CPU came online");
+        exit(ExitCode::Failed);
+    }
+    panic!("panic-ap: cpu 1 panics on purpose")
+}
+
+// --- panic-two ----------------------------------------------------------
+
+static GO: AtomicBool = AtomicBool::new(false);
+static CPU1_READY: AtomicBool = AtomicBool::new(false);
+
+fn panic_two_bsp() -> ! {
+    wait_for(&CPU1_READY, "cpu 1 to be ready");
+    // Release: pairs with cpu 1's Acquire spin; both then panic at once.
+    GO.store(true, Ordering::Release);
+    panic!("panic-two: cpu 0 panics on purpose")
+}
+
+/// The owner (either CPU) waits, at most 2 s, until the other one has
+/// panicked too and counted itself as a second panicker: otherwise, under
+/// TCG, the shootdown NMI often reaches the other CPU before its panic does.
+fn panic_two_wait_for_the_other() {
+    for _ in 0..20_000 {
+        if crash::RECORD.panic().second_panickers() >= 1 {
+            return;
+        }
+        delay_us(100);
+    }
+    println!("crashkit-test: panic-two: the other CPU never panicked");
+}
+
+fn panic_two_ap(cpu: usize) -> ! {
+    if cpu != 1 {
+        idle();
+    }
+    // Release: pairs with the BSP's Acquire in `wait_for`.
+    CPU1_READY.store(true, Ordering::Release);
+    // Spins without halting: the point is to start the panic at the same
+    // instant as the BSP. Bounded by the BSP's store, which follows at once.
+    // Acquire: pairs with the BSP's Release store.
+    while !GO.load(Ordering::Acquire) {
+        core::hint::spin_loop();
+    }
+    panic!("panic-two: cpu 1 panics on purpose")
+}
+
+// --- panic-in-nmi -------------------------------------------------------
+
+/// Armed by the BSP just before it sends the NMI.
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+static PANICKING_NMI_HANDLER: NmiHandler = NmiHandler::new("test-panics-on-cpu1", |event| {
+    // Acquire: pairs with the BSP's Release store of ARMED.
+    if event.cpu == CpuIndex(1) && ARMED.load(Ordering::Acquire) {
+        panic!("panic-in-nmi: cpu 1 panics in its NMI handler");
+    }
+    NmiOutcome::NotMine
+});
+
+fn panic_in_nmi_setup() {
+    register_nmi_handler(&PANICKING_NMI_HANDLER);
+}
+
+fn panic_in_nmi_bsp() -> ! {
+    // Release: the handler on cpu 1 sees ARMED before the NMI that follows.
+    ARMED.store(true, Ordering::Release);
+    send_nmi(1);
+    idle()
+}
+
+// --- nmi-spin -----------------------------------------------------------
+
+/// A lock shared by ordinary code and an NMI handler.
+static DEVICE: Mutex<Locks, u64> = Mutex::new(0);
+static SPINNING: AtomicBool = AtomicBool::new(false);
+
+static SPINNING_NMI_HANDLER: NmiHandler = NmiHandler::new("test-spins-on-device", |event| {
+    // Acquire: pairs with the BSP's Release store of ARMED.
+    if event.cpu == CpuIndex(1) && ARMED.load(Ordering::Acquire) {
+        // Release: the BSP may panic once this CPU is committed to the spin.
+        SPINNING.store(true, Ordering::Release);
+        // Never granted: the BSP holds it and panics. The lock's `relax`
+        // polls the shootdown, which stops this CPU from here.
+        let mut device = DEVICE.lock();
+        *device += 1;
+        return NmiOutcome::Handled;
+    }
+    NmiOutcome::NotMine
+});
+
+fn nmi_spin_setup() {
+    register_nmi_handler(&SPINNING_NMI_HANDLER);
+}
+
+fn nmi_spin_bsp() -> ! {
+    let _held = DEVICE.lock();
+    // Release: as in `panic_in_nmi_bsp`.
+    ARMED.store(true, Ordering::Release);
+    send_nmi(1);
+    wait_for(&SPINNING, "cpu 1 to spin in its NMI handler");
+    // Give it time to queue on the lock.
+    delay_us(10_000);
+    panic!("nmi-spin: cpu 0 panics holding the device lock")
+}
+
+// --- unresponsive -------------------------------------------------------
+
+static HALTED_IN_NMI: AtomicBool = AtomicBool::new(false);
+
+static HALTING_NMI_HANDLER: NmiHandler = NmiHandler::new("test-halts-in-nmi", |event| {
+    // Acquire: pairs with the BSP's Release store of ARMED.
+    if event.cpu == CpuIndex(1) && ARMED.load(Ordering::Acquire) {
+        // Release: the BSP panics once this CPU is past reach.
+        HALTED_IN_NMI.store(true, Ordering::Release);
+        // NMIs are blocked (inside the NMI handler) and interrupts are off:
+        // nothing wakes this CPU, and it never polls.
+        x86_64::instructions::interrupts::disable();
+        loop {
+            x86_64::instructions::hlt();
+        }
+    }
+    NmiOutcome::NotMine
+});
+
+fn unresponsive_setup() {
+    register_nmi_handler(&HALTING_NMI_HANDLER);
+}
+
+fn unresponsive_bsp() -> ! {
+    // Release: as in `panic_in_nmi_bsp`.
+    ARMED.store(true, Ordering::Release);
+    send_nmi(1);
+    wait_for(&HALTED_IN_NMI, "cpu 1 to halt in its NMI handler");
+    panic!("unresponsive: cpu 0 panics, cpu 1 cannot answer")
+}
+
+// --- notifier-panic -----------------------------------------------------
+
+static PANICKING_NOTIFIER: Notifier =
+    Notifier::new("panicking-notifier", NotifierList::PostDump, 10, |_| {
+        panic!("notifier-panic: the notifier panics")
+    });
+static LAST_WORDS: Notifier = Notifier::new("last-words", NotifierList::PostDump, 0, |_| {
+    println!("crashkit-test: last words after the panicking notifier");
+    BodyResult::Complete
+});
+
+fn notifier_panic_setup() {
+    register(&PANICKING_NOTIFIER);
+    register(&LAST_WORDS);
+}
+
+// --- notifier-lock ------------------------------------------------------
+
+/// The console's state, shared by ordinary code and a notifier.
+static CONSOLE: NotifierLock<Locks, u64> = NotifierLock::new(0);
+static CONSOLE_HELD: AtomicBool = AtomicBool::new(false);
+
+static CONSOLE_FLUSH: Notifier = Notifier::locked(
+    "console-flush",
+    NotifierList::Informational,
+    5,
+    &LockedBody::new(&CONSOLE, |_, lines| {
+        *lines += 1;
+        BodyResult::Complete
+    }),
+);
+
+fn notifier_lock_setup() {
+    register(&CONSOLE_FLUSH);
+}
+
+fn notifier_lock_bsp() -> ! {
+    wait_for(&CONSOLE_HELD, "cpu 1 to hold the console lock");
+    panic!("notifier-lock: cpu 0 panics while cpu 1 holds the console")
+}
+
+fn notifier_lock_ap(cpu: usize) -> ! {
+    if cpu != 1 {
+        idle();
+    }
+    let mut console = CONSOLE.lock();
+    *console += 1;
+    // Release: the BSP panics once the lock is held.
+    CONSOLE_HELD.store(true, Ordering::Release);
+    // Idle holding the guard: `idle` never returns, so it is never dropped.
+    idle()
+}
+
+// --- inject-nmi ---------------------------------------------------------
+
+static AWAIT_INJECT_NMI: Notifier =
+    Notifier::new("await-inject-nmi", NotifierList::PreDump, 0, |context| {
+        let cpu = context.cpu().as_usize();
+        let count = || {
+            // Relaxed: a counter; any later value will do.
+            NMI_ENTRIES
+                .get(cpu)
+                .map_or(0, |count| count.load(Ordering::Relaxed))
+        };
+        let before = count();
+        println!("crashkit-test: ready for inject-nmi");
+        for _ in 0..50_000 {
+            if count() > before {
+                println!("crashkit-test: inject-nmi arrived on the owner");
+                return BodyResult::Complete;
+            }
+            delay_us(100);
+        }
+        BodyResult::Degraded
+    })
+    .with_budget(10_000_000_000);
+
+fn inject_nmi_setup() {
+    register(&AWAIT_INJECT_NMI);
+}
+
+// --- deep-nesting -------------------------------------------------------
+
+/// Contexts on cpu 1 waiting for [`NEST_LOCK`] at once: 0 task, 1 NMI,
+/// 2-5 software interrupts `int 0x40..0x43`. Level 0 is the lock's pending
+/// waiter, levels 1-4 take the CPU's four queue nodes, level 5 finds none
+/// and falls back to test-and-set (counted).
+const NEST_LEVELS: usize = 6;
+
+/// The lock every level waits for; cpu 0 holds it and panics.
+static NEST_LOCK: Mutex<Nesting, u64> = Mutex::new(0);
+/// cpu 0 holds [`NEST_LOCK`].
+static NEST_HELD: AtomicBool = AtomicBool::new(false);
+/// The deepest level cpu 1 entered.
+static NEST_DEPTH: AtomicUsize = AtomicUsize::new(0);
+/// The levels raised so far (the next one to raise is this + 1).
+static NEST_RAISED: AtomicUsize = AtomicUsize::new(0);
+
+/// The test's lock domain: the kernel's (same queues, same shootdown
+/// poll), plus a `relax` that, on cpu 1, raises the next nesting level
+/// while the current one waits.
+#[derive(Debug)]
+struct Nesting;
+
+impl QueueDomain for Nesting {
+    fn queues() -> &'static [CpuQueue] {
+        crash::queues()
+    }
+
+    fn current_cpu() -> CpuIndex {
+        Locks::current_cpu()
+    }
+
+    fn now_ns() -> u64 {
+        Locks::now_ns()
+    }
+
+    fn relax() {
+        Locks::relax();
+        if Locks::current_cpu() != CpuIndex(1) {
+            return;
+        }
+        // Relaxed (both): only cpu 1 writes and reads these, in nested
+        // contexts that finish their writes before they wait.
+        let depth = NEST_DEPTH.load(Ordering::Relaxed);
+        if depth + 1 < NEST_LEVELS
+            && NEST_RAISED
+                .compare_exchange(depth, depth + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            raise(depth + 1);
+        }
+    }
+}
+
+/// Enter nesting level `level` on cpu 1 (level 1 is asynchronous: an NMI
+/// to itself; the others are `int`).
+fn raise(level: usize) {
+    match level {
+        1 => send_nmi(1),
+        // SAFETY: (these four) vectors 0x40-0x43 have present ring-0 gates
+        // to entry stubs for vectors without error code (`idt::build`);
+        // their handlers wait on the lock until the shootdown stops this
+        // CPU, never returning into this code.
+        2 => unsafe { core::arch::asm!("int 0x40") },
+        // SAFETY: as above.
+        3 => unsafe { core::arch::asm!("int 0x41") },
+        // SAFETY: as above.
+        4 => unsafe { core::arch::asm!("int 0x42") },
+        // SAFETY: as above.
+        5 => unsafe { core::arch::asm!("int 0x43") },
+        _ => {}
+    }
+}
+
+/// Nesting level `level` on cpu 1: wait for [`NEST_LOCK`] (from the
+/// software-interrupt handlers, and from the NMI handler and the task).
+pub fn nest_level(level: usize) {
+    // Relaxed: see `Nesting::relax`.
+    NEST_DEPTH.store(level, Ordering::Relaxed);
+    let mut count = NEST_LOCK.lock();
+    *count += 1;
+}
+
+static NESTING_NMI_HANDLER: NmiHandler = NmiHandler::new("test-nests", |event| {
+    // Relaxed: cpu 1 raised this NMI itself after storing NEST_RAISED.
+    if event.cpu == CpuIndex(1)
+        && NEST_RAISED.load(Ordering::Relaxed) >= 1
+        && NEST_DEPTH.load(Ordering::Relaxed) == 0
+    {
+        nest_level(1);
+        return NmiOutcome::Handled;
+    }
+    NmiOutcome::NotMine
+});
+
+fn deep_nesting_setup() {
+    register_nmi_handler(&NESTING_NMI_HANDLER);
+}
+
+fn deep_nesting_bsp() -> ! {
+    let _held = NEST_LOCK.lock();
+    // Release: cpu 1 starts waiting only once the lock is held.
+    NEST_HELD.store(true, Ordering::Release);
+    let fallbacks = || {
+        crash::queues()
+            .get(1)
+            .map_or(0, |queue| queue.stats().fallbacks)
+    };
+    for _ in 0..50_000 {
+        if fallbacks() >= 1 {
+            panic!("deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels");
+        }
+        delay_us(100);
+    }
+    println!(
+        "crashkit-test: deep-nesting: no fallback on cpu 1 (deepest level {})",
+        NEST_DEPTH.load(Ordering::Relaxed)
+    );
+    exit(ExitCode::Failed)
+}
+
+fn deep_nesting_ap(cpu: usize) -> ! {
+    if cpu != 1 {
+        idle();
+    }
+    wait_for(&NEST_HELD, "cpu 0 to hold the nesting lock");
+    nest_level(0);
+    idle()
+}

@@ -12,6 +12,7 @@
 //! (`cargo xtask test` installs it first).
 
 mod qemu;
+mod qmp;
 mod scenario;
 
 use std::path::PathBuf;
@@ -205,11 +206,27 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
         append: format!("scenario={}", job.scenario.name),
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
-        qmp: false,
+        qmp: job.scenario.qmp_inject_nmi,
     };
+    let mut injected = String::new();
     let result = boot
-        .run(|_| {})
-        .and_then(|outcome| judge(job, &outcome).map(|()| outcome.elapsed));
+        .run(|dir| {
+            if job.scenario.qmp_inject_nmi {
+                injected = qmp::inject_nmi_when_ready(
+                    &dir.join("serial.log"),
+                    &dir.join("qmp.sock"),
+                    BOOT_TIMEOUT,
+                );
+            }
+        })
+        .and_then(|outcome| judge(job, &outcome).map(|()| outcome.elapsed))
+        .map_err(|why| {
+            if injected.is_empty() {
+                why
+            } else {
+                format!("{why}\n(QMP: {injected})")
+            }
+        });
     // Keep a failure's files for a post-mortem; drop a pass's 128 MiB.
     if result.is_ok() {
         let _ = std::fs::remove_file(work_dir.join("ram.bin"));

@@ -142,7 +142,11 @@ impl Boot<'_> {
         std::fs::create_dir_all(&self.work_dir)
             .map_err(|e| format!("creating {}: {e}", self.work_dir.display()))?;
         let ram = self.work_dir.join("ram.bin");
-        let _ = std::fs::remove_file(&ram);
+        // Nothing of an earlier run in the same directory may be mistaken
+        // for this one's (the QMP injector waits for a serial line).
+        for stale in ["ram.bin", "serial.log", "qmp.sock"] {
+            let _ = std::fs::remove_file(self.work_dir.join(stale));
+        }
         let started = Instant::now();
         let mut child = self
             .command()

@@ -10,7 +10,8 @@
 //! action `Reboot`); no dump is configured yet.
 
 use crashkit_record::{
-    CpuState, Decoded, DumpResult, FinalAction, PanicPhase, PhaseStamp, RecordView, StopPath,
+    CpuState, Decoded, DumpResult, FinalAction, NotifierOutcome, PanicPhase, PhaseStamp,
+    RecordView, Skipped, StopPath,
 };
 
 /// CPU slots in the test kernel's record.
@@ -23,6 +24,9 @@ pub struct Scenario {
     pub name: &'static str,
     /// The `-smp` values it runs with.
     pub cpus: &'static [u32],
+    /// Whether the runner sends QMP `inject-nmi` when the kernel asks
+    /// (serial line `crashkit-test: ready for inject-nmi`).
+    pub qmp_inject_nmi: bool,
     /// What it checks, given the parsed record and the CPU count.
     pub check: fn(&RecordView<'_>, u32) -> Result<(), String>,
 }
@@ -32,19 +36,227 @@ pub const ALL: &[Scenario] = &[
     Scenario {
         name: "boot",
         cpus: &[1, 2, 4, 8],
+        qmp_inject_nmi: false,
         check: check_boot,
     },
     Scenario {
         name: "panic-bsp",
         cpus: &[1, 2, 4, 8],
-        check: |view, cpus| check_panic(view, cpus, 0, "panic-bsp"),
+        qmp_inject_nmi: false,
+        check: |view, cpus| Panic::new("panic-bsp", 0).check(view, cpus),
     },
     Scenario {
         name: "panic-ap",
         cpus: &[2, 4, 8],
-        check: |view, cpus| check_panic(view, cpus, 1, "panic-ap"),
+        qmp_inject_nmi: false,
+        check: |view, cpus| Panic::new("panic-ap", 1).check(view, cpus),
+    },
+    Scenario {
+        name: "panic-two",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: check_panic_two,
+    },
+    Scenario {
+        name: "panic-in-nmi",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| Panic::new("panic-in-nmi", 1).check(view, cpus),
+    },
+    Scenario {
+        name: "nmi-spin",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                special: &[(1, StopPath::Poll, Some(1))],
+                ..Panic::new("nmi-spin", 0)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "unresponsive",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: check_unresponsive,
+    },
+    Scenario {
+        name: "notifier-panic",
+        cpus: &[1, 2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[
+                    ("panicking-notifier", NotifierOutcome::Panicked),
+                    ("last-words", NotifierOutcome::Ran),
+                ],
+                escalations: 1,
+                ..Panic::new("notifier-panic: cpu 0 panics on purpose", 0)
+            }
+            .check(view, cpus)?;
+            let panic = view.panic();
+            expect(panic.skipped() == Skipped::NOTIFIER, || {
+                format!("skipped {:?}, expected the notifier", panic.skipped())
+            })?;
+            expect(panic.reentries() == 1, || {
+                format!("{} re-entries, expected 1", panic.reentries())
+            })?;
+            let order: Vec<String> = view
+                .notifiers()
+                .map(|n| n.name().as_str().unwrap_or("").to_owned())
+                .collect();
+            let at = |name: &str| order.iter().position(|n| n == name);
+            expect(at("panicking-notifier") < at("last-words"), || {
+                format!("last-words did not run after the panicking notifier: {order:?}")
+            })
+        },
+    },
+    Scenario {
+        name: "notifier-lock",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("console-flush", NotifierOutcome::SkippedLockBusy)],
+                ..Panic::new("notifier-lock", 0)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "deep-nesting",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                special: &[(1, StopPath::Poll, Some(1))],
+                ..Panic::new("deep-nesting", 0)
+            }
+            .check(view, cpus)?;
+            let fallbacks = view.panic().qspinlock_fallbacks();
+            expect(fallbacks == 1, || {
+                format!("{fallbacks} QSpinLock fallbacks, expected the one of the fifth level")
+            })
+        },
+    },
+    Scenario {
+        name: "inject-nmi",
+        cpus: &[1, 2, 4, 8],
+        qmp_inject_nmi: true,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("await-inject-nmi", NotifierOutcome::Ran)],
+                ..Panic::new("inject-nmi", 0)
+            }
+            .check(view, cpus)
+        },
     },
 ];
+
+/// What a finished panic's record must say.
+#[derive(Clone, Copy)]
+struct Panic {
+    /// Text the message must contain.
+    message: &'static str,
+    /// The owner CPU.
+    owner: u32,
+    /// CPUs that stop otherwise than by their NMI: (index, path, depth).
+    special: &'static [(u32, StopPath, Option<u32>)],
+    /// Notifier outcomes that must be in the record.
+    notifiers: &'static [(&'static str, NotifierOutcome)],
+    /// Escalations expected.
+    escalations: u32,
+}
+
+impl Panic {
+    const fn new(message: &'static str, owner: u32) -> Self {
+        Self {
+            message,
+            owner,
+            special: &[],
+            notifiers: &[],
+            escalations: 0,
+        }
+    }
+
+    fn check(&self, view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
+        check_panic(view, cpus, self)
+    }
+}
+
+/// Two CPUs panic at once: one owns it, the other counted itself and was
+/// stopped (through its own poll, keeping its panic frame, or by the NMI).
+fn check_panic_two(view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
+    let panic = view.panic();
+    let owner = panic.owner_cpu().unwrap_or(u32::MAX);
+    expect(owner <= 1, || {
+        format!("owner {owner}, expected cpu0 or cpu1")
+    })?;
+    let other = 1 - owner;
+    let other_path = view.cpu(other as usize).map(|cpu| cpu.stop_path());
+    let path = match other_path {
+        Some(Decoded::Known(path)) => path,
+        _ => return Err(format!("cpu{other}: stop path {other_path:?}")),
+    };
+    let special: &'static [(u32, StopPath, Option<u32>)] = match (other, path) {
+        (0, StopPath::Poll) => &[(0, StopPath::Poll, None)],
+        (1, StopPath::Poll) => &[(1, StopPath::Poll, None)],
+        _ => &[],
+    };
+    Panic {
+        special,
+        ..Panic::new("panic-two", owner)
+    }
+    .check(view, cpus)?;
+    expect(panic.second_panickers() == 1, || {
+        format!("{} second panickers, expected 1", panic.second_panickers())
+    })
+}
+
+/// cpu1 halts inside an NMI handler: `Unresponsive` at the 1 s deadline,
+/// which the shootdown respected.
+fn check_unresponsive(view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
+    let panic = view.panic();
+    let totals = panic.shootdown();
+    expect(
+        totals.unresponsive == 1 && totals.stopped == cpus - 2,
+        || {
+            format!(
+                "shootdown: {} stopped, {} unresponsive; expected {} and 1",
+                totals.stopped,
+                totals.unresponsive,
+                cpus - 2
+            )
+        },
+    )?;
+    let took = panic
+        .stamp_ns(PhaseStamp::ShootdownEnd)
+        .saturating_sub(panic.stamp_ns(PhaseStamp::ShootdownStart));
+    expect(
+        (DEADLINE_NS..DEADLINE_NS + SLACK_NS).contains(&took),
+        || format!("the shootdown took {took} ns against a {DEADLINE_NS} ns deadline"),
+    )?;
+    let cpu1 = view.cpu(1).map(|cpu| cpu.state());
+    expect(cpu1 == Some(Decoded::Known(CpuState::Unresponsive)), || {
+        format!("cpu1 is {cpu1:?}, expected Unresponsive")
+    })?;
+    check_panic(
+        view,
+        cpus,
+        &Panic {
+            special: &[(1, StopPath::None, None)],
+            ..Panic::new("unresponsive", 0)
+        },
+    )
+}
+
+/// The test kernel's shootdown deadline (the default).
+const DEADLINE_NS: u64 = 1_000_000_000;
+
+/// How far past the deadline the shootdown may end (TCG, two QEMUs on two
+/// cores).
+const SLACK_NS: u64 = 5_000_000_000;
 
 /// `Err(what)` unless `ok`.
 fn expect(ok: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -68,9 +280,13 @@ fn check_boot(view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// A finished panic on `owner`: every other CPU stopped by its NMI, slots
-/// past the machine absent, the sequence complete up to the reboot.
-fn check_panic(view: &RecordView<'_>, cpus: u32, owner: u32, name: &str) -> Result<(), String> {
+/// A finished panic as `expected` says: the owner, the message, every
+/// other CPU stopped (by its NMI unless `special` says otherwise), slots
+/// past the machine absent, the sequence complete up to the reboot, the
+/// notifier outcomes and escalations expected.
+fn check_panic(view: &RecordView<'_>, cpus: u32, expected: &Panic) -> Result<(), String> {
+    let owner = expected.owner;
+    let name = expected.message;
     let panic = view.panic();
     expect(panic.owner_cpu() == Some(owner), || {
         format!("owner {:?}, expected cpu{owner}", panic.owner_cpu())
@@ -86,7 +302,7 @@ fn check_panic(view: &RecordView<'_>, cpus: u32, owner: u32, name: &str) -> Resu
     let message = panic.message();
     let text = message.as_str().unwrap_or("");
     expect(text.contains(name), || {
-        format!("message {text:?} does not name the scenario {name:?}")
+        format!("message {text:?} does not contain {name:?}")
     })?;
     expect(
         panic.dump_result() == Decoded::Known(DumpResult::NotConfigured),
@@ -97,9 +313,22 @@ fn check_panic(view: &RecordView<'_>, cpus: u32, owner: u32, name: &str) -> Resu
             )
         },
     )?;
-    expect(panic.escalations() == 0, || {
-        format!("{} escalations in a plain panic", panic.escalations())
+    expect(panic.escalations() == expected.escalations, || {
+        format!(
+            "{} escalations, expected {}",
+            panic.escalations(),
+            expected.escalations
+        )
     })?;
+    for &(notifier, outcome) in expected.notifiers {
+        let found = view
+            .notifiers()
+            .find(|n| n.name().as_str() == Some(notifier))
+            .map(|n| n.outcome());
+        expect(found == Some(Decoded::Known(outcome)), || {
+            format!("notifier {notifier:?}: {found:?}, expected {outcome:?}")
+        })?;
+    }
 
     let stamp = |which| panic.stamp_ns(which);
     let order = [
@@ -119,11 +348,16 @@ fn check_panic(view: &RecordView<'_>, cpus: u32, owner: u32, name: &str) -> Resu
     }
 
     let totals = panic.shootdown();
+    let unresponsive = expected
+        .special
+        .iter()
+        .filter(|(_, path, _)| *path == StopPath::None)
+        .count() as u32;
     expect(
-        totals.stopped == cpus - 1 && totals.unresponsive == 0,
+        totals.stopped + unresponsive == cpus - 1 && totals.unresponsive == unresponsive,
         || {
             format!(
-                "shootdown: {} stopped, {} unresponsive; expected {} stopped",
+                "shootdown: {} stopped, {} unresponsive of {} other CPUs",
                 totals.stopped,
                 totals.unresponsive,
                 cpus - 1
@@ -141,28 +375,43 @@ fn check_panic(view: &RecordView<'_>, cpus: u32, owner: u32, name: &str) -> Resu
     for (index, cpu) in view.cpus().enumerate() {
         let index = index as u32;
         let state = cpu.state();
+        let special = expected.special.iter().find(|(i, _, _)| *i == index);
         if index == owner {
             expect(state == Decoded::Known(CpuState::PanicOwner), || {
                 format!("cpu{index} (the owner) is {state:?}")
             })?;
-        } else if index < cpus {
-            expect(state == Decoded::Known(CpuState::Stopped), || {
-                format!("cpu{index} is {state:?}, expected Stopped")
-            })?;
-            expect(cpu.stop_path() == Decoded::Known(StopPath::Nmi), || {
-                format!(
-                    "cpu{index} stopped by {:?}, expected its NMI",
-                    cpu.stop_path()
-                )
-            })?;
-            expect(cpu.nmis_sent() >= 1, || {
-                format!("cpu{index}: no NMI counted")
-            })?;
-        } else {
+        } else if index >= cpus {
             expect(state == Decoded::Known(CpuState::Absent), || {
                 format!("slot {index} past -smp {cpus} is {state:?}, expected Absent")
             })?;
             continue;
+        } else if let Some((_, StopPath::None, _)) = special {
+            // Unresponsive: checked by the caller; no registers.
+            continue;
+        } else {
+            let (path, depth) = special.map_or((StopPath::Nmi, None), |&(_, p, d)| (p, d));
+            expect(state == Decoded::Known(CpuState::Stopped), || {
+                format!("cpu{index} is {state:?}, expected Stopped")
+            })?;
+            expect(cpu.stop_path() == Decoded::Known(path), || {
+                format!(
+                    "cpu{index} stopped by {:?}, expected {path:?}",
+                    cpu.stop_path()
+                )
+            })?;
+            if let Some(depth) = depth {
+                expect(cpu.nmi_depth() == depth, || {
+                    format!(
+                        "cpu{index} stopped at depth {}, expected {depth}",
+                        cpu.nmi_depth()
+                    )
+                })?;
+            }
+            if path == StopPath::Nmi {
+                expect(cpu.nmis_sent() >= 1, || {
+                    format!("cpu{index}: no NMI counted")
+                })?;
+            }
         }
         let frame = cpu.frame();
         expect(frame.is_some_and(|f| f.rip != 0 && f.rsp != 0), || {

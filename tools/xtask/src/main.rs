@@ -8,8 +8,11 @@
 //!
 //! - `test`: formatting, clippy with warnings denied, a bare-metal build of
 //!   every `no_std` crate (a test build hides no_std breakage), rustdoc with
-//!   warnings denied, the whole test suite, and the loom model of the
-//!   queued spinlock (`--cfg loom`, release, target dir `target/loom`).
+//!   warnings denied, the whole test suite, the QEMU crash-injection
+//!   scenarios (the test kernel in `tests/kernel`, booted per scenario by
+//!   `tests/qemu-runner`; QEMU is installed with apt if missing), and the
+//!   loom model of the queued spinlock (`--cfg loom`, release, target dir
+//!   `target/loom`).
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`.
@@ -68,7 +71,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test   format check, clippy, bare-metal builds, rustdoc, all tests, loom model\n  \
+         test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   run the NMI core on the host simulation and print what happened\n  \
          help   this text"
     );
@@ -110,6 +113,7 @@ fn test(args: &[String]) -> Result<(), String> {
     Step::new("doc tests", cargo(["test", "--workspace", "--doc"]))
         .time_limit(TEST_SUITE_LIMIT_SECS)
         .run()?;
+    qemu_scenarios()?;
     loom_model()?;
 
     println!(
@@ -117,6 +121,38 @@ fn test(args: &[String]) -> Result<(), String> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The QEMU crash-injection tests: build the test kernel (its own
+/// workspace, bare-metal target, release), then boot it once per scenario
+/// and CPU count with the runner (`tests/qemu-runner`), which checks the
+/// crash record each boot leaves in guest RAM.
+fn qemu_scenarios() -> Result<(), String> {
+    prerequisites::qemu()?;
+    let root = run::workspace_root()?;
+    let manifest = root.join("tests").join("kernel").join("Cargo.toml");
+    // The kernel is its own workspace: the root's fmt and clippy steps do
+    // not see it.
+    let mut format = cargo(["fmt", "--check"]);
+    format.arg("--manifest-path").arg(&manifest);
+    Step::new("format of the QEMU test kernel", format).run()?;
+    let mut clippy = cargo(["clippy", "--release", "--target", BARE_METAL_TARGET]);
+    clippy
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--", "-D", "warnings"]);
+    Step::new("clippy of the QEMU test kernel", clippy).run()?;
+    let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
+    build.arg("--manifest-path").arg(&manifest);
+    Step::new("QEMU test kernel build", build)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    Step::new(
+        "QEMU crash-injection scenarios",
+        cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()
 }
 
 /// The loom model of `QSpinLock` (`nmi/tests/loom_qspinlock.rs`): built with

@@ -1,9 +1,10 @@
 //! Making sure the machine has what a task needs, installing it if we can.
 //!
 //! Rust pieces come from rustup, which reads `rust-toolchain.toml` (channel,
-//! the `x86_64-unknown-none` target, clippy, rustfmt). Today's tasks need no
-//! Debian package; the QEMU tests will add one (qemu-system-x86), installed
-//! with `apt-get install -y --no-install-recommends` when running as root.
+//! the `x86_64-unknown-none` target, clippy, rustfmt). The QEMU tests need
+//! one Debian package, qemu-system-x86, installed with `apt-get install -y
+//! --no-install-recommends` when it is missing and we run as root; otherwise
+//! the task stops and says so (a QEMU test never passes without QEMU).
 
 use std::process::Command;
 
@@ -66,4 +67,47 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
         .status
         .success()
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// `qemu-system-x86_64`, installed from Debian's qemu-system-x86 if missing
+/// (as root, with apt). Without it the QEMU tests cannot run, and that is an
+/// error, never a skip.
+pub fn qemu() -> Result<(), String> {
+    const QEMU: &str = "qemu-system-x86_64";
+    if output(QEMU, &["--version"]).is_some() {
+        return Ok(());
+    }
+    let root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
+    let apt = output("apt-get", &["--version"]).is_some();
+    if !(root && apt) {
+        return Err(format!(
+            "{QEMU} is missing: install it (Debian: apt-get install qemu-system-x86), then rerun"
+        ));
+    }
+    println!("xtask: installing qemu-system-x86 with apt-get (for the QEMU crash-injection tests)");
+    for args in [
+        &["update", "-q"][..],
+        &[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "qemu-system-x86",
+        ][..],
+    ] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map_err(|e| format!("cannot run apt-get: {e}"))?;
+        if !status.success() {
+            return Err(format!("`apt-get {}` failed ({status})", args.join(" ")));
+        }
+    }
+    if output(QEMU, &["--version"]).is_some() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{QEMU} is still missing after installing qemu-system-x86"
+        ))
+    }
 }

@@ -8,6 +8,11 @@
 //! Usage:
 //! `crashkit-qemu-runner [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
 //!
+//! `crashkit-qemu-runner --demo DIR` boots one crash (scenario
+//! [`DEMO_SCENARIO`] with [`DEMO_CPUS`] CPUs), checks it like a test, prints
+//! the crash record's summary and leaves the record, the summary and the
+//! serial log in `DIR` (what `cargo xtask demo` shows).
+//!
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
@@ -32,11 +37,19 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// QEMUs at once.
 const JOBS: usize = 2;
 
+/// The crash `--demo` shows: cpu1 holds the console lock when it is
+/// stopped, so the console notifier is skipped, not waited for.
+const DEMO_SCENARIO: &str = "notifier-lock";
+
+/// CPUs of the demo machine.
+const DEMO_CPUS: u32 = 4;
+
 struct Options {
     kernel: PathBuf,
     scenarios: Vec<&'static Scenario>,
     repeat: u32,
     out: PathBuf,
+    demo: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -50,6 +63,7 @@ fn options() -> Result<Options, String> {
         scenarios: Vec::new(),
         repeat: 1,
         out: root.join("target/qemu"),
+        demo: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -57,6 +71,7 @@ fn options() -> Result<Options, String> {
         match arg.as_str() {
             "--kernel" => options.kernel = PathBuf::from(value()?),
             "--out" => options.out = PathBuf::from(value()?),
+            "--demo" => options.demo = Some(PathBuf::from(value()?)),
             "--repeat" => {
                 let text = value()?;
                 options.repeat = text
@@ -107,6 +122,15 @@ fn main() -> ExitCode {
     if let Err(error) = preflight(&options) {
         eprintln!("crashkit-qemu-runner: {error}");
         return ExitCode::FAILURE;
+    }
+    if let Some(dir) = &options.demo {
+        return match demo(&options, dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: demo: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let mut jobs = Vec::new();
     for round in 0..options.repeat {
@@ -271,4 +295,59 @@ fn judge(job: &Job, outcome: &Outcome) -> Result<(), String> {
             Summary(view)
         ))
     })
+}
+
+/// `--demo DIR`: one crash, checked, summarised, its files left in `dir`.
+fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
+    let scenario = scenario::ALL
+        .iter()
+        .find(|s| s.name == DEMO_SCENARIO)
+        .ok_or("the demo scenario is not in the table")?;
+    let work_dir = dir.join("qemu");
+    let boot = Boot {
+        kernel: &options.kernel,
+        cpus: DEMO_CPUS,
+        append: format!("scenario={DEMO_SCENARIO}"),
+        work_dir: work_dir.clone(),
+        timeout: BOOT_TIMEOUT,
+        qmp: false,
+    };
+    println!(
+        "qemu demo: booting the test kernel with {DEMO_CPUS} CPUs, scenario {DEMO_SCENARIO}: \
+         cpu0 panics while cpu1 holds the console lock"
+    );
+    let outcome = boot.run(|_| {})?;
+    let job = Job {
+        scenario,
+        cpus: DEMO_CPUS,
+        round: 0,
+    };
+    judge(&job, &outcome)?;
+    let memory = std::fs::read(&outcome.ram)
+        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
+    let (at, view) = scan(&memory)
+        .find_map(|(at, parsed)| parsed.ok().map(|view| (at, view)))
+        .ok_or("no crash record in guest RAM")?;
+    let summary = format!(
+        "crash record found at guest physical address {at:#x}\n{}",
+        Summary(&view)
+    );
+    println!("{summary}");
+    let files = [
+        (dir.join("qemu-crash-record.bin"), view.bytes().to_vec()),
+        (dir.join("qemu-crash-record.txt"), summary.into_bytes()),
+        (
+            dir.join("qemu-serial.log"),
+            outcome.serial.clone().into_bytes(),
+        ),
+    ];
+    for (path, bytes) in &files {
+        std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    }
+    let _ = std::fs::remove_file(&outcome.ram);
+    println!();
+    for (path, _) in &files {
+        println!("qemu demo: wrote {}", path.display());
+    }
+    Ok(())
 }

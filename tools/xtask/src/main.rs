@@ -72,7 +72,7 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          tasks:\n  \
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
-         demo   run the NMI core on the host simulation and print what happened\n  \
+         demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
          help   this text"
     );
 }
@@ -142,17 +142,26 @@ fn qemu_scenarios() -> Result<(), String> {
         .arg(&manifest)
         .args(["--", "-D", "warnings"]);
     Step::new("clippy of the QEMU test kernel", clippy).run()?;
-    let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
-    build.arg("--manifest-path").arg(&manifest);
-    Step::new("QEMU test kernel build", build)
-        .time_limit(TEST_SUITE_LIMIT_SECS)
-        .run()?;
+    build_test_kernel()?;
     Step::new(
         "QEMU crash-injection scenarios",
         cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner"]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()
+}
+
+/// Build the QEMU test kernel (its own workspace, bare-metal, release).
+fn build_test_kernel() -> Result<(), String> {
+    let manifest = run::workspace_root()?
+        .join("tests")
+        .join("kernel")
+        .join("Cargo.toml");
+    let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
+    build.arg("--manifest-path").arg(&manifest);
+    Step::new("QEMU test kernel build", build)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()
 }
 
 /// The loom model of `QSpinLock` (`nmi/tests/loom_qspinlock.rs`): built with
@@ -221,5 +230,12 @@ fn demo(args: &[String]) -> Result<(), String> {
     Step::new("kernel panic on the host simulation", crash_demo)
         .time_limit(10 * 60)
         .run()?;
-    Ok(())
+
+    prerequisites::qemu()?;
+    build_test_kernel()?;
+    let mut qemu_demo = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+    qemu_demo.arg("--demo").arg(&out_dir);
+    Step::new("kernel panic under QEMU (4 CPUs)", qemu_demo)
+        .time_limit(10 * 60)
+        .run()
 }

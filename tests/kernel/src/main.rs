@@ -26,6 +26,7 @@
 #![no_std]
 #![no_main]
 
+mod bench;
 mod boot;
 mod cpu;
 mod crash;

@@ -19,6 +19,7 @@
 //! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
 //! | `inject-nmi` | 1+ | the BSP panics (`inject-nmi: cpu 0 panics on purpose`); a pre-dump notifier prints `crashkit-test: ready for inject-nmi` and waits (up to 5 s) until the owner's NMI entry counts one more NMI: the runner sends QMP `inject-nmi` then | `await-inject-nmi` `Completed` if the NMI came (`Degraded` if not); the NMI on stopped CPUs stays latched |
 //! | `deep-nesting` | 2+ | cpu 0 holds a lock; cpu 1 waits for it in 6 nested contexts (task, NMI to itself, `int 0x40..0x43` raised from the lock's `relax`); once cpu 1's queue counted a fallback, cpu 0 panics: `deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels` | `qspinlock_fallbacks` >= 1; cpu 1 `Stopped` by `poll` at depth 1 |
+//! | `nmi-roundtrip` | 2+ | no panic: a benchmark ([`crate::bench`]); the BSP times NMI round trips to cpu 1 (`send_nmi`) and to all others (`send_nmi_all_but_self`), the APs idle and acknowledge in an NMI handler; two `crashkit-bench:` lines, then exit "ran" | no panic (phase `Idle`); serial has the two `crashkit-bench: nmi-roundtrip` lines |
 //!
 //! Messages are fixed strings so the runner can compare them. The record
 //! holds the `PanicInfo` as `core` displays it: `panicked at FILE:LINE:COL:`,
@@ -32,6 +33,7 @@ use crashkit_nmi::lock::{CpuQueue, Mutex, QueueDomain};
 use crashkit_nmi::{CpuIndex, NmiHandler, NmiOutcome, Platform};
 use crashkit_notifiers::{BodyResult, LockedBody, Notifier, NotifierList, NotifierLock};
 
+use crate::bench;
 use crate::crash::{self, CHAIN, Locks, NMI_ENTRIES, NOTIFIERS, SERIAL_REPORT};
 use crate::exit::{ExitCode, exit};
 use crate::machine::{self, idle};
@@ -155,6 +157,13 @@ pub static SCENARIOS: &[Scenario] = &[
         setup: deep_nesting_setup,
         bsp: deep_nesting_bsp,
         ap: deep_nesting_ap,
+        ..BASE
+    },
+    Scenario {
+        name: "nmi-roundtrip",
+        min_cpus: 2,
+        setup: bench::setup,
+        bsp: bench::bsp,
         ..BASE
     },
 ];

@@ -8,6 +8,9 @@
 //! Usage:
 //! `crashkit-qemu-runner [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
 //!
+//! `crashkit-qemu-runner --bench` runs the in-guest benchmark (see
+//! `bench.rs`; docs/benchmarks.md has its results).
+//!
 //! `crashkit-qemu-runner --demo DIR` boots one crash (scenario
 //! [`DEMO_SCENARIO`] with [`DEMO_CPUS`] CPUs), checks it like a test, prints
 //! the crash record's summary and leaves the record, the summary and the
@@ -16,6 +19,7 @@
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
+mod bench;
 mod qemu;
 mod qmp;
 mod scenario;
@@ -50,6 +54,7 @@ struct Options {
     repeat: u32,
     out: PathBuf,
     demo: Option<PathBuf>,
+    bench: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -64,6 +69,7 @@ fn options() -> Result<Options, String> {
         repeat: 1,
         out: root.join("target/qemu"),
         demo: None,
+        bench: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -72,6 +78,7 @@ fn options() -> Result<Options, String> {
             "--kernel" => options.kernel = PathBuf::from(value()?),
             "--out" => options.out = PathBuf::from(value()?),
             "--demo" => options.demo = Some(PathBuf::from(value()?)),
+            "--bench" => options.bench = true,
             "--repeat" => {
                 let text = value()?;
                 options.repeat = text
@@ -122,6 +129,18 @@ fn main() -> ExitCode {
     if let Err(error) = preflight(&options) {
         eprintln!("crashkit-qemu-runner: {error}");
         return ExitCode::FAILURE;
+    }
+    if options.bench {
+        return match bench::run(&options.kernel, &options.out) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
     }
     if let Some(dir) = &options.demo {
         return match demo(&options, dir) {

@@ -40,6 +40,7 @@ mod scenario;
 mod serial;
 mod smp;
 mod time;
+mod warm;
 
 use crashkit_nmi::CpuIndex;
 use x86_64::instructions::port::Port;

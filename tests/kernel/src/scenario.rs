@@ -88,6 +88,14 @@ pub static SCENARIOS: &[Scenario] = &[
         ..BASE
     },
     Scenario {
+        name: "shootdown-warm",
+        min_cpus: 2,
+        panics: true,
+        bsp: crate::warm::bsp,
+        ap: crate::warm::ap,
+        ..BASE
+    },
+    Scenario {
         name: "panic-ap",
         min_cpus: 2,
         panics: true,

@@ -23,8 +23,8 @@ const CPUS: [u32; 3] = [2, 4, 8];
 /// Run the benchmark; the table, or what went wrong.
 pub fn run(kernel: &Path, out: &Path) -> Result<String, String> {
     let mut table = String::from(
-        "| CPUs | round trip, one CPU (warm) | round trip, all others (warm) | first round trip, one CPU (cold) | shootdown: panic entry to all stopped | shootdown call alone | shootdown / one round trip | shootdown call / cold round trip |\n\
-         |-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n",
+        "| CPUs | round trip, one CPU (warm) | round trip, all others (warm) | first round trip, one CPU (cold) | shootdown: panic entry to all stopped | shootdown call alone | shootdown / one round trip | shootdown call / cold round trip | shootdown call, code warmed (`shootdown-warm`) | warmed shootdown call / warm round trip to one |\n\
+         |-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n",
     );
     for cpus in CPUS {
         let mut one = Vec::new();
@@ -32,6 +32,7 @@ pub fn run(kernel: &Path, out: &Path) -> Result<String, String> {
         let mut cold_all = Vec::new();
         let mut entry_to_stopped = Vec::new();
         let mut call = Vec::new();
+        let mut warm_call = Vec::new();
         for run in 0..RUNS {
             let serial = boot(kernel, out, "nmi-roundtrip", cpus, run)?.0;
             one.push(field(&serial, "target=one", "median_ns")?);
@@ -44,18 +45,26 @@ pub fn run(kernel: &Path, out: &Path) -> Result<String, String> {
             let (a, b) = shootdown(&view);
             entry_to_stopped.push(a);
             call.push(b);
+            let memory = boot(kernel, out, "shootdown-warm", cpus, run)?.1;
+            let view = scan(&memory)
+                .find_map(|(_, parsed)| parsed.ok())
+                .ok_or("shootdown-warm left no crash record")?;
+            warm_call.push(shootdown(&view).1);
         }
         let (one, all, cold_all) = (median(&mut one), median(&mut all), median(&mut cold_all));
         let (entry_to_stopped, call) = (median(&mut entry_to_stopped), median(&mut call));
+        let warm_call = median(&mut warm_call);
         table.push_str(&format!(
-            "| {cpus} | {} | {} | {} | {} | {} | {:.2} | {:.2} |\n",
+            "| {cpus} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.2} |\n",
             us(one),
             us(all),
             us(cold_all),
             us(entry_to_stopped),
             us(call),
             entry_to_stopped as f64 / one.max(1) as f64,
-            call as f64 / cold_all.max(1) as f64
+            call as f64 / cold_all.max(1) as f64,
+            us(warm_call),
+            warm_call as f64 / one.max(1) as f64
         ));
     }
     Ok(table)

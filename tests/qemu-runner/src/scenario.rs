@@ -46,6 +46,12 @@ pub const ALL: &[Scenario] = &[
         check: |view, cpus| Panic::new("panic-bsp", 0).check(view, cpus),
     },
     Scenario {
+        name: "shootdown-warm",
+        cpus: &[2, 4, 8],
+        qmp_inject_nmi: false,
+        check: |view, cpus| Panic::new("shootdown-warm", 0).check(view, cpus),
+    },
+    Scenario {
         name: "panic-ap",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,

@@ -269,8 +269,15 @@ impl CpuSlot {
     }
 
     /// Called by the panic owner for its own slot: save the registers it
-    /// panicked with and publish `PanicOwner`. Refused if the slot is final.
-    pub fn record_owner(&self, frame: &RegisterFrame, now_ns: u64) -> Result<(), StopRefused> {
+    /// panicked with and the NMI-like contexts it panicked in (`nmi_depth`:
+    /// 1 or more for a panic raised in an NMI handler), and publish
+    /// `PanicOwner`. Refused if the slot is final.
+    pub fn record_owner(
+        &self,
+        frame: &RegisterFrame,
+        nmi_depth: u32,
+        now_ns: u64,
+    ) -> Result<(), StopRefused> {
         // Relaxed: the value only feeds the checks below.
         let current = self.state.load(Ordering::Relaxed);
         if let Some(refused) = self.refuse_if_final(current) {
@@ -280,6 +287,7 @@ impl CpuSlot {
         // `Sync` above), and no reader reads it before the Release below.
         unsafe { self.frame.get().write(*frame) };
         // Relaxed: published by the Release CAS below.
+        self.nmi_depth.store(nmi_depth, Ordering::Relaxed);
         self.stopped_ns.store(now_ns, Ordering::Relaxed);
         self.publish(current, CpuState::PanicOwner)
     }
@@ -339,7 +347,8 @@ impl CpuSlot {
     }
 
     /// NMI-like contexts the CPU was in when it stopped (the stop NMI
-    /// included; 2 or more means it was already in one).
+    /// included; 2 or more means it was already in one), or, for the panic
+    /// owner, when it panicked.
     pub fn nmi_depth(&self) -> u32 {
         // Relaxed: meaningful once `state` (Acquire) said `Stopped`.
         self.nmi_depth.load(Ordering::Relaxed)
@@ -427,7 +436,8 @@ mod tests {
     #[test]
     fn owner_and_absent_slots_are_final() {
         let owner = CpuSlot::new();
-        assert_eq!(owner.record_owner(&frame(42), 3), Ok(()));
+        assert_eq!(owner.record_owner(&frame(42), 1, 3), Ok(()));
+        assert_eq!(owner.nmi_depth(), 1);
         assert_eq!(owner.state(), Some(CpuState::PanicOwner));
         assert_eq!(owner.registers().map(|f| f.rip), Some(42));
         assert!(!owner.mark_nmi_sent(4));

@@ -268,7 +268,7 @@ fn threads_as_cpus_write_while_the_owner_records_and_a_reader_parses() {
         panic.set_owner(CpuIndex(0));
         panic.set_phase(PanicPhase::Claimed);
         record.cpu_slots()[0]
-            .record_owner(&frame(0x4200), 2)
+            .record_owner(&frame(0x4200), 0, 2)
             .unwrap();
         let mut writer = panic.message_writer();
         for piece in pieces() {
@@ -349,7 +349,7 @@ fn cpus_stopped_by_simulated_nmis_record_their_interrupted_registers() {
             panic.set_owner(cpu.index());
             panic.set_phase(PanicPhase::Claimed);
             record.cpu_slots()[0]
-                .record_owner(&frame(0x4200), platform.now_ns())
+                .record_owner(&frame(0x4200), 0, platform.now_ns())
                 .unwrap();
             let mut writer = panic.message_writer();
             for piece in pieces() {

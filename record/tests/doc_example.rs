@@ -29,7 +29,9 @@ fn example() -> Vec<u8> {
         ss: 0x10,
         ..RegisterFrame::ZERO
     };
-    record.cpu_slots()[0].record_owner(&frame, 0x1100).unwrap();
+    record.cpu_slots()[0]
+        .record_owner(&frame, 0, 0x1100)
+        .unwrap();
     panic.set_phase(PanicPhase::StoppingCpus);
     panic.record_shootdown(&ShootdownTotals::default());
     panic.set_phase(PanicPhase::Notifiers);

@@ -98,7 +98,7 @@ pub fn fill(record: &Record) {
     write!(message, "kernel panic at {file}:{line}: ").unwrap();
     write!(message, "out of memory (é€😀)").unwrap();
     let slots = record.cpu_slots();
-    slots[2].record_owner(&frame(0x2000), 1_500).unwrap();
+    slots[2].record_owner(&frame(0x2000), 0, 1_500).unwrap();
     panic.set_phase(PanicPhase::StoppingCpus);
     assert!(slots[0].mark_nmi_sent(2_000));
     slots[0]

@@ -67,7 +67,13 @@ pub const ALL: &[Scenario] = &[
         name: "panic-in-nmi",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
-        check: |view, cpus| Panic::new("panic-in-nmi", 1).check(view, cpus),
+        check: |view, cpus| {
+            Panic::new("panic-in-nmi", 1).check(view, cpus)?;
+            let depth = view.cpu(1).map(|cpu| cpu.nmi_depth());
+            expect(depth == Some(1), || {
+                format!("the owner panicked in its NMI handler, but its depth reads {depth:?}")
+            })
+        },
     },
     Scenario {
         name: "nmi-spin",

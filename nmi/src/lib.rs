@@ -38,6 +38,7 @@ mod panic_flag;
 mod platform;
 #[cfg(test)]
 mod test_hook;
+mod writer_epoch;
 
 pub use chain::{
     ChainCpuStats, DispatchOutcome, HandlerChain, HandlerFn, HandlerStats, MAX_WALKS, NmiEvent,
@@ -51,3 +52,4 @@ pub use cpu_contexts::{CpuContexts, EnterError};
 pub use frame::RegisterFrame;
 pub use panic_flag::{PANIC, PanicClaim, PanicFlag};
 pub use platform::{NmiSendError, Platform};
+pub use writer_epoch::WriterEpoch;

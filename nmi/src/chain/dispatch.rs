@@ -225,7 +225,7 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
                 }
                 platform.relax();
             }
-            // Acquire: pairs with `end_write`'s Release, so a walk that starts
+            // Acquire: pairs with `WriterEpoch::end`'s Release, so a walk that starts
             // after a writer finished sees all of its slot stores.
             let opened = self.epoch.load(Ordering::Acquire);
             for (index, slot) in self.slots.iter().enumerate() {

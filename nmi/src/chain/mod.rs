@@ -43,7 +43,9 @@ mod registry;
 #[cfg(test)]
 mod tests;
 
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64};
+use core::sync::atomic::{AtomicPtr, AtomicU64};
+
+use crate::WriterEpoch;
 
 use dispatch::CpuChainState;
 pub use dispatch::{ChainCpuStats, DispatchOutcome, UnknownNmiPolicy};
@@ -63,7 +65,7 @@ pub struct HandlerChain<const SLOTS: usize, const CPUS: usize> {
     emergency: AtomicPtr<NmiHandler>,
     slots: [AtomicPtr<NmiHandler>; SLOTS],
     /// Writer epoch: odd while a writer edits `slots`.
-    epoch: AtomicU32,
+    epoch: WriterEpoch,
     policy: UnknownNmiPolicy,
     cpus: [CpuChainState; CPUS],
     /// NMIs dispatched on a CPU index outside `0..CPUS`.
@@ -76,7 +78,7 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
         Self {
             emergency: AtomicPtr::new(core::ptr::null_mut()),
             slots: [const { AtomicPtr::new(core::ptr::null_mut()) }; SLOTS],
-            epoch: AtomicU32::new(0),
+            epoch: WriterEpoch::new(),
             policy,
             cpus: [const { CpuChainState::new() }; CPUS],
             unknown_cpu: AtomicU64::new(0),

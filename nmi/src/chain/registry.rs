@@ -40,62 +40,26 @@ fn as_ptr(handler: &'static NmiHandler) -> *mut NmiHandler {
 }
 
 impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
-    /// Take the writer epoch (even to odd), trying at most `spins` times.
-    /// Returns the odd epoch to hand to [`end_write`](Self::end_write).
-    fn begin_write(&self, spins: u32) -> Result<u32, RegisterError> {
-        for _ in 0..spins {
-            // Relaxed: only a guess to pick the CAS's expected value; the CAS
-            // below is what orders.
-            let epoch = self.epoch.load(Ordering::Relaxed);
-            if epoch & 1 == 0 {
-                // Acquire on success pairs with the previous writer's Release
-                // in `end_write`: its slot stores are visible to our edit.
-                // Relaxed on failure: nothing is read on that path.
-                if self
-                    .epoch
-                    .compare_exchange_weak(
-                        epoch,
-                        epoch.wrapping_add(1),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    return Ok(epoch.wrapping_add(1));
-                }
-            }
-            core::hint::spin_loop();
-        }
-        Err(RegisterError::Busy)
-    }
-
-    /// Release the writer epoch (odd to the next even).
-    fn end_write(&self, odd_epoch: u32) {
-        // Release publishes this writer's slot stores to the next writer's
-        // Acquire CAS and to dispatchers' closing epoch load. Wrapping is
-        // harmless: a dispatcher would have to sleep through exactly 2^32
-        // epoch changes between its two loads to be fooled.
-        self.epoch
-            .store(odd_epoch.wrapping_add(1), Ordering::Release);
-    }
-
     /// Register `handler` at the end of the chain, waiting a bounded time for
     /// another writer to finish.
     ///
     /// Safe to call from any context; see [`RegisterError::Busy`].
     pub fn register(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
-        let epoch = self.begin_write(WRITER_SPINS)?;
+        let epoch = self
+            .epoch
+            .try_begin(WRITER_SPINS)
+            .ok_or(RegisterError::Busy)?;
         let result = self.append(handler);
-        self.end_write(epoch);
+        self.epoch.end(epoch);
         result
     }
 
     /// Like [`register`](Self::register) but gives up at once if another
     /// writer is active.
     pub fn try_register(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
-        let epoch = self.begin_write(1)?;
+        let epoch = self.epoch.try_begin(1).ok_or(RegisterError::Busy)?;
         let result = self.append(handler);
-        self.end_write(epoch);
+        self.epoch.end(epoch);
         result
     }
 
@@ -123,9 +87,12 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
     /// in progress on another CPU may still run it once; handlers are
     /// `'static`, so that is memory-safe.
     pub fn unregister(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
-        let epoch = self.begin_write(WRITER_SPINS)?;
+        let epoch = self
+            .epoch
+            .try_begin(WRITER_SPINS)
+            .ok_or(RegisterError::Busy)?;
         let result = self.remove(handler);
-        self.end_write(epoch);
+        self.epoch.end(epoch);
         result
     }
 

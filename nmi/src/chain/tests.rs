@@ -188,7 +188,7 @@ fn registration_errors_are_reported() {
 
     // A writer that never finishes (stopped mid-edit): everyone else gets
     // Busy in bounded time instead of waiting forever.
-    chain.epoch.fetch_add(1, Ordering::Relaxed);
+    let _frozen = chain.epoch.try_begin(1).expect("no writer yet");
     assert_eq!(chain.try_register(&A), Err(RegisterError::Busy));
     assert_eq!(chain.register(&A), Err(RegisterError::Busy));
     assert_eq!(chain.unregister(&B), Err(RegisterError::Busy));
@@ -444,7 +444,7 @@ fn a_walk_over_a_chain_frozen_mid_edit_runs_everyone_once() {
     // H1: slots read [H2, H2, H3] and the epoch is odd.
     let h2 = core::ptr::from_ref(&H2).cast_mut();
     chain.slots[0].store(h2, Ordering::Relaxed);
-    chain.epoch.fetch_add(1, Ordering::Relaxed);
+    let _frozen = chain.epoch.try_begin(1).expect("no writer yet");
     let platform = TestPlatform::new();
     chain.dispatch(&platform, &frame_at(0x6000));
     assert_eq!(TRACE.take(), [2, 3], "the duplicate entry ran once");

@@ -54,7 +54,9 @@ mod slot;
 mod walk;
 mod writer;
 
-use core::sync::atomic::{AtomicU32, AtomicU64};
+use core::sync::atomic::AtomicU64;
+
+use crashkit_nmi::WriterEpoch;
 
 pub use writer::RegisterError;
 
@@ -104,7 +106,7 @@ pub const MAX_SEQUENCE: u64 = (1 << 59) - 1;
 pub struct Registry<const N: usize> {
     slots: [Slot; N],
     /// Writer epoch: odd while a writer edits a slot.
-    epoch: AtomicU32,
+    epoch: WriterEpoch,
     /// The next registration number; read and written under the epoch only.
     next_sequence: AtomicU64,
     pub(crate) cursor: RunCursor,
@@ -118,7 +120,7 @@ impl<const N: usize> Registry<N> {
     pub const fn new(policy: EscalationPolicy) -> Self {
         Self {
             slots: [const { Slot::empty() }; N],
-            epoch: AtomicU32::new(0),
+            epoch: WriterEpoch::new(),
             next_sequence: AtomicU64::new(1),
             cursor: RunCursor::new(),
             resumed_from: AtomicU64::new(crate::run::NO_RESUME),

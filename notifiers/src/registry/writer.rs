@@ -35,44 +35,6 @@ pub enum RegisterError {
 const WRITER_SPINS: u32 = 1 << 16;
 
 impl<const N: usize> Registry<N> {
-    /// Take the writer epoch (even -> odd), trying at most `spins` times;
-    /// the odd epoch, for [`end_write`](Self::end_write).
-    fn begin_write(&self, spins: u32) -> Result<u32, RegisterError> {
-        for _ in 0..spins {
-            // Relaxed: only a guess for the compare-and-swap's expected
-            // value; the compare-and-swap orders.
-            let epoch = self.epoch.load(Ordering::Relaxed);
-            if epoch & 1 == 0 {
-                // Acquire on success: pairs with the previous writer's
-                // Release in `end_write`, so its slot and counter stores are
-                // visible to this writer. Relaxed on failure: nothing read.
-                if self
-                    .epoch
-                    .compare_exchange_weak(
-                        epoch,
-                        epoch.wrapping_add(1),
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-                {
-                    return Ok(epoch.wrapping_add(1));
-                }
-            }
-            core::hint::spin_loop();
-        }
-        Err(RegisterError::Busy)
-    }
-
-    /// Release the writer epoch (odd -> next even).
-    fn end_write(&self, odd_epoch: u32) {
-        // Release: publishes this writer's slot and counter stores to the
-        // next writer's Acquire compare-and-swap. (Readers do not rely on
-        // the epoch; they validate each slot.)
-        self.epoch
-            .store(odd_epoch.wrapping_add(1), Ordering::Release);
-    }
-
     /// The writer epoch now (odd: a writer is editing). For reports.
     pub(crate) fn epoch_now(&self) -> u32 {
         // Relaxed: it only feeds the `writer_mid_edit` and
@@ -104,11 +66,11 @@ impl<const N: usize> Registry<N> {
         spins: u32,
         edit: impl FnOnce(&Self) -> Result<(), RegisterError>,
     ) -> Result<(), RegisterError> {
-        let epoch = self.begin_write(spins)?;
+        let epoch = self.epoch.try_begin(spins).ok_or(RegisterError::Busy)?;
         #[cfg(test)]
         test_hook::at(HookPoint::WriterHoldsEpoch);
         let result = edit(self);
-        self.end_write(epoch);
+        self.epoch.end(epoch);
         result
     }
 
@@ -125,8 +87,8 @@ impl<const N: usize> Registry<N> {
             }
         }
         let slot = free.ok_or(RegisterError::Full)?;
-        // Relaxed: read and written only under the epoch (see
-        // `begin_write`).
+        // Relaxed: read and written only under the writer epoch (its
+        // Acquire/Release order the writers).
         let sequence = self.next_sequence.load(Ordering::Relaxed);
         if sequence > MAX_SEQUENCE {
             return Err(RegisterError::Full);

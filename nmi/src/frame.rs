@@ -71,6 +71,57 @@ impl RegisterFrame {
         ss: 0,
     };
 
+    /// The frame from 21 registers in ELF `pr_reg` order: the inverse of
+    /// [`to_array`](Self::to_array).
+    pub const fn from_array(regs: [u64; 21]) -> Self {
+        let [
+            r15,
+            r14,
+            r13,
+            r12,
+            rbp,
+            rbx,
+            r11,
+            r10,
+            r9,
+            r8,
+            rax,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            error_code,
+            rip,
+            cs,
+            rflags,
+            rsp,
+            ss,
+        ] = regs;
+        Self {
+            r15,
+            r14,
+            r13,
+            r12,
+            rbp,
+            rbx,
+            r11,
+            r10,
+            r9,
+            r8,
+            rax,
+            rcx,
+            rdx,
+            rsi,
+            rdi,
+            error_code,
+            rip,
+            cs,
+            rflags,
+            rsp,
+            ss,
+        }
+    }
+
     /// The frame as the 21 registers in ELF `pr_reg` order.
     pub fn to_array(&self) -> [u64; 21] {
         [
@@ -123,6 +174,7 @@ mod tests {
         frame.rip = 17;
         frame.ss = 21;
         let regs = frame.to_array();
+        assert_eq!(RegisterFrame::from_array(regs), frame);
         assert_eq!(regs[0], 1);
         assert_eq!(regs[16], 17);
         assert_eq!(regs[20], 21);

@@ -217,52 +217,7 @@ impl<'a> CpuSlotView<'a> {
         if !self.has_registers() {
             return None;
         }
-        let [
-            r15,
-            r14,
-            r13,
-            r12,
-            rbp,
-            rbx,
-            r11,
-            r10,
-            r9,
-            r8,
-            rax,
-            rcx,
-            rdx,
-            rsi,
-            rdi,
-            error_code,
-            rip,
-            cs,
-            rflags,
-            rsp,
-            ss,
-        ] = self.registers();
-        Some(RegisterFrame {
-            r15,
-            r14,
-            r13,
-            r12,
-            rbp,
-            rbx,
-            r11,
-            r10,
-            r9,
-            r8,
-            rax,
-            rcx,
-            rdx,
-            rsi,
-            rdi,
-            error_code,
-            rip,
-            cs,
-            rflags,
-            rsp,
-            ss,
-        })
+        Some(RegisterFrame::from_array(self.registers()))
     }
 }
 

@@ -23,52 +23,7 @@ pub fn frame(base: u64) -> RegisterFrame {
     for (i, r) in regs.iter_mut().enumerate() {
         *r = base + i as u64;
     }
-    let [
-        r15,
-        r14,
-        r13,
-        r12,
-        rbp,
-        rbx,
-        r11,
-        r10,
-        r9,
-        r8,
-        rax,
-        rcx,
-        rdx,
-        rsi,
-        rdi,
-        error_code,
-        rip,
-        cs,
-        rflags,
-        rsp,
-        ss,
-    ] = regs;
-    RegisterFrame {
-        r15,
-        r14,
-        r13,
-        r12,
-        rbp,
-        rbx,
-        r11,
-        r10,
-        r9,
-        r8,
-        rax,
-        rcx,
-        rdx,
-        rsi,
-        rdi,
-        error_code,
-        rip,
-        cs,
-        rflags,
-        rsp,
-        ss,
-    }
+    RegisterFrame::from_array(regs)
 }
 
 /// The shootdown totals the filled record holds.

@@ -4,12 +4,11 @@
 //! is in the crate docs and `docs/panic-path.md`).
 
 use crashkit_nmi::{PanicClaim, Platform, RegisterFrame};
-use crashkit_notifiers::PanicInputs;
-use crashkit_record::{DumpResult, FinalAction, PanicPhase, PhaseStamp, Skipped, Text};
+use crashkit_record::{DumpResult, FinalAction, PanicPhase, PhaseStamp, Skipped};
 
 use crate::access::{CrashLog, NotifierLists};
 use crate::kernel::Kernel;
-use crate::sequence::{RecordOutcomes, park, run_from};
+use crate::sequence::{park, run_from, with_notifiers};
 use crate::step::Step;
 
 /// The panic handler's body: call it from the kernel's `#[panic_handler]`.
@@ -104,11 +103,11 @@ fn escalate<K: Kernel>(message: &dyn core::fmt::Display, frame: &RegisterFrame) 
             // The registry's cursor names the notifier that panicked: it is
             // recorded `Panicked` and the rest of its list runs (or is
             // recorded `NotRun`, by the registry's policy).
-            let text: Text<MESSAGE> = panic.message();
-            let inputs = PanicInputs::new(platform, text.as_str().unwrap_or(""));
-            let _ = K::notifiers().resume(&inputs, &mut RecordOutcomes::<K>::new());
-            // The list ended (finished by the resume, or given up).
-            panic.stamp(PhaseStamp::NotifiersEnd, platform.now_ns());
+            // The list ended (finished by the resume, or given up): the
+            // helper stamps the end of the notifiers.
+            with_notifiers::<K>(|registry, inputs, recorder| {
+                let _ = registry.resume(inputs, recorder);
+            });
         }
         _ => {}
     }
@@ -117,9 +116,6 @@ fn escalate<K: Kernel>(message: &dyn core::fmt::Display, frame: &RegisterFrame) 
 
 /// `dump_detail` when the dump hook panicked instead of returning.
 pub const DUMP_PANICKED: u32 = u32::MAX;
-
-/// The message buffer's capacity, as the record defines it.
-const MESSAGE: usize = crashkit_record::layout::panic::MESSAGE_CAPACITY;
 
 /// The record's phase and skipped bit for a failure in `step`.
 fn blame(step: Step) -> (PanicPhase, Skipped) {

@@ -114,19 +114,29 @@ fn run_list<K: Kernel>(list: NotifierList) {
     if panic.stamp_ns(PhaseStamp::NotifiersStart) == 0 {
         panic.stamp(PhaseStamp::NotifiersStart, now);
     }
+    with_notifiers::<K>(|registry, inputs, recorder| {
+        if registry.run_list(list, inputs, recorder).is_err() {
+            // A run was left interrupted and nobody resumed it (the
+            // escalation path resumes before it continues, so this is a
+            // list run twice or a registry in an odd state): finish that
+            // run, then try ours once.
+            let _ = registry.resume(inputs, recorder);
+            let _ = registry.run_list(list, inputs, recorder);
+        }
+    });
+}
+
+/// Run `work` on the notifier registry with the panic's inputs (the
+/// message as the record holds it) and a recorder into the record, then
+/// stamp the end of the notifiers.
+pub(crate) fn with_notifiers<K: Kernel>(
+    work: impl FnOnce(&K::Notifiers, &PanicInputs<'_>, &mut RecordOutcomes<K>),
+) {
+    let platform = K::platform();
+    let panic = K::record().panic_section();
     let message: Text<MESSAGE> = panic.message();
     let inputs = PanicInputs::new(platform, message.as_str().unwrap_or(""));
-    let mut recorder = RecordOutcomes::<K>::new();
-    if K::notifiers()
-        .run_list(list, &inputs, &mut recorder)
-        .is_err()
-    {
-        // A run was left interrupted and nobody resumed it (the escalation
-        // path resumes before it continues, so this is a list run twice or
-        // a registry in an odd state): finish that run, then try ours once.
-        let _ = K::notifiers().resume(&inputs, &mut recorder);
-        let _ = K::notifiers().run_list(list, &inputs, &mut recorder);
-    }
+    work(K::notifiers(), &inputs, &mut RecordOutcomes::<K>::new());
     panic.stamp(PhaseStamp::NotifiersEnd, platform.now_ns());
 }
 

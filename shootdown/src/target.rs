@@ -61,25 +61,19 @@ impl Shootdown {
     /// wait that NMI context can reach.
     #[inline]
     pub fn poll<P: Platform + ?Sized>(&self, platform: &P, nmi_depth: u32) {
-        let raw = self.load_raw();
-        if raw == ShootdownState::IDLE_RAW {
+        if self.load_raw() == ShootdownState::IDLE_RAW {
             return;
         }
-        self.poll_issued(platform, raw, nmi_depth);
+        self.poll_issued(platform, nmi_depth);
     }
 
     /// The rest of [`poll`](Self::poll), once the word is not `Idle`.
     #[cold]
-    fn poll_issued<P: Platform + ?Sized>(&self, platform: &P, raw: u64, nmi_depth: u32) {
-        let Some(owner) = ShootdownState::from_raw(raw).and_then(ShootdownState::owner) else {
-            return;
-        };
-        let cpu = platform.current_cpu();
-        if cpu == owner {
-            return;
+    fn poll_issued<P: Platform + ?Sized>(&self, platform: &P, nmi_depth: u32) {
+        if let Some(cpu) = self.to_stop(platform) {
+            let frame = capture_here();
+            self.stop_here(platform, cpu, &frame, StopPath::Poll, nmi_depth)
         }
-        let frame = capture_here();
-        self.stop_here(platform, cpu, &frame, StopPath::Poll, nmi_depth)
     }
 
     /// [`poll`](Self::poll) for a caller that has better registers to save
@@ -93,17 +87,17 @@ impl Shootdown {
         frame: &RegisterFrame,
         nmi_depth: u32,
     ) {
-        let raw = self.load_raw();
-        if raw == ShootdownState::IDLE_RAW {
-            return;
-        }
-        let Some(owner) = ShootdownState::from_raw(raw).and_then(ShootdownState::owner) else {
-            return;
-        };
-        let cpu = platform.current_cpu();
-        if cpu != owner {
+        if let Some(cpu) = self.to_stop(platform) {
             self.stop_here(platform, cpu, frame, StopPath::Poll, nmi_depth)
         }
+    }
+
+    /// The calling CPU, if a shootdown is issued and the caller is not its
+    /// owner (so it must stop).
+    fn to_stop<P: Platform + ?Sized>(&self, platform: &P) -> Option<CpuIndex> {
+        let owner = ShootdownState::from_raw(self.load_raw()).and_then(ShootdownState::owner)?;
+        let cpu = platform.current_cpu();
+        (cpu != owner).then_some(cpu)
     }
 
     /// Record `cpu` as stopped (if it has a slot that is not final) and

@@ -32,7 +32,12 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-shootdown",
     "crashkit-notifiers",
     "crashkit-panic-path",
+    "crashkit-dump-format",
 ];
+
+/// no_std crates whose optional `alloc` feature must build for the
+/// bare-metal target too (a capture kernel has an allocator).
+const NO_STD_ALLOC_CRATES: &[&str] = &["crashkit-dump-format"];
 
 /// The bare-metal target every no_std crate must build for.
 const BARE_METAL_TARGET: &str = "x86_64-unknown-none";
@@ -101,6 +106,21 @@ fn test(args: &[String]) -> Result<(), String> {
         Step::new(
             &format!("bare-metal build of {krate}"),
             cargo(["build", "--target", BARE_METAL_TARGET, "-p", krate]),
+        )
+        .run()?;
+    }
+    for krate in NO_STD_ALLOC_CRATES {
+        Step::new(
+            &format!("bare-metal build of {krate} with alloc"),
+            cargo([
+                "build",
+                "--target",
+                BARE_METAL_TARGET,
+                "-p",
+                krate,
+                "--features",
+                "alloc",
+            ]),
         )
         .run()?;
     }

@@ -1,0 +1,155 @@
+//! Is the dump complete? crashkit's completion marker, checked; for other
+//! producers, what their files can tell.
+
+use super::ElfDump;
+use crate::crashkit_note::CompletionMarker;
+use crate::crc32c::Crc32c;
+use crate::elf::{
+    E_FLAGS_INCOMPLETE, E_FLAGS_OFFSET, PN_XNUM, PROGRAM_HEADER_SIZE, SECTION_HEADER_SIZE,
+};
+
+/// Whether a dump is whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Completeness {
+    /// crashkit's completion marker matches this dump: every page the
+    /// writer meant to write is there.
+    Complete,
+    /// Known not to be whole, and why.
+    Incomplete(Incomplete),
+    /// The producer leaves no marker (QEMU, Linux) and nothing says the
+    /// file is damaged.
+    Unknown,
+}
+
+/// Why a dump is incomplete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Incomplete {
+    /// `e_flags` bit 0 is set: the writer had not finished (crashkit,
+    /// makedumpfile).
+    FlagSet,
+    /// A crashkit dump without a valid completion marker: the writer
+    /// stopped, or the marker is damaged.
+    NoMarker,
+    /// The completion marker names another dump: a stale marker of an
+    /// earlier dump in the same place.
+    StaleMarker,
+    /// The header checksum does not match the headers: they changed after
+    /// the marker was written (an overwrite in progress, or damage).
+    HeaderChecksum,
+    /// The file is shorter than the dump: `len` bytes of `expected`.
+    Truncated {
+        /// The file's length.
+        len: u64,
+        /// The length the dump needs.
+        expected: u64,
+    },
+}
+
+impl core::fmt::Display for Completeness {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Complete => f.write_str("complete"),
+            Self::Unknown => f.write_str("unknown (the producer writes no completion marker)"),
+            Self::Incomplete(why) => {
+                f.write_str("incomplete: ")?;
+                match why {
+                    Incomplete::FlagSet => f.write_str("the writer did not finish (e_flags bit 0)"),
+                    Incomplete::NoMarker => f.write_str("no valid completion marker"),
+                    Incomplete::StaleMarker => {
+                        f.write_str("the completion marker belongs to another dump")
+                    }
+                    Incomplete::HeaderChecksum => {
+                        f.write_str("the headers do not match the completion marker's checksum")
+                    }
+                    Incomplete::Truncated { len, expected } => {
+                        write!(f, "the file is {len} bytes of {expected}")
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
+    let len = dump.data.len() as u64;
+    let truncated = dump
+        .segments
+        .iter()
+        .filter(|s| s.in_file < s.filesz)
+        .map(|s| s.offset.saturating_add(s.filesz))
+        .max();
+    let Some(crashkit) = dump.crashkit() else {
+        if dump.header.e_flags & E_FLAGS_INCOMPLETE != 0 {
+            return Completeness::Incomplete(Incomplete::FlagSet);
+        }
+        return match truncated {
+            Some(expected) => Completeness::Incomplete(Incomplete::Truncated { len, expected }),
+            None => Completeness::Unknown,
+        };
+    };
+    let Some(marker) = crashkit
+        .completion
+        .filter(|m| m.state == CompletionMarker::COMPLETE)
+    else {
+        return Completeness::Incomplete(Incomplete::NoMarker);
+    };
+    if marker.dump_id != crashkit.identity.dump_id {
+        return Completeness::Incomplete(Incomplete::StaleMarker);
+    }
+    if len < marker.total_length {
+        return Completeness::Incomplete(Incomplete::Truncated {
+            len,
+            expected: marker.total_length,
+        });
+    }
+    if header_checksum(dump) != Some(marker.header_checksum) {
+        return Completeness::Incomplete(Incomplete::HeaderChecksum);
+    }
+    if dump.header.e_flags & E_FLAGS_INCOMPLETE != 0 {
+        return Completeness::Incomplete(Incomplete::FlagSet);
+    }
+    if let Some(expected) = truncated {
+        return Completeness::Incomplete(Incomplete::Truncated { len, expected });
+    }
+    Completeness::Complete
+}
+
+/// The header checksum as [`CompletionMarker`] defines it, computed from
+/// the file: the program headers in use, section header 0 under PN_XNUM,
+/// the note segment with the marker's descriptor as zeros, and the ELF
+/// header with `e_flags` bit 0 clear. `None` if a part is not in the file.
+fn header_checksum(dump: &ElfDump<'_>) -> Option<u32> {
+    let data = dump.data;
+    let mut crc = Crc32c::new();
+    let table_len = dump.phnum.checked_mul(PROGRAM_HEADER_SIZE as u64)?;
+    crc.update(crate::bytes::slice_at(
+        data,
+        dump.header.e_phoff,
+        table_len,
+    )?);
+    if dump.header.e_phnum == PN_XNUM {
+        crc.update(crate::bytes::slice_at(
+            data,
+            dump.header.e_shoff,
+            SECTION_HEADER_SIZE as u64,
+        )?);
+    }
+    let marker = dump.crashkit()?.completion_desc_offset?;
+    let marker_end = marker.checked_add(CompletionMarker::SIZE as u64)?;
+    let [(offset, len)] = dump.notes.regions.as_slice() else {
+        // crashkit writes exactly one note segment.
+        return None;
+    };
+    let notes = crate::bytes::slice_at(data, *offset, *len)?;
+    let before = usize::try_from(marker.checked_sub(*offset)?).ok()?;
+    let after = usize::try_from(marker_end.checked_sub(*offset)?).ok()?;
+    crc.update(notes.get(..before)?);
+    crc.update_zeros(CompletionMarker::SIZE as u64);
+    crc.update(notes.get(after..)?);
+    let mut header: [u8; 64] = crate::bytes::array_at(data, 0)?;
+    if let Some(flags) = header.get_mut(E_FLAGS_OFFSET) {
+        *flags &= !(E_FLAGS_INCOMPLETE as u8);
+    }
+    crc.update(&header);
+    Some(crc.finish())
+}

@@ -1,0 +1,343 @@
+//! Physical memory of an opened dump: the segment index and page reads.
+//!
+//! A physical address is in one of five states ([`PageState`]). Segments
+//! are indexed by physical start with a running maximum of their ends, so a
+//! lookup is a binary search plus a backward walk over the segments that
+//! overlap the address (none, one, or two with Linux's kernel text).
+
+use alloc::vec::Vec;
+
+use super::damage::{Damage, DamageKind};
+use super::{Completeness, ElfDump, Segment};
+use crate::elf::ProgramHeader;
+
+/// What a dump holds for a physical address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// The bytes are in the file.
+    Present,
+    /// Known to be zero and not stored (crashkit's zero tails).
+    Zero,
+    /// Deliberately left out (a secret, a filtered page, makedumpfile
+    /// `-E`'s `p_memsz > p_filesz`): the content is unknown.
+    Excluded,
+    /// Not memory the dump covers.
+    Hole,
+    /// Meant to be in the dump but not there: the file is cut short, or the
+    /// writer stopped before it.
+    Lost,
+}
+
+impl PageState {
+    /// A short lowercase name for output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Present => "present",
+            Self::Zero => "zero",
+            Self::Excluded => "excluded",
+            Self::Hole => "hole",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// A run of addresses in one state, from the address asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    /// The state.
+    pub state: PageState,
+    /// Bytes from the address in this state (at least 1).
+    pub len: u64,
+    /// For [`PageState::Present`], the file offset of the first byte.
+    pub file_offset: Option<u64>,
+}
+
+/// A read that met an address whose bytes the dump does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The first such address.
+    pub addr: u64,
+    /// Its state.
+    pub state: PageState,
+}
+
+impl core::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "physical address {:#x} is {} in this dump",
+            self.addr,
+            self.state.name()
+        )
+    }
+}
+
+/// Check one PT_LOAD; `None` (with damage) if it cannot be used at all.
+pub(super) fn check_segment(
+    index: u32,
+    header_offset: u64,
+    ph: &ProgramHeader,
+    file_len: u64,
+    damage: &mut Vec<Damage>,
+) -> Option<Segment> {
+    let filesz = ph.p_filesz;
+    let mut memsz = ph.p_memsz;
+    if filesz > memsz {
+        damage.push(Damage {
+            offset: header_offset,
+            kind: DamageKind::FileSizeAboveMemorySize { index },
+        });
+        memsz = filesz;
+    }
+    let wraps =
+        ph.p_offset.checked_add(filesz).is_none() || ph.p_paddr.checked_add(memsz).is_none();
+    if wraps {
+        damage.push(Damage {
+            offset: header_offset,
+            kind: DamageKind::SegmentWraps { index },
+        });
+        return None;
+    }
+    let in_file = file_len.saturating_sub(ph.p_offset).min(filesz);
+    if in_file < filesz {
+        damage.push(Damage {
+            offset: header_offset,
+            kind: DamageKind::SegmentPastEnd {
+                index,
+                missing: filesz - in_file,
+            },
+        });
+    }
+    Some(Segment {
+        index,
+        paddr: ph.p_paddr,
+        vaddr: ph.p_vaddr,
+        offset: ph.p_offset,
+        filesz,
+        memsz,
+        flags: ph.p_flags,
+        in_file,
+    })
+}
+
+/// How many earlier segments are compared with each for conflicts.
+const CONFLICT_SCAN: usize = 64;
+
+/// Segments ordered by physical start, with the running maximum end.
+#[derive(Debug, Default)]
+pub(super) struct SegmentIndex {
+    /// Positions in the segment vector, by `(paddr, index)`.
+    order: Vec<u32>,
+    /// `max_end[i]` = the largest `paddr + memsz` of `order[..=i]`.
+    max_end: Vec<u64>,
+}
+
+impl SegmentIndex {
+    /// Index `segments`, dropping exact duplicates and reporting conflicts.
+    pub fn build(segments: &[Segment], phoff: u64, damage: &mut Vec<Damage>) -> Self {
+        let header_offset = |index: u32| {
+            phoff.saturating_add(u64::from(index) * crate::elf::PROGRAM_HEADER_SIZE as u64)
+        };
+        let mut order: Vec<u32> = (0..segments.len() as u32).collect();
+        let key = |position: &u32| {
+            segments
+                .get(*position as usize)
+                .map_or((u64::MAX, u32::MAX), |s| (s.paddr, s.index))
+        };
+        order.sort_unstable_by_key(key);
+        // Drop exact duplicates (same addresses, sizes and file bytes).
+        let mut dropped = Vec::new();
+        for pair in order.windows(2) {
+            let (Some(a), Some(b)) = (
+                segments.get(pair[0] as usize),
+                segments.get(pair[1] as usize),
+            ) else {
+                continue;
+            };
+            let same = (a.paddr, a.vaddr, a.offset, a.filesz, a.memsz)
+                == (b.paddr, b.vaddr, b.offset, b.filesz, b.memsz);
+            if same {
+                damage.push(Damage {
+                    offset: header_offset(b.index),
+                    kind: DamageKind::DuplicateSegment {
+                        index: b.index,
+                        of: a.index,
+                    },
+                });
+                dropped.push(pair[1]);
+            }
+        }
+        order.retain(|position| !dropped.contains(position));
+        let mut max_end = Vec::with_capacity(order.len());
+        let mut running = 0u64;
+        for (i, position) in order.iter().enumerate() {
+            let Some(segment) = segments.get(*position as usize) else {
+                continue;
+            };
+            // A conflict: an earlier-starting segment that still covers
+            // this one's start, with the same virtual mapping but other
+            // file bytes. Looked for among the closest earlier segments
+            // only (a report, not a rule: the lookup does not depend on it).
+            let conflict = (0..i)
+                .rev()
+                .take(CONFLICT_SCAN)
+                .take_while(|&j| max_end.get(j).is_some_and(|end| *end > segment.paddr))
+                .filter_map(|j| order.get(j).and_then(|p| segments.get(*p as usize)))
+                .find(|other| {
+                    other.paddr + other.memsz > segment.paddr
+                        && other.vaddr.wrapping_sub(other.paddr)
+                            == segment.vaddr.wrapping_sub(segment.paddr)
+                        && other.offset.wrapping_sub(other.paddr)
+                            != segment.offset.wrapping_sub(segment.paddr)
+                });
+            if let Some(other) = conflict {
+                damage.push(Damage {
+                    offset: header_offset(segment.index),
+                    kind: DamageKind::ConflictingSegments {
+                        index: segment.index,
+                        other: other.index,
+                    },
+                });
+            }
+            running = running.max(segment.paddr + segment.memsz);
+            max_end.push(running);
+        }
+        Self { order, max_end }
+    }
+
+    /// The segment covering `addr`: the earliest (by start, then program
+    /// header index) whose file bytes cover it, else the earliest whose
+    /// memory size covers it.
+    fn find<'s>(&self, segments: &'s [Segment], addr: u64) -> Option<&'s Segment> {
+        let after = self
+            .order
+            .partition_point(|p| segments.get(*p as usize).is_some_and(|s| s.paddr <= addr));
+        let mut best: Option<&Segment> = None;
+        for i in (0..after).rev() {
+            if self.max_end.get(i).is_none_or(|end| *end <= addr) {
+                break;
+            }
+            let Some(segment) = self.order.get(i).and_then(|p| segments.get(*p as usize)) else {
+                continue;
+            };
+            let rel = addr - segment.paddr;
+            if rel >= segment.memsz {
+                continue;
+            }
+            let has_bytes = |s: &Segment| addr - s.paddr < s.filesz;
+            best = match best {
+                Some(current) if has_bytes(current) && !has_bytes(segment) => Some(current),
+                _ => Some(segment),
+            };
+        }
+        best
+    }
+
+    /// The first segment start above `addr`.
+    fn next_start(&self, segments: &[Segment], addr: u64) -> Option<u64> {
+        let after = self
+            .order
+            .partition_point(|p| segments.get(*p as usize).is_some_and(|s| s.paddr <= addr));
+        self.order
+            .get(after)
+            .and_then(|p| segments.get(*p as usize))
+            .map(|s| s.paddr)
+    }
+}
+
+impl ElfDump<'_> {
+    /// The state of physical address `addr` and how far it lasts.
+    pub fn classify(&self, addr: u64) -> Span {
+        if let Some(segment) = self.index.find(&self.segments, addr) {
+            let rel = addr - segment.paddr;
+            if rel < segment.in_file {
+                return Span {
+                    state: PageState::Present,
+                    len: segment.in_file - rel,
+                    file_offset: Some(segment.offset + rel),
+                };
+            }
+            if rel < segment.filesz {
+                return Span {
+                    state: PageState::Lost,
+                    len: segment.filesz - rel,
+                    file_offset: None,
+                };
+            }
+            let zero_tails = self
+                .crashkit()
+                .is_some_and(|c| c.identity.flags & crate::crashkit_note::FLAG_ZERO_TAILS != 0);
+            return Span {
+                state: if zero_tails {
+                    PageState::Zero
+                } else {
+                    PageState::Excluded
+                },
+                len: segment.memsz - rel,
+                file_offset: None,
+            };
+        }
+        let next = self.index.next_start(&self.segments, addr);
+        let until = |end: u64| end.saturating_sub(addr).max(1);
+        let mut hole_end = next.unwrap_or(u64::MAX);
+        if let Some(crashkit) = self.crashkit() {
+            for range in &crashkit.memory_map {
+                let end = range.end().unwrap_or(u64::MAX);
+                if range.start <= addr && addr < end {
+                    let lost = !matches!(self.completeness, Completeness::Complete)
+                        && addr >= crashkit.frontier(&self.segments);
+                    let state = if lost {
+                        PageState::Lost
+                    } else {
+                        PageState::Excluded
+                    };
+                    return Span {
+                        state,
+                        len: until(end.min(hole_end)),
+                        file_offset: None,
+                    };
+                }
+                if range.start > addr {
+                    hole_end = hole_end.min(range.start);
+                }
+            }
+        }
+        Span {
+            state: PageState::Hole,
+            len: until(hole_end),
+            file_offset: None,
+        }
+    }
+
+    /// Read physical memory at `addr` into `buf`: present bytes are copied,
+    /// zero pages give zeros; the first address in any other state stops
+    /// the read with [`Unreadable`] (what was before it is in `buf`).
+    pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done as u64);
+            let span = self.classify(at);
+            let want = buf.len() - done;
+            let step = usize::try_from(span.len).map_or(want, |len| len.min(want));
+            let Some(dst) = buf.get_mut(done..done + step) else {
+                break;
+            };
+            match (span.state, span.file_offset) {
+                (PageState::Present, Some(offset)) => {
+                    let src = crate::bytes::slice_at(self.data, offset, step as u64);
+                    let Some(src) = src else {
+                        return Err(Unreadable {
+                            addr: at,
+                            state: PageState::Lost,
+                        });
+                    };
+                    dst.copy_from_slice(src);
+                }
+                (PageState::Zero, _) => dst.fill(0),
+                (state, _) => return Err(Unreadable { addr: at, state }),
+            }
+            done += step;
+        }
+        Ok(())
+    }
+}

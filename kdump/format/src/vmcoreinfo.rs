@@ -1,0 +1,312 @@
+//! `VMCOREINFO`: Linux's `KEY=VALUE` lines, written and read.
+//!
+//! The note (name `VMCOREINFO`, type 0) holds ASCII lines `KEY=VALUE\n`.
+//! Linux mixes number formats by key, so parsing a value needs its key:
+//! `SYMBOL(x)` and `KERNELOFFSET` are hex without `0x`; `NUMBER(x)`,
+//! `SIZE(x)`, `OFFSET(x)`, `LENGTH(x)`, `PAGESIZE` and `CRASHTIME` are
+//! decimal (`NUMBER` signed: `phys_base` can be negative), except values
+//! written with a `0x` prefix (`NUMBER(VMALLOC_START)`). `BUILD-ID` is 40
+//! hex characters. crashkit writes the same forms, plus its own keys under
+//! `CRASHKIT_` (see `docs/dump-formats.md`).
+//!
+//! [`VmcoreInfoWriter`] fills a caller's buffer without allocating and
+//! drops whole lines that do not fit (counted). [`VmcoreInfo`] reads any
+//! bytes: lines without `=`, and non-UTF-8 lines, are skipped and counted.
+
+use core::fmt::{self, Write};
+
+/// Builds `VMCOREINFO` text in a fixed buffer.
+#[derive(Debug)]
+pub struct VmcoreInfoWriter<'a> {
+    buffer: &'a mut [u8],
+    len: usize,
+    dropped_lines: u32,
+}
+
+/// Appends into the free part of a buffer, failing (rather than cutting)
+/// when the text does not fit.
+struct Cursor<'a, 'b> {
+    buffer: &'b mut [u8],
+    len: &'a mut usize,
+}
+
+impl Write for Cursor<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        let dst = self.buffer.get_mut(*self.len..end).ok_or(fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        *self.len = end;
+        Ok(())
+    }
+}
+
+impl<'a> VmcoreInfoWriter<'a> {
+    /// Write into `buffer` (Linux gives the note one page).
+    pub fn new(buffer: &'a mut [u8]) -> Self {
+        Self {
+            buffer,
+            len: 0,
+            dropped_lines: 0,
+        }
+    }
+
+    /// Append `KEY=VALUE\n`; a line that does not fit whole is dropped and
+    /// counted, as is a key containing `=` or a newline, or a value
+    /// containing a newline.
+    pub fn line(&mut self, key: fmt::Arguments<'_>, value: fmt::Arguments<'_>) -> &mut Self {
+        let start = self.len;
+        let mut len = self.len;
+        let written = {
+            let mut cursor = Cursor {
+                buffer: self.buffer,
+                len: &mut len,
+            };
+            cursor
+                .write_fmt(key)
+                .and_then(|()| cursor.write_str("="))
+                .and_then(|()| cursor.write_fmt(value))
+                .and_then(|()| cursor.write_str("\n"))
+        };
+        let line = self.buffer.get(start..len).unwrap_or(&[]);
+        let key_len = line.iter().position(|&b| b == b'=').unwrap_or(0);
+        let well_formed = key_len > 0
+            && !line
+                .get(..line.len().saturating_sub(1))
+                .unwrap_or(&[])
+                .contains(&b'\n');
+        if written.is_ok() && well_formed {
+            self.len = len;
+        } else {
+            if let Some(partial) = self.buffer.get_mut(start..len) {
+                partial.fill(0);
+            }
+            self.dropped_lines = self.dropped_lines.saturating_add(1);
+        }
+        self
+    }
+
+    /// `OSRELEASE=release`.
+    pub fn os_release(&mut self, release: &str) -> &mut Self {
+        self.line(format_args!("OSRELEASE"), format_args!("{release}"))
+    }
+
+    /// `PAGESIZE=size` (decimal).
+    pub fn page_size(&mut self, size: u64) -> &mut Self {
+        self.line(format_args!("PAGESIZE"), format_args!("{size}"))
+    }
+
+    /// `CRASHTIME=seconds` (decimal, seconds since 1970).
+    pub fn crash_time(&mut self, seconds: i64) -> &mut Self {
+        self.line(format_args!("CRASHTIME"), format_args!("{seconds}"))
+    }
+
+    /// `BUILD-ID=hex` of the kernel's GNU build-id.
+    pub fn build_id(&mut self, id: &[u8]) -> &mut Self {
+        self.line(format_args!("BUILD-ID"), format_args!("{}", Hex(id)))
+    }
+
+    /// `KERNELOFFSET=hex`: where the kernel runs minus where it was linked
+    /// (Linux's KASLR offset).
+    pub fn kernel_offset(&mut self, offset: u64) -> &mut Self {
+        self.line(format_args!("KERNELOFFSET"), format_args!("{offset:x}"))
+    }
+
+    /// `SYMBOL(name)=hex`.
+    pub fn symbol(&mut self, name: &str, address: u64) -> &mut Self {
+        self.line(format_args!("SYMBOL({name})"), format_args!("{address:x}"))
+    }
+
+    /// `NUMBER(name)=decimal`.
+    pub fn number(&mut self, name: &str, value: i64) -> &mut Self {
+        self.line(format_args!("NUMBER({name})"), format_args!("{value}"))
+    }
+
+    /// The text so far.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.buffer.get(..self.len).unwrap_or(&[])
+    }
+
+    /// Lines dropped because they did not fit or were malformed.
+    pub fn dropped_lines(&self) -> u32 {
+        self.dropped_lines
+    }
+}
+
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Parsed view of `VMCOREINFO` text.
+#[derive(Clone, Copy, Debug)]
+pub struct VmcoreInfo<'a> {
+    text: &'a [u8],
+}
+
+/// How a key's value is written, by Linux's conventions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueForm {
+    /// `SYMBOL(..)`, `KERNELOFFSET`: hex without a prefix.
+    Hex,
+    /// Everything else that is a number: decimal, signed, or hex with `0x`.
+    Decimal,
+}
+
+impl<'a> VmcoreInfo<'a> {
+    /// View `text` (trailing NULs, as in a note padded to a page, are
+    /// ignored).
+    pub fn new(text: &'a [u8]) -> Self {
+        let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        Self {
+            text: text.get(..end).unwrap_or(&[]),
+        }
+    }
+
+    /// Every well-formed `(key, value)` line, in order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.text.split(|&b| b == b'\n').filter_map(parse_line)
+    }
+
+    /// Lines that are not empty and not `KEY=VALUE` in UTF-8.
+    pub fn malformed_lines(&self) -> usize {
+        self.text
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.is_empty() && parse_line(line).is_none())
+            .count()
+    }
+
+    /// The value of `key` (the first line with it).
+    pub fn get(&self, key: &str) -> Option<&'a str> {
+        self.entries().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The value of `key` as a number, read the way Linux writes that key
+    /// ([`value_form`]); negative decimals come back as their two's
+    /// complement (`NUMBER(phys_base)=-16777216`).
+    pub fn number(&self, key: &str) -> Option<u64> {
+        parse_number(key, self.get(key)?)
+    }
+
+    /// The value of `key` as a signed number.
+    pub fn signed(&self, key: &str) -> Option<i64> {
+        self.number(key).map(|v| v as i64)
+    }
+
+    /// `BUILD-ID` decoded from hex, up to 64 bytes.
+    pub fn build_id(&self) -> Option<([u8; 64], usize)> {
+        let text = self.get("BUILD-ID")?.as_bytes();
+        if text.len() % 2 != 0 || text.len() > 128 || text.is_empty() {
+            return None;
+        }
+        let mut out = [0u8; 64];
+        for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+            let pair = core::str::from_utf8(pair).ok()?;
+            *byte = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some((out, text.len() / 2))
+    }
+}
+
+fn parse_line(line: &[u8]) -> Option<(&str, &str)> {
+    let line = core::str::from_utf8(line).ok()?;
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let (key, value) = line.split_once('=')?;
+    (!key.is_empty()).then_some((key, value))
+}
+
+/// How `key`'s value is written.
+pub fn value_form(key: &str) -> ValueForm {
+    if key.starts_with("SYMBOL(") || key == "KERNELOFFSET" {
+        ValueForm::Hex
+    } else {
+        ValueForm::Decimal
+    }
+}
+
+/// Parse `value` as `key`'s number; `None` if it is not one.
+pub fn parse_number(key: &str, value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Some(hex) = value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    match value_form(key) {
+        ValueForm::Hex => u64::from_str_radix(value, 16).ok(),
+        ValueForm::Decimal => {
+            if let Some(negative) = value.strip_prefix('-') {
+                let magnitude: u64 = negative.parse().ok()?;
+                (magnitude <= 1 << 63).then(|| magnitude.wrapping_neg())
+            } else {
+                value.parse().ok()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_linux_forms_and_reads_them_back() {
+        let mut buffer = [0u8; 512];
+        let mut writer = VmcoreInfoWriter::new(&mut buffer);
+        writer
+            .os_release("6.1.0-crashkit")
+            .page_size(4096)
+            .crash_time(1_733_000_000)
+            .build_id(&[0xde, 0xad, 0xbe, 0xef])
+            .kernel_offset(0x3a00_0000)
+            .symbol("init_top_pgt", 0xffff_ffff_82a0_a000)
+            .number("phys_base", -0x100_0000);
+        let text = writer.as_bytes();
+        assert!(text.starts_with(b"OSRELEASE=6.1.0-crashkit\nPAGESIZE=4096\n"));
+        let info = VmcoreInfo::new(text);
+        assert_eq!(info.get("OSRELEASE"), Some("6.1.0-crashkit"));
+        assert_eq!(info.number("PAGESIZE"), Some(4096));
+        assert_eq!(info.number("KERNELOFFSET"), Some(0x3a00_0000));
+        assert_eq!(
+            info.number("SYMBOL(init_top_pgt)"),
+            Some(0xffff_ffff_82a0_a000)
+        );
+        assert_eq!(info.signed("NUMBER(phys_base)"), Some(-0x100_0000));
+        let (id, len) = info.build_id().unwrap();
+        assert_eq!(&id[..len], &[0xde, 0xad, 0xbe, 0xef]);
+    }
+
+    #[test]
+    fn reads_linux_text_with_its_quirks() {
+        let text = b"OSRELEASE=6.1.0-26-amd64\nSYMBOL(_stext)=ffffffff81000000\n\
+NUMBER(VMALLOC_START)=0xffffc90000000000\nSIZE(page)=64\ngarbage\n\xff=1\n\
+NUMBER(phys_base)=-1\nKERNELOFFSET=0\n\0\0\0";
+        let info = VmcoreInfo::new(text);
+        assert_eq!(info.number("SYMBOL(_stext)"), Some(0xffff_ffff_8100_0000));
+        assert_eq!(
+            info.number("NUMBER(VMALLOC_START)"),
+            Some(0xffff_c900_0000_0000)
+        );
+        assert_eq!(info.number("SIZE(page)"), Some(64));
+        assert_eq!(info.signed("NUMBER(phys_base)"), Some(-1));
+        assert_eq!(info.number("OSRELEASE"), None);
+        assert_eq!(info.malformed_lines(), 2);
+        assert_eq!(info.entries().count(), 6);
+    }
+
+    #[test]
+    fn lines_that_do_not_fit_are_dropped_whole() {
+        let mut buffer = [0u8; 24];
+        let mut writer = VmcoreInfoWriter::new(&mut buffer);
+        writer
+            .page_size(4096)
+            .os_release("a-very-long-release-string");
+        writer.line(format_args!("BAD"), format_args!("two\nlines"));
+        assert_eq!(writer.as_bytes(), b"PAGESIZE=4096\n");
+        assert_eq!(writer.dropped_lines(), 2);
+        assert!(buffer[14..].iter().all(|&b| b == 0));
+    }
+}

@@ -1,0 +1,589 @@
+//! The streaming pass: pages to segments, program headers as segments
+//! close, the completion marker last.
+
+use super::layout::{Layout, Piece, emit_notes};
+use super::plan::{DumpPlan, PhysRange, PlanError};
+use super::{DumpSink, PageFilter, PhysMemory};
+use crate::PAGE_SIZE;
+use crate::crashkit_note::CompletionMarker;
+use crate::crc32c::Crc32c;
+use crate::elf::{self, E_FLAGS_INCOMPLETE};
+
+/// Knobs of one dump.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteOptions {
+    /// How many times a failed sink write is retried before the dump
+    /// stops (0: no retry).
+    pub sink_retries: u32,
+    /// Every this many pages of an open segment, flush the sink and write
+    /// the segment's program header so far (0: only when it closes).
+    pub checkpoint_pages: u64,
+    /// Call the progress callback every this many pages (0: never).
+    pub progress_pages: u64,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            sink_retries: 3,
+            checkpoint_pages: 4096,
+            progress_pages: 1024,
+        }
+    }
+}
+
+/// How far a dump is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Pages looked at (the kernel image's pages count twice: once as the
+    /// image, once in their range).
+    pub pages_done: u64,
+    /// Pages to look at.
+    pub pages_total: u64,
+    /// Data bytes written so far.
+    pub data_bytes: u64,
+}
+
+/// What a dump wrote and left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DumpStats {
+    /// Pages looked at (see [`Progress::pages_done`]).
+    pub pages_total: u64,
+    /// Pages written to the file, zero pages written as data included.
+    pub pages_written: u64,
+    /// Zero pages left out (they read back as zeros).
+    pub zero_pages_excluded: u64,
+    /// Zero pages written because no program header slot was left to split.
+    pub zero_pages_written: u64,
+    /// Pages of [`DumpPlan::exclusions`], never written.
+    pub secret_pages_excluded: u64,
+    /// Pages the page filter left out.
+    pub filtered_pages_excluded: u64,
+    /// Pages the filter rejected but that were written for lack of a slot.
+    pub filtered_pages_written: u64,
+    /// Pages [`PhysMemory::page`] could not read.
+    pub unreadable_pages: u64,
+    /// PT_LOAD program headers written.
+    pub segments: u32,
+    /// Of which split off because of a zero run, filter or unreadable page.
+    pub extra_segments_used: u32,
+    /// Sink writes retried.
+    pub sink_retries: u64,
+    /// The dump's length in bytes (what a device must hold).
+    pub total_length: u64,
+    /// Whether the completion marker was written.
+    pub complete: bool,
+}
+
+/// Why a dump stopped. Everything written before the failure stays valid:
+/// the program headers of the segments written so far are in place, and the
+/// dump reads as incomplete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpError<E> {
+    /// The plan is wrong; nothing was written.
+    Plan(PlanError),
+    /// The sink failed at `offset` after the retries.
+    Sink {
+        /// Where the failed write was.
+        offset: u64,
+        /// The sink's last error.
+        error: E,
+        /// What was done until then.
+        stats: DumpStats,
+    },
+    /// An unreadable page needed a program header slot and none was left.
+    SegmentTableFull {
+        /// The page.
+        phys: u64,
+        /// What was done until then.
+        stats: DumpStats,
+    },
+}
+
+enum Stop<E> {
+    Sink { offset: u64, error: E },
+    TableFull { phys: u64 },
+}
+
+/// The gap before the next segment: what it costs to open one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Gap {
+    /// No gap: a segment is open.
+    None,
+    /// A split the writer chose (zero run, filtered or unreadable page):
+    /// costs an extra slot.
+    Extra,
+    /// A region start or a secret: paid for by the plan's reserved slots.
+    Reserved,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Open {
+    paddr: u64,
+    vaddr: u64,
+    offset: u64,
+    file_pages: u64,
+    zero_pages: u64,
+}
+
+impl Open {
+    fn program_header(&self) -> [u8; elf::PROGRAM_HEADER_SIZE] {
+        elf::encode_program_header(&elf::ProgramHeader {
+            p_type: elf::PT_LOAD,
+            p_flags: elf::PF_R | elf::PF_W | elf::PF_X,
+            p_offset: self.offset,
+            p_vaddr: self.vaddr,
+            p_paddr: self.paddr,
+            p_filesz: self.file_pages * PAGE_SIZE,
+            p_memsz: (self.file_pages + self.zero_pages) * PAGE_SIZE,
+            p_align: PAGE_SIZE,
+        })
+    }
+}
+
+static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+struct Writer<'w, 'a, S: DumpSink, F, P> {
+    plan: &'w DumpPlan<'a>,
+    layout: Layout,
+    sink: &'w mut S,
+    filter: &'w mut F,
+    progress: P,
+    options: WriteOptions,
+    stats: DumpStats,
+    extra_limit: u32,
+    open: Option<Open>,
+    gap: Gap,
+    cursor: u64,
+    table_crc: Crc32c,
+    since_checkpoint: u64,
+    pages_done: u64,
+}
+
+/// Write an ELF vmcore of `plan` from `memory` to `sink`.
+///
+/// `filter` leaves pages out (`&mut |_| false` keeps all); `progress` is
+/// called every [`WriteOptions::progress_pages`] pages. Never allocates,
+/// never panics; every wait is the sink's own.
+pub fn write_elf_dump<S, M, F, P>(
+    plan: &DumpPlan<'_>,
+    memory: &mut M,
+    sink: &mut S,
+    filter: &mut F,
+    options: WriteOptions,
+    progress: P,
+) -> Result<DumpStats, DumpError<S::Error>>
+where
+    S: DumpSink,
+    M: PhysMemory,
+    F: PageFilter,
+    P: FnMut(&Progress),
+{
+    plan.validate().map_err(DumpError::Plan)?;
+    let capacity = plan.segment_capacity().map_err(DumpError::Plan)?;
+    let layout = Layout::new(plan, capacity).ok_or(DumpError::Plan(PlanError::NoteTooLarge))?;
+    let pages_total = plan
+        .ranges
+        .iter()
+        .map(|r| r.len / PAGE_SIZE)
+        .chain(plan.kernel_image.map(|k| k.len.div_ceil(PAGE_SIZE)))
+        .fold(0u64, u64::saturating_add);
+    let mut writer = Writer {
+        plan,
+        layout,
+        sink,
+        filter,
+        progress,
+        options,
+        stats: DumpStats {
+            pages_total,
+            ..DumpStats::default()
+        },
+        extra_limit: plan.extra_segments,
+        open: None,
+        gap: Gap::Reserved,
+        cursor: layout.data_offset,
+        table_crc: Crc32c::new(),
+        since_checkpoint: 0,
+        pages_done: 0,
+    };
+    match writer.run(memory) {
+        Ok(()) => Ok(writer.stats),
+        Err(stop) => {
+            writer.salvage();
+            let stats = writer.stats;
+            Err(match stop {
+                Stop::Sink { offset, error } => DumpError::Sink {
+                    offset,
+                    error,
+                    stats,
+                },
+                Stop::TableFull { phys } => DumpError::SegmentTableFull { phys, stats },
+            })
+        }
+    }
+}
+
+impl<S: DumpSink, F: PageFilter, P: FnMut(&Progress)> Writer<'_, '_, S, F, P> {
+    fn run<M: PhysMemory>(&mut self, memory: &mut M) -> Result<(), Stop<S::Error>> {
+        // 1. The header area: ELF header marked incomplete, the PT_NOTE,
+        //    the notes with the completion marker zeroed. Then a flush, so
+        //    no page can be durable before the marker of an earlier dump in
+        //    the same place is gone.
+        self.write_count(E_FLAGS_INCOMPLETE)?;
+        let note_header = self.layout.note_program_header();
+        self.put(64, &note_header)?;
+        self.table_crc.update(&note_header);
+        let mut offset = self.layout.notes_offset;
+        let mut failure = None;
+        let plan = self.plan;
+        let _ = emit_notes(plan, |piece| {
+            let result = match piece {
+                Piece::Bytes(bytes) => self.put(offset, bytes),
+                Piece::CompletionDesc => self.put(offset, &[0; CompletionMarker::SIZE]),
+                Piece::Padding(n) => self.put(offset, ZERO_PAGE.get(..n).unwrap_or(&[])),
+            };
+            offset += piece.len() as u64;
+            result.map_err(|stop| failure = Some(stop))
+        });
+        if let Some(stop) = failure {
+            return Err(stop);
+        }
+        self.flush()?;
+
+        // 2. The pages: the kernel image at its link addresses, then every
+        //    range at its direct-map addresses.
+        if let Some(image) = plan.kernel_image {
+            let pages = image.len.div_ceil(PAGE_SIZE);
+            self.region(memory, image.phys_start, pages, Some(image.virt_start))?;
+        }
+        for range in plan.ranges {
+            let vaddr = plan
+                .direct_map
+                .map(|offset| range.start.wrapping_add(offset));
+            self.region(memory, range.start, range.len / PAGE_SIZE, vaddr)?;
+        }
+        self.close()?;
+        self.report_progress();
+
+        // 3. Everything durable, then the marker, then the header flag.
+        self.flush()?;
+        let header_checksum = self.header_checksum();
+        self.stats.total_length = if self.cursor > self.layout.data_offset {
+            self.cursor
+        } else {
+            self.layout.header_extent()
+        };
+        let marker = CompletionMarker {
+            dump_id: plan.dump_id,
+            total_length: self.stats.total_length,
+            header_extent: self.layout.header_extent(),
+            header_checksum,
+            state: CompletionMarker::COMPLETE,
+        };
+        self.put(self.layout.completion_desc, &marker.encode())?;
+        self.flush()?;
+        self.write_count(0)?;
+        self.flush()?;
+        self.stats.complete = true;
+        Ok(())
+    }
+
+    /// Walk `pages` pages from `start`, the first at virtual `vaddr`.
+    fn region<M: PhysMemory>(
+        &mut self,
+        memory: &mut M,
+        start: u64,
+        pages: u64,
+        vaddr: Option<u64>,
+    ) -> Result<(), Stop<S::Error>> {
+        self.gap(Gap::Reserved)?;
+        let mut exclusions = Exclusions::new(self.plan.exclusions);
+        for index in 0..pages {
+            let phys = start + index * PAGE_SIZE;
+            let virt = vaddr.map_or(0, |v| v.wrapping_add(index * PAGE_SIZE));
+            self.tick();
+            if exclusions.contains(phys) {
+                self.stats.secret_pages_excluded += 1;
+                self.gap(Gap::Reserved)?;
+                continue;
+            }
+            let filtered = self.filter.exclude(phys);
+            if filtered {
+                if self.can_split() {
+                    self.stats.filtered_pages_excluded += 1;
+                    self.gap(Gap::Extra)?;
+                    continue;
+                }
+                self.stats.filtered_pages_written += 1;
+            }
+            let Some(page) = memory.page(phys) else {
+                if !self.can_split() {
+                    return Err(Stop::TableFull { phys });
+                }
+                self.stats.unreadable_pages += 1;
+                self.gap(Gap::Extra)?;
+                continue;
+            };
+            if self.plan.exclude_zero_pages && is_zero(page) {
+                self.stats.zero_pages_excluded += 1;
+                match &mut self.open {
+                    Some(open) => open.zero_pages += 1,
+                    None => {
+                        self.open_segment(phys, virt)?;
+                        if let Some(open) = &mut self.open {
+                            open.zero_pages = 1;
+                        }
+                    }
+                }
+                continue;
+            }
+            if self.open.is_some_and(|open| open.zero_pages > 0) {
+                if self.can_split() {
+                    self.gap(Gap::Extra)?;
+                } else {
+                    self.write_zero_tail()?;
+                }
+            }
+            if self.open.is_none() {
+                self.open_segment(phys, virt)?;
+            }
+            self.write_page(page)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the writer may split here: the gap it would open is paid
+    /// for already, or an extra slot is left.
+    fn can_split(&self) -> bool {
+        self.gap != Gap::None || self.stats.extra_segments_used < self.extra_limit
+    }
+
+    /// End the open segment (if any); the next one costs `kind`.
+    fn gap(&mut self, kind: Gap) -> Result<(), Stop<S::Error>> {
+        self.close()?;
+        self.gap = self.gap.max(kind);
+        Ok(())
+    }
+
+    fn open_segment(&mut self, phys: u64, virt: u64) -> Result<(), Stop<S::Error>> {
+        let capacity_left = self.stats.segments < self.layout.capacity;
+        match self.gap {
+            Gap::Extra if capacity_left && self.stats.extra_segments_used < self.extra_limit => {
+                self.stats.extra_segments_used += 1;
+            }
+            Gap::Reserved | Gap::None if capacity_left => {}
+            _ => return Err(Stop::TableFull { phys }),
+        }
+        self.gap = Gap::None;
+        self.open = Some(Open {
+            paddr: phys,
+            vaddr: virt,
+            offset: self.cursor,
+            file_pages: 0,
+            zero_pages: 0,
+        });
+        Ok(())
+    }
+
+    fn write_page(&mut self, page: &[u8]) -> Result<(), Stop<S::Error>> {
+        self.put(self.cursor, page)?;
+        self.cursor += PAGE_SIZE;
+        self.stats.pages_written += 1;
+        if let Some(open) = &mut self.open {
+            open.file_pages += 1;
+        }
+        self.since_checkpoint += 1;
+        if self.options.checkpoint_pages > 0
+            && self.since_checkpoint >= self.options.checkpoint_pages
+        {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Write the open segment's zero tail as data: no slot is left to
+    /// split it from the data that follows.
+    fn write_zero_tail(&mut self) -> Result<(), Stop<S::Error>> {
+        let tail = self.open.map_or(0, |open| open.zero_pages);
+        if let Some(open) = &mut self.open {
+            open.zero_pages = 0;
+        }
+        for _ in 0..tail {
+            self.stats.zero_pages_excluded -= 1;
+            self.stats.zero_pages_written += 1;
+            self.write_page(&ZERO_PAGE)?;
+        }
+        Ok(())
+    }
+
+    /// Make the open segment visible as far as it is written.
+    fn checkpoint(&mut self) -> Result<(), Stop<S::Error>> {
+        self.since_checkpoint = 0;
+        let Some(open) = self.open else {
+            return Ok(());
+        };
+        self.flush()?;
+        self.put(
+            self.layout.slot_offset(self.stats.segments),
+            &open.program_header(),
+        )?;
+        self.stats.segments += 1;
+        let written = self.write_count(E_FLAGS_INCOMPLETE);
+        self.stats.segments -= 1;
+        written
+    }
+
+    fn close(&mut self) -> Result<(), Stop<S::Error>> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        let header = open.program_header();
+        self.put(self.layout.slot_offset(self.stats.segments), &header)?;
+        self.table_crc.update(&header);
+        self.stats.segments += 1;
+        self.write_count(E_FLAGS_INCOMPLETE)
+    }
+
+    /// Write the ELF header (and section header 0 under PN_XNUM) for the
+    /// closed segments.
+    fn write_count(&mut self, flags: u32) -> Result<(), Stop<S::Error>> {
+        let (header, section) = self.layout.elf_header(self.stats.segments, flags);
+        if let Some((offset, bytes)) = section {
+            self.put(offset, &bytes)?;
+        }
+        self.put(0, &header)
+    }
+
+    /// The completion marker's header checksum (see
+    /// [`CompletionMarker`]): the used program headers, section header 0
+    /// under PN_XNUM, the notes with the marker zeroed, the final ELF
+    /// header.
+    fn header_checksum(&self) -> u32 {
+        let mut crc = self.table_crc;
+        let (header, section) = self.layout.elf_header(self.stats.segments, 0);
+        if let Some((_, bytes)) = section {
+            crc.update(&bytes);
+        }
+        let _ = emit_notes(self.plan, |piece| {
+            match piece {
+                Piece::Bytes(bytes) => crc.update(bytes),
+                Piece::CompletionDesc => crc.update_zeros(CompletionMarker::SIZE as u64),
+                Piece::Padding(n) => crc.update_zeros(n as u64),
+            }
+            Ok::<(), ()>(())
+        });
+        crc.update(&header);
+        crc.finish()
+    }
+
+    /// After a failure: describe the open segment as far as it was written
+    /// (best effort; the sink may refuse).
+    fn salvage(&mut self) {
+        if let Some(open) = self.open.take() {
+            let slot = self.layout.slot_offset(self.stats.segments);
+            if self.sink.write_at(slot, &open.program_header()).is_ok() {
+                self.stats.segments += 1;
+                let (header, section) = self
+                    .layout
+                    .elf_header(self.stats.segments, E_FLAGS_INCOMPLETE);
+                if let Some((offset, bytes)) = section {
+                    let _ = self.sink.write_at(offset, &bytes);
+                }
+                let _ = self.sink.write_at(0, &header);
+            }
+        }
+        let _ = self.sink.flush();
+        self.stats.total_length = self.cursor;
+    }
+
+    fn tick(&mut self) {
+        self.pages_done += 1;
+        if self.options.progress_pages > 0
+            && self.pages_done.is_multiple_of(self.options.progress_pages)
+        {
+            self.report_progress();
+        }
+    }
+
+    fn report_progress(&mut self) {
+        let progress = Progress {
+            pages_done: self.pages_done,
+            pages_total: self.stats.pages_total,
+            data_bytes: self.cursor - self.layout.data_offset,
+        };
+        (self.progress)(&progress);
+    }
+
+    /// One write with the retry policy.
+    fn put(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Stop<S::Error>> {
+        let mut attempts_left = self.options.sink_retries;
+        loop {
+            match self.sink.write_at(offset, bytes) {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts_left == 0 => return Err(Stop::Sink { offset, error }),
+                Err(_) => {
+                    attempts_left -= 1;
+                    self.stats.sink_retries += 1;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Stop<S::Error>> {
+        let mut attempts_left = self.options.sink_retries;
+        loop {
+            match self.sink.flush() {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts_left == 0 => {
+                    return Err(Stop::Sink {
+                        offset: self.cursor,
+                        error,
+                    });
+                }
+                Err(_) => {
+                    attempts_left -= 1;
+                    self.stats.sink_retries += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Whether a page is all zeros (64-byte blocks OR-folded, which the
+/// compiler vectorises, with an early exit per block).
+fn is_zero(page: &[u8]) -> bool {
+    page.chunks(64)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// A cursor over the sorted exclusions for one ascending walk.
+struct Exclusions<'a> {
+    ranges: &'a [PhysRange],
+    next: usize,
+}
+
+impl<'a> Exclusions<'a> {
+    fn new(ranges: &'a [PhysRange]) -> Self {
+        Self { ranges, next: 0 }
+    }
+
+    /// Whether the page at `phys` touches an exclusion (exclusions are
+    /// rounded out to whole pages). Calls must come in ascending order of
+    /// `phys`. Exclusions are sorted by start: one that ends at or before
+    /// `phys` can never touch a later page, so the cursor passes it; the
+    /// first one left either touches this page or starts after it, and so
+    /// does every one after it.
+    fn contains(&mut self, phys: u64) -> bool {
+        let page_end = phys.saturating_add(PAGE_SIZE);
+        while let Some(range) = self.ranges.get(self.next) {
+            let end = range.end().unwrap_or(u64::MAX);
+            if end <= phys {
+                self.next += 1;
+                continue;
+            }
+            return range.start < page_end;
+        }
+        false
+    }
+}

@@ -4,13 +4,18 @@
 //! listed and may grow at its end in later versions (a reader takes the
 //! fields it knows from a descriptor at least as long as version 1's).
 //!
+//! Types are `0x6b63_0000` ("ck") plus a number: readelf and gdb take the
+//! small numbers 1 to 4 in a core file for `NT_PRSTATUS`, `NT_FPREGSET`,
+//! `NT_PRPSINFO` and `NT_TASKSTRUCT` whatever the owner name, so crashkit's
+//! notes keep clear of them (found by the readelf check).
+//!
 //! | type | name | descriptor |
 //! |------|------|------------|
-//! | 1 | [`DumpIdentity`] | 80 bytes: which dump this is and how it was written |
-//! | 2 | crash record | the crash record's bytes (`docs/crash-record.md`) |
-//! | 3 | [`ControlState`] | 96 bytes per CPU: control registers for address translation |
-//! | 4 | memory map | `(start, length)` u64 pairs: the physical memory the dump covers |
-//! | 5 | [`CompletionMarker`] | 48 bytes, written last: the dump is complete |
+//! | 0x6b630001 | [`DumpIdentity`] | 80 bytes: which dump this is and how it was written |
+//! | 0x6b630002 | crash record | the crash record's bytes (`docs/crash-record.md`) |
+//! | 0x6b630003 | [`ControlState`] | 96 bytes per CPU: control registers for address translation |
+//! | 0x6b630004 | memory map | `(start, length)` u64 pairs: the physical memory the dump covers |
+//! | 0x6b630005 | [`CompletionMarker`] | 48 bytes, written last: the dump is complete |
 //!
 //! The memory map lets a reader tell an excluded page (inside the map, in
 //! no segment) from a hole (outside the map). The completion marker's
@@ -19,15 +24,15 @@
 use crate::bytes::{array_at, put, put_u32, put_u64, u32_at, u64_at};
 
 /// `n_type` of the [`DumpIdentity`] note.
-pub const NT_IDENTITY: u32 = 1;
+pub const NT_IDENTITY: u32 = 0x6b63_0001;
 /// `n_type` of the crash-record note.
-pub const NT_CRASH_RECORD: u32 = 2;
+pub const NT_CRASH_RECORD: u32 = 0x6b63_0002;
 /// `n_type` of a per-CPU [`ControlState`] note.
-pub const NT_CONTROL_STATE: u32 = 3;
+pub const NT_CONTROL_STATE: u32 = 0x6b63_0003;
 /// `n_type` of the memory-map note.
-pub const NT_MEMORY_MAP: u32 = 4;
+pub const NT_MEMORY_MAP: u32 = 0x6b63_0004;
 /// `n_type` of the [`CompletionMarker`] note.
-pub const NT_COMPLETION: u32 = 5;
+pub const NT_COMPLETION: u32 = 0x6b63_0005;
 
 /// The format version crashkit writes in [`DumpIdentity::version`]. A reader
 /// refuses a higher major version it does not know (see `docs/dump-formats.md`).
@@ -41,7 +46,7 @@ pub const FLAG_ZERO_TAILS: u32 = 1 << 0;
 /// the "none" value of the identity's address fields.
 pub const NO_ADDRESS: u64 = u64::MAX;
 
-/// Which dump this is and how it was written (note type 1, 80 bytes).
+/// Which dump this is and how it was written (note type 0x6b630001, 80 bytes).
 ///
 /// | offset | field |
 /// |---|---|
@@ -120,7 +125,7 @@ impl DumpIdentity {
     }
 }
 
-/// One CPU's control state (note type 3, 96 bytes), so that virtual
+/// One CPU's control state (note type 0x6b630003, 96 bytes), so that virtual
 /// addresses can be translated offline through the CPU's own page tables.
 ///
 /// | offset | field |
@@ -224,7 +229,7 @@ impl ControlState {
     }
 }
 
-/// The completion marker (note type 5, 48 bytes), written last.
+/// The completion marker (note type 0x6b630005, 48 bytes), written last.
 ///
 /// | offset | field |
 /// |---|---|

@@ -7,8 +7,10 @@
 //! stopping with a message that names what is missing otherwise.
 //!
 //! - `test`: formatting, clippy with warnings denied, a bare-metal build of
-//!   every `no_std` crate (a test build hides no_std breakage), rustdoc with
-//!   warnings denied, the whole test suite, the QEMU crash-injection
+//!   every `no_std` crate (a test build hides no_std breakage; the dump
+//!   format crate also with `alloc`), rustdoc with
+//!   warnings denied, the whole test suite (the dump-format checks need
+//!   binutils' `readelf` and `gdb`, installed with apt if missing), the QEMU crash-injection
 //!   scenarios (the test kernel in `tests/kernel`, booted per scenario by
 //!   `tests/qemu-runner`; QEMU is installed with apt if missing), and the
 //!   loom model of the queued spinlock (`--cfg loom`, release, target dir
@@ -124,6 +126,7 @@ fn test(args: &[String]) -> Result<(), String> {
         )
         .run()?;
     }
+    prerequisites::dump_checkers()?;
     let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
     rustdoc.env("RUSTDOCFLAGS", "-D warnings");
     Step::new("rustdoc", rustdoc).run()?;

@@ -73,26 +73,38 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
 /// (as root, with apt). Without it the QEMU tests cannot run, and that is an
 /// error, never a skip.
 pub fn qemu() -> Result<(), String> {
-    const QEMU: &str = "qemu-system-x86_64";
-    if output(QEMU, &["--version"]).is_some() {
+    debian_tool(
+        "qemu-system-x86_64",
+        "qemu-system-x86",
+        "the QEMU crash-injection tests",
+    )
+}
+
+/// The tools nobody here wrote that check crashkit's dumps: binutils'
+/// `readelf` and `gdb`, installed from Debian if missing.
+pub fn dump_checkers() -> Result<(), String> {
+    debian_tool("readelf", "binutils", "the dump-format checks")?;
+    debian_tool("gdb", "gdb", "the dump-format checks")
+}
+
+/// `program` (answering `--version`), installed from Debian's `package`
+/// with apt when it is missing and we are root; otherwise an error naming
+/// the package. A test that needs it fails without it, never skips.
+fn debian_tool(program: &str, package: &str, why: &str) -> Result<(), String> {
+    if output(program, &["--version"]).is_some() {
         return Ok(());
     }
     let root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
     let apt = output("apt-get", &["--version"]).is_some();
     if !(root && apt) {
         return Err(format!(
-            "{QEMU} is missing: install it (Debian: apt-get install qemu-system-x86), then rerun"
+            "{program} is missing: install it (Debian: apt-get install {package}), then rerun"
         ));
     }
-    println!("xtask: installing qemu-system-x86 with apt-get (for the QEMU crash-injection tests)");
+    println!("xtask: installing {package} with apt-get (for {why})");
     for args in [
         &["update", "-q"][..],
-        &[
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "qemu-system-x86",
-        ][..],
+        &["install", "-y", "--no-install-recommends", package][..],
     ] {
         let status = Command::new("apt-get")
             .args(args)
@@ -103,11 +115,11 @@ pub fn qemu() -> Result<(), String> {
             return Err(format!("`apt-get {}` failed ({status})", args.join(" ")));
         }
     }
-    if output(QEMU, &["--version"]).is_some() {
+    if output(program, &["--version"]).is_some() {
         Ok(())
     } else {
         Err(format!(
-            "{QEMU} is still missing after installing qemu-system-x86"
+            "{program} is still missing after installing {package}"
         ))
     }
 }

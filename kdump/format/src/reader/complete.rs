@@ -2,6 +2,7 @@
 //! producers, what their files can tell.
 
 use super::ElfDump;
+use super::damage::DamageKind;
 use crate::crashkit_note::CompletionMarker;
 use crate::crc32c::Crc32c;
 use crate::elf::{
@@ -36,6 +37,9 @@ pub enum Incomplete {
     /// The header checksum does not match the headers: they changed after
     /// the marker was written (an overwrite in progress, or damage).
     HeaderChecksum,
+    /// The headers or notes are damaged (see [`ElfDump::damage`]), so
+    /// whatever marker there was cannot be trusted or found.
+    Damaged,
     /// The file is shorter than the dump: `len` bytes of `expected`.
     Truncated {
         /// The file's length.
@@ -61,6 +65,7 @@ impl core::fmt::Display for Completeness {
                     Incomplete::HeaderChecksum => {
                         f.write_str("the headers do not match the completion marker's checksum")
                     }
+                    Incomplete::Damaged => f.write_str("its headers or notes are damaged"),
                     Incomplete::Truncated { len, expected } => {
                         write!(f, "the file is {len} bytes of {expected}")
                     }
@@ -78,9 +83,18 @@ pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
         .filter(|s| s.in_file < s.filesz)
         .map(|s| s.offset.saturating_add(s.filesz))
         .max();
+    // Any damage but a newer format version: "unknown" is for dumps with
+    // nothing wrong seen, and crashkit's writer never writes damage.
+    let metadata_damaged = dump
+        .damage
+        .iter()
+        .any(|d| !matches!(d.kind, DamageKind::NewerFormat { .. }));
     let Some(crashkit) = dump.crashkit() else {
         if dump.header.e_flags & E_FLAGS_INCOMPLETE != 0 {
             return Completeness::Incomplete(Incomplete::FlagSet);
+        }
+        if metadata_damaged {
+            return Completeness::Incomplete(Incomplete::Damaged);
         }
         return match truncated {
             Some(expected) => Completeness::Incomplete(Incomplete::Truncated { len, expected }),
@@ -110,6 +124,9 @@ pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
     }
     if let Some(expected) = truncated {
         return Completeness::Incomplete(Incomplete::Truncated { len, expected });
+    }
+    if metadata_damaged {
+        return Completeness::Incomplete(Incomplete::Damaged);
     }
     Completeness::Complete
 }

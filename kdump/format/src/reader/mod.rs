@@ -132,10 +132,8 @@ impl<'a> ElfDump<'a> {
             let section = usize::try_from(header.e_shoff)
                 .ok()
                 .and_then(|offset| elf::xnum_from_section_header(data, offset));
-            u64::from(
-                section
-                    .ok_or_else(|| error(header.e_shoff, FormatErrorKind::ExtendedCountMissing))?,
-            )
+            // An error names the e_shoff field (offset 40) that points nowhere.
+            u64::from(section.ok_or_else(|| error(40, FormatErrorKind::ExtendedCountMissing))?)
         } else {
             u64::from(header.e_phnum)
         };
@@ -156,8 +154,9 @@ impl<'a> ElfDump<'a> {
             });
         }
         if present == 0 {
+            // The offset of the e_phoff field: the table is not in the file.
             return Err(error(
-                header.e_phoff,
+                32,
                 FormatErrorKind::NoProgramHeaders {
                     phoff: header.e_phoff,
                     phnum,

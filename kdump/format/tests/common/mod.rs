@@ -236,3 +236,88 @@ pub fn write(plan: &DumpPlan<'_>, memory: &mut Memory) -> (Vec<u8>, DumpStats) {
     .unwrap_or_else(|error: DumpError<_>| panic!("dump failed: {error:?}"));
     (sink.bytes, stats)
 }
+
+/// An ELF vmcore laid out as QEMU 7.2's `dump-guest-memory` writes one
+/// (facts in ../shared/notes/dump-producers.md): `e_ehsize` 8, a 2-entry
+/// section header table at 64, program headers at 192; per CPU a `CORE`
+/// note (x86_64, or i386 when `i386` is set, with `EM_386`), then per CPU a
+/// `QEMU` CPU-state note; one PT_LOAD per range, identity addresses.
+pub fn qemu_style_elf(ranges: &[PhysRange], memory: &Memory, cpus: u32, i386: bool) -> Vec<u8> {
+    use crashkit_dump_format::{note, prstatus};
+    let mut notes = Vec::new();
+    let push_note = |notes: &mut Vec<u8>, name: &[u8], n_type: u32, desc: &[u8]| {
+        let (head, len) = note::encode_head(name, n_type, desc.len() as u32);
+        notes.extend_from_slice(&head[..len]);
+        notes.extend_from_slice(desc);
+        notes.resize(notes.len() + (note::pad4(desc.len()) - desc.len()), 0);
+    };
+    for cpu in 0..cpus {
+        if i386 {
+            let mut desc = [0u8; 144];
+            desc[24..28].copy_from_slice(&(cpu + 1).to_le_bytes());
+            desc[72 + 12 * 4..72 + 13 * 4].copy_from_slice(&(0x7c00 + cpu).to_le_bytes());
+            push_note(&mut notes, b"CORE", 1, &desc);
+        } else {
+            push_note(
+                &mut notes,
+                b"CORE",
+                1,
+                &prstatus::encode_x86_64(cpu + 1, &registers(cpu)),
+            );
+        }
+    }
+    for cpu in 0..cpus {
+        let mut state = [0u8; 432];
+        state[0..4].copy_from_slice(&1u32.to_le_bytes());
+        state[4..8].copy_from_slice(&432u32.to_le_bytes());
+        state[136..144].copy_from_slice(&registers(cpu).rip.to_le_bytes());
+        state[392 + 24..392 + 32]
+            .copy_from_slice(&(0x9000 + u64::from(cpu) * 0x1000).to_le_bytes());
+        push_note(&mut notes, b"QEMU", 0, &state);
+    }
+    let phnum = 1 + ranges.len();
+    let phoff = 192usize;
+    let notes_offset = phoff + phnum * 56;
+    let mut data_offset = notes_offset + notes.len();
+    let mut file = vec![0u8; data_offset];
+    let mut header = crashkit_dump_format::elf::core_header(phoff as u64, phnum as u16, 64, 2, 0);
+    header.e_ehsize = 8;
+    if i386 {
+        header.e_machine = crashkit_dump_format::elf::EM_386;
+    }
+    file[..64].copy_from_slice(&crashkit_dump_format::elf::encode_header(&header));
+    let mut program_headers = vec![crashkit_dump_format::elf::ProgramHeader {
+        p_type: crashkit_dump_format::elf::PT_NOTE,
+        p_flags: 0,
+        p_offset: notes_offset as u64,
+        p_vaddr: 0,
+        p_paddr: 0,
+        p_filesz: notes.len() as u64,
+        p_memsz: notes.len() as u64,
+        p_align: 0,
+    }];
+    for range in ranges {
+        program_headers.push(crashkit_dump_format::elf::ProgramHeader {
+            p_type: crashkit_dump_format::elf::PT_LOAD,
+            p_flags: 0,
+            p_offset: data_offset as u64,
+            p_vaddr: 0,
+            p_paddr: range.start,
+            p_filesz: range.len,
+            p_memsz: range.len,
+            p_align: 0,
+        });
+        data_offset += range.len as usize;
+    }
+    for (i, ph) in program_headers.iter().enumerate() {
+        file[phoff + i * 56..phoff + (i + 1) * 56]
+            .copy_from_slice(&crashkit_dump_format::elf::encode_program_header(ph));
+    }
+    file[notes_offset..notes_offset + notes.len()].copy_from_slice(&notes);
+    for range in ranges {
+        for phys in (range.start..range.start + range.len).step_by(PAGE_SIZE as usize) {
+            file.extend_from_slice(&memory.expected(phys));
+        }
+    }
+    file
+}

@@ -18,6 +18,12 @@
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`.
+//! - `fuzz [SECONDS]`: the ELF vmcore reader's fuzz target
+//!   (`kdump/format/fuzz`) for SECONDS (default 300) with `cargo fuzz run -s
+//!   none` on the stable toolchain (cargo-fuzz is installed with `cargo
+//!   install` if missing; libFuzzer needs g++, installed with apt). The
+//!   corpus grows in the cache directory ([`cache_dir`]), seeded by the
+//!   format crate's `seed_corpus` example.
 
 mod prerequisites;
 mod run;
@@ -59,6 +65,7 @@ fn main() -> ExitCode {
     let result = match task.as_deref() {
         Some("test") => test(&rest),
         Some("demo") => demo(&rest),
+        Some("fuzz") => fuzz(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             return ExitCode::SUCCESS;
@@ -80,6 +87,7 @@ fn print_help() {
          tasks:\n  \
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
+         fuzz [SECONDS]  fuzz the dump reader (default 300 s; corpus in the cache directory)\n  \
          help   this text"
     );
 }
@@ -127,6 +135,7 @@ fn test(args: &[String]) -> Result<(), String> {
         .run()?;
     }
     prerequisites::dump_checkers()?;
+    fuzz_target_check()?;
     let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
     rustdoc.env("RUSTDOCFLAGS", "-D warnings");
     Step::new("rustdoc", rustdoc).run()?;
@@ -212,6 +221,84 @@ fn loom_model() -> Result<(), String> {
     Step::new("loom model of QSpinLock", loom)
         .time_limit(LOOM_MODEL_LIMIT_SECS)
         .run()
+}
+
+/// The dump reader's fuzz target is its own workspace (cargo-fuzz layout):
+/// check its format and that it builds and passes clippy, so it never rots
+/// between fuzzing runs. libFuzzer's build needs g++.
+fn fuzz_target_check() -> Result<(), String> {
+    prerequisites::gxx()?;
+    let manifest = run::workspace_root()?
+        .join("kdump")
+        .join("format")
+        .join("fuzz")
+        .join("Cargo.toml");
+    let mut format = cargo(["fmt", "--check"]);
+    format.arg("--manifest-path").arg(&manifest);
+    Step::new("format of the dump reader's fuzz target", format).run()?;
+    let mut clippy = cargo(["clippy"]);
+    clippy
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--", "-D", "warnings"]);
+    Step::new("clippy of the dump reader's fuzz target", clippy).run()
+}
+
+/// Where generated data lives, outside the repository: `$CRASHKIT_CACHE`,
+/// else `$XDG_CACHE_HOME/crashkit`, else `$HOME/.cache/crashkit`.
+fn cache_dir() -> Result<std::path::PathBuf, String> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let dir = if let Some(dir) = env("CRASHKIT_CACHE") {
+        std::path::PathBuf::from(dir)
+    } else if let Some(dir) = env("XDG_CACHE_HOME") {
+        std::path::PathBuf::from(dir).join("crashkit")
+    } else if let Some(home) = env("HOME") {
+        std::path::PathBuf::from(home)
+            .join(".cache")
+            .join("crashkit")
+    } else {
+        return Err("no cache directory: set CRASHKIT_CACHE or HOME".into());
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds: u64 = match args {
+        [] => 300,
+        [seconds] => seconds
+            .parse()
+            .map_err(|_| format!("`fuzz` takes a number of seconds (got `{seconds}`)"))?,
+        _ => return Err("`fuzz` takes at most one argument, the seconds to fuzz".into()),
+    };
+    prerequisites::rust_toolchain()?;
+    prerequisites::cargo_fuzz()?;
+    let corpus = cache_dir()?.join("fuzz").join("elf_reader");
+    let mut seeds = cargo([
+        "run",
+        "--quiet",
+        "-p",
+        "crashkit-dump-format",
+        "--example",
+        "seed_corpus",
+        "--",
+    ]);
+    seeds.arg(&corpus);
+    Step::new("seed corpus of the dump reader", seeds).run()?;
+    let root = run::workspace_root()?;
+    let mut fuzz = cargo(["fuzz", "run", "-s", "none", "elf_reader"]);
+    fuzz.current_dir(root.join("kdump").join("format"))
+        .arg(&corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"));
+    Step::new(
+        &format!("fuzzing the ELF vmcore reader for {seconds} s"),
+        fuzz,
+    )
+    .time_limit(seconds + 15 * 60)
+    .run()?;
+    println!("xtask: no crash; corpus in {}", corpus.display());
+    Ok(())
 }
 
 fn demo(args: &[String]) -> Result<(), String> {

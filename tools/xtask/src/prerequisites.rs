@@ -87,6 +87,30 @@ pub fn dump_checkers() -> Result<(), String> {
     debian_tool("gdb", "gdb", "the dump-format checks")
 }
 
+/// g++, which libFuzzer's build (the fuzz target) needs.
+pub fn gxx() -> Result<(), String> {
+    debian_tool("g++", "g++", "libFuzzer, built by the fuzz target")
+}
+
+/// `cargo fuzz` (installed with `cargo install cargo-fuzz --locked` if
+/// missing) and g++, which libFuzzer's build needs.
+pub fn cargo_fuzz() -> Result<(), String> {
+    gxx()?;
+    if output("cargo", &["fuzz", "--version"]).is_some() {
+        return Ok(());
+    }
+    println!("xtask: installing cargo-fuzz with `cargo install cargo-fuzz --locked`");
+    let status = Command::new("cargo")
+        .args(["install", "cargo-fuzz", "--locked"])
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo install cargo-fuzz` failed ({status})"))
+    }
+}
+
 /// `program` (answering `--version`), installed from Debian's `package`
 /// with apt when it is missing and we are root; otherwise an error naming
 /// the package. A test that needs it fails without it, never skips.

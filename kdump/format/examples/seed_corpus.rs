@@ -1,0 +1,62 @@
+//! Write the fuzz target's seed corpus: small valid ELF vmcores of each
+//! kind the reader knows (crashkit's with every note, a QEMU-style one in
+//! x86_64 and in i386 form, a Linux-style one with an overlapping
+//! kernel-text segment), so that fuzzing starts from real structure.
+//!
+//! Usage: `cargo run -p crashkit-dump-format --example seed_corpus -- DIR`
+//! (`cargo xtask fuzz` runs it).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{Machine, Memory, qemu_style_elf};
+use crashkit_dump_format::PhysRange;
+use crashkit_dump_format::writer::KernelImage;
+
+fn main() -> std::io::Result<()> {
+    let Some(dir) = std::env::args_os().nth(1) else {
+        eprintln!("usage: seed_corpus DIR");
+        std::process::exit(2);
+    };
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir)?;
+
+    // Small pages keep seeds small: a few pages per range, most of them zero.
+    let mut machine = Machine::new();
+    machine.ranges = vec![
+        PhysRange::new(0x1000, 0x3000),
+        PhysRange::new(0x10_0000, 0x4000),
+    ];
+    machine.exclusions = vec![PhysRange::new(0x10_2000, 0x10)];
+    machine.kernel = Some(KernelImage {
+        phys_start: 0x10_0000,
+        virt_start: 0xffff_ffff_8010_0000,
+        len: 0x2000,
+    });
+    machine.cpus.truncate(2);
+    let mut memory = Memory::patterned(&machine.ranges, |phys| phys % 0x2000 == 0);
+    let plan = crashkit_dump_format::DumpPlan {
+        panic_cpu: Some(1),
+        extra_segments: 8,
+        ..machine.plan()
+    };
+    let (crashkit, _) = common::write(&plan, &mut memory);
+    std::fs::write(dir.join("crashkit.vmcore"), &crashkit)?;
+    std::fs::write(
+        dir.join("crashkit-cut.vmcore"),
+        &crashkit[..crashkit.len() / 2],
+    )?;
+
+    let ranges = [PhysRange::new(0, 0x2000), PhysRange::new(0x10_0000, 0x1000)];
+    let memory = Memory::patterned(&ranges, |phys| phys == 0x1000);
+    std::fs::write(
+        dir.join("qemu.vmcore"),
+        qemu_style_elf(&ranges, &memory, 2, false),
+    )?;
+    std::fs::write(
+        dir.join("qemu-i386.vmcore"),
+        qemu_style_elf(&ranges, &memory, 1, true),
+    )?;
+    println!("seed corpus written to {}", dir.display());
+    Ok(())
+}

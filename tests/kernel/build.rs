@@ -2,7 +2,8 @@
 //! `PT_NOTE`, the crash record in its own page-aligned section) to the kernel
 //! binary only, and links it as a non-PIE static executable: the boot code
 //! uses absolute 32-bit addresses and nothing relocates the image (QEMU's
-//! PVH loader puts each segment at its physical link address).
+//! PVH loader puts each segment at its physical link address), with a GNU
+//! build-id (SHA-1) so that dumps can name the ELF they belong to.
 
 fn main() {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| String::from("."));
@@ -10,5 +11,6 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg-bins=-T{dir}/linker.ld");
     println!("cargo:rustc-link-arg-bins=--no-pie");
-    println!("cargo:rustc-link-arg-bins=--build-id=none");
+    // A GNU build-id note, so a dump's BUILD-ID can be matched with this ELF.
+    println!("cargo:rustc-link-arg-bins=--build-id=sha1");
 }

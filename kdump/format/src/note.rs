@@ -24,6 +24,8 @@ pub const NAME_QEMU: &[u8] = b"QEMU";
 pub const NAME_CRASHKIT: &[u8] = b"CRASHKIT";
 /// `n_type` of a `VMCOREINFO` note.
 pub const NT_VMCOREINFO: u32 = 0;
+/// `n_type` of a `GNU` note with the build-id (goblin's constant).
+pub const NT_GNU_BUILD_ID: u32 = goblin::elf::note::NT_GNU_BUILD_ID;
 /// `n_type` of a `CORE` note with registers (goblin's constant).
 pub const NT_PRSTATUS: u32 = goblin::elf::note::NT_PRSTATUS;
 

@@ -122,6 +122,22 @@ pub fn platform() -> Option<&'static Machine> {
 }
 
 /// Say whether the scenario expects the panic path to run.
+/// Whether the final action halts instead of exiting QEMU (command-line
+/// option `halt`), so the host can take a dump of the crashed machine over
+/// QMP (`dump-guest-memory`) before it quits QEMU.
+static HALT_AFTER_CRASH: AtomicBool = AtomicBool::new(false);
+
+/// Halt after the crash instead of exiting (see [`HALT_AFTER_CRASH`]).
+pub fn set_halt_after_crash(halt: bool) {
+    // Relaxed: written by the BSP before the APs start, like
+    // `PANIC_EXPECTED`.
+    HALT_AFTER_CRASH.store(halt, Ordering::Relaxed);
+}
+
+/// The serial line printed when the kernel halts after a crash: the host
+/// takes its dump then.
+pub const HALTED: &str = "crashkit-test: halted after the crash";
+
 pub fn set_panic_expected(expected: bool) {
     // Relaxed: written by the BSP before the APs start (the start-up IPIs
     // order it before anything they do) and before any panic it could
@@ -205,6 +221,19 @@ impl Kernel for K {
     fn reboot() -> ! {
         // Relaxed: see `set_panic_expected`.
         let expected = PANIC_EXPECTED.load(Ordering::Relaxed);
+        // Relaxed: see `set_halt_after_crash`.
+        if HALT_AFTER_CRASH.load(Ordering::Relaxed) {
+            println!(
+                "{HALTED} (record at {:#x}, {})",
+                &raw const RECORD as usize,
+                if expected { "ran" } else { "failed" }
+            );
+            loop {
+                // Interrupts are off (the panic path turned them off); an
+                // NMI only wakes the CPU to halt again.
+                x86_64::instructions::hlt();
+            }
+        }
         println!(
             "crashkit-test: final action reached (record at {:#x}), exiting: {}",
             &raw const RECORD as usize,

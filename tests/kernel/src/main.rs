@@ -139,6 +139,8 @@ pub extern "C" fn kernel_main(start_info: u64) -> ! {
     let Some(scenario) = scenario::select(name) else {
         fail(format_args!("unknown scenario {name:?}"));
     };
+    // `halt`: after the crash, halt for the host's dump instead of exiting.
+    crash::set_halt_after_crash(info.cmdline().split_ascii_whitespace().any(|w| w == "halt"));
 
     mask_pic();
     let tsc_hz = time::calibrate();

@@ -16,10 +16,14 @@
 //! the crash record's summary and leaves the record, the summary and the
 //! serial log in `DIR` (what `cargo xtask demo` shows).
 //!
+//! `crashkit-qemu-runner --corpus DIR` makes and checks the real-world dump
+//! corpus of the crashed test kernel in `DIR` (see `corpus.rs`).
+//!
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
 mod bench;
+mod corpus;
 mod qemu;
 mod qmp;
 mod scenario;
@@ -54,6 +58,7 @@ struct Options {
     repeat: u32,
     out: PathBuf,
     demo: Option<PathBuf>,
+    corpus: Option<PathBuf>,
     bench: bool,
 }
 
@@ -69,6 +74,7 @@ fn options() -> Result<Options, String> {
         repeat: 1,
         out: root.join("target/qemu"),
         demo: None,
+        corpus: None,
         bench: false,
     };
     let mut args = std::env::args().skip(1);
@@ -78,6 +84,7 @@ fn options() -> Result<Options, String> {
             "--kernel" => options.kernel = PathBuf::from(value()?),
             "--out" => options.out = PathBuf::from(value()?),
             "--demo" => options.demo = Some(PathBuf::from(value()?)),
+            "--corpus" => options.corpus = Some(PathBuf::from(value()?)),
             "--bench" => options.bench = true,
             "--repeat" => {
                 let text = value()?;
@@ -138,6 +145,20 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("crashkit-qemu-runner: bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(dir) = &options.corpus {
+        return match corpus::make_and_check(&options.kernel, dir) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("corpus: {line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: corpus: {error}");
                 ExitCode::FAILURE
             }
         };

@@ -1,7 +1,7 @@
-//! The QMP side of the `inject-nmi` scenario: wait until the kernel says
-//! it is ready (a serial line), then send `inject-nmi` through QEMU's QMP
-//! socket. QEMU may exit at any moment (the scenario ends with it), so
-//! every step tolerates a closed socket.
+//! QMP, QEMU's control socket: the `inject-nmi` scenario (wait until the
+//! kernel says it is ready, a serial line, then inject) and the corpus's
+//! dumps (`dump-guest-memory`, then `quit`). QEMU may exit at any moment,
+//! so every step tolerates a closed socket.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,16 +14,8 @@ pub const READY: &str = "crashkit-test: ready for inject-nmi";
 /// Wait (up to `limit`) for [`READY`] in `serial`, then inject an NMI
 /// through the QMP socket `socket`. Returns what happened, for the log.
 pub fn inject_nmi_when_ready(serial: &Path, socket: &Path, limit: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read(serial).unwrap_or_default();
-        if String::from_utf8_lossy(&text).contains(READY) {
-            break;
-        }
-        if started.elapsed() > limit {
-            return format!("the kernel never printed {READY:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if let Err(why) = wait_for_line(serial, READY, limit) {
+        return why;
     }
     match inject(socket) {
         Ok(()) => "inject-nmi sent".to_owned(),
@@ -32,30 +24,91 @@ pub fn inject_nmi_when_ready(serial: &Path, socket: &Path, limit: Duration) -> S
 }
 
 fn inject(socket: &Path) -> std::io::Result<()> {
-    // QEMU creates the socket before the guest runs; retry briefly anyway
-    // (a slow host), then give up with the last error.
-    let mut attempt = 0;
-    let stream = loop {
-        match UnixStream::connect(socket) {
-            Ok(stream) => break stream,
-            Err(error) if attempt >= 100 => return Err(error),
-            Err(_) => {
-                attempt += 1;
-                std::thread::sleep(Duration::from_millis(10));
+    let mut qmp = Qmp::connect(socket)?;
+    // QEMU may exit before it answers: the NMI went in if the write did.
+    qmp.send(r#"{"execute":"inject-nmi"}"#)?;
+    let _ = qmp.reply();
+    Ok(())
+}
+
+/// Wait (up to `limit`) until `serial` holds `line`.
+pub fn wait_for_line(serial: &Path, line: &str, limit: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read(serial).unwrap_or_default();
+        if String::from_utf8_lossy(&text).contains(line) {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            return Err(format!("the kernel never printed {line:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A QMP connection after the capabilities handshake.
+pub struct Qmp {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Qmp {
+    /// Connect (retrying briefly: QEMU creates the socket before the guest
+    /// runs, but a slow host may lag) and negotiate capabilities.
+    pub fn connect(socket: &Path) -> std::io::Result<Self> {
+        let mut attempt = 0;
+        let stream = loop {
+            match UnixStream::connect(socket) {
+                Ok(stream) => break stream,
+                Err(error) if attempt >= 100 => return Err(error),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut qmp = Self {
+            reader: BufReader::new(stream.try_clone()?),
+            writer: stream,
+        };
+        let mut greeting = String::new();
+        qmp.reader.read_line(&mut greeting)?;
+        qmp.send(r#"{"execute":"qmp_capabilities"}"#)?;
+        qmp.reply()?;
+        Ok(qmp)
+    }
+
+    /// Send one command (a JSON object on one line).
+    pub fn send(&mut self, command: &str) -> std::io::Result<()> {
+        self.writer.write_all(command.as_bytes())?;
+        self.writer.write_all(b"\n")
+    }
+
+    /// The next reply (`return` or `error`), skipping events.
+    pub fn reply(&mut self) -> std::io::Result<String> {
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line)? == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "QEMU closed the QMP socket",
+                ));
+            }
+            if line.contains("\"return\"") || line.contains("\"error\"") {
+                return Ok(line);
             }
         }
-    };
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line)?; // the greeting
-    writer.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")?;
-    line.clear();
-    reader.read_line(&mut line)?;
-    writer.write_all(b"{\"execute\":\"inject-nmi\"}\n")?;
-    line.clear();
-    // QEMU may exit before it answers: the NMI went in if the write did.
-    let _ = reader.read_line(&mut line);
-    Ok(())
+    }
+
+    /// Run one command and return its reply; an `error` reply is an error.
+    pub fn execute(&mut self, command: &str) -> Result<String, String> {
+        self.send(command)
+            .map_err(|e| format!("QMP {command}: {e}"))?;
+        let reply = self.reply().map_err(|e| format!("QMP {command}: {e}"))?;
+        if reply.contains("\"error\"") {
+            return Err(format!("QMP {command}: {}", reply.trim()));
+        }
+        Ok(reply)
+    }
 }

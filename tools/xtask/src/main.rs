@@ -12,7 +12,10 @@
 //!   warnings denied, the whole test suite (the dump-format checks need
 //!   binutils' `readelf` and `gdb`, installed with apt if missing), the QEMU crash-injection
 //!   scenarios (the test kernel in `tests/kernel`, booted per scenario by
-//!   `tests/qemu-runner`; QEMU is installed with apt if missing), and the
+//!   `tests/qemu-runner`; QEMU is installed with apt if missing), the dump
+//!   corpus of the crashed test kernel (QEMU's and crashkit's ELF dumps
+//!   compared with guest RAM and checked by readelf and gdb, kept in the
+//!   cache directory), and the
 //!   loom model of the queued spinlock (`--cfg loom`, release, target dir
 //!   `target/loom`).
 //!   `.ci/run` calls this.
@@ -180,7 +183,17 @@ fn qemu_scenarios() -> Result<(), String> {
         cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner"]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
-    .run()
+    .run()?;
+    // The dump corpus of the crashed test kernel: QEMU's ELF dumps and
+    // crashkit's, read back and compared with guest RAM, checked by readelf
+    // and gdb; kept in the cache directory for later use.
+    let mut corpus = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+    corpus
+        .arg("--corpus")
+        .arg(cache_dir()?.join("corpus").join("test-kernel"));
+    Step::new("dump corpus of the crashed test kernel", corpus)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()
 }
 
 /// Build the QEMU test kernel (its own workspace, bare-metal, release).

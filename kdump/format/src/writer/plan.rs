@@ -66,7 +66,8 @@ pub struct DumpPlan<'a> {
     /// one, `p_vaddr` is 0.
     pub direct_map: Option<u64>,
     /// The kernel image, written first as its own segments at its link
-    /// addresses.
+    /// addresses, unless those are its direct-map addresses (an identity-
+    /// or direct-mapped kernel), where its range already puts it.
     pub kernel_image: Option<KernelImage>,
     /// Every CPU's registers and control state.
     pub cpus: &'a [CpuState],

@@ -186,7 +186,11 @@ where
         .ranges
         .iter()
         .map(|r| r.len / PAGE_SIZE)
-        .chain(plan.kernel_image.map(|k| k.len.div_ceil(PAGE_SIZE)))
+        .chain(
+            plan.kernel_image
+                .filter(|k| plan.direct_map != Some(k.virt_start.wrapping_sub(k.phys_start)))
+                .map(|k| k.len.div_ceil(PAGE_SIZE)),
+        )
         .fold(0u64, u64::saturating_add);
     let mut writer = Writer {
         plan,
@@ -253,7 +257,13 @@ impl<S: DumpSink, F: PageFilter, P: FnMut(&Progress)> Writer<'_, '_, S, F, P> {
 
         // 2. The pages: the kernel image at its link addresses, then every
         //    range at its direct-map addresses.
-        if let Some(image) = plan.kernel_image {
+        // The image is written on its own only when its link addresses are
+        // not the direct map's: an identity-mapped or direct-mapped kernel
+        // is already at the right virtual addresses in its range.
+        let image = plan.kernel_image.filter(|image| {
+            plan.direct_map != Some(image.virt_start.wrapping_sub(image.phys_start))
+        });
+        if let Some(image) = image {
             let pages = image.len.div_ceil(PAGE_SIZE);
             self.region(memory, image.phys_start, pages, Some(image.virt_start))?;
         }

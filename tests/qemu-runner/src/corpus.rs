@@ -1,0 +1,499 @@
+//! `--corpus DIR`: real dumps of the crashed test kernel, made and checked.
+//!
+//! For each case the test kernel boots with `halt` on its command line: it
+//! crashes as the scenario says, then halts instead of exiting. The runner
+//! takes QEMU's ELF dump over QMP (`dump-guest-memory`, `paging: false`),
+//! quits QEMU and keeps the file-backed guest RAM. Then it checks, against
+//! that RAM read independently:
+//!
+//! 1. QEMU's ELF through crashkit's reader: QEMU's producer quirks, one
+//!    CPU per `-smp`, each with QEMU's CPU state, and every page of every
+//!    segment inside RAM equal to the RAM file;
+//! 2. a crashkit ELF vmcore written by crashkit's writer from that dump:
+//!    memory from QEMU's dump, registers from the crash record the kernel's
+//!    panic path left in RAM (QEMU's live registers for a CPU the record
+//!    has none for), control state from QEMU's CPU notes, the kernel image
+//!    at its link addresses, VMCOREINFO with the kernel ELF's build-id.
+//!    Read back, every page equals the RAM file; `readelf` lists it; `gdb`
+//!    with the kernel ELF shows one thread per CPU and names the function
+//!    of the panicking CPU's instruction pointer.
+//!
+//! Everything stays in `DIR` (a cache outside the repository).
+
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crashkit_dump_format::reader::{Completeness, CpuRegisters, ElfDump, PageState, Producer};
+use crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter;
+use crashkit_dump_format::writer::{CpuState, DumpPlan, DumpStats, KernelImage, WriteOptions};
+use crashkit_dump_format::{
+    ControlState, DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, elf, note, write_elf_dump,
+};
+use crashkit_record::{RecordView, scan};
+
+use crate::qemu::Boot;
+use crate::qmp::{Qmp, wait_for_line};
+
+/// The serial line the kernel prints when it halts after the crash (the
+/// kernel's `crash::HALTED`).
+const HALTED: &str = "crashkit-test: halted after the crash";
+
+/// The corpus: `(scenario, CPUs)`.
+const CASES: &[(&str, u32)] = &[("panic-bsp", 4), ("panic-ap", 2), ("unresponsive", 2)];
+
+/// Make and check every case; a summary line per case.
+pub fn make_and_check(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> {
+    let kernel_elf =
+        std::fs::read(kernel).map_err(|e| format!("reading {}: {e}", kernel.display()))?;
+    let dir = std::path::absolute(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::write(dir.join("kernel.elf"), &kernel_elf)
+        .map_err(|e| format!("writing the kernel ELF into {}: {e}", dir.display()))?;
+    let mut lines = Vec::new();
+    for &(scenario, cpus) in CASES {
+        let name = format!("{scenario}-smp{cpus}");
+        let work = dir.join(&name);
+        let line = one_case(kernel, &kernel_elf, scenario, cpus, &work)
+            .map_err(|why| format!("corpus case {name} ({}): {why}", work.display()))?;
+        lines.push(format!("{name}: {line}"));
+    }
+    Ok(lines)
+}
+
+fn one_case(
+    kernel: &Path,
+    kernel_elf: &[u8],
+    scenario: &str,
+    cpus: u32,
+    work: &Path,
+) -> Result<String, String> {
+    let qemu_elf = work.join("qemu.elf");
+    let _ = std::fs::remove_file(&qemu_elf);
+    let boot = Boot {
+        kernel,
+        cpus,
+        append: format!("scenario={scenario} halt"),
+        work_dir: work.to_path_buf(),
+        timeout: Duration::from_secs(120),
+        qmp: true,
+    };
+    let mut taken = Err("the dump was not attempted".to_owned());
+    let outcome = boot.run(|work_dir| {
+        taken = take_dump(work_dir, &qemu_elf);
+    })?;
+    taken.map_err(|why| format!("{why}\nserial:\n{}", outcome.serial))?;
+    let ram = std::fs::read(&outcome.ram)
+        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
+    let qemu_bytes =
+        std::fs::read(&qemu_elf).map_err(|e| format!("reading {}: {e}", qemu_elf.display()))?;
+
+    // 1. QEMU's dump.
+    let qemu = ElfDump::parse(&qemu_bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
+    check_qemu_dump(&qemu, &ram, cpus)?;
+    let compared = compare_with_ram(&qemu, &ram, "QEMU's dump")?;
+
+    // 2. crashkit's dump of the same crash.
+    let (at, view) = only_record(&ram)?;
+    let crashkit_path = work.join("crashkit.vmcore");
+    let stats = write_crashkit_dump(&qemu, &view, kernel_elf, &crashkit_path)?;
+    let crashkit_bytes = std::fs::read(&crashkit_path)
+        .map_err(|e| format!("reading {}: {e}", crashkit_path.display()))?;
+    let crashkit = ElfDump::parse(&crashkit_bytes).map_err(|e| format!("crashkit's dump: {e}"))?;
+    check_crashkit_dump(&crashkit, &qemu, &view)?;
+    compare_with_ram(&crashkit, &ram, "crashkit's dump")?;
+    let function = check_with_tools(&crashkit_path, &work.join("../kernel.elf"), cpus)?;
+    Ok(format!(
+        "QEMU ELF {} MiB, {compared} pages equal to guest RAM; crash record at {at:#x}; \
+         crashkit ELF {} MiB ({} segments, {} zero pages left out), complete, same pages; \
+         gdb: {cpus} threads, panicking CPU in {function}",
+        qemu_bytes.len() >> 20,
+        crashkit_bytes.len() >> 20,
+        stats.segments,
+        stats.zero_pages_excluded,
+    ))
+}
+
+/// Wait for the kernel to halt after its crash, dump, quit.
+fn take_dump(work_dir: &Path, out: &Path) -> Result<(), String> {
+    wait_for_line(
+        &work_dir.join("serial.log"),
+        HALTED,
+        Duration::from_secs(90),
+    )?;
+    let mut qmp = Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+    qmp.execute(&format!(
+        r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
+        out.display()
+    ))?;
+    // Wait for the answer (or the socket closing): QEMU drops a command
+    // whose client has gone.
+    let _ = qmp.execute(r#"{"execute":"quit"}"#);
+    Ok(())
+}
+
+fn check_qemu_dump(dump: &ElfDump<'_>, ram: &[u8], cpus: u32) -> Result<(), String> {
+    let mut problems = Vec::new();
+    if dump.producer() != Producer::Qemu {
+        problems.push(format!("producer {:?}, not QEMU", dump.producer()));
+    }
+    if !dump.damage().is_empty() {
+        problems.push(format!("damage: {:?}", dump.damage()));
+    }
+    if dump.completeness() != Completeness::Unknown {
+        problems.push(format!("completeness {}", dump.completeness()));
+    }
+    if dump.header().e_ehsize != 8 || dump.header().e_phoff == 64 {
+        problems.push("QEMU 7.2's header quirk (e_ehsize 8, e_phoff past 64) is gone".into());
+    }
+    if dump.cpus().len() != cpus as usize {
+        problems.push(format!("{} CPUs, {cpus} expected", dump.cpus().len()));
+    }
+    for (index, cpu) in dump.cpus().iter().enumerate() {
+        if !matches!(cpu.registers, CpuRegisters::X86_64(_)) || cpu.qemu.is_none() {
+            problems.push(format!("cpu {index}: no x86_64 registers or QEMU state"));
+        }
+    }
+    let beyond = ram.len() as u64 + 0x1000_0000;
+    if dump.classify(beyond).state != PageState::Hole {
+        problems.push(format!("{beyond:#x} is not a hole"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("QEMU's dump: {}", problems.join("; ")))
+    }
+}
+
+/// Every page of every segment that lies in guest RAM, read through the
+/// dump, equals the RAM file; the number of pages compared.
+fn compare_with_ram(dump: &ElfDump<'_>, ram: &[u8], what: &str) -> Result<u64, String> {
+    let mut compared = 0;
+    let mut page = vec![0u8; PAGE_SIZE as usize];
+    for segment in dump.segments() {
+        let end = segment.paddr + segment.memsz;
+        for phys in (segment.paddr..end).step_by(PAGE_SIZE as usize) {
+            let Some(expected) = ram.get(phys as usize..(phys + PAGE_SIZE) as usize) else {
+                continue; // outside RAM (QEMU's BIOS ROM segment)
+            };
+            dump.read_phys(phys, &mut page)
+                .map_err(|e| format!("{what}: page {phys:#x}: {e}"))?;
+            if page != expected {
+                return Err(format!("{what}: page {phys:#x} differs from guest RAM"));
+            }
+            compared += 1;
+        }
+    }
+    if compared == 0 {
+        return Err(format!("{what}: no page in guest RAM"));
+    }
+    Ok(compared)
+}
+
+fn only_record(ram: &[u8]) -> Result<(usize, RecordView<'_>), String> {
+    let mut records = scan(ram).filter_map(|(at, parsed)| parsed.ok().map(|view| (at, view)));
+    let first = records.next().ok_or("no crash record in guest RAM")?;
+    if records.next().is_some() {
+        return Err("more than one crash record in guest RAM".into());
+    }
+    Ok(first)
+}
+
+/// Physical memory read through an opened dump.
+struct DumpMemory<'d, 'a> {
+    dump: &'d ElfDump<'a>,
+    page: Box<[u8; PAGE_SIZE as usize]>,
+}
+
+impl PhysMemory for DumpMemory<'_, '_> {
+    fn page(&mut self, phys: u64) -> Option<&[u8; PAGE_SIZE as usize]> {
+        self.dump.read_phys(phys, &mut self.page[..]).ok()?;
+        Some(&self.page)
+    }
+}
+
+/// A file written at offsets.
+struct FileSink(std::fs::File);
+
+impl DumpSink for FileSink {
+    type Error = std::io::Error;
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        self.0.write_all_at(bytes, offset)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+}
+
+/// What the kernel ELF tells the dump: where it is loaded and its build-id.
+struct KernelFacts {
+    image: KernelImage,
+    build_id: Vec<u8>,
+}
+
+/// The kernel ELF's load range and GNU build-id.
+fn kernel_facts(kernel: &[u8]) -> Result<KernelFacts, String> {
+    let header = elf::decode_header(kernel).ok_or("kernel ELF: no header")?;
+    let mut lowest: Option<(u64, u64)> = None;
+    let mut end = 0u64;
+    let mut build_id = None;
+    for index in 0..u64::from(header.e_phnum) {
+        let at = header.e_phoff + index * elf::PROGRAM_HEADER_SIZE as u64;
+        let ph = elf::decode_program_header(kernel, at as usize)
+            .ok_or("kernel ELF: program header outside the file")?;
+        match ph.p_type {
+            elf::PT_LOAD => {
+                if lowest.is_none_or(|(phys, _)| ph.p_paddr < phys) {
+                    lowest = Some((ph.p_paddr, ph.p_vaddr));
+                }
+                end = end.max(ph.p_paddr + ph.p_memsz);
+            }
+            elf::PT_NOTE => {
+                let bytes = kernel
+                    .get(ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize)
+                    .ok_or("kernel ELF: note segment outside the file")?;
+                for found in note::Notes::new(bytes, ph.p_offset).flatten() {
+                    if found.name == b"GNU" && found.n_type == note::NT_GNU_BUILD_ID {
+                        build_id = Some(found.desc.to_vec());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let (phys, virt) = lowest.ok_or("kernel ELF: no PT_LOAD")?;
+    let phys_page = phys & !(PAGE_SIZE - 1);
+    let virt_page = virt - (phys - phys_page);
+    let len = (end - phys_page).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+    Ok(KernelFacts {
+        image: KernelImage {
+            phys_start: phys_page,
+            virt_start: virt_page,
+            len,
+        },
+        build_id: build_id.ok_or("kernel ELF: no GNU build-id note (link with --build-id)")?,
+    })
+}
+
+fn write_crashkit_dump(
+    qemu: &ElfDump<'_>,
+    record: &RecordView<'_>,
+    kernel_elf: &[u8],
+    out: &Path,
+) -> Result<DumpStats, String> {
+    // Memory: QEMU's segments, page aligned, merged.
+    let mut ranges: Vec<PhysRange> = Vec::new();
+    let mut segments: Vec<_> = qemu.segments().to_vec();
+    segments.sort_by_key(|s| s.paddr);
+    for segment in segments {
+        let start = segment.paddr & !(PAGE_SIZE - 1);
+        let end = (segment.paddr + segment.memsz).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        match ranges.last_mut() {
+            Some(last) if last.start + last.len >= start => {
+                last.len = last.len.max(end - last.start);
+            }
+            _ => ranges.push(PhysRange::new(start, end - start)),
+        }
+    }
+    // CPUs: the record's registers where it has them, QEMU's otherwise.
+    let mut cpus = Vec::new();
+    for (index, cpu) in qemu.cpus().iter().enumerate() {
+        let CpuRegisters::X86_64(live) = cpu.registers else {
+            return Err(format!("cpu {index}: QEMU wrote i386 registers"));
+        };
+        let mut slots = live.to_array();
+        if let Some(frame) = record
+            .cpu(index)
+            .filter(|slot| slot.has_registers())
+            .map(|slot| slot.registers())
+        {
+            slots[..frame.len()].copy_from_slice(&frame);
+        }
+        let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
+        cpus.push(CpuState {
+            registers: Registers::from_array(slots),
+            control: ControlState {
+                cpu: index as u32,
+                apic_id: index as u32,
+                cr0: Some(state.cr[0]),
+                cr2: Some(state.cr[2]),
+                cr3: Some(state.cr[3]),
+                cr4: Some(state.cr[4]),
+                fs_base: Some(state.segments[3].base),
+                gs_base: Some(state.segments[4].base),
+                gdtr_base: Some(state.segments[8].base),
+                idtr_base: Some(state.segments[9].base),
+                ..ControlState::default()
+            },
+        });
+    }
+    let KernelFacts { image, build_id } = kernel_facts(kernel_elf)?;
+    let crash_time = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut info = [0u8; 512];
+    let mut writer = VmcoreInfoWriter::new(&mut info);
+    writer
+        .os_release("crashkit-test-kernel")
+        .page_size(PAGE_SIZE)
+        .crash_time(crash_time as i64)
+        .build_id(&build_id)
+        .kernel_offset(0);
+    let vmcoreinfo = writer.as_bytes().to_vec();
+    let mut dump_id = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut dump_id))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    let plan = DumpPlan {
+        dump_id,
+        crash_time,
+        ranges: &ranges,
+        exclusions: &[],
+        direct_map: Some(0), // the test kernel identity-maps its memory
+        kernel_image: Some(image),
+        cpus: &cpus,
+        panic_cpu: record.panic().owner_cpu(),
+        vmcoreinfo: &vmcoreinfo,
+        crash_record: record.bytes(),
+        exclude_zero_pages: true,
+        extra_segments: 8192,
+    };
+    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut memory = DumpMemory {
+        dump: qemu,
+        page: Box::new([0; PAGE_SIZE as usize]),
+    };
+    write_elf_dump(
+        &plan,
+        &mut memory,
+        &mut FileSink(file),
+        &mut |_| false,
+        WriteOptions::default(),
+        |_| {},
+    )
+    .map_err(|e| format!("writing {}: {e:?}", out.display()))
+}
+
+fn check_crashkit_dump(
+    dump: &ElfDump<'_>,
+    qemu: &ElfDump<'_>,
+    record: &RecordView<'_>,
+) -> Result<(), String> {
+    if dump.completeness() != Completeness::Complete || !dump.damage().is_empty() {
+        return Err(format!(
+            "crashkit's dump: {}, damage {:?}",
+            dump.completeness(),
+            dump.damage()
+        ));
+    }
+    if dump.cpus().len() != qemu.cpus().len() {
+        return Err(format!("crashkit's dump has {} CPUs", dump.cpus().len()));
+    }
+    let owner = record
+        .panic()
+        .owner_cpu()
+        .ok_or("the record names no panic owner")?;
+    let first = dump.cpus().first().ok_or("crashkit's dump has no CPU")?;
+    let expected = record
+        .cpu(owner as usize)
+        .filter(|slot| slot.has_registers())
+        .map(|slot| slot.registers())
+        .ok_or("the panic owner's slot has no registers")?;
+    let CpuRegisters::X86_64(registers) = first.registers else {
+        return Err("crashkit's dump: i386 registers".into());
+    };
+    if first.pid != owner + 1 || registers.to_array()[..21] != expected {
+        return Err(format!(
+            "crashkit's dump: first CPU is LWP {} with rip {:#x}; the owner is cpu {owner} with rip {:#x}",
+            first.pid, registers.rip, expected[16]
+        ));
+    }
+    let build_id = dump.vmcoreinfo().and_then(|info| info.build_id());
+    if build_id.is_none() {
+        return Err("crashkit's dump: no BUILD-ID in VMCOREINFO".into());
+    }
+    if dump.crashkit().and_then(|c| c.crash_record) != Some(record.bytes()) {
+        return Err("crashkit's dump: the crash record note differs from RAM's record".into());
+    }
+    Ok(())
+}
+
+fn run_tool(program: &str, args: &[&str]) -> Result<String, String> {
+    let output = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program} ({e}): cargo xtask test installs it"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{program} {args:?}: {}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// readelf lists the dump; gdb with the kernel ELF shows a thread per CPU
+/// and names the panicking CPU's function. Returns that function.
+fn check_with_tools(dump: &Path, kernel: &Path, cpus: u32) -> Result<String, String> {
+    let dump_arg = dump.to_str().ok_or("dump path is not UTF-8")?;
+    let kernel: PathBuf = std::path::absolute(kernel).map_err(|e| e.to_string())?;
+    let kernel_arg = kernel.to_str().ok_or("kernel path is not UTF-8")?;
+    let listing = run_tool("readelf", &["-n", "-l", "-W", dump_arg])?;
+    let prstatus = listing.matches("NT_PRSTATUS").count();
+    if prstatus != cpus as usize {
+        return Err(format!(
+            "readelf lists {prstatus} NT_PRSTATUS notes, {cpus} expected"
+        ));
+    }
+    let output = run_tool(
+        "gdb",
+        &[
+            "-batch",
+            "-nx",
+            kernel_arg,
+            "-core",
+            dump_arg,
+            "-ex",
+            "info threads",
+            "-ex",
+            "info symbol $pc",
+        ],
+    )?;
+    let threads = output.matches("LWP ").count();
+    if threads < cpus as usize {
+        return Err(format!(
+            "gdb shows {threads} threads, {cpus} expected:\n{output}"
+        ));
+    }
+    // gdb's frame line of the selected thread (the panicking CPU, first
+    // in the dump): `#0  0x… in FUNCTION (…) at FILE:LINE`, and the
+    // enclosing symbol from `info symbol $pc`.
+    let frame = output
+        .lines()
+        .find(|line| line.starts_with("#0 "))
+        .and_then(|line| line.split(" in ").nth(1))
+        .map(|rest| rest.split(" (").next().unwrap_or(rest).trim().to_owned())
+        .ok_or_else(|| format!("gdb shows no frame for the panicking CPU:\n{output}"))?;
+    let symbol = output
+        .lines()
+        .find(|line| line.contains(" in section .text"))
+        .and_then(|line| line.split(" + ").next())
+        .map(|name| name.trim().to_owned())
+        .ok_or_else(|| format!("gdb names no symbol at the panicking CPU's pc:\n{output}"))?;
+    // The owner's registers were captured at the top of the panic handler
+    // (`RegisterFrame::capture`, inlined into `#[panic_handler]`, whose
+    // symbol is `rust_begin_unwind`).
+    let in_panic_path = frame.contains("RegisterFrame::capture")
+        && (symbol.contains("rust_begin_unwind") || symbol.contains("panic"));
+    if !in_panic_path {
+        return Err(format!(
+            "the panicking CPU's pc is in {frame} ({symbol}), not in the panic path:\n{output}"
+        ));
+    }
+    let function = format!("{frame} inlined in {symbol}");
+    Ok(function)
+}

@@ -389,6 +389,42 @@ fn a_stale_marker_names_the_older_dump() {
 }
 
 #[test]
+fn crashkit_notes_in_another_tools_headers_do_not_vouch_for_zeros() {
+    // As makedumpfile -E does: keep every note, write its own program
+    // headers (here: a segment's last page left out as `p_memsz > p_filesz`).
+    let machine = Machine::new();
+    let mut memory = Memory::patterned(&machine.ranges, standard_zero);
+    let (mut file, _) = write(&machine.plan(), &mut memory);
+    let dump = ElfDump::parse(&file).unwrap();
+    assert!(dump.crashkit_segments_trusted());
+    let (index, segment) = dump
+        .segments()
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.filesz >= 2 * PAGE_SIZE && s.paddr < 0x10_0000)
+        .map(|(i, s)| (i, *s))
+        .unwrap();
+    let last_page = segment.paddr + segment.filesz - PAGE_SIZE;
+    let filesz_at = 64 + 56 * (index + 1) + 32;
+    file[filesz_at..filesz_at + 8].copy_from_slice(&(segment.filesz - PAGE_SIZE).to_le_bytes());
+    let dump = ElfDump::parse(&file).unwrap();
+    assert!(!dump.crashkit_segments_trusted());
+    assert_eq!(
+        dump.completeness(),
+        Completeness::Incomplete(Incomplete::HeaderChecksum)
+    );
+    assert_eq!(
+        dump.classify(last_page).state,
+        PageState::Excluded,
+        "not zero"
+    );
+    assert!(
+        dump.crashkit().unwrap().crash_record.is_some(),
+        "the notes are still read"
+    );
+}
+
+#[test]
 fn more_than_65534_segments_use_pn_xnum() {
     // 70,000 one-page ranges, 2 pages apart: one segment each.
     let ranges: Vec<PhysRange> = (0..70_000u64)

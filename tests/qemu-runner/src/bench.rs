@@ -85,6 +85,9 @@ fn boot(
         work_dir: out.join(format!("bench-{scenario}-smp{cpus}-run{run}")),
         timeout: Duration::from_secs(90),
         qmp: false,
+        ram_mib: crate::qemu::RAM_MIB,
+        initrd: None,
+        extra: Vec::new(),
     };
     let outcome = boot.run(|_| {})?;
     if outcome.ending != Ending::Kernel(KernelExit::Ran) {

@@ -20,21 +20,19 @@
 //!
 //! Everything stays in `DIR` (a cache outside the repository).
 
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crashkit_dump_format::reader::{Completeness, CpuRegisters, ElfDump, PageState, Producer};
 use crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter;
-use crashkit_dump_format::writer::{CpuState, DumpPlan, DumpStats, KernelImage, WriteOptions};
-use crashkit_dump_format::{
-    ControlState, DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, elf, note, write_elf_dump,
-};
+use crashkit_dump_format::writer::{DumpStats, KernelImage};
+use crashkit_dump_format::{PAGE_SIZE, Registers, elf, note};
 use crashkit_record::{RecordView, scan};
 
 use crate::qemu::Boot;
 use crate::qmp::{Qmp, wait_for_line};
+use crate::rewrite;
 
 /// The serial line the kernel prints when it halts after the crash (the
 /// kernel's `crash::HALTED`).
@@ -78,6 +76,9 @@ fn one_case(
         work_dir: work.to_path_buf(),
         timeout: Duration::from_secs(120),
         qmp: true,
+        ram_mib: crate::qemu::RAM_MIB,
+        initrd: None,
+        extra: Vec::new(),
     };
     let mut taken = Err("the dump was not attempted".to_owned());
     let outcome = boot.run(|work_dir| {
@@ -200,34 +201,6 @@ fn only_record(ram: &[u8]) -> Result<(usize, RecordView<'_>), String> {
     Ok(first)
 }
 
-/// Physical memory read through an opened dump.
-struct DumpMemory<'d, 'a> {
-    dump: &'d ElfDump<'a>,
-    page: Box<[u8; PAGE_SIZE as usize]>,
-}
-
-impl PhysMemory for DumpMemory<'_, '_> {
-    fn page(&mut self, phys: u64) -> Option<&[u8; PAGE_SIZE as usize]> {
-        self.dump.read_phys(phys, &mut self.page[..]).ok()?;
-        Some(&self.page)
-    }
-}
-
-/// A file written at offsets.
-struct FileSink(std::fs::File);
-
-impl DumpSink for FileSink {
-    type Error = std::io::Error;
-
-    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.write_all_at(bytes, offset)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.sync_data()
-    }
-}
-
 /// What the kernel ELF tells the dump: where it is loaded and its build-id.
 struct KernelFacts {
     image: KernelImage,
@@ -284,56 +257,8 @@ fn write_crashkit_dump(
     kernel_elf: &[u8],
     out: &Path,
 ) -> Result<DumpStats, String> {
-    // Memory: QEMU's segments, page aligned, merged.
-    let mut ranges: Vec<PhysRange> = Vec::new();
-    let mut segments: Vec<_> = qemu.segments().to_vec();
-    segments.sort_by_key(|s| s.paddr);
-    for segment in segments {
-        let start = segment.paddr & !(PAGE_SIZE - 1);
-        let end = (segment.paddr + segment.memsz).div_ceil(PAGE_SIZE) * PAGE_SIZE;
-        match ranges.last_mut() {
-            Some(last) if last.start + last.len >= start => {
-                last.len = last.len.max(end - last.start);
-            }
-            _ => ranges.push(PhysRange::new(start, end - start)),
-        }
-    }
-    // CPUs: the record's registers where it has them, QEMU's otherwise.
-    let mut cpus = Vec::new();
-    for (index, cpu) in qemu.cpus().iter().enumerate() {
-        let CpuRegisters::X86_64(live) = cpu.registers else {
-            return Err(format!("cpu {index}: QEMU wrote i386 registers"));
-        };
-        let mut slots = live.to_array();
-        if let Some(frame) = record
-            .cpu(index)
-            .filter(|slot| slot.has_registers())
-            .map(|slot| slot.registers())
-        {
-            slots[..frame.len()].copy_from_slice(&frame);
-        }
-        let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
-        cpus.push(CpuState {
-            registers: Registers::from_array(slots),
-            control: ControlState {
-                cpu: index as u32,
-                apic_id: index as u32,
-                cr0: Some(state.cr[0]),
-                cr2: Some(state.cr[2]),
-                cr3: Some(state.cr[3]),
-                cr4: Some(state.cr[4]),
-                fs_base: Some(state.segments[3].base),
-                gs_base: Some(state.segments[4].base),
-                gdtr_base: Some(state.segments[8].base),
-                idtr_base: Some(state.segments[9].base),
-                ..ControlState::default()
-            },
-        });
-    }
     let KernelFacts { image, build_id } = kernel_facts(kernel_elf)?;
-    let crash_time = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let crash_time = rewrite::now();
     let mut info = [0u8; 512];
     let mut writer = VmcoreInfoWriter::new(&mut info);
     writer
@@ -343,38 +268,34 @@ fn write_crashkit_dump(
         .build_id(&build_id)
         .kernel_offset(0);
     let vmcoreinfo = writer.as_bytes().to_vec();
-    let mut dump_id = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut dump_id))
-        .map_err(|e| format!("/dev/urandom: {e}"))?;
-    let plan = DumpPlan {
-        dump_id,
-        crash_time,
-        ranges: &ranges,
-        exclusions: &[],
-        direct_map: Some(0), // the test kernel identity-maps its memory
-        kernel_image: Some(image),
-        cpus: &cpus,
-        panic_cpu: record.panic().owner_cpu(),
-        vmcoreinfo: &vmcoreinfo,
-        crash_record: record.bytes(),
-        exclude_zero_pages: true,
-        extra_segments: 8192,
+    // The record's registers where it has them (captured by the panic
+    // path), QEMU's live ones otherwise.
+    let registers = |index: usize, live: Registers| {
+        let mut slots = live.to_array();
+        if let Some(frame) = record
+            .cpu(index)
+            .filter(|slot| slot.has_registers())
+            .map(|slot| slot.registers())
+        {
+            slots[..frame.len()].copy_from_slice(&frame);
+        }
+        Registers::from_array(slots)
     };
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut memory = DumpMemory {
-        dump: qemu,
-        page: Box::new([0; PAGE_SIZE as usize]),
-    };
-    write_elf_dump(
-        &plan,
-        &mut memory,
-        &mut FileSink(file),
-        &mut |_| false,
-        WriteOptions::default(),
-        |_| {},
+    rewrite::write(
+        qemu,
+        &rewrite::Rewrite {
+            vmcoreinfo: &vmcoreinfo,
+            // The test kernel identity-maps its memory.
+            direct_map: Some(0),
+            kernel_image: Some(image),
+            crash_record: record.bytes(),
+            panic_cpu: record.panic().owner_cpu(),
+            crash_time,
+            exclude_zero_pages: true,
+            registers: &registers,
+        },
+        out,
     )
-    .map_err(|e| format!("writing {}: {e:?}", out.display()))
 }
 
 fn check_crashkit_dump(

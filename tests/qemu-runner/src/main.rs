@@ -19,13 +19,18 @@
 //! `crashkit-qemu-runner --corpus DIR` makes and checks the real-world dump
 //! corpus of the crashed test kernel in `DIR` (see `corpus.rs`).
 //!
+//! `crashkit-qemu-runner --linux-corpus DIR` makes and checks the dumps of a
+//! crashed Linux guest (Debian's kernel) in `DIR` (see `linux.rs`).
+//!
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
 mod bench;
 mod corpus;
+mod linux;
 mod qemu;
 mod qmp;
+mod rewrite;
 mod scenario;
 
 use std::path::PathBuf;
@@ -59,6 +64,7 @@ struct Options {
     out: PathBuf,
     demo: Option<PathBuf>,
     corpus: Option<PathBuf>,
+    linux_corpus: Option<PathBuf>,
     bench: bool,
 }
 
@@ -75,6 +81,7 @@ fn options() -> Result<Options, String> {
         out: root.join("target/qemu"),
         demo: None,
         corpus: None,
+        linux_corpus: None,
         bench: false,
     };
     let mut args = std::env::args().skip(1);
@@ -85,6 +92,7 @@ fn options() -> Result<Options, String> {
             "--out" => options.out = PathBuf::from(value()?),
             "--demo" => options.demo = Some(PathBuf::from(value()?)),
             "--corpus" => options.corpus = Some(PathBuf::from(value()?)),
+            "--linux-corpus" => options.linux_corpus = Some(PathBuf::from(value()?)),
             "--bench" => options.bench = true,
             "--repeat" => {
                 let text = value()?;
@@ -145,6 +153,20 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("crashkit-qemu-runner: bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(dir) = &options.linux_corpus {
+        return match linux::make_and_check(dir) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("linux corpus: {line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: linux corpus: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -271,6 +293,9 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: job.scenario.qmp_inject_nmi,
+        ram_mib: crate::qemu::RAM_MIB,
+        initrd: None,
+        extra: Vec::new(),
     };
     let mut injected = String::new();
     let result = boot
@@ -351,6 +376,9 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: false,
+        ram_mib: crate::qemu::RAM_MIB,
+        initrd: None,
+        extra: Vec::new(),
     };
     println!(
         "qemu demo: booting the test kernel with {DEMO_CPUS} CPUs, scenario {DEMO_SCENARIO}: \

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// The QEMU binary the runner uses.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// Guest RAM, in MiB (file-backed).
+/// Guest RAM of the test kernel, in MiB (file-backed).
 pub const RAM_MIB: u32 = 128;
 
 /// What the test kernel reports through isa-debug-exit (QEMU exits with
@@ -79,6 +79,12 @@ pub struct Boot<'a> {
     pub timeout: Duration,
     /// Open a QMP socket (`qmp.sock` in the work directory).
     pub qmp: bool,
+    /// Guest RAM in MiB (file-backed).
+    pub ram_mib: u32,
+    /// An initial RAM disk (`-initrd`), for a Linux guest.
+    pub initrd: Option<PathBuf>,
+    /// More QEMU arguments (`-device vmcoreinfo` for a Linux guest).
+    pub extra: Vec<String>,
 }
 
 /// What a boot left behind.
@@ -105,11 +111,12 @@ impl Boot<'_> {
             .arg("q35,memory-backend=mem")
             .arg("-object")
             .arg(format!(
-                "memory-backend-file,id=mem,size={RAM_MIB}M,mem-path={},share=on",
+                "memory-backend-file,id=mem,size={}M,mem-path={},share=on",
+                self.ram_mib,
                 ram.display()
             ))
             .arg("-m")
-            .arg(format!("{RAM_MIB}M"))
+            .arg(format!("{}M", self.ram_mib))
             .arg("-smp")
             .arg(self.cpus.to_string())
             .arg("-kernel")
@@ -123,6 +130,10 @@ impl Boot<'_> {
             .arg("-no-reboot")
             .arg("-device")
             .arg("isa-debug-exit,iobase=0xf4,iosize=0x04");
+        if let Some(initrd) = &self.initrd {
+            command.arg("-initrd").arg(initrd);
+        }
+        command.args(&self.extra);
         if self.qmp {
             command.arg("-qmp").arg(format!(
                 "unix:{},server,nowait",

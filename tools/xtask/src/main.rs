@@ -15,7 +15,10 @@
 //!   `tests/qemu-runner`; QEMU is installed with apt if missing), the dump
 //!   corpus of the crashed test kernel (QEMU's and crashkit's ELF dumps
 //!   compared with guest RAM and checked by readelf and gdb, kept in the
-//!   cache directory), and the
+//!   cache directory), the dump corpus of a crashed Linux guest (Debian's
+//!   kernel fetched with `apt-get download`, with and without KASLR; QEMU's
+//!   dumps and makedumpfile `-E` output read back and compared with guest
+//!   RAM; makedumpfile installed with apt if missing), and the
 //!   loom model of the queued spinlock (`--cfg loom`, release, target dir
 //!   `target/loom`).
 //!   `.ci/run` calls this.
@@ -192,6 +195,17 @@ fn qemu_scenarios() -> Result<(), String> {
         .arg("--corpus")
         .arg(cache_dir()?.join("corpus").join("test-kernel"));
     Step::new("dump corpus of the crashed test kernel", corpus)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    // The Linux guest's dumps: Debian's kernel (apt-get download, never
+    // installed), crashed under QEMU with and without KASLR; QEMU's dumps
+    // compared with guest RAM, makedumpfile -E of them read back.
+    prerequisites::makedumpfile()?;
+    let mut linux = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+    linux
+        .arg("--linux-corpus")
+        .arg(cache_dir()?.join("corpus").join("linux"));
+    Step::new("dump corpus of a crashed Linux guest", linux)
         .time_limit(TEST_SUITE_LIMIT_SECS)
         .run()
 }

@@ -111,11 +111,26 @@ pub fn cargo_fuzz() -> Result<(), String> {
     }
 }
 
+/// makedumpfile, which filters the Linux guest's dump in the corpus.
+pub fn makedumpfile() -> Result<(), String> {
+    debian_tool_with(
+        "makedumpfile",
+        &["-v"],
+        "makedumpfile",
+        "the Linux dump corpus",
+    )
+}
+
 /// `program` (answering `--version`), installed from Debian's `package`
 /// with apt when it is missing and we are root; otherwise an error naming
 /// the package. A test that needs it fails without it, never skips.
 fn debian_tool(program: &str, package: &str, why: &str) -> Result<(), String> {
-    if output(program, &["--version"]).is_some() {
+    debian_tool_with(program, &["--version"], package, why)
+}
+
+/// [`debian_tool`] for a program that answers `probe` (not `--version`).
+fn debian_tool_with(program: &str, probe: &[&str], package: &str, why: &str) -> Result<(), String> {
+    if output(program, probe).is_some() {
         return Ok(());
     }
     let root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");

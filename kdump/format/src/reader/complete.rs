@@ -34,8 +34,9 @@ pub enum Incomplete {
     /// The completion marker names another dump: a stale marker of an
     /// earlier dump in the same place.
     StaleMarker,
-    /// The header checksum does not match the headers: they changed after
-    /// the marker was written (an overwrite in progress, or damage).
+    /// The header checksum does not match the headers: they are not the
+    /// ones the marker was written for (another tool rewrote them keeping
+    /// crashkit's notes, an overwrite is in progress, or they are damaged).
     HeaderChecksum,
     /// The headers or notes are damaged (see [`ElfDump::damage`]), so
     /// whatever marker there was cannot be trusted or found.
@@ -62,9 +63,10 @@ impl core::fmt::Display for Completeness {
                     Incomplete::StaleMarker => {
                         f.write_str("the completion marker belongs to another dump")
                     }
-                    Incomplete::HeaderChecksum => {
-                        f.write_str("the headers do not match the completion marker's checksum")
-                    }
+                    Incomplete::HeaderChecksum => f.write_str(
+                        "the headers are not the ones the completion marker was written for \
+                         (rewritten by another tool, or damaged)",
+                    ),
                     Incomplete::Damaged => f.write_str("its headers or notes are damaged"),
                     Incomplete::Truncated { len, expected } => {
                         write!(f, "the file is {len} bytes of {expected}")
@@ -73,6 +75,23 @@ impl core::fmt::Display for Completeness {
             }
         }
     }
+}
+
+/// A valid completion marker for this dump's id whose header checksum does
+/// not match these headers: the notes were carried into another tool's
+/// headers (or the headers are damaged).
+pub(super) fn foreign_headers(dump: &ElfDump<'_>) -> bool {
+    let Some(crashkit) = dump.crashkit() else {
+        return false;
+    };
+    let Some(marker) = crashkit
+        .completion
+        .filter(|m| m.state == CompletionMarker::COMPLETE)
+    else {
+        return false;
+    };
+    marker.dump_id == crashkit.identity.dump_id
+        && header_checksum(dump) != Some(marker.header_checksum)
 }
 
 pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
@@ -110,14 +129,16 @@ pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
     if marker.dump_id != crashkit.identity.dump_id {
         return Completeness::Incomplete(Incomplete::StaleMarker);
     }
+    // Before the length: headers another tool rewrote (keeping crashkit's
+    // notes) describe another file, whose length the marker does not know.
+    if dump.foreign_headers {
+        return Completeness::Incomplete(Incomplete::HeaderChecksum);
+    }
     if len < marker.total_length {
         return Completeness::Incomplete(Incomplete::Truncated {
             len,
             expected: marker.total_length,
         });
-    }
-    if header_checksum(dump) != Some(marker.header_checksum) {
-        return Completeness::Incomplete(Incomplete::HeaderChecksum);
     }
     if dump.header.e_flags & E_FLAGS_INCOMPLETE != 0 {
         return Completeness::Incomplete(Incomplete::FlagSet);

@@ -264,9 +264,10 @@ impl ElfDump<'_> {
                     file_offset: None,
                 };
             }
-            let zero_tails = self
-                .crashkit()
-                .is_some_and(|c| c.identity.flags & crate::crashkit_note::FLAG_ZERO_TAILS != 0);
+            let zero_tails = self.crashkit_segments_trusted()
+                && self
+                    .crashkit()
+                    .is_some_and(|c| c.identity.flags & crate::crashkit_note::FLAG_ZERO_TAILS != 0);
             return Span {
                 state: if zero_tails {
                     PageState::Zero
@@ -285,6 +286,7 @@ impl ElfDump<'_> {
                 let end = range.end().unwrap_or(u64::MAX);
                 if range.start <= addr && addr < end {
                     let lost = !matches!(self.completeness, Completeness::Complete)
+                        && self.crashkit_segments_trusted()
                         && addr >= crashkit.frontier(&self.segments);
                     let state = if lost {
                         PageState::Lost

@@ -87,6 +87,9 @@ pub struct ElfDump<'a> {
     index: memory::SegmentIndex,
     notes: notes::Notes<'a>,
     completeness: Completeness,
+    /// Whether crashkit's notes describe these headers (see
+    /// [`ElfDump::crashkit_segments_trusted`]).
+    foreign_headers: bool,
     damage: Vec<Damage>,
 }
 
@@ -197,8 +200,10 @@ impl<'a> ElfDump<'a> {
             index,
             notes,
             completeness: Completeness::Unknown,
+            foreign_headers: false,
             damage,
         };
+        dump.foreign_headers = complete::foreign_headers(&dump);
         dump.completeness = complete::judge(&dump);
         Ok(dump)
     }
@@ -254,6 +259,17 @@ impl<'a> ElfDump<'a> {
     /// crashkit's notes, in a crashkit dump.
     pub fn crashkit(&self) -> Option<&CrashkitNotes<'a>> {
         self.notes.crashkit.as_ref()
+    }
+
+    /// Whether crashkit's notes may be taken to describe this file's
+    /// segments: false when a valid completion marker for this dump's id
+    /// comes with a header checksum that does not match, i.e. another tool
+    /// (makedumpfile `-E`, for one) copied crashkit's notes into headers of
+    /// its own, or the headers are damaged. Then crashkit's zero-tail and
+    /// lost-page meanings are not applied: bytes past `p_filesz` read as
+    /// excluded, never as zeros the reader cannot vouch for.
+    pub fn crashkit_segments_trusted(&self) -> bool {
+        self.crashkit().is_some() && !self.foreign_headers
     }
 
     /// Whether the dump is complete, incomplete or cannot tell.

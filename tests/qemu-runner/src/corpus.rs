@@ -18,7 +18,10 @@
 //!    with the kernel ELF shows one thread per CPU and names the function
 //!    of the panicking CPU's instruction pointer.
 //!
-//! Everything stays in `DIR` (a cache outside the repository).
+//! 3. QEMU's dump of a machine still at reset (3 GiB of RAM, `-S`): an ELF64
+//!    with `EM_386` and i386 CPU notes, compared with RAM, then deleted.
+//!
+//! Everything else stays in `DIR` (a cache outside the repository).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -57,7 +60,115 @@ pub fn make_and_check(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> 
             .map_err(|why| format!("corpus case {name} ({}): {why}", work.display()))?;
         lines.push(format!("{name}: {line}"));
     }
+    let work = dir.join("reset-i386");
+    let line = reset_i386(kernel, &work)
+        .map_err(|why| format!("corpus case reset-i386 ({}): {why}", work.display()))?;
+    lines.push(format!("reset-i386: {line}"));
     Ok(lines)
+}
+
+/// RAM of the reset-state machine: enough that QEMU puts some above 4 GiB
+/// and so writes an ELF64 file although no CPU is in long mode.
+const RESET_RAM_MIB: u32 = 3072;
+/// Where q35 stops low RAM when there is this much (the rest is at 4 GiB).
+const Q35_LOW_RAM: u64 = 2 << 30;
+
+/// QEMU's dump of a machine still at reset (`-S`): no CPU in long mode, so
+/// `EM_386` and i386 `NT_PRSTATUS` notes in an ELF64 file, one of QEMU's
+/// quirks. Checked, then deleted (3 GiB of RAM and dump).
+fn reset_i386(kernel: &Path, work: &Path) -> Result<String, String> {
+    let dump_path = work.join("qemu.elf");
+    let _ = std::fs::remove_file(&dump_path);
+    let boot = Boot {
+        kernel,
+        cpus: 2,
+        append: "scenario=boot".into(),
+        work_dir: work.to_path_buf(),
+        timeout: Duration::from_secs(120),
+        qmp: true,
+        ram_mib: RESET_RAM_MIB,
+        initrd: None,
+        extra: vec!["-S".into()],
+    };
+    let mut taken = Err("the dump was not attempted".to_owned());
+    let outcome = boot.run(|work_dir| {
+        taken = (|| {
+            let mut qmp =
+                Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+            qmp.execute(&format!(
+                r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
+                dump_path.display()
+            ))?;
+            let _ = qmp.execute(r#"{"execute":"quit"}"#);
+            Ok(())
+        })();
+    })?;
+    taken?;
+    let result = (|| {
+        let ram = std::fs::read(&outcome.ram)
+            .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
+        let bytes =
+            std::fs::read(&dump_path).map_err(|e| format!("{}: {e}", dump_path.display()))?;
+        let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
+        if dump.machine() != crashkit_dump_format::reader::Machine::I386
+            || !dump.damage().is_empty()
+        {
+            return Err(format!(
+                "machine {:?}, damage {:?}",
+                dump.machine(),
+                dump.damage()
+            ));
+        }
+        for (index, cpu) in dump.cpus().iter().enumerate() {
+            let CpuRegisters::I386(registers) = cpu.registers else {
+                return Err(format!("cpu {index}: not i386 registers"));
+            };
+            let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU state"))?;
+            // The reset vector: CS base 0xffff0000, IP 0xfff0.
+            if registers.eip != 0xfff0 || state.in_long_mode_code() {
+                return Err(format!(
+                    "cpu {index}: eip {:#x}, not at reset",
+                    registers.eip
+                ));
+            }
+        }
+        let mut compared = 0u64;
+        let mut page = vec![0u8; PAGE_SIZE as usize];
+        for segment in dump.segments() {
+            for phys in (segment.paddr..segment.paddr + segment.memsz).step_by(PAGE_SIZE as usize) {
+                // q35: RAM below 2 GiB at its address, the rest from 4 GiB.
+                let offset = if phys >= 1 << 32 {
+                    phys - (1 << 32) + Q35_LOW_RAM
+                } else {
+                    phys
+                };
+                let Some(expected) = ram.get(offset as usize..(offset + PAGE_SIZE) as usize) else {
+                    continue;
+                };
+                // At reset the legacy area 0xc0000..0x100000 shows the BIOS
+                // ROM (the chipset's PAM registers), and above low RAM is
+                // the BIOS ROM's top copy: neither is RAM.
+                if (0xc_0000..0x10_0000).contains(&phys) || (Q35_LOW_RAM..1 << 32).contains(&phys) {
+                    continue;
+                }
+                dump.read_phys(phys, &mut page)
+                    .map_err(|e| format!("page {phys:#x}: {e}"))?;
+                if page != expected {
+                    return Err(format!("page {phys:#x} differs from guest RAM"));
+                }
+                compared += 1;
+            }
+        }
+        Ok(format!(
+            "EM_386 ELF64 of {} GiB with {} i386 CPU notes at the reset vector, \
+             {compared} pages equal to guest RAM (files deleted)",
+            bytes.len() >> 30,
+            dump.cpus().len()
+        ))
+    })();
+    let _ = std::fs::remove_file(&dump_path);
+    let _ = std::fs::remove_file(&outcome.ram);
+    result
 }
 
 fn one_case(

@@ -413,6 +413,12 @@ fn makedumpfile_elf(dump: &ElfDump<'_>, ram: &[u8], work: &Path) -> Result<Strin
         },
         &input,
     )?;
+    let rewritten = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
+    let rewritten = ElfDump::parse(&rewritten).map_err(|e| format!("crashkit's ELF: {e}"))?;
+    if rewritten.completeness() != crashkit_dump_format::reader::Completeness::Complete {
+        return Err(format!("crashkit's ELF: {}", rewritten.completeness()));
+    }
+    compare_with_ram(&rewritten, ram).map_err(|e| format!("crashkit's ELF: {e}"))?;
     let output = work.join("makedumpfile-E-d31.elf");
     let _ = std::fs::remove_file(&output);
     run(Command::new("makedumpfile")

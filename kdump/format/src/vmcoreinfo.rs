@@ -6,8 +6,8 @@
 //! `SIZE(x)`, `OFFSET(x)`, `LENGTH(x)`, `PAGESIZE` and `CRASHTIME` are
 //! decimal (`NUMBER` signed: `phys_base` can be negative), except values
 //! written with a `0x` prefix (`NUMBER(VMALLOC_START)`). `BUILD-ID` is 40
-//! hex characters. crashkit writes the same forms, plus its own keys under
-//! `CRASHKIT_` (see `docs/dump-formats.md`).
+//! hex characters. crashkit writes the same forms, plus its own keys
+//! ([`VmcoreInfoWriter::crashkit`], `docs/dump-formats.md`).
 //!
 //! [`VmcoreInfoWriter`] fills a caller's buffer without allocating and
 //! drops whole lines that do not fit (counted). [`VmcoreInfo`] reads any
@@ -119,6 +119,20 @@ impl<'a> VmcoreInfoWriter<'a> {
     /// `NUMBER(name)=decimal`.
     pub fn number(&mut self, name: &str, value: i64) -> &mut Self {
         self.line(format_args!("NUMBER({name})"), format_args!("{value}"))
+    }
+
+    /// crashkit's own keys: `CRASHKIT_VERSION=version` (the crashkit
+    /// release that wrote the dump), `SYMBOL(crashkit_record)=hex` (the
+    /// crash record's virtual address) and `NUMBER(crashkit_record_size)=
+    /// decimal`, so a tool finds the record in a dump of memory without
+    /// scanning for it.
+    pub fn crashkit(&mut self, version: &str, record_address: u64, record_size: u64) -> &mut Self {
+        self.line(format_args!("CRASHKIT_VERSION"), format_args!("{version}"))
+            .symbol("crashkit_record", record_address)
+            .line(
+                format_args!("NUMBER(crashkit_record_size)"),
+                format_args!("{record_size}"),
+            )
     }
 
     /// The text so far.
@@ -263,7 +277,8 @@ mod tests {
             .build_id(&[0xde, 0xad, 0xbe, 0xef])
             .kernel_offset(0x3a00_0000)
             .symbol("init_top_pgt", 0xffff_ffff_82a0_a000)
-            .number("phys_base", -0x100_0000);
+            .number("phys_base", -0x100_0000)
+            .crashkit("0.1.0", 0xffff_ffff_8011_9000, 4096);
         let text = writer.as_bytes();
         assert!(text.starts_with(b"OSRELEASE=6.1.0-crashkit\nPAGESIZE=4096\n"));
         let info = VmcoreInfo::new(text);
@@ -275,6 +290,12 @@ mod tests {
             Some(0xffff_ffff_82a0_a000)
         );
         assert_eq!(info.signed("NUMBER(phys_base)"), Some(-0x100_0000));
+        assert_eq!(info.get("CRASHKIT_VERSION"), Some("0.1.0"));
+        assert_eq!(
+            info.number("SYMBOL(crashkit_record)"),
+            Some(0xffff_ffff_8011_9000)
+        );
+        assert_eq!(info.number("NUMBER(crashkit_record_size)"), Some(4096));
         let (id, len) = info.build_id().unwrap();
         assert_eq!(&id[..len], &[0xde, 0xad, 0xbe, 0xef]);
     }

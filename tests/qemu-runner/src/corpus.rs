@@ -209,7 +209,7 @@ fn one_case(
     // 2. crashkit's dump of the same crash.
     let (at, view) = only_record(&ram)?;
     let crashkit_path = work.join("crashkit.vmcore");
-    let stats = write_crashkit_dump(&qemu, &view, kernel_elf, &crashkit_path)?;
+    let stats = write_crashkit_dump(&qemu, &view, at, kernel_elf, &crashkit_path)?;
     let crashkit_bytes = std::fs::read(&crashkit_path)
         .map_err(|e| format!("reading {}: {e}", crashkit_path.display()))?;
     let crashkit = ElfDump::parse(&crashkit_bytes).map_err(|e| format!("crashkit's dump: {e}"))?;
@@ -365,6 +365,7 @@ fn kernel_facts(kernel: &[u8]) -> Result<KernelFacts, String> {
 fn write_crashkit_dump(
     qemu: &ElfDump<'_>,
     record: &RecordView<'_>,
+    record_at: usize,
     kernel_elf: &[u8],
     out: &Path,
 ) -> Result<DumpStats, String> {
@@ -377,7 +378,13 @@ fn write_crashkit_dump(
         .page_size(PAGE_SIZE)
         .crash_time(crash_time as i64)
         .build_id(&build_id)
-        .kernel_offset(0);
+        .kernel_offset(0)
+        // The test kernel identity-maps: the record's address is physical.
+        .crashkit(
+            env!("CARGO_PKG_VERSION"),
+            record_at as u64,
+            record.bytes().len() as u64,
+        );
     let vmcoreinfo = writer.as_bytes().to_vec();
     // The record's registers where it has them (captured by the panic
     // path), QEMU's live ones otherwise.
@@ -443,9 +450,19 @@ fn check_crashkit_dump(
             first.pid, registers.rip, expected[16]
         ));
     }
-    let build_id = dump.vmcoreinfo().and_then(|info| info.build_id());
-    if build_id.is_none() {
+    let info = dump.vmcoreinfo().ok_or("crashkit's dump: no VMCOREINFO")?;
+    if info.build_id().is_none() {
         return Err("crashkit's dump: no BUILD-ID in VMCOREINFO".into());
+    }
+    // crashkit's key leads to the record without a scan.
+    let record_at = info
+        .number("SYMBOL(crashkit_record)")
+        .ok_or("crashkit's dump: no SYMBOL(crashkit_record)")?;
+    let mut start = [0u8; 8];
+    dump.read_phys(record_at, &mut start)
+        .map_err(|e| format!("crashkit's dump: the record's address: {e}"))?;
+    if !record.bytes().starts_with(&start) {
+        return Err("crashkit's dump: SYMBOL(crashkit_record) does not point at the record".into());
     }
     if dump.crashkit().and_then(|c| c.crash_record) != Some(record.bytes()) {
         return Err("crashkit's dump: the crash record note differs from RAM's record".into());

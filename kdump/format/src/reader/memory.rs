@@ -8,7 +8,7 @@
 use alloc::vec::Vec;
 
 use super::damage::{Damage, DamageKind};
-use super::{Completeness, ElfDump, Segment};
+use super::{ElfDump, Segment};
 use crate::elf::ProgramHeader;
 
 /// What a dump holds for a physical address.
@@ -282,26 +282,26 @@ impl ElfDump<'_> {
         let until = |end: u64| end.saturating_sub(addr).max(1);
         let mut hole_end = next.unwrap_or(u64::MAX);
         if let Some(crashkit) = self.crashkit() {
-            for range in &crashkit.memory_map {
+            // The map is sorted and without overlap (the parser keeps only
+            // such a prefix): the first range ending after `addr` either
+            // holds it or starts the next excluded run.
+            let map = &crashkit.memory_map;
+            let index = map.partition_point(|r| r.end().is_some_and(|end| end <= addr));
+            if let Some(range) = map.get(index) {
                 let end = range.end().unwrap_or(u64::MAX);
-                if range.start <= addr && addr < end {
-                    let lost = !matches!(self.completeness, Completeness::Complete)
-                        && self.crashkit_segments_trusted()
-                        && addr >= crashkit.frontier(&self.segments);
-                    let state = if lost {
-                        PageState::Lost
-                    } else {
-                        PageState::Excluded
+                if range.start <= addr {
+                    let (state, until_state) = match self.lost_from {
+                        Some(from) if addr >= from => (PageState::Lost, end),
+                        Some(from) => (PageState::Excluded, end.min(from)),
+                        None => (PageState::Excluded, end),
                     };
                     return Span {
                         state,
-                        len: until(end.min(hole_end)),
+                        len: until(until_state.min(hole_end)),
                         file_offset: None,
                     };
                 }
-                if range.start > addr {
-                    hole_end = hole_end.min(range.start);
-                }
+                hole_end = hole_end.min(range.start);
             }
         }
         Span {

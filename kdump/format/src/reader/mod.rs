@@ -90,6 +90,9 @@ pub struct ElfDump<'a> {
     /// Whether crashkit's notes describe these headers (see
     /// [`ElfDump::crashkit_segments_trusted`]).
     foreign_headers: bool,
+    /// In an incomplete crashkit dump, where lost memory-map pages start
+    /// ([`CrashkitNotes::frontier`]).
+    lost_from: Option<u64>,
     damage: Vec<Damage>,
 }
 
@@ -201,10 +204,14 @@ impl<'a> ElfDump<'a> {
             notes,
             completeness: Completeness::Unknown,
             foreign_headers: false,
+            lost_from: None,
             damage,
         };
         dump.foreign_headers = complete::foreign_headers(&dump);
         dump.completeness = complete::judge(&dump);
+        if dump.completeness != Completeness::Complete && dump.crashkit_segments_trusted() {
+            dump.lost_from = dump.crashkit().map(|c| c.frontier(&dump.segments));
+        }
         Ok(dump)
     }
 

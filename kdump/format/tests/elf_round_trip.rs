@@ -104,6 +104,39 @@ fn every_page_reads_back_in_its_state() {
 }
 
 #[test]
+fn progress_is_reported_in_order_up_to_the_total() {
+    let machine = Machine::new();
+    let mut memory = Memory::patterned(&machine.ranges, standard_zero);
+    let mut reports = Vec::new();
+    let options = WriteOptions {
+        progress_pages: 100,
+        ..WriteOptions::default()
+    };
+    let mut sink = VecSink::default();
+    let stats = write_elf_dump(
+        &machine.plan(),
+        &mut memory,
+        &mut sink,
+        &mut |_| false,
+        options,
+        |p| reports.push(*p),
+    )
+    .unwrap();
+    assert!(reports.len() as u64 >= stats.pages_total / 100);
+    assert!(
+        reports
+            .windows(2)
+            .all(|w| w[0].pages_done <= w[1].pages_done && w[0].data_bytes <= w[1].data_bytes)
+    );
+    let last = reports.last().unwrap();
+    assert_eq!(
+        (last.pages_done, last.pages_total),
+        (stats.pages_total, stats.pages_total)
+    );
+    assert_eq!(last.data_bytes, stats.pages_written * PAGE_SIZE);
+}
+
+#[test]
 fn without_zero_exclusion_zero_pages_are_present() {
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);

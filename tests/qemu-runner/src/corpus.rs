@@ -216,6 +216,8 @@ fn one_case(
     check_crashkit_dump(&crashkit, &qemu, &view)?;
     compare_with_ram(&crashkit, &ram, "crashkit's dump")?;
     let function = check_with_tools(&crashkit_path, &work.join("../kernel.elf"), cpus)?;
+    // Checked: the RAM file (128 MiB) is not kept; the dumps are.
+    let _ = std::fs::remove_file(&outcome.ram);
     Ok(format!(
         "QEMU ELF {} MiB, {compared} pages equal to guest RAM; crash record at {at:#x}; \
          crashkit ELF {} MiB ({} segments, {} zero pages left out), complete, same pages; \

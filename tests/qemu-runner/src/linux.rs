@@ -15,9 +15,11 @@
 //! damage, one CPU per `-smp` with QEMU's CPU state, Linux's VMCOREINFO
 //! (OSRELEASE of the package, a non-zero KERNELOFFSET exactly when KASLR is
 //! on, `init_top_pgt`, `phys_base`, the build-id), and every page equal to
-//! RAM. Everything (packages, the initramfs, RAM, dumps, serial logs)
-//! stays in `DIR`, a cache outside the repository; the packages are fetched
-//! once.
+//! RAM. Then makedumpfile `-E -d 31` of it (through a crashkit ELF of the
+//! same memory: makedumpfile cannot read QEMU's), read back: present pages
+//! equal RAM, filtered pages excluded. The packages, the initramfs, the
+//! dumps and the serial logs stay in `DIR`, a cache outside the repository
+//! (the packages are fetched once); the RAM files are deleted once checked.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -272,6 +274,10 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let compared = compare_with_ram(&dump, &ram)?;
     let kdump_len = std::fs::metadata(&kdump_path).map_or(0, |m| m.len());
     let filtered = makedumpfile_elf(&dump, &ram, work)?;
+    // Checked: the RAM file and makedumpfile's input (crashkit's ELF of all
+    // pages) are not kept; the dumps are.
+    let _ = std::fs::remove_file(&outcome.ram);
+    let _ = std::fs::remove_file(work.join("crashkit.vmcore"));
     Ok(format!(
         "booted in {:.1} s; QEMU ELF {} MiB, {compared} pages equal to guest RAM; {facts}; \
          kdump-zlib (flattened) {} KiB kept for the next format; {filtered}",

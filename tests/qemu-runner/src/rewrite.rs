@@ -95,6 +95,10 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
         let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
         cpus.push(CpuState {
             registers: (rewrite.registers)(index, live),
+            // QEMU's notes come in CPU-index order, which on q35 is APIC-ID
+            // order: the test kernel numbers CPUs from the MADT, which lists
+            // them the same way. QEMU's notes carry no APIC ID, so the index
+            // stands in for it.
             control: ControlState {
                 cpu: index as u32,
                 apic_id: index as u32,

@@ -165,6 +165,55 @@ struct Writer<'w, 'a, S: DumpSink, F, P> {
 /// `filter` leaves pages out (`&mut |_| false` keeps all); `progress` is
 /// called every [`WriteOptions::progress_pages`] pages. Never allocates,
 /// never panics; every wait is the sink's own.
+///
+/// ```
+/// use crashkit_dump_format::writer::{CpuState, DumpPlan, WriteOptions};
+/// use crashkit_dump_format::{DumpSink, PhysMemory, PhysRange, write_elf_dump};
+///
+/// /// 64 KiB of "physical memory" at 1 MiB.
+/// struct Ram(Vec<[u8; 4096]>);
+/// impl PhysMemory for Ram {
+///     fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
+///         self.0.get(usize::try_from(phys.checked_sub(0x10_0000)? / 4096).ok()?)
+///     }
+/// }
+/// /// A file in memory (a kernel's sink writes to a disk or a reserved region).
+/// struct Image(Vec<u8>);
+/// impl DumpSink for Image {
+///     type Error = ();
+///     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), ()> {
+///         let start = usize::try_from(offset).map_err(|_| ())?;
+///         if self.0.len() < start + bytes.len() {
+///             self.0.resize(start + bytes.len(), 0);
+///         }
+///         self.0[start..start + bytes.len()].copy_from_slice(bytes);
+///         Ok(())
+///     }
+/// }
+///
+/// let mut ram = Ram(vec![[0xab; 4096]; 16]);
+/// let ranges = [PhysRange::new(0x10_0000, 16 * 4096)];
+/// let cpus = [CpuState::default()];
+/// let plan = DumpPlan {
+///     dump_id: *b"an id per dump!!", // the capture kernel draws it (RDRAND)
+///     crash_time: 0,
+///     ranges: &ranges,
+///     exclusions: &[],
+///     direct_map: Some(0xffff_8000_0000_0000),
+///     kernel_image: None,
+///     cpus: &cpus,
+///     panic_cpu: Some(0),
+///     vmcoreinfo: b"OSRELEASE=example\nPAGESIZE=4096\n",
+///     crash_record: &[],
+///     exclude_zero_pages: true,
+///     extra_segments: 64,
+/// };
+/// let mut image = Image(Vec::new());
+/// let stats = write_elf_dump(&plan, &mut ram, &mut image, &mut |_| false,
+///                            WriteOptions::default(), |_| {}).unwrap();
+/// assert!(stats.complete);
+/// assert_eq!(stats.pages_written, 16);
+/// ```
 pub fn write_elf_dump<S, M, F, P>(
     plan: &DumpPlan<'_>,
     memory: &mut M,

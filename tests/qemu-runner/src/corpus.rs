@@ -95,6 +95,7 @@ fn reset_i386(kernel: &Path, work: &Path) -> Result<String, String> {
         taken = (|| {
             let mut qmp =
                 Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+            // Paused from the start (-S): nothing to stop.
             qmp.execute(&format!(
                 r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
                 dump_path.display()
@@ -237,6 +238,10 @@ fn take_dump(work_dir: &Path, out: &Path) -> Result<(), String> {
         Duration::from_secs(90),
     )?;
     let mut qmp = Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+    // Stop the guest first: QEMU pauses it during a dump but resumes it
+    // after, and a guest that still runs (Linux's panic loop touches its
+    // watchdog) would change RAM between the dump and the RAM file read.
+    qmp.execute(r#"{"execute":"stop"}"#)?;
     qmp.execute(&format!(
         r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
         out.display()

@@ -302,6 +302,10 @@ fn take_dumps(work_dir: &Path, elf: &Path, kdump: &Path) -> Result<(), String> {
     // Let the panic finish printing and stop the other CPUs.
     std::thread::sleep(Duration::from_millis(500));
     let mut qmp = Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+    // Stop the guest first: QEMU pauses it during a dump but resumes it
+    // after, and a guest that still runs (Linux's panic loop touches its
+    // watchdog) would change RAM between the dump and the RAM file read.
+    qmp.execute(r#"{"execute":"stop"}"#)?;
     qmp.execute(&format!(
         r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
         elf.display()

@@ -47,6 +47,7 @@
 extern crate alloc;
 
 mod bytes;
+pub mod compressed;
 pub mod crashkit_note;
 pub mod crc32c;
 pub mod elf;
@@ -59,6 +60,8 @@ pub mod writer;
 #[cfg(feature = "alloc")]
 pub mod reader;
 
+#[cfg(feature = "alloc")]
+pub use compressed::reader::KdumpDump;
 pub use crashkit_note::ControlState;
 pub use prstatus::{I386Registers, Registers};
 #[cfg(feature = "alloc")]

@@ -271,7 +271,9 @@ fn a_full_device_leaves_a_readable_incomplete_dump() {
                 }
                 PageState::Lost => lost += 1,
                 PageState::Excluded => {}
-                PageState::Hole => panic!("a page of the map reads as a hole"),
+                PageState::Hole | PageState::Corrupt => {
+                    panic!("a page of the map reads as a hole or corrupt")
+                }
             }
         }
     }

@@ -25,7 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crashkit_dump_format::reader::{ElfDump, PageState, Producer};
+use crashkit_dump_format::KdumpDump;
+use crashkit_dump_format::reader::{Completeness, ElfDump, PageState, Producer};
 
 use crate::qemu::Boot;
 use crate::qmp::{Qmp, wait_for_line};
@@ -274,13 +275,15 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let compared = compare_with_ram(&dump, &ram)?;
     let kdump_len = std::fs::metadata(&kdump_path).map_or(0, |m| m.len());
     let filtered = makedumpfile_elf(&dump, &ram, work)?;
+    let qemu_kdump = check_kdump(&kdump_path, &dump, guest, kaslr)?;
+    let makedumpfile = makedumpfile_kdump(&dump, work, guest)?;
     // Checked: the RAM file and makedumpfile's input (crashkit's ELF of all
     // pages) are not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
     let _ = std::fs::remove_file(work.join("crashkit.vmcore"));
     Ok(format!(
         "booted in {:.1} s; QEMU ELF {} MiB, {compared} pages equal to guest RAM; {facts}; \
-         kdump-zlib (flattened) {} KiB kept for the next format; {filtered}",
+         kdump-zlib (flattened) {} KiB: {qemu_kdump}; {filtered}; {makedumpfile}",
         outcome.elapsed.as_secs_f64(),
         bytes.len() >> 20,
         kdump_len >> 10
@@ -425,7 +428,7 @@ fn makedumpfile_elf(dump: &ElfDump<'_>, ram: &[u8], work: &Path) -> Result<Strin
     )?;
     let rewritten = std::fs::read(&input).map_err(|e| format!("{}: {e}", input.display()))?;
     let rewritten = ElfDump::parse(&rewritten).map_err(|e| format!("crashkit's ELF: {e}"))?;
-    if rewritten.completeness() != crashkit_dump_format::reader::Completeness::Complete {
+    if rewritten.completeness() != Completeness::Complete {
         return Err(format!("crashkit's ELF: {}", rewritten.completeness()));
     }
     compare_with_ram(&rewritten, ram).map_err(|e| format!("crashkit's ELF: {e}"))?;
@@ -480,6 +483,212 @@ fn makedumpfile_elf(dump: &ElfDump<'_>, ram: &[u8], work: &Path) -> Result<Strin
          equal to RAM, {excluded} excluded, {}",
         filtered.completeness()
     ))
+}
+
+/// A kdump-compressed file (plain, flattened or one split part) read back:
+/// every page it has equals the ELF dump of the same moment (itself equal
+/// to guest RAM); what it says of the others.
+fn compare_kdump(kdump: &KdumpDump<'_>, elf: &ElfDump<'_>, what: &str) -> Result<[u64; 3], String> {
+    let (mut present, mut excluded, mut elsewhere) = (0u64, 0u64, 0u64);
+    let mut page = vec![0u8; 4096];
+    let mut expected = vec![0u8; 4096];
+    for segment in elf.segments() {
+        for phys in (segment.paddr..segment.paddr + segment.memsz).step_by(4096) {
+            elf.read_phys(phys, &mut expected)
+                .map_err(|e| format!("{what}: the ELF dump: {e}"))?;
+            match kdump.read_page(phys / 4096, &mut page) {
+                Ok(()) if page == expected => present += 1,
+                Ok(()) => return Err(format!("{what}: page {phys:#x} differs from the ELF dump")),
+                Err(problem) if problem.state == PageState::Excluded => excluded += 1,
+                // makedumpfile takes memory Linux does not call RAM (the VGA
+                // framebuffer at 0xfd000000, the BIOS ROM) for holes.
+                Err(problem)
+                    if problem.state == PageState::Hole
+                        && (phys >= u64::from(RAM_MIB) << 20
+                            || (0xa_0000..0x10_0000).contains(&phys)) =>
+                {
+                    excluded += 1
+                }
+                // A split part holds only its own frames.
+                Err(problem)
+                    if problem.state == PageState::Lost && kdump.sub_header().split != 0 =>
+                {
+                    elsewhere += 1
+                }
+                Err(problem) => {
+                    return Err(format!(
+                        "{what}: page {phys:#x} is {} ({:?})",
+                        problem.state.name(),
+                        problem.decode
+                    ));
+                }
+            }
+        }
+    }
+    Ok([present, excluded, elsewhere])
+}
+
+/// QEMU's kdump-zlib (flattened) dump read in place: structure, notes,
+/// and every page equal to the ELF dump of the same moment.
+fn check_kdump(
+    path: &Path,
+    elf: &ElfDump<'_>,
+    guest: &Guest,
+    kaslr: bool,
+) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kdump = KdumpDump::parse(&bytes).map_err(|e| format!("QEMU's kdump: {e}"))?;
+    let mut problems = Vec::new();
+    if !kdump.is_flattened() || kdump.header().header_version != 6 {
+        problems.push(format!(
+            "flattened {}, version {}",
+            kdump.is_flattened(),
+            kdump.header().header_version
+        ));
+    }
+    if kdump.completeness() != Completeness::Unknown || !kdump.damage().is_empty() {
+        problems.push(format!(
+            "{}; damage {:?}",
+            kdump.completeness(),
+            kdump.damage()
+        ));
+    }
+    if kdump.cpus().len() != CPUS as usize || kdump.cpus().iter().any(|c| c.qemu.is_none()) {
+        problems.push(format!("{} CPUs", kdump.cpus().len()));
+    }
+    let info = kdump.vmcoreinfo().ok_or("QEMU's kdump: no VMCOREINFO")?;
+    if info.get("OSRELEASE") != Some(guest.release.as_str()) {
+        problems.push("OSRELEASE differs".into());
+    }
+    // QEMU's quirk: it reads VMCOREINFO's decimal phys_base as hex, so its
+    // sub-header is right only when phys_base is 0.
+    let phys_base = info.number("NUMBER(phys_base)").unwrap_or(0);
+    let header_right = kdump.sub_header().phys_base == phys_base;
+    if !kaslr && !header_right {
+        problems.push(format!(
+            "sub-header phys_base {:#x}",
+            kdump.sub_header().phys_base
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(format!("QEMU's kdump: {}", problems.join("; ")));
+    }
+    let [present, excluded, _] = compare_kdump(&kdump, elf, "QEMU's kdump")?;
+    Ok(format!(
+        "{present} pages equal to the ELF dump, {excluded} excluded, sub-header phys_base {}",
+        if header_right {
+            "right"
+        } else {
+            "wrong (QEMU's KASLR quirk)"
+        }
+    ))
+}
+
+/// makedumpfile's kdump-compressed outputs of the guest's memory (zlib at
+/// dump level 1, LZO at 31, flattened, split into parts), each read back
+/// and compared with the ELF dump. Input: crashkit's ELF of all pages
+/// (makedumpfile cannot read QEMU's ELF).
+fn makedumpfile_kdump(elf: &ElfDump<'_>, work: &Path, guest: &Guest) -> Result<String, String> {
+    let input = work.join("crashkit.vmcore");
+    let mut lines = Vec::new();
+    for (name, args) in [
+        ("makedumpfile-c-d1.kdump", &["-c", "-d", "1"][..]),
+        ("makedumpfile-l-d31.kdump", &["-l", "-d", "31"][..]),
+    ] {
+        let out = work.join(name);
+        let _ = std::fs::remove_file(&out);
+        run(Command::new("makedumpfile")
+            .args(args)
+            .arg(&input)
+            .arg(&out))?;
+        let bytes = std::fs::read(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+        let kdump = KdumpDump::parse(&bytes).map_err(|e| format!("{name}: {e}"))?;
+        check_makedumpfile_kdump(&kdump, guest, name)?;
+        let [present, excluded, _] = compare_kdump(&kdump, elf, name)?;
+        lines.push(format!(
+            "{name}: {present} pages equal, {excluded} excluded"
+        ));
+    }
+    // Flattened (to standard output).
+    let flat = work.join("makedumpfile-F-c-d1.flat");
+    let output = Command::new("makedumpfile")
+        .args(["-F", "-c", "-d", "1"])
+        .arg(&input)
+        .output()
+        .map_err(|e| format!("makedumpfile -F: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "makedumpfile -F: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    std::fs::write(&flat, &output.stdout).map_err(|e| format!("{}: {e}", flat.display()))?;
+    let kdump = KdumpDump::parse(&output.stdout).map_err(|e| format!("makedumpfile -F: {e}"))?;
+    if !kdump.is_flattened() {
+        return Err("makedumpfile -F: not read as flattened".into());
+    }
+    check_makedumpfile_kdump(&kdump, guest, "makedumpfile -F")?;
+    let [present, _, _] = compare_kdump(&kdump, elf, "makedumpfile -F")?;
+    lines.push(format!(
+        "-F (flattened, read in place): {present} pages equal"
+    ));
+    // Split into three parts with a small block so that each gets frames.
+    let parts: Vec<PathBuf> = (1..=3)
+        .map(|i| work.join(format!("makedumpfile-split.{i}")))
+        .collect();
+    for part in &parts {
+        let _ = std::fs::remove_file(part);
+    }
+    run(Command::new("makedumpfile")
+        .args(["--split", "-c", "-d", "1", "--splitblock-size", "4096"])
+        .arg(&input)
+        .args(&parts))?;
+    let mut total = [0u64; 3];
+    let mut ranges = Vec::new();
+    for part in &parts {
+        let bytes = std::fs::read(part).map_err(|e| format!("{}: {e}", part.display()))?;
+        let kdump = KdumpDump::parse(&bytes).map_err(|e| format!("split part: {e}"))?;
+        let counts = compare_kdump(&kdump, elf, "split part")?;
+        total[0] += counts[0];
+        ranges.push(kdump.part());
+    }
+    let covered: Vec<bool> = ranges.windows(2).map(|w| w[0].1 == w[1].0).collect();
+    if ranges.first().is_none_or(|r| r.0 != 0) || covered.contains(&false) {
+        return Err(format!("split parts' frame ranges do not tile: {ranges:?}"));
+    }
+    lines.push(format!(
+        "--split into 3 parts {ranges:x?}: {} pages equal, each from its own part",
+        total[0]
+    ));
+    Ok(lines.join("; "))
+}
+
+fn check_makedumpfile_kdump(
+    kdump: &KdumpDump<'_>,
+    guest: &Guest,
+    what: &str,
+) -> Result<(), String> {
+    if kdump.header().header_version != 6
+        || !kdump.damage().is_empty()
+        || kdump.completeness() != Completeness::Unknown
+    {
+        return Err(format!(
+            "{what}: version {}, {}, damage {:?}",
+            kdump.header().header_version,
+            kdump.completeness(),
+            kdump.damage()
+        ));
+    }
+    let release = kdump
+        .vmcoreinfo()
+        .and_then(|info| info.get("OSRELEASE").map(str::to_owned));
+    if release.as_deref() != Some(guest.release.as_str()) {
+        return Err(format!("{what}: OSRELEASE {release:?}"));
+    }
+    if kdump.cpus().len() != CPUS as usize {
+        return Err(format!("{what}: {} CPUs", kdump.cpus().len()));
+    }
+    Ok(())
 }
 
 /// `__START_KERNEL_map`: where x86_64 Linux maps its image (virtual =

@@ -41,6 +41,9 @@ pub enum Incomplete {
     /// The headers or notes are damaged (see [`ElfDump::damage`]), so
     /// whatever marker there was cannot be trusted or found.
     Damaged,
+    /// A flattened stream ends without its end marker: the transfer or the
+    /// writer stopped.
+    StreamCut,
     /// The file is shorter than the dump: `len` bytes of `expected`.
     Truncated {
         /// The file's length.
@@ -68,6 +71,9 @@ impl core::fmt::Display for Completeness {
                          (rewritten by another tool, or damaged)",
                     ),
                     Incomplete::Damaged => f.write_str("its headers or notes are damaged"),
+                    Incomplete::StreamCut => {
+                        f.write_str("the flattened stream ends without its end marker")
+                    }
                     Incomplete::Truncated { len, expected } => {
                         write!(f, "the file is {len} bytes of {expected}")
                     }

@@ -187,6 +187,16 @@ pub enum DamageKind {
         /// The version in the dump.
         found: u32,
     },
+    /// A kdump-compressed file's bitmaps cover fewer page frames than its
+    /// header says; frames past them are holes.
+    BitmapShort {
+        /// Frames the header names.
+        frames: u64,
+        /// Frames the bitmaps cover.
+        covered: u64,
+    },
+    /// A kdump-compressed file's notes are not in the file.
+    NotesMissing,
     /// The number of crashkit control-state notes differs from the number
     /// of CPUs; control state is matched by CPU index where possible.
     ControlStateCount {
@@ -252,6 +262,13 @@ impl fmt::Display for Damage {
             )?,
             DamageKind::ControlStateCount { cpus, controls } => {
                 write!(f, "{controls} crashkit control-state notes for {cpus} CPUs")?
+            }
+            DamageKind::BitmapShort { frames, covered } => write!(
+                f,
+                "the bitmaps cover {covered} page frames of the {frames} the header names"
+            )?,
+            DamageKind::NotesMissing => {
+                f.write_str("the notes the sub-header points at are not in the file")?
             }
         }
         write!(f, ", at offset {:#x}", self.offset)

@@ -26,6 +26,9 @@ pub enum PageState {
     /// Meant to be in the dump but not there: the file is cut short, or the
     /// writer stopped before it.
     Lost,
+    /// Its data is in the file but does not decode to one page (a
+    /// kdump-compressed page that is malformed or the wrong size).
+    Corrupt,
 }
 
 impl PageState {
@@ -37,6 +40,7 @@ impl PageState {
             Self::Excluded => "excluded",
             Self::Hole => "hole",
             Self::Lost => "lost",
+            Self::Corrupt => "corrupt",
         }
     }
 }

@@ -20,7 +20,7 @@
 mod complete;
 mod damage;
 mod memory;
-mod notes;
+pub(crate) mod notes;
 
 use alloc::vec::Vec;
 

@@ -125,7 +125,7 @@ impl CrashkitNotes<'_> {
 
 /// Everything the notes said.
 #[derive(Debug, Default)]
-pub(super) struct Notes<'a> {
+pub(crate) struct Notes<'a> {
     pub cpus: Vec<Cpu>,
     pub vmcoreinfo: Option<&'a [u8]>,
     pub crashkit: Option<CrashkitNotes<'a>>,
@@ -135,7 +135,7 @@ pub(super) struct Notes<'a> {
 }
 
 impl<'a> Notes<'a> {
-    pub fn read(
+    pub(crate) fn read(
         data: &'a [u8],
         machine: Machine,
         segments: &[(u32, u64, ProgramHeader)],

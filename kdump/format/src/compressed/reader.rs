@@ -1,0 +1,527 @@
+//! The kdump-compressed reader: makedumpfile's and QEMU's files, plain or
+//! flattened, every header version, the legacy `DISKDUMP` signature.
+//!
+//! Opening reads the headers, both bitmaps and the notes, and builds a
+//! prefix count of the dumpable bitmap per 4096 frames; it reads no page
+//! descriptor and no page. A page is then found in O(1) plus one popcount
+//! over at most 512 bytes: its descriptor's index is the number of
+//! dumpable frames before it. Allocation is bounded by the file's size
+//! (the bitmaps and the notes are in the file; the prefix table is 1/64 of
+//! a bitmap).
+//!
+//! Page states: a frame past the bitmaps or clear in the first bitmap is a
+//! *hole*; clear in the second, *excluded*; a descriptor that is missing or
+//! has offset 0 (the writer stopped, `DUMP_DH_COMPRESSED_INCOMPLETE`), or
+//! data past the end of the file, *lost*; data that does not decode to
+//! exactly one page, *corrupt*. A `--split` part has descriptors only for
+//! its own frame range; frames of other parts read as *lost* from it.
+
+use alloc::vec::Vec;
+
+use super::codec::{self, DecodeError};
+use super::flat::{FlatError, Source};
+use super::header::{
+    DESCRIPTOR_SIZE, DiskDumpHeader, HEADER_SIZE, PageDescriptor, SIGNATURE_DISKDUMP,
+    SIGNATURE_KDUMP, STATUS_INCOMPLETE, SubHeader,
+};
+use crate::PAGE_SIZE;
+use crate::elf::ProgramHeader;
+use crate::reader::notes::Notes;
+use crate::reader::{
+    Completeness, Cpu, CrashkitNotes, Damage, DamageKind, Incomplete, Machine, PageState, Span,
+    Unreadable,
+};
+use crate::vmcoreinfo::VmcoreInfo;
+
+/// Frames per prefix-count block.
+const BLOCK_FRAMES: u64 = 4096;
+/// Newest header version this reader knows.
+pub const KNOWN_VERSION: i32 = 6;
+
+/// A file the reader cannot use, and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdumpError {
+    /// File offset (of the reassembled file, for a flattened one).
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: KdumpErrorKind,
+}
+
+/// What makes a kdump-compressed file unusable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KdumpErrorKind {
+    /// Neither `KDUMP   ` nor `DISKDUMP`.
+    NotKdump,
+    /// The flattened wrapper is malformed.
+    Flattened(FlatError),
+    /// Shorter than the header.
+    TooShort,
+    /// A header version newer than [`KNOWN_VERSION`] or negative.
+    UnknownVersion(i32),
+    /// A block size other than the 4096-byte page.
+    UnsupportedBlockSize(i32),
+    /// The sub-header is not in the file.
+    SubHeaderMissing,
+    /// The bitmaps' size or place is impossible, or they are not (all) in
+    /// the file.
+    BitmapsMissing,
+}
+
+impl core::fmt::Display for KdumpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.kind {
+            KdumpErrorKind::NotKdump => {
+                f.write_str("not a kdump-compressed file (no KDUMP signature)")?
+            }
+            KdumpErrorKind::Flattened(error) => return write!(f, "{error}"),
+            KdumpErrorKind::TooShort => f.write_str("shorter than a kdump header")?,
+            KdumpErrorKind::UnknownVersion(v) => write!(
+                f,
+                "header version {v} is not one this reader knows (0 to {KNOWN_VERSION})"
+            )?,
+            KdumpErrorKind::UnsupportedBlockSize(size) => {
+                write!(f, "block size {size} is not the 4096-byte x86_64 page")?
+            }
+            KdumpErrorKind::SubHeaderMissing => f.write_str("the sub-header is not in the file")?,
+            KdumpErrorKind::BitmapsMissing => {
+                f.write_str("the bitmaps are not in the file or their size is impossible")?
+            }
+        }
+        write!(f, ", at offset {:#x}", self.offset)
+    }
+}
+
+/// Why a page could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageProblem {
+    /// The page's state.
+    pub state: PageState,
+    /// For a corrupt page, why.
+    pub decode: Option<DecodeError>,
+}
+
+/// An opened kdump-compressed file (one part of a split dump).
+#[derive(Debug)]
+pub struct KdumpDump<'a> {
+    source: Source<'a>,
+    header: DiskDumpHeader,
+    sub: SubHeader,
+    frames: u64,
+    present: Vec<u8>,
+    dumpable: Vec<u8>,
+    prefix: Vec<u64>,
+    first_descriptor: u64,
+    descriptors: u64,
+    part: (u64, u64),
+    part_base: u64,
+    notes_region: Option<(u64, u64)>,
+    notes_copy: Option<Vec<u8>>,
+    cpus: Vec<Cpu>,
+    completeness: Completeness,
+    damage: Vec<Damage>,
+}
+
+fn bit(bitmap: &[u8], frame: u64) -> bool {
+    usize::try_from(frame / 8)
+        .ok()
+        .and_then(|byte| bitmap.get(byte))
+        .is_some_and(|b| b & (1 << (frame % 8)) != 0)
+}
+
+impl<'a> KdumpDump<'a> {
+    /// Open the file in `data` (plain or flattened).
+    pub fn parse(data: &'a [u8]) -> Result<Self, KdumpError> {
+        let error = |offset, kind| KdumpError { offset, kind };
+        let source =
+            Source::new(data).map_err(|e| error(e.offset, KdumpErrorKind::Flattened(e)))?;
+        let mut first = [0u8; HEADER_SIZE];
+        source
+            .read(0, &mut first)
+            .map_err(|_| error(0, KdumpErrorKind::TooShort))?;
+        let header = DiskDumpHeader::decode(&first).ok_or(error(0, KdumpErrorKind::TooShort))?;
+        if &header.signature != SIGNATURE_KDUMP && &header.signature != SIGNATURE_DISKDUMP {
+            return Err(error(0, KdumpErrorKind::NotKdump));
+        }
+        if !(0..=KNOWN_VERSION).contains(&header.header_version) {
+            return Err(error(
+                8,
+                KdumpErrorKind::UnknownVersion(header.header_version),
+            ));
+        }
+        if i64::from(header.block_size) != PAGE_SIZE as i64 {
+            return Err(error(
+                428,
+                KdumpErrorKind::UnsupportedBlockSize(header.block_size),
+            ));
+        }
+        let block = PAGE_SIZE;
+        let kdump = &header.signature == SIGNATURE_KDUMP;
+        let sub = if kdump {
+            let mut bytes = [0u8; super::header::SUB_HEADER_SIZE];
+            let available = source.len().saturating_sub(block).min(bytes.len() as u64) as usize;
+            source
+                .read(block, &mut bytes[..available])
+                .map_err(|_| error(block, KdumpErrorKind::SubHeaderMissing))?;
+            if available < 16 {
+                return Err(error(block, KdumpErrorKind::SubHeaderMissing));
+            }
+            SubHeader::decode(&bytes, header.header_version)
+                .ok_or(error(block, KdumpErrorKind::SubHeaderMissing))?
+        } else {
+            SubHeader::default()
+        };
+        let mut damage = Vec::new();
+        let frames = if header.header_version >= 6 && sub.max_mapnr_64 != 0 {
+            sub.max_mapnr_64
+        } else {
+            u64::from(header.max_mapnr)
+        };
+        // Both bitmaps, one after the other.
+        let sub_blocks = u64::try_from(header.sub_hdr_size)
+            .map_err(|_| error(432, KdumpErrorKind::BitmapsMissing))?;
+        let bitmaps_at = (1 + sub_blocks)
+            .checked_mul(block)
+            .ok_or(error(432, KdumpErrorKind::BitmapsMissing))?;
+        let bitmaps_len = u64::from(header.bitmap_blocks)
+            .checked_mul(block)
+            .ok_or(error(436, KdumpErrorKind::BitmapsMissing))?;
+        let each = bitmaps_len / 2;
+        if each == 0
+            || bitmaps_at
+                .checked_add(bitmaps_len)
+                .is_none_or(|end| end > source.len())
+        {
+            return Err(error(bitmaps_at, KdumpErrorKind::BitmapsMissing));
+        }
+        let present = source
+            .to_vec(bitmaps_at, each)
+            .ok_or(error(bitmaps_at, KdumpErrorKind::BitmapsMissing))?;
+        let dumpable = source
+            .to_vec(bitmaps_at + each, each)
+            .ok_or(error(bitmaps_at + each, KdumpErrorKind::BitmapsMissing))?;
+        let covered = each * 8;
+        let frames = if frames > covered {
+            damage.push(Damage {
+                offset: 440,
+                kind: DamageKind::BitmapShort { frames, covered },
+            });
+            covered
+        } else {
+            frames
+        };
+        // Dumpable frames before each block of BLOCK_FRAMES.
+        let mut prefix = Vec::with_capacity((frames / BLOCK_FRAMES + 1) as usize);
+        let mut running = 0u64;
+        for chunk in dumpable.chunks((BLOCK_FRAMES / 8) as usize) {
+            prefix.push(running);
+            running += chunk.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+        }
+        prefix.push(running);
+        // A split part holds descriptors for its own frames only.
+        let part = if sub.split != 0 {
+            let (start, end) = if header.header_version >= 6 {
+                (sub.start_pfn_64, sub.end_pfn_64)
+            } else {
+                (sub.start_pfn, sub.end_pfn)
+            };
+            (start.min(frames), end.min(frames))
+        } else {
+            (0, frames)
+        };
+        let mut dump = Self {
+            source,
+            header,
+            sub,
+            frames,
+            present,
+            dumpable,
+            prefix,
+            first_descriptor: bitmaps_at + bitmaps_len,
+            descriptors: 0,
+            part,
+            part_base: 0,
+            notes_region: None,
+            notes_copy: None,
+            cpus: Vec::new(),
+            completeness: Completeness::Unknown,
+            damage,
+        };
+        dump.part_base = dump.dumpable_before(part.0);
+        dump.descriptors = dump.dumpable_before(part.1).saturating_sub(dump.part_base);
+        dump.read_notes();
+        dump.completeness = dump.judge();
+        Ok(dump)
+    }
+
+    /// Dumpable frames in `[0, frame)`.
+    fn dumpable_before(&self, frame: u64) -> u64 {
+        let frame = frame.min(self.frames);
+        let block = frame / BLOCK_FRAMES;
+        let base = self.prefix.get(block as usize).copied().unwrap_or(0);
+        let from = block * BLOCK_FRAMES;
+        let whole = ((frame - from) / 8) as usize;
+        let start = (from / 8) as usize;
+        let bytes = self.dumpable.get(start..start + whole).unwrap_or(&[]);
+        let mut count = base + bytes.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+        let rest = (frame - from) % 8;
+        if rest > 0
+            && let Some(byte) = self.dumpable.get(start + whole)
+        {
+            count += u64::from((byte & ((1u8 << rest) - 1)).count_ones());
+        }
+        count
+    }
+
+    fn read_notes(&mut self) {
+        let (offset, size) = if self.header.header_version >= 4 && self.sub.size_note > 0 {
+            (self.sub.offset_note, self.sub.size_note)
+        } else if self.header.header_version >= 3 && self.sub.size_vmcoreinfo > 0 {
+            // Version 3 has VMCOREINFO's text alone; no CPUs.
+            (self.sub.offset_vmcoreinfo, self.sub.size_vmcoreinfo)
+        } else {
+            return;
+        };
+        if offset
+            .checked_add(size)
+            .is_none_or(|end| end > self.source.len())
+        {
+            self.damage.push(Damage {
+                offset: PAGE_SIZE + 48,
+                kind: DamageKind::NotesMissing,
+            });
+            return;
+        }
+        self.notes_region = Some((offset, size));
+        if self.source.slice(offset, size).is_none() {
+            self.notes_copy = self.source.to_vec(offset, size);
+            if self.notes_copy.is_none() {
+                self.notes_region = None;
+                self.damage.push(Damage {
+                    offset: PAGE_SIZE + 48,
+                    kind: DamageKind::NotesMissing,
+                });
+                return;
+            }
+        }
+        if self.header.header_version >= 4 {
+            let mut damage = Vec::new();
+            let cpus = self.notes(&mut damage).map(|notes| notes.cpus);
+            self.cpus = cpus.unwrap_or_default();
+            self.damage.extend(damage);
+        }
+    }
+
+    /// The notes, parsed from the file's copy of them.
+    fn notes(&self, damage: &mut Vec<Damage>) -> Option<Notes<'_>> {
+        let (offset, size) = self.notes_region?;
+        if self.header.header_version < 4 {
+            return None;
+        }
+        let (bytes, base): (&[u8], u64) = match &self.notes_copy {
+            Some(copy) => (copy, 0),
+            None => (self.source.slice(offset, size)?, 0),
+        };
+        let segment = ProgramHeader {
+            p_type: crate::elf::PT_NOTE,
+            p_flags: 0,
+            p_offset: base,
+            p_vaddr: 0,
+            p_paddr: 0,
+            p_filesz: bytes.len() as u64,
+            p_memsz: bytes.len() as u64,
+            p_align: 4,
+        };
+        Some(Notes::read(
+            bytes,
+            Machine::X86_64,
+            &[(0, offset, segment)],
+            damage,
+        ))
+    }
+
+    fn judge(&self) -> Completeness {
+        if self.header.status & STATUS_INCOMPLETE != 0 {
+            return Completeness::Incomplete(Incomplete::FlagSet);
+        }
+        if let Source::Flattened(_, index) = &self.source
+            && !index.complete
+        {
+            return Completeness::Incomplete(Incomplete::StreamCut);
+        }
+        if !self.damage.is_empty() {
+            return Completeness::Incomplete(Incomplete::Damaged);
+        }
+        Completeness::Unknown
+    }
+
+    /// The main header.
+    pub fn header(&self) -> &DiskDumpHeader {
+        &self.header
+    }
+
+    /// The sub-header (zero for a legacy `DISKDUMP` file).
+    pub fn sub_header(&self) -> &SubHeader {
+        &self.sub
+    }
+
+    /// Whether the file is in the flattened form.
+    pub fn is_flattened(&self) -> bool {
+        matches!(self.source, Source::Flattened(..))
+    }
+
+    /// Page frames the bitmaps cover.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Page descriptors this file (part) holds.
+    pub fn descriptor_count(&self) -> u64 {
+        self.descriptors
+    }
+
+    /// The frame range `[start, end)` this file holds descriptors for.
+    pub fn part(&self) -> (u64, u64) {
+        self.part
+    }
+
+    /// The CPUs of the notes (header version 4 and later).
+    pub fn cpus(&self) -> &[Cpu] {
+        &self.cpus
+    }
+
+    /// `VMCOREINFO`: from the notes, or the version-3 copy.
+    pub fn vmcoreinfo(&self) -> Option<VmcoreInfo<'_>> {
+        if self.header.header_version >= 4 {
+            return self.notes(&mut Vec::new())?.vmcoreinfo.map(VmcoreInfo::new);
+        }
+        let (offset, size) = self.notes_region?;
+        let text = match &self.notes_copy {
+            Some(copy) => copy.as_slice(),
+            None => self.source.slice(offset, size)?,
+        };
+        Some(VmcoreInfo::new(text))
+    }
+
+    /// crashkit's notes, when a crashkit kernel's notes are in the file.
+    pub fn crashkit(&self) -> Option<CrashkitNotes<'_>> {
+        self.notes(&mut Vec::new())?.crashkit
+    }
+
+    /// Whether the dump is complete, incomplete or cannot tell.
+    pub fn completeness(&self) -> Completeness {
+        self.completeness
+    }
+
+    /// What was found wrong while opening.
+    pub fn damage(&self) -> &[Damage] {
+        &self.damage
+    }
+
+    /// The state of frame `frame` before its data is looked at.
+    fn frame_state(&self, frame: u64) -> Result<u64, PageState> {
+        if frame >= self.frames || !bit(&self.present, frame) {
+            return Err(PageState::Hole);
+        }
+        if !bit(&self.dumpable, frame) {
+            return Err(PageState::Excluded);
+        }
+        if frame < self.part.0 || frame >= self.part.1 {
+            return Err(PageState::Lost);
+        }
+        Ok(self.dumpable_before(frame) - self.part_base)
+    }
+
+    /// The descriptor of frame `frame`.
+    pub fn descriptor(&self, frame: u64) -> Result<PageDescriptor, PageState> {
+        let index = self.frame_state(frame)?;
+        let at = index
+            .checked_mul(DESCRIPTOR_SIZE as u64)
+            .and_then(|o| o.checked_add(self.first_descriptor))
+            .ok_or(PageState::Lost)?;
+        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        self.source
+            .read(at, &mut bytes)
+            .map_err(|_| PageState::Lost)?;
+        let descriptor = PageDescriptor::decode(&bytes).ok_or(PageState::Lost)?;
+        if descriptor.offset == 0 {
+            return Err(PageState::Lost);
+        }
+        Ok(descriptor)
+    }
+
+    /// Read frame `frame` into `page` (4096 bytes).
+    pub fn read_page(&self, frame: u64, page: &mut [u8]) -> Result<(), PageProblem> {
+        let problem = |state| PageProblem {
+            state,
+            decode: None,
+        };
+        let descriptor = self.descriptor(frame).map_err(problem)?;
+        if u64::from(descriptor.size) > PAGE_SIZE {
+            return Err(PageProblem {
+                state: PageState::Corrupt,
+                decode: Some(DecodeError::TooLong),
+            });
+        }
+        let size = u64::from(descriptor.size);
+        let corrupt = |error| PageProblem {
+            state: PageState::Corrupt,
+            decode: Some(error),
+        };
+        match self.source.slice(descriptor.offset, size) {
+            Some(data) => codec::decode_page(descriptor.flags, data, page).map_err(corrupt),
+            None => {
+                let mut data = [0u8; PAGE_SIZE as usize];
+                let data = data
+                    .get_mut(..size as usize)
+                    .ok_or(problem(PageState::Corrupt))?;
+                self.source
+                    .read(descriptor.offset, data)
+                    .map_err(|_| problem(PageState::Lost))?;
+                codec::decode_page(descriptor.flags, data, page).map_err(corrupt)
+            }
+        }
+    }
+
+    /// The state of physical address `addr` (from the bitmaps and the
+    /// descriptor; the page's data is not decoded) and how far it lasts
+    /// (to the end of its page).
+    pub fn classify(&self, addr: u64) -> Span {
+        let frame = addr / PAGE_SIZE;
+        let len = PAGE_SIZE - addr % PAGE_SIZE;
+        let state = match self.descriptor(frame) {
+            Ok(_) => PageState::Present,
+            Err(state) => state,
+        };
+        Span {
+            state,
+            len,
+            file_offset: None,
+        }
+    }
+
+    /// Read physical memory at `addr` into `buf`, decoding pages; the first
+    /// address whose page is not present (or is corrupt) stops the read.
+    pub fn read_phys(&self, addr: u64, buf: &mut [u8]) -> Result<(), Unreadable> {
+        let mut page = [0u8; PAGE_SIZE as usize];
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = addr.wrapping_add(done as u64);
+            let frame = at / PAGE_SIZE;
+            let within = (at % PAGE_SIZE) as usize;
+            self.read_page(frame, &mut page).map_err(|p| Unreadable {
+                addr: at,
+                state: p.state,
+            })?;
+            let step = (PAGE_SIZE as usize - within).min(buf.len() - done);
+            let (Some(dst), Some(src)) = (
+                buf.get_mut(done..done + step),
+                page.get(within..within + step),
+            ) else {
+                break;
+            };
+            dst.copy_from_slice(src);
+            done += step;
+        }
+        Ok(())
+    }
+}

@@ -1,7 +1,8 @@
-//! Write the fuzz target's seed corpus: small valid ELF vmcores of each
+//! Write the fuzz targets' seed corpora: small valid ELF vmcores of each
 //! kind the reader knows (crashkit's with every note, a QEMU-style one in
-//! x86_64 and in i386 form, a Linux-style one with an overlapping
-//! kernel-text segment), so that fuzzing starts from real structure.
+//! x86_64 and in i386 form) in `DIR/elf_reader`, and kdump-compressed
+//! files (every codec, plain and flattened) in `DIR/kdump_reader`, so that
+//! fuzzing starts from real structure.
 //!
 //! Usage: `cargo run -p crashkit-dump-format --example seed_corpus -- DIR`
 //! (`cargo xtask fuzz` runs it).
@@ -18,7 +19,8 @@ fn main() -> std::io::Result<()> {
         eprintln!("usage: seed_corpus DIR");
         std::process::exit(2);
     };
-    let dir = std::path::PathBuf::from(dir);
+    let root = std::path::PathBuf::from(dir);
+    let dir = root.join("elf_reader");
     std::fs::create_dir_all(&dir)?;
 
     // Small pages keep seeds small: a few pages per range, most of them zero.
@@ -57,6 +59,15 @@ fn main() -> std::io::Result<()> {
         dir.join("qemu-i386.vmcore"),
         qemu_style_elf(&ranges, &memory, 1, true),
     )?;
-    println!("seed corpus written to {}", dir.display());
+    let kdump_dir = root.join("kdump_reader");
+    std::fs::create_dir_all(&kdump_dir)?;
+    let frames = common::kdump::mixed_frames(24);
+    let kdump = common::kdump::build(&frames, &[]);
+    std::fs::write(kdump_dir.join("mixed.kdump"), &kdump)?;
+    std::fs::write(
+        kdump_dir.join("mixed.flat"),
+        common::kdump::flatten(&kdump, 5000),
+    )?;
+    println!("seed corpora written to {}", root.display());
     Ok(())
 }

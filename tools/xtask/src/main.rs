@@ -24,9 +24,9 @@
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`.
-//! - `fuzz [SECONDS]`: the ELF vmcore reader's fuzz target
-//!   (`kdump/format/fuzz`) for SECONDS (default 300) with `cargo fuzz run -s
-//!   none` on the stable toolchain (cargo-fuzz is installed with `cargo
+//! - `fuzz [SECONDS]`: each dump reader's fuzz target (`kdump/format/fuzz`:
+//!   the ELF and the kdump-compressed reader) for SECONDS (default 300) with
+//!   `cargo fuzz run -s none` on the stable toolchain (cargo-fuzz is installed with `cargo
 //!   install` if missing; libFuzzer needs g++, installed with apt). The
 //!   corpus grows in the cache directory ([`cache_dir`]), seeded by the
 //!   format crate's `seed_corpus` example.
@@ -93,7 +93,7 @@ fn print_help() {
          tasks:\n  \
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
-         fuzz [SECONDS]  fuzz the dump reader (default 300 s; corpus in the cache directory)\n  \
+         fuzz [SECONDS]  fuzz each dump reader (default 300 s each; corpora in the cache directory)\n  \
          help   this text"
     );
 }
@@ -300,7 +300,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
     };
     prerequisites::rust_toolchain()?;
     prerequisites::cargo_fuzz()?;
-    let corpus = cache_dir()?.join("fuzz").join("elf_reader");
+    let corpora = cache_dir()?.join("fuzz");
     let mut seeds = cargo([
         "run",
         "--quiet",
@@ -310,23 +310,26 @@ fn fuzz(args: &[String]) -> Result<(), String> {
         "seed_corpus",
         "--",
     ]);
-    seeds.arg(&corpus);
-    Step::new("seed corpus of the dump reader", seeds).run()?;
+    seeds.arg(&corpora);
+    Step::new("seed corpora of the dump readers", seeds).run()?;
     let root = run::workspace_root()?;
-    let mut fuzz = cargo(["fuzz", "run", "-s", "none", "elf_reader"]);
-    fuzz.current_dir(root.join("kdump").join("format"))
-        .arg(&corpus)
-        .arg("--")
-        .arg(format!("-max_total_time={seconds}"));
-    Step::new(
-        &format!("fuzzing the ELF vmcore reader for {seconds} s"),
-        fuzz,
-    )
-    .time_limit(seconds + 15 * 60)
-    .run()?;
-    println!("xtask: no crash; corpus in {}", corpus.display());
+    for target in FUZZ_TARGETS {
+        let mut fuzz = cargo(["fuzz", "run", "-s", "none", target]);
+        fuzz.current_dir(root.join("kdump").join("format"))
+            .arg(corpora.join(target))
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"));
+        Step::new(&format!("fuzzing {target} for {seconds} s"), fuzz)
+            .time_limit(seconds + 15 * 60)
+            .run()?;
+    }
+    println!("xtask: no crash; corpora in {}", corpora.display());
     Ok(())
 }
+
+/// The fuzz targets of `kdump/format/fuzz`, each fuzzed for the seconds
+/// `cargo xtask fuzz` is given.
+const FUZZ_TARGETS: &[&str] = &["elf_reader", "kdump_reader"];
 
 fn demo(args: &[String]) -> Result<(), String> {
     if let Some(extra) = args.first() {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod kdump;
+
 use crashkit_dump_format::writer::{
     CpuState, DumpError, DumpPlan, DumpStats, KernelImage, WriteOptions,
 };

@@ -1,0 +1,196 @@
+//! The kdump-compressed reader over files built by hand: every frame in its
+//! state with its bytes, plain and flattened (records of any size), and
+//! hostile input: hundreds of mutated files, none of which may panic, and
+//! every error naming an offset.
+
+mod common;
+
+use common::kdump::{Frame, build, contents, flatten, mixed_frames};
+use crashkit_dump_format::KdumpDump;
+use crashkit_dump_format::compressed::codec::DecodeError;
+use crashkit_dump_format::reader::{Completeness, PageState};
+use crashkit_dump_format::{note, prstatus};
+
+fn notes() -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut push = |name: &[u8], n_type: u32, desc: &[u8]| {
+        let (head, len) = note::encode_head(name, n_type, desc.len() as u32);
+        out.extend_from_slice(&head[..len]);
+        out.extend_from_slice(desc);
+        out.resize(out.len() + note::pad4(desc.len()) - desc.len(), 0);
+    };
+    push(
+        b"CORE",
+        1,
+        &prstatus::encode_x86_64(1, &common::registers(0)),
+    );
+    push(b"VMCOREINFO", 0, b"OSRELEASE=kdump-test\nPAGESIZE=4096\n");
+    out
+}
+
+fn check_all(dump: &KdumpDump<'_>, frames: &[Frame]) {
+    let mut page = vec![0u8; 4096];
+    for (i, frame) in frames.iter().enumerate() {
+        let result = dump.read_page(i as u64, &mut page);
+        match (frame, contents(frame)) {
+            (_, Some(expected)) => {
+                result.unwrap_or_else(|p| panic!("frame {i}: {p:?}"));
+                assert_eq!(page, expected, "frame {i}");
+            }
+            (Frame::Hole, None) => assert_eq!(result.unwrap_err().state, PageState::Hole),
+            (_, None) => assert_eq!(result.unwrap_err().state, PageState::Excluded),
+        }
+    }
+    assert_eq!(
+        dump.classify(frames.len() as u64 * 4096).state,
+        PageState::Hole
+    );
+}
+
+#[test]
+fn every_frame_reads_back_plain_and_flattened() {
+    let frames = mixed_frames(300);
+    let file = build(&frames, &notes());
+    let dump = KdumpDump::parse(&file).unwrap();
+    assert!(!dump.is_flattened());
+    assert_eq!(dump.damage(), &[]);
+    assert_eq!(dump.completeness(), Completeness::Unknown);
+    assert_eq!(dump.cpus().len(), 1);
+    assert_eq!(
+        dump.vmcoreinfo().unwrap().get("OSRELEASE"),
+        Some("kdump-test")
+    );
+    assert_eq!(dump.frames(), 300);
+    check_all(&dump, &frames);
+    let mut bytes = vec![0u8; 100];
+    dump.read_phys(4096 * 3 - 50, &mut bytes).unwrap();
+    assert_eq!(&bytes[..50], &contents(&frames[2]).unwrap()[4046..]);
+    assert_eq!(&bytes[50..], &contents(&frames[3]).unwrap()[..50]);
+
+    for chunk in [1000, 4096, 7777, 65536] {
+        let flat = flatten(&file, chunk);
+        let dump = KdumpDump::parse(&flat).unwrap();
+        assert!(dump.is_flattened());
+        assert_eq!(dump.completeness(), Completeness::Unknown, "chunk {chunk}");
+        check_all(&dump, &frames);
+        // Cut before the end marker: read what is there, say it is cut.
+        let cut = KdumpDump::parse(&flat[..flat.len() - 16]).unwrap();
+        assert_eq!(
+            cut.completeness(),
+            Completeness::Incomplete(crashkit_dump_format::reader::Incomplete::StreamCut)
+        );
+    }
+}
+
+#[test]
+fn zlib_bombs_and_damaged_pages_are_corrupt_not_wrong() {
+    let frames = vec![Frame::Zlib(vec![7u8; 4096]), Frame::Raw(vec![1u8; 4096])];
+    let file = build(&frames, &[]);
+    let dump = KdumpDump::parse(&file).unwrap();
+    let first = dump.descriptor(0).unwrap();
+    // Flip every byte of the zlib data in turn: never a wrong page.
+    let mut page = vec![0u8; 4096];
+    for at in first.offset..first.offset + u64::from(first.size) {
+        let mut bad = file.clone();
+        bad[at as usize] ^= 0x5a;
+        let dump = KdumpDump::parse(&bad).unwrap();
+        match dump.read_page(0, &mut page) {
+            Ok(()) => assert_eq!(page, vec![7u8; 4096], "flip at {at}"),
+            Err(problem) => assert_eq!(problem.state, PageState::Corrupt),
+        }
+    }
+    // A descriptor claiming more than a page is corrupt.
+    let desc_at = dump_descriptor_offset(&file, 0);
+    let mut big = file.clone();
+    big[desc_at + 8..desc_at + 12].copy_from_slice(&5000u32.to_le_bytes());
+    let dump = KdumpDump::parse(&big).unwrap();
+    let problem = dump.read_page(0, &mut page).unwrap_err();
+    assert_eq!(
+        (problem.state, problem.decode),
+        (PageState::Corrupt, Some(DecodeError::TooLong))
+    );
+    // Offset 0: lost (an incomplete dump's unwritten descriptor).
+    let mut lost = file.clone();
+    lost[desc_at..desc_at + 8].copy_from_slice(&0u64.to_le_bytes());
+    let dump = KdumpDump::parse(&lost).unwrap();
+    assert_eq!(
+        dump.read_page(0, &mut page).unwrap_err().state,
+        PageState::Lost
+    );
+}
+
+/// File offset of descriptor `index` in a file from `build`.
+fn dump_descriptor_offset(file: &[u8], index: usize) -> usize {
+    let dump = KdumpDump::parse(file).unwrap();
+    let header = dump.header();
+    let block = header.block_size as usize;
+    (1 + header.sub_hdr_size as usize) * block + header.bitmap_blocks as usize * block + index * 24
+}
+
+#[test]
+fn mutated_files_never_panic_and_errors_name_offsets() {
+    let frames = mixed_frames(64);
+    let plain = build(&frames, &notes());
+    let bases = [
+        ("plain", plain.clone()),
+        ("flattened", flatten(&plain, 3000)),
+    ];
+    let mut cases = 0usize;
+    for (name, base) in &bases {
+        let mut check = |file: &[u8], what: String| {
+            cases += 1;
+            match KdumpDump::parse(file) {
+                Err(error) => {
+                    let message = error.to_string();
+                    assert!(message.contains("offset"), "{name} {what}: {message}");
+                }
+                Ok(dump) => {
+                    for damage in dump.damage() {
+                        assert!(damage.to_string().contains("offset"));
+                    }
+                    let _ = (
+                        dump.cpus().len(),
+                        dump.vmcoreinfo().map(|i| i.entries().count()),
+                    );
+                    let _ = dump.completeness().to_string();
+                    let mut page = vec![0u8; 4096];
+                    for frame in 0..dump.frames().min(200) + 2 {
+                        let _ = dump.classify(frame * 4096);
+                        let _ = dump.read_page(frame, &mut page);
+                    }
+                }
+            }
+        };
+        // Every 32-bit field of the header and sub-header set to extremes.
+        for at in (0..512).step_by(4).chain((4096..4096 + 104).step_by(4)) {
+            for value in [0u32, 1, 0x7fff_ffff, u32::MAX, 4097] {
+                let mut file = base.clone();
+                let at = if *name == "flattened" {
+                    at + 4096 + 16
+                } else {
+                    at
+                };
+                if at + 4 <= file.len() {
+                    file[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                    check(&file, format!("field at {at} = {value:#x}"));
+                }
+            }
+        }
+        // Byte flips across the metadata (bitmaps, descriptors, records).
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..400 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state as usize) % base.len().min(4096 * 6);
+            let mut file = base.clone();
+            file[at] ^= 1 << (state >> 61);
+            check(&file, format!("flip at {at}"));
+        }
+        // Truncations.
+        for cut in (0..base.len()).step_by(997) {
+            check(&base[..cut], format!("cut at {cut}"));
+        }
+    }
+    assert!(cases > 1000, "only {cases} mutated files");
+}

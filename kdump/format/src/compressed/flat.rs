@@ -237,10 +237,34 @@ impl<'a> Source<'a> {
         Ok(())
     }
 
-    /// `len` bytes at `offset` as an owned vector, when all are there.
-    /// The caller has checked `len` against [`len`](Self::len).
+    /// Whether every byte of `[offset, offset + len)` is there. For a
+    /// flattened file the reassembled length comes from record offsets, so
+    /// it can be far larger than the bytes behind it: this walks the index
+    /// (no data) so that nothing is allocated for bytes no record holds.
+    pub fn covers(&self, offset: u64, len: u64) -> bool {
+        let Some(end) = offset.checked_add(len) else {
+            return false;
+        };
+        match self {
+            Self::Plain(data) => end <= data.len() as u64,
+            Self::Flattened(_, index) => {
+                let mut at = offset;
+                while at < end {
+                    match index.locate(at) {
+                        Some((_, run)) => at = at.saturating_add(run),
+                        None => return false,
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// `len` bytes at `offset` as an owned vector, when all are there. The
+    /// allocation happens only after [`covers`](Self::covers) says so, so it
+    /// is never larger than the file.
     pub fn to_vec(&self, offset: u64, len: u64) -> Option<Vec<u8>> {
-        if offset.checked_add(len)? > self.len() {
+        if !self.covers(offset, len) {
             return None;
         }
         if let Some(slice) = self.slice(offset, len) {
@@ -294,6 +318,18 @@ mod tests {
         assert_eq!(source.to_vec(4, 4).as_deref(), Some(&b"o WO"[..]));
         assert_eq!(source.read(10, &mut [0u8; 4]), Err(12), "a gap is missing");
         assert_eq!(source.to_vec(101, 2).as_deref(), Some(&b"ar"[..]));
+        assert!(source.covers(0, 12) && !source.covers(0, 13) && !source.covers(99, 2));
+    }
+
+    #[test]
+    fn a_far_record_does_not_make_anything_allocate() {
+        // One byte at 5 TiB: the reassembled file is "5 TiB long", the
+        // flattened one a few KiB.
+        let file = flattened(&[(5 << 40, b"x")], true);
+        let source = Source::new(&file).unwrap();
+        assert_eq!(source.len(), (5 << 40) + 1);
+        assert!(!source.covers(0, 5 << 40));
+        assert_eq!(source.to_vec(0, 5 << 40), None);
     }
 
     #[test]

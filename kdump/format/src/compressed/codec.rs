@@ -466,6 +466,25 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "alloc")]
+    fn zstd_pages_decode() {
+        let page = page_pattern();
+        let frame = ruzstd::encoding::compress_to_vec(
+            &page[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert!(frame.len() < page.len());
+        let mut out = vec![0u8; 4096];
+        decode_page(FLAG_ZSTD, &frame, &mut out).unwrap();
+        assert_eq!(out, page);
+        let mut short = vec![0u8; 4000];
+        assert!(decode_page(FLAG_ZSTD, &frame, &mut short).is_err());
+        for cut in 0..frame.len() {
+            assert!(decode_page(FLAG_ZSTD, &frame[..cut], &mut out).is_err());
+        }
+    }
+
+    #[test]
     fn zstd_window_is_read_from_the_frame_header() {
         // Single segment, 2-byte content size 4096 (stored as 4096 - 256).
         let header = [0x28, 0xb5, 0x2f, 0xfd, 0b0110_0000, 0x00, 0x0f];

@@ -189,3 +189,66 @@ fn gdb_shows_one_thread_per_cpu_with_the_registers_written() {
     }
     assert_eq!(values, expected, "{output}");
 }
+
+#[test]
+fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
+    use crashkit_dump_format::compressed::writer::{PageEncoder, RawPages, ZlibPages, write_kdump};
+    let machine = Machine::new();
+    let mut memory = Memory::patterned(&machine.ranges, standard_zero);
+    let text = b"libkdumpfile reads what crashkit writes. ".repeat(100);
+    for (phys, page) in memory.pages.iter_mut() {
+        if (phys / 4096) % 2 == 0 {
+            page.copy_from_slice(&text[..4096]);
+        }
+    }
+    // What every page must read as: present with its bytes, or excluded.
+    let mut expected = Vec::new();
+    for range in &machine.ranges {
+        for phys in (range.start..range.start + range.len).step_by(4096) {
+            let secret = machine
+                .exclusions
+                .iter()
+                .any(|e| e.start < phys + 4096 && phys < e.start + e.len);
+            expected.extend_from_slice(&phys.to_le_bytes());
+            if secret {
+                expected.push(2);
+            } else {
+                expected.push(1);
+                expected.extend_from_slice(&memory.expected(phys));
+            }
+        }
+    }
+    let expected_path = scratch("libkdumpfile.expected");
+    std::fs::write(&expected_path, &expected).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libkdumpfile_check.py");
+    let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
+        ("raw", Box::new(RawPages)),
+        ("zlib", Box::new(ZlibPages::new(1))),
+    ];
+    for (name, mut encoder) in encoders {
+        let mut sink = common::VecSink::default();
+        write_kdump(
+            &machine.plan(),
+            &mut memory,
+            &mut sink,
+            &mut |_| false,
+            &mut encoder,
+            crashkit_dump_format::writer::WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let path = scratch(&format!("crashkit-{name}.kdump"));
+        std::fs::write(&path, &sink.bytes).unwrap();
+        let output = run(
+            "/usr/bin/python3",
+            &[
+                script.to_str().unwrap(),
+                path.to_str().unwrap(),
+                expected_path.to_str().unwrap(),
+            ],
+        );
+        assert!(output.contains("pages equal"), "{name}: {output}");
+        println!("{name}: {output}");
+    }
+}

@@ -81,10 +81,18 @@ pub fn qemu() -> Result<(), String> {
 }
 
 /// The tools nobody here wrote that check crashkit's dumps: binutils'
-/// `readelf` and `gdb`, installed from Debian if missing.
+/// `readelf`, `gdb` and libkdumpfile's Python binding, installed from
+/// Debian if missing.
 pub fn dump_checkers() -> Result<(), String> {
     debian_tool("readelf", "binutils", "the dump-format checks")?;
-    debian_tool("gdb", "gdb", "the dump-format checks")
+    debian_tool("gdb", "gdb", "the dump-format checks")?;
+    // libkdumpfile, seen by Debian's Python (not a pyenv one first on PATH).
+    debian_tool_with(
+        "/usr/bin/python3",
+        &["-c", "import kdumpfile"],
+        "python3-libkdumpfile",
+        "the kdump-compressed checks",
+    )
 }
 
 /// g++, which libFuzzer's build (the fuzz target) needs.

@@ -7,7 +7,7 @@
 //! order, then the pages' data, each page compressed on its own (or raw).
 //! A flattened file carries the same bytes as records of (offset, size,
 //! data) after a 4096-byte header, so that it can travel through a pipe.
-//! Layouts: [`header`], [`flat`], `docs/dump-formats.md`.
+//! Layouts: [`header`], `flat` (with `alloc`), `docs/dump-formats.md`.
 
 pub mod codec;
 #[cfg(feature = "alloc")]
@@ -15,3 +15,4 @@ pub mod flat;
 pub mod header;
 #[cfg(feature = "alloc")]
 pub mod reader;
+pub mod writer;

@@ -340,6 +340,9 @@ impl<'a> KdumpDump<'a> {
     }
 
     fn judge(&self) -> Completeness {
+        if let Some(crashkit) = self.crashkit() {
+            return self.judge_crashkit(&crashkit);
+        }
         if self.header.status & STATUS_INCOMPLETE != 0 {
             return Completeness::Incomplete(Incomplete::FlagSet);
         }
@@ -352,6 +355,69 @@ impl<'a> KdumpDump<'a> {
             return Completeness::Incomplete(Incomplete::Damaged);
         }
         Completeness::Unknown
+    }
+
+    /// A crashkit-written file: its completion marker checked as the
+    /// writer defines it (`compressed::writer`).
+    fn judge_crashkit(&self, crashkit: &CrashkitNotes<'_>) -> Completeness {
+        let Some(marker) = crashkit
+            .completion
+            .filter(|m| m.state == crate::crashkit_note::CompletionMarker::COMPLETE)
+        else {
+            return Completeness::Incomplete(Incomplete::NoMarker);
+        };
+        if marker.dump_id != crashkit.identity.dump_id {
+            return Completeness::Incomplete(Incomplete::StaleMarker);
+        }
+        if self.header_checksum(crashkit) != Some(marker.header_checksum) {
+            return Completeness::Incomplete(Incomplete::HeaderChecksum);
+        }
+        if self.source.len() < marker.total_length {
+            return Completeness::Incomplete(Incomplete::Truncated {
+                len: self.source.len(),
+                expected: marker.total_length,
+            });
+        }
+        if self.header.status & STATUS_INCOMPLETE != 0 {
+            return Completeness::Incomplete(Incomplete::FlagSet);
+        }
+        if let Source::Flattened(_, index) = &self.source
+            && !index.complete
+        {
+            return Completeness::Incomplete(Incomplete::StreamCut);
+        }
+        if !self.damage.is_empty() {
+            return Completeness::Incomplete(Incomplete::Damaged);
+        }
+        Completeness::Complete
+    }
+
+    /// The header checksum of `compressed::writer`: header (incomplete flag
+    /// clear), sub-header, notes with the marker zeroed, then the CRC-32C of
+    /// each bitmap.
+    fn header_checksum(&self, crashkit: &CrashkitNotes<'_>) -> Option<u32> {
+        use crate::crc32c::{Crc32c, checksum};
+        let mut crc = Crc32c::new();
+        let mut header = self.header;
+        header.status &= !STATUS_INCOMPLETE;
+        crc.update(&header.encode());
+        let mut sub = [0u8; super::header::SUB_HEADER_SIZE];
+        self.source.read(PAGE_SIZE, &mut sub).ok()?;
+        crc.update(&sub);
+        let (offset, size) = self.notes_region?;
+        let notes = match &self.notes_copy {
+            Some(copy) => copy.as_slice(),
+            None => self.source.slice(offset, size)?,
+        };
+        // The marker's offset is relative to the notes' bytes.
+        let marker = usize::try_from(crashkit.completion_desc_offset?).ok()?;
+        let size = crate::crashkit_note::CompletionMarker::SIZE;
+        crc.update(notes.get(..marker)?);
+        crc.update_zeros(size as u64);
+        crc.update(notes.get(marker.checked_add(size)?..)?);
+        crc.update(&checksum(&self.present).to_le_bytes());
+        crc.update(&checksum(&self.dumpable).to_le_bytes());
+        Some(crc.finish())
     }
 
     /// The main header.

@@ -115,7 +115,7 @@ impl Layout {
 }
 
 /// One consecutive piece of the notes area.
-pub(super) enum Piece<'a> {
+pub(crate) enum Piece<'a> {
     /// Bytes to write as they are.
     Bytes(&'a [u8]),
     /// The completion marker's descriptor: zeros until the end.
@@ -147,7 +147,7 @@ fn emit_note<E>(
 }
 
 /// Produce the notes area, piece by piece, in file order.
-pub(super) fn emit_notes<E>(
+pub(crate) fn emit_notes<E>(
     plan: &DumpPlan<'_>,
     mut out: impl FnMut(Piece<'_>) -> Result<(), E>,
 ) -> Result<(), E> {

@@ -36,7 +36,7 @@
 //! (counted), and an unreadable page ends the dump with
 //! [`DumpError::SegmentTableFull`].
 
-mod layout;
+pub(crate) mod layout;
 mod plan;
 mod stream;
 

@@ -1,0 +1,586 @@
+//! The kdump-compressed writer: one pass over memory, positional writes,
+//! no allocation of its own (a codec may allocate: zlib's does, once).
+//!
+//! Layout, as makedumpfile writes it (header version 6): block 0 the
+//! header; block 1 the sub-header and the same notes as the ELF writer
+//! (CPUs, VMCOREINFO, crashkit's, the completion marker); both bitmaps;
+//! the descriptors, reserved for every page of the plan's ranges; the page
+//! data. Every zero page shares one descriptor and one written zero page;
+//! a page is stored raw when its codec does not shrink it.
+//!
+//! Order of writes, so that a cut dump reads as incomplete and loses no
+//! more than it must:
+//! 1. the header with `DUMP_DH_COMPRESSED_INCOMPLETE` set, the sub-header,
+//!    the notes with the marker zeroed, and the whole descriptor area as
+//!    zeros (a descriptor never written reads as offset 0: *lost*, never as
+//!    a stale descriptor of an earlier dump on the same device); flush;
+//! 2. pages and their descriptors, bitmap blocks as the walk passes them;
+//! 3. the last descriptors and bitmap blocks; flush; the completion marker;
+//!    flush; the header without the incomplete flag; flush.
+//!
+//! The marker's header checksum (see `docs/dump-formats.md`) covers, in
+//! this order: the 464-byte header with the incomplete flag clear, the
+//! 104-byte sub-header, the notes with the marker's descriptor as zeros,
+//! then the CRC-32C of the first bitmap and of the second (little-endian
+//! u32 each). Descriptors are not covered (they are a 170th of the data
+//! and a reader would have to read them all to check).
+
+use super::header::{
+    DESCRIPTOR_SIZE, DiskDumpHeader, PageDescriptor, SIGNATURE_KDUMP, STATUS_INCOMPLETE,
+    SUB_HEADER_SIZE, SubHeader,
+};
+use crate::PAGE_SIZE;
+use crate::crashkit_note::CompletionMarker;
+use crate::crc32c::Crc32c;
+use crate::writer::layout::{Piece, emit_notes};
+use crate::writer::{
+    DumpError, DumpPlan, DumpSink, PageFilter, PhysMemory, PlanError, WriteOptions,
+};
+#[cfg(feature = "alloc")]
+use alloc::boxed as alloc_box;
+
+/// A page codec for the writer.
+pub trait PageEncoder {
+    /// The descriptor flag of its pages (`FLAG_ZLIB`, ...).
+    fn flag(&self) -> u32;
+
+    /// Compress `page` into `out`; the compressed size, or `None` when the
+    /// result would not be smaller than the page (the page is then stored
+    /// raw).
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize>;
+}
+
+#[cfg(feature = "alloc")]
+impl<E: PageEncoder + ?Sized> PageEncoder for alloc_box::Box<E> {
+    fn flag(&self) -> u32 {
+        (**self).flag()
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        (**self).encode(page, out)
+    }
+}
+
+/// Every page raw (no codec).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawPages;
+
+impl PageEncoder for RawPages {
+    fn flag(&self) -> u32 {
+        0
+    }
+
+    fn encode(&mut self, _page: &[u8], _out: &mut [u8]) -> Option<usize> {
+        None
+    }
+}
+
+/// zlib pages (miniz_oxide's deflate, one compressor reused page after
+/// page, zlib header and Adler-32 as `compress2` writes them).
+#[cfg(feature = "alloc")]
+pub struct ZlibPages {
+    compressor: alloc::boxed::Box<miniz_oxide::deflate::core::CompressorOxide>,
+}
+
+#[cfg(feature = "alloc")]
+impl core::fmt::Debug for ZlibPages {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("ZlibPages")
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl ZlibPages {
+    /// A zlib encoder at `level` (1 fastest to 9 smallest).
+    pub fn new(level: u8) -> Self {
+        let flags = miniz_oxide::deflate::core::create_comp_flags_from_zip_params(
+            i32::from(level.clamp(1, 9)),
+            15,
+            0,
+        );
+        Self {
+            compressor: alloc::boxed::Box::new(miniz_oxide::deflate::core::CompressorOxide::new(
+                flags,
+            )),
+        }
+    }
+}
+
+#[cfg(feature = "alloc")]
+impl PageEncoder for ZlibPages {
+    fn flag(&self) -> u32 {
+        super::header::FLAG_ZLIB
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        use miniz_oxide::deflate::core::{TDEFLFlush, TDEFLStatus, compress};
+        self.compressor.reset();
+        let (status, read, written) = compress(&mut self.compressor, page, out, TDEFLFlush::Finish);
+        (status == TDEFLStatus::Done && read == page.len() && written < page.len())
+            .then_some(written)
+    }
+}
+
+/// What a kdump-compressed dump wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KdumpStats {
+    /// Pages looked at.
+    pub pages_total: u64,
+    /// Pages with a descriptor (dumpable).
+    pub pages_dumpable: u64,
+    /// Zero pages (one shared descriptor).
+    pub zero_pages: u64,
+    /// Pages stored compressed.
+    pub compressed_pages: u64,
+    /// Pages stored raw (the codec did not shrink them).
+    pub raw_pages: u64,
+    /// Pages left out: secrets, filtered, unreadable.
+    pub excluded_pages: u64,
+    /// Bytes of page data written.
+    pub data_bytes: u64,
+    /// The dump's length.
+    pub total_length: u64,
+    /// Whether the completion marker was written.
+    pub complete: bool,
+}
+
+/// Frames per bitmap block (4096 bytes of bits).
+const FRAMES_PER_BLOCK: u64 = PAGE_SIZE * 8;
+/// Descriptors buffered before a write.
+const DESCRIPTORS_PER_WRITE: usize = PAGE_SIZE as usize / DESCRIPTOR_SIZE;
+
+static ZERO_BLOCK: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+
+struct Layout {
+    sub_blocks: u64,
+    notes_offset: u64,
+    notes_len: u64,
+    completion_desc: u64,
+    frames: u64,
+    bitmap_each: u64,
+    bitmaps_at: u64,
+    descriptors_at: u64,
+    data_at: u64,
+}
+
+impl Layout {
+    fn new(plan: &DumpPlan<'_>) -> Option<Self> {
+        let notes_offset = PAGE_SIZE + SUB_HEADER_SIZE as u64;
+        let mut notes_len = 0u64;
+        let mut completion = None;
+        emit_notes(plan, |piece| {
+            if let Piece::CompletionDesc = piece {
+                completion = Some(notes_offset + notes_len);
+            }
+            notes_len += piece.len() as u64;
+            Ok::<(), ()>(())
+        })
+        .ok()?;
+        let sub_blocks = (SUB_HEADER_SIZE as u64 + notes_len).div_ceil(PAGE_SIZE);
+        let frames = plan
+            .ranges
+            .last()
+            .and_then(|r| r.end())
+            .map_or(0, |end| end / PAGE_SIZE);
+        let bitmap_each = frames.div_ceil(8).div_ceil(PAGE_SIZE).max(1) * PAGE_SIZE;
+        let bitmaps_at = (1 + sub_blocks) * PAGE_SIZE;
+        let descriptors_at = bitmaps_at.checked_add(2 * bitmap_each)?;
+        let pages: u64 = plan.ranges.iter().map(|r| r.len / PAGE_SIZE).sum();
+        let data_at = descriptors_at.checked_add(pages.checked_mul(DESCRIPTOR_SIZE as u64)?)?;
+        Some(Self {
+            sub_blocks,
+            notes_offset,
+            notes_len,
+            completion_desc: completion?,
+            frames,
+            bitmap_each,
+            bitmaps_at,
+            descriptors_at,
+            data_at,
+        })
+    }
+}
+
+enum Stop<E> {
+    Sink { offset: u64, error: E },
+}
+
+struct Writer<'w, 'a, S: DumpSink, E> {
+    plan: &'w DumpPlan<'a>,
+    layout: Layout,
+    sink: &'w mut S,
+    encoder: &'w mut E,
+    options: WriteOptions,
+    stats: KdumpStats,
+    header: DiskDumpHeader,
+    sub: SubHeader,
+    /// The bitmap block being filled, both bitmaps.
+    block: u64,
+    present: [u8; PAGE_SIZE as usize],
+    dumpable: [u8; PAGE_SIZE as usize],
+    present_crc: Crc32c,
+    dumpable_crc: Crc32c,
+    descriptors: [u8; DESCRIPTORS_PER_WRITE * DESCRIPTOR_SIZE],
+    buffered: usize,
+    descriptors_written: u64,
+    cursor: u64,
+    zero_page: Option<u64>,
+    out: [u8; PAGE_SIZE as usize],
+}
+
+/// Write a kdump-compressed dump of `plan` from `memory` to `sink`, pages
+/// compressed by `encoder` (zero pages shared, a page that does not shrink
+/// stored raw). `filter` and the plan's exclusions leave pages out; the
+/// plan's kernel image and direct map do not apply (the format has no
+/// virtual addresses). Never panics; allocates nothing itself.
+pub fn write_kdump<S, M, F, E, P>(
+    plan: &DumpPlan<'_>,
+    memory: &mut M,
+    sink: &mut S,
+    filter: &mut F,
+    encoder: &mut E,
+    options: WriteOptions,
+    mut progress: P,
+) -> Result<KdumpStats, DumpError<S::Error>>
+where
+    S: DumpSink,
+    M: PhysMemory,
+    F: PageFilter,
+    E: PageEncoder,
+    P: FnMut(&crate::writer::Progress),
+{
+    plan.validate().map_err(DumpError::Plan)?;
+    let layout = Layout::new(plan).ok_or(DumpError::Plan(PlanError::NoteTooLarge))?;
+    let mut utsname = [[0u8; super::header::UTS_FIELD]; 6];
+    utsname[4][..6].copy_from_slice(b"x86_64");
+    let header = DiskDumpHeader {
+        signature: *SIGNATURE_KDUMP,
+        header_version: 6,
+        utsname,
+        timestamp: (plan.crash_time as i64, 0),
+        status: encoder.flag() | STATUS_INCOMPLETE,
+        block_size: PAGE_SIZE as i32,
+        sub_hdr_size: layout.sub_blocks as i32,
+        bitmap_blocks: (2 * layout.bitmap_each / PAGE_SIZE) as u32,
+        max_mapnr: layout.frames.min(u64::from(u32::MAX)) as u32,
+        total_ram_blocks: 0,
+        device_blocks: 0,
+        written_blocks: 0,
+        current_cpu: plan.panic_cpu.unwrap_or(0),
+        nr_cpus: plan.cpus.len() as i32,
+    };
+    let sub = SubHeader {
+        phys_base: 0,
+        dump_level: if plan.exclude_zero_pages { 1 } else { 0 },
+        offset_note: layout.notes_offset,
+        size_note: layout.notes_len,
+        max_mapnr_64: layout.frames,
+        ..SubHeader::default()
+    };
+    let mut writer = Writer {
+        plan,
+        sink,
+        encoder,
+        options,
+        stats: KdumpStats::default(),
+        header,
+        sub,
+        block: 0,
+        present: [0; PAGE_SIZE as usize],
+        dumpable: [0; PAGE_SIZE as usize],
+        present_crc: Crc32c::new(),
+        dumpable_crc: Crc32c::new(),
+        descriptors: [0; DESCRIPTORS_PER_WRITE * DESCRIPTOR_SIZE],
+        buffered: 0,
+        descriptors_written: 0,
+        cursor: layout.data_at,
+        zero_page: None,
+        out: [0; PAGE_SIZE as usize],
+        layout,
+    };
+    match writer.run(memory, filter, &mut progress) {
+        Ok(()) => Ok(writer.stats),
+        Err(Stop::Sink { offset, error }) => {
+            let _ = writer.sink.flush();
+            writer.stats.total_length = writer.cursor;
+            let stats = crate::writer::DumpStats {
+                pages_total: writer.stats.pages_total,
+                pages_written: writer.stats.pages_dumpable,
+                total_length: writer.cursor,
+                ..crate::writer::DumpStats::default()
+            };
+            Err(DumpError::Sink {
+                offset,
+                error,
+                stats,
+            })
+        }
+    }
+}
+
+impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
+    fn run<M: PhysMemory, F: PageFilter>(
+        &mut self,
+        memory: &mut M,
+        filter: &mut F,
+        progress: &mut impl FnMut(&crate::writer::Progress),
+    ) -> Result<(), Stop<S::Error>> {
+        // 1. Headers, notes (marker zeroed), the descriptor area zeroed.
+        self.put(0, &self.header.encode())?;
+        self.put(PAGE_SIZE, &self.sub.encode())?;
+        let mut offset = self.layout.notes_offset;
+        let mut failure = None;
+        let plan = self.plan;
+        let _ = emit_notes(plan, |piece| {
+            let result = match piece {
+                Piece::Bytes(bytes) => self.put(offset, bytes),
+                Piece::CompletionDesc => self.put(offset, &[0; CompletionMarker::SIZE]),
+                Piece::Padding(n) => self.put(offset, ZERO_BLOCK.get(..n).unwrap_or(&[])),
+            };
+            offset += piece.len() as u64;
+            result.map_err(|stop| failure = Some(stop))
+        });
+        if let Some(stop) = failure {
+            return Err(stop);
+        }
+        let mut at = self.layout.descriptors_at;
+        while at < self.layout.data_at {
+            let n = (self.layout.data_at - at).min(PAGE_SIZE);
+            self.put(at, ZERO_BLOCK.get(..n as usize).unwrap_or(&[]))?;
+            at += n;
+        }
+        self.flush()?;
+
+        // 2. Pages.
+        let total: u64 = plan.ranges.iter().map(|r| r.len / PAGE_SIZE).sum();
+        let mut done = 0u64;
+        for range in plan.ranges {
+            let mut exclusions = plan.exclusions.iter().peekable();
+            for index in 0..range.len / PAGE_SIZE {
+                let phys = range.start + index * PAGE_SIZE;
+                let frame = phys / PAGE_SIZE;
+                self.stats.pages_total += 1;
+                done += 1;
+                if self.options.progress_pages > 0
+                    && done.is_multiple_of(self.options.progress_pages)
+                {
+                    progress(&crate::writer::Progress {
+                        pages_done: done,
+                        pages_total: total,
+                        data_bytes: self.stats.data_bytes,
+                    });
+                }
+                while exclusions
+                    .peek()
+                    .is_some_and(|e| e.end().unwrap_or(u64::MAX) <= phys)
+                {
+                    exclusions.next();
+                }
+                let secret = exclusions
+                    .peek()
+                    .is_some_and(|e| e.start < phys.saturating_add(PAGE_SIZE));
+                self.mark(frame, true, false)?;
+                if secret || filter.exclude(phys) {
+                    self.stats.excluded_pages += 1;
+                    continue;
+                }
+                let Some(page) = memory.page(phys) else {
+                    self.stats.excluded_pages += 1;
+                    continue;
+                };
+                self.mark(frame, true, true)?;
+                self.page(page)?;
+            }
+        }
+
+        // 3. The rest of the metadata, then the marker and the header.
+        self.flush_descriptors()?;
+        self.finish_bitmaps()?;
+        self.flush()?;
+        self.stats.total_length = self.cursor;
+        let marker = CompletionMarker {
+            dump_id: plan.dump_id,
+            total_length: self.cursor,
+            header_extent: self.layout.notes_offset + self.layout.notes_len,
+            header_checksum: self.header_checksum(),
+            state: CompletionMarker::COMPLETE,
+        };
+        self.put(self.layout.completion_desc, &marker.encode())?;
+        self.flush()?;
+        self.header.status &= !STATUS_INCOMPLETE;
+        self.put(0, &self.header.encode())?;
+        self.flush()?;
+        progress(&crate::writer::Progress {
+            pages_done: done,
+            pages_total: total,
+            data_bytes: self.stats.data_bytes,
+        });
+        self.stats.complete = true;
+        Ok(())
+    }
+
+    /// Store one dumpable page: its data and its descriptor.
+    fn page(&mut self, page: &[u8; PAGE_SIZE as usize]) -> Result<(), Stop<S::Error>> {
+        self.stats.pages_dumpable += 1;
+        let zero = page
+            .chunks(64)
+            .all(|b| b.iter().fold(0u8, |a, &x| a | x) == 0);
+        let descriptor = if zero && self.plan.exclude_zero_pages {
+            self.stats.zero_pages += 1;
+            let offset = match self.zero_page {
+                Some(offset) => offset,
+                None => {
+                    let offset = self.cursor;
+                    self.put(offset, &ZERO_BLOCK)?;
+                    self.cursor += PAGE_SIZE;
+                    self.stats.data_bytes += PAGE_SIZE;
+                    self.zero_page = Some(offset);
+                    offset
+                }
+            };
+            PageDescriptor {
+                offset,
+                size: PAGE_SIZE as u32,
+                flags: 0,
+                page_flags: 0,
+            }
+        } else {
+            let mut out = self.out;
+            let encoded = self.encoder.encode(page, &mut out);
+            let (bytes, flags): (&[u8], u32) = match encoded.and_then(|n| out.get(..n)) {
+                Some(compressed) => {
+                    self.stats.compressed_pages += 1;
+                    (compressed, self.encoder.flag())
+                }
+                None => {
+                    self.stats.raw_pages += 1;
+                    (page, 0)
+                }
+            };
+            let offset = self.cursor;
+            self.put(offset, bytes)?;
+            self.cursor += bytes.len() as u64;
+            self.stats.data_bytes += bytes.len() as u64;
+            PageDescriptor {
+                offset,
+                size: bytes.len() as u32,
+                flags,
+                page_flags: 0,
+            }
+        };
+        let at = self.buffered * DESCRIPTOR_SIZE;
+        if let Some(slot) = self.descriptors.get_mut(at..at + DESCRIPTOR_SIZE) {
+            slot.copy_from_slice(&descriptor.encode());
+        }
+        self.buffered += 1;
+        if self.buffered == DESCRIPTORS_PER_WRITE {
+            self.flush_descriptors()?;
+        }
+        Ok(())
+    }
+
+    fn flush_descriptors(&mut self) -> Result<(), Stop<S::Error>> {
+        if self.buffered == 0 {
+            return Ok(());
+        }
+        let at = self.layout.descriptors_at + self.descriptors_written * DESCRIPTOR_SIZE as u64;
+        let bytes = self.descriptors;
+        self.put(
+            at,
+            bytes.get(..self.buffered * DESCRIPTOR_SIZE).unwrap_or(&[]),
+        )?;
+        self.descriptors_written += self.buffered as u64;
+        self.buffered = 0;
+        Ok(())
+    }
+
+    /// Set frame `frame`'s bits; frames come in ascending order, so a
+    /// bitmap block is complete when the walk leaves it.
+    fn mark(&mut self, frame: u64, present: bool, dumpable: bool) -> Result<(), Stop<S::Error>> {
+        let block = frame / FRAMES_PER_BLOCK;
+        while self.block < block {
+            self.flush_bitmap_block()?;
+        }
+        let bit = frame % FRAMES_PER_BLOCK;
+        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
+        if present && let Some(b) = self.present.get_mut(byte) {
+            *b |= mask;
+        }
+        if dumpable && let Some(b) = self.dumpable.get_mut(byte) {
+            *b |= mask;
+        }
+        Ok(())
+    }
+
+    /// Write the current bitmap block of both bitmaps and start the next.
+    fn flush_bitmap_block(&mut self) -> Result<(), Stop<S::Error>> {
+        let offset = self.block * PAGE_SIZE;
+        if offset < self.layout.bitmap_each {
+            let (present, dumpable) = (self.present, self.dumpable);
+            self.put(self.layout.bitmaps_at + offset, &present)?;
+            self.put(
+                self.layout.bitmaps_at + self.layout.bitmap_each + offset,
+                &dumpable,
+            )?;
+            self.present_crc.update(&present);
+            self.dumpable_crc.update(&dumpable);
+        }
+        self.present = [0; PAGE_SIZE as usize];
+        self.dumpable = [0; PAGE_SIZE as usize];
+        self.block += 1;
+        Ok(())
+    }
+
+    fn finish_bitmaps(&mut self) -> Result<(), Stop<S::Error>> {
+        while self.block * PAGE_SIZE < self.layout.bitmap_each {
+            self.flush_bitmap_block()?;
+        }
+        Ok(())
+    }
+
+    fn header_checksum(&self) -> u32 {
+        let mut crc = Crc32c::new();
+        let mut header = self.header;
+        header.status &= !STATUS_INCOMPLETE;
+        crc.update(&header.encode());
+        crc.update(&self.sub.encode());
+        let _ = emit_notes(self.plan, |piece| {
+            match piece {
+                Piece::Bytes(bytes) => crc.update(bytes),
+                Piece::CompletionDesc => crc.update_zeros(CompletionMarker::SIZE as u64),
+                Piece::Padding(n) => crc.update_zeros(n as u64),
+            }
+            Ok::<(), ()>(())
+        });
+        crc.update(&self.present_crc.finish().to_le_bytes());
+        crc.update(&self.dumpable_crc.finish().to_le_bytes());
+        crc.finish()
+    }
+
+    fn put(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Stop<S::Error>> {
+        let mut attempts_left = self.options.sink_retries;
+        loop {
+            match self.sink.write_at(offset, bytes) {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts_left == 0 => return Err(Stop::Sink { offset, error }),
+                Err(_) => attempts_left -= 1,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), Stop<S::Error>> {
+        let mut attempts_left = self.options.sink_retries;
+        loop {
+            match self.sink.flush() {
+                Ok(()) => return Ok(()),
+                Err(error) if attempts_left == 0 => {
+                    return Err(Stop::Sink {
+                        offset: self.cursor,
+                        error,
+                    });
+                }
+                Err(_) => attempts_left -= 1,
+            }
+        }
+    }
+}

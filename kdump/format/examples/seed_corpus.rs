@@ -68,6 +68,22 @@ fn main() -> std::io::Result<()> {
         kdump_dir.join("mixed.flat"),
         common::kdump::flatten(&kdump, 5000),
     )?;
+    // crashkit's own kdump file: notes, completion marker, shared zero page.
+    let mut sink = common::VecSink::default();
+    let mut memory = Memory::patterned(&machine.ranges, |phys| phys % 0x2000 == 0);
+    if let Err(error) = crashkit_dump_format::compressed::writer::write_kdump(
+        &plan,
+        &mut memory,
+        &mut sink,
+        &mut |_| false,
+        &mut crashkit_dump_format::compressed::writer::ZlibPages::new(1),
+        crashkit_dump_format::writer::WriteOptions::default(),
+        |_| {},
+    ) {
+        eprintln!("seed_corpus: the crashkit kdump seed failed: {error:?}");
+        std::process::exit(1);
+    }
+    std::fs::write(kdump_dir.join("crashkit-zlib.kdump"), &sink.bytes)?;
     println!("seed corpora written to {}", root.display());
     Ok(())
 }

@@ -81,11 +81,12 @@ pub fn qemu() -> Result<(), String> {
 }
 
 /// The tools nobody here wrote that check crashkit's dumps: binutils'
-/// `readelf`, `gdb` and libkdumpfile's Python binding, installed from
-/// Debian if missing.
+/// `readelf`, `gdb`, makedumpfile and libkdumpfile's Python binding,
+/// installed from Debian if missing.
 pub fn dump_checkers() -> Result<(), String> {
     debian_tool("readelf", "binutils", "the dump-format checks")?;
     debian_tool("gdb", "gdb", "the dump-format checks")?;
+    makedumpfile()?;
     // libkdumpfile, seen by Debian's Python (not a pyenv one first on PATH).
     debian_tool_with(
         "/usr/bin/python3",

@@ -12,6 +12,7 @@
 pub mod codec;
 #[cfg(feature = "alloc")]
 pub mod flat;
+pub mod flat_writer;
 pub mod header;
 #[cfg(feature = "alloc")]
 pub mod reader;

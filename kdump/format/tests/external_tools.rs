@@ -192,13 +192,36 @@ fn gdb_shows_one_thread_per_cpu_with_the_registers_written() {
 
 #[test]
 fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
-    use crashkit_dump_format::compressed::writer::{PageEncoder, RawPages, ZlibPages, write_kdump};
+    use crashkit_dump_format::compressed::writer::{
+        LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
+    };
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
-    let text = b"libkdumpfile reads what crashkit writes. ".repeat(100);
+    // Pages of several shapes, different in every frame, so that every
+    // codec path (matches near and far, literal runs, raw pages) is met.
+    let text = b"libkdumpfile reads what crashkit writes; page after page. ".repeat(100);
     for (phys, page) in memory.pages.iter_mut() {
-        if (phys / 4096) % 2 == 0 {
-            page.copy_from_slice(&text[..4096]);
+        let frame = (phys / 4096) as usize;
+        match frame % 4 {
+            0 => page.copy_from_slice(&text[frame % 57..frame % 57 + 4096]),
+            1 => {
+                for (i, word) in page.chunks_mut(8).enumerate() {
+                    let value = if i % 5 == 0 {
+                        0
+                    } else {
+                        0xffff_8880_0000_0000u64 + (frame * 512 + i * 64) as u64
+                    };
+                    word.copy_from_slice(&value.to_le_bytes());
+                }
+            }
+            2 => {
+                let seed = page[0];
+                page.fill(0);
+                for i in (0..4096).step_by(61 + frame % 7) {
+                    page[i] = seed.wrapping_add(i as u8) | 1;
+                }
+            }
+            _ => {} // the pattern: incompressible, stored raw
         }
     }
     // What every page must read as: present with its bytes, or excluded.
@@ -225,6 +248,8 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
     let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
         ("raw", Box::new(RawPages)),
         ("zlib", Box::new(ZlibPages::new(1))),
+        // crashkit's own LZO1X encoder, decoded by liblzo2 inside libkdumpfile.
+        ("lzo", Box::new(LzoPages::default())),
     ];
     for (name, mut encoder) in encoders {
         let mut sink = common::VecSink::default();

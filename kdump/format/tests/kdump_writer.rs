@@ -5,7 +5,9 @@
 mod common;
 
 use common::{Machine, Memory, VecSink, standard_zero};
-use crashkit_dump_format::compressed::writer::{PageEncoder, RawPages, ZlibPages, write_kdump};
+use crashkit_dump_format::compressed::writer::{
+    LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
+};
 use crashkit_dump_format::reader::{Completeness, PageState};
 use crashkit_dump_format::writer::WriteOptions;
 use crashkit_dump_format::{KdumpDump, PAGE_SIZE};

@@ -14,6 +14,7 @@ pub mod codec;
 pub mod flat;
 pub mod flat_writer;
 pub mod header;
+pub mod lzo;
 #[cfg(feature = "alloc")]
 pub mod reader;
 pub mod writer;

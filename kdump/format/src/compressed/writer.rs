@@ -75,6 +75,22 @@ impl PageEncoder for RawPages {
     }
 }
 
+/// LZO1X pages (crashkit's own encoder, [`super::lzo`]; no allocation).
+#[derive(Clone, Debug, Default)]
+pub struct LzoPages {
+    encoder: super::lzo::Lzo1x,
+}
+
+impl PageEncoder for LzoPages {
+    fn flag(&self) -> u32 {
+        super::header::FLAG_LZO
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        self.encoder.compress(page, out)
+    }
+}
+
 /// zlib pages (miniz_oxide's deflate, one compressor reused page after
 /// page, zlib header and Adler-32 as `compress2` writes them).
 #[cfg(feature = "alloc")]

@@ -97,6 +97,18 @@ fn raw_and_zlib_dumps_read_back_complete() {
         zlib.len(),
         raw.len()
     );
+
+    let (machine, memory, lzo) = write_with(&mut LzoPages::default());
+    let dump = KdumpDump::parse(&lzo).unwrap();
+    assert_eq!(dump.completeness(), Completeness::Complete);
+    assert_eq!(dump.header().status & 0x2, 0x2, "LZO named in the status");
+    check_pages(&dump, &machine, &memory);
+    assert!(
+        lzo.len() < raw.len() * 8 / 10,
+        "{} vs {}",
+        lzo.len(),
+        raw.len()
+    );
 }
 
 #[test]

@@ -10,7 +10,8 @@
 //! (kernel pointers, list links, small integers); 10% random; 10% sparse
 //! (a few non-zero words).
 //!
-//! Usage: `cargo run --release -p crashkit-dump-format --example codec_speed -- [MiB] [--elf FILE]`
+//! Usage: `cargo run --release -p crashkit-dump-format --example codec_speed -- [MiB] [--elf FILE] [--vmcoreinfo FILE]`
+//! (makedumpfile refuses an ELF without a Linux VMCOREINFO).
 
 use std::time::Instant;
 
@@ -74,9 +75,14 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut mib = 256usize;
     let mut elf = None;
+    let mut vmcoreinfo = b"OSRELEASE=codec-speed\nPAGESIZE=4096\n".to_vec();
     while let Some(arg) = args.next() {
         if arg == "--elf" {
             elf = args.next();
+        } else if arg == "--vmcoreinfo" {
+            // makedumpfile needs a Linux VMCOREINFO to run at all.
+            let path = args.next().expect("--vmcoreinfo FILE");
+            vmcoreinfo = std::fs::read(path).expect("read the VMCOREINFO file");
         } else if let Ok(n) = arg.parse() {
             mib = n;
         }
@@ -140,7 +146,7 @@ fn main() {
         kernel_image: None,
         cpus: &[],
         panic_cpu: None,
-        vmcoreinfo: b"OSRELEASE=codec-speed\nPAGESIZE=4096\n",
+        vmcoreinfo: &vmcoreinfo,
         crash_record: &[],
         exclude_zero_pages: true,
         extra_segments: 0,

@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use crashkit_dump_format::compressed::writer::{
-    KdumpStats, LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
+    KdumpStats, LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, write_kdump,
 };
 use crashkit_dump_format::writer::{DumpPlan, WriteOptions};
 use crashkit_dump_format::{DumpSink, PhysMemory, PhysRange};
@@ -182,7 +182,7 @@ fn main() {
             best = best.min(started.elapsed().as_secs_f64());
         }
         println!(
-            "{name:5}: {:7.0} MB/s input, output {:6.1} MB ({} compressed, {} raw, {} zero pages)",
+            "{name:6}: {:7.0} MB/s input, output {:6.1} MB ({} compressed, {} raw, {} zero pages)",
             input_mb / best,
             stats.total_length as f64 / 1e6,
             stats.compressed_pages,
@@ -214,6 +214,11 @@ fn main() {
     run(
         "lzo",
         &mut |m| write_with(&plan, m, &mut LzoPages::default()),
+        &mut memory,
+    );
+    run(
+        "snappy",
+        &mut |m| write_with(&plan, m, &mut SnappyPages::default()),
         &mut memory,
     );
     run(

@@ -193,7 +193,7 @@ fn gdb_shows_one_thread_per_cpu_with_the_registers_written() {
 #[test]
 fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
     use crashkit_dump_format::compressed::writer::{
-        LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
+        LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages, write_kdump,
     };
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
@@ -250,6 +250,9 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
         ("zlib", Box::new(ZlibPages::new(1))),
         // crashkit's own LZO1X encoder, decoded by liblzo2 inside libkdumpfile.
         ("lzo", Box::new(LzoPages::default())),
+        // crashkit's own snappy encoder; zstd through ruzstd's encoder.
+        ("snappy", Box::new(SnappyPages::default())),
+        ("zstd", Box::new(ZstdPages)),
     ];
     for (name, mut encoder) in encoders {
         let mut sink = common::VecSink::default();

@@ -2,10 +2,8 @@
 //!
 //! It emits the LZO1X (version 0) stream that liblzo2's decompressor, and so
 //! makedumpfile `-l` files, libkdumpfile and crash, read: instructions as
-//! listed in [`super::codec`]. The matcher is a greedy one-pass LZ77 over a
-//! 4096-entry hash table of 4-byte sequences (positions in the page as
-//! `u16`, no allocation), with a skip that grows over data that does not
-//! match, so incompressible pages cost little before they are stored raw.
+//! listed in [`super::codec`]. The matches come from [`super::matcher`]
+//! (greedy, one pass, a hash table of 4-byte sequences, no allocation).
 //!
 //! Instructions used (all distances within a page, so below 4096):
 //! - a first literal run: byte `17 + n` for n <= 238, else `0000LLLL`;
@@ -20,15 +18,10 @@
 
 use crate::PAGE_SIZE;
 
-const HASH_BITS: u32 = 12;
-const MIN_MATCH: usize = 4;
-/// Bytes at the end never started as a match (room for the 4-byte read).
-const TAIL: usize = 4;
-
 /// LZO1X page encoder state (the hash table), reused page after page.
 #[derive(Clone)]
 pub struct Lzo1x {
-    table: [u16; 1 << HASH_BITS],
+    table: super::matcher::Table,
 }
 
 impl core::fmt::Debug for Lzo1x {
@@ -43,69 +36,30 @@ impl Default for Lzo1x {
     }
 }
 
-/// Where the encoder writes; fails (rather than grow) when the output
-/// would reach `limit`: the page is then stored raw.
-struct Out<'a> {
-    buf: &'a mut [u8],
-    at: usize,
-    limit: usize,
-}
+use super::matcher::Out;
 
-impl Out<'_> {
-    fn byte(&mut self, b: u8) -> Option<()> {
-        if self.at >= self.limit {
-            return None;
-        }
-        *self.buf.get_mut(self.at)? = b;
-        self.at += 1;
-        Some(())
+/// LZO's length extension of `value` (> 0): zero bytes worth 255 each,
+/// then a non-zero final byte.
+fn extension(out: &mut Out<'_>, mut value: usize) -> Option<()> {
+    while value > 255 {
+        out.byte(0)?;
+        value -= 255;
     }
-
-    fn bytes(&mut self, bytes: &[u8]) -> Option<()> {
-        let end = self.at.checked_add(bytes.len())?;
-        if end > self.limit {
-            return None;
-        }
-        self.buf.get_mut(self.at..end)?.copy_from_slice(bytes);
-        self.at = end;
-        Some(())
-    }
-
-    /// LZO's length extension of `value` (> 0): zero bytes worth 255 each,
-    /// then a non-zero final byte.
-    fn extension(&mut self, mut value: usize) -> Option<()> {
-        while value > 255 {
-            self.byte(0)?;
-            value -= 255;
-        }
-        self.byte(value as u8)
-    }
-}
-
-fn read_u32(data: &[u8], at: usize) -> u32 {
-    let mut word = [0u8; 4];
-    if let Some(bytes) = data.get(at..at + 4) {
-        word.copy_from_slice(bytes);
-    }
-    u32::from_le_bytes(word)
-}
-
-fn hash(word: u32) -> usize {
-    (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
+    out.byte(value as u8)
 }
 
 impl Lzo1x {
     /// A fresh encoder.
     pub const fn new() -> Self {
         Self {
-            table: [0; 1 << HASH_BITS],
+            table: super::matcher::Table::new(),
         }
     }
 
     /// Compress `page` (at most a page) into `out`; the length, or `None`
     /// if the stream would not be shorter than the page.
     pub fn compress(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
-        if page.len() > PAGE_SIZE as usize || page.len() < TAIL + MIN_MATCH {
+        if page.len() > PAGE_SIZE as usize {
             return None;
         }
         let limit = page.len().saturating_sub(1).min(out.len());
@@ -114,39 +68,22 @@ impl Lzo1x {
             at: 0,
             limit,
         };
-        // Positions are stored plus one: 0 means empty.
-        self.table.fill(0);
-        let end = page.len() - TAIL;
-        let mut literal_start = 0usize;
-        let mut i = 1usize;
-        let mut misses = 0usize;
         // Where the previous match's S bits are, to carry 1-3 literals.
         let mut last_s: Option<usize> = None;
-        while i < end {
-            let word = read_u32(page, i);
-            let slot = hash(word);
-            let candidate = usize::from(self.table.get(slot).copied().unwrap_or(0));
-            if let Some(entry) = self.table.get_mut(slot) {
-                *entry = (i + 1) as u16;
+        super::matcher::greedy(&mut self.table, page, |event| match event {
+            super::matcher::Event::Match {
+                literals,
+                distance,
+                length,
+            } => {
+                Self::literals(&mut out, page, literals.start, literals.end, last_s)?;
+                last_s = Some(Self::copy(&mut out, distance, length)?);
+                Some(())
             }
-            let matched = candidate > 0 && read_u32(page, candidate - 1) == word;
-            if !matched {
-                misses += 1;
-                i += 1 + (misses >> 5);
-                continue;
+            super::matcher::Event::End { literals } => {
+                Self::literals(&mut out, page, literals.start, literals.end, last_s)
             }
-            misses = 0;
-            let start = candidate - 1;
-            let mut length = MIN_MATCH;
-            while i + length < page.len() && page.get(start + length) == page.get(i + length) {
-                length += 1;
-            }
-            Self::literals(&mut out, page, literal_start, i, last_s)?;
-            last_s = Some(Self::copy(&mut out, i - start, length)?);
-            i += length;
-            literal_start = i;
-        }
-        Self::literals(&mut out, page, literal_start, page.len(), last_s)?;
+        })?;
         out.bytes(&[0x11, 0, 0])?;
         Some(out.at)
     }
@@ -176,7 +113,7 @@ impl Lzo1x {
                     out.byte((n - 3) as u8)?;
                 } else {
                     out.byte(0)?;
-                    out.extension(n - 3 - 15)?;
+                    extension(out, n - 3 - 15)?;
                 }
             }
         }
@@ -202,7 +139,7 @@ impl Lzo1x {
             out.byte(0b0010_0000 | (length - 2) as u8)?;
         } else {
             out.byte(0b0010_0000)?;
-            out.extension(length - 2 - 31)?;
+            extension(out, length - 2 - 31)?;
         }
         let s = out.at;
         out.bytes(&((d << 2) as u16).to_le_bytes())?;

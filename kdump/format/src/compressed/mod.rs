@@ -15,6 +15,8 @@ pub mod flat;
 pub mod flat_writer;
 pub mod header;
 pub mod lzo;
+pub mod matcher;
 #[cfg(feature = "alloc")]
 pub mod reader;
+pub mod snappy;
 pub mod writer;

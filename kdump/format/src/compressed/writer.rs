@@ -91,6 +91,46 @@ impl PageEncoder for LzoPages {
     }
 }
 
+/// snappy pages (crashkit's own encoder, [`super::snappy`]; no allocation).
+#[derive(Clone, Debug, Default)]
+pub struct SnappyPages {
+    encoder: super::snappy::Snappy,
+}
+
+impl PageEncoder for SnappyPages {
+    fn flag(&self) -> u32 {
+        super::header::FLAG_SNAPPY
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        self.encoder.compress(page, out)
+    }
+}
+
+/// zstd pages (ruzstd's encoder at its fastest level; it allocates per
+/// page, so it is slow: the capture kernel's choice only when zstd is
+/// wanted by the reader).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZstdPages;
+
+#[cfg(feature = "alloc")]
+impl PageEncoder for ZstdPages {
+    fn flag(&self) -> u32 {
+        super::header::FLAG_ZSTD
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        let frame =
+            ruzstd::encoding::compress_to_vec(page, ruzstd::encoding::CompressionLevel::Fastest);
+        if frame.len() >= page.len() {
+            return None;
+        }
+        out.get_mut(..frame.len())?.copy_from_slice(&frame);
+        Some(frame.len())
+    }
+}
+
 /// zlib pages (miniz_oxide's deflate, one compressor reused page after
 /// page, zlib header and Adler-32 as `compress2` writes them).
 #[cfg(feature = "alloc")]

@@ -10,7 +10,7 @@
 //! (kernel pointers, list links, small integers); 10% random; 10% sparse
 //! (a few non-zero words).
 //!
-//! Usage: `cargo run --release -p crashkit-dump-format --example codec_speed -- [MiB] [--elf FILE] [--vmcoreinfo FILE]`
+//! Usage: `cargo run --release -p crashkit-dump-format --example codec_speed -- [MiB] [--elf FILE] [--vmcoreinfo FILE] [--base ELF]`
 //! (makedumpfile refuses an ELF without a Linux VMCOREINFO).
 
 use std::time::Instant;
@@ -75,10 +75,15 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut mib = 256usize;
     let mut elf = None;
+    // An ELF dump whose memory fills the image's low part (real kernel
+    // memory, so that makedumpfile can read the kernel it describes).
+    let mut base: Option<String> = None;
     let mut vmcoreinfo = b"OSRELEASE=codec-speed\nPAGESIZE=4096\n".to_vec();
     while let Some(arg) = args.next() {
         if arg == "--elf" {
             elf = args.next();
+        } else if arg == "--base" {
+            base = args.next();
         } else if arg == "--vmcoreinfo" {
             // makedumpfile needs a Linux VMCOREINFO to run at all.
             let path = args.next().expect("--vmcoreinfo FILE");
@@ -135,6 +140,23 @@ fn main() {
                 }
             }
         }
+    }
+    if let Some(path) = &base {
+        let bytes = std::fs::read(path).expect("read the base dump");
+        let dump = crashkit_dump_format::ElfDump::parse(&bytes).expect("parse the base dump");
+        let mut copied = 0;
+        for (frame, page) in image.chunks_mut(4096).enumerate() {
+            if dump.read_phys(frame as u64 * 4096, page).is_ok() {
+                copied += 1;
+            }
+        }
+        if let Some(info) = dump.vmcoreinfo() {
+            vmcoreinfo = info
+                .entries()
+                .flat_map(|(k, v)| format!("{k}={v}\n").into_bytes())
+                .collect();
+        }
+        println!("base: {copied} pages from {path}");
     }
     let ranges = [PhysRange::new(0, (pages * 4096) as u64)];
     let plan = DumpPlan {

@@ -51,6 +51,8 @@ impl DumpSink for FileSink {
 }
 
 fn real_bytes(dirs: &[&str], want: usize) -> Vec<u8> {
+    // `want` comes from the image size asked for on the command line, not
+    // from a file.
     let mut out = Vec::with_capacity(want);
     let mut stack: Vec<std::path::PathBuf> = dirs.iter().map(Into::into).collect();
     while let Some(path) = stack.pop() {
@@ -71,7 +73,17 @@ fn real_bytes(dirs: &[&str], want: usize) -> Vec<u8> {
     out
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("codec_speed: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut mib = 256usize;
     let mut elf = None;
@@ -86,8 +98,8 @@ fn main() {
             base = args.next();
         } else if arg == "--vmcoreinfo" {
             // makedumpfile needs a Linux VMCOREINFO to run at all.
-            let path = args.next().expect("--vmcoreinfo FILE");
-            vmcoreinfo = std::fs::read(path).expect("read the VMCOREINFO file");
+            let path = args.next().ok_or("--vmcoreinfo needs a FILE")?;
+            vmcoreinfo = std::fs::read(&path).map_err(|e| format!("{path}: {e}"))?;
         } else if let Ok(n) = arg.parse() {
             mib = n;
         }
@@ -98,6 +110,7 @@ fn main() {
         pages / 4 * 4096 + 4096,
     );
     let text = real_bytes(&["/usr/share/doc"], pages / 10 * 4096 + 4096);
+    // The image's size is the command line's MiB, not a file's field.
     let mut image = vec![0u8; pages * 4096];
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -142,8 +155,9 @@ fn main() {
         }
     }
     if let Some(path) = &base {
-        let bytes = std::fs::read(path).expect("read the base dump");
-        let dump = crashkit_dump_format::ElfDump::parse(&bytes).expect("parse the base dump");
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let dump =
+            crashkit_dump_format::ElfDump::parse(&bytes).map_err(|e| format!("{path}: {e}"))?;
         let mut copied = 0;
         for (frame, page) in image.chunks_mut(4096).enumerate() {
             if dump.read_phys(frame as u64 * 4096, page).is_ok() {
@@ -175,7 +189,7 @@ fn main() {
     };
     let mut memory = Image(image);
     if let Some(path) = elf {
-        let file = std::fs::File::create(&path).expect("create the ELF file");
+        let file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
         let all = DumpPlan {
             exclude_zero_pages: false,
             ..plan
@@ -188,14 +202,14 @@ fn main() {
             WriteOptions::default(),
             |_| {},
         )
-        .expect("write the ELF file");
+        .map_err(|e| format!("writing {path}: {e:?}"))?;
         println!("ELF vmcore of the image written to {path}");
     }
     let input_mb = (pages * 4096) as f64 / 1e6;
     println!("image: {mib} MiB, {pages} pages");
-    let run = |name: &str,
-               encoder: &mut dyn FnMut(&mut Image) -> KdumpStats,
-               memory: &mut Image| {
+    let measure = |name: &str,
+                   encoder: &mut dyn FnMut(&mut Image) -> KdumpStats,
+                   memory: &mut Image| {
         let mut best = f64::MAX;
         let mut stats = KdumpStats::default();
         for _ in 0..3 {
@@ -226,26 +240,29 @@ fn main() {
             WriteOptions::default(),
             |_| {},
         )
-        .expect("write")
+        // Unreachable by input: the plan is built above from the command
+        // line and valid, and the counting sink cannot fail.
+        .expect("a valid plan into an infallible sink")
     }
-    run(
+    measure(
         "raw",
         &mut |m| write_with(&plan, m, &mut RawPages),
         &mut memory,
     );
-    run(
+    measure(
         "lzo",
         &mut |m| write_with(&plan, m, &mut LzoPages::default()),
         &mut memory,
     );
-    run(
+    measure(
         "snappy",
         &mut |m| write_with(&plan, m, &mut SnappyPages::default()),
         &mut memory,
     );
-    run(
+    measure(
         "zlib",
         &mut |m| write_with(&plan, m, &mut ZlibPages::new(1)),
         &mut memory,
     );
+    Ok(())
 }

@@ -33,6 +33,7 @@ use crashkit_dump_format::writer::{DumpStats, KernelImage};
 use crashkit_dump_format::{PAGE_SIZE, Registers, elf, note};
 use crashkit_record::{RecordView, scan};
 
+use crate::host::{compare_with_ram, run};
 use crate::qemu::Boot;
 use crate::qmp::{Qmp, wait_for_line};
 use crate::rewrite;
@@ -285,31 +286,6 @@ fn check_qemu_dump(dump: &ElfDump<'_>, ram: &[u8], cpus: u32) -> Result<(), Stri
     }
 }
 
-/// Every page of every segment that lies in guest RAM, read through the
-/// dump, equals the RAM file; the number of pages compared.
-fn compare_with_ram(dump: &ElfDump<'_>, ram: &[u8], what: &str) -> Result<u64, String> {
-    let mut compared = 0;
-    let mut page = vec![0u8; PAGE_SIZE as usize];
-    for segment in dump.segments() {
-        let end = segment.paddr + segment.memsz;
-        for phys in (segment.paddr..end).step_by(PAGE_SIZE as usize) {
-            let Some(expected) = ram.get(phys as usize..(phys + PAGE_SIZE) as usize) else {
-                continue; // outside RAM (QEMU's BIOS ROM segment)
-            };
-            dump.read_phys(phys, &mut page)
-                .map_err(|e| format!("{what}: page {phys:#x}: {e}"))?;
-            if page != expected {
-                return Err(format!("{what}: page {phys:#x} differs from guest RAM"));
-            }
-            compared += 1;
-        }
-    }
-    if compared == 0 {
-        return Err(format!("{what}: no page in guest RAM"));
-    }
-    Ok(compared)
-}
-
 fn only_record(ram: &[u8]) -> Result<(usize, RecordView<'_>), String> {
     let mut records = scan(ram).filter_map(|(at, parsed)| parsed.ok().map(|view| (at, view)));
     let first = records.next().ok_or("no crash record in guest RAM")?;
@@ -477,48 +453,30 @@ fn check_crashkit_dump(
     Ok(())
 }
 
-fn run_tool(program: &str, args: &[&str]) -> Result<String, String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {program} ({e}): cargo xtask test installs it"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{program} {args:?}: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
 /// readelf lists the dump; gdb with the kernel ELF shows a thread per CPU
 /// and names the panicking CPU's function. Returns that function.
 fn check_with_tools(dump: &Path, kernel: &Path, cpus: u32) -> Result<String, String> {
     let dump_arg = dump.to_str().ok_or("dump path is not UTF-8")?;
     let kernel: PathBuf = std::path::absolute(kernel).map_err(|e| e.to_string())?;
     let kernel_arg = kernel.to_str().ok_or("kernel path is not UTF-8")?;
-    let listing = run_tool("readelf", &["-n", "-l", "-W", dump_arg])?;
+    let listing = run(Command::new("readelf").args(["-n", "-l", "-W", dump_arg]))?;
     let prstatus = listing.matches("NT_PRSTATUS").count();
     if prstatus != cpus as usize {
         return Err(format!(
             "readelf lists {prstatus} NT_PRSTATUS notes, {cpus} expected"
         ));
     }
-    let output = run_tool(
-        "gdb",
-        &[
-            "-batch",
-            "-nx",
-            kernel_arg,
-            "-core",
-            dump_arg,
-            "-ex",
-            "info threads",
-            "-ex",
-            "info symbol $pc",
-        ],
-    )?;
+    let output = run(Command::new("gdb").args([
+        "-batch",
+        "-nx",
+        kernel_arg,
+        "-core",
+        dump_arg,
+        "-ex",
+        "info threads",
+        "-ex",
+        "info symbol $pc",
+    ]))?;
     let threads = output.matches("LWP ").count();
     if threads < cpus as usize {
         return Err(format!(

@@ -28,6 +28,7 @@ use std::time::Duration;
 use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::reader::{Completeness, ElfDump, Incomplete, PageState, Producer};
 
+use crate::host::{compare_with_ram, run};
 use crate::qemu::Boot;
 use crate::qmp::{Qmp, wait_for_line};
 use crate::rewrite;
@@ -74,20 +75,6 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
         lines.push(format!("{name}: {line}"));
     }
     Ok(lines)
-}
-
-fn run(command: &mut Command) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "{command:?}: {}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The versioned kernel package `linux-image-amd64` depends on.
@@ -272,7 +259,7 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
     let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
     let facts = check_linux_dump(&dump, guest, kaslr)?;
-    let compared = compare_with_ram(&dump, &ram)?;
+    let compared = compare_with_ram(&dump, &ram, "QEMU's dump")?;
     let kdump_len = std::fs::metadata(&kdump_path).map_or(0, |m| m.len());
     let filtered = makedumpfile_elf(&dump, &ram, work)?;
     let qemu_kdump = check_kdump(&kdump_path, &dump, guest, kaslr)?;
@@ -378,26 +365,6 @@ fn check_linux_dump(dump: &ElfDump<'_>, guest: &Guest, kaslr: bool) -> Result<St
     ))
 }
 
-/// Every page of every segment inside guest RAM equals the RAM file.
-fn compare_with_ram(dump: &ElfDump<'_>, ram: &[u8]) -> Result<u64, String> {
-    let mut compared = 0;
-    let mut page = vec![0u8; 4096];
-    for segment in dump.segments() {
-        for phys in (segment.paddr..segment.paddr + segment.memsz).step_by(4096) {
-            let Some(expected) = ram.get(phys as usize..phys as usize + 4096) else {
-                continue;
-            };
-            dump.read_phys(phys, &mut page)
-                .map_err(|e| format!("page {phys:#x}: {e}"))?;
-            if page != expected {
-                return Err(format!("page {phys:#x} differs from guest RAM"));
-            }
-            compared += 1;
-        }
-    }
-    Ok(compared)
-}
-
 /// makedumpfile `-E -d 31` of the guest's dump, read back: present pages
 /// equal guest RAM, filtered ones excluded. makedumpfile 1.7.2 cannot read
 /// QEMU 7.2's ELF (it expects the program headers right after the ELF
@@ -431,7 +398,7 @@ fn makedumpfile_elf(dump: &ElfDump<'_>, ram: &[u8], work: &Path) -> Result<Strin
     if rewritten.completeness() != Completeness::Complete {
         return Err(format!("crashkit's ELF: {}", rewritten.completeness()));
     }
-    compare_with_ram(&rewritten, ram).map_err(|e| format!("crashkit's ELF: {e}"))?;
+    compare_with_ram(&rewritten, ram, "crashkit's ELF")?;
     let output = work.join("makedumpfile-E-d31.elf");
     let _ = std::fs::remove_file(&output);
     run(Command::new("makedumpfile")

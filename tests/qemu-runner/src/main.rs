@@ -27,6 +27,7 @@
 
 mod bench;
 mod corpus;
+mod host;
 mod linux;
 mod qemu;
 mod qmp;

@@ -311,20 +311,29 @@ impl<'a> KdumpDump<'a> {
         }
     }
 
-    /// The notes, parsed from the file's copy of them.
-    fn notes(&self, damage: &mut Vec<Damage>) -> Option<Notes<'_>> {
+    /// The bytes of the notes region (the sub-header's notes, or the
+    /// version-3 VMCOREINFO): borrowed from the file, or the copy made at
+    /// opening when they span flattened records.
+    fn notes_bytes(&self) -> Option<&[u8]> {
         let (offset, size) = self.notes_region?;
+        match &self.notes_copy {
+            Some(copy) => Some(copy),
+            None => self.source.slice(offset, size),
+        }
+    }
+
+    /// The notes, parsed from the file's copy of them. Offsets in them are
+    /// relative to the notes region.
+    fn notes(&self, damage: &mut Vec<Damage>) -> Option<Notes<'_>> {
+        let (offset, _) = self.notes_region?;
         if self.header.header_version < 4 {
             return None;
         }
-        let (bytes, base): (&[u8], u64) = match &self.notes_copy {
-            Some(copy) => (copy, 0),
-            None => (self.source.slice(offset, size)?, 0),
-        };
+        let bytes = self.notes_bytes()?;
         let segment = ProgramHeader {
             p_type: crate::elf::PT_NOTE,
             p_flags: 0,
-            p_offset: base,
+            p_offset: 0,
             p_vaddr: 0,
             p_paddr: 0,
             p_filesz: bytes.len() as u64,
@@ -343,18 +352,23 @@ impl<'a> KdumpDump<'a> {
         if let Some(crashkit) = self.crashkit() {
             return self.judge_crashkit(&crashkit);
         }
+        self.not_whole()
+            .map_or(Completeness::Unknown, Completeness::Incomplete)
+    }
+
+    /// What any producer's file tells of being cut or damaged: the
+    /// incomplete status flag, a flattened stream without its end marker,
+    /// damage found while opening.
+    fn not_whole(&self) -> Option<Incomplete> {
         if self.header.status & STATUS_INCOMPLETE != 0 {
-            return Completeness::Incomplete(Incomplete::FlagSet);
+            return Some(Incomplete::FlagSet);
         }
         if let Source::Flattened(_, index) = &self.source
             && !index.complete
         {
-            return Completeness::Incomplete(Incomplete::StreamCut);
+            return Some(Incomplete::StreamCut);
         }
-        if !self.damage.is_empty() {
-            return Completeness::Incomplete(Incomplete::Damaged);
-        }
-        Completeness::Unknown
+        (!self.damage.is_empty()).then_some(Incomplete::Damaged)
     }
 
     /// A crashkit-written file: its completion marker checked as the
@@ -378,18 +392,8 @@ impl<'a> KdumpDump<'a> {
                 expected: marker.total_length,
             });
         }
-        if self.header.status & STATUS_INCOMPLETE != 0 {
-            return Completeness::Incomplete(Incomplete::FlagSet);
-        }
-        if let Source::Flattened(_, index) = &self.source
-            && !index.complete
-        {
-            return Completeness::Incomplete(Incomplete::StreamCut);
-        }
-        if !self.damage.is_empty() {
-            return Completeness::Incomplete(Incomplete::Damaged);
-        }
-        Completeness::Complete
+        self.not_whole()
+            .map_or(Completeness::Complete, Completeness::Incomplete)
     }
 
     /// The header checksum of `compressed::writer`: header (incomplete flag
@@ -404,11 +408,7 @@ impl<'a> KdumpDump<'a> {
         let mut sub = [0u8; super::header::SUB_HEADER_SIZE];
         self.source.read(PAGE_SIZE, &mut sub).ok()?;
         crc.update(&sub);
-        let (offset, size) = self.notes_region?;
-        let notes = match &self.notes_copy {
-            Some(copy) => copy.as_slice(),
-            None => self.source.slice(offset, size)?,
-        };
+        let notes = self.notes_bytes()?;
         // The marker's offset is relative to the notes' bytes.
         let marker = usize::try_from(crashkit.completion_desc_offset?).ok()?;
         let size = crate::crashkit_note::CompletionMarker::SIZE;
@@ -460,12 +460,7 @@ impl<'a> KdumpDump<'a> {
         if self.header.header_version >= 4 {
             return self.notes(&mut Vec::new())?.vmcoreinfo.map(VmcoreInfo::new);
         }
-        let (offset, size) = self.notes_region?;
-        let text = match &self.notes_copy {
-            Some(copy) => copy.as_slice(),
-            None => self.source.slice(offset, size)?,
-        };
-        Some(VmcoreInfo::new(text))
+        Some(VmcoreInfo::new(self.notes_bytes()?))
     }
 
     /// crashkit's notes, when a crashkit kernel's notes are in the file.

@@ -34,7 +34,8 @@ use crate::crashkit_note::CompletionMarker;
 use crate::crc32c::Crc32c;
 use crate::writer::layout::{Piece, emit_notes};
 use crate::writer::{
-    DumpError, DumpPlan, DumpSink, PageFilter, PhysMemory, PlanError, WriteOptions,
+    DumpError, DumpPlan, DumpSink, Exclusions, PageFilter, PhysMemory, PlanError, WriteOptions,
+    is_zero, with_retries,
 };
 #[cfg(feature = "alloc")]
 use alloc::boxed as alloc_box;
@@ -411,7 +412,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         let total: u64 = plan.ranges.iter().map(|r| r.len / PAGE_SIZE).sum();
         let mut done = 0u64;
         for range in plan.ranges {
-            let mut exclusions = plan.exclusions.iter().peekable();
+            let mut exclusions = Exclusions::new(plan.exclusions);
             for index in 0..range.len / PAGE_SIZE {
                 let phys = range.start + index * PAGE_SIZE;
                 let frame = phys / PAGE_SIZE;
@@ -426,15 +427,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                         data_bytes: self.stats.data_bytes,
                     });
                 }
-                while exclusions
-                    .peek()
-                    .is_some_and(|e| e.end().unwrap_or(u64::MAX) <= phys)
-                {
-                    exclusions.next();
-                }
-                let secret = exclusions
-                    .peek()
-                    .is_some_and(|e| e.start < phys.saturating_add(PAGE_SIZE));
+                let secret = exclusions.contains(phys);
                 self.mark(frame, true, false)?;
                 if secret || filter.exclude(phys) {
                     self.stats.excluded_pages += 1;
@@ -478,9 +471,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
     /// Store one dumpable page: its data and its descriptor.
     fn page(&mut self, page: &[u8; PAGE_SIZE as usize]) -> Result<(), Stop<S::Error>> {
         self.stats.pages_dumpable += 1;
-        let zero = page
-            .chunks(64)
-            .all(|b| b.iter().fold(0u8, |a, &x| a | x) == 0);
+        let zero = is_zero(page);
         let descriptor = if zero && self.plan.exclude_zero_pages {
             self.stats.zero_pages += 1;
             let offset = match self.zero_page {
@@ -614,29 +605,22 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
     }
 
     fn put(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Stop<S::Error>> {
-        let mut attempts_left = self.options.sink_retries;
-        loop {
-            match self.sink.write_at(offset, bytes) {
-                Ok(()) => return Ok(()),
-                Err(error) if attempts_left == 0 => return Err(Stop::Sink { offset, error }),
-                Err(_) => attempts_left -= 1,
-            }
-        }
+        let sink = &mut *self.sink;
+        with_retries(
+            self.options.sink_retries,
+            || {},
+            || sink.write_at(offset, bytes),
+        )
+        .map_err(|error| Stop::Sink { offset, error })
     }
 
     fn flush(&mut self) -> Result<(), Stop<S::Error>> {
-        let mut attempts_left = self.options.sink_retries;
-        loop {
-            match self.sink.flush() {
-                Ok(()) => return Ok(()),
-                Err(error) if attempts_left == 0 => {
-                    return Err(Stop::Sink {
-                        offset: self.cursor,
-                        error,
-                    });
-                }
-                Err(_) => attempts_left -= 1,
+        let sink = &mut *self.sink;
+        with_retries(self.options.sink_retries, || {}, || sink.flush()).map_err(|error| {
+            Stop::Sink {
+                offset: self.cursor,
+                error,
             }
-        }
+        })
     }
 }

@@ -44,6 +44,28 @@ pub use plan::{CpuState, DumpPlan, KernelImage, PhysRange, PlanError};
 pub use stream::{DumpError, DumpStats, Progress, WriteOptions, write_elf_dump};
 
 pub use crate::crashkit_note::FLAG_ZERO_TAILS;
+pub(crate) use stream::{Exclusions, is_zero};
+
+/// Run a sink operation, retrying it up to `retries` more times after a
+/// failure (the writers' bounded retry policy); `on_retry` counts each
+/// retry. The last error is returned when all attempts fail.
+pub(crate) fn with_retries<E>(
+    retries: u32,
+    mut on_retry: impl FnMut(),
+    mut op: impl FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut attempts_left = retries;
+    loop {
+        match op() {
+            Ok(()) => return Ok(()),
+            Err(error) if attempts_left == 0 => return Err(error),
+            Err(_) => {
+                attempts_left -= 1;
+                on_retry();
+            }
+        }
+    }
+}
 
 /// Where the dump goes: positional writes, so headers can be completed
 /// after the pages. A sink buffers as it likes; [`flush`](Self::flush) is

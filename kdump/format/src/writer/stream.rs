@@ -576,54 +576,43 @@ impl<S: DumpSink, F: PageFilter, P: FnMut(&Progress)> Writer<'_, '_, S, F, P> {
 
     /// One write with the retry policy.
     fn put(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Stop<S::Error>> {
-        let mut attempts_left = self.options.sink_retries;
-        loop {
-            match self.sink.write_at(offset, bytes) {
-                Ok(()) => return Ok(()),
-                Err(error) if attempts_left == 0 => return Err(Stop::Sink { offset, error }),
-                Err(_) => {
-                    attempts_left -= 1;
-                    self.stats.sink_retries += 1;
-                }
-            }
-        }
+        let retries = &mut self.stats.sink_retries;
+        let sink = &mut *self.sink;
+        super::with_retries(
+            self.options.sink_retries,
+            || *retries += 1,
+            || sink.write_at(offset, bytes),
+        )
+        .map_err(|error| Stop::Sink { offset, error })
     }
 
     fn flush(&mut self) -> Result<(), Stop<S::Error>> {
-        let mut attempts_left = self.options.sink_retries;
-        loop {
-            match self.sink.flush() {
-                Ok(()) => return Ok(()),
-                Err(error) if attempts_left == 0 => {
-                    return Err(Stop::Sink {
-                        offset: self.cursor,
-                        error,
-                    });
-                }
-                Err(_) => {
-                    attempts_left -= 1;
-                    self.stats.sink_retries += 1;
-                }
-            }
-        }
+        let retries = &mut self.stats.sink_retries;
+        let sink = &mut *self.sink;
+        super::with_retries(self.options.sink_retries, || *retries += 1, || sink.flush()).map_err(
+            |error| Stop::Sink {
+                offset: self.cursor,
+                error,
+            },
+        )
     }
 }
 
 /// Whether a page is all zeros (64-byte blocks OR-folded, which the
 /// compiler vectorises, with an early exit per block).
-fn is_zero(page: &[u8]) -> bool {
+pub(crate) fn is_zero(page: &[u8]) -> bool {
     page.chunks(64)
         .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
 /// A cursor over the sorted exclusions for one ascending walk.
-struct Exclusions<'a> {
+pub(crate) struct Exclusions<'a> {
     ranges: &'a [PhysRange],
     next: usize,
 }
 
 impl<'a> Exclusions<'a> {
-    fn new(ranges: &'a [PhysRange]) -> Self {
+    pub(crate) fn new(ranges: &'a [PhysRange]) -> Self {
         Self { ranges, next: 0 }
     }
 
@@ -633,7 +622,7 @@ impl<'a> Exclusions<'a> {
     /// `phys` can never touch a later page, so the cursor passes it; the
     /// first one left either touches this page or starts after it, and so
     /// does every one after it.
-    fn contains(&mut self, phys: u64) -> bool {
+    pub(crate) fn contains(&mut self, phys: u64) -> bool {
         let page_end = phys.saturating_add(PAGE_SIZE);
         while let Some(range) = self.ranges.get(self.next) {
             let end = range.end().unwrap_or(u64::MAX);

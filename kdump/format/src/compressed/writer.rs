@@ -32,10 +32,10 @@ use super::header::{
 use crate::PAGE_SIZE;
 use crate::crashkit_note::CompletionMarker;
 use crate::crc32c::Crc32c;
-use crate::writer::layout::{Piece, emit_notes};
+use crate::writer::layout::{Piece, checksum_notes, emit_notes, write_notes};
 use crate::writer::{
     DumpError, DumpPlan, DumpSink, Exclusions, PageFilter, PhysMemory, PlanError, WriteOptions,
-    is_zero, with_retries,
+    ZERO_PAGE, is_zero, with_retries,
 };
 #[cfg(feature = "alloc")]
 use alloc::boxed as alloc_box;
@@ -205,8 +205,6 @@ pub struct KdumpStats {
 const FRAMES_PER_BLOCK: u64 = PAGE_SIZE * 8;
 /// Descriptors buffered before a write.
 const DESCRIPTORS_PER_WRITE: usize = PAGE_SIZE as usize / DESCRIPTOR_SIZE;
-
-static ZERO_BLOCK: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
 struct Layout {
     sub_blocks: u64,
@@ -385,25 +383,14 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         // 1. Headers, notes (marker zeroed), the descriptor area zeroed.
         self.put(0, &self.header.encode())?;
         self.put(PAGE_SIZE, &self.sub.encode())?;
-        let mut offset = self.layout.notes_offset;
-        let mut failure = None;
         let plan = self.plan;
-        let _ = emit_notes(plan, |piece| {
-            let result = match piece {
-                Piece::Bytes(bytes) => self.put(offset, bytes),
-                Piece::CompletionDesc => self.put(offset, &[0; CompletionMarker::SIZE]),
-                Piece::Padding(n) => self.put(offset, ZERO_BLOCK.get(..n).unwrap_or(&[])),
-            };
-            offset += piece.len() as u64;
-            result.map_err(|stop| failure = Some(stop))
-        });
-        if let Some(stop) = failure {
-            return Err(stop);
-        }
+        write_notes(plan, self.layout.notes_offset, |at, bytes| {
+            self.put(at, bytes)
+        })?;
         let mut at = self.layout.descriptors_at;
         while at < self.layout.data_at {
             let n = (self.layout.data_at - at).min(PAGE_SIZE);
-            self.put(at, ZERO_BLOCK.get(..n as usize).unwrap_or(&[]))?;
+            self.put(at, ZERO_PAGE.get(..n as usize).unwrap_or(&[]))?;
             at += n;
         }
         self.flush()?;
@@ -478,7 +465,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 Some(offset) => offset,
                 None => {
                     let offset = self.cursor;
-                    self.put(offset, &ZERO_BLOCK)?;
+                    self.put(offset, &ZERO_PAGE)?;
                     self.cursor += PAGE_SIZE;
                     self.stats.data_bytes += PAGE_SIZE;
                     self.zero_page = Some(offset);
@@ -591,14 +578,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         header.status &= !STATUS_INCOMPLETE;
         crc.update(&header.encode());
         crc.update(&self.sub.encode());
-        let _ = emit_notes(self.plan, |piece| {
-            match piece {
-                Piece::Bytes(bytes) => crc.update(bytes),
-                Piece::CompletionDesc => crc.update_zeros(CompletionMarker::SIZE as u64),
-                Piece::Padding(n) => crc.update_zeros(n as u64),
-            }
-            Ok::<(), ()>(())
-        });
+        checksum_notes(self.plan, &mut crc);
         crc.update(&self.present_crc.finish().to_le_bytes());
         crc.update(&self.dumpable_crc.finish().to_le_bytes());
         crc.finish()

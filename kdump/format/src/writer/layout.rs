@@ -146,6 +146,38 @@ fn emit_note<E>(
     out(Piece::Padding(note::pad4(desc.len()) - desc.len()))
 }
 
+/// Write the notes area from `offset` through `put` (offset, bytes), the
+/// completion marker's descriptor as zeros; stops at the first error.
+pub(crate) fn write_notes<E>(
+    plan: &DumpPlan<'_>,
+    mut offset: u64,
+    mut put: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    const ZEROS: [u8; CompletionMarker::SIZE] = [0; CompletionMarker::SIZE];
+    emit_notes(plan, |piece| {
+        let result = match piece {
+            Piece::Bytes(bytes) => put(offset, bytes),
+            Piece::CompletionDesc => put(offset, &ZEROS),
+            Piece::Padding(n) => put(offset, ZEROS.get(..n).unwrap_or(&[])),
+        };
+        offset += piece.len() as u64;
+        result
+    })
+}
+
+/// Feed the notes area, the completion marker's descriptor as zeros, to
+/// `crc` (the header checksums of both writers cover it so).
+pub(crate) fn checksum_notes(plan: &DumpPlan<'_>, crc: &mut crate::crc32c::Crc32c) {
+    let _ = emit_notes(plan, |piece| {
+        match piece {
+            Piece::Bytes(bytes) => crc.update(bytes),
+            Piece::CompletionDesc => crc.update_zeros(CompletionMarker::SIZE as u64),
+            Piece::Padding(n) => crc.update_zeros(n as u64),
+        }
+        Ok::<(), ()>(())
+    });
+}
+
 /// Produce the notes area, piece by piece, in file order.
 pub(crate) fn emit_notes<E>(
     plan: &DumpPlan<'_>,

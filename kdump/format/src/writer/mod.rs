@@ -44,7 +44,7 @@ pub use plan::{CpuState, DumpPlan, KernelImage, PhysRange, PlanError};
 pub use stream::{DumpError, DumpStats, Progress, WriteOptions, write_elf_dump};
 
 pub use crate::crashkit_note::FLAG_ZERO_TAILS;
-pub(crate) use stream::{Exclusions, is_zero};
+pub(crate) use stream::{Exclusions, ZERO_PAGE, is_zero};
 
 /// Run a sink operation, retrying it up to `retries` more times after a
 /// failure (the writers' bounded retry policy); `on_retry` counts each

@@ -1,7 +1,7 @@
 //! The streaming pass: pages to segments, program headers as segments
 //! close, the completion marker last.
 
-use super::layout::{Layout, Piece, emit_notes};
+use super::layout::{Layout, checksum_notes, write_notes};
 use super::plan::{DumpPlan, PhysRange, PlanError};
 use super::{DumpSink, PageFilter, PhysMemory};
 use crate::PAGE_SIZE;
@@ -141,7 +141,8 @@ impl Open {
     }
 }
 
-static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
+/// A page of zeros for every writer that writes zeros.
+pub(crate) static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
 struct Writer<'w, 'a, S: DumpSink, F, P> {
     plan: &'w DumpPlan<'a>,
@@ -287,21 +288,10 @@ impl<S: DumpSink, F: PageFilter, P: FnMut(&Progress)> Writer<'_, '_, S, F, P> {
         let note_header = self.layout.note_program_header();
         self.put(64, &note_header)?;
         self.table_crc.update(&note_header);
-        let mut offset = self.layout.notes_offset;
-        let mut failure = None;
         let plan = self.plan;
-        let _ = emit_notes(plan, |piece| {
-            let result = match piece {
-                Piece::Bytes(bytes) => self.put(offset, bytes),
-                Piece::CompletionDesc => self.put(offset, &[0; CompletionMarker::SIZE]),
-                Piece::Padding(n) => self.put(offset, ZERO_PAGE.get(..n).unwrap_or(&[])),
-            };
-            offset += piece.len() as u64;
-            result.map_err(|stop| failure = Some(stop))
-        });
-        if let Some(stop) = failure {
-            return Err(stop);
-        }
+        write_notes(plan, self.layout.notes_offset, |at, bytes| {
+            self.put(at, bytes)
+        })?;
         self.flush()?;
 
         // 2. The pages: the kernel image at its link addresses, then every
@@ -524,14 +514,7 @@ impl<S: DumpSink, F: PageFilter, P: FnMut(&Progress)> Writer<'_, '_, S, F, P> {
         if let Some((_, bytes)) = section {
             crc.update(&bytes);
         }
-        let _ = emit_notes(self.plan, |piece| {
-            match piece {
-                Piece::Bytes(bytes) => crc.update(bytes),
-                Piece::CompletionDesc => crc.update_zeros(CompletionMarker::SIZE as u64),
-                Piece::Padding(n) => crc.update_zeros(n as u64),
-            }
-            Ok::<(), ()>(())
-        });
+        checksum_notes(self.plan, &mut crc);
         crc.update(&header);
         crc.finish()
     }

@@ -4,17 +4,16 @@
 
 mod common;
 
-use common::{Machine, Memory, VecSink, standard_zero};
+use common::{DeviceSink, Machine, Memory, VecSink, standard_zero};
 use crashkit_dump_format::compressed::writer::{
     LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
 };
 use crashkit_dump_format::reader::{Completeness, PageState};
-use crashkit_dump_format::writer::WriteOptions;
+use crashkit_dump_format::writer::{Coalescing, WriteOptions};
 use crashkit_dump_format::{KdumpDump, PAGE_SIZE};
 
-/// Write the standard machine; a third of its pages compressible text.
-fn write_with(encoder: &mut impl PageEncoder) -> (Machine, Memory, Vec<u8>) {
-    let machine = Machine::new();
+/// The standard machine's memory; a third of its pages compressible text.
+fn memory_of(machine: &Machine) -> Memory {
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
     let text = b"crashkit writes kdump-compressed dumps; ".repeat(110);
     for (phys, page) in memory.pages.iter_mut() {
@@ -22,6 +21,13 @@ fn write_with(encoder: &mut impl PageEncoder) -> (Machine, Memory, Vec<u8>) {
             page.copy_from_slice(&text[..4096]);
         }
     }
+    memory
+}
+
+/// Write the standard machine (see [`memory_of`]).
+fn write_with(encoder: &mut impl PageEncoder) -> (Machine, Memory, Vec<u8>) {
+    let machine = Machine::new();
+    let mut memory = memory_of(&machine);
     let mut sink = VecSink::default();
     let stats = write_kdump(
         &machine.plan(),
@@ -143,4 +149,179 @@ fn a_flipped_header_byte_fails_the_checksum() {
             assert_ne!(dump.completeness(), Completeness::Complete, "flip at {at}");
         }
     }
+}
+
+#[test]
+fn a_coalescing_sink_writes_the_same_file_in_few_writes() {
+    let machine = Machine::new();
+    fn write<S: crashkit_dump_format::DumpSink>(machine: &Machine, sink: &mut S)
+    where
+        S::Error: std::fmt::Debug,
+    {
+        write_kdump(
+            &machine.plan(),
+            &mut memory_of(machine),
+            sink,
+            &mut |_| false,
+            &mut ZlibPages::new(1),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    }
+    let mut direct = VecSink::default();
+    write(&machine, &mut direct);
+    let mut buffered = Coalescing::<_, 65536>::new(VecSink::default());
+    write(&machine, &mut buffered);
+    let buffered = buffered.into_inner();
+    assert!(
+        buffered.bytes == direct.bytes,
+        "the same bytes through the buffer"
+    );
+    assert!(
+        buffered.writes * 10 < direct.writes,
+        "{} writes through the buffer, {} without",
+        buffered.writes,
+        direct.writes
+    );
+    assert_eq!(
+        buffered.flushes, direct.flushes,
+        "the protocol's flushes reach the inner sink"
+    );
+}
+
+#[test]
+fn a_coalescing_sink_on_a_full_device_leaves_an_incomplete_dump_that_reads_right() {
+    let machine = Machine::new();
+    let memory = memory_of(&machine);
+    let (_, _, whole) = write_with(&mut LzoPages::default());
+    let mut page = vec![0u8; 4096];
+    for size in [whole.len() / 3, whole.len() * 2 / 3, whole.len() - 100] {
+        let mut device = Coalescing::<_, 16384>::new(DeviceSink::new(size, 0xa5));
+        device.get_mut().transient_failures = 1;
+        let result = write_kdump(
+            &machine.plan(),
+            &mut memory_of(&machine),
+            &mut device,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        );
+        assert!(
+            result.is_err(),
+            "a device of {size} bytes cannot hold {}",
+            whole.len()
+        );
+        let bytes = device.into_inner().bytes;
+        let dump = KdumpDump::parse(&bytes).unwrap_or_else(|e| panic!("{size}: {e}"));
+        assert_ne!(
+            dump.completeness(),
+            Completeness::Complete,
+            "device of {size}"
+        );
+        let mut present = 0;
+        for range in &machine.ranges {
+            for phys in (range.start..range.start + range.len).step_by(4096) {
+                if dump.read_page(phys / 4096, &mut page).is_ok() {
+                    assert_eq!(
+                        page,
+                        memory.expected(phys),
+                        "device of {size}, page {phys:#x}"
+                    );
+                    present += 1;
+                }
+            }
+        }
+        assert!(
+            present > 0,
+            "device of {size}: the pages before the end are kept"
+        );
+    }
+}
+
+/// Every write, in order.
+#[derive(Default)]
+struct WriteLog(Vec<(u64, Vec<u8>)>);
+
+impl crashkit_dump_format::DumpSink for WriteLog {
+    type Error = std::convert::Infallible;
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.push((offset, bytes.to_vec()));
+        Ok(())
+    }
+}
+
+#[test]
+fn every_prefix_of_a_dump_over_an_older_one_reads_only_its_own_pages() {
+    let machine = Machine::new();
+    // The older dump: the same machine a while before, every page different.
+    let mut older_memory = memory_of(&machine);
+    for page in older_memory.pages.values_mut() {
+        page.iter_mut().for_each(|b| *b = !*b);
+    }
+    let mut older = VecSink::default();
+    write_kdump(
+        &machine.plan(),
+        &mut older_memory,
+        &mut older,
+        &mut |_| false,
+        &mut LzoPages::default(),
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let memory = memory_of(&machine);
+    let mut log = WriteLog::default();
+    write_kdump(
+        &machine.plan(),
+        &mut memory_of(&machine),
+        &mut log,
+        &mut |_| false,
+        &mut LzoPages::default(),
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut page = vec![0u8; 4096];
+    let writes = log.0.len();
+    let mut device = older.bytes.clone();
+    let mut checked = 0;
+    for (index, (offset, bytes)) in log.0.iter().enumerate() {
+        let end = *offset as usize + bytes.len();
+        if device.len() < end {
+            device.resize(end, 0);
+        }
+        device[*offset as usize..end].copy_from_slice(bytes);
+        let applied = index + 1;
+        // Every write near the start and the end, every 7th in between.
+        if applied > 40 && applied + 40 < writes && applied % 7 != 0 {
+            continue;
+        }
+        checked += 1;
+        let Ok(dump) = KdumpDump::parse(&device) else {
+            continue;
+        };
+        if applied < writes {
+            assert_ne!(
+                dump.completeness(),
+                Completeness::Complete,
+                "after {applied} of {writes} writes"
+            );
+        }
+        for range in &machine.ranges {
+            for phys in (range.start..range.start + range.len).step_by(4096) {
+                if dump.read_page(phys / 4096, &mut page).is_ok() {
+                    assert_eq!(
+                        page,
+                        memory.expected(phys),
+                        "after {applied} of {writes} writes: page {phys:#x}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(checked > 80, "{checked} prefixes checked");
+    let dump = KdumpDump::parse(&device).unwrap();
+    assert_eq!(dump.completeness(), Completeness::Complete);
 }

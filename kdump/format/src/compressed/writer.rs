@@ -8,15 +8,25 @@
 //! data. Every zero page shares one descriptor and one written zero page;
 //! a page is stored raw when its codec does not shrink it.
 //!
-//! Order of writes, so that a cut dump reads as incomplete and loses no
-//! more than it must:
-//! 1. the header with `DUMP_DH_COMPRESSED_INCOMPLETE` set, the sub-header,
-//!    the notes with the marker zeroed, and the whole descriptor area as
-//!    zeros (a descriptor never written reads as offset 0: *lost*, never as
-//!    a stale descriptor of an earlier dump on the same device); flush;
-//! 2. pages and their descriptors, bitmap blocks as the walk passes them;
-//! 3. the last descriptors and bitmap blocks; flush; the completion marker;
-//!    flush; the header without the incomplete flag; flush.
+//! Order of writes, so that a cut dump reads as incomplete, loses no more
+//! than it must, and never pairs a frame with bytes that are not its own,
+//! also over an older dump on the same device:
+//! 1. block 0 zeroed (an older dump's header stops describing anything);
+//!    flush;
+//! 2. the sub-header, the notes with the marker zeroed, both bitmaps as
+//!    planned (first: every frame of the plan's ranges; second: those that
+//!    are not secret), the whole descriptor area as zeros (a descriptor
+//!    never written reads as offset 0: *lost*); flush; the header with
+//!    `DUMP_DH_COMPRESSED_INCOMPLETE` set; flush;
+//! 3. per bitmap block (32,768 frames): the page filter and the memory
+//!    decide which planned frames are dumpable; a block of the second
+//!    bitmap that changed is rewritten and flushed before any descriptor
+//!    of its frames (the bitmap is how a reader finds a frame's
+//!    descriptor, so the two must agree whenever a descriptor exists);
+//!    then the block's pages and descriptors. A page readable in the first
+//!    look and not in the second keeps a zero descriptor (lost);
+//! 4. the last descriptors; flush; the completion marker; flush; the
+//!    header without the incomplete flag; flush.
 //!
 //! The marker's header checksum (see `docs/dump-formats.md`) covers, in
 //! this order: the 464-byte header with the incomplete flag clear, the
@@ -269,8 +279,7 @@ struct Writer<'w, 'a, S: DumpSink, E> {
     stats: KdumpStats,
     header: DiskDumpHeader,
     sub: SubHeader,
-    /// The bitmap block being filled, both bitmaps.
-    block: u64,
+    /// The bitmap block being worked on, both bitmaps.
     present: [u8; PAGE_SIZE as usize],
     dumpable: [u8; PAGE_SIZE as usize],
     present_crc: Crc32c,
@@ -340,7 +349,6 @@ where
         stats: KdumpStats::default(),
         header,
         sub,
-        block: 0,
         present: [0; PAGE_SIZE as usize],
         dumpable: [0; PAGE_SIZE as usize],
         present_crc: Crc32c::new(),
@@ -380,13 +388,26 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         filter: &mut F,
         progress: &mut impl FnMut(&crate::writer::Progress),
     ) -> Result<(), Stop<S::Error>> {
-        // 1. Headers, notes (marker zeroed), the descriptor area zeroed.
-        self.put(0, &self.header.encode())?;
+        // 1. Whatever the device held before stops being a dump: no reader
+        //    may see an older dump's header over this dump's metadata.
+        self.put(0, &ZERO_PAGE)?;
+        self.flush()?;
+
+        // 2. Sub-header, notes (marker zeroed), both bitmaps as planned,
+        //    the descriptor area zeroed; then the header, still incomplete.
         self.put(PAGE_SIZE, &self.sub.encode())?;
         let plan = self.plan;
         write_notes(plan, self.layout.notes_offset, |at, bytes| {
             self.put(at, bytes)
         })?;
+        let blocks = self.layout.bitmap_each / PAGE_SIZE;
+        for block in 0..blocks {
+            self.planned(block);
+            let (present, dumpable) = (self.present, self.dumpable);
+            let at = self.layout.bitmaps_at + block * PAGE_SIZE;
+            self.put(at, &present)?;
+            self.put(at + self.layout.bitmap_each, &dumpable)?;
+        }
         let mut at = self.layout.descriptors_at;
         while at < self.layout.data_at {
             let n = (self.layout.data_at - at).min(PAGE_SIZE);
@@ -394,15 +415,37 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
             at += n;
         }
         self.flush()?;
+        self.put(0, &self.header.encode())?;
+        self.flush()?;
 
-        // 2. Pages.
+        // 3. Block by block: which planned pages can be dumped (the filter,
+        //    readable memory), that block of the second bitmap if it
+        //    changed, then the pages.
         let total: u64 = plan.ranges.iter().map(|r| r.len / PAGE_SIZE).sum();
         let mut done = 0u64;
-        for range in plan.ranges {
-            let mut exclusions = Exclusions::new(plan.exclusions);
-            for index in 0..range.len / PAGE_SIZE {
-                let phys = range.start + index * PAGE_SIZE;
-                let frame = phys / PAGE_SIZE;
+        for block in 0..blocks {
+            self.planned(block);
+            let planned = self.dumpable;
+            for frame in frames_in(plan, block) {
+                if bit(&self.dumpable, frame)
+                    && (filter.exclude(frame * PAGE_SIZE)
+                        || memory.page(frame * PAGE_SIZE).is_none())
+                {
+                    clear_bit(&mut self.dumpable, frame);
+                }
+            }
+            if self.dumpable != planned {
+                let dumpable = self.dumpable;
+                let at = self.layout.bitmaps_at + self.layout.bitmap_each + block * PAGE_SIZE;
+                self.put(at, &dumpable)?;
+                // The block's bits are on the device before any descriptor
+                // they index: a reader never pairs a frame with another
+                // frame's descriptor.
+                self.flush()?;
+            }
+            self.present_crc.update(&self.present);
+            self.dumpable_crc.update(&self.dumpable);
+            for frame in frames_in(plan, block) {
                 self.stats.pages_total += 1;
                 done += 1;
                 if self.options.progress_pages > 0
@@ -414,24 +457,21 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                         data_bytes: self.stats.data_bytes,
                     });
                 }
-                let secret = exclusions.contains(phys);
-                self.mark(frame, true, false)?;
-                if secret || filter.exclude(phys) {
+                if !bit(&self.dumpable, frame) {
                     self.stats.excluded_pages += 1;
                     continue;
                 }
-                let Some(page) = memory.page(phys) else {
-                    self.stats.excluded_pages += 1;
-                    continue;
-                };
-                self.mark(frame, true, true)?;
-                self.page(page)?;
+                match memory.page(frame * PAGE_SIZE) {
+                    Some(page) => self.page(page)?,
+                    // Readable a moment ago, not now: its descriptor stays
+                    // zero, which a reader reports as lost.
+                    None => self.descriptor(&[0; DESCRIPTOR_SIZE])?,
+                }
             }
         }
 
-        // 3. The rest of the metadata, then the marker and the header.
+        // 4. The last descriptors; the marker; the header, complete.
         self.flush_descriptors()?;
-        self.finish_bitmaps()?;
         self.flush()?;
         self.stats.total_length = self.cursor;
         let marker = CompletionMarker {
@@ -453,6 +493,21 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         });
         self.stats.complete = true;
         Ok(())
+    }
+
+    /// Both bitmaps' block `block` as the plan has them, in `self.present`
+    /// and `self.dumpable`: present, every frame of the plan's ranges;
+    /// dumpable, those that are not secret.
+    fn planned(&mut self, block: u64) {
+        self.present = [0; PAGE_SIZE as usize];
+        self.dumpable = [0; PAGE_SIZE as usize];
+        let mut secrets = Exclusions::new(self.plan.exclusions);
+        for frame in frames_in(self.plan, block) {
+            set_bit(&mut self.present, frame);
+            if !secrets.contains(frame * PAGE_SIZE) {
+                set_bit(&mut self.dumpable, frame);
+            }
+        }
     }
 
     /// Store one dumpable page: its data and its descriptor.
@@ -479,9 +534,8 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 page_flags: 0,
             }
         } else {
-            let mut out = self.out;
-            let encoded = self.encoder.encode(page, &mut out);
-            let (bytes, flags): (&[u8], u32) = match encoded.and_then(|n| out.get(..n)) {
+            let encoded = self.encoder.encode(page, &mut self.out);
+            let (bytes, flags): (&[u8], u32) = match encoded.and_then(|n| self.out.get(..n)) {
                 Some(compressed) => {
                     self.stats.compressed_pages += 1;
                     (compressed, self.encoder.flag())
@@ -492,7 +546,9 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 }
             };
             let offset = self.cursor;
-            self.put(offset, bytes)?;
+            // The page's bytes borrow `self.out`: written through the
+            // sink field directly, not through `self.put`.
+            put(&mut *self.sink, self.options.sink_retries, offset, bytes)?;
             self.cursor += bytes.len() as u64;
             self.stats.data_bytes += bytes.len() as u64;
             PageDescriptor {
@@ -502,9 +558,14 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 page_flags: 0,
             }
         };
+        self.descriptor(&descriptor.encode())
+    }
+
+    /// Append the next frame's descriptor.
+    fn descriptor(&mut self, encoded: &[u8; DESCRIPTOR_SIZE]) -> Result<(), Stop<S::Error>> {
         let at = self.buffered * DESCRIPTOR_SIZE;
         if let Some(slot) = self.descriptors.get_mut(at..at + DESCRIPTOR_SIZE) {
-            slot.copy_from_slice(&descriptor.encode());
+            slot.copy_from_slice(encoded);
         }
         self.buffered += 1;
         if self.buffered == DESCRIPTORS_PER_WRITE {
@@ -528,50 +589,6 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         Ok(())
     }
 
-    /// Set frame `frame`'s bits; frames come in ascending order, so a
-    /// bitmap block is complete when the walk leaves it.
-    fn mark(&mut self, frame: u64, present: bool, dumpable: bool) -> Result<(), Stop<S::Error>> {
-        let block = frame / FRAMES_PER_BLOCK;
-        while self.block < block {
-            self.flush_bitmap_block()?;
-        }
-        let bit = frame % FRAMES_PER_BLOCK;
-        let (byte, mask) = ((bit / 8) as usize, 1u8 << (bit % 8));
-        if present && let Some(b) = self.present.get_mut(byte) {
-            *b |= mask;
-        }
-        if dumpable && let Some(b) = self.dumpable.get_mut(byte) {
-            *b |= mask;
-        }
-        Ok(())
-    }
-
-    /// Write the current bitmap block of both bitmaps and start the next.
-    fn flush_bitmap_block(&mut self) -> Result<(), Stop<S::Error>> {
-        let offset = self.block * PAGE_SIZE;
-        if offset < self.layout.bitmap_each {
-            let (present, dumpable) = (self.present, self.dumpable);
-            self.put(self.layout.bitmaps_at + offset, &present)?;
-            self.put(
-                self.layout.bitmaps_at + self.layout.bitmap_each + offset,
-                &dumpable,
-            )?;
-            self.present_crc.update(&present);
-            self.dumpable_crc.update(&dumpable);
-        }
-        self.present = [0; PAGE_SIZE as usize];
-        self.dumpable = [0; PAGE_SIZE as usize];
-        self.block += 1;
-        Ok(())
-    }
-
-    fn finish_bitmaps(&mut self) -> Result<(), Stop<S::Error>> {
-        while self.block * PAGE_SIZE < self.layout.bitmap_each {
-            self.flush_bitmap_block()?;
-        }
-        Ok(())
-    }
-
     fn header_checksum(&self) -> u32 {
         let mut crc = Crc32c::new();
         let mut header = self.header;
@@ -585,13 +602,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
     }
 
     fn put(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Stop<S::Error>> {
-        let sink = &mut *self.sink;
-        with_retries(
-            self.options.sink_retries,
-            || {},
-            || sink.write_at(offset, bytes),
-        )
-        .map_err(|error| Stop::Sink { offset, error })
+        put(&mut *self.sink, self.options.sink_retries, offset, bytes)
     }
 
     fn flush(&mut self) -> Result<(), Stop<S::Error>> {
@@ -602,5 +613,49 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 error,
             }
         })
+    }
+}
+
+/// Write `bytes` at `offset` with the writers' bounded retries.
+fn put<S: DumpSink>(
+    sink: &mut S,
+    retries: u32,
+    offset: u64,
+    bytes: &[u8],
+) -> Result<(), Stop<S::Error>> {
+    with_retries(retries, || {}, || sink.write_at(offset, bytes))
+        .map_err(|error| Stop::Sink { offset, error })
+}
+
+/// The frames of the plan's ranges in bitmap block `block`, ascending.
+fn frames_in<'p>(plan: &'p DumpPlan<'_>, block: u64) -> impl Iterator<Item = u64> + 'p {
+    let first = block.saturating_mul(FRAMES_PER_BLOCK);
+    let last = first.saturating_add(FRAMES_PER_BLOCK);
+    plan.ranges.iter().flat_map(move |range| {
+        let start = (range.start / PAGE_SIZE).max(first);
+        let end = range.end().map_or(0, |end| end / PAGE_SIZE).min(last);
+        start..end.max(start)
+    })
+}
+
+/// Frame `frame`'s bit in its bitmap block.
+fn bit(block: &[u8; PAGE_SIZE as usize], frame: u64) -> bool {
+    let bit = frame % FRAMES_PER_BLOCK;
+    block
+        .get((bit / 8) as usize)
+        .is_some_and(|byte| byte & (1 << (bit % 8)) != 0)
+}
+
+fn set_bit(block: &mut [u8; PAGE_SIZE as usize], frame: u64) {
+    let bit = frame % FRAMES_PER_BLOCK;
+    if let Some(byte) = block.get_mut((bit / 8) as usize) {
+        *byte |= 1 << (bit % 8);
+    }
+}
+
+fn clear_bit(block: &mut [u8; PAGE_SIZE as usize], frame: u64) {
+    let bit = frame % FRAMES_PER_BLOCK;
+    if let Some(byte) = block.get_mut((bit / 8) as usize) {
+        *byte &= !(1 << (bit % 8));
     }
 }

@@ -36,10 +36,12 @@
 //! (counted), and an unreadable page ends the dump with
 //! [`DumpError::SegmentTableFull`].
 
+mod coalesce;
 pub(crate) mod layout;
 mod plan;
 mod stream;
 
+pub use coalesce::Coalescing;
 pub use plan::{CpuState, DumpPlan, KernelImage, PhysRange, PlanError};
 pub use stream::{DumpError, DumpStats, Progress, WriteOptions, write_elf_dump};
 

@@ -36,7 +36,9 @@ impl Default for Lzo1x {
     }
 }
 
-use super::matcher::Out;
+use core::ops::Range;
+
+use super::matcher::{Emit, Out};
 
 /// LZO's length extension of `value` (> 0): zero bytes worth 255 each,
 /// then a non-zero final byte.
@@ -63,45 +65,54 @@ impl Lzo1x {
             return None;
         }
         let limit = page.len().saturating_sub(1).min(out.len());
-        let mut out = Out {
-            buf: out,
-            at: 0,
-            limit,
+        let mut stream = Stream {
+            out: Out {
+                buf: out,
+                at: 0,
+                limit,
+            },
+            page,
+            last_s: None,
         };
-        // Where the previous match's S bits are, to carry 1-3 literals.
-        let mut last_s: Option<usize> = None;
-        super::matcher::greedy(&mut self.table, page, |event| match event {
-            super::matcher::Event::Match {
-                literals,
-                distance,
-                length,
-            } => {
-                Self::literals(&mut out, page, literals.start, literals.end, last_s)?;
-                last_s = Some(Self::copy(&mut out, distance, length)?);
-                Some(())
-            }
-            super::matcher::Event::End { literals } => {
-                Self::literals(&mut out, page, literals.start, literals.end, last_s)
-            }
-        })?;
-        out.bytes(&[0x11, 0, 0])?;
-        Some(out.at)
+        super::matcher::greedy(&mut self.table, page, &mut stream)?;
+        stream.out.bytes(&[0x11, 0, 0])?;
+        Some(stream.out.at)
+    }
+}
+
+/// The LZO1X stream being written for one page.
+struct Stream<'o, 'p> {
+    out: Out<'o>,
+    page: &'p [u8],
+    /// Where the previous match's S bits are, to carry 1-3 literals (none:
+    /// the stream's start).
+    last_s: Option<usize>,
+}
+
+impl Emit for Stream<'_, '_> {
+    #[inline(always)]
+    fn matched(&mut self, literals: Range<usize>, distance: usize, length: usize) -> Option<()> {
+        self.literals(literals)?;
+        self.last_s = Some(self.copy(distance, length)?);
+        Some(())
     }
 
-    /// The literals `page[from..to]`, after the match whose S bits are at
-    /// `last_s` (none: the stream's start).
-    fn literals(
-        out: &mut Out<'_>,
-        page: &[u8],
-        from: usize,
-        to: usize,
-        last_s: Option<usize>,
-    ) -> Option<()> {
-        let n = to - from;
+    #[inline(always)]
+    fn end(&mut self, literals: Range<usize>) -> Option<()> {
+        self.literals(literals)
+    }
+}
+
+impl Stream<'_, '_> {
+    /// The literals `page[literals]`.
+    #[inline(always)]
+    fn literals(&mut self, literals: Range<usize>) -> Option<()> {
+        let n = literals.len();
         if n == 0 {
             return Some(());
         }
-        match last_s {
+        let out = &mut self.out;
+        match self.last_s {
             None if n <= 238 => out.byte(17 + n as u8)?,
             Some(s) if n <= 3 => {
                 // The count rides in the previous instruction's S bits.
@@ -117,12 +128,14 @@ impl Lzo1x {
                 }
             }
         }
-        out.bytes(page.get(from..to)?)
+        out.copy_short(self.page, literals)
     }
 
     /// A match of `length` at `distance`; returns the index of the byte
     /// whose low two bits carry the following literal count.
-    fn copy(out: &mut Out<'_>, distance: usize, length: usize) -> Option<usize> {
+    #[inline(always)]
+    fn copy(&mut self, distance: usize, length: usize) -> Option<usize> {
+        let out = &mut self.out;
         let d = distance - 1;
         if distance <= 2048 && length <= 8 {
             let (opcode, l) = if length <= 4 {
@@ -131,19 +144,21 @@ impl Lzo1x {
                 (0b1000_0000, length - 5)
             };
             let s = out.at;
-            out.byte(opcode | (l << 5) as u8 | ((d & 7) << 2) as u8)?;
-            out.byte((d >> 3) as u8)?;
+            out.bytes(&[
+                opcode | (l << 5) as u8 | ((d & 7) << 2) as u8,
+                (d >> 3) as u8,
+            ])?;
             return Some(s);
         }
+        let [low, high] = ((d << 2) as u16).to_le_bytes();
         if length - 2 <= 31 {
-            out.byte(0b0010_0000 | (length - 2) as u8)?;
+            out.bytes(&[0b0010_0000 | (length - 2) as u8, low, high])?;
         } else {
             out.byte(0b0010_0000)?;
             extension(out, length - 2 - 31)?;
+            out.bytes(&[low, high])?;
         }
-        let s = out.at;
-        out.bytes(&((d << 2) as u16).to_le_bytes())?;
-        Some(s)
+        Some(out.at - 2)
     }
 }
 

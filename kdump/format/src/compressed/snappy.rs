@@ -68,6 +68,30 @@ impl Elements for Out<'_> {
     }
 }
 
+/// The snappy stream being written for one page.
+struct Stream<'s, 'o, 'p> {
+    out: &'s mut Out<'o>,
+    page: &'p [u8],
+}
+
+impl super::matcher::Emit for Stream<'_, '_, '_> {
+    #[inline(always)]
+    fn matched(
+        &mut self,
+        literals: core::ops::Range<usize>,
+        distance: usize,
+        length: usize,
+    ) -> Option<()> {
+        self.out.literals(self.page.get(literals)?)?;
+        self.out.copy(distance, length)
+    }
+
+    #[inline(always)]
+    fn end(&mut self, literals: core::ops::Range<usize>) -> Option<()> {
+        self.out.literals(self.page.get(literals)?)
+    }
+}
+
 impl Snappy {
     /// A fresh encoder.
     pub const fn new() -> Self {
@@ -98,17 +122,14 @@ impl Snappy {
             }
             out.bytes(&[byte | 0x80])?;
         }
-        super::matcher::greedy(&mut self.table, page, |event| match event {
-            super::matcher::Event::Match {
-                literals,
-                distance,
-                length,
-            } => {
-                out.literals(page.get(literals)?)?;
-                out.copy(distance, length)
-            }
-            super::matcher::Event::End { literals } => out.literals(page.get(literals)?),
-        })?;
+        super::matcher::greedy(
+            &mut self.table,
+            page,
+            &mut Stream {
+                out: &mut out,
+                page,
+            },
+        )?;
         Some(out.at)
     }
 }

@@ -90,12 +90,20 @@ fn run() -> Result<(), String> {
     // An ELF dump whose memory fills the image's low part (real kernel
     // memory, so that makedumpfile can read the kernel it describes).
     let mut base: Option<String> = None;
+    // An ELF dump to take every page from instead of the synthetic mix
+    // (the kdump benchmark's image: `cargo xtask bench-kdump` makes it).
+    let mut image_path: Option<String> = None;
+    let mut only: Vec<String> = Vec::new();
     let mut vmcoreinfo = b"OSRELEASE=codec-speed\nPAGESIZE=4096\n".to_vec();
     while let Some(arg) = args.next() {
         if arg == "--elf" {
             elf = args.next();
         } else if arg == "--base" {
             base = args.next();
+        } else if arg == "--image" {
+            image_path = args.next();
+        } else if arg == "--codec" {
+            only.extend(args.next());
         } else if arg == "--vmcoreinfo" {
             // makedumpfile needs a Linux VMCOREINFO to run at all.
             let path = args.next().ok_or("--vmcoreinfo needs a FILE")?;
@@ -172,6 +180,26 @@ fn run() -> Result<(), String> {
         }
         println!("base: {copied} pages from {path}");
     }
+    if let Some(path) = &image_path {
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let dump =
+            crashkit_dump_format::ElfDump::parse(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        let end = dump
+            .segments()
+            .iter()
+            .map(|s| s.paddr + s.memsz)
+            .max()
+            .unwrap_or(0);
+        image = vec![0u8; usize::try_from(end).map_err(|_| "image too large")?];
+        for segment in dump.segments() {
+            let (start, len) = (segment.paddr as usize, segment.memsz as usize);
+            dump.read_phys(segment.paddr, &mut image[start..start + len])
+                .map_err(|e| format!("{path}: {e}"))?;
+        }
+        mib = image.len() >> 20;
+        println!("image: every page of {path}");
+    }
+    let pages = image.len() / 4096;
     let ranges = [PhysRange::new(0, (pages * 4096) as u64)];
     let plan = DumpPlan {
         dump_id: [7; 16],
@@ -188,6 +216,7 @@ fn run() -> Result<(), String> {
         extra_segments: 0,
     };
     let mut memory = Image(image);
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if let Some(path) = elf {
         let file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
         let all = DumpPlan {
@@ -244,25 +273,43 @@ fn run() -> Result<(), String> {
         // line and valid, and the counting sink cannot fail.
         .expect("a valid plan into an infallible sink")
     }
-    measure(
-        "raw",
-        &mut |m| write_with(&plan, m, &mut RawPages),
-        &mut memory,
-    );
-    measure(
-        "lzo",
-        &mut |m| write_with(&plan, m, &mut LzoPages::default()),
-        &mut memory,
-    );
-    measure(
-        "snappy",
-        &mut |m| write_with(&plan, m, &mut SnappyPages::default()),
-        &mut memory,
-    );
-    measure(
-        "zlib",
-        &mut |m| write_with(&plan, m, &mut ZlibPages::new(1)),
-        &mut memory,
-    );
+    if wanted("raw") {
+        measure(
+            "raw",
+            &mut |m| write_with(&plan, m, &mut RawPages),
+            &mut memory,
+        );
+    }
+    if wanted("lzo") {
+        measure(
+            "lzo",
+            &mut |m| write_with(&plan, m, &mut LzoPages::default()),
+            &mut memory,
+        );
+    }
+    if wanted("snappy") {
+        measure(
+            "snappy",
+            &mut |m| write_with(&plan, m, &mut SnappyPages::default()),
+            &mut memory,
+        );
+    }
+    if wanted("zlib") {
+        measure(
+            "zlib",
+            &mut |m| write_with(&plan, m, &mut ZlibPages::new(1)),
+            &mut memory,
+        );
+    }
+    for level in 2..=3u8 {
+        let name = format!("zlib{level}");
+        if wanted(&name) {
+            measure(
+                &name,
+                &mut |m| write_with(&plan, m, &mut ZlibPages::new(level)),
+                &mut memory,
+            );
+        }
+    }
     Ok(())
 }

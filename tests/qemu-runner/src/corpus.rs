@@ -394,6 +394,8 @@ fn write_crashkit_dump(
             crash_time,
             exclude_zero_pages: true,
             registers: &registers,
+            below: None,
+            fill: None,
         },
         out,
     )

@@ -29,7 +29,7 @@ use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::reader::{Completeness, ElfDump, Incomplete, PageState, Producer};
 
 use crate::host::{compare_with_ram, run};
-use crate::qemu::Boot;
+use crate::qemu::{Boot, Outcome};
 use crate::qmp::{Qmp, wait_for_line};
 use crate::rewrite;
 
@@ -57,10 +57,10 @@ echo c > /proc/sysrq-trigger
 ";
 
 /// The guest: kernel, initramfs, release.
-struct Guest {
+pub(crate) struct Guest {
     vmlinuz: PathBuf,
     initramfs: PathBuf,
-    release: String,
+    pub(crate) release: String,
 }
 
 /// Make and check both guests' dumps; a summary line each.
@@ -96,7 +96,7 @@ fn kernel_package() -> Result<String, String> {
 }
 
 /// Fetch and unpack the packages (once), build the initramfs.
-fn prepare(dir: &Path) -> Result<Guest, String> {
+pub(crate) fn prepare(dir: &Path) -> Result<Guest, String> {
     let debs = dir.join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
     let have = |prefix: &str| -> Option<PathBuf> {
@@ -225,35 +225,7 @@ impl Cpio {
 fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> {
     let elf_path = work.join("qemu.elf");
     let kdump_path = work.join("qemu-kdump-zlib.flat");
-    for stale in [&elf_path, &kdump_path] {
-        let _ = std::fs::remove_file(stale);
-    }
-    let mut append = String::from("console=ttyS0 panic=0");
-    if !kaslr {
-        append.push_str(" nokaslr");
-    }
-    let boot = Boot {
-        kernel: &guest.vmlinuz,
-        cpus: CPUS,
-        append,
-        work_dir: work.to_path_buf(),
-        timeout: Duration::from_secs(300),
-        qmp: true,
-        ram_mib: RAM_MIB,
-        initrd: Some(guest.initramfs.clone()),
-        extra: vec!["-device".into(), "vmcoreinfo".into()],
-    };
-    let mut taken = Err("the dumps were not attempted".to_owned());
-    let outcome = boot.run(|work_dir| {
-        taken = take_dumps(work_dir, &elf_path, &kdump_path);
-    })?;
-    taken.map_err(|why| format!("{why}\nserial (last lines):\n{}", tail(&outcome.serial)))?;
-    if !outcome.serial.contains(READY_LINE) {
-        return Err(format!(
-            "the guest did not publish VMCOREINFO:\n{}",
-            tail(&outcome.serial)
-        ));
-    }
+    let outcome = crash_and_dump(guest, kaslr, RAM_MIB, work, &elf_path, Some(&kdump_path))?;
     let ram = std::fs::read(&outcome.ram)
         .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
     let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
@@ -277,13 +249,56 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     ))
 }
 
+/// Boot `guest` with `ram_mib` of RAM (KASLR on or off), wait for its
+/// panic, take QEMU's ELF dump to `elf` (and its flattened kdump-zlib dump
+/// to `kdump` when given), quit. The guest RAM file stays in `work`.
+pub(crate) fn crash_and_dump(
+    guest: &Guest,
+    kaslr: bool,
+    ram_mib: u32,
+    work: &Path,
+    elf: &Path,
+    kdump: Option<&Path>,
+) -> Result<Outcome, String> {
+    for stale in [Some(elf), kdump].into_iter().flatten() {
+        let _ = std::fs::remove_file(stale);
+    }
+    let mut append = String::from("console=ttyS0 panic=0");
+    if !kaslr {
+        append.push_str(" nokaslr");
+    }
+    let boot = Boot {
+        kernel: &guest.vmlinuz,
+        cpus: CPUS,
+        append,
+        work_dir: work.to_path_buf(),
+        timeout: Duration::from_secs(300),
+        qmp: true,
+        ram_mib,
+        initrd: Some(guest.initramfs.clone()),
+        extra: vec!["-device".into(), "vmcoreinfo".into()],
+    };
+    let mut taken = Err("the dumps were not attempted".to_owned());
+    let outcome = boot.run(|work_dir| {
+        taken = take_dumps(work_dir, elf, kdump);
+    })?;
+    taken.map_err(|why| format!("{why}\nserial (last lines):\n{}", tail(&outcome.serial)))?;
+    if !outcome.serial.contains(READY_LINE) {
+        return Err(format!(
+            "the guest did not publish VMCOREINFO:\n{}",
+            tail(&outcome.serial)
+        ));
+    }
+    Ok(outcome)
+}
+
 fn tail(serial: &str) -> String {
     let lines: Vec<&str> = serial.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// Wait for Linux's panic, dump as ELF and as kdump-zlib, quit.
-fn take_dumps(work_dir: &Path, elf: &Path, kdump: &Path) -> Result<(), String> {
+/// Wait for Linux's panic, dump as ELF (and as kdump-zlib), quit.
+fn take_dumps(work_dir: &Path, elf: &Path, kdump: Option<&Path>) -> Result<(), String> {
     wait_for_line(
         &work_dir.join("serial.log"),
         PANIC_LINE,
@@ -300,10 +315,12 @@ fn take_dumps(work_dir: &Path, elf: &Path, kdump: &Path) -> Result<(), String> {
         r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
         elf.display()
     ))?;
-    qmp.execute(&format!(
-        r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}","format":"kdump-zlib"}}}}"#,
-        kdump.display()
-    ))?;
+    if let Some(kdump) = kdump {
+        qmp.execute(&format!(
+            r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}","format":"kdump-zlib"}}}}"#,
+            kdump.display()
+        ))?;
+    }
     let _ = qmp.execute(r#"{"execute":"quit"}"#);
     Ok(())
 }
@@ -390,6 +407,8 @@ fn makedumpfile_elf(dump: &ElfDump<'_>, ram: &[u8], work: &Path) -> Result<Strin
             crash_time: rewrite::now(),
             exclude_zero_pages: false,
             registers: &|_, live| live,
+            below: None,
+            fill: None,
         },
         &input,
     )?;
@@ -695,7 +714,7 @@ fn translate(dump: &ElfDump<'_>, root: u64, virt: u64) -> Option<u64> {
 /// Linux's direct-map base (`page_offset_base`, randomised under KASLR),
 /// found by translating VMCOREINFO's `SYMBOL(mem_section)` (a direct-map
 /// pointer) through `init_top_pgt`.
-fn page_offset(dump: &ElfDump<'_>) -> Result<u64, String> {
+pub(crate) fn page_offset(dump: &ElfDump<'_>) -> Result<u64, String> {
     let info = dump.vmcoreinfo().ok_or("no VMCOREINFO")?;
     if info.number("NUMBER(pgtable_l5_enabled)") == Some(1) {
         return Err("5-level paging: not handled by the corpus check".into());

@@ -22,12 +22,17 @@
 //! `crashkit-qemu-runner --linux-corpus DIR` makes and checks the dumps of a
 //! crashed Linux guest (Debian's kernel) in `DIR` (see `linux.rs`).
 //!
+//! `crashkit-qemu-runner --kdump-bench CACHE [--rounds N] [--contender NAME]...` runs the kdump
+//! writers' benchmark against makedumpfile on a 1 GiB image made from a
+//! crashed Linux guest (see `kdump_bench.rs`).
+//!
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
 mod bench;
 mod corpus;
 mod host;
+mod kdump_bench;
 mod linux;
 mod qemu;
 mod qmp;
@@ -67,6 +72,9 @@ struct Options {
     corpus: Option<PathBuf>,
     linux_corpus: Option<PathBuf>,
     bench: bool,
+    kdump_bench: Option<PathBuf>,
+    rounds: usize,
+    contenders: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -84,6 +92,9 @@ fn options() -> Result<Options, String> {
         corpus: None,
         linux_corpus: None,
         bench: false,
+        kdump_bench: None,
+        rounds: 5,
+        contenders: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -95,6 +106,16 @@ fn options() -> Result<Options, String> {
             "--corpus" => options.corpus = Some(PathBuf::from(value()?)),
             "--linux-corpus" => options.linux_corpus = Some(PathBuf::from(value()?)),
             "--bench" => options.bench = true,
+            "--kdump-bench" => options.kdump_bench = Some(PathBuf::from(value()?)),
+            "--contender" => options.contenders.push(value()?),
+            "--rounds" => {
+                let text = value()?;
+                options.rounds = text
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("--rounds {text}: not a positive number"))?;
+            }
             "--repeat" => {
                 let text = value()?;
                 options.repeat = text
@@ -142,6 +163,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(cache) = &options.kdump_bench {
+        return match kdump_bench::run(cache, options.rounds, &options.contenders) {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: kdump bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Err(error) = preflight(&options) {
         eprintln!("crashkit-qemu-runner: {error}");
         return ExitCode::FAILURE;

@@ -14,6 +14,9 @@ use crashkit_dump_format::{
     ControlState, DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, write_elf_dump,
 };
 
+/// Rewrites the page at a physical address in place.
+pub type PageFill<'a> = dyn Fn(u64, &mut [u8; PAGE_SIZE as usize]) + 'a;
+
 /// What the new dump gets besides the source's memory and CPUs.
 pub struct Rewrite<'a> {
     /// VMCOREINFO text.
@@ -34,6 +37,13 @@ pub struct Rewrite<'a> {
     pub exclude_zero_pages: bool,
     /// CPU `index`'s registers from the source's live ones.
     pub registers: &'a dyn Fn(usize, Registers) -> Registers,
+    /// Keep only memory below this physical address (`None`: all of the
+    /// source's segments; the benchmark image keeps guest RAM and drops
+    /// QEMU's framebuffer and BIOS ROM).
+    pub below: Option<u64>,
+    /// Rewrite each page read from the source before it is written (the
+    /// benchmark image fills the guest's zero pages with its mix).
+    pub fill: Option<&'a PageFill<'a>>,
 }
 
 /// Seconds since 1970, now.
@@ -47,11 +57,15 @@ pub fn now() -> u64 {
 struct DumpMemory<'d, 'a> {
     dump: &'d ElfDump<'a>,
     page: Box<[u8; PAGE_SIZE as usize]>,
+    fill: Option<&'d PageFill<'d>>,
 }
 
 impl PhysMemory for DumpMemory<'_, '_> {
     fn page(&mut self, phys: u64) -> Option<&[u8; PAGE_SIZE as usize]> {
         self.dump.read_phys(phys, &mut self.page[..]).ok()?;
+        if let Some(fill) = self.fill {
+            fill(phys, &mut self.page);
+        }
         Some(&self.page)
     }
 }
@@ -77,9 +91,14 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
     let mut ranges: Vec<PhysRange> = Vec::new();
     let mut segments: Vec<_> = source.segments().to_vec();
     segments.sort_by_key(|s| s.paddr);
+    let below = rewrite.below.unwrap_or(u64::MAX);
     for segment in segments {
         let start = segment.paddr & !(PAGE_SIZE - 1);
         let end = (segment.paddr + segment.memsz).div_ceil(PAGE_SIZE) * PAGE_SIZE;
+        let end = end.min(below);
+        if start >= end {
+            continue;
+        }
         match ranges.last_mut() {
             Some(last) if last.start + last.len >= start => {
                 last.len = last.len.max(end - last.start);
@@ -87,33 +106,7 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
             _ => ranges.push(PhysRange::new(start, end - start)),
         }
     }
-    let mut cpus = Vec::new();
-    for (index, cpu) in source.cpus().iter().enumerate() {
-        let CpuRegisters::X86_64(live) = cpu.registers else {
-            return Err(format!("cpu {index}: the source has i386 registers"));
-        };
-        let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
-        cpus.push(CpuState {
-            registers: (rewrite.registers)(index, live),
-            // QEMU's notes come in CPU-index order, which on q35 is APIC-ID
-            // order: the test kernel numbers CPUs from the MADT, which lists
-            // them the same way. QEMU's notes carry no APIC ID, so the index
-            // stands in for it.
-            control: ControlState {
-                cpu: index as u32,
-                apic_id: index as u32,
-                cr0: Some(state.cr[0]),
-                cr2: Some(state.cr[2]),
-                cr3: Some(state.cr[3]),
-                cr4: Some(state.cr[4]),
-                fs_base: Some(state.segments[3].base),
-                gs_base: Some(state.segments[4].base),
-                gdtr_base: Some(state.segments[8].base),
-                idtr_base: Some(state.segments[9].base),
-                ..ControlState::default()
-            },
-        });
-    }
+    let cpus = cpu_states(source, rewrite.registers)?;
     let mut dump_id = [0u8; 16];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut dump_id))
@@ -136,6 +129,7 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
     let mut memory = DumpMemory {
         dump: source,
         page: Box::new([0; PAGE_SIZE as usize]),
+        fill: rewrite.fill,
     };
     write_elf_dump(
         &plan,
@@ -146,4 +140,40 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
         |_| {},
     )
     .map_err(|e| format!("writing {}: {e:?}", out.display()))
+}
+
+/// The CPUs of `source` (QEMU's notes) as the writers take them, with
+/// `registers` choosing each CPU's registers from its live ones.
+pub fn cpu_states(
+    source: &ElfDump<'_>,
+    registers: &dyn Fn(usize, Registers) -> Registers,
+) -> Result<Vec<CpuState>, String> {
+    let mut cpus = Vec::new();
+    for (index, cpu) in source.cpus().iter().enumerate() {
+        let CpuRegisters::X86_64(live) = cpu.registers else {
+            return Err(format!("cpu {index}: the source has i386 registers"));
+        };
+        let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
+        cpus.push(CpuState {
+            registers: registers(index, live),
+            // QEMU's notes come in CPU-index order, which on q35 is APIC-ID
+            // order: the test kernel numbers CPUs from the MADT, which lists
+            // them the same way. QEMU's notes carry no APIC ID, so the index
+            // stands in for it.
+            control: ControlState {
+                cpu: index as u32,
+                apic_id: index as u32,
+                cr0: Some(state.cr[0]),
+                cr2: Some(state.cr[2]),
+                cr3: Some(state.cr[3]),
+                cr4: Some(state.cr[4]),
+                fs_base: Some(state.segments[3].base),
+                gs_base: Some(state.segments[4].base),
+                gdtr_base: Some(state.segments[8].base),
+                idtr_base: Some(state.segments[9].base),
+                ..ControlState::default()
+            },
+        });
+    }
+    Ok(cpus)
 }

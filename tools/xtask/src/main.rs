@@ -30,6 +30,13 @@
 //!   install` if missing; libFuzzer needs g++, installed with apt). The
 //!   corpus grows in the cache directory ([`cache_dir`]), seeded by the
 //!   format crate's `seed_corpus` example.
+//! - `bench-kdump [ROUNDS] [CONTENDER]...`: the kdump-compressed writers'
+//!   benchmark (docs/benchmarks.md): crashkit's codecs against makedumpfile
+//!   `-c` and `-l` on a 1 GiB image made from a crashed Linux guest (kept
+//!   in the cache directory), one core, ROUNDS rounds (default 5); the
+//!   contenders can be named (`zlib`, `lzo`, `makedumpfile-l`...; see
+//!   `tests/qemu-runner/src/kdump_bench.rs`). QEMU and makedumpfile are
+//!   installed with apt if missing.
 
 mod prerequisites;
 mod run;
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Some("test") => test(&rest),
         Some("demo") => demo(&rest),
         Some("fuzz") => fuzz(&rest),
+        Some("bench-kdump") => bench_kdump(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             return ExitCode::SUCCESS;
@@ -94,6 +102,7 @@ fn print_help() {
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
          fuzz [SECONDS]  fuzz each dump reader (default 300 s each; corpora in the cache directory)\n  \
+         bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
          help   this text"
     );
 }
@@ -288,6 +297,27 @@ fn cache_dir() -> Result<std::path::PathBuf, String> {
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+fn bench_kdump(args: &[String]) -> Result<(), String> {
+    let (rounds, contenders) = match args.split_first() {
+        Some((first, rest)) if first.parse::<u32>().is_ok() => (first.as_str(), rest),
+        _ => ("5", args),
+    };
+    prerequisites::rust_toolchain()?;
+    prerequisites::qemu()?;
+    prerequisites::makedumpfile()?;
+    let mut bench = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+    bench
+        .arg("--kdump-bench")
+        .arg(cache_dir()?)
+        .args(["--rounds", rounds]);
+    for contender in contenders {
+        bench.args(["--contender", contender]);
+    }
+    Step::new("kdump writers against makedumpfile", bench)
+        .time_limit(60 * 60)
+        .run()
 }
 
 fn fuzz(args: &[String]) -> Result<(), String> {

@@ -16,7 +16,8 @@
 use std::time::Instant;
 
 use crashkit_dump_format::compressed::writer::{
-    KdumpStats, LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, write_kdump,
+    KdumpStats, LzoPages, MinizZlibPages, PageEncoder, RawPages, SnappyPages, ZlibPages,
+    write_kdump,
 };
 use crashkit_dump_format::writer::{DumpPlan, WriteOptions};
 use crashkit_dump_format::{DumpSink, PhysMemory, PhysRange};
@@ -297,16 +298,16 @@ fn run() -> Result<(), String> {
     if wanted("zlib") {
         measure(
             "zlib",
-            &mut |m| write_with(&plan, m, &mut ZlibPages::new(1)),
+            &mut |m| write_with(&plan, m, &mut ZlibPages::new()),
             &mut memory,
         );
     }
-    for level in 2..=3u8 {
-        let name = format!("zlib{level}");
+    for level in 1..=3u8 {
+        let name = format!("miniz{level}");
         if wanted(&name) {
             measure(
                 &name,
-                &mut |m| write_with(&plan, m, &mut ZlibPages::new(level)),
+                &mut |m| write_with(&plan, m, &mut MinizZlibPages::new(level)),
                 &mut memory,
             );
         }

@@ -76,7 +76,7 @@ fn main() -> std::io::Result<()> {
         &mut memory,
         &mut sink,
         &mut |_| false,
-        &mut crashkit_dump_format::compressed::writer::ZlibPages::new(1),
+        &mut crashkit_dump_format::compressed::writer::ZlibPages::new(),
         crashkit_dump_format::writer::WriteOptions::default(),
         |_| {},
     ) {

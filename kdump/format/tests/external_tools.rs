@@ -247,7 +247,7 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libkdumpfile_check.py");
     let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
         ("raw", Box::new(RawPages)),
-        ("zlib", Box::new(ZlibPages::new(1))),
+        ("zlib", Box::new(ZlibPages::new())),
         // crashkit's own LZO1X encoder, decoded by liblzo2 inside libkdumpfile.
         ("lzo", Box::new(LzoPages::default())),
         // crashkit's own snappy encoder; zstd through ruzstd's encoder.
@@ -314,7 +314,7 @@ fn makedumpfile_reassembles_crashkit_flattened_streams_byte_for_byte() {
             &mut memory,
             &mut SinkRef(sink),
             &mut |_| false,
-            &mut ZlibPages::new(1),
+            &mut ZlibPages::new(),
             WriteOptions::default(),
             |_| {},
         )

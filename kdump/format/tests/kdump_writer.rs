@@ -92,7 +92,7 @@ fn raw_and_zlib_dumps_read_back_complete() {
     );
     check_pages(&dump, &machine, &memory);
 
-    let (machine, memory, zlib) = write_with(&mut ZlibPages::new(1));
+    let (machine, memory, zlib) = write_with(&mut ZlibPages::new());
     let dump = KdumpDump::parse(&zlib).unwrap();
     assert_eq!(dump.completeness(), Completeness::Complete);
     assert_eq!(dump.header().status & 0x1, 0x1, "zlib named in the status");
@@ -119,7 +119,7 @@ fn raw_and_zlib_dumps_read_back_complete() {
 
 #[test]
 fn a_cut_dump_never_reads_as_complete_and_keeps_its_pages() {
-    let (machine, memory, file) = write_with(&mut ZlibPages::new(1));
+    let (machine, memory, file) = write_with(&mut ZlibPages::new());
     let mut page = vec![0u8; 4096];
     for cut in (0..file.len()).step_by(4093).chain([file.len() - 1]) {
         let Ok(dump) = KdumpDump::parse(&file[..cut]) else {
@@ -163,7 +163,7 @@ fn a_coalescing_sink_writes_the_same_file_in_few_writes() {
             &mut memory_of(machine),
             sink,
             &mut |_| false,
-            &mut ZlibPages::new(1),
+            &mut ZlibPages::new(),
             WriteOptions::default(),
             |_| {},
         )

@@ -10,6 +10,7 @@
 //! Layouts: [`header`], `flat` (with `alloc`), `docs/dump-formats.md`.
 
 pub mod codec;
+pub mod deflate;
 #[cfg(feature = "alloc")]
 pub mod flat;
 pub mod flat_writer;

@@ -142,22 +142,51 @@ impl PageEncoder for ZstdPages {
     }
 }
 
-/// zlib pages (miniz_oxide's deflate, one compressor reused page after
-/// page, zlib header and Adler-32 as `compress2` writes them).
-#[cfg(feature = "alloc")]
+/// zlib pages from crashkit's page deflate ([`super::deflate`]), as
+/// makedumpfile `-c` stores them (a zlib stream per page). Needs no
+/// allocator; at most 84 KiB of state, so keep it in a static or a `Box`.
+#[derive(Clone, Debug, Default)]
 pub struct ZlibPages {
+    deflate: super::deflate::Deflate,
+}
+
+impl ZlibPages {
+    /// An encoder.
+    pub const fn new() -> Self {
+        Self {
+            deflate: super::deflate::Deflate::new(),
+        }
+    }
+}
+
+impl PageEncoder for ZlibPages {
+    fn flag(&self) -> u32 {
+        super::header::FLAG_ZLIB
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        self.deflate.compress(page, out)
+    }
+}
+
+/// zlib pages from miniz_oxide's deflate at a chosen level (one compressor
+/// reused page after page, zlib header and Adler-32 as `compress2` writes
+/// them): smaller output than [`ZlibPages`] at levels above 1, several
+/// times slower (docs/benchmarks.md).
+#[cfg(feature = "alloc")]
+pub struct MinizZlibPages {
     compressor: alloc::boxed::Box<miniz_oxide::deflate::core::CompressorOxide>,
 }
 
 #[cfg(feature = "alloc")]
-impl core::fmt::Debug for ZlibPages {
+impl core::fmt::Debug for MinizZlibPages {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("ZlibPages")
+        f.write_str("MinizZlibPages")
     }
 }
 
 #[cfg(feature = "alloc")]
-impl ZlibPages {
+impl MinizZlibPages {
     /// A zlib encoder at `level` (1 fastest to 9 smallest).
     pub fn new(level: u8) -> Self {
         let flags = miniz_oxide::deflate::core::create_comp_flags_from_zip_params(
@@ -174,7 +203,7 @@ impl ZlibPages {
 }
 
 #[cfg(feature = "alloc")]
-impl PageEncoder for ZlibPages {
+impl PageEncoder for MinizZlibPages {
     fn flag(&self) -> u32 {
         super::header::FLAG_ZLIB
     }

@@ -1,0 +1,366 @@
+//! Huffman code lengths for deflate's dynamic blocks, from symbol
+//! frequencies, limited to a maximum length, and the canonical codes that
+//! follow from them (RFC 1951 section 3.2.2). No allocation: the caller
+//! lends a scratch slice as long as the alphabet.
+//!
+//! Lengths come from Moffat and Katajainen's in-place algorithm ("In-place
+//! calculation of minimum-redundancy codes", 1995) over the used symbols
+//! sorted by frequency; when the longest exceeds the limit, lengths are
+//! reassigned from a per-length count repaired the way deflate encoders
+//! usually do it (every overlong code is made `limit` long, then codes are
+//! moved down one level at a time from the deepest level below the limit
+//! until the Kraft sum is one again), longest codes to the rarest symbols.
+
+/// Code lengths above this never occur before limiting: a code of length
+/// `d` needs a total frequency of at least Fibonacci(d + 2), and a page
+/// gives at most 4096 + 1 symbols (Fibonacci(20) = 6765).
+const DEEPEST: usize = 32;
+
+/// Fill `lengths` (one per symbol, 0 for an unused symbol) for `freq`,
+/// no length above `limit`. `scratch` must be at least as long as `freq`.
+/// A single used symbol gets length 1 (deflate decoders accept a one-code
+/// tree); no used symbol, all zeros.
+pub fn lengths(freq: &[u32], limit: u8, lengths: &mut [u8], scratch: &mut [u32]) {
+    lengths.iter_mut().for_each(|l| *l = 0);
+    let mut used = 0usize;
+    for (symbol, &f) in freq.iter().enumerate() {
+        if f > 0
+            && let Some(slot) = scratch.get_mut(used)
+        {
+            // Frequencies are at most a page's symbols (13 bits): frequency
+            // above, symbol below, so sorting sorts by frequency.
+            *slot = (f.min(0xffff) << 16) | symbol as u32;
+            used += 1;
+        }
+    }
+    let Some(sorted) = scratch.get_mut(..used) else {
+        return;
+    };
+    match used {
+        0 => return,
+        1 => {
+            if let Some(l) = lengths.get_mut((sorted[0] & 0xffff) as usize) {
+                *l = 1;
+            }
+            return;
+        }
+        _ => {}
+    }
+    radix_sort(sorted);
+    // Symbols in frequency order, kept aside: the algorithm overwrites the
+    // array with weights, then depths.
+    let mut order = [0u16; 320];
+    for (o, s) in order.iter_mut().zip(sorted.iter()) {
+        *o = (s & 0xffff) as u16;
+    }
+    for s in sorted.iter_mut() {
+        *s >>= 16;
+    }
+    minimum_redundancy(sorted);
+    // `sorted[i]` is now the length of the i-th rarest symbol, and lengths
+    // never grow with frequency. Count them per length, limit, reassign.
+    let mut count = [0u32; DEEPEST + 1];
+    for &depth in sorted.iter() {
+        if let Some(c) = count.get_mut((depth as usize).min(DEEPEST)) {
+            *c += 1;
+        }
+    }
+    limit_counts(&mut count, limit);
+    let mut rank = 0usize;
+    for length in (1..=usize::from(limit)).rev() {
+        for _ in 0..count.get(length).copied().unwrap_or(0) {
+            if let Some(&symbol) = order.get(rank)
+                && let Some(l) = lengths.get_mut(usize::from(symbol))
+            {
+                *l = length as u8;
+            }
+            rank += 1;
+        }
+    }
+}
+
+/// Sort `(frequency << 16 | symbol)` keys by frequency (at most 16 bits),
+/// least significant byte first: two counting passes of linear cost, where
+/// a comparison sort of the few hundred symbols of a page cost more than
+/// the rest of the code construction together. Stable, so equal
+/// frequencies keep symbol order.
+fn radix_sort(keys: &mut [u32]) {
+    let mut temp = [0u32; 320];
+    let Some(temp) = temp.get_mut(..keys.len()) else {
+        keys.sort_unstable();
+        return;
+    };
+    // Low byte of the frequency.
+    let mut count = [0u32; 257];
+    for &key in keys.iter() {
+        count[((key >> 16) & 0xff) as usize + 1] += 1;
+    }
+    for digit in 1..257 {
+        count[digit] += count[digit - 1];
+    }
+    for &key in keys.iter() {
+        let slot = &mut count[((key >> 16) & 0xff) as usize];
+        if let Some(t) = temp.get_mut(*slot as usize) {
+            *t = key;
+        }
+        *slot += 1;
+    }
+    // High byte: a page's frequencies stay below 2^13, so few buckets.
+    let mut count = [0u32; 257];
+    let mut top = 0usize;
+    for &key in temp.iter() {
+        let digit = (key >> 24) as usize;
+        top = top.max(digit);
+        count[digit + 1] += 1;
+    }
+    for digit in 1..=top + 1 {
+        count[digit] += count[digit - 1];
+    }
+    for &key in temp.iter() {
+        let slot = &mut count[(key >> 24) as usize];
+        if let Some(k) = keys.get_mut(*slot as usize) {
+            *k = key;
+        }
+        *slot += 1;
+    }
+}
+
+/// Moffat-Katajainen: `a` holds weights in ascending order (at least two);
+/// afterwards it holds each one's code length.
+fn minimum_redundancy(a: &mut [u32]) {
+    let n = a.len();
+    // Phase 1: build the tree in place; internal nodes' weights, then
+    // parent indices, overwrite the leaves already consumed.
+    a[0] += a[1];
+    let (mut root, mut leaf) = (0usize, 2usize);
+    for next in 1..n - 1 {
+        // First child: the lighter of the next internal node and leaf.
+        if leaf >= n || a[root] < a[leaf] {
+            a[next] = a[root];
+            a[root] = next as u32;
+            root += 1;
+        } else {
+            a[next] = a[leaf];
+            leaf += 1;
+        }
+        // Second child.
+        if leaf >= n || (root < next && a[root] < a[leaf]) {
+            a[next] += a[root];
+            a[root] = next as u32;
+            root += 1;
+        } else {
+            a[next] += a[leaf];
+            leaf += 1;
+        }
+    }
+    // Phase 2: parent indices to internal-node depths.
+    a[n - 2] = 0;
+    for next in (0..n - 2).rev() {
+        a[next] = a[a[next] as usize] + 1;
+    }
+    // Phase 3: internal-node depths to leaf depths.
+    let (mut available, mut used, mut depth) = (1u32, 0u32, 0u32);
+    let mut root = n as isize - 2;
+    let mut next = n as isize - 1;
+    while available > 0 {
+        while root >= 0 && a[root as usize] == depth {
+            used += 1;
+            root -= 1;
+        }
+        while available > used {
+            a[next as usize] = depth;
+            next -= 1;
+            available -= 1;
+        }
+        available = 2 * used;
+        depth += 1;
+        used = 0;
+    }
+}
+
+/// Make the per-length counts `count` (index = length) describe a complete
+/// code (Kraft sum exactly one) with no length above `limit`: overlong
+/// codes become `limit` long; while the sum is too large, the deepest code
+/// above `limit` moves one level down (the smallest step); if that
+/// overshoots, the deepest codes move back up until the sum is one (every
+/// step is then a multiple of what is missing, so it lands exactly).
+fn limit_counts(count: &mut [u32; DEEPEST + 1], limit: u8) {
+    let limit = usize::from(limit).clamp(1, DEEPEST);
+    for length in limit + 1..=DEEPEST {
+        count[limit] += count[length];
+        count[length] = 0;
+    }
+    let full = 1u64 << limit;
+    let mut kraft: u64 = (1..=limit)
+        .map(|l| u64::from(count[l]) << (limit - l))
+        .sum();
+    while kraft > full {
+        let mut length = limit - 1;
+        while length > 0 && count[length] == 0 {
+            length -= 1;
+        }
+        if length == 0 {
+            // More symbols than codes of `limit` bits: cannot happen for
+            // deflate's alphabets (288 < 2^15, 19 < 2^7).
+            return;
+        }
+        count[length] -= 1;
+        count[length + 1] += 1;
+        kraft -= 1 << (limit - length - 1);
+    }
+    while kraft < full {
+        let mut length = limit;
+        while length > 1 && count[length] == 0 {
+            length -= 1;
+        }
+        if length <= 1 {
+            return;
+        }
+        count[length] -= 1;
+        count[length - 1] += 1;
+        kraft += 1 << (limit - length);
+    }
+}
+
+/// Canonical codes for `lengths`, bit-reversed for an LSB-first writer.
+pub fn codes(lengths: &[u8], codes: &mut [u16]) {
+    let mut count = [0u16; 16];
+    for &l in lengths {
+        if let Some(c) = count.get_mut(usize::from(l)) {
+            *c += 1;
+        }
+    }
+    count[0] = 0;
+    let mut next = [0u16; 16];
+    let mut code = 0u16;
+    for bits in 1..16 {
+        code = (code + count[bits - 1]) << 1;
+        next[bits] = code;
+    }
+    for (symbol, &l) in lengths.iter().enumerate() {
+        if l == 0 || l > 15 {
+            continue;
+        }
+        let value = next[usize::from(l)];
+        next[usize::from(l)] += 1;
+        if let Some(c) = codes.get_mut(symbol) {
+            *c = value.reverse_bits() >> (16 - l);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kraft(lengths: &[u8]) -> f64 {
+        lengths
+            .iter()
+            .filter(|&&l| l > 0)
+            .map(|&l| 2f64.powi(-i32::from(l)))
+            .sum()
+    }
+
+    fn cost(freq: &[u32], lengths: &[u8]) -> u64 {
+        freq.iter()
+            .zip(lengths)
+            .map(|(&f, &l)| u64::from(f) * u64::from(l))
+            .sum()
+    }
+
+    /// Huffman's algorithm with a sorted list: the optimal cost.
+    fn optimal_cost(freq: &[u32]) -> u64 {
+        let mut nodes: Vec<u64> = freq
+            .iter()
+            .filter(|&&f| f > 0)
+            .map(|&f| u64::from(f))
+            .collect();
+        if nodes.len() < 2 {
+            return nodes.iter().sum();
+        }
+        let mut total = 0;
+        while nodes.len() > 1 {
+            nodes.sort_unstable();
+            let merged = nodes[0] + nodes[1];
+            total += merged;
+            nodes.drain(..2);
+            nodes.push(merged);
+        }
+        total
+    }
+
+    fn check(freq: &[u32], limit: u8) -> Vec<u8> {
+        let mut out = vec![0u8; freq.len()];
+        let mut scratch = vec![0u32; freq.len()];
+        lengths(freq, limit, &mut out, &mut scratch);
+        let used = freq.iter().filter(|&&f| f > 0).count();
+        for (f, l) in freq.iter().zip(&out) {
+            assert_eq!(*f > 0, *l > 0, "{freq:?} -> {out:?}");
+            assert!(*l <= limit);
+        }
+        if used >= 2 {
+            assert!((kraft(&out) - 1.0).abs() < 1e-9, "complete code: {out:?}");
+        }
+        out
+    }
+
+    #[test]
+    fn lengths_are_optimal_when_the_limit_allows() {
+        let mut state = 7u64;
+        for round in 0..500 {
+            let n = 2 + round % 300;
+            let freq: Vec<u32> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let r = (state >> 33) as u32;
+                    if r.is_multiple_of(4) {
+                        0
+                    } else {
+                        1 + r % (1 + (round as u32 % 40) * 50)
+                    }
+                })
+                .collect();
+            let out = check(&freq, 32);
+            if freq.iter().filter(|&&f| f > 0).count() >= 2 {
+                assert_eq!(cost(&freq, &out), optimal_cost(&freq), "{freq:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn limits_hold_on_skewed_frequencies() {
+        // Fibonacci frequencies make the deepest trees.
+        let mut freq = vec![1u32, 1];
+        while freq.len() < 20 {
+            let n = freq.len();
+            freq.push(freq[n - 1] + freq[n - 2]);
+        }
+        let unlimited = check(&freq, 32);
+        assert!(unlimited.iter().copied().max().unwrap() > 15);
+        let limited = check(&freq, 15);
+        assert!(cost(&freq, &limited) >= cost(&freq, &unlimited));
+        let seven = check(&freq[..19], 7);
+        assert_eq!(seven.iter().copied().max(), Some(7));
+    }
+
+    #[test]
+    fn one_symbol_gets_one_bit_and_none_gets_nothing() {
+        assert_eq!(check(&[0, 0, 5, 0], 15), [0, 0, 1, 0]);
+        assert_eq!(check(&[0, 0, 0], 15), [0, 0, 0]);
+    }
+
+    #[test]
+    fn canonical_codes_match_rfc_1951_example() {
+        // RFC 1951 3.2.2: lengths (3, 3, 3, 3, 3, 2, 4, 4) give codes
+        // 010, 011, 100, 101, 110, 00, 1110, 1111.
+        let lengths = [3u8, 3, 3, 3, 3, 2, 4, 4];
+        let mut out = [0u16; 8];
+        codes(&lengths, &mut out);
+        let expected = [0b010u16, 0b011, 0b100, 0b101, 0b110, 0b00, 0b1110, 0b1111];
+        for ((&code, &want), &l) in out.iter().zip(&expected).zip(&lengths) {
+            assert_eq!(code, want.reverse_bits() >> (16 - l));
+        }
+    }
+}

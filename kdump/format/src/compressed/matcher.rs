@@ -6,10 +6,12 @@
 //!
 //! The inner loop is what the fast codecs' speed is made of, so it is kept
 //! to the work the format needs: load four bytes, hash, swap the table
-//! entry, compare four bytes at the candidate. The page is first copied
-//! into a buffer with eight spare bytes and every position is masked to
-//! the page, so the compiler can prove every read in bounds and leaves no
-//! check (and no panic path) in the loop. The table is cleared for every
+//! entry, compare four bytes at the candidate. A whole page is read as a
+//! `[u8; 4096]` (a shorter input is first copied into a buffer of that
+//! size) and every position is clamped to the array, a clamp that changes
+//! nothing for the positions the loop uses but lets the compiler prove
+//! every read in bounds, so no check (and no panic path) is left in the
+//! loop. The table is cleared for every
 //! page, so an entry is always an earlier position of the same page (an
 //! empty entry reads as position 0, also earlier: its four bytes are
 //! compared like any other candidate's). Not clearing it and rejecting
@@ -118,17 +120,18 @@ pub trait Emit {
     fn end(&mut self, literals: Range<usize>) -> Option<()>;
 }
 
-/// The four bytes at `at` (masked to the page) of the padded page.
+/// The four bytes at `at` of `page`. Callers keep `at + 4 <= len <= N`;
+/// the clamp only lets the compiler see that (it changes nothing then).
 #[inline(always)]
-fn load32(page: &[u8; PAGE + SPARE], at: usize) -> u32 {
-    let at = at & (PAGE - 1);
+fn load32<const N: usize>(page: &[u8; N], at: usize) -> u32 {
+    let at = at.min(N - 4);
     u32::from_le_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]])
 }
 
-/// The eight bytes at `at` (masked to the page) of the padded page.
+/// The eight bytes at `at` of `page` (`at + 8 <= N` kept by callers).
 #[inline(always)]
-fn load64(page: &[u8; PAGE + SPARE], at: usize) -> u64 {
-    let at = at & (PAGE - 1);
+fn load64<const N: usize>(page: &[u8; N], at: usize) -> u64 {
+    let at = at.min(N - 8);
     let mut word = [0u8; 8];
     word.copy_from_slice(&page[at..at + 8]);
     u64::from_le_bytes(word)
@@ -142,7 +145,7 @@ fn hash(word: u32) -> usize {
 /// How many bytes from `a` and from `b` (`a < b`) are equal, `b` not
 /// going past `len`: eight bytes per step, then the rest.
 #[inline(always)]
-fn common_length(page: &[u8; PAGE + SPARE], len: usize, a: usize, b: usize) -> usize {
+fn common_length<const N: usize>(page: &[u8; N], len: usize, a: usize, b: usize) -> usize {
     let mut n = 0;
     while b + n + 8 <= len {
         let diff = load64(page, a + n) ^ load64(page, b + n);
@@ -151,7 +154,7 @@ fn common_length(page: &[u8; PAGE + SPARE], len: usize, a: usize, b: usize) -> u
         }
         n += 8;
     }
-    while b + n < len && page[(a + n) & (PAGE - 1)] == page[(b + n) & (PAGE - 1)] {
+    while b + n < len && page[(a + n).min(N - 1)] == page[(b + n).min(N - 1)] {
         n += 1;
     }
     n
@@ -159,36 +162,65 @@ fn common_length(page: &[u8; PAGE + SPARE], len: usize, a: usize, b: usize) -> u
 
 /// Find the matches of `page` (at most 4096 bytes) and hand them to
 /// `emit` in order; stops with `None` as soon as `emit` returns `None`
-/// (or at once for a longer input).
+/// (or at once for a longer input). A whole page is read where it is; a
+/// shorter input is copied into the table's buffer first.
 #[inline(always)]
 pub fn greedy(table: &mut Table, page: &[u8], emit: &mut impl Emit) -> Option<()> {
-    let len = page.len();
-    table.page.get_mut(..len)?.copy_from_slice(page);
     table.entries.fill(0);
-    let (entries, buf) = (&mut table.entries, &table.page);
+    match <&[u8; PAGE]>::try_from(page) {
+        Ok(whole) => run(&mut table.entries, whole, PAGE, emit),
+        Err(_) => {
+            let len = page.len();
+            table.page.get_mut(..len)?.copy_from_slice(page);
+            run(&mut table.entries, &table.page, len, emit)
+        }
+    }
+}
+
+/// The matcher over the first `len` bytes of `buf` (`len <= N`).
+#[inline(always)]
+fn run<const N: usize>(
+    entries: &mut [u16; 1 << HASH_BITS],
+    buf: &[u8; N],
+    len: usize,
+    emit: &mut impl Emit,
+) -> Option<()> {
     let end = len.saturating_sub(TAIL);
     let mut literal_start = 0usize;
     // Position 0 is in the table already: every entry reads as 0.
     let mut i = 1usize;
     while i < end {
-        // Two positions per step: their table loads are independent, so
-        // they overlap instead of waiting for each other.
-        let eight = load64(buf, i);
-        let (first, second) = (eight as u32, (eight >> 8) as u32);
-        let (slot, next_slot) = (hash(first), hash(second));
-        let candidate = usize::from(entries[slot]);
-        entries[slot] = i as u16;
-        let next_candidate = usize::from(entries[next_slot]);
-        entries[next_slot] = (i + 1) as u16;
-        let (at, start) = if load32(buf, candidate) == first {
-            (i, candidate)
-        } else if i + 1 < end && load32(buf, next_candidate) == second {
-            (i + 1, next_candidate)
+        let (at, start) = if i + 8 <= len {
+            // Two positions per step: their table loads are independent,
+            // so they overlap instead of waiting for each other.
+            let eight = load64(buf, i);
+            let (first, second) = (eight as u32, (eight >> 8) as u32);
+            let (slot, next_slot) = (hash(first), hash(second));
+            let candidate = usize::from(entries[slot]);
+            entries[slot] = i as u16;
+            let next_candidate = usize::from(entries[next_slot]);
+            entries[next_slot] = (i + 1) as u16;
+            if load32(buf, candidate) == first {
+                (i, candidate)
+            } else if i + 1 < end && load32(buf, next_candidate) == second {
+                (i + 1, next_candidate)
+            } else {
+                // Over data that does not match, look at fewer and fewer
+                // positions: one in 2 after 32 misses, one in 3 after 64...
+                i += 2 + ((i - literal_start) >> 5);
+                continue;
+            }
         } else {
-            // Over data that does not match, look at fewer and fewer
-            // positions: one in 2 after 32 misses, one in 3 after 64...
-            i += 2 + ((i - literal_start) >> 5);
-            continue;
+            // The last few positions, one at a time.
+            let word = load32(buf, i);
+            let slot = hash(word);
+            let candidate = usize::from(entries[slot]);
+            entries[slot] = i as u16;
+            if load32(buf, candidate) != word {
+                i += 1 + ((i - literal_start) >> 5);
+                continue;
+            }
+            (i, candidate)
         };
         let length = MIN_MATCH + common_length(buf, len, start + MIN_MATCH, at + MIN_MATCH);
         emit.matched(literal_start..at, at - start, length)?;

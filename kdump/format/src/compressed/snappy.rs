@@ -31,6 +31,7 @@ trait Elements {
 }
 
 impl Elements for Out<'_> {
+    #[inline(always)]
     fn literals(&mut self, bytes: &[u8]) -> Option<()> {
         let n = bytes.len();
         if n == 0 {
@@ -48,6 +49,7 @@ impl Elements for Out<'_> {
         self.bytes(bytes)
     }
 
+    #[inline(always)]
     fn copy(&mut self, distance: usize, mut length: usize) -> Option<()> {
         while length > 0 {
             if distance < 2048 && (4..=11).contains(&length) {

@@ -1,6 +1,10 @@
-//! crashkit's ELF vmcores checked by tools nobody here wrote: binutils'
-//! `readelf` lists every note and segment as written, and `gdb` opens the
-//! dump with one thread per CPU and the registers written.
+//! crashkit's dumps checked by tools nobody here wrote: binutils' `readelf`
+//! lists every note and segment of an ELF vmcore as written, `gdb` opens it
+//! with one thread per CPU and the registers written; libkdumpfile reads
+//! crashkit's kdump-compressed files of every codec, and files whose pages
+//! other encoders made (snap's snappy, libzstd at three settings), page for
+//! page, as crashkit's reader does; `makedumpfile -R` reassembles
+//! crashkit's flattened streams byte for byte.
 //!
 //! `cargo xtask test` installs `binutils` and `gdb` when they are missing;
 //! run alone, these tests fail (never skip) without them.
@@ -190,15 +194,13 @@ fn gdb_shows_one_thread_per_cpu_with_the_registers_written() {
     assert_eq!(values, expected, "{output}");
 }
 
-#[test]
-fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
-    use crashkit_dump_format::compressed::writer::{
-        LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages, write_kdump,
-    };
+/// The machine the libkdumpfile checks write, its memory (pages of several
+/// shapes, different in every frame, so that every codec path, matches
+/// near and far, literal runs, raw pages, is met), and the file of what
+/// every page must read as, for `tests/libkdumpfile_check.py`.
+fn libkdumpfile_case() -> (Machine, Memory, PathBuf) {
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
-    // Pages of several shapes, different in every frame, so that every
-    // codec path (matches near and far, literal runs, raw pages) is met.
     let text = b"libkdumpfile reads what crashkit writes; page after page. ".repeat(100);
     for (phys, page) in memory.pages.iter_mut() {
         let frame = (phys / 4096) as usize;
@@ -243,10 +245,63 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
     }
     let expected_path = scratch("libkdumpfile.expected");
     std::fs::write(&expected_path, &expected).unwrap();
+    (machine, memory, expected_path)
+}
+
+/// Write the case with `encoder`; crashkit's reader and libkdumpfile must
+/// both read every page as `expected` says. libkdumpfile's summary line.
+fn write_and_read_back(
+    name: &str,
+    encoder: &mut impl crashkit_dump_format::compressed::writer::PageEncoder,
+    case: &mut (Machine, Memory, PathBuf),
+) -> String {
+    let (machine, memory, expected_path) = case;
+    let mut sink = common::VecSink::default();
+    crashkit_dump_format::compressed::writer::write_kdump(
+        &machine.plan(),
+        memory,
+        &mut sink,
+        &mut |_| false,
+        encoder,
+        crashkit_dump_format::writer::WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+    let dump = crashkit_dump_format::KdumpDump::parse(&sink.bytes)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut page = vec![0u8; 4096];
+    for range in &machine.ranges {
+        for phys in (range.start..range.start + range.len).step_by(4096) {
+            if dump.read_page(phys / 4096, &mut page).is_ok() {
+                assert_eq!(page, memory.expected(phys), "{name}: page {phys:#x}");
+            }
+        }
+    }
+    let path = scratch(&format!("crashkit-{name}.kdump"));
+    std::fs::write(&path, &sink.bytes).unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libkdumpfile_check.py");
+    let output = run(
+        "/usr/bin/python3",
+        &[
+            script.to_str().unwrap(),
+            path.to_str().unwrap(),
+            expected_path.to_str().unwrap(),
+        ],
+    );
+    assert!(output.contains("pages equal"), "{name}: {output}");
+    output
+}
+
+#[test]
+fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
+    use crashkit_dump_format::compressed::writer::{
+        LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages,
+    };
+    let mut case = libkdumpfile_case();
     let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
         ("raw", Box::new(RawPages)),
+        // crashkit's page deflate, inflated by zlib inside libkdumpfile.
         ("zlib", Box::new(ZlibPages::new())),
         // crashkit's own LZO1X encoder, decoded by liblzo2 inside libkdumpfile.
         ("lzo", Box::new(LzoPages::default())),
@@ -255,28 +310,80 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
         ("zstd", Box::new(ZstdPages)),
     ];
     for (name, mut encoder) in encoders {
-        let mut sink = common::VecSink::default();
-        write_kdump(
-            &machine.plan(),
-            &mut memory,
-            &mut sink,
-            &mut |_| false,
-            &mut encoder,
-            crashkit_dump_format::writer::WriteOptions::default(),
-            |_| {},
-        )
-        .unwrap_or_else(|e| panic!("{e:?}"));
-        let path = scratch(&format!("crashkit-{name}.kdump"));
-        std::fs::write(&path, &sink.bytes).unwrap();
-        let output = run(
-            "/usr/bin/python3",
-            &[
-                script.to_str().unwrap(),
-                path.to_str().unwrap(),
-                expected_path.to_str().unwrap(),
-            ],
-        );
-        assert!(output.contains("pages equal"), "{name}: {output}");
+        let output = write_and_read_back(name, &mut encoder, &mut case);
+        println!("{name}: {output}");
+    }
+}
+
+/// Pages compressed by encoders nobody here wrote, test-only: the `snap`
+/// crate's snappy and the reference zstd library (through the `zstd`
+/// crate) at levels whose streams differ in kind (level 19 uses compressed
+/// literals and sequences and repeat offsets ruzstd's fastest level never
+/// writes; one stream with a content checksum).
+/// A page in, its compressed bytes out.
+type Compress = Box<dyn FnMut(&[u8]) -> Vec<u8>>;
+
+struct Foreign {
+    flag: u32,
+    compress: Compress,
+}
+
+impl crashkit_dump_format::compressed::writer::PageEncoder for Foreign {
+    fn flag(&self) -> u32 {
+        self.flag
+    }
+
+    fn encode(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
+        let compressed = (self.compress)(page);
+        (compressed.len() < page.len()).then(|| {
+            out[..compressed.len()].copy_from_slice(&compressed);
+            compressed.len()
+        })
+    }
+}
+
+#[test]
+fn crashkit_and_libkdumpfile_read_snappy_and_zstd_pages_of_other_encoders() {
+    use crashkit_dump_format::compressed::header::{FLAG_SNAPPY, FLAG_ZSTD};
+    let mut case = libkdumpfile_case();
+    let zstd_at = |level: i32, checksum: bool| -> Compress {
+        let mut compressor = zstd::bulk::Compressor::new(level).unwrap();
+        compressor.include_checksum(checksum).unwrap();
+        Box::new(move |page| compressor.compress(page).unwrap())
+    };
+    let mut snap = snap::raw::Encoder::new();
+    let foreign: Vec<(&str, Foreign)> = vec![
+        (
+            "snap",
+            Foreign {
+                flag: FLAG_SNAPPY,
+                compress: Box::new(move |page| snap.compress_vec(page).unwrap()),
+            },
+        ),
+        (
+            "libzstd-1",
+            Foreign {
+                flag: FLAG_ZSTD,
+                compress: zstd_at(1, false),
+            },
+        ),
+        (
+            "libzstd-19",
+            Foreign {
+                flag: FLAG_ZSTD,
+                compress: zstd_at(19, false),
+            },
+        ),
+        (
+            "libzstd-3-checksum",
+            Foreign {
+                flag: FLAG_ZSTD,
+                compress: zstd_at(3, true),
+            },
+        ),
+    ];
+    for (name, mut encoder) in foreign {
+        let output = write_and_read_back(name, &mut encoder, &mut case);
         println!("{name}: {output}");
     }
 }

@@ -84,6 +84,24 @@ fn main() -> std::io::Result<()> {
         std::process::exit(1);
     }
     std::fs::write(kdump_dir.join("crashkit-zlib.kdump"), &sink.bytes)?;
+    // The page encoders: a mode byte, then bytes stretched to a page.
+    let encoders_dir = root.join("page_encoders");
+    std::fs::create_dir_all(&encoders_dir)?;
+    let text = b"crash_kexec(regs); panic(\"Fatal exception\"); ".repeat(100);
+    let seeds: [(&str, Vec<u8>); 4] = [
+        ("text", [&[0u8][..], &text[..4096]].concat()),
+        ("zero-run", vec![0; 64]),
+        (
+            "slab",
+            (0..512u64)
+                .flat_map(|i| (0xffff_8880_0000_0000 + i * 64).to_le_bytes())
+                .collect(),
+        ),
+        ("short", [&[1u8][..], &text[..700]].concat()),
+    ];
+    for (name, bytes) in seeds {
+        std::fs::write(encoders_dir.join(name), bytes)?;
+    }
     println!("seed corpora written to {}", root.display());
     Ok(())
 }

@@ -24,8 +24,8 @@
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`.
-//! - `fuzz [SECONDS]`: each dump reader's fuzz target (`kdump/format/fuzz`:
-//!   the ELF and the kdump-compressed reader) for SECONDS (default 300) with
+//! - `fuzz [SECONDS]`: each fuzz target of `kdump/format/fuzz` (the ELF and
+//!   the kdump-compressed reader, and crashkit's page encoders round-tripped) for SECONDS (default 300) with
 //!   `cargo fuzz run -s none` on the stable toolchain (cargo-fuzz is installed with `cargo
 //!   install` if missing; libFuzzer needs g++, installed with apt). The
 //!   corpus grows in the cache directory ([`cache_dir`]), seeded by the
@@ -101,7 +101,7 @@ fn print_help() {
          tasks:\n  \
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
-         fuzz [SECONDS]  fuzz each dump reader (default 300 s each; corpora in the cache directory)\n  \
+         fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
          bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
          help   this text"
     );
@@ -359,7 +359,7 @@ fn fuzz(args: &[String]) -> Result<(), String> {
 
 /// The fuzz targets of `kdump/format/fuzz`, each fuzzed for the seconds
 /// `cargo xtask fuzz` is given.
-const FUZZ_TARGETS: &[&str] = &["elf_reader", "kdump_reader"];
+const FUZZ_TARGETS: &[&str] = &["elf_reader", "kdump_reader", "page_encoders"];
 
 fn demo(args: &[String]) -> Result<(), String> {
     if let Some(extra) = args.first() {

@@ -20,7 +20,14 @@
 //!   writer stores it raw);
 //! - bits go out through a 64-bit accumulator, 32 bits at a time.
 
+mod adler;
+mod bits;
 mod huffman;
+mod symbols;
+
+use adler::adler32;
+use bits::Bits;
+use symbols::{distance_code, distance_extra, fixed_litlen_length, length_code, length_extra};
 
 use crate::PAGE_SIZE;
 
@@ -126,67 +133,6 @@ impl Default for Deflate {
     }
 }
 
-/// Length code index (0 = symbol 257) of a match length 3 to 258.
-#[inline(always)]
-fn length_code(length: usize) -> usize {
-    let x = length - 3;
-    if x == 255 {
-        28
-    } else if x < 8 {
-        x
-    } else {
-        let log = (usize::BITS - 1 - x.leading_zeros()) as usize;
-        4 * (log - 1) + ((x >> (log - 2)) & 3)
-    }
-}
-
-/// Extra bits of length code `code`, and the length its base stands for.
-#[inline(always)]
-fn length_extra(code: usize) -> (u32, usize) {
-    if code < 8 {
-        (0, code + 3)
-    } else if code == 28 {
-        (0, 258)
-    } else {
-        let bits = code / 4 - 1;
-        (bits as u32, ((4 + (code & 3)) << bits) + 3)
-    }
-}
-
-/// Distance code of a distance 1 to 32768.
-#[inline(always)]
-fn distance_code(distance: usize) -> usize {
-    let x = distance - 1;
-    if x < 4 {
-        x
-    } else {
-        let log = (usize::BITS - 1 - x.leading_zeros()) as usize;
-        2 * log + ((x >> (log - 1)) & 1)
-    }
-}
-
-/// Extra bits of distance code `code`, and the distance its base stands
-/// for.
-#[inline(always)]
-fn distance_extra(code: usize) -> (u32, usize) {
-    if code < 4 {
-        (0, code + 1)
-    } else {
-        let bits = code / 2 - 1;
-        (bits as u32, ((2 + (code & 1)) << bits) + 1)
-    }
-}
-
-/// The fixed code's literal/length lengths (RFC 1951 3.2.6).
-fn fixed_litlen_length(symbol: usize) -> u32 {
-    match symbol {
-        0..=143 => 8,
-        144..=255 => 9,
-        256..=279 => 7,
-        _ => 8,
-    }
-}
-
 #[inline(always)]
 fn load32(page: &[u8; PAGE + SPARE], at: usize) -> u32 {
     let at = at & (PAGE - 1);
@@ -223,53 +169,6 @@ fn common_length(page: &[u8; PAGE + SPARE], a: usize, b: usize, max: usize) -> u
     n
 }
 
-/// Adler-32 of `data` (RFC 1950), eight bytes per step in plain 64-bit
-/// arithmetic (the capture kernel's target has no vector registers).
-///
-/// Over a block of `n` bytes `x_p`, Adler's `a` gains `A = sum x_p` and
-/// `b` gains `n * a + sum (n - p) x_p = n * a + n * A - P` with
-/// `P = sum p x_p`. Per 8-byte word `k`, the even and the odd bytes are
-/// spread into four 16-bit lanes each and added to lane sums `R` (so
-/// `sum_j j R_j` is the part of `P` within words), and the word's byte sum
-/// `S_k` (one multiply folds four lanes) adds `8 k S_k` to `P`.
-fn adler32(data: &[u8]) -> u32 {
-    const MOD: u64 = 65521;
-    const SPREAD: u64 = 0x00ff_00ff_00ff_00ff;
-    const FOLD: u64 = 0x0001_0001_0001_0001;
-    let (mut a, mut b) = (1u64, 0u64);
-    // 2048-byte blocks: a 16-bit lane sums at most 256 bytes.
-    for block in data.chunks(2048) {
-        let (mut even, mut odd) = (0u64, 0u64);
-        let mut within_words = 0u64;
-        let mut words = block.chunks_exact(8);
-        for (k, word) in (&mut words).enumerate() {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            let (e, o) = (word & SPREAD, (word >> 8) & SPREAD);
-            even += e;
-            odd += o;
-            within_words += k as u64 * ((e + o).wrapping_mul(FOLD) >> 48);
-        }
-        let (mut sum, mut weighted) = (0u64, 8 * within_words);
-        for lane in 0..4 {
-            let (e, o) = (
-                (even >> (16 * lane)) & 0xffff,
-                (odd >> (16 * lane)) & 0xffff,
-            );
-            sum += e + o;
-            weighted += 2 * lane * e + (2 * lane + 1) * o;
-        }
-        let base = block.len() - words.remainder().len();
-        for (k, &x) in words.remainder().iter().enumerate() {
-            sum += u64::from(x);
-            weighted += (base + k) as u64 * u64::from(x);
-        }
-        let n = block.len() as u64;
-        b = (b + n * a + n * sum - weighted) % MOD;
-        a = (a + sum) % MOD;
-    }
-    ((b << 16) | a) as u32
-}
-
 /// Give a code at least two used symbols (fake ones of frequency 1, the
 /// first unused), as zlib does: old decoders reject a code of one symbol,
 /// and zlib's own rejects an incomplete code-length code.
@@ -283,43 +182,6 @@ fn at_least_two(freq: &mut [u32]) {
             *f = 1;
             used += 1;
         }
-    }
-}
-
-/// Bits out, least significant first, into a fixed buffer.
-struct Bits<'o> {
-    out: &'o mut [u8],
-    at: usize,
-    acc: u64,
-    count: u32,
-}
-
-impl Bits<'_> {
-    /// Append the low `n` bits of `value` (`n` at most 32).
-    #[inline(always)]
-    fn put(&mut self, value: u32, n: u32) -> Option<()> {
-        self.acc |= u64::from(value) << self.count;
-        self.count += n;
-        if self.count >= 32 {
-            self.out
-                .get_mut(self.at..self.at + 4)?
-                .copy_from_slice(&(self.acc as u32).to_le_bytes());
-            self.at += 4;
-            self.acc >>= 32;
-            self.count -= 32;
-        }
-        Some(())
-    }
-
-    /// Pad to a byte and write what is left; the length written.
-    fn finish(mut self) -> Option<usize> {
-        while self.count > 0 {
-            *self.out.get_mut(self.at)? = self.acc as u8;
-            self.at += 1;
-            self.acc >>= 8;
-            self.count = self.count.saturating_sub(8);
-        }
-        Some(self.at)
     }
 }
 
@@ -367,12 +229,7 @@ impl Deflate {
         // CMF 0x78: deflate, 32 KiB window; FLG 0x01: fastest level, no
         // dictionary, check bits making 0x7801 a multiple of 31.
         out.get_mut(..2)?.copy_from_slice(&[0x78, 0x01]);
-        let mut bits_out = Bits {
-            out: out.get_mut(2..)?,
-            at: 0,
-            acc: 0,
-            count: 0,
-        };
+        let mut bits_out = Bits::new(out.get_mut(2..)?);
         if dynamic_bits <= fixed_bits {
             bits_out.put(0b101, 3)?; // final, dynamic
             self.write_header(&mut bits_out)?;

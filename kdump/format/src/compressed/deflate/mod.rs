@@ -15,7 +15,7 @@
 //!   entries carry the page's number, so the table is cleared only once
 //!   every 15 pages;
 //! - symbols are recorded and counted in the same pass, then the codes are
-//!   built ([`huffman`]) and the block's exact size is known before a bit
+//!   built (`huffman.rs`) and the block's exact size is known before a bit
 //!   is written: a page that would not shrink is given up at once (the
 //!   writer stores it raw);
 //! - bits go out through a 64-bit accumulator, 32 bits at a time.

@@ -8,7 +8,10 @@
 //!
 //! 1. QEMU's ELF through crashkit's reader: QEMU's producer quirks, one
 //!    CPU per `-smp`, each with QEMU's CPU state, and every page of every
-//!    segment inside RAM equal to the RAM file;
+//!    segment inside RAM equal to the RAM file; QEMU's kdump-compressed
+//!    dumps (flattened: kdump-zlib, kdump-lzo, kdump-snappy, those this
+//!    QEMU offers) through crashkit's kdump reader, read in place, every
+//!    frame of RAM present and equal to the RAM file, or not in the dump;
 //! 2. a crashkit ELF vmcore written by crashkit's writer from that dump:
 //!    memory from QEMU's dump, registers from the crash record the kernel's
 //!    panic path left in RAM (QEMU's live registers for a CPU the record
@@ -197,7 +200,7 @@ fn one_case(
     let outcome = boot.run(|work_dir| {
         taken = take_dump(work_dir, &qemu_elf);
     })?;
-    taken.map_err(|why| format!("{why}\nserial:\n{}", outcome.serial))?;
+    let kdumps = taken.map_err(|why| format!("{why}\nserial:\n{}", outcome.serial))?;
     let ram = std::fs::read(&outcome.ram)
         .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
     let qemu_bytes =
@@ -207,6 +210,12 @@ fn one_case(
     let qemu = ElfDump::parse(&qemu_bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
     check_qemu_dump(&qemu, &ram, cpus)?;
     let compared = compare_with_ram(&qemu, &ram, "QEMU's dump")?;
+    let mut kdump_lines = Vec::new();
+    for (format, path) in &kdumps {
+        let line =
+            check_qemu_kdump(path, &ram, cpus).map_err(|why| format!("QEMU's {format}: {why}"))?;
+        kdump_lines.push(format!("QEMU {format} {line}"));
+    }
 
     // 2. crashkit's dump of the same crash.
     let (at, view) = only_record(&ram)?;
@@ -221,18 +230,21 @@ fn one_case(
     // Checked: the RAM file (128 MiB) is not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
     Ok(format!(
-        "QEMU ELF {} MiB, {compared} pages equal to guest RAM; crash record at {at:#x}; \
+        "QEMU ELF {} MiB, {compared} pages equal to guest RAM; {}; crash record at {at:#x}; \
          crashkit ELF {} MiB ({} segments, {} zero pages left out), complete, same pages; \
          gdb: {cpus} threads, panicking CPU in {function}",
         qemu_bytes.len() >> 20,
+        kdump_lines.join("; "),
         crashkit_bytes.len() >> 20,
         stats.segments,
         stats.zero_pages_excluded,
     ))
 }
 
-/// Wait for the kernel to halt after its crash, dump, quit.
-fn take_dump(work_dir: &Path, out: &Path) -> Result<(), String> {
+/// Wait for the kernel to halt after its crash, dump as ELF to `out` and
+/// in each kdump format this QEMU offers into `work_dir`, quit. The kdump
+/// formats taken, as `(format, file)`.
+fn take_dump(work_dir: &Path, out: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     wait_for_line(
         &work_dir.join("serial.log"),
         HALTED,
@@ -247,10 +259,56 @@ fn take_dump(work_dir: &Path, out: &Path) -> Result<(), String> {
         r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
         out.display()
     ))?;
+    // QEMU 7.2 offers kdump-zlib, kdump-lzo and kdump-snappy when built
+    // with them (Debian's is); the reply lists what this one has.
+    let formats = qmp.execute(r#"{"execute":"query-dump-guest-memory-capability"}"#)?;
+    let mut kdumps = Vec::new();
+    for format in ["kdump-zlib", "kdump-lzo", "kdump-snappy"] {
+        if !formats.contains(&format!("\"{format}\"")) {
+            continue;
+        }
+        let path = work_dir.join(format!("qemu-{format}.flat"));
+        let _ = std::fs::remove_file(&path);
+        qmp.execute(&format!(
+            r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}","format":"{format}"}}}}"#,
+            path.display()
+        ))?;
+        kdumps.push((format.to_owned(), path));
+    }
     // Wait for the answer (or the socket closing): QEMU drops a command
     // whose client has gone.
     let _ = qmp.execute(r#"{"execute":"quit"}"#);
-    Ok(())
+    if kdumps.is_empty() {
+        return Err(format!("QEMU offers no kdump format: {formats}"));
+    }
+    Ok(kdumps)
+}
+
+/// QEMU's kdump-compressed dump (flattened) of the crash through crashkit's
+/// kdump reader, read in place: QEMU's CPUs, and every frame of guest RAM
+/// present with the RAM's bytes (or, where QEMU leaves a frame out, not
+/// present, never different).
+fn check_qemu_kdump(path: &Path, ram: &[u8], cpus: u32) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kdump = crashkit_dump_format::KdumpDump::parse(&bytes).map_err(|e| format!("{e}"))?;
+    if !kdump.is_flattened() || !kdump.damage().is_empty() {
+        return Err(format!(
+            "flattened {}, damage {:?}",
+            kdump.is_flattened(),
+            kdump.damage()
+        ));
+    }
+    if kdump.cpus().len() != cpus as usize || kdump.cpus().iter().any(|c| c.qemu.is_none()) {
+        return Err(format!(
+            "{} CPUs, not {cpus} with QEMU's state",
+            kdump.cpus().len()
+        ));
+    }
+    let (present, absent) = crate::host::compare_kdump_with_ram(&kdump, ram)?;
+    Ok(format!(
+        "{} KiB, {present} pages equal to guest RAM, {absent} not in the dump",
+        bytes.len() >> 10
+    ))
 }
 
 fn check_qemu_dump(dump: &ElfDump<'_>, ram: &[u8], cpus: u32) -> Result<(), String> {

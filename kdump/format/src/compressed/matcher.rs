@@ -123,14 +123,14 @@ pub trait Emit {
 /// The four bytes at `at` of `page`. Callers keep `at + 4 <= len <= N`;
 /// the clamp only lets the compiler see that (it changes nothing then).
 #[inline(always)]
-fn load32<const N: usize>(page: &[u8; N], at: usize) -> u32 {
+pub(super) fn load32<const N: usize>(page: &[u8; N], at: usize) -> u32 {
     let at = at.min(N - 4);
     u32::from_le_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]])
 }
 
 /// The eight bytes at `at` of `page` (`at + 8 <= N` kept by callers).
 #[inline(always)]
-fn load64<const N: usize>(page: &[u8; N], at: usize) -> u64 {
+pub(super) fn load64<const N: usize>(page: &[u8; N], at: usize) -> u64 {
     let at = at.min(N - 8);
     let mut word = [0u8; 8];
     word.copy_from_slice(&page[at..at + 8]);
@@ -143,9 +143,15 @@ fn hash(word: u32) -> usize {
 }
 
 /// How many bytes from `a` and from `b` (`a < b`) are equal, `b` not
-/// going past `len`: eight bytes per step, then the rest.
+/// going past `len` (`len <= N`): eight bytes per step, then the rest.
+/// The deflate encoder uses it too.
 #[inline(always)]
-fn common_length<const N: usize>(page: &[u8; N], len: usize, a: usize, b: usize) -> usize {
+pub(super) fn common_length<const N: usize>(
+    page: &[u8; N],
+    len: usize,
+    a: usize,
+    b: usize,
+) -> usize {
     let mut n = 0;
     while b + n + 8 <= len {
         let diff = load64(page, a + n) ^ load64(page, b + n);

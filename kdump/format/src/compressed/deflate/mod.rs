@@ -25,6 +25,7 @@ mod bits;
 mod huffman;
 mod symbols;
 
+use super::matcher::{common_length, load32};
 use adler::adler32;
 use bits::Bits;
 use symbols::{distance_code, distance_extra, fixed_litlen_length, length_code, length_extra};
@@ -134,39 +135,8 @@ impl Default for Deflate {
 }
 
 #[inline(always)]
-fn load32(page: &[u8; PAGE + SPARE], at: usize) -> u32 {
-    let at = at & (PAGE - 1);
-    u32::from_le_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]])
-}
-
-#[inline(always)]
-fn load64(page: &[u8; PAGE + SPARE], at: usize) -> u64 {
-    let at = at & (PAGE - 1);
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&page[at..at + 8]);
-    u64::from_le_bytes(word)
-}
-
-#[inline(always)]
 fn hash(word: u32) -> usize {
     (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
-}
-
-/// Equal bytes from `a` and `b` (`a < b`), at most `max`.
-#[inline(always)]
-fn common_length(page: &[u8; PAGE + SPARE], a: usize, b: usize, max: usize) -> usize {
-    let mut n = 0;
-    while n + 8 <= max {
-        let diff = load64(page, a + n) ^ load64(page, b + n);
-        if diff != 0 {
-            return n + (diff.trailing_zeros() / 8) as usize;
-        }
-        n += 8;
-    }
-    while n < max && page[(a + n) & (PAGE - 1)] == page[(b + n) & (PAGE - 1)] {
-        n += 1;
-    }
-    n
 }
 
 /// Give a code at least two used symbols (fake ones of frequency 1, the
@@ -280,12 +250,14 @@ impl Deflate {
             let mut best_start = 0usize;
             let start = usize::from(first & 0xfff);
             if first >> 12 == tag && load32(buf, start) == word {
-                best = MIN_MATCH + common_length(buf, start + MIN_MATCH, i + MIN_MATCH, max);
+                best = MIN_MATCH
+                    + common_length(buf, i + MIN_MATCH + max, start + MIN_MATCH, i + MIN_MATCH);
                 best_start = start;
             }
             let start = usize::from(second & 0xfff);
             if best < MAX_MATCH && second >> 12 == tag && load32(buf, start) == word {
-                let length = MIN_MATCH + common_length(buf, start + MIN_MATCH, i + MIN_MATCH, max);
+                let length = MIN_MATCH
+                    + common_length(buf, i + MIN_MATCH + max, start + MIN_MATCH, i + MIN_MATCH);
                 if length > best {
                     best = length;
                     best_start = start;

@@ -8,10 +8,10 @@
 //! to the work the format needs: load four bytes, hash, swap the table
 //! entry, compare four bytes at the candidate. A whole page is read as a
 //! `[u8; 4096]` (a shorter input is first copied into a buffer of that
-//! size) and every position is clamped to the array, a clamp that changes
-//! nothing for the positions the loop uses but lets the compiler prove
-//! every read in bounds, so no check (and no panic path) is left in the
-//! loop. The table is cleared for every
+//! size) and every position is clamped (or, in an array with spare bytes,
+//! masked) to the array, which changes nothing for the positions the loop
+//! uses but lets the compiler prove every read in bounds, so no check (and
+//! no panic path) is left in the loop. The table is cleared for every
 //! page, so an entry is always an earlier position of the same page (an
 //! empty entry reads as position 0, also earlier: its four bytes are
 //! compared like any other candidate's). Not clearing it and rejecting
@@ -120,18 +120,30 @@ pub trait Emit {
     fn end(&mut self, literals: Range<usize>) -> Option<()>;
 }
 
-/// The four bytes at `at` of `page`. Callers keep `at + 4 <= len <= N`;
-/// the clamp only lets the compiler see that (it changes nothing then).
+/// `at` made provably in bounds for a read of `width` bytes from a
+/// `[u8; N]`, unchanged for the positions callers use (`at + width <= len
+/// <= N`, `at < PAGE`): a mask when the array has spare bytes after a page
+/// (one instruction), else a clamp.
+#[inline(always)]
+fn bound<const N: usize>(at: usize, width: usize) -> usize {
+    if N >= PAGE + width {
+        at & (PAGE - 1)
+    } else {
+        at.min(N - width)
+    }
+}
+
+/// The four bytes at `at` of `page` (see [`bound`]).
 #[inline(always)]
 pub(super) fn load32<const N: usize>(page: &[u8; N], at: usize) -> u32 {
-    let at = at.min(N - 4);
+    let at = bound::<N>(at, 4);
     u32::from_le_bytes([page[at], page[at + 1], page[at + 2], page[at + 3]])
 }
 
-/// The eight bytes at `at` of `page` (`at + 8 <= N` kept by callers).
+/// The eight bytes at `at` of `page` (see [`bound`]).
 #[inline(always)]
 pub(super) fn load64<const N: usize>(page: &[u8; N], at: usize) -> u64 {
-    let at = at.min(N - 8);
+    let at = bound::<N>(at, 8);
     let mut word = [0u8; 8];
     word.copy_from_slice(&page[at..at + 8]);
     u64::from_le_bytes(word)
@@ -160,7 +172,7 @@ pub(super) fn common_length<const N: usize>(
         }
         n += 8;
     }
-    while b + n < len && page[(a + n).min(N - 1)] == page[(b + n).min(N - 1)] {
+    while b + n < len && page[bound::<N>(a + n, 1)] == page[bound::<N>(b + n, 1)] {
         n += 1;
     }
     n

@@ -56,6 +56,26 @@ fn every_page_reads_back_in_its_state() {
         stats.pages_written + stats.zero_pages_excluded + stats.secret_pages_excluded,
         stats.pages_total
     );
+    // And the reader's counts, from the headers and the memory map alone,
+    // say what classifying every page says (per physical page: the kernel
+    // image's copy at its link addresses is the same memory).
+    let counts = dump.page_counts();
+    let top = machine
+        .ranges
+        .iter()
+        .map(|r| r.start + r.len)
+        .max()
+        .unwrap();
+    let mut tally = crashkit_dump_format::reader::PageCounts::default();
+    for phys in (0..top).step_by(4096) {
+        tally.add(dump.classify(phys).state, 1);
+    }
+    assert_eq!(counts, tally);
+    assert_eq!(counts.lost, 0);
+    assert!(
+        counts.present > 1000 && counts.zero > 100 && counts.excluded >= 1,
+        "{counts:?}"
+    );
     assert_eq!(
         stats.secret_pages_excluded, 2,
         "the secret, once as image and once as range"

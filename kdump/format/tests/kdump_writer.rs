@@ -325,3 +325,35 @@ fn every_prefix_of_a_dump_over_an_older_one_reads_only_its_own_pages() {
     let dump = KdumpDump::parse(&device).unwrap();
     assert_eq!(dump.completeness(), Completeness::Complete);
 }
+
+#[test]
+fn page_counts_come_from_the_bitmaps_and_match_what_was_written() {
+    let machine = Machine::new();
+    let mut sink = VecSink::default();
+    let stats = write_kdump(
+        &machine.plan(),
+        &mut memory_of(&machine),
+        &mut sink,
+        &mut |_| false,
+        &mut LzoPages::default(),
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let dump = KdumpDump::parse(&sink.bytes).unwrap();
+    let counts = dump.page_counts();
+    assert_eq!(counts.present, stats.pages_dumpable, "{counts:?} {stats:?}");
+    assert_eq!(counts.excluded, stats.excluded_pages);
+    assert_eq!(counts.lost, 0);
+    assert_eq!(
+        counts.present + counts.excluded + counts.hole,
+        dump.frames()
+    );
+    // Cut inside the page data: the header still says incomplete, and the
+    // descriptors never written count as lost, the rest as present.
+    let cut = &sink.bytes[..sink.bytes.len() * 2 / 3];
+    let dump = KdumpDump::parse(cut).unwrap();
+    let cut_counts = dump.page_counts();
+    assert!(cut_counts.lost > 0, "{cut_counts:?}");
+    assert_eq!(cut_counts.present + cut_counts.lost, counts.present);
+}

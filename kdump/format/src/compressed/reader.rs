@@ -26,6 +26,7 @@ use super::header::{
 };
 use crate::PAGE_SIZE;
 use crate::elf::ProgramHeader;
+use crate::reader::PageCounts;
 use crate::reader::notes::Notes;
 use crate::reader::{
     Completeness, Cpu, CrashkitNotes, Damage, DamageKind, Incomplete, Machine, PageState, Span,
@@ -476,6 +477,75 @@ impl<'a> KdumpDump<'a> {
     /// What was found wrong while opening.
     pub fn damage(&self) -> &[Damage] {
         &self.damage
+    }
+
+    /// The memory the dump covers: runs of frames set in the first bitmap,
+    /// as physical ranges, in order.
+    pub fn memory_runs(&self) -> Vec<crate::PhysRange> {
+        let mut runs: Vec<crate::PhysRange> = Vec::new();
+        let mut start: Option<u64> = None;
+        for frame in 0..=self.frames {
+            let present = frame < self.frames && bit(&self.present, frame);
+            match (present, start) {
+                (true, None) => start = Some(frame),
+                (false, Some(first)) => {
+                    runs.push(crate::PhysRange::new(
+                        first * PAGE_SIZE,
+                        (frame - first) * PAGE_SIZE,
+                    ));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        runs
+    }
+
+    /// Pages per state, from the bitmaps, up to the last frame they cover.
+    /// When the dump is known incomplete (its header says so, or it is cut
+    /// or damaged) the descriptors are read too: one never written, or
+    /// whose data is not in the file, is lost. A split part counts the
+    /// dumpable frames of other parts as lost; [`Self::part`] says which
+    /// are its own.
+    pub fn page_counts(&self) -> PageCounts {
+        let mut counts = PageCounts::default();
+        let incomplete = self.header.status & super::header::STATUS_INCOMPLETE != 0
+            || matches!(self.completeness, Completeness::Incomplete(_));
+        for (index, (&present, &dumpable)) in self.present.iter().zip(&self.dumpable).enumerate() {
+            let first = index as u64 * 8;
+            if first >= self.frames {
+                break;
+            }
+            let valid = (self.frames - first).min(8) as u32;
+            let mask = if valid == 8 { 0xff } else { (1u8 << valid) - 1 };
+            let (present, dumpable) = (present & mask, dumpable & present & mask);
+            counts.add(PageState::Hole, u64::from(valid - present.count_ones()));
+            counts.add(
+                PageState::Excluded,
+                u64::from((present & !dumpable).count_ones()),
+            );
+            if dumpable == 0 {
+                continue;
+            }
+            let own = first >= self.part.0 && first + 8 <= self.part.1;
+            if own && !incomplete {
+                counts.add(PageState::Present, u64::from(dumpable.count_ones()));
+                continue;
+            }
+            for bit in 0..8 {
+                if dumpable & (1 << bit) != 0 {
+                    let state = match self.descriptor(first + bit) {
+                        Ok(d) if self.source.covers(d.offset, u64::from(d.size)) => {
+                            PageState::Present
+                        }
+                        Ok(_) => PageState::Lost,
+                        Err(state) => state,
+                    };
+                    counts.add(state, 1);
+                }
+            }
+        }
+        counts
     }
 
     /// The state of frame `frame` before its data is looked at.

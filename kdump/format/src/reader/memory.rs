@@ -31,6 +31,38 @@ pub enum PageState {
     Corrupt,
 }
 
+/// How many pages of a dump are in each state, from its metadata alone
+/// (no page data is read), up to the highest page the dump describes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    /// In the file (for a kdump-compressed dump: dumpable, with a
+    /// descriptor).
+    pub present: u64,
+    /// Known zero, not stored (crashkit's ELF zero tails).
+    pub zero: u64,
+    /// Deliberately left out.
+    pub excluded: u64,
+    /// Not memory, below the highest page described.
+    pub hole: u64,
+    /// Meant to be in the dump, not there.
+    pub lost: u64,
+}
+
+impl PageCounts {
+    /// Add `n` (pages, or bytes while counting) in `state` (corrupt pages
+    /// are found only by decoding; metadata counts them as present).
+    pub fn add(&mut self, state: PageState, n: u64) {
+        let slot = match state {
+            PageState::Present | PageState::Corrupt => &mut self.present,
+            PageState::Zero => &mut self.zero,
+            PageState::Excluded => &mut self.excluded,
+            PageState::Hole => &mut self.hole,
+            PageState::Lost => &mut self.lost,
+        };
+        *slot = slot.saturating_add(n);
+    }
+}
+
 impl PageState {
     /// A short lowercase name for output.
     pub fn name(self) -> &'static str {
@@ -250,6 +282,43 @@ impl SegmentIndex {
 }
 
 impl ElfDump<'_> {
+    /// Pages per state from address 0 to the end of the highest segment or
+    /// memory-map range: one step per run of one state, so the cost is
+    /// that of the program headers and the memory map, not of the memory.
+    pub fn page_counts(&self) -> PageCounts {
+        let mut end = self
+            .segments
+            .iter()
+            .filter_map(|s| s.paddr.checked_add(s.memsz))
+            .max()
+            .unwrap_or(0);
+        if let Some(crashkit) = self.crashkit() {
+            for range in &crashkit.memory_map {
+                end = end.max(range.end().unwrap_or(u64::MAX));
+            }
+        }
+        // Bytes per state first (spans need not be page aligned in a
+        // foreign dump), pages at the end, a partial page counted whole.
+        let mut bytes = PageCounts::default();
+        let mut addr = 0u64;
+        // Each span runs to the next state change: a few spans per segment
+        // and map range, so the walk is bounded by the metadata.
+        while addr < end {
+            let span = self.classify(addr);
+            let len = span.len.min(end - addr).max(1);
+            bytes.add(span.state, len);
+            addr = addr.saturating_add(len);
+        }
+        let pages = |b: u64| b.div_ceil(crate::PAGE_SIZE);
+        PageCounts {
+            present: pages(bytes.present),
+            zero: pages(bytes.zero),
+            excluded: pages(bytes.excluded),
+            hole: pages(bytes.hole),
+            lost: pages(bytes.lost),
+        }
+    }
+
     /// The state of physical address `addr` and how far it lasts.
     pub fn classify(&self, addr: u64) -> Span {
         if let Some(segment) = self.index.find(&self.segments, addr) {

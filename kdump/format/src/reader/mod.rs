@@ -26,7 +26,7 @@ use alloc::vec::Vec;
 
 pub use complete::{Completeness, Incomplete};
 pub use damage::{Damage, DamageKind, FormatError, FormatErrorKind, NoteKind};
-pub use memory::{PageState, Span, Unreadable};
+pub use memory::{PageCounts, PageState, Span, Unreadable};
 pub use notes::{Cpu, CpuRegisters, CrashkitNotes};
 
 use crate::elf::{self, Header, PN_XNUM, PROGRAM_HEADER_SIZE};

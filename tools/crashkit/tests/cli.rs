@@ -1,0 +1,264 @@
+//! The `crashkit` binary end to end on dumps the format library writes:
+//! what `info` says in text and JSON, the exit codes (0, 2 usage, 3
+//! unusable input), and warnings for a cut dump.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crashkit_dump_format::compressed::flat_writer::{FlatSink, StreamSink};
+use crashkit_dump_format::compressed::writer::{LzoPages, write_kdump};
+use crashkit_dump_format::writer::{CpuState, DumpPlan, WriteOptions};
+use crashkit_dump_format::{ControlState, DumpSink, PhysMemory, PhysRange, Registers};
+
+/// 64 pages at 1 MiB: page `i` holds `i` repeated, every 8th is zero.
+struct Memory([u8; 4096]);
+
+impl PhysMemory for Memory {
+    fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
+        let index = (phys >> 12) as u8;
+        self.0.fill(if index.is_multiple_of(8) { 0 } else { index });
+        Some(&self.0)
+    }
+}
+
+#[derive(Default)]
+struct VecSink(Vec<u8>);
+
+impl DumpSink for VecSink {
+    type Error = std::convert::Infallible;
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Self::Error> {
+        let end = offset as usize + bytes.len();
+        if self.0.len() < end {
+            self.0.resize(end, 0);
+        }
+        self.0[offset as usize..end].copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+struct Stream(Vec<u8>);
+
+impl StreamSink for Stream {
+    type Error = std::convert::Infallible;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+const VMCOREINFO: &[u8] = b"OSRELEASE=cli-test\nPAGESIZE=4096\n";
+
+fn with_plan<T>(f: impl FnOnce(&DumpPlan<'_>) -> T) -> T {
+    let ranges = [PhysRange::new(0x10_0000, 64 * 4096)];
+    let cpus: Vec<CpuState> = (0..2)
+        .map(|cpu| CpuState {
+            registers: Registers {
+                rip: 0xffff_ffff_8100_0000 + cpu,
+                ..Registers::default()
+            },
+            control: ControlState {
+                cpu: cpu as u32,
+                apic_id: cpu as u32,
+                ..ControlState::default()
+            },
+        })
+        .collect();
+    f(&DumpPlan {
+        dump_id: [9; 16],
+        crash_time: 1_796_457_828,
+        ranges: &ranges,
+        exclusions: &[],
+        direct_map: Some(0xffff_8880_0000_0000),
+        kernel_image: None,
+        cpus: &cpus,
+        panic_cpu: Some(1),
+        vmcoreinfo: VMCOREINFO,
+        crash_record: &[],
+        exclude_zero_pages: true,
+        extra_segments: 8,
+    })
+}
+
+fn file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crashkit-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn elf() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = VecSink::default();
+        crashkit_dump_format::write_elf_dump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.0
+    })
+}
+
+fn kdump() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = VecSink::default();
+        write_kdump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.0
+    })
+}
+
+fn flattened() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = FlatSink::new(Stream(Vec::new()));
+        write_kdump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.finish().unwrap().0
+    })
+}
+
+fn crashkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_crashkit"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+#[test]
+fn info_describes_each_format_in_text_and_json() {
+    for (name, bytes, format) in [
+        ("dump.elf", elf(), "elf"),
+        ("dump.kdump", kdump(), "kdump-compressed"),
+        ("dump.flat", flattened(), "kdump-compressed-flattened"),
+    ] {
+        let path = file(name, &bytes);
+        let path = path.to_str().unwrap();
+        let text = crashkit(&["info", path]);
+        assert_eq!(text.status.code(), Some(0), "{name}: {text:?}");
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        for expected in [
+            format!("FORMAT: {format} (crashkit), x86_64"),
+            "COMPLETE: complete".into(),
+            "OSRELEASE: cli-test".into(),
+            "CRASH TIME: 2026-12-05 08:03:48 UTC (1796457828)".into(),
+            "CPUS: 2 (panicking: 1)".into(),
+            "MEMORY: 0 MiB in 1 ranges: 0x100000-0x13ffff".into(),
+        ] {
+            assert!(
+                stdout.contains(&expected),
+                "{name}: no {expected:?} in\n{stdout}"
+            );
+        }
+        assert!(
+            text.stderr.is_empty(),
+            "{name}: {}",
+            String::from_utf8_lossy(&text.stderr)
+        );
+
+        let output = crashkit(&["--json", "info", path]);
+        assert_eq!(output.status.code(), Some(0));
+        let info = json(&output);
+        assert_eq!(info["schema"], 1);
+        assert_eq!(info["format"], format);
+        assert_eq!(info["producer"], "crashkit");
+        assert_eq!(info["cpus"], 2);
+        assert_eq!(info["memory"][0]["start"], 0x10_0000);
+        assert_eq!(info["memory"][0]["end"], 0x14_0000);
+        // 64 pages from 1 MiB: 8 zero (every 8th), 56 with data; the
+        // kdump format keeps zero pages as dumpable (one shared page).
+        let pages = &info["pages"];
+        let (present, zero) = (pages["present"].as_u64(), pages["zero"].as_u64());
+        if format == "elf" {
+            assert_eq!((present, zero), (Some(56), Some(8)), "{name}: {pages}");
+        } else {
+            assert_eq!((present, zero), (Some(64), Some(0)), "{name}: {pages}");
+        }
+        assert_eq!(pages["hole"], 256, "{name}: the first MiB");
+        assert_eq!(pages["lost"], 0);
+        assert_eq!(info["vmcoreinfo"][0]["key"], "OSRELEASE");
+    }
+}
+
+#[test]
+fn a_cut_dump_still_answers_with_a_warning() {
+    let whole = kdump();
+    let path = file("cut.kdump", &whole[..whole.len() - 5000]);
+    let output = crashkit(&["--json", "info", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("crashkit: warning:") && stderr.contains("incomplete"),
+        "{stderr}"
+    );
+    let info = json(&output);
+    assert!(
+        info["completeness"]
+            .as_str()
+            .unwrap()
+            .starts_with("incomplete")
+    );
+    assert!(
+        info["pages"]["lost"].as_u64().unwrap() > 0,
+        "{}",
+        info["pages"]
+    );
+}
+
+#[test]
+fn unusable_input_is_one_line_and_exit_code_3() {
+    let garbage = file("garbage", b"this is not a dump at all");
+    let empty = file("empty", b"");
+    for path in [
+        garbage.to_str().unwrap().to_owned(),
+        empty.to_str().unwrap().to_owned(),
+        "/nonexistent/vmcore".to_owned(),
+    ] {
+        let output = crashkit(&["info", &path]);
+        assert_eq!(output.status.code(), Some(3), "{path}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.starts_with(&format!("crashkit: {path}: ")),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
+    // A kdump header with nothing after it: the reader names the offset.
+    let cut = kdump();
+    let header_only = file("header-only.kdump", &cut[..600]);
+    let output = crashkit(&["info", header_only.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("offset"));
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    assert_eq!(crashkit(&["info"]).status.code(), Some(2));
+    assert_eq!(crashkit(&["frobnicate", "x"]).status.code(), Some(2));
+    assert_eq!(crashkit(&["--help"]).status.code(), Some(0));
+}

@@ -8,8 +8,9 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`. The manual is docs/cli.md.
+//! Commands so far: `info`, `cpus`, `regs`. The manual is docs/cli.md.
 
+mod cpus;
 mod info;
 mod open;
 
@@ -39,6 +40,20 @@ enum Command {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
     },
+    /// One line per CPU with a register note: RIP, RSP, privilege level,
+    /// the panicking one marked.
+    Cpus {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+    },
+    /// Every register the dump holds for one CPU, control state included.
+    Regs {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// The CPU, as `cpus` numbers them (default: the panicking CPU,
+        /// else 0).
+        cpu: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,9 +61,15 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(code) => code,
         Err(error) => {
-            let unusable = error.downcast_ref::<open::InputError>().is_some();
             eprintln!("crashkit: {error:#}");
-            ExitCode::from(if unusable { 3 } else { 1 })
+            let code = if error.downcast_ref::<open::InputError>().is_some() {
+                3
+            } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some() {
+                2
+            } else {
+                1
+            };
+            ExitCode::from(code)
         }
     }
 }
@@ -61,16 +82,47 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let info = info::gather(&files, &opened);
             warn(&info);
             let text = if cli.json {
-                let mut json = serde_json::to_string_pretty(&info)?;
-                json.push('\n');
-                json
+                json(&info)?
             } else {
                 info::render(&info)
             };
             print(&text)?;
         }
+        Command::Cpus { dump } => {
+            let files = open::Files::map(dump)?;
+            let opened = open::open(&files)?;
+            warn(&info::gather(&files, &opened));
+            let lines = cpus::lines(&opened);
+            if cli.json {
+                print(&json(
+                    &serde_json::json!({ "schema": info::SCHEMA, "cpus": lines }),
+                )?)?;
+            } else {
+                print(&cpus::render_lines(&lines))?;
+            }
+        }
+        Command::Regs { dump, cpu } => {
+            let files = open::Files::map(dump)?;
+            let opened = open::open(&files)?;
+            warn(&info::gather(&files, &opened));
+            let regs = cpus::regs(&opened, *cpu)?;
+            if cli.json {
+                print(&json(
+                    &serde_json::json!({ "schema": info::SCHEMA, "regs": regs }),
+                )?)?;
+            } else {
+                print(&cpus::render_regs(&regs))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pretty JSON and a newline.
+fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    Ok(text)
 }
 
 /// An incomplete or damaged dump still answers; say so on standard error.

@@ -262,3 +262,55 @@ fn usage_errors_exit_with_2() {
     assert_eq!(crashkit(&["frobnicate", "x"]).status.code(), Some(2));
     assert_eq!(crashkit(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn cpus_and_regs_show_every_cpu_and_register() {
+    for (name, bytes) in [("cpus.elf", elf()), ("cpus.kdump", kdump())] {
+        let path = file(name, &bytes);
+        let path = path.to_str().unwrap();
+        let text = crashkit(&["cpus", path]);
+        assert_eq!(text.status.code(), Some(0), "{name}");
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        // crashkit writes the panicking CPU (1) first; pr_pid is the CPU
+        // index plus one, as Linux writes it.
+        assert!(
+            stdout.contains("  0*    2  x86_64    0  0xffffffff81000001"),
+            "{name}:\n{stdout}"
+        );
+        assert!(
+            stdout.contains("  1     1  x86_64    0  0xffffffff81000000"),
+            "{name}:\n{stdout}"
+        );
+        let cpus = json(&crashkit(&["--json", "cpus", path]));
+        assert_eq!(cpus["schema"], 1);
+        assert_eq!(cpus["cpus"][0]["panicking"], true);
+        assert_eq!(cpus["cpus"][0]["rip"], 0xffff_ffff_8100_0001u64);
+        assert_eq!(cpus["cpus"][1]["panicking"], false);
+
+        // Without a CPU: the panicking one.
+        let regs = json(&crashkit(&["--json", "regs", path]));
+        assert_eq!(regs["regs"]["cpu"], 0);
+        assert_eq!(regs["regs"]["panicking"], true);
+        let prstatus = regs["regs"]["prstatus"].as_array().unwrap();
+        assert_eq!(prstatus.len(), 27, "every pr_reg slot");
+        assert!(prstatus.contains(&serde_json::json!(["rip", 0xffff_ffff_8100_0001u64])));
+        assert!(
+            regs["regs"]["control"].is_array(),
+            "crashkit's control state"
+        );
+        let text = crashkit(&["regs", path, "1"]);
+        let stdout = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            stdout.starts_with("CPU 1 (pid 1)\nNT_PRSTATUS\n"),
+            "{stdout}"
+        );
+        assert!(stdout.contains("rip: 0xffffffff81000000"), "{stdout}");
+
+        let missing = crashkit(&["regs", path, "5"]);
+        assert_eq!(missing.status.code(), Some(2));
+        assert_eq!(
+            String::from_utf8_lossy(&missing.stderr),
+            "crashkit: no CPU 5: the dump has 2 (0 to 1)\n"
+        );
+    }
+}

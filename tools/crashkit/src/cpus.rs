@@ -1,0 +1,268 @@
+//! `crashkit cpus DUMP` and `crashkit regs DUMP [CPU]`: the CPUs the dump
+//! has register notes for, a line each, and every register the dump holds
+//! for one of them.
+//!
+//! CPUs are numbered by their place in the dump's notes (crashkit writes
+//! the panicking CPU first; QEMU writes them in CPU-index order). Where a
+//! dump has several sources for a register, each is shown under its own
+//! heading: `NT_PRSTATUS` (the general registers), crashkit's control
+//! state, QEMU's CPU state (control registers and segment caches).
+
+use serde::Serialize;
+
+use crashkit_dump_format::prstatus::{I386Registers, Registers};
+use crashkit_dump_format::qemu_note::SEGMENT_NAMES;
+use crashkit_dump_format::reader::{Cpu, CpuRegisters};
+use crashkit_dump_format::{ControlState, ElfDump};
+
+use crate::open::Dump;
+
+/// One line of `cpus`.
+#[derive(Debug, Serialize)]
+pub struct CpuLine {
+    /// Place in the dump's notes.
+    pub cpu: usize,
+    /// `pr_pid` of its `NT_PRSTATUS` note (crashkit: the CPU index; Linux
+    /// and QEMU: a thread id or the CPU index plus one).
+    pub pid: u32,
+    /// The panicking CPU, where the dump says which (crashkit's identity
+    /// note).
+    pub panicking: bool,
+    /// Instruction pointer.
+    pub rip: u64,
+    /// Stack pointer.
+    pub rsp: u64,
+    /// Privilege level: CS's low two bits.
+    pub cpl: u8,
+    /// `x86_64` or `i386` registers.
+    pub mode: &'static str,
+}
+
+/// The CPUs of `dump` and the panicking one, if known.
+pub fn cpus_of<'d>(dump: &'d Dump<'_>) -> (&'d [Cpu], Option<u32>) {
+    match dump {
+        Dump::Elf(elf) => (elf.cpus(), panic_cpu(elf)),
+        Dump::Kdump(parts) => (
+            parts[0].cpus(),
+            parts[0].crashkit().and_then(|c| c.identity.panic_cpu),
+        ),
+    }
+}
+
+fn panic_cpu(elf: &ElfDump<'_>) -> Option<u32> {
+    elf.crashkit().and_then(|c| c.identity.panic_cpu)
+}
+
+/// Whether `cpu` is the panicking one: crashkit notes its index in the
+/// identity note and gives each CPU's index in its control state (or as
+/// `pr_pid`).
+fn is_panicking(cpu: &Cpu, panic: Option<u32>) -> bool {
+    panic.is_some_and(|p| cpu.control.map_or(cpu.pid, |c| c.cpu) == p)
+}
+
+/// The `cpus` lines.
+pub fn lines(dump: &Dump<'_>) -> Vec<CpuLine> {
+    let (cpus, panic) = cpus_of(dump);
+    cpus.iter()
+        .enumerate()
+        .map(|(index, cpu)| {
+            let (rsp, cs, mode) = match cpu.registers {
+                CpuRegisters::X86_64(r) => (r.rsp, r.cs, "x86_64"),
+                CpuRegisters::I386(r) => (u64::from(r.esp), u64::from(r.cs), "i386"),
+            };
+            CpuLine {
+                cpu: index,
+                pid: cpu.pid,
+                panicking: is_panicking(cpu, panic),
+                rip: cpu.rip(),
+                rsp,
+                cpl: (cs & 3) as u8,
+                mode,
+            }
+        })
+        .collect()
+}
+
+/// The text of `cpus`.
+pub fn render_lines(lines: &[CpuLine]) -> String {
+    let mut out = String::from("CPU   PID  MODE    CPL  RIP                 RSP\n");
+    for line in lines {
+        out.push_str(&format!(
+            "{:>3}{} {:>4}  {:<6}  {:>3}  {:#018x}  {:#018x}\n",
+            line.cpu,
+            if line.panicking { '*' } else { ' ' },
+            line.pid,
+            line.mode,
+            line.cpl,
+            line.rip,
+            line.rsp
+        ));
+    }
+    if lines.iter().any(|l| l.panicking) {
+        out.push_str("(* panicking)\n");
+    }
+    out
+}
+
+/// Every register the dump holds for one CPU.
+#[derive(Debug, Serialize)]
+pub struct CpuRegs {
+    /// Place in the dump's notes.
+    pub cpu: usize,
+    /// `pr_pid`.
+    pub pid: u32,
+    /// The panicking CPU.
+    pub panicking: bool,
+    /// `NT_PRSTATUS`'s registers, in `pr_reg` order, as `[name, value]`.
+    pub prstatus: Vec<(&'static str, u64)>,
+    /// crashkit's control state, where the dump has it: `[name, value]`
+    /// for the registers the CPU could read.
+    pub control: Option<Vec<(&'static str, u64)>>,
+    /// QEMU's CPU state, where the dump has it.
+    pub qemu: Option<QemuRegs>,
+}
+
+/// QEMU's CPU state of one CPU.
+#[derive(Debug, Serialize)]
+pub struct QemuRegs {
+    /// CR0, CR1 (reserved), CR2, CR3, CR4.
+    pub cr: [u64; 5],
+    /// RFLAGS.
+    pub rflags: u64,
+    /// The segment registers and descriptor tables, with QEMU's caches.
+    pub segments: Vec<SegmentRegs>,
+}
+
+/// One segment register as QEMU caches it.
+#[derive(Debug, Serialize)]
+pub struct SegmentRegs {
+    /// `cs`, `ds`, ..., `gdt`, `idt`.
+    pub name: &'static str,
+    /// The visible selector.
+    pub selector: u32,
+    /// The cached base.
+    pub base: u64,
+    /// The cached limit.
+    pub limit: u32,
+    /// The cached descriptor flags.
+    pub flags: u32,
+}
+
+/// Why `regs` cannot show a CPU: asked for one the dump does not have.
+#[derive(Debug)]
+pub struct NoSuchCpu {
+    /// The CPU asked for.
+    pub asked: usize,
+    /// CPUs in the dump.
+    pub count: usize,
+}
+
+impl std::fmt::Display for NoSuchCpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.count {
+            0 => write!(f, "no CPU {}: the dump has no CPU notes", self.asked),
+            n => write!(
+                f,
+                "no CPU {}: the dump has {n} (0 to {})",
+                self.asked,
+                n - 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for NoSuchCpu {}
+
+/// The registers of CPU `asked` (default: the panicking CPU, else 0).
+pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu> {
+    let (cpus, panic) = cpus_of(dump);
+    let index = asked
+        .or_else(|| cpus.iter().position(|c| is_panicking(c, panic)))
+        .unwrap_or(0);
+    let cpu = cpus.get(index).ok_or(NoSuchCpu {
+        asked: index,
+        count: cpus.len(),
+    })?;
+    let prstatus = match cpu.registers {
+        CpuRegisters::X86_64(r) => Registers::NAMES.iter().copied().zip(r.to_array()).collect(),
+        CpuRegisters::I386(r) => I386Registers::NAMES
+            .iter()
+            .copied()
+            .zip(r.to_array().map(u64::from))
+            .collect(),
+    };
+    let control = cpu.control.map(|c: ControlState| {
+        ControlState::NAMES
+            .iter()
+            .zip(c.fields())
+            .filter_map(|(&name, value)| Some((name, value?)))
+            .collect()
+    });
+    let qemu = cpu.qemu.map(|q| QemuRegs {
+        cr: q.cr,
+        rflags: q.rflags,
+        segments: SEGMENT_NAMES
+            .iter()
+            .zip(q.segments)
+            .map(|(&name, s)| SegmentRegs {
+                name,
+                selector: s.selector,
+                base: s.base,
+                limit: s.limit,
+                flags: s.flags,
+            })
+            .collect(),
+    });
+    Ok(CpuRegs {
+        cpu: index,
+        pid: cpu.pid,
+        panicking: is_panicking(cpu, panic),
+        prstatus,
+        control,
+        qemu,
+    })
+}
+
+/// The text of `regs`: three registers a row under each source's heading.
+pub fn render_regs(regs: &CpuRegs) -> String {
+    let mut out = format!(
+        "CPU {} (pid {}){}\n",
+        regs.cpu,
+        regs.pid,
+        if regs.panicking { ", panicking" } else { "" }
+    );
+    let mut table = |heading: &str, values: &[(&str, u64)]| {
+        out.push_str(heading);
+        out.push('\n');
+        for row in values.chunks(3) {
+            let cells: Vec<String> = row
+                .iter()
+                .map(|(name, value)| format!("{name:>14}: {value:#018x}"))
+                .collect();
+            out.push_str(&cells.join(" "));
+            out.push('\n');
+        }
+    };
+    table("NT_PRSTATUS", &regs.prstatus);
+    if let Some(control) = &regs.control {
+        table("crashkit control state", control);
+    }
+    if let Some(qemu) = &regs.qemu {
+        let values = [
+            ("cr0", qemu.cr[0]),
+            ("cr2", qemu.cr[2]),
+            ("cr3", qemu.cr[3]),
+            ("cr4", qemu.cr[4]),
+            ("rflags", qemu.rflags),
+        ];
+        table("QEMU CPU state", &values);
+        out.push_str("       segment  selector  base                limit       flags\n");
+        for s in &qemu.segments {
+            out.push_str(&format!(
+                "{:>14}  {:#06x}    {:#018x}  {:#010x}  {:#010x}\n",
+                s.name, s.selector, s.base, s.limit, s.flags
+            ));
+        }
+    }
+    out
+}

@@ -212,3 +212,47 @@ fn fuzzer_finds_stay_fixed() {
         }
     }
 }
+
+#[test]
+fn crashkit_notes_copied_from_an_elf_dump_make_a_foreign_dump_not_a_broken_one() {
+    // What makedumpfile does with a crashkit ELF as input: its own
+    // kdump-compressed file, carrying the input's notes (completion marker
+    // included) after its sub-header.
+    let machine = common::Machine::new();
+    let mut memory = common::Memory::patterned(&machine.ranges, common::standard_zero);
+    let (elf, _) = common::write(&machine.plan(), &mut memory);
+    let elf_dump = crashkit_dump_format::ElfDump::parse(&elf).unwrap();
+    let note_segment = crashkit_dump_format::elf::decode_program_header(&elf, 64).unwrap();
+    let notes = &elf
+        [note_segment.p_offset as usize..(note_segment.p_offset + note_segment.p_filesz) as usize];
+    assert!(elf_dump.crashkit().unwrap().completion.is_some());
+    let file = build(&mixed_frames(16), notes);
+    let dump = KdumpDump::parse(&file).unwrap();
+    assert!(dump.crashkit().is_some(), "the notes were kept");
+    assert!(dump.notes_copied());
+    assert_eq!(dump.completeness(), Completeness::Unknown);
+    // crashkit's own kdump file keeps its notes where its marker says.
+    let mut sink = common::VecSink::default();
+    crashkit_dump_format::compressed::writer::write_kdump(
+        &machine.plan(),
+        &mut memory,
+        &mut sink,
+        &mut |_| false,
+        &mut crashkit_dump_format::compressed::writer::RawPages,
+        crashkit_dump_format::writer::WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    let own = KdumpDump::parse(&sink.bytes).unwrap();
+    assert!(!own.notes_copied());
+    assert_eq!(own.completeness(), Completeness::Complete);
+    // Its header damaged: still its own notes, so incomplete, not foreign.
+    let mut damaged = sink.bytes.clone();
+    damaged[4096 + 16] ^= 1; // the sub-header, inside the checksum
+    let damaged = KdumpDump::parse(&damaged).unwrap();
+    assert!(!damaged.notes_copied());
+    assert!(matches!(
+        damaged.completeness(),
+        Completeness::Incomplete(_)
+    ));
+}

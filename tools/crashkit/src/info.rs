@@ -23,7 +23,9 @@ pub struct Info {
     pub files: Vec<String>,
     /// `elf`, `kdump-compressed` or `kdump-compressed-flattened`.
     pub format: &'static str,
-    /// Who wrote it: `crashkit`, `qemu`, `linux`, `makedumpfile`, `unknown`.
+    /// Who wrote it: `crashkit`, `qemu`, `linux` (/proc/vmcore),
+    /// `makedumpfile`, `rewritten` (an ELF dump of another tool that kept
+    /// crashkit's notes: makedumpfile `-E` of a crashkit dump), `unknown`.
     pub producer: &'static str,
     /// `x86_64` or `i386`.
     pub machine: String,
@@ -139,6 +141,7 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 files: names,
                 format: "elf",
                 producer: match elf.producer() {
+                    Producer::Crashkit if elf.notes_copied() => "rewritten",
                     Producer::Crashkit => "crashkit",
                     Producer::Qemu => "qemu",
                     Producer::LinuxKdump => "linux",
@@ -202,7 +205,7 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 } else {
                     "kdump-compressed"
                 },
-                producer: if crashkit.is_some() {
+                producer: if crashkit.is_some() && !first.notes_copied() {
                     "crashkit"
                 } else if qemu {
                     "qemu"

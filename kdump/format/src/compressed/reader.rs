@@ -385,6 +385,14 @@ impl<'a> KdumpDump<'a> {
             return Completeness::Incomplete(Incomplete::StaleMarker);
         }
         if self.header_checksum(crashkit) != Some(marker.header_checksum) {
+            // Notes copied from another file (makedumpfile keeps its
+            // input's notes): the marker describes that file; judge this
+            // one as any producer's.
+            if self.notes_copied() {
+                return self
+                    .not_whole()
+                    .map_or(Completeness::Unknown, Completeness::Incomplete);
+            }
             return Completeness::Incomplete(Incomplete::HeaderChecksum);
         }
         if self.source.len() < marker.total_length {
@@ -467,6 +475,18 @@ impl<'a> KdumpDump<'a> {
     /// crashkit's notes, when a crashkit kernel's notes are in the file.
     pub fn crashkit(&self) -> Option<CrashkitNotes<'_>> {
         self.notes(&mut Vec::new())?.crashkit
+    }
+
+    /// Whether crashkit's notes were copied here from another file by
+    /// another tool (makedumpfile keeps its input's notes): a completion
+    /// marker whose header area does not end where this file's notes do
+    /// (`offset_note + size_note`). Such a dump is judged as another
+    /// producer's, and its producer is not crashkit.
+    pub fn notes_copied(&self) -> bool {
+        let Some(marker) = self.crashkit().and_then(|c| c.completion) else {
+            return false;
+        };
+        self.sub.offset_note.checked_add(self.sub.size_note) != Some(marker.header_extent)
     }
 
     /// Whether the dump is complete, incomplete or cannot tell.

@@ -100,6 +100,21 @@ pub(super) fn foreign_headers(dump: &ElfDump<'_>) -> bool {
         && header_checksum(dump) != Some(marker.header_checksum)
 }
 
+/// Foreign headers whose notes do not end where the marker's header area
+/// ended: the notes were copied from another file (makedumpfile keeps its
+/// input's notes), so the marker describes that file, not this one. (A
+/// crashkit dump whose headers are damaged keeps its notes in place.)
+pub(super) fn notes_copied(dump: &ElfDump<'_>) -> bool {
+    let Some(marker) = dump.crashkit().and_then(|c| c.completion) else {
+        return false;
+    };
+    let notes_end = match dump.notes.regions.as_slice() {
+        [(offset, len)] => offset.checked_add(*len),
+        _ => None,
+    };
+    dump.foreign_headers && notes_end != Some(marker.header_extent)
+}
+
 pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
     let len = dump.data.len() as u64;
     let truncated = dump
@@ -114,18 +129,26 @@ pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
         .damage
         .iter()
         .any(|d| !matches!(d.kind, DamageKind::NewerFormat { .. }));
-    let Some(crashkit) = dump.crashkit() else {
+    // A dump without crashkit's notes, or with notes copied from another
+    // file: judged as any producer's, by what the file itself shows.
+    let foreign = || {
         if dump.header.e_flags & E_FLAGS_INCOMPLETE != 0 {
             return Completeness::Incomplete(Incomplete::FlagSet);
         }
         if metadata_damaged {
             return Completeness::Incomplete(Incomplete::Damaged);
         }
-        return match truncated {
+        match truncated {
             Some(expected) => Completeness::Incomplete(Incomplete::Truncated { len, expected }),
             None => Completeness::Unknown,
-        };
+        }
     };
+    let Some(crashkit) = dump.crashkit() else {
+        return foreign();
+    };
+    if dump.notes_copied {
+        return foreign();
+    }
     let Some(marker) = crashkit
         .completion
         .filter(|m| m.state == CompletionMarker::COMPLETE)

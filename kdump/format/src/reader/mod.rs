@@ -90,6 +90,7 @@ pub struct ElfDump<'a> {
     /// Whether crashkit's notes describe these headers (see
     /// [`ElfDump::crashkit_segments_trusted`]).
     foreign_headers: bool,
+    notes_copied: bool,
     /// In an incomplete crashkit dump, where lost memory-map pages start
     /// ([`CrashkitNotes::frontier`]).
     lost_from: Option<u64>,
@@ -204,10 +205,12 @@ impl<'a> ElfDump<'a> {
             notes,
             completeness: Completeness::Unknown,
             foreign_headers: false,
+            notes_copied: false,
             lost_from: None,
             damage,
         };
         dump.foreign_headers = complete::foreign_headers(&dump);
+        dump.notes_copied = complete::notes_copied(&dump);
         dump.completeness = complete::judge(&dump);
         if dump.completeness != Completeness::Complete && dump.crashkit_segments_trusted() {
             dump.lost_from = dump.crashkit().map(|c| c.frontier(&dump.segments));
@@ -277,6 +280,16 @@ impl<'a> ElfDump<'a> {
     /// excluded, never as zeros the reader cannot vouch for.
     pub fn crashkit_segments_trusted(&self) -> bool {
         self.crashkit().is_some() && !self.foreign_headers
+    }
+
+    /// Whether crashkit's notes were copied here from another file by
+    /// another tool (makedumpfile keeps its input's notes): the completion
+    /// marker's header area does not end where this file's notes do. The
+    /// dump is then judged as another producer's ([`Completeness::Unknown`]
+    /// unless the file itself shows damage), and its producer is not
+    /// crashkit.
+    pub fn notes_copied(&self) -> bool {
+        self.notes_copied
     }
 
     /// Whether the dump is complete, incomplete or cannot tell.

@@ -94,9 +94,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             warn(&info::gather(&files, &opened));
             let lines = cpus::lines(&opened);
             if cli.json {
-                print(&json(
-                    &serde_json::json!({ "schema": info::SCHEMA, "cpus": lines }),
-                )?)?;
+                print(&json(&Versioned {
+                    schema: info::SCHEMA,
+                    cpus: Some(&lines),
+                    regs: None,
+                })?)?;
             } else {
                 print(&cpus::render_lines(&lines))?;
             }
@@ -107,15 +109,27 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             warn(&info::gather(&files, &opened));
             let regs = cpus::regs(&opened, *cpu)?;
             if cli.json {
-                print(&json(
-                    &serde_json::json!({ "schema": info::SCHEMA, "regs": regs }),
-                )?)?;
+                print(&json(&Versioned {
+                    schema: info::SCHEMA,
+                    cpus: None,
+                    regs: Some(&regs),
+                })?)?;
             } else {
                 print(&cpus::render_regs(&regs))?;
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A command's JSON: the schema version first, then its one payload.
+#[derive(serde::Serialize)]
+struct Versioned<'a> {
+    schema: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpus: Option<&'a [cpus::CpuLine]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regs: Option<&'a cpus::CpuRegs>,
 }
 
 /// Pretty JSON and a newline.

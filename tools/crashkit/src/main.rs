@@ -8,11 +8,13 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`. The manual is docs/cli.md.
+//! Commands so far: `info`, `cpus`, `regs`, `rd -p`. The manual is
+//! docs/cli.md.
 
 mod cpus;
 mod info;
 mod open;
+mod rd;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -54,6 +56,24 @@ enum Command {
         /// else 0).
         cpu: Option<usize>,
     },
+    /// Physical memory as hex and ASCII; memory the dump does not have
+    /// (excluded, hole, lost, corrupt) is said as such.
+    Rd {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// ADDR is a physical address (virtual addresses come with the
+        /// page-table walk).
+        #[arg(short = 'p', long = "physical", required = true)]
+        physical: bool,
+        /// The address: hex with 0x, or decimal.
+        addr: String,
+        /// How many bytes (default 64; at most 16 MiB).
+        len: Option<String>,
+        /// Write the bytes themselves to standard output (stops, with an
+        /// error, at the first byte the dump does not have).
+        #[arg(long)]
+        raw: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,7 +84,9 @@ fn main() -> ExitCode {
             eprintln!("crashkit: {error:#}");
             let code = if error.downcast_ref::<open::InputError>().is_some() {
                 3
-            } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some() {
+            } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some()
+                || error.downcast_ref::<rd::BadRange>().is_some()
+            {
                 2
             } else {
                 1
@@ -98,6 +120,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     schema: info::SCHEMA,
                     cpus: Some(&lines),
                     regs: None,
+                    rd: None,
                 })?)?;
             } else {
                 print(&cpus::render_lines(&lines))?;
@@ -113,9 +136,51 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     schema: info::SCHEMA,
                     cpus: None,
                     regs: Some(&regs),
+                    rd: None,
                 })?)?;
             } else {
                 print(&cpus::render_regs(&regs))?;
+            }
+        }
+        Command::Rd {
+            dump,
+            physical: _,
+            addr,
+            len,
+            raw,
+        } => {
+            let addr = rd::number(addr).map_err(rd::BadRange)?;
+            let len = match len {
+                Some(text) => rd::number(text).map_err(rd::BadRange)?,
+                None => 64,
+            };
+            let files = open::Files::map(dump)?;
+            let opened = open::open(&files)?;
+            warn(&info::gather(&files, &opened));
+            let runs = rd::runs(&opened, addr, len)?;
+            if *raw {
+                let mut out = std::io::stdout().lock();
+                for run in &runs {
+                    if run.bytes.is_empty() {
+                        out.flush()?;
+                        eprintln!(
+                            "crashkit: {:#x}: {}: not in the dump ({} bytes)",
+                            run.start, run.state, run.len
+                        );
+                        return Ok(ExitCode::from(1));
+                    }
+                    out.write_all(&run.bytes)?;
+                }
+                out.flush()?;
+            } else if cli.json {
+                print(&json(&Versioned {
+                    schema: info::SCHEMA,
+                    cpus: None,
+                    regs: None,
+                    rd: Some(&runs),
+                })?)?;
+            } else {
+                print(&rd::render(&runs))?;
             }
         }
     }
@@ -130,6 +195,8 @@ struct Versioned<'a> {
     cpus: Option<&'a [cpus::CpuLine]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     regs: Option<&'a cpus::CpuRegs>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rd: Option<&'a [rd::Run]>,
 }
 
 /// Pretty JSON and a newline.

@@ -314,3 +314,71 @@ fn cpus_and_regs_show_every_cpu_and_register() {
         );
     }
 }
+
+#[test]
+fn rd_shows_memory_and_says_what_is_not_there() {
+    for (name, bytes) in [
+        ("rd.elf", elf()),
+        ("rd.kdump", kdump()),
+        ("rd.flat", flattened()),
+    ] {
+        let path = file(name, &bytes);
+        let path = path.to_str().unwrap();
+        // Page 0x101000 holds 0x01 everywhere.
+        let output = crashkit(&["rd", path, "-p", "0x101000", "16"]);
+        assert_eq!(output.status.code(), Some(0), "{name}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "0000000000101000: 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01 01  |................|\n",
+            "{name}"
+        );
+        // Below 1 MiB is not memory of this dump: one line says so.
+        let output = crashkit(&["rd", path, "-p", "0xff000", "0x1010"]);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout
+                .starts_with("00000000000ff000: hole (4096 bytes, to 0xfffff): not in the dump\n"),
+            "{name}:\n{stdout}"
+        );
+        assert_eq!(stdout.lines().count(), 2, "{name}:\n{stdout}");
+        // JSON: the runs with their states and bytes.
+        let runs = json(&crashkit(&["--json", "rd", path, "-p", "0xfff00", "0x200"]));
+        assert_eq!(runs["schema"], 1);
+        assert_eq!(runs["rd"][0]["state"], "hole");
+        assert_eq!(runs["rd"][0]["len"], 0x100);
+        assert!(runs["rd"][0].get("hex").is_none());
+        assert_eq!(runs["rd"][1]["start"], 0x10_0000);
+        assert_eq!(runs["rd"][1]["hex"].as_str().unwrap().len(), 0x100 * 2);
+        // --raw: the bytes themselves; stops at the first byte not there.
+        let raw = crashkit(&["rd", path, "-p", "0x102000", "4096", "--raw"]);
+        assert_eq!(raw.status.code(), Some(0));
+        assert_eq!(raw.stdout, vec![2u8; 4096], "{name}");
+        let raw = crashkit(&["rd", path, "-p", "0x13fff0", "0x20", "--raw"]);
+        assert_eq!(raw.status.code(), Some(1), "{name}");
+        assert_eq!(raw.stdout, vec![0x3f; 16], "{name}: what was there");
+        assert!(
+            String::from_utf8_lossy(&raw.stderr).contains("0x140000: hole: not in the dump"),
+            "{name}"
+        );
+    }
+    let path = file("rd-usage.elf", &elf());
+    let path = path.to_str().unwrap();
+    assert_eq!(crashkit(&["rd", path, "-p", "zz"]).status.code(), Some(2));
+    assert_eq!(
+        crashkit(&["rd", path, "-p", "0", "0x10000000"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        crashkit(&["rd", path, "-p", "0xffffffffffffffff", "2"])
+            .status
+            .code(),
+        Some(2)
+    );
+    assert_eq!(
+        crashkit(&["rd", path, "0x1000"]).status.code(),
+        Some(2),
+        "-p is required"
+    );
+}

@@ -1,0 +1,186 @@
+//! `crashkit rd DUMP -p ADDR [LEN]`: physical memory, as hex and ASCII, 16
+//! bytes a line. A run of memory the dump does not have is one line that
+//! says what it is (excluded, hole, lost, corrupt), never silent zeros;
+//! zero pages crashkit did not store (known zero) read as the zeros they
+//! are. `--raw` writes the bytes themselves and stops, with an error, at
+//! the first byte the dump does not have.
+
+use serde::Serialize;
+
+use crashkit_dump_format::PAGE_SIZE;
+use crashkit_dump_format::reader::PageState;
+
+use crate::open::Dump;
+
+/// A run of addresses in one state, with its bytes when the dump has them.
+#[derive(Debug, Serialize)]
+pub struct Run {
+    /// First address.
+    pub start: u64,
+    /// Bytes in the run.
+    pub len: u64,
+    /// `present`, `zero`, `excluded`, `hole`, `lost` or `corrupt`.
+    pub state: &'static str,
+    /// The bytes, as lowercase hex, when the state has them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hex: Option<String>,
+    /// The bytes themselves (not serialised; `--raw` writes them).
+    #[serde(skip)]
+    pub bytes: Vec<u8>,
+}
+
+/// A read that cannot be done as asked.
+#[derive(Debug)]
+pub struct BadRange(pub String);
+
+impl std::fmt::Display for BadRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadRange {}
+
+/// Parse an address or length: `0x` hex, or decimal.
+pub fn number(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => text.replace('_', "").parse(),
+    };
+    parsed.map_err(|_| format!("{text:?} is not a number (hex with 0x, or decimal)"))
+}
+
+/// The state of `addr` and how far it lasts (to a page end at most for a
+/// kdump-compressed dump, whose states are per page).
+fn span(dump: &Dump<'_>, addr: u64) -> (PageState, u64) {
+    match dump {
+        Dump::Elf(elf) => {
+            let span = elf.classify(addr);
+            (span.state, span.len)
+        }
+        Dump::Kdump(parts) => {
+            let frame = addr / PAGE_SIZE;
+            let part = parts
+                .iter()
+                .find(|p| (p.part().0..p.part().1).contains(&frame))
+                .unwrap_or(&parts[0]);
+            let span = part.classify(addr);
+            (span.state, span.len)
+        }
+    }
+}
+
+/// Read `buf` at `addr`, all in one present (or zero) run.
+fn read(dump: &Dump<'_>, addr: u64, buf: &mut [u8]) -> Result<(), PageState> {
+    match dump {
+        Dump::Elf(elf) => elf.read_phys(addr, buf).map_err(|u| u.state),
+        Dump::Kdump(parts) => {
+            let frame = addr / PAGE_SIZE;
+            let part = parts
+                .iter()
+                .find(|p| (p.part().0..p.part().1).contains(&frame))
+                .unwrap_or(&parts[0]);
+            part.read_phys(addr, buf).map_err(|u| u.state)
+        }
+    }
+}
+
+/// The runs of `[addr, addr + len)`; `len` at most 16 MiB, so a typo does
+/// not print a terabyte.
+pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> {
+    const MOST: u64 = 16 << 20;
+    if len > MOST {
+        return Err(BadRange(format!(
+            "{len} bytes asked; rd shows at most {MOST} (use several reads)"
+        )));
+    }
+    let end = addr
+        .checked_add(len)
+        .ok_or_else(|| BadRange(format!("{addr:#x} + {len:#x} is past the end of memory")))?;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut at = addr;
+    while at < end {
+        let (state, span_len) = span(dump, at);
+        let n = span_len.clamp(1, end - at);
+        let mut bytes = Vec::new();
+        let state = match state {
+            PageState::Present | PageState::Zero => {
+                bytes = vec![0u8; n as usize];
+                match read(dump, at, &mut bytes) {
+                    Ok(()) => state,
+                    // Decoding found the page corrupt (or it vanished).
+                    Err(found) => {
+                        bytes.clear();
+                        found
+                    }
+                }
+            }
+            other => other,
+        };
+        let name = state.name();
+        // Runs of one state merge (a kdump-compressed dump answers page by
+        // page).
+        match runs.last_mut() {
+            Some(last) if last.state == name && last.start + last.len == at => {
+                last.len += n;
+                last.bytes.extend_from_slice(&bytes);
+            }
+            _ => runs.push(Run {
+                start: at,
+                len: n,
+                state: name,
+                hex: None,
+                bytes,
+            }),
+        }
+        at += n;
+    }
+    for run in &mut runs {
+        if !run.bytes.is_empty() {
+            run.hex = Some(run.bytes.iter().map(|b| format!("{b:02x}")).collect());
+        }
+    }
+    Ok(runs)
+}
+
+/// The text: `ADDRESS: 16 bytes in hex  |ASCII|` per line of memory the
+/// dump has, one line per run it does not have.
+pub fn render(runs: &[Run]) -> String {
+    let mut out = String::new();
+    for run in runs {
+        if run.bytes.is_empty() {
+            out.push_str(&format!(
+                "{:016x}: {} ({} bytes, to {:#x}): not in the dump\n",
+                run.start,
+                run.state,
+                run.len,
+                run.start + run.len - 1
+            ));
+            continue;
+        }
+        for (index, line) in run.bytes.chunks(16).enumerate() {
+            let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
+            let ascii: String = line
+                .iter()
+                .map(|&b| {
+                    if b.is_ascii_graphic() || b == b' ' {
+                        b as char
+                    } else {
+                        '.'
+                    }
+                })
+                .collect();
+            out.push_str(&format!(
+                "{:016x}: {:<47}  |{ascii}|{}\n",
+                run.start + index as u64 * 16,
+                hex.join(" "),
+                if run.state == "zero" {
+                    " (zero, not stored)"
+                } else {
+                    ""
+                }
+            ));
+        }
+    }
+    out
+}

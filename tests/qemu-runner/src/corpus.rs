@@ -184,23 +184,7 @@ fn one_case(
     work: &Path,
 ) -> Result<String, String> {
     let qemu_elf = work.join("qemu.elf");
-    let _ = std::fs::remove_file(&qemu_elf);
-    let boot = Boot {
-        kernel,
-        cpus,
-        append: format!("scenario={scenario} halt"),
-        work_dir: work.to_path_buf(),
-        timeout: Duration::from_secs(120),
-        qmp: true,
-        ram_mib: crate::qemu::RAM_MIB,
-        initrd: None,
-        extra: Vec::new(),
-    };
-    let mut taken = Err("the dump was not attempted".to_owned());
-    let outcome = boot.run(|work_dir| {
-        taken = take_dump(work_dir, &qemu_elf);
-    })?;
-    let kdumps = taken.map_err(|why| format!("{why}\nserial:\n{}", outcome.serial))?;
+    let (outcome, kdumps) = crash_and_dump(kernel, scenario, cpus, work)?;
     let ram = std::fs::read(&outcome.ram)
         .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
     let qemu_bytes =
@@ -239,6 +223,37 @@ fn one_case(
         stats.segments,
         stats.zero_pages_excluded,
     ))
+}
+
+/// Boot the test kernel with `scenario` on `cpus` CPUs and `halt`, take
+/// QEMU's dumps of the crash into `work` (`qemu.elf`, and the
+/// kdump-compressed formats QEMU offers), quit. The RAM file stays in
+/// `work` for the caller to check and delete.
+pub fn crash_and_dump(
+    kernel: &Path,
+    scenario: &str,
+    cpus: u32,
+    work: &Path,
+) -> Result<(crate::qemu::Outcome, Vec<(String, PathBuf)>), String> {
+    let qemu_elf = work.join("qemu.elf");
+    let _ = std::fs::remove_file(&qemu_elf);
+    let boot = Boot {
+        kernel,
+        cpus,
+        append: format!("scenario={scenario} halt"),
+        work_dir: work.to_path_buf(),
+        timeout: Duration::from_secs(120),
+        qmp: true,
+        ram_mib: crate::qemu::RAM_MIB,
+        initrd: None,
+        extra: Vec::new(),
+    };
+    let mut taken = Err("the dump was not attempted".to_owned());
+    let outcome = boot.run(|work_dir| {
+        taken = take_dump(work_dir, &qemu_elf);
+    })?;
+    let kdumps = taken.map_err(|why| format!("{why}\nserial:\n{}", outcome.serial))?;
+    Ok((outcome, kdumps))
 }
 
 /// Wait for the kernel to halt after its crash, dump as ELF to `out` and

@@ -14,7 +14,9 @@
 //! `crashkit-qemu-runner --demo DIR` boots one crash (scenario
 //! [`DEMO_SCENARIO`] with [`DEMO_CPUS`] CPUs), checks it like a test, prints
 //! the crash record's summary and leaves the record, the summary and the
-//! serial log in `DIR` (what `cargo xtask demo` shows).
+//! serial log in `DIR`; then boots the same crash with the kernel halting
+//! after it and leaves QEMU's ELF dump of it as `DIR/qemu-dump.elf` (what
+//! `cargo xtask demo` shows, and reads with `crashkit`).
 //!
 //! `crashkit-qemu-runner --corpus DIR` makes and checks the real-world dump
 //! corpus of the crashed test kernel in `DIR` (see `corpus.rs`).
@@ -447,9 +449,22 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         std::fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))?;
     }
     let _ = std::fs::remove_file(&outcome.ram);
+    // The same crash again, the kernel halting after it, for QEMU's dump of
+    // it (what `crashkit` reads next in the demo).
+    let dump_dir = dir.join("qemu-dump");
+    let (dumped, _) = corpus::crash_and_dump(&options.kernel, DEMO_SCENARIO, DEMO_CPUS, &dump_dir)?;
+    let _ = std::fs::remove_file(&dumped.ram);
+    let elf = dump_dir.join("qemu.elf");
+    let dump = dir.join("qemu-dump.elf");
+    std::fs::rename(&elf, &dump)
+        .map_err(|e| format!("{} to {}: {e}", elf.display(), dump.display()))?;
     println!();
     for (path, _) in &files {
         println!("qemu demo: wrote {}", path.display());
     }
+    println!(
+        "qemu demo: wrote {} (QEMU's dump of the same crash)",
+        dump.display()
+    );
     Ok(())
 }

@@ -23,7 +23,8 @@
 //!   `target/loom`).
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
-//!   with its artefacts in `target/demo/`.
+//!   with its artefacts in `target/demo/`; it ends with `crashkit info` and
+//!   `crashkit cpus` on QEMU's dump of the crash under QEMU.
 //! - `fuzz [SECONDS]`: each fuzz target of `kdump/format/fuzz` (the ELF and
 //!   the kdump-compressed reader, and crashkit's page encoders round-tripped) for SECONDS (default 300) with
 //!   `cargo fuzz run -s none` on the stable toolchain (cargo-fuzz is installed with `cargo
@@ -407,5 +408,16 @@ fn demo(args: &[String]) -> Result<(), String> {
     qemu_demo.arg("--demo").arg(&out_dir);
     Step::new("kernel panic under QEMU (4 CPUs)", qemu_demo)
         .time_limit(10 * 60)
-        .run()
+        .run()?;
+
+    // QEMU's dump of that crash, read by the dump CLI.
+    let dump = out_dir.join("qemu-dump.elf");
+    for command in ["info", "cpus"] {
+        let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit", "--"]);
+        crashkit.arg(command).arg(&dump);
+        Step::new(&format!("crashkit {command} on QEMU's dump"), crashkit)
+            .time_limit(10 * 60)
+            .run()?;
+    }
+    Ok(())
 }

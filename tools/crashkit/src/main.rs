@@ -8,13 +8,14 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`, `rd -p`. The manual is
-//! docs/cli.md.
+//! Commands so far: `info`, `cpus`, `regs`, `rd -p`, `verify`. The manual
+//! is docs/cli.md.
 
 mod cpus;
 mod info;
 mod open;
 mod rd;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -74,6 +75,12 @@ enum Command {
         #[arg(long)]
         raw: bool,
     },
+    /// Check the whole dump: structure, completeness, every page decodes
+    /// to exactly one page; exit code 1 when anything is wrong.
+    Verify {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -119,8 +126,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 print(&json(&Versioned {
                     schema: info::SCHEMA,
                     cpus: Some(&lines),
-                    regs: None,
-                    rd: None,
+                    ..Versioned::default()
                 })?)?;
             } else {
                 print(&cpus::render_lines(&lines))?;
@@ -134,9 +140,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             if cli.json {
                 print(&json(&Versioned {
                     schema: info::SCHEMA,
-                    cpus: None,
                     regs: Some(&regs),
-                    rd: None,
+                    ..Versioned::default()
                 })?)?;
             } else {
                 print(&cpus::render_regs(&regs))?;
@@ -175,12 +180,41 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             } else if cli.json {
                 print(&json(&Versioned {
                     schema: info::SCHEMA,
-                    cpus: None,
-                    regs: None,
                     rd: Some(&runs),
+                    ..Versioned::default()
                 })?)?;
             } else {
                 print(&rd::render(&runs))?;
+            }
+        }
+        Command::Verify { dump } => {
+            let files = open::Files::map(dump)?;
+            let opened = open::open(&files)?;
+            // A bar on a terminal only, and never with --json.
+            let bar = if cli.json {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::stderr(),
+                )
+            };
+            let verdict = verify::verify(&opened, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            if cli.json {
+                print(&json(&Versioned {
+                    schema: info::SCHEMA,
+                    verify: Some(&verdict),
+                    ..Versioned::default()
+                })?)?;
+            } else {
+                print(&verify::render(&verdict))?;
+            }
+            if !verdict.ok {
+                return Ok(ExitCode::from(1));
             }
         }
     }
@@ -188,7 +222,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A command's JSON: the schema version first, then its one payload.
-#[derive(serde::Serialize)]
+#[derive(Default, serde::Serialize)]
 struct Versioned<'a> {
     schema: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -197,6 +231,8 @@ struct Versioned<'a> {
     regs: Option<&'a cpus::CpuRegs>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rd: Option<&'a [rd::Run]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<&'a verify::Verdict>,
 }
 
 /// Pretty JSON and a newline.

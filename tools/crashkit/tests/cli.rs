@@ -382,3 +382,58 @@ fn rd_shows_memory_and_says_what_is_not_there() {
         "-p is required"
     );
 }
+
+#[test]
+fn verify_passes_whole_dumps_and_names_every_broken_page() {
+    for (name, bytes) in [
+        ("verify.elf", elf()),
+        ("verify.kdump", kdump()),
+        ("verify.flat", flattened()),
+    ] {
+        let path = file(name, &bytes);
+        let output = crashkit(&["verify", path.to_str().unwrap()]);
+        assert_eq!(output.status.code(), Some(0), "{name}: {output:?}");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("RESULT: ok"), "{name}:\n{stdout}");
+    }
+    // Break the LZO data of some pages: each is named, exit code 1.
+    let mut broken = kdump();
+    let dump = crashkit_dump_format::KdumpDump::parse(&broken).unwrap();
+    let mut offsets = Vec::new();
+    for frame in [0x101u64, 0x105, 0x10b] {
+        let descriptor = dump.descriptor(frame).unwrap();
+        offsets.push((frame, descriptor.offset));
+    }
+    drop(dump);
+    for &(_, offset) in &offsets {
+        // A literal-run opcode past the page: never decodes to one page.
+        broken[offset as usize..offset as usize + 4].copy_from_slice(&[0x00, 0xff, 0xff, 0xff]);
+    }
+    let path = file("verify-broken.kdump", &broken);
+    let output = crashkit(&["--json", "verify", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let verdict = json(&output);
+    assert_eq!(verdict["verify"]["ok"], false);
+    assert_eq!(
+        verdict["verify"]["pages_corrupt"], 3,
+        "{}",
+        verdict["verify"]
+    );
+    let problems = verdict["verify"]["problems"].as_array().unwrap();
+    for &(frame, offset) in &offsets {
+        assert!(
+            problems
+                .iter()
+                .any(|p| p["address"] == frame * 4096 && p["file_offset"] == offset),
+            "frame {frame:#x} at {offset}: {problems:?}"
+        );
+    }
+    // Cut: the pages past the end are lost, and the dump is incomplete.
+    let whole = kdump();
+    let path = file("verify-cut.kdump", &whole[..whole.len() - 3000]);
+    let output = crashkit(&["verify", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("the dump is incomplete"), "{stdout}");
+    assert!(stdout.contains("lost: its"), "{stdout}");
+}

@@ -437,3 +437,90 @@ fn verify_passes_whole_dumps_and_names_every_broken_page() {
     assert!(stdout.contains("the dump is incomplete"), "{stdout}");
     assert!(stdout.contains("lost: its"), "{stdout}");
 }
+
+/// Run `crashkit args` under a 1 GiB address-space limit and a 10 s time
+/// limit (the shell's `ulimit` and coreutils' `timeout`).
+fn bounded(args: &[&str]) -> Output {
+    let mut script = String::from("ulimit -v 1048576; exec timeout 10 \"$0\"");
+    for i in 0..args.len() {
+        script.push_str(&format!(" \"${}\"", i + 1));
+    }
+    Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .arg(env!("CARGO_BIN_EXE_crashkit"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_command_survives_mutated_and_cut_dumps() {
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut runs = 0;
+    for (name, whole) in [
+        ("m.elf", elf()),
+        ("m.kdump", kdump()),
+        ("m.flat", flattened()),
+    ] {
+        let mut variants: Vec<Vec<u8>> = Vec::new();
+        // Cuts through the headers, the notes, the metadata and the data.
+        for cut in [1usize, 7, 63, 64, 200, 464, 4096, 4200, 5000, 9000, 20000] {
+            if cut < whole.len() {
+                variants.push(whole[..cut].to_vec());
+            }
+        }
+        variants.push(whole[..whole.len() / 2].to_vec());
+        // Bytes flipped: mostly in the first 12 KiB (headers, notes,
+        // bitmaps, descriptors), some anywhere.
+        for round in 0..30 {
+            let mut bytes = whole.clone();
+            for _ in 0..1 + round % 4 {
+                let span = if round % 3 == 0 {
+                    bytes.len()
+                } else {
+                    bytes.len().min(12288)
+                };
+                let at = next() as usize % span;
+                bytes[at] ^= (next() as u8) | 1;
+            }
+            variants.push(bytes);
+        }
+        for (index, bytes) in variants.iter().enumerate() {
+            let path = file(&format!("{name}.{index}"), bytes);
+            let path = path.to_str().unwrap();
+            for args in [
+                vec!["info", path],
+                vec!["--json", "info", path],
+                vec!["cpus", path],
+                vec!["regs", path],
+                vec!["rd", path, "-p", "0x100000", "0x10000"],
+                vec!["verify", path],
+            ] {
+                let output = bounded(&args);
+                runs += 1;
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    matches!(output.status.code(), Some(0..=3)),
+                    "{args:?}: {:?}\n{stderr}",
+                    output.status
+                );
+                assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+                if output.status.code() == Some(3) {
+                    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line: {stderr}");
+                    assert!(
+                        stderr.starts_with(&format!("crashkit: {path}: ")),
+                        "{stderr}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(runs > 500, "{runs} runs");
+}

@@ -43,9 +43,9 @@ use crashkit_dump_format::compressed::writer::{
     KdumpStats, LzoPages, MinizZlibPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages,
     write_kdump,
 };
-use crashkit_dump_format::reader::{CpuRegisters, ElfDump, PageState};
+use crashkit_dump_format::reader::{ElfDump, PageState};
 use crashkit_dump_format::writer::{Coalescing, CpuState, DumpPlan, WriteOptions};
-use crashkit_dump_format::{ControlState, DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
+use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
 use crate::linux;
 use crate::rewrite;
@@ -702,17 +702,7 @@ fn write_crashkit(image: &Path, codec: Codec, out: &Path) -> Result<KdumpStats, 
         .cpus()
         .iter()
         .enumerate()
-        .filter_map(|(index, cpu)| match cpu.registers {
-            CpuRegisters::X86_64(registers) => Some(CpuState {
-                registers,
-                control: cpu.control.unwrap_or(ControlState {
-                    cpu: index as u32,
-                    apic_id: index as u32,
-                    ..ControlState::default()
-                }),
-            }),
-            CpuRegisters::I386(_) => None,
-        })
+        .filter_map(|(index, cpu)| cpu.writer_state(index as u32))
         .collect();
     let vmcoreinfo: Vec<u8> = dump
         .vmcoreinfo()

@@ -8,11 +8,9 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crashkit_dump_format::reader::{CpuRegisters, ElfDump};
+use crashkit_dump_format::reader::ElfDump;
 use crashkit_dump_format::writer::{CpuState, DumpPlan, DumpStats, KernelImage, WriteOptions};
-use crashkit_dump_format::{
-    ControlState, DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, write_elf_dump,
-};
+use crashkit_dump_format::{DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, write_elf_dump};
 
 /// Rewrites the page at a physical address in place.
 pub type PageFill<'a> = dyn Fn(u64, &mut [u8; PAGE_SIZE as usize]) + 'a;
@@ -150,30 +148,17 @@ pub fn cpu_states(
 ) -> Result<Vec<CpuState>, String> {
     let mut cpus = Vec::new();
     for (index, cpu) in source.cpus().iter().enumerate() {
-        let CpuRegisters::X86_64(live) = cpu.registers else {
-            return Err(format!("cpu {index}: the source has i386 registers"));
-        };
-        let state = cpu.qemu.ok_or(format!("cpu {index}: no QEMU CPU state"))?;
-        cpus.push(CpuState {
-            registers: registers(index, live),
-            // QEMU's notes come in CPU-index order, which on q35 is APIC-ID
-            // order: the test kernel numbers CPUs from the MADT, which lists
-            // them the same way. QEMU's notes carry no APIC ID, so the index
-            // stands in for it.
-            control: ControlState {
-                cpu: index as u32,
-                apic_id: index as u32,
-                cr0: Some(state.cr[0]),
-                cr2: Some(state.cr[2]),
-                cr3: Some(state.cr[3]),
-                cr4: Some(state.cr[4]),
-                fs_base: Some(state.segments[3].base),
-                gs_base: Some(state.segments[4].base),
-                gdtr_base: Some(state.segments[8].base),
-                idtr_base: Some(state.segments[9].base),
-                ..ControlState::default()
-            },
-        });
+        if cpu.qemu.is_none() {
+            return Err(format!("cpu {index}: no QEMU CPU state"));
+        }
+        // QEMU's notes come in CPU-index order, which on q35 is APIC-ID
+        // order: the test kernel numbers CPUs from the MADT, which lists
+        // them the same way.
+        let mut state = cpu
+            .writer_state(index as u32)
+            .ok_or(format!("cpu {index}: the source has i386 registers"))?;
+        state.registers = registers(index, state.registers);
+        cpus.push(state);
     }
     Ok(cpus)
 }

@@ -73,6 +73,40 @@ impl Cpu {
             .and_then(|c| c.cr3)
             .or_else(|| self.qemu.map(|q| q.cr[3]))
     }
+
+    /// This CPU as the writers take it (`index`: its place in the dump),
+    /// to write the dump again: the x86_64 registers, and the control state
+    /// from crashkit's note, else from QEMU's CPU state (CR0 to CR4, FS and
+    /// GS bases, GDTR and IDTR bases; QEMU's notes carry no APIC ID, so the
+    /// index stands in for it), else only the index. `None` for i386
+    /// registers, which the writers do not write.
+    pub fn writer_state(&self, index: u32) -> Option<crate::writer::CpuState> {
+        let CpuRegisters::X86_64(registers) = self.registers else {
+            return None;
+        };
+        let control = match (self.control, self.qemu) {
+            (Some(control), _) => control,
+            (None, Some(q)) => ControlState {
+                cpu: index,
+                apic_id: index,
+                cr0: Some(q.cr[0]),
+                cr2: Some(q.cr[2]),
+                cr3: Some(q.cr[3]),
+                cr4: Some(q.cr[4]),
+                fs_base: Some(q.segments[3].base),
+                gs_base: Some(q.segments[4].base),
+                gdtr_base: Some(q.segments[8].base),
+                idtr_base: Some(q.segments[9].base),
+                ..ControlState::default()
+            },
+            (None, None) => ControlState {
+                cpu: index,
+                apic_id: index,
+                ..ControlState::default()
+            },
+        };
+        Some(crate::writer::CpuState { registers, control })
+    }
 }
 
 /// crashkit's notes in a crashkit dump.

@@ -157,6 +157,7 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 osrelease: vmcoreinfo.and_then(|v| v.get("OSRELEASE").map(str::to_owned)),
                 crash_time: crashkit
                     .map(|c| c.identity.crash_time)
+                    .filter(|&t| t > 0)
                     .or_else(|| vmcoreinfo.and_then(|v| v.number("CRASHTIME"))),
                 cpus: elf.cpus().len(),
                 panic_cpu: crashkit.and_then(|c| c.identity.panic_cpu),
@@ -224,6 +225,7 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 crash_time: crashkit
                     .as_ref()
                     .map(|c| c.identity.crash_time)
+                    .filter(|&t| t > 0)
                     .or(timestamp),
                 cpus: first.cpus().len(),
                 panic_cpu: crashkit.as_ref().and_then(|c| c.identity.panic_cpu),

@@ -8,9 +8,10 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`, `rd -p`, `verify`. The manual
-//! is docs/cli.md.
+//! Commands so far: `info`, `cpus`, `regs`, `rd -p`, `verify`, `convert`.
+//! The manual is docs/cli.md.
 
+mod convert;
 mod cpus;
 mod info;
 mod open;
@@ -80,6 +81,24 @@ enum Command {
     Verify {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
+    },
+    /// Write the dump again as an ELF vmcore, a kdump-compressed file or a
+    /// flattened stream, with zero pages left out and a codec of choice.
+    Convert {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// The new file (it must not exist).
+        out: std::path::PathBuf,
+        /// The new file's format.
+        #[arg(long, value_enum)]
+        to: convert::Format,
+        /// The page codec of a kdump-compressed output.
+        #[arg(long, value_enum, default_value = "zlib")]
+        codec: convert::Codec,
+        /// Write zero pages too (by default they are left out: ELF zero
+        /// tails, one shared kdump page).
+        #[arg(long)]
+        keep_zero: bool,
     },
 }
 
@@ -217,6 +236,41 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Convert {
+            dump,
+            out,
+            to,
+            codec,
+            keep_zero,
+        } => {
+            let files = open::Files::map(dump)?;
+            let opened = open::open(&files)?;
+            warn(&info::gather(&files, &opened));
+            let bar = if cli.json {
+                indicatif::ProgressBar::hidden()
+            } else {
+                indicatif::ProgressBar::with_draw_target(
+                    None,
+                    indicatif::ProgressDrawTarget::stderr(),
+                )
+            };
+            let written =
+                convert::convert(&opened, out, *to, *codec, *keep_zero, &mut |done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                });
+            bar.finish_and_clear();
+            let written = written?;
+            if cli.json {
+                print(&json(&Versioned {
+                    schema: info::SCHEMA,
+                    convert: Some(&written),
+                    ..Versioned::default()
+                })?)?;
+            } else {
+                print(&convert::render(out, *to, &written))?;
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -233,6 +287,8 @@ struct Versioned<'a> {
     rd: Option<&'a [rd::Run]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    convert: Option<&'a convert::Written>,
 }
 
 /// Pretty JSON and a newline.

@@ -524,3 +524,75 @@ fn every_command_survives_mutated_and_cut_dumps() {
     }
     assert!(runs > 500, "{runs} runs");
 }
+
+#[test]
+fn convert_goes_round_every_format_and_keeps_every_page() {
+    let source = file("convert-source.elf", &elf());
+    let dir = source.parent().unwrap().to_path_buf();
+    let raw = |path: &std::path::Path| {
+        let output = crashkit(&[
+            "rd",
+            path.to_str().unwrap(),
+            "-p",
+            "0x100000",
+            "0x40000",
+            "--raw",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{path:?}: {output:?}");
+        output.stdout
+    };
+    let original = raw(&source);
+    let mut from = source.clone();
+    for (step, to, codec, extra) in [
+        ("1.kdump", "kdump", "lzo", None),
+        ("2.flat", "flattened", "zlib", None),
+        ("3.kdump", "kdump", "snappy", None),
+        ("4.elf", "elf", "zlib", Some("--keep-zero")),
+        ("5.flat", "flattened", "zstd", None),
+        ("6.elf", "elf", "raw", None),
+    ] {
+        let out = dir.join(format!("convert-{step}"));
+        let _ = std::fs::remove_file(&out);
+        let mut args = vec![
+            "convert",
+            from.to_str().unwrap(),
+            out.to_str().unwrap(),
+            "--to",
+            to,
+            "--codec",
+            codec,
+        ];
+        args.extend(extra);
+        let output = crashkit(&args);
+        assert_eq!(output.status.code(), Some(0), "{step}: {output:?}");
+        assert!(String::from_utf8_lossy(&output.stdout).starts_with("wrote "));
+        let verify = crashkit(&["verify", out.to_str().unwrap()]);
+        assert_eq!(verify.status.code(), Some(0), "{step}: {verify:?}");
+        assert!(raw(&out) == original, "{step}: the memory changed");
+        let info = json(&crashkit(&["--json", "info", out.to_str().unwrap()]));
+        assert_eq!(info["completeness"], "complete", "{step}");
+        assert_eq!(info["cpus"], 2, "{step}: the CPUs carried over");
+        assert_eq!(info["panic_cpu"], 1, "{step}");
+        assert_eq!(
+            info["osrelease"], "cli-test",
+            "{step}: VMCOREINFO carried over"
+        );
+        from = out;
+    }
+    // The output must be new.
+    let output = crashkit(&[
+        "convert",
+        source.to_str().unwrap(),
+        from.to_str().unwrap(),
+        "--to",
+        "elf",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("File exists"));
+    assert_eq!(
+        crashkit(&["convert", source.to_str().unwrap(), "x", "--to", "tar"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

@@ -1,0 +1,140 @@
+//! Dumps the CLI's tests run on, written by the format library: 64 pages at
+//! 1 MiB (page `i` holds `i` repeated, every 8th is zero), two CPUs (CPU 1
+//! panicked), a small VMCOREINFO; as ELF, kdump-compressed (LZO) and
+//! flattened. Deterministic: the same bytes every time.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use crashkit_dump_format::compressed::flat_writer::{FlatSink, StreamSink};
+use crashkit_dump_format::compressed::writer::{LzoPages, write_kdump};
+use crashkit_dump_format::writer::{CpuState, DumpPlan, WriteOptions};
+use crashkit_dump_format::{ControlState, DumpSink, PhysMemory, PhysRange, Registers};
+
+/// 64 pages at 1 MiB: page `i` holds `i` repeated, every 8th is zero.
+struct Memory([u8; 4096]);
+
+impl PhysMemory for Memory {
+    fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
+        let index = (phys >> 12) as u8;
+        self.0.fill(if index.is_multiple_of(8) { 0 } else { index });
+        Some(&self.0)
+    }
+}
+
+#[derive(Default)]
+struct VecSink(Vec<u8>);
+
+impl DumpSink for VecSink {
+    type Error = std::convert::Infallible;
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Self::Error> {
+        let end = offset as usize + bytes.len();
+        if self.0.len() < end {
+            self.0.resize(end, 0);
+        }
+        self.0[offset as usize..end].copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+struct Stream(Vec<u8>);
+
+impl StreamSink for Stream {
+    type Error = std::convert::Infallible;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+const VMCOREINFO: &[u8] = b"OSRELEASE=cli-test\nPAGESIZE=4096\n";
+
+fn with_plan<T>(f: impl FnOnce(&DumpPlan<'_>) -> T) -> T {
+    let ranges = [PhysRange::new(0x10_0000, 64 * 4096)];
+    let cpus: Vec<CpuState> = (0..2)
+        .map(|cpu| CpuState {
+            registers: Registers {
+                rip: 0xffff_ffff_8100_0000 + cpu,
+                ..Registers::default()
+            },
+            control: ControlState {
+                cpu: cpu as u32,
+                apic_id: cpu as u32,
+                ..ControlState::default()
+            },
+        })
+        .collect();
+    f(&DumpPlan {
+        dump_id: [9; 16],
+        crash_time: 1_796_457_828,
+        ranges: &ranges,
+        exclusions: &[],
+        direct_map: Some(0xffff_8880_0000_0000),
+        kernel_image: None,
+        cpus: &cpus,
+        panic_cpu: Some(1),
+        vmcoreinfo: VMCOREINFO,
+        crash_record: &[],
+        exclude_zero_pages: true,
+        extra_segments: 8,
+    })
+}
+
+pub fn file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crashkit-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+pub fn elf() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = VecSink::default();
+        crashkit_dump_format::write_elf_dump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.0
+    })
+}
+
+pub fn kdump() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = VecSink::default();
+        write_kdump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.0
+    })
+}
+
+pub fn flattened() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = FlatSink::new(Stream(Vec::new()));
+        write_kdump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.finish().unwrap().0
+    })
+}

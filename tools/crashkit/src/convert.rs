@@ -66,13 +66,10 @@ impl PhysMemory for Source<'_, '_> {
     fn page(&mut self, phys: u64) -> Option<&[u8; PAGE_SIZE as usize]> {
         let read = match self.dump {
             Dump::Elf(elf) => elf.read_phys(phys, &mut self.page[..]).is_ok(),
-            Dump::Kdump(parts) => {
-                let frame = phys / PAGE_SIZE;
-                parts
-                    .iter()
-                    .find(|p| (p.part().0..p.part().1).contains(&frame))
-                    .is_some_and(|p| p.read_page(frame, &mut self.page[..]).is_ok())
-            }
+            Dump::Kdump(_) => self
+                .dump
+                .part_for(phys / PAGE_SIZE)
+                .is_some_and(|p| p.read_page(phys / PAGE_SIZE, &mut self.page[..]).is_ok()),
         };
         read.then_some(&*self.page)
     }

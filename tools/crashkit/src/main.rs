@@ -138,8 +138,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Cpus { dump } => {
             let files = open::Files::map(dump)?;
-            let opened = open::open(&files)?;
-            warn(&info::gather(&files, &opened));
+            let opened = open_and_warn(&files)?;
             let lines = cpus::lines(&opened);
             if cli.json {
                 print(&json(&Versioned {
@@ -153,8 +152,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Regs { dump, cpu } => {
             let files = open::Files::map(dump)?;
-            let opened = open::open(&files)?;
-            warn(&info::gather(&files, &opened));
+            let opened = open_and_warn(&files)?;
             let regs = cpus::regs(&opened, *cpu)?;
             if cli.json {
                 print(&json(&Versioned {
@@ -179,8 +177,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 None => 64,
             };
             let files = open::Files::map(dump)?;
-            let opened = open::open(&files)?;
-            warn(&info::gather(&files, &opened));
+            let opened = open_and_warn(&files)?;
             let runs = rd::runs(&opened, addr, len)?;
             if *raw {
                 let mut out = std::io::stdout().lock();
@@ -244,8 +241,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             keep_zero,
         } => {
             let files = open::Files::map(dump)?;
-            let opened = open::open(&files)?;
-            warn(&info::gather(&files, &opened));
+            let opened = open_and_warn(&files)?;
             let bar = if cli.json {
                 indicatif::ProgressBar::hidden()
             } else {
@@ -296,6 +292,14 @@ fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     Ok(text)
+}
+
+/// Open the mapped `files` as a dump, warning when it is incomplete or
+/// damaged.
+fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Dump<'_>> {
+    let opened = open::open(files)?;
+    warn(&info::gather(files, &opened));
+    Ok(opened)
 }
 
 /// An incomplete or damaged dump still answers; say so on standard error.

@@ -111,6 +111,21 @@ pub enum Dump<'a> {
     Kdump(Vec<KdumpDump<'a>>),
 }
 
+impl<'a> Dump<'a> {
+    /// For a kdump-compressed dump, the part that holds frame `frame`'s
+    /// descriptor (the first part when none does: it then reports the
+    /// frame's state from the bitmaps every part has).
+    pub fn part_for(&self, frame: u64) -> Option<&KdumpDump<'a>> {
+        match self {
+            Dump::Elf(_) => None,
+            Dump::Kdump(parts) => parts
+                .iter()
+                .find(|p| (p.part().0..p.part().1).contains(&frame))
+                .or(parts.first()),
+        }
+    }
+}
+
 /// Open the mapped `files` as one dump.
 pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
     let mut kinds = Vec::new();

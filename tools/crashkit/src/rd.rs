@@ -58,15 +58,13 @@ fn span(dump: &Dump<'_>, addr: u64) -> (PageState, u64) {
             let span = elf.classify(addr);
             (span.state, span.len)
         }
-        Dump::Kdump(parts) => {
-            let frame = addr / PAGE_SIZE;
-            let part = parts
-                .iter()
-                .find(|p| (p.part().0..p.part().1).contains(&frame))
-                .unwrap_or(&parts[0]);
-            let span = part.classify(addr);
-            (span.state, span.len)
-        }
+        Dump::Kdump(_) => match dump.part_for(addr / PAGE_SIZE) {
+            Some(part) => {
+                let span = part.classify(addr);
+                (span.state, span.len)
+            }
+            None => (PageState::Hole, PAGE_SIZE - addr % PAGE_SIZE),
+        },
     }
 }
 
@@ -74,14 +72,10 @@ fn span(dump: &Dump<'_>, addr: u64) -> (PageState, u64) {
 fn read(dump: &Dump<'_>, addr: u64, buf: &mut [u8]) -> Result<(), PageState> {
     match dump {
         Dump::Elf(elf) => elf.read_phys(addr, buf).map_err(|u| u.state),
-        Dump::Kdump(parts) => {
-            let frame = addr / PAGE_SIZE;
-            let part = parts
-                .iter()
-                .find(|p| (p.part().0..p.part().1).contains(&frame))
-                .unwrap_or(&parts[0]);
-            part.read_phys(addr, buf).map_err(|u| u.state)
-        }
+        Dump::Kdump(_) => match dump.part_for(addr / PAGE_SIZE) {
+            Some(part) => part.read_phys(addr, buf).map_err(|u| u.state),
+            None => Err(PageState::Hole),
+        },
     }
 }
 

@@ -212,32 +212,8 @@ mod tests {
 
     #[test]
     fn two_thousand_generated_pages_round_trip() {
-        // Pages assembled from random-length pieces: fresh random bytes,
-        // copies of earlier bytes at random distances, runs of one byte.
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let mut compressed = 0;
-        for _ in 0..2000 {
-            let mut page = Vec::with_capacity(4096);
-            while page.len() < 4096 {
-                let len = (next() % 300) as usize + 1;
-                match next() % 3 {
-                    0 => page.extend((0..len).map(|_| next() as u8)),
-                    1 if !page.is_empty() => {
-                        let distance = (next() as usize % page.len()) + 1;
-                        for _ in 0..len {
-                            page.push(page[page.len() - distance]);
-                        }
-                    }
-                    _ => page.extend(core::iter::repeat_n(next() as u8, len)),
-                }
-            }
-            page.truncate(4096);
+        for page in crate::compressed::matcher::generated_pages(0x2545_f491_4f6c_dd1d, 2000) {
             if round_trip(&page).is_some() {
                 compressed += 1;
             }

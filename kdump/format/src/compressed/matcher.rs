@@ -247,3 +247,37 @@ fn run<const N: usize>(
     }
     emit.end(literal_start..len)
 }
+
+/// Test pages for the encoders: `count` pages assembled from random-length
+/// pieces (fresh random bytes, copies of earlier bytes at random distances,
+/// runs of one byte), the same ones for the same `seed`.
+#[cfg(test)]
+pub(crate) fn generated_pages(seed: u64, count: usize) -> std::vec::Vec<std::vec::Vec<u8>> {
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let mut page = std::vec::Vec::with_capacity(PAGE);
+            while page.len() < PAGE {
+                let len = (next() % 300) as usize + 1;
+                match next() % 3 {
+                    0 => page.extend((0..len).map(|_| next() as u8)),
+                    1 if !page.is_empty() => {
+                        let distance = (next() as usize % page.len()) + 1;
+                        for _ in 0..len {
+                            page.push(page[page.len() - distance]);
+                        }
+                    }
+                    _ => page.extend(core::iter::repeat_n(next() as u8, len)),
+                }
+            }
+            page.truncate(PAGE);
+            page
+        })
+        .collect()
+}

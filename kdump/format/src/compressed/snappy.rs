@@ -144,31 +144,9 @@ mod tests {
 
     #[test]
     fn generated_pages_round_trip() {
-        let mut state = 0x1234_5678_9abc_def1u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
         let mut encoder = Snappy::new();
         let mut compressed = 0;
-        for _ in 0..2000 {
-            let mut page = Vec::with_capacity(4096);
-            while page.len() < 4096 {
-                let len = (next() % 300) as usize + 1;
-                match next() % 3 {
-                    0 => page.extend((0..len).map(|_| next() as u8)),
-                    1 if !page.is_empty() => {
-                        let distance = (next() as usize % page.len()) + 1;
-                        for _ in 0..len {
-                            page.push(page[page.len() - distance]);
-                        }
-                    }
-                    _ => page.extend(core::iter::repeat_n(next() as u8, len)),
-                }
-            }
-            page.truncate(4096);
+        for page in crate::compressed::matcher::generated_pages(0x1234_5678_9abc_def1, 2000) {
             let mut out = [0u8; 4096];
             if let Some(n) = encoder.compress(&page, &mut out) {
                 let mut back = vec![0u8; 4096];

@@ -140,29 +140,27 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
             let lines = cpus::lines(&opened);
-            if cli.json {
-                print(&json(&Versioned {
-                    schema: info::SCHEMA,
+            answer(
+                cli.json,
+                Versioned {
                     cpus: Some(&lines),
                     ..Versioned::default()
-                })?)?;
-            } else {
-                print(&cpus::render_lines(&lines))?;
-            }
+                },
+                || cpus::render_lines(&lines),
+            )?;
         }
         Command::Regs { dump, cpu } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
             let regs = cpus::regs(&opened, *cpu)?;
-            if cli.json {
-                print(&json(&Versioned {
-                    schema: info::SCHEMA,
+            answer(
+                cli.json,
+                Versioned {
                     regs: Some(&regs),
                     ..Versioned::default()
-                })?)?;
-            } else {
-                print(&cpus::render_regs(&regs))?;
-            }
+                },
+                || cpus::render_regs(&regs),
+            )?;
         }
         Command::Rd {
             dump,
@@ -193,42 +191,34 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     out.write_all(&run.bytes)?;
                 }
                 out.flush()?;
-            } else if cli.json {
-                print(&json(&Versioned {
-                    schema: info::SCHEMA,
-                    rd: Some(&runs),
-                    ..Versioned::default()
-                })?)?;
             } else {
-                print(&rd::render(&runs))?;
+                answer(
+                    cli.json,
+                    Versioned {
+                        rd: Some(&runs),
+                        ..Versioned::default()
+                    },
+                    || rd::render(&runs),
+                )?;
             }
         }
         Command::Verify { dump } => {
             let files = open::Files::map(dump)?;
             let opened = open::open(&files)?;
-            // A bar on a terminal only, and never with --json.
-            let bar = if cli.json {
-                indicatif::ProgressBar::hidden()
-            } else {
-                indicatif::ProgressBar::with_draw_target(
-                    None,
-                    indicatif::ProgressDrawTarget::stderr(),
-                )
-            };
+            let bar = progress_bar(cli.json);
             let verdict = verify::verify(&opened, &mut |done, total| {
                 bar.set_length(total);
                 bar.set_position(done);
             });
             bar.finish_and_clear();
-            if cli.json {
-                print(&json(&Versioned {
-                    schema: info::SCHEMA,
+            answer(
+                cli.json,
+                Versioned {
                     verify: Some(&verdict),
                     ..Versioned::default()
-                })?)?;
-            } else {
-                print(&verify::render(&verdict))?;
-            }
+                },
+                || verify::render(&verdict),
+            )?;
             if !verdict.ok {
                 return Ok(ExitCode::from(1));
             }
@@ -242,14 +232,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let bar = if cli.json {
-                indicatif::ProgressBar::hidden()
-            } else {
-                indicatif::ProgressBar::with_draw_target(
-                    None,
-                    indicatif::ProgressDrawTarget::stderr(),
-                )
-            };
+            let bar = progress_bar(cli.json);
             let written =
                 convert::convert(&opened, out, *to, *codec, *keep_zero, &mut |done, total| {
                     bar.set_length(total);
@@ -257,22 +240,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 });
             bar.finish_and_clear();
             let written = written?;
-            if cli.json {
-                print(&json(&Versioned {
-                    schema: info::SCHEMA,
+            answer(
+                cli.json,
+                Versioned {
                     convert: Some(&written),
                     ..Versioned::default()
-                })?)?;
-            } else {
-                print(&convert::render(out, *to, &written))?;
-            }
+                },
+                || convert::render(out, *to, &written),
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// A command's JSON: the schema version first, then its one payload.
-#[derive(Default, serde::Serialize)]
+/// A command's JSON: the schema version first, then its one payload (a
+/// default value has the current [`info::SCHEMA`] and no payload).
+#[derive(serde::Serialize)]
 struct Versioned<'a> {
     schema: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -285,6 +268,43 @@ struct Versioned<'a> {
     verify: Option<&'a verify::Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     convert: Option<&'a convert::Written>,
+}
+
+impl Default for Versioned<'_> {
+    fn default() -> Self {
+        Self {
+            schema: info::SCHEMA,
+            cpus: None,
+            regs: None,
+            rd: None,
+            verify: None,
+            convert: None,
+        }
+    }
+}
+
+/// A command's answer: `payload` as JSON (with the schema version) when
+/// `--json` was given, else `text()`.
+fn answer(
+    json_wanted: bool,
+    payload: Versioned<'_>,
+    text: impl FnOnce() -> String,
+) -> anyhow::Result<()> {
+    if json_wanted {
+        print(&json(&payload)?)
+    } else {
+        print(&text())
+    }
+}
+
+/// A progress bar on standard error: drawn on a terminal only, and never
+/// with `--json`.
+fn progress_bar(json_wanted: bool) -> indicatif::ProgressBar {
+    if json_wanted {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+    }
 }
 
 /// Pretty JSON and a newline.

@@ -185,12 +185,19 @@ fn run() -> Result<(), String> {
         let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
         let dump =
             crashkit_dump_format::ElfDump::parse(&bytes).map_err(|e| format!("{path}: {e}"))?;
-        let end = dump
-            .segments()
-            .iter()
-            .map(|s| s.paddr + s.memsz)
-            .max()
-            .unwrap_or(0);
+        // The image is held in memory from address 0: its end comes from
+        // the file, so it is checked and bounded before anything is
+        // allocated.
+        const MOST: u64 = 64 << 30;
+        let mut end = 0u64;
+        for segment in dump.segments() {
+            let segment_end = segment
+                .paddr
+                .checked_add(segment.memsz)
+                .filter(|&e| e <= MOST)
+                .ok_or_else(|| format!("{path}: segment {} ends past {MOST:#x}", segment.index))?;
+            end = end.max(segment_end);
+        }
         image = vec![0u8; usize::try_from(end).map_err(|_| "image too large")?];
         for segment in dump.segments() {
             let (start, len) = (segment.paddr as usize, segment.memsz as usize);

@@ -90,7 +90,8 @@ fn radix_sort(keys: &mut [u32]) {
         keys.sort_unstable();
         return;
     };
-    // Low byte of the frequency.
+    // Low byte of the frequency. Every index below is a byte of the key
+    // (masked or shifted down to 8 bits), so inside the 257 counters.
     let mut count = [0u32; 257];
     for &key in keys.iter() {
         count[((key >> 16) & 0xff) as usize + 1] += 1;
@@ -127,6 +128,12 @@ fn radix_sort(keys: &mut [u32]) {
 
 /// Moffat-Katajainen: `a` holds weights in ascending order (at least two);
 /// afterwards it holds each one's code length.
+///
+/// The indexing cannot go out of bounds: `root < next < n - 1` and `leaf`
+/// is checked against `n` before each use in phase 1; phase 2 follows
+/// parent indices, which phase 1 set below `n - 1`; phase 3 moves `next`
+/// down from `n - 1` once per leaf, `n` times in all. Every input is a
+/// page's symbol counts (at most 288 symbols), never a file's bytes.
 fn minimum_redundancy(a: &mut [u32]) {
     let n = a.len();
     // Phase 1: build the tree in place; internal nodes' weights, then

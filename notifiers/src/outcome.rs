@@ -3,8 +3,11 @@
 //! receives reports, and a list's summary.
 //!
 //! Outcome codes are stored in the crash record and read by the offline
-//! tool; they never change meaning. They are the crash record's own codes
-//! (`crashkit_record::codes::NotifierOutcome`).
+//! tool; they never change meaning. [`NotifierOutcome`] is therefore defined
+//! in the record's format crate (`crashkit-record-format`) and re-exported
+//! here.
+
+pub use crashkit_record_format::NotifierOutcome;
 
 use crate::NotifierList;
 
@@ -17,68 +20,6 @@ pub enum BodyResult {
     /// It could only do part of its job (a lock it tried in passing was
     /// busy, a device did not answer in time, ...).
     Degraded,
-}
-
-/// How one notifier's turn went, as recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum NotifierOutcome {
-    /// The body ran to completion within its budget.
-    Ran = 0,
-    /// The body ran within its budget and said it did only part of its job
-    /// ([`BodyResult::Degraded`]).
-    Degraded = 1,
-    /// The notifier declared a lock ([`Notifier::locked`](crate::Notifier::locked))
-    /// and the lock was held: the body was not called.
-    SkippedLockBusy = 2,
-    /// The body returned, but later than its budget allows. A body cannot
-    /// be preempted, so this is measured after the fact. Takes precedence
-    /// over `Ran` and `Degraded` (the record keeps the duration).
-    OverBudget = 3,
-    /// The body did not return: it panicked, and the panic path, re-entered,
-    /// found it in the run cursor ([`Registry::resume`](crate::Registry::resume)).
-    Panicked = 4,
-    /// The notifier was not called: the escalation policy gave up on the
-    /// rest of its list after another notifier panicked.
-    NotRun = 5,
-}
-
-impl NotifierOutcome {
-    /// Every outcome, in code order.
-    pub const ALL: [NotifierOutcome; 6] = [
-        Self::Ran,
-        Self::Degraded,
-        Self::SkippedLockBusy,
-        Self::OverBudget,
-        Self::Panicked,
-        Self::NotRun,
-    ];
-
-    /// The stable code stored in the crash record (0..=5).
-    pub const fn code(self) -> u32 {
-        self as u32
-    }
-
-    /// The outcome a stored code names; `None` for a code no writer stores.
-    pub const fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => Self::Ran,
-            1 => Self::Degraded,
-            2 => Self::SkippedLockBusy,
-            3 => Self::OverBudget,
-            4 => Self::Panicked,
-            5 => Self::NotRun,
-            _ => return None,
-        })
-    }
-
-    /// Whether the body was called (and returned or panicked).
-    pub const fn body_called(self) -> bool {
-        matches!(
-            self,
-            Self::Ran | Self::Degraded | Self::OverBudget | Self::Panicked
-        )
-    }
 }
 
 /// One notifier's turn, as handed to the [`NotifierRecorder`].
@@ -177,21 +118,6 @@ impl ListSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn outcome_codes_are_stable_and_round_trip() {
-        let codes = NotifierOutcome::ALL.map(NotifierOutcome::code);
-        assert_eq!(
-            codes,
-            [0, 1, 2, 3, 4, 5],
-            "stored in crash records: never renumber"
-        );
-        for outcome in NotifierOutcome::ALL {
-            assert_eq!(NotifierOutcome::from_code(outcome.code()), Some(outcome));
-        }
-        assert_eq!(NotifierOutcome::from_code(6), None);
-        assert_eq!(NotifierOutcome::from_code(u32::MAX), None);
-    }
 
     #[test]
     fn summary_counts_per_outcome() {

@@ -15,6 +15,7 @@ use common::{
 };
 use crashkit_nmi::{CpuIndex, NmiEvent, NmiHandler, NmiOutcome};
 use crashkit_notifiers::{Notifier, NotifierList};
+use crashkit_record::SlotFrame;
 use crashkit_record::{CpuState, DumpResult, FinalAction, PanicPhase, RecordView, StopPath};
 use crashkit_sim::EntryKind;
 

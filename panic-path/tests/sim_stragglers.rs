@@ -17,6 +17,7 @@ use common::{
 use crashkit_nmi::lock::QSpinLock;
 use crashkit_nmi::{CpuIndex, NmiEvent, NmiHandler, NmiOutcome};
 use crashkit_notifiers::{Notifier, NotifierList};
+use crashkit_record::SlotFrame;
 use crashkit_record::{CpuState, FinalAction, PanicPhase, PhaseStamp, RecordView, StopPath};
 use crashkit_sim::{CpuOutcome, EntryKind};
 

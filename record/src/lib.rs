@@ -3,6 +3,11 @@
 //! dump without any Rust (the layout is documented byte by byte in
 //! `docs/crash-record.md`).
 //!
+//! This crate is the writer's side, the statics the kernel reserves and
+//! writes on the panic path. The record as data (layout, codes, reader) is
+//! `crashkit-record-format`, which the offline tool links without any
+//! target code; everything in it is re-exported here.
+//!
 //! Our nomenclature:
 //! - the **record** ([`CrashRecord`]) is one static: a header, then
 //!   *sections*; a section is an array of fixed-size *slots*;
@@ -34,25 +39,36 @@
 
 #![cfg_attr(not(test), no_std)]
 
-mod codes;
 mod cpu;
-pub mod layout;
 mod notifier;
 mod panic;
-mod parse;
 mod record;
 mod text;
 
-pub use codes::{
-    Code, Decoded, DumpResult, FinalAction, NotifierList, NotifierOutcome, PanicPhase, PhaseStamp,
-    Skipped,
+pub use cpu::{CpuSlot, StopRefused};
+pub use crashkit_record_format::layout;
+pub use crashkit_record_format::{
+    ByteOrder, Code, CpuSlotView, CpuState, Decoded, DumpResult, Escalation, FinalAction, Header,
+    NotifierList, NotifierOutcome, NotifierView, PanicPhase, PanicView, ParseError, ParseErrorKind,
+    PhaseStamp, RecordView, Scan, SectionDescriptor, ShootdownTotals, Skipped, StopPath, Summary,
+    TextView, scan,
 };
-pub use cpu::{CpuSlot, CpuState, StopPath, StopRefused};
 pub use notifier::{NotifierEntry, NotifierSlot};
-pub use panic::{Escalation, Full, MessageWriter, PanicSection, ShootdownTotals};
-pub use parse::{
-    ByteOrder, CpuSlotView, Header, NotifierView, PanicView, ParseError, ParseErrorKind,
-    RecordView, Scan, SectionDescriptor, Summary, TextView, scan,
-};
+pub use panic::{Full, MessageWriter, PanicSection};
 pub use record::{CrashRecord, SnapshotTooSmall};
 pub use text::Text;
+
+/// The registers a parsed CPU slot holds, as the kernel-side
+/// [`RegisterFrame`](crashkit_nmi::RegisterFrame) (the format crate has no
+/// dependency on `crashkit-nmi`, so it gives an array).
+pub trait SlotFrame {
+    /// The registers as a frame, if the slot's state says they are valid.
+    fn frame(&self) -> Option<crashkit_nmi::RegisterFrame>;
+}
+
+impl SlotFrame for CpuSlotView<'_> {
+    fn frame(&self) -> Option<crashkit_nmi::RegisterFrame> {
+        self.saved_registers()
+            .map(crashkit_nmi::RegisterFrame::from_array)
+    }
+}

@@ -11,9 +11,9 @@
 use core::fmt;
 use core::sync::atomic::{AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
-use crate::codes::{Decoded, NotifierList, NotifierOutcome};
 use crate::layout::notifier::{NAME_CAPACITY, NAME_TRUNCATED};
 use crate::text::{Text, store_bytes, utf8_prefix};
+use crashkit_record_format::{Decoded, NotifierList, NotifierOutcome};
 
 /// One notifier's outcome, as the panic path hands it to the record.
 ///

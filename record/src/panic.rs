@@ -25,41 +25,15 @@ use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use crashkit_nmi::CpuIndex;
 
-use crate::codes::{Decoded, DumpResult, FinalAction, PanicPhase, PhaseStamp, Skipped};
 use crate::layout::{self, panic::MESSAGE_CAPACITY};
 use crate::text::{Text, store_bytes, utf8_prefix};
+use crashkit_record_format::{
+    Decoded, DumpResult, Escalation, FinalAction, PanicPhase, PhaseStamp, ShootdownTotals, Skipped,
+};
 
 /// A log or a table in the record had no room left; the event was counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
-
-/// The shootdown's summary, as the panic section stores it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ShootdownTotals {
-    /// CPUs that stopped (saved their registers and parked).
-    pub stopped: u32,
-    /// CPUs that did not answer by the deadline.
-    pub unresponsive: u32,
-    /// Slots for CPU indices the platform does not have.
-    pub absent: u32,
-    /// Stop NMIs sent, first sends and resends.
-    pub nmis_sent: u32,
-    /// Of which resends to CPUs that had not answered.
-    pub nmis_resent: u32,
-    /// NMI sends the platform refused.
-    pub send_errors: u32,
-}
-
-/// One entry of the escalation log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Escalation {
-    /// The phase the owner was in when it panicked again.
-    pub phase: Decoded<PanicPhase>,
-    /// What this escalation skipped.
-    pub skipped: Skipped,
-    /// When (platform nanoseconds).
-    pub at_ns: u64,
-}
 
 /// An escalation log entry in memory; `phase` publishes the rest.
 #[repr(C)]

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use common::frame;
 
 use crashkit_nmi::{CpuIndex, Platform};
+use crashkit_record::SlotFrame;
 use crashkit_record::{
     CpuState, CrashRecord, Decoded, NotifierEntry, NotifierList, NotifierOutcome, PanicPhase,
     PhaseStamp, RecordView, ShootdownTotals, Skipped, StopPath,

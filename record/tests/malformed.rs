@@ -8,6 +8,7 @@ mod common;
 
 use common::{Prng, Record, filled_bytes, get_u32, put_u16, put_u32};
 
+use crashkit_record::SlotFrame;
 use crashkit_record::layout::{self, header, section_entry, section_kind};
 use crashkit_record::{CpuState, Decoded, ParseError, ParseErrorKind, RecordView, StopPath};
 

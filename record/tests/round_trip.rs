@@ -8,6 +8,7 @@ mod common;
 
 use common::{MESSAGE, Record, TOTALS, fill, filled_bytes, frame, get_u32, put_u16, put_u32};
 
+use crashkit_record::SlotFrame;
 use crashkit_record::layout::{self, header, section_entry};
 use crashkit_record::{
     ByteOrder, CpuState, Decoded, DumpResult, FinalAction, NotifierList, NotifierOutcome,

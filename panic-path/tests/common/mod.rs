@@ -28,6 +28,7 @@ use std::time::Duration;
 use crashkit_nmi::RegisterFrame;
 use crashkit_notifiers::{BodyResult, Notifier, PanicContext, Registry};
 use crashkit_panic_path::{DumpAttempt, PanicConfig};
+use crashkit_record::SlotFrame;
 use crashkit_record::{CpuState, PhaseStamp, RecordView, StopPath};
 use crashkit_shootdown::ShootdownConfig;
 use crashkit_sim::{CpuOutcome, RunReport};

@@ -9,6 +9,7 @@
 //! QEMU with "ran" (so a finished panic reads phase `FinalAction`, final
 //! action `Reboot`); no dump is configured yet.
 
+use crashkit_record::SlotFrame;
 use crashkit_record::{
     CpuState, Decoded, DumpResult, FinalAction, NotifierOutcome, PanicPhase, PhaseStamp,
     RecordView, Skipped, StopPath,

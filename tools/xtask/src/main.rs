@@ -51,6 +51,7 @@ use run::{Step, cargo};
 const NO_STD_CRATES: &[&str] = &[
     "crashkit-nmi",
     "crashkit-record",
+    "crashkit-record-format",
     "crashkit-shootdown",
     "crashkit-notifiers",
     "crashkit-panic-path",

@@ -6,7 +6,8 @@
 //! readers report them as [`Decoded::Unknown`] (see `docs/crash-record.md`,
 //! "Versioning").
 
-use crate::cpu::{CpuState, StopPath};
+use crate::notifier_codes::{NotifierList, NotifierOutcome};
+use crate::shootdown::{CpuState, StopPath};
 
 /// An enum stored in the record as a `u32` code.
 pub trait Code: Copy {
@@ -90,7 +91,7 @@ code_enum! {
     /// | `DumpHandover` | `Notifiers` | the hand-over returned (failed or absent): the lists that run after the dump |
     /// | `FinalAction` | `Halted` | the final action was to halt: the owner parks |
     ///
-    /// The record stores what it is told ([`crate::PanicSection::set_phase`]
+    /// The record stores what it is told (`PanicSection::set_phase`
     /// does not refuse a transition): it is an observer, and a refused
     /// store would hide what happened.
     pub enum PanicPhase {
@@ -167,11 +168,6 @@ code_enum! {
     }
 }
 
-/// The notifier lists and outcomes are the notifier crate's own enums:
-/// their codes are one contract, written down once (in `crashkit-notifiers`,
-/// which stores them in its cursor and reports them) and stored here as is.
-pub use crashkit_notifiers::{NotifierList, NotifierOutcome};
-
 impl Code for NotifierList {
     fn from_code(code: u32) -> Option<Self> {
         NotifierList::from_code(code)
@@ -240,6 +236,17 @@ impl core::ops::BitOr for Skipped {
     fn bitor(self, other: Self) -> Self {
         Self(self.0 | other.0)
     }
+}
+
+/// One entry of the escalation log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Escalation {
+    /// The phase the owner was in when it panicked again.
+    pub phase: Decoded<PanicPhase>,
+    /// What this escalation skipped.
+    pub skipped: Skipped,
+    /// When (platform nanoseconds).
+    pub at_ns: u64,
 }
 
 #[cfg(test)]

@@ -189,6 +189,37 @@ pub mod cpu {
     pub const FRAME: usize = 32;
     /// Registers in `FRAME`.
     pub const REGISTER_COUNT: usize = 21;
+    /// The registers' names, in `FRAME` order (`RegisterFrame`'s fields,
+    /// ELF `pr_reg`'s first 21 slots with `orig_ax` holding the error code).
+    pub const REGISTER_NAMES: [&str; REGISTER_COUNT] = [
+        "r15",
+        "r14",
+        "r13",
+        "r12",
+        "rbp",
+        "rbx",
+        "r11",
+        "r10",
+        "r9",
+        "r8",
+        "rax",
+        "rcx",
+        "rdx",
+        "rsi",
+        "rdi",
+        "error_code",
+        "rip",
+        "cs",
+        "rflags",
+        "rsp",
+        "ss",
+    ];
+    /// Index of `rip` in `FRAME`.
+    pub const RIP: usize = 16;
+    /// Index of `rsp` in `FRAME`.
+    pub const RSP: usize = 19;
+    /// Index of `cs` in `FRAME` (its low two bits are the privilege level).
+    pub const CS: usize = 17;
     /// Size of a CPU slot in version 1.
     pub const SIZE: usize = 200;
 }
@@ -225,4 +256,7 @@ const _: () =
     assert!(panic::ESCALATION_LOG + panic::ESCALATION_LOG_LEN * escalation::SIZE == panic::MESSAGE);
 const _: () = assert!(panic::STAMPS + panic::STAMP_COUNT * 8 == panic::ESCALATION_LOG);
 const _: () = assert!(cpu::FRAME + cpu::REGISTER_COUNT * 8 == cpu::SIZE);
+const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::RIP].as_bytes(), b"rip"));
+const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::RSP].as_bytes(), b"rsp"));
+const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::CS].as_bytes(), b"cs"));
 const _: () = assert!(notifier::NAME + notifier::NAME_CAPACITY == notifier::SIZE);

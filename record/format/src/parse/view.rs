@@ -3,14 +3,11 @@
 //! validated, so no access can go out of bounds (and if one did, it would
 //! read 0, never panic).
 
-use crashkit_nmi::RegisterFrame;
-
 use super::bytes::Bytes;
-use crate::codes::{Decoded, DumpResult, FinalAction, NotifierList, NotifierOutcome};
-use crate::codes::{PanicPhase, PhaseStamp, Skipped};
-use crate::cpu::{CpuState, StopPath};
+use crate::codes::{Decoded, DumpResult, Escalation, FinalAction, PanicPhase, PhaseStamp, Skipped};
 use crate::layout::{self, cpu, escalation, notifier, panic};
-use crate::panic::{Escalation, ShootdownTotals};
+use crate::notifier_codes::{NotifierList, NotifierOutcome};
+use crate::shootdown::{CpuState, ShootdownTotals, StopPath};
 
 /// Text read from a record: the valid bytes and the truncated flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,12 +209,11 @@ impl<'a> CpuSlotView<'a> {
         core::array::from_fn(|index| self.bytes.u64(cpu::FRAME + index * 8))
     }
 
-    /// The registers as a frame, if the state says they are valid.
-    pub fn frame(&self) -> Option<RegisterFrame> {
-        if !self.has_registers() {
-            return None;
-        }
-        Some(RegisterFrame::from_array(self.registers()))
+    /// The registers, if the state says they are valid; names and indices
+    /// in [`layout::cpu::REGISTER_NAMES`] (`RegisterFrame::from_array` in
+    /// `crashkit-nmi` makes a frame of them).
+    pub fn saved_registers(&self) -> Option<[u64; cpu::REGISTER_COUNT]> {
+        self.has_registers().then(|| self.registers())
     }
 }
 

@@ -4,6 +4,7 @@
 
 use core::fmt;
 
+use crate::layout::cpu as cpu_layout;
 use crate::{CpuState, Decoded, NotifierList, PhaseStamp, RecordView, Skipped, StopPath};
 
 /// Displays a [`RecordView`] as a report: the panic, its timeline, every
@@ -233,8 +234,13 @@ impl fmt::Display for Summary<'_, '_> {
                 cpu.nmi_depth(),
                 since(cpu.stopped_ns())
             )?;
-            match cpu.frame() {
-                Some(frame) => writeln!(f, "  {:#018x} {:#018x}", frame.rip, frame.rsp)?,
+            match cpu.saved_registers() {
+                Some(registers) => writeln!(
+                    f,
+                    "  {:#018x} {:#018x}",
+                    registers[cpu_layout::RIP],
+                    registers[cpu_layout::RSP]
+                )?,
                 None => writeln!(f, "  (no registers)")?,
             }
         }

@@ -225,6 +225,16 @@ impl Skipped {
     /// Every remaining step (the escalation limit was reached).
     pub const REMAINING_STEPS: Self = Self(1 << 5);
 
+    /// Every bit with a name for reports, in bit order.
+    pub const NAMED: [(Skipped, &'static str); 6] = [
+        (Self::CLAIM, "claim"),
+        (Self::SHOOTDOWN, "shootdown"),
+        (Self::NOTIFIER, "notifier"),
+        (Self::DUMP_HANDOVER, "dump hand-over"),
+        (Self::FINAL_ACTION, "final action"),
+        (Self::REMAINING_STEPS, "remaining steps"),
+    ];
+
     /// Whether every bit of `other` is set in `self`.
     pub const fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0

@@ -16,35 +16,46 @@ use crashkit_dump_format::reader::{Cpu, CpuRegisters};
 use crashkit_dump_format::{ControlState, ElfDump};
 
 use crate::open::Dump;
+use crate::record;
 
-/// One line of `cpus`.
+/// One line of `cpus`: a CPU with a register note, or a CPU the crash
+/// record knows that has none.
 #[derive(Debug, Serialize)]
 pub struct CpuLine {
-    /// Place in the dump's notes.
-    pub cpu: usize,
+    /// Place in the dump's notes; null for a CPU without a note.
+    pub cpu: Option<usize>,
     /// `pr_pid` of its `NT_PRSTATUS` note (crashkit: the CPU index; Linux
     /// and QEMU: a thread id or the CPU index plus one).
-    pub pid: u32,
+    pub pid: Option<u32>,
+    /// Its shootdown state from the crash record (`PanicOwner`, `Stopped`,
+    /// `Unresponsive`, `NmiSent`, `Running`): the record's note, or with
+    /// `--scan` a record found in memory.
+    pub state: Option<String>,
     /// The panicking CPU, where the dump says which (crashkit's identity
-    /// note).
+    /// note, or the record's owner).
     pub panicking: bool,
-    /// Instruction pointer.
-    pub rip: u64,
-    /// Stack pointer.
-    pub rsp: u64,
-    /// Privilege level: CS's low two bits.
-    pub cpl: u8,
-    /// `x86_64` or `i386` registers.
-    pub mode: &'static str,
+    /// Instruction pointer (null: no note).
+    pub rip: Option<u64>,
+    /// Stack pointer (null: no note).
+    pub rsp: Option<u64>,
+    /// Privilege level: CS's low two bits (null: no note).
+    pub cpl: Option<u8>,
+    /// `x86_64` or `i386` registers (null: no note).
+    pub mode: Option<&'static str>,
 }
 
-/// The CPUs of `dump` and the panicking one, if known.
+/// The CPUs of `dump` and the panicking one, if known (crashkit's
+/// identity note, else the owner in the crash record's note).
 pub fn cpus_of<'d>(dump: &'d Dump<'_>) -> (&'d [Cpu], Option<u32>) {
+    let record_owner = || record::noted(dump).and_then(|view| view.panic().owner_cpu());
     match dump {
-        Dump::Elf(elf) => (elf.cpus(), panic_cpu(elf)),
+        Dump::Elf(elf) => (elf.cpus(), panic_cpu(elf).or_else(record_owner)),
         Dump::Kdump(parts) => (
             parts[0].cpus(),
-            parts[0].crashkit().and_then(|c| c.identity.panic_cpu),
+            parts[0]
+                .crashkit()
+                .and_then(|c| c.identity.panic_cpu)
+                .or_else(record_owner),
         ),
     }
 }
@@ -53,53 +64,104 @@ fn panic_cpu(elf: &ElfDump<'_>) -> Option<u32> {
     elf.crashkit().and_then(|c| c.identity.panic_cpu)
 }
 
-/// Whether `cpu` is the panicking one: crashkit notes its index in the
-/// identity note and gives each CPU's index in its control state (or as
-/// `pr_pid`).
-fn is_panicking(cpu: &Cpu, panic: Option<u32>) -> bool {
-    panic.is_some_and(|p| cpu.control.map_or(cpu.pid, |c| c.cpu) == p)
+/// The CPU index the crash record uses for the CPU at `place` in the
+/// notes: crashkit's control state says it; QEMU writes CPUs in
+/// CPU-index order; crashkit's own `NT_PRSTATUS` has it as `pr_pid`.
+fn cpu_index(place: usize, cpu: &Cpu) -> u32 {
+    match (cpu.control, cpu.qemu) {
+        (Some(control), _) => control.cpu,
+        (None, Some(_)) => u32::try_from(place).unwrap_or(u32::MAX),
+        (None, None) => cpu.pid,
+    }
 }
 
-/// The `cpus` lines.
-pub fn lines(dump: &Dump<'_>) -> Vec<CpuLine> {
-    let (cpus, panic) = cpus_of(dump);
-    cpus.iter()
+/// The `cpus` lines: every CPU with a note, in note order, then the CPUs
+/// the crash record (`record`, from its note or a scan) knows that have no
+/// register note (the record lists no `Absent` slot).
+pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
+    let (cpus, noted_panic) = cpus_of(dump);
+    let panic = noted_panic.or_else(|| record.and_then(|r| r.panic.owner_cpu));
+    let slot = |index: u32| {
+        record.and_then(|r| {
+            r.cpus
+                .iter()
+                .find(|c| u32::try_from(c.cpu).ok() == Some(index))
+        })
+    };
+    let mut lines: Vec<CpuLine> = cpus
+        .iter()
         .enumerate()
-        .map(|(index, cpu)| {
+        .map(|(place, cpu)| {
             let (rsp, cs, mode) = match cpu.registers {
                 CpuRegisters::X86_64(r) => (r.rsp, r.cs, "x86_64"),
                 CpuRegisters::I386(r) => (u64::from(r.esp), u64::from(r.cs), "i386"),
             };
+            let index = cpu_index(place, cpu);
             CpuLine {
-                cpu: index,
-                pid: cpu.pid,
-                panicking: is_panicking(cpu, panic),
-                rip: cpu.rip(),
-                rsp,
-                cpl: (cs & 3) as u8,
-                mode,
+                cpu: Some(place),
+                pid: Some(cpu.pid),
+                state: slot(index).map(|s| s.state.clone()),
+                panicking: panic == Some(index),
+                rip: Some(cpu.rip()),
+                rsp: Some(rsp),
+                cpl: Some((cs & 3) as u8),
+                mode: Some(mode),
             }
         })
-        .collect()
+        .collect();
+    for cpu in record.map_or(&[][..], |r| &r.cpus) {
+        let noted = cpus
+            .iter()
+            .enumerate()
+            .any(|(place, c)| usize::try_from(cpu_index(place, c)).ok() == Some(cpu.cpu));
+        if noted {
+            continue;
+        }
+        lines.push(CpuLine {
+            cpu: None,
+            pid: None,
+            state: Some(cpu.state.clone()),
+            panicking: panic.is_some_and(|p| usize::try_from(p).ok() == Some(cpu.cpu)),
+            rip: None,
+            rsp: None,
+            cpl: None,
+            mode: None,
+        });
+    }
+    lines
 }
 
 /// The text of `cpus`.
 pub fn render_lines(lines: &[CpuLine]) -> String {
-    let mut out = String::from("CPU   PID  MODE    CPL  RIP                 RSP\n");
+    let dash = || "-".to_owned();
+    let hex = |value: Option<u64>| value.map_or_else(dash, |v| format!("{v:#018x}"));
+    let mut out = String::from("CPU   PID  STATE         MODE    CPL  RIP                 RSP\n");
     for line in lines {
         out.push_str(&format!(
-            "{:>3}{} {:>4}  {:<6}  {:>3}  {:#018x}  {:#018x}\n",
-            line.cpu,
+            "{:>3}{} {:>4}  {:<12}  {:<6}  {:>3}  {:<18}  {}\n",
+            line.cpu.map_or_else(dash, |c| c.to_string()),
             if line.panicking { '*' } else { ' ' },
-            line.pid,
-            line.mode,
-            line.cpl,
-            line.rip,
-            line.rsp
+            line.pid.map_or_else(dash, |p| p.to_string()),
+            line.state.clone().unwrap_or_else(dash),
+            line.mode.unwrap_or("-"),
+            line.cpl.map_or_else(dash, |c| c.to_string()),
+            if line.rip.is_some() {
+                hex(line.rip)
+            } else {
+                "(no register note)".to_owned()
+            },
+            if line.rsp.is_some() {
+                hex(line.rsp)
+            } else {
+                String::new()
+            },
         ));
     }
     if lines.iter().any(|l| l.panicking) {
         out.push_str("(* panicking)\n");
+    }
+    if lines.iter().all(|l| l.state.is_none()) {
+        out.push_str("(no crash record note, so no states; `--scan` finds a record in memory)\n");
     }
     out
 }
@@ -177,7 +239,11 @@ impl std::error::Error for NoSuchCpu {}
 pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu> {
     let (cpus, panic) = cpus_of(dump);
     let index = asked
-        .or_else(|| cpus.iter().position(|c| is_panicking(c, panic)))
+        .or_else(|| {
+            cpus.iter()
+                .enumerate()
+                .position(|(place, c)| panic == Some(cpu_index(place, c)))
+        })
         .unwrap_or(0);
     let cpu = cpus.get(index).ok_or(NoSuchCpu {
         asked: index,
@@ -216,7 +282,7 @@ pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu>
     Ok(CpuRegs {
         cpu: index,
         pid: cpu.pid,
-        panicking: is_panicking(cpu, panic),
+        panicking: panic == Some(cpu_index(index, cpu)),
         prstatus,
         control,
         qemu,

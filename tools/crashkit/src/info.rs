@@ -1,7 +1,8 @@
 //! `crashkit info DUMP`: what the dump is and what it holds, from its
 //! metadata alone (headers, notes, bitmaps, program headers; no page
 //! data): format and producer, machine, completeness, OSRELEASE and the
-//! rest of VMCOREINFO, crash time, CPUs, memory ranges, page counts.
+//! rest of VMCOREINFO, crash time, CPUs, memory ranges, page counts, and
+//! the panic message and phase from the crash record's note.
 
 use serde::Serialize;
 
@@ -10,6 +11,7 @@ use crashkit_dump_format::vmcoreinfo::VmcoreInfo;
 use crashkit_dump_format::{PAGE_SIZE, PhysRange};
 
 use crate::open::{Dump, Files};
+use crate::record;
 
 /// The JSON schema's version: bumped when a field changes meaning or goes.
 pub const SCHEMA: u32 = 1;
@@ -42,9 +44,13 @@ pub struct Info {
     pub cpus: usize,
     /// The panicking CPU, where the dump says.
     pub panic_cpu: Option<u32>,
-    /// Size of the crash record the dump carries (`crashkit record`
-    /// decodes it).
+    /// Size of the crash record the dump carries in a note (`crashkit
+    /// record` decodes it, or scans memory for one when there is no note).
     pub crash_record_bytes: Option<usize>,
+    /// The panic message, from the crash record's note (lossy UTF-8).
+    pub panic_message: Option<String>,
+    /// How far the panic path got, from the crash record's note.
+    pub panic_phase: Option<String>,
     /// The physical memory the dump describes.
     pub memory: Vec<Range>,
     /// Pages per state below the highest page described.
@@ -127,6 +133,18 @@ fn pages(counts: PageCounts) -> Pages {
 
 /// Gather [`Info`] from an opened dump.
 pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
+    let mut info = gather_metadata(files, dump);
+    if let Some(view) = record::noted(dump) {
+        let panic = view.panic();
+        info.panic_message = Some(String::from_utf8_lossy(panic.message().as_bytes()).into_owned());
+        info.panic_phase = Some(record::name(panic.phase()));
+        info.panic_cpu = info.panic_cpu.or(panic.owner_cpu());
+    }
+    info
+}
+
+/// [`Info`] from the dump's headers and notes, without the record's facts.
+fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
     let names = files
         .parts
         .iter()
@@ -162,6 +180,8 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 cpus: elf.cpus().len(),
                 panic_cpu: crashkit.and_then(|c| c.identity.panic_cpu),
                 crash_record_bytes: crashkit.and_then(|c| c.crash_record.map(<[u8]>::len)),
+                panic_message: None,
+                panic_phase: None,
                 memory: ranges(
                     elf.segments()
                         .iter()
@@ -232,6 +252,8 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
                 crash_record_bytes: crashkit
                     .as_ref()
                     .and_then(|c| c.crash_record.map(<[u8]>::len)),
+                panic_message: None,
+                panic_phase: None,
                 memory: ranges(first.memory_runs()),
                 pages: pages(counts),
                 vmcoreinfo: entries(vmcoreinfo),
@@ -293,8 +315,18 @@ pub fn render(info: &Info) -> String {
             None => info.cpus.to_string(),
         },
     );
-    if let Some(bytes) = info.crash_record_bytes {
-        line("CRASH RECORD", format!("{bytes} bytes (crashkit record)"));
+    match info.crash_record_bytes {
+        Some(bytes) => line("CRASH RECORD", format!("{bytes} bytes (crashkit record)")),
+        None => line(
+            "CRASH RECORD",
+            "not in a note (`crashkit record` scans memory for one)".into(),
+        ),
+    }
+    if let Some(message) = &info.panic_message {
+        line("PANIC", format!("{message:?}"));
+    }
+    if let Some(phase) = &info.panic_phase {
+        line("PANIC PHASE", phase.clone());
     }
     let total: u64 = info.memory.iter().map(|r| r.end - r.start).sum();
     let ranges: Vec<String> = info

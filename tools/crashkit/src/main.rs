@@ -8,7 +8,8 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`, `rd -p`, `verify`, `convert`.
+//! Commands so far: `info`, `cpus`, `regs`, `record`, `rd -p`, `verify`,
+//! `convert`.
 //! The manual is docs/cli.md.
 
 mod convert;
@@ -16,6 +17,7 @@ mod cpus;
 mod info;
 mod open;
 mod rd;
+mod record;
 mod verify;
 
 use std::io::Write;
@@ -44,11 +46,15 @@ enum Command {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
     },
-    /// One line per CPU with a register note: RIP, RSP, privilege level,
-    /// the panicking one marked.
+    /// One line per CPU: its state from the crash record, RIP, RSP,
+    /// privilege level, the panicking one marked.
     Cpus {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
+        /// Without a record note (a QEMU dump), scan memory for the crash
+        /// record to show CPU states (reads every page).
+        #[arg(long)]
+        scan: bool,
     },
     /// Every register the dump holds for one CPU, control state included.
     Regs {
@@ -57,6 +63,17 @@ enum Command {
         /// The CPU, as `cpus` numbers them (default: the panicking CPU,
         /// else 0).
         cpu: Option<usize>,
+    },
+    /// The crash record decoded: panic, timeline, shootdown, every CPU,
+    /// notifier outcomes, escalations, counters. Read from the dump's note,
+    /// else found by scanning memory (a QEMU dump of a crashkit kernel);
+    /// exit code 1 when there is none.
+    Record {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// Scan memory even when the dump has a record note.
+        #[arg(long)]
+        scan: bool,
     },
     /// Physical memory as hex and ASCII; memory the dump does not have
     /// (excluded, hole, lost, corrupt) is said as such.
@@ -136,10 +153,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             print(&text)?;
         }
-        Command::Cpus { dump } => {
+        Command::Cpus { dump, scan } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let lines = cpus::lines(&opened);
+            let bar = progress_bar(cli.json);
+            let record = record::for_states(&opened, *scan, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            let lines = cpus::lines(&opened, record.as_ref());
             answer(
                 cli.json,
                 Versioned {
@@ -200,6 +223,27 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     },
                     || rd::render(&runs),
                 )?;
+            }
+        }
+        Command::Record { dump, scan } => {
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let bar = progress_bar(cli.json);
+            let found = record::find(&opened, *scan, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            answer(
+                cli.json,
+                Versioned {
+                    record: Some(&found),
+                    ..Versioned::default()
+                },
+                || record::render(&found),
+            )?;
+            if found.records.is_empty() {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Verify { dump } => {
@@ -263,6 +307,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     regs: Option<&'a cpus::CpuRegs>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<&'a record::Records>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     rd: Option<&'a [rd::Run]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
@@ -276,6 +322,7 @@ impl Default for Versioned<'_> {
             schema: info::SCHEMA,
             cpus: None,
             regs: None,
+            record: None,
             rd: None,
             verify: None,
             convert: None,

@@ -79,6 +79,27 @@ fn read(dump: &Dump<'_>, addr: u64, buf: &mut [u8]) -> Result<(), PageState> {
     }
 }
 
+/// Read `len` bytes at `addr` that the dump must have whole (present or
+/// known zero); else the first address it does not have and its state.
+/// `len` is the caller's to bound.
+pub fn read_exact(dump: &Dump<'_>, addr: u64, len: usize) -> Result<Vec<u8>, (u64, PageState)> {
+    let mut bytes = vec![0u8; len];
+    let mut done = 0usize;
+    while done < len {
+        let at = addr.saturating_add(done as u64);
+        let (state, span_len) = span(dump, at);
+        if !matches!(state, PageState::Present | PageState::Zero) {
+            return Err((at, state));
+        }
+        let n = usize::try_from(span_len.max(1))
+            .unwrap_or(usize::MAX)
+            .min(len - done);
+        read(dump, at, &mut bytes[done..done + n]).map_err(|state| (at, state))?;
+        done += n;
+    }
+    Ok(bytes)
+}
+
 /// The runs of `[addr, addr + len)`; `len` at most 16 MiB, so a typo does
 /// not print a terabyte.
 pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> {

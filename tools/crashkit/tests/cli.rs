@@ -15,6 +15,11 @@ fn crashkit(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// A file of the committed corpus, by name.
+fn corpus(name: &str) -> String {
+    format!("{}/tests/corpus/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 fn json(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
@@ -144,12 +149,13 @@ fn cpus_and_regs_show_every_cpu_and_register() {
         let stdout = String::from_utf8_lossy(&text.stdout);
         // crashkit writes the panicking CPU (1) first; pr_pid is the CPU
         // index plus one, as Linux writes it.
+        // States come from the crash record's note.
         assert!(
-            stdout.contains("  0*    2  x86_64    0  0xffffffff81000001"),
+            stdout.contains("  0*    2  PanicOwner    x86_64    0  0xffffffff81000001"),
             "{name}:\n{stdout}"
         );
         assert!(
-            stdout.contains("  1     1  x86_64    0  0xffffffff81000000"),
+            stdout.contains("  1     1  Stopped       x86_64    0  0xffffffff81000000"),
             "{name}:\n{stdout}"
         );
         let cpus = json(&crashkit(&["--json", "cpus", path]));
@@ -157,6 +163,8 @@ fn cpus_and_regs_show_every_cpu_and_register() {
         assert_eq!(cpus["cpus"][0]["panicking"], true);
         assert_eq!(cpus["cpus"][0]["rip"], 0xffff_ffff_8100_0001u64);
         assert_eq!(cpus["cpus"][1]["panicking"], false);
+        assert_eq!(cpus["cpus"][0]["state"], "PanicOwner");
+        assert_eq!(cpus["cpus"][1]["state"], "Stopped");
 
         // Without a CPU: the panicking one.
         let regs = json(&crashkit(&["--json", "regs", path]));
@@ -371,6 +379,8 @@ fn every_command_survives_mutated_and_cut_dumps() {
                 vec!["--json", "info", path],
                 vec!["cpus", path],
                 vec!["regs", path],
+                vec!["record", "--scan", path],
+                vec!["--json", "cpus", "--scan", path],
                 vec!["rd", path, "-p", "0x100000", "0x10000"],
                 vec!["verify", path],
             ] {
@@ -393,7 +403,7 @@ fn every_command_survives_mutated_and_cut_dumps() {
             }
         }
     }
-    assert!(runs > 500, "{runs} runs");
+    assert!(runs > 700, "{runs} runs");
 }
 
 #[test]
@@ -466,4 +476,95 @@ fn convert_goes_round_every_format_and_keeps_every_page() {
             .code(),
         Some(2)
     );
+}
+
+#[test]
+fn cpus_lists_a_recorded_cpu_without_a_register_note() {
+    let path = file("one-note.elf", &common::elf_panic_cpu_only());
+    let path = path.to_str().unwrap();
+    let text = crashkit(&["cpus", path]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("  0*    2  PanicOwner    x86_64    0  0xffffffff81000001"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  -     -  Stopped       -         -  (no register note)"),
+        "the record's CPU 0, which has no note:\n{stdout}"
+    );
+    let cpus = json(&crashkit(&["--json", "cpus", path]));
+    assert_eq!(cpus["cpus"].as_array().unwrap().len(), 2);
+    assert_eq!(cpus["cpus"][1]["cpu"], serde_json::Value::Null);
+    assert_eq!(cpus["cpus"][1]["state"], "Stopped");
+    assert_eq!(cpus["cpus"][1]["rip"], serde_json::Value::Null);
+}
+
+#[test]
+fn record_reads_the_note_or_scans_memory() {
+    // A crashkit dump: the record's note.
+    let path = file("record.kdump", &kdump());
+    let path = path.to_str().unwrap();
+    let noted = json(&crashkit(&["--json", "record", path]));
+    let records = noted["record"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["found_by"], "note");
+    assert_eq!(records[0]["panic"]["owner_cpu"], 1);
+    assert_eq!(records[0]["panic"]["phase"], "FinalAction");
+    assert!(
+        records[0]["panic"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("panic-ap: cpu 1 panics on purpose")
+    );
+    assert_eq!(records[0]["cpus"][1]["state"], "PanicOwner");
+    assert_eq!(records[0]["cpus"][1]["registers"][16][0], "rip");
+    assert_eq!(noted["record"].get("pages_scanned"), None, "no scan");
+
+    // QEMU's dump of the crashed test kernel: found by scanning, at the
+    // record static's physical address.
+    let qemu = corpus("qemu-test-kernel-panic-ap.kdump-zlib.flat");
+    let scanned = json(&crashkit(&["--json", "record", &qemu]));
+    let records = scanned["record"]["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{scanned}");
+    assert_eq!(records[0]["found_by"], "scan");
+    assert_eq!(records[0]["address"], 0x11_9000);
+    assert!(scanned["record"]["pages_scanned"].as_u64().unwrap() > 1000);
+    // The record scanned is the one this corpus's note carries.
+    let bytes = crashkit(&["rd", &qemu, "-p", "0x119000", "3688", "--raw"]).stdout;
+    assert_eq!(bytes, common::CRASH_RECORD);
+
+    // `--scan` scans a crashkit dump too; its memory holds no record.
+    let both = json(&crashkit(&["--json", "record", "--scan", path]));
+    assert_eq!(both["record"]["records"].as_array().unwrap().len(), 1);
+    assert!(both["record"]["pages_scanned"].as_u64().is_some());
+
+    // A dump with neither: exit 1 and a plain statement.
+    let plain = common::elf_without_record();
+    let path = file("no-record.elf", &plain);
+    let output = crashkit(&["record", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).starts_with("no crash record: none in a note"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn record_reports_a_note_that_is_not_a_record_and_scans() {
+    // A note (whole, its checksum right) whose record has a version this
+    // reader does not know: rejected with the reader's reason, and memory
+    // scanned instead.
+    let mut record = common::CRASH_RECORD.to_vec();
+    record[8] = 99;
+    let path = file("bad-record.elf", &common::elf_with_record(&record));
+    let output = crashkit(&["record", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("no crash record: none in a note, none in the 56 pages"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("not a record: the note: "), "{stdout}");
+    assert!(stdout.contains("version 99"), "{stdout}");
 }

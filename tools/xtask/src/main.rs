@@ -23,8 +23,9 @@
 //!   `target/loom`).
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
-//!   with its artefacts in `target/demo/`; it ends with `crashkit info` and
-//!   `crashkit cpus` on QEMU's dump of the crash under QEMU.
+//!   with its artefacts in `target/demo/`; it ends with `crashkit info`,
+//!   `crashkit cpus --scan` and `crashkit record` on QEMU's dump of the
+//!   crash under QEMU.
 //! - `fuzz [SECONDS]`: each fuzz target of `kdump/format/fuzz` (the ELF and
 //!   the kdump-compressed reader, and crashkit's page encoders round-tripped) for SECONDS (default 300) with
 //!   `cargo fuzz run -s none` on the stable toolchain (cargo-fuzz is installed with `cargo
@@ -413,10 +414,13 @@ fn demo(args: &[String]) -> Result<(), String> {
 
     // QEMU's dump of that crash, read by the dump CLI.
     let dump = out_dir.join("qemu-dump.elf");
-    for command in ["info", "cpus"] {
+    // QEMU's dump has no crash-record note: `cpus --scan` and `record`
+    // find the record in memory.
+    for command in [&["info"][..], &["cpus", "--scan"], &["record"]] {
         let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit", "--"]);
-        crashkit.arg(command).arg(&dump);
-        Step::new(&format!("crashkit {command} on QEMU's dump"), crashkit)
+        crashkit.args(command).arg(&dump);
+        let name = command.join(" ");
+        Step::new(&format!("crashkit {name} on QEMU's dump"), crashkit)
             .time_limit(10 * 60)
             .run()?;
     }

@@ -78,22 +78,13 @@ impl fmt::Write for Buffer<'_> {
     }
 }
 
-const SKIPPED_NAMES: [(Skipped, &str); 6] = [
-    (Skipped::CLAIM, "claim"),
-    (Skipped::SHOOTDOWN, "shootdown"),
-    (Skipped::NOTIFIER, "notifier"),
-    (Skipped::DUMP_HANDOVER, "dump hand-over"),
-    (Skipped::FINAL_ACTION, "final action"),
-    (Skipped::REMAINING_STEPS, "remaining steps"),
-];
-
 struct SkippedNames(Skipped);
 
 impl fmt::Display for SkippedNames {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
         let mut known = 0;
-        for (bit, name) in SKIPPED_NAMES {
+        for (bit, name) in Skipped::NAMED {
             if self.0.contains(bit) {
                 f.write_str(if first { "" } else { ", " })?;
                 f.write_str(name)?;

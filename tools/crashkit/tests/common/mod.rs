@@ -1,7 +1,11 @@
 //! Dumps the CLI's tests run on, written by the format library: 64 pages at
 //! 1 MiB (page `i` holds `i` repeated, every 8th is zero), two CPUs (CPU 1
-//! panicked), a small VMCOREINFO; as ELF, kdump-compressed (LZO) and
-//! flattened. Deterministic: the same bytes every time.
+//! panicked), a small VMCOREINFO and a crash record note; as ELF,
+//! kdump-compressed (LZO) and flattened. Deterministic: the same bytes
+//! every time. The crash record is a real one: the test kernel's, read
+//! from QEMU's dump of its panic-ap scenario (`tests/corpus`, extracted
+//! with `crashkit rd -p 0x119000 3688 --raw`): four CPUs, CPU 1 the owner,
+//! so CPUs 2 and 3 are in the record but have no register note here.
 
 #![allow(dead_code)]
 
@@ -50,9 +54,22 @@ impl StreamSink for Stream {
 
 const VMCOREINFO: &[u8] = b"OSRELEASE=cli-test\nPAGESIZE=4096\n";
 
+/// The test kernel's crash record from its panic-ap scenario.
+pub const CRASH_RECORD: &[u8] = include_bytes!("../corpus/test-kernel-panic-ap.crash-record");
+
 fn with_plan<T>(f: impl FnOnce(&DumpPlan<'_>) -> T) -> T {
+    with_cpus(0..2, CRASH_RECORD, f)
+}
+
+/// The plan with register notes for the CPUs in `noted` only, and
+/// `crash_record` as the record's note (empty: none).
+fn with_cpus<T>(
+    noted: std::ops::Range<u64>,
+    crash_record: &[u8],
+    f: impl FnOnce(&DumpPlan<'_>) -> T,
+) -> T {
     let ranges = [PhysRange::new(0x10_0000, 64 * 4096)];
-    let cpus: Vec<CpuState> = (0..2)
+    let cpus: Vec<CpuState> = noted
         .map(|cpu| CpuState {
             registers: Registers {
                 rip: 0xffff_ffff_8100_0000 + cpu,
@@ -75,7 +92,7 @@ fn with_plan<T>(f: impl FnOnce(&DumpPlan<'_>) -> T) -> T {
         cpus: &cpus,
         panic_cpu: Some(1),
         vmcoreinfo: VMCOREINFO,
-        crash_record: &[],
+        crash_record,
         exclude_zero_pages: true,
         extra_segments: 8,
     })
@@ -90,7 +107,27 @@ pub fn file(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 pub fn elf() -> Vec<u8> {
-    with_plan(|plan| {
+    with_plan(elf_of)
+}
+
+/// The ELF dump with a register note for CPU 1 (the panicking one) only:
+/// the crash record's CPU 0 has none.
+pub fn elf_panic_cpu_only() -> Vec<u8> {
+    with_cpus(1..2, CRASH_RECORD, elf_of)
+}
+
+/// The ELF dump without a crash record note.
+pub fn elf_without_record() -> Vec<u8> {
+    elf_with_record(&[])
+}
+
+/// The ELF dump with `record` as the crash record note's bytes.
+pub fn elf_with_record(record: &[u8]) -> Vec<u8> {
+    with_cpus(0..2, record, elf_of)
+}
+
+fn elf_of(plan: &DumpPlan<'_>) -> Vec<u8> {
+    {
         let mut sink = VecSink::default();
         crashkit_dump_format::write_elf_dump(
             plan,
@@ -102,7 +139,7 @@ pub fn elf() -> Vec<u8> {
         )
         .unwrap();
         sink.0
-    })
+    }
 }
 
 pub fn kdump() -> Vec<u8> {

@@ -249,11 +249,21 @@ fn libkdumpfile_case() -> (Machine, Memory, PathBuf) {
 }
 
 /// Write the case with `encoder`; crashkit's reader and libkdumpfile must
-/// both read every page as `expected` says. libkdumpfile's summary line.
+/// both read every page as `expected` says (and, with `arch`, libkdumpfile
+/// must know the architecture). libkdumpfile's summary line.
 fn write_and_read_back(
     name: &str,
     encoder: &mut impl crashkit_dump_format::compressed::writer::PageEncoder,
     case: &mut (Machine, Memory, PathBuf),
+) -> String {
+    write_and_read_back_as(name, encoder, case, None)
+}
+
+fn write_and_read_back_as(
+    name: &str,
+    encoder: &mut impl crashkit_dump_format::compressed::writer::PageEncoder,
+    case: &mut (Machine, Memory, PathBuf),
+    arch: Option<&str>,
 ) -> String {
     let (machine, memory, expected_path) = case;
     let mut sink = common::VecSink::default();
@@ -281,16 +291,30 @@ fn write_and_read_back(
     std::fs::write(&path, &sink.bytes).unwrap();
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/libkdumpfile_check.py");
-    let output = run(
-        "/usr/bin/python3",
-        &[
-            script.to_str().unwrap(),
-            path.to_str().unwrap(),
-            expected_path.to_str().unwrap(),
-        ],
-    );
+    let mut args = vec![
+        script.to_str().unwrap(),
+        path.to_str().unwrap(),
+        expected_path.to_str().unwrap(),
+    ];
+    args.extend(arch);
+    let output = run("/usr/bin/python3", &args);
     assert!(output.contains("pages equal"), "{name}: {output}");
     output
+}
+
+/// A dump of a Linux kernel (its VMCOREINFO names `init_uts_ns`) gets a
+/// header utsname libkdumpfile takes: sysname `Linux` and no field empty,
+/// so it knows the architecture (drgn, on libkdumpfile, refuses a kdump
+/// file whose architecture it does not know).
+#[test]
+fn libkdumpfile_knows_the_architecture_of_a_linux_kdump_file() {
+    let mut case = libkdumpfile_case();
+    case.0
+        .vmcoreinfo
+        .extend_from_slice(b"SYMBOL(init_uts_ns)=ffffffff82bfb000\n");
+    let mut encoder = crashkit_dump_format::compressed::writer::RawPages;
+    let output = write_and_read_back_as("linux", &mut encoder, &mut case, Some("x86_64"));
+    println!("{output}");
 }
 
 #[test]

@@ -321,6 +321,35 @@ struct Writer<'w, 'a, S: DumpSink, E> {
     out: [u8; PAGE_SIZE as usize],
 }
 
+/// The header's `utsname`: every field filled, because readers take the
+/// structure only when none is empty (libkdumpfile ignores it otherwise,
+/// and then knows no architecture, so drgn refuses the file). `machine` is
+/// `x86_64`; `release` is VMCOREINFO's `OSRELEASE`; `sysname` is `Linux`
+/// when VMCOREINFO names `init_uts_ns` (where Linux keeps its own
+/// utsname), else `unknown`, as `version` is (VMCOREINFO does not carry
+/// it); `nodename` and `domainname` are `(none)`, Linux's value when unset.
+/// Each field keeps at least one NUL (64 bytes of text at most).
+fn utsname(plan: &DumpPlan<'_>) -> [[u8; super::header::UTS_FIELD]; 6] {
+    let info = crate::vmcoreinfo::VmcoreInfo::new(plan.vmcoreinfo);
+    let linux = info.get("SYMBOL(init_uts_ns)").is_some();
+    let fields: [&[u8]; 6] = [
+        if linux { b"Linux" } else { b"unknown" },
+        b"(none)",
+        info.get("OSRELEASE")
+            .filter(|release| !release.is_empty())
+            .map_or(&b"unknown"[..], str::as_bytes),
+        b"unknown",
+        b"x86_64",
+        b"(none)",
+    ];
+    let mut utsname = [[0u8; super::header::UTS_FIELD]; 6];
+    for (field, text) in utsname.iter_mut().zip(fields) {
+        let len = text.len().min(super::header::UTS_FIELD - 1);
+        field[..len].copy_from_slice(&text[..len]);
+    }
+    utsname
+}
+
 /// Write a kdump-compressed dump of `plan` from `memory` to `sink`, pages
 /// compressed by `encoder` (zero pages shared, a page that does not shrink
 /// stored raw). `filter` and the plan's exclusions leave pages out; the
@@ -344,12 +373,10 @@ where
 {
     plan.validate().map_err(DumpError::Plan)?;
     let layout = Layout::new(plan).ok_or(DumpError::Plan(PlanError::NoteTooLarge))?;
-    let mut utsname = [[0u8; super::header::UTS_FIELD]; 6];
-    utsname[4][..6].copy_from_slice(b"x86_64");
     let header = DiskDumpHeader {
         signature: *SIGNATURE_KDUMP,
         header_version: 6,
-        utsname,
+        utsname: utsname(plan),
         timestamp: (plan.crash_time as i64, 0),
         status: encoder.flag() | STATUS_INCOMPLETE,
         block_size: PAGE_SIZE as i32,

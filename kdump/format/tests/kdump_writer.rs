@@ -357,3 +357,46 @@ fn page_counts_come_from_the_bitmaps_and_match_what_was_written() {
     assert!(cut_counts.lost > 0, "{cut_counts:?}");
     assert_eq!(cut_counts.present + cut_counts.lost, counts.present);
 }
+
+#[test]
+fn memory_runs_are_the_ranges_written_whatever_their_alignment() {
+    use crashkit_dump_format::PhysRange;
+    // Ranges that start and end inside a bitmap byte, next to each other
+    // across a byte, and a single frame: the byte-at-a-time walk must give
+    // exactly these back.
+    for ranges in [
+        vec![
+            PhysRange::new(0x1000, 0x9f000),
+            PhysRange::new(0x10_0000, 0x40_0000),
+        ],
+        vec![
+            PhysRange::new(0x3000, 0x5000),
+            PhysRange::new(0x9000, 0x1000),
+            PhysRange::new(0x11000, 0x17000),
+        ],
+        vec![PhysRange::new(0, 0x8000), PhysRange::new(0x9000, 0x7000)],
+    ] {
+        let mut machine = Machine::new();
+        machine.ranges = ranges.clone();
+        machine.exclusions.clear();
+        let mut sink = VecSink::default();
+        write_kdump(
+            &machine.plan(),
+            &mut memory_of(&machine),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let dump = KdumpDump::parse(&sink.bytes).unwrap();
+        let runs: Vec<(u64, u64)> = dump
+            .memory_runs()
+            .iter()
+            .map(|r| (r.start, r.len))
+            .collect();
+        let want: Vec<(u64, u64)> = ranges.iter().map(|r| (r.start, r.len)).collect();
+        assert_eq!(runs, want);
+    }
+}

@@ -260,6 +260,15 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// `len` bytes at `offset`, borrowed when contiguous in the file (a
+    /// plain file always), else copied ([`to_vec`](Self::to_vec)).
+    pub fn bytes(&self, offset: u64, len: u64) -> Option<alloc::borrow::Cow<'a, [u8]>> {
+        match self.slice(offset, len) {
+            Some(slice) => Some(alloc::borrow::Cow::Borrowed(slice)),
+            None => self.to_vec(offset, len).map(alloc::borrow::Cow::Owned),
+        }
+    }
+
     /// `len` bytes at `offset` as an owned vector, when all are there. The
     /// allocation happens only after [`covers`](Self::covers) says so, so it
     /// is never larger than the file.

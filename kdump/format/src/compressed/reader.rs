@@ -16,6 +16,7 @@
 //! exactly one page, *corrupt*. A `--split` part has descriptors only for
 //! its own frame range; frames of other parts read as *lost* from it.
 
+use alloc::borrow::Cow;
 use alloc::vec::Vec;
 
 use super::codec::{self, DecodeError};
@@ -108,8 +109,10 @@ pub struct KdumpDump<'a> {
     header: DiskDumpHeader,
     sub: SubHeader,
     frames: u64,
-    present: Vec<u8>,
-    dumpable: Vec<u8>,
+    /// The bitmaps: borrowed from the file (copied only from a flattened
+    /// stream whose records split them).
+    present: Cow<'a, [u8]>,
+    dumpable: Cow<'a, [u8]>,
     prefix: Vec<u64>,
     first_descriptor: u64,
     descriptors: u64,
@@ -120,6 +123,23 @@ pub struct KdumpDump<'a> {
     cpus: Vec<Cpu>,
     completeness: Completeness,
     damage: Vec<Damage>,
+}
+
+/// Bits set in `bytes`, eight bytes at a time.
+fn ones(bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    let mut count = 0u64;
+    for word in &mut words {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        count += u64::from(u64::from_le_bytes(eight).count_ones());
+    }
+    count
+        + words
+            .remainder()
+            .iter()
+            .map(|b| u64::from(b.count_ones()))
+            .sum::<u64>()
 }
 
 fn bit(bitmap: &[u8], frame: u64) -> bool {
@@ -195,10 +215,10 @@ impl<'a> KdumpDump<'a> {
             return Err(error(bitmaps_at, KdumpErrorKind::BitmapsMissing));
         }
         let present = source
-            .to_vec(bitmaps_at, each)
+            .bytes(bitmaps_at, each)
             .ok_or(error(bitmaps_at, KdumpErrorKind::BitmapsMissing))?;
         let dumpable = source
-            .to_vec(bitmaps_at + each, each)
+            .bytes(bitmaps_at + each, each)
             .ok_or(error(bitmaps_at + each, KdumpErrorKind::BitmapsMissing))?;
         let covered = each * 8;
         let frames = if frames > covered {
@@ -215,7 +235,7 @@ impl<'a> KdumpDump<'a> {
         let mut running = 0u64;
         for chunk in dumpable.chunks((BLOCK_FRAMES / 8) as usize) {
             prefix.push(running);
-            running += chunk.iter().map(|b| u64::from(b.count_ones())).sum::<u64>();
+            running += ones(chunk);
         }
         prefix.push(running);
         // A split part holds descriptors for its own frames only.
@@ -504,8 +524,35 @@ impl<'a> KdumpDump<'a> {
     pub fn memory_runs(&self) -> Vec<crate::PhysRange> {
         let mut runs: Vec<crate::PhysRange> = Vec::new();
         let mut start: Option<u64> = None;
-        for frame in 0..=self.frames {
-            let present = frame < self.frames && bit(&self.present, frame);
+        let mut frame = 0u64;
+        while frame < self.frames {
+            // 64 or 8 frames in one state are passed at once (a 16 GiB
+            // machine has 4 Mi frames and a handful of runs).
+            if frame.is_multiple_of(64)
+                && frame + 64 <= self.frames
+                && let Some(word) = usize::try_from(frame / 8)
+                    .ok()
+                    .and_then(|i| self.present.get(i..i + 8))
+            {
+                let same = if start.is_some() { 0xff } else { 0 };
+                if word.iter().all(|&b| b == same) {
+                    frame += 64;
+                    continue;
+                }
+            }
+            let byte = usize::try_from(frame / 8)
+                .ok()
+                .and_then(|i| self.present.get(i))
+                .copied()
+                .unwrap_or(0);
+            if frame.is_multiple_of(8)
+                && frame + 8 <= self.frames
+                && matches!((byte, start), (0xff, Some(_)) | (0, None))
+            {
+                frame += 8;
+                continue;
+            }
+            let present = byte & (1 << (frame % 8)) != 0;
             match (present, start) {
                 (true, None) => start = Some(frame),
                 (false, Some(first)) => {
@@ -517,6 +564,13 @@ impl<'a> KdumpDump<'a> {
                 }
                 _ => {}
             }
+            frame += 1;
+        }
+        if let Some(first) = start {
+            runs.push(crate::PhysRange::new(
+                first * PAGE_SIZE,
+                (self.frames - first) * PAGE_SIZE,
+            ));
         }
         runs
     }
@@ -531,11 +585,41 @@ impl<'a> KdumpDump<'a> {
         let mut counts = PageCounts::default();
         let incomplete = self.header.status & super::header::STATUS_INCOMPLETE != 0
             || matches!(self.completeness, Completeness::Incomplete(_));
-        for (index, (&present, &dumpable)) in self.present.iter().zip(&self.dumpable).enumerate() {
+        let mut index = 0usize;
+        while let (Some(&present), Some(&dumpable)) =
+            (self.present.get(index), self.dumpable.get(index))
+        {
             let first = index as u64 * 8;
             if first >= self.frames {
                 break;
             }
+            // Fast path: 64 frames a step where all are in range and the
+            // part's own in a whole dump (a 16 GiB machine is 4 Mi frames).
+            if let (Some(p), Some(d)) = (
+                self.present.get(index..index + 8),
+                self.dumpable.get(index..index + 8),
+            ) && first + 64 <= self.frames
+                && first >= self.part.0
+                && first + 64 <= self.part.1
+                && !incomplete
+            {
+                let word = |bytes: &[u8]| {
+                    let mut eight = [0u8; 8];
+                    eight.copy_from_slice(bytes);
+                    u64::from_le_bytes(eight)
+                };
+                let (present, dumpable) = (word(p), word(d));
+                let dumpable = dumpable & present;
+                counts.add(PageState::Hole, u64::from((!present).count_ones()));
+                counts.add(
+                    PageState::Excluded,
+                    u64::from((present & !dumpable).count_ones()),
+                );
+                counts.add(PageState::Present, u64::from(dumpable.count_ones()));
+                index += 8;
+                continue;
+            }
+            index += 1;
             let valid = (self.frames - first).min(8) as u32;
             let mask = if valid == 8 { 0xff } else { (1u8 << valid) - 1 };
             let (present, dumpable) = (present & mask, dumpable & present & mask);

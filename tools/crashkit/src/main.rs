@@ -145,7 +145,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let files = open::Files::map(dump)?;
             let opened = open::open(&files)?;
             let info = info::gather(&files, &opened);
-            warn(&info);
+            warn(&files, &info.completeness, &info.damage);
             let text = if cli.json {
                 json(&info)?
             } else {
@@ -199,7 +199,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let runs = rd::runs(&opened, addr, len)?;
+            let mut runs = rd::runs(&opened, addr, len)?;
+            if cli.json {
+                rd::add_hex(&mut runs);
+            }
             if *raw {
                 let mut out = std::io::stdout().lock();
                 for run in &runs {
@@ -362,20 +365,26 @@ fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
 }
 
 /// Open the mapped `files` as a dump, warning when it is incomplete or
-/// damaged.
+/// damaged (from what opening found: no page counts, no page read).
 fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Dump<'_>> {
     let opened = open::open(files)?;
-    warn(&info::gather(files, &opened));
+    let (completeness, damage) = opened.health();
+    warn(files, &completeness.to_string(), &damage);
     Ok(opened)
 }
 
 /// An incomplete or damaged dump still answers; say so on standard error.
-fn warn(info: &info::Info) {
-    let files = info.files.join(",");
-    if info.completeness.starts_with("incomplete") {
-        eprintln!("crashkit: warning: {files}: {}", info.completeness);
+fn warn(files: &open::Files, completeness: &str, damage: &[String]) {
+    let files = files
+        .parts
+        .iter()
+        .map(|(path, _)| path.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if completeness.starts_with("incomplete") {
+        eprintln!("crashkit: warning: {files}: {completeness}");
     }
-    for damage in &info.damage {
+    for damage in damage {
         eprintln!("crashkit: warning: {files}: {damage}");
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crashkit_dump_format::compressed::flat;
 use crashkit_dump_format::compressed::header::{SIGNATURE_DISKDUMP, SIGNATURE_KDUMP};
+use crashkit_dump_format::reader::Completeness;
 use crashkit_dump_format::{ElfDump, KdumpDump};
 use memmap2::Mmap;
 
@@ -112,6 +113,24 @@ pub enum Dump<'a> {
 }
 
 impl<'a> Dump<'a> {
+    /// The completeness the dump claims or shows and what opening found
+    /// wrong (every part's, for a split dump).
+    pub fn health(&self) -> (Completeness, Vec<String>) {
+        match self {
+            Dump::Elf(elf) => (
+                elf.completeness(),
+                elf.damage().iter().map(ToString::to_string).collect(),
+            ),
+            Dump::Kdump(parts) => (
+                parts[0].completeness(),
+                parts
+                    .iter()
+                    .flat_map(|p| p.damage().iter().map(ToString::to_string))
+                    .collect(),
+            ),
+        }
+    }
+
     /// For a kdump-compressed dump, the part that holds frame `frame`'s
     /// descriptor (the first part when none does: it then reports the
     /// frame's state from the bitmaps every part has).

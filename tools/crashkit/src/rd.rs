@@ -5,6 +5,8 @@
 //! are. `--raw` writes the bytes themselves and stops, with an error, at
 //! the first byte the dump does not have.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
 
 use crashkit_dump_format::PAGE_SIZE;
@@ -150,18 +152,31 @@ pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> 
         }
         at += n;
     }
-    for run in &mut runs {
-        if !run.bytes.is_empty() {
-            run.hex = Some(run.bytes.iter().map(|b| format!("{b:02x}")).collect());
-        }
-    }
     Ok(runs)
 }
+
+/// Fill each run's `hex` (the JSON form of its bytes).
+pub fn add_hex(runs: &mut [Run]) {
+    for run in runs {
+        if !run.bytes.is_empty() {
+            let mut hex = String::with_capacity(run.bytes.len() * 2);
+            for &byte in &run.bytes {
+                hex.push(HEX[usize::from(byte >> 4)] as char);
+                hex.push(HEX[usize::from(byte & 15)] as char);
+            }
+            run.hex = Some(hex);
+        }
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// The text: `ADDRESS: 16 bytes in hex  |ASCII|` per line of memory the
 /// dump has, one line per run it does not have.
 pub fn render(runs: &[Run]) -> String {
-    let mut out = String::new();
+    // 80 columns a line of bytes, one line per run without bytes.
+    let lines: usize = runs.iter().map(|r| r.bytes.len() / 16 + 1).sum();
+    let mut out = String::with_capacity(lines.saturating_mul(80));
     for run in runs {
         if run.bytes.is_empty() {
             out.push_str(&format!(
@@ -173,28 +188,40 @@ pub fn render(runs: &[Run]) -> String {
             ));
             continue;
         }
+        let note = if run.state == "zero" {
+            " (zero, not stored)"
+        } else {
+            ""
+        };
         for (index, line) in run.bytes.chunks(16).enumerate() {
-            let hex: Vec<String> = line.iter().map(|b| format!("{b:02x}")).collect();
-            let ascii: String = line
-                .iter()
-                .map(|&b| {
-                    if b.is_ascii_graphic() || b == b' ' {
-                        b as char
-                    } else {
-                        '.'
-                    }
-                })
-                .collect();
-            out.push_str(&format!(
-                "{:016x}: {:<47}  |{ascii}|{}\n",
-                run.start + index as u64 * 16,
-                hex.join(" "),
-                if run.state == "zero" {
-                    " (zero, not stored)"
-                } else {
-                    ""
+            // `ADDRESS: 16 bytes as hex, 47 columns  |ASCII|`, built by
+            // hand: `rd` of a page is 256 of these lines.
+            let address = run.start + index as u64 * 16;
+            let _ = write!(out, "{address:016x}: ");
+            let mut columns = 0;
+            for (i, &byte) in line.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                    columns += 1;
                 }
-            ));
+                out.push(HEX[usize::from(byte >> 4)] as char);
+                out.push(HEX[usize::from(byte & 15)] as char);
+                columns += 2;
+            }
+            for _ in columns..47 {
+                out.push(' ');
+            }
+            out.push_str("  |");
+            for &byte in line {
+                out.push(if byte.is_ascii_graphic() || byte == b' ' {
+                    byte as char
+                } else {
+                    '.'
+                });
+            }
+            out.push('|');
+            out.push_str(note);
+            out.push('\n');
         }
     }
     out

@@ -67,19 +67,7 @@ impl Verdict {
 /// Check `dump`; `progress(done, total)` is called now and then.
 pub fn verify(dump: &Dump<'_>, progress: &mut dyn FnMut(u64, u64)) -> Verdict {
     let mut verdict = Verdict::default();
-    let (completeness, damage): (Completeness, Vec<String>) = match dump {
-        Dump::Elf(elf) => (
-            elf.completeness(),
-            elf.damage().iter().map(ToString::to_string).collect(),
-        ),
-        Dump::Kdump(parts) => (
-            parts[0].completeness(),
-            parts
-                .iter()
-                .flat_map(|p| p.damage().iter().map(ToString::to_string))
-                .collect(),
-        ),
-    };
+    let (completeness, damage) = dump.health();
     verdict.completeness = completeness.to_string();
     if let Completeness::Incomplete(_) = completeness {
         verdict.problem(None, None, format!("the dump is {completeness}"));

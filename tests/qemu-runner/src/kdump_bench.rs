@@ -126,10 +126,10 @@ impl Class {
 
 /// A small, fast, seedable generator (splitmix64): the image is the same
 /// every time it is made from the same guest.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -161,7 +161,7 @@ pub fn run(cache: &Path, rounds: usize, only: &[String]) -> Result<String, Strin
 }
 
 /// The cached image and its mix (one line), made first if missing.
-fn image(cache: &Path) -> Result<(PathBuf, String), String> {
+pub(crate) fn image(cache: &Path) -> Result<(PathBuf, String), String> {
     let work = cache.join("kdump-bench");
     let path = work.join(format!("image-v{IMAGE_VERSION}.elf"));
     let mix_path = work.join(format!("image-v{IMAGE_VERSION}.mix"));
@@ -410,7 +410,7 @@ fn gather(roots: &[PathBuf], want: usize, keep: impl Fn(&Path) -> bool) -> Resul
 
 /// Run this process, and the processes it starts, on one core (the last
 /// one: the first takes most interrupts).
-fn pin_to_one_core() -> Result<(), String> {
+pub(crate) fn pin_to_one_core() -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // SAFETY: `set` is a plain bit set owned by this frame; CPU_ZERO and
     // CPU_SET only write inside it, and sched_setaffinity reads
@@ -669,7 +669,7 @@ impl PhysMemory for Mapped<'_, '_> {
 
 /// A file written at offsets, never synced (makedumpfile does not sync
 /// either; the outputs are in memory).
-struct FileSink(File);
+pub(crate) struct FileSink(pub(crate) File);
 
 impl DumpSink for FileSink {
     type Error = std::io::Error;

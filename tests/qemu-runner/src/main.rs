@@ -28,10 +28,15 @@
 //! writers' benchmark against makedumpfile on a 1 GiB image made from a
 //! crashed Linux guest (see `kdump_bench.rs`).
 //!
+//! `crashkit-qemu-runner --cli-bench CACHE [--rounds N]` runs the `crashkit`
+//! CLI's benchmark against gdb, libkdumpfile and drgn on dumps of a 16 GiB
+//! machine made from that image (see `cli_bench.rs`).
+//!
 //! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
 //! (`cargo xtask test` installs it first).
 
 mod bench;
+mod cli_bench;
 mod corpus;
 mod host;
 mod kdump_bench;
@@ -75,6 +80,8 @@ struct Options {
     linux_corpus: Option<PathBuf>,
     bench: bool,
     kdump_bench: Option<PathBuf>,
+    cli_bench: Option<PathBuf>,
+    cli_bench_measure: Option<PathBuf>,
     rounds: usize,
     contenders: Vec<String>,
 }
@@ -95,6 +102,8 @@ fn options() -> Result<Options, String> {
         linux_corpus: None,
         bench: false,
         kdump_bench: None,
+        cli_bench: None,
+        cli_bench_measure: None,
         rounds: 5,
         contenders: Vec::new(),
     };
@@ -109,6 +118,8 @@ fn options() -> Result<Options, String> {
             "--linux-corpus" => options.linux_corpus = Some(PathBuf::from(value()?)),
             "--bench" => options.bench = true,
             "--kdump-bench" => options.kdump_bench = Some(PathBuf::from(value()?)),
+            "--cli-bench" => options.cli_bench = Some(PathBuf::from(value()?)),
+            "--cli-bench-measure" => options.cli_bench_measure = Some(PathBuf::from(value()?)),
             "--contender" => options.contenders.push(value()?),
             "--rounds" => {
                 let text = value()?;
@@ -173,6 +184,23 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!("crashkit-qemu-runner: kdump bench: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let cli_bench = match (&options.cli_bench, &options.cli_bench_measure) {
+        (Some(cache), _) => Some(cli_bench::run(cache, options.rounds)),
+        (None, Some(cache)) => Some(cli_bench::measure_only(cache, options.rounds)),
+        (None, None) => None,
+    };
+    if let Some(result) = cli_bench {
+        return match result {
+            Ok(report) => {
+                println!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("crashkit-qemu-runner: cli bench: {error}");
                 ExitCode::FAILURE
             }
         };

@@ -32,6 +32,9 @@
 //!   install` if missing; libFuzzer needs g++, installed with apt). The
 //!   corpus grows in the cache directory ([`cache_dir`]), seeded by the
 //!   format crate's `seed_corpus` example.
+//! - `bench-cli [ROUNDS]`: the `crashkit` CLI's benchmark (docs/benchmarks.md)
+//!   against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine made
+//!   from the kdump benchmark's image (`tests/qemu-runner/src/cli_bench.rs`).
 //! - `bench-kdump [ROUNDS] [CONTENDER]...`: the kdump-compressed writers'
 //!   benchmark (docs/benchmarks.md): crashkit's codecs against makedumpfile
 //!   `-c` and `-l` on a 1 GiB image made from a crashed Linux guest (kept
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&rest),
         Some("fuzz") => fuzz(&rest),
         Some("bench-kdump") => bench_kdump(&rest),
+        Some("bench-cli") => bench_cli(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             return ExitCode::SUCCESS;
@@ -106,6 +110,7 @@ fn print_help() {
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
          fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
          bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
+         bench-cli [ROUNDS]  the crashkit CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine (default 10 rounds)\n  \
          help   this text"
     );
 }
@@ -319,6 +324,31 @@ fn bench_kdump(args: &[String]) -> Result<(), String> {
         bench.args(["--contender", contender]);
     }
     Step::new("kdump writers against makedumpfile", bench)
+        .time_limit(60 * 60)
+        .run()
+}
+
+fn bench_cli(args: &[String]) -> Result<(), String> {
+    let rounds = match args {
+        [] => "10",
+        [rounds] if rounds.parse::<u32>().is_ok_and(|n| n > 0) => rounds.as_str(),
+        _ => return Err("`bench-cli` takes at most one argument, the rounds".into()),
+    };
+    prerequisites::rust_toolchain()?;
+    prerequisites::qemu()?;
+    prerequisites::makedumpfile()?;
+    prerequisites::cli_peers()?;
+    Step::new(
+        "crashkit CLI, release build",
+        cargo(["build", "--release", "-q", "-p", "crashkit"]),
+    )
+    .run()?;
+    let mut bench = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+    bench
+        .arg("--cli-bench")
+        .arg(cache_dir()?)
+        .args(["--rounds", rounds]);
+    Step::new("crashkit CLI against gdb, libkdumpfile and drgn", bench)
         .time_limit(60 * 60)
         .run()
 }

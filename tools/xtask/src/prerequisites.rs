@@ -96,6 +96,24 @@ pub fn dump_checkers() -> Result<(), String> {
     )
 }
 
+/// The peers of the CLI benchmark: gdb, and libkdumpfile's and drgn's
+/// Python bindings as Debian's Python sees them.
+pub fn cli_peers() -> Result<(), String> {
+    debian_tool("gdb", "gdb", "the CLI benchmark")?;
+    debian_tool_with(
+        "/usr/bin/python3",
+        &["-c", "import kdumpfile"],
+        "python3-libkdumpfile",
+        "the CLI benchmark",
+    )?;
+    debian_tool_with(
+        "/usr/bin/python3",
+        &["-c", "import drgn"],
+        "python3-drgn",
+        "the CLI benchmark",
+    )
+}
+
 /// g++, which libFuzzer's build (the fuzz target) needs.
 pub fn gxx() -> Result<(), String> {
     debian_tool("g++", "g++", "libFuzzer, built by the fuzz target")

@@ -131,8 +131,9 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
     lines
 }
 
-/// The text of `cpus`.
-pub fn render_lines(lines: &[CpuLine]) -> String {
+/// The text of `cpus`; `hint` says how to find a crash record when the
+/// lines have no states.
+pub fn render_lines(lines: &[CpuLine], hint: bool) -> String {
     let dash = || "-".to_owned();
     let hex = |value: Option<u64>| value.map_or_else(dash, |v| format!("{v:#018x}"));
     let mut out = String::from("CPU   PID  STATE         MODE    CPL  RIP                 RSP\n");
@@ -160,7 +161,7 @@ pub fn render_lines(lines: &[CpuLine]) -> String {
     if lines.iter().any(|l| l.panicking) {
         out.push_str("(* panicking)\n");
     }
-    if lines.iter().all(|l| l.state.is_none()) {
+    if hint && lines.iter().all(|l| l.state.is_none()) {
         out.push_str("(no crash record note, so no states; `--scan` finds a record in memory)\n");
     }
     out

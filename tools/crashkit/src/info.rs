@@ -47,6 +47,10 @@ pub struct Info {
     /// Size of the crash record the dump carries in a note (`crashkit
     /// record` decodes it, or scans memory for one when there is no note).
     pub crash_record_bytes: Option<usize>,
+    /// A dump of Linux (VMCOREINFO names `init_uts_ns`): no crash record
+    /// to look for.
+    #[serde(skip)]
+    pub linux: bool,
     /// The panic message, from the crash record's note (lossy UTF-8).
     pub panic_message: Option<String>,
     /// How far the panic path got, from the crash record's note.
@@ -134,6 +138,7 @@ fn pages(counts: PageCounts) -> Pages {
 /// Gather [`Info`] from an opened dump.
 pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
     let mut info = gather_metadata(files, dump);
+    info.linux = dump.is_linux();
     if let Some(view) = record::noted(dump) {
         let panic = view.panic();
         info.panic_message = Some(String::from_utf8_lossy(panic.message().as_bytes()).into_owned());
@@ -180,6 +185,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 cpus: elf.cpus().len(),
                 panic_cpu: crashkit.and_then(|c| c.identity.panic_cpu),
                 crash_record_bytes: crashkit.and_then(|c| c.crash_record.map(<[u8]>::len)),
+                linux: false,
                 panic_message: None,
                 panic_phase: None,
                 memory: ranges(
@@ -252,6 +258,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 crash_record_bytes: crashkit
                     .as_ref()
                     .and_then(|c| c.crash_record.map(<[u8]>::len)),
+                linux: false,
                 panic_message: None,
                 panic_phase: None,
                 memory: ranges(first.memory_runs()),
@@ -317,6 +324,7 @@ pub fn render(info: &Info) -> String {
     );
     match info.crash_record_bytes {
         Some(bytes) => line("CRASH RECORD", format!("{bytes} bytes (crashkit record)")),
+        None if info.linux => {}
         None => line(
             "CRASH RECORD",
             "not in a note (`crashkit record` scans memory for one)".into(),

@@ -169,7 +169,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     cpus: Some(&lines),
                     ..Versioned::default()
                 },
-                || cpus::render_lines(&lines),
+                || cpus::render_lines(&lines, !opened.is_linux()),
             )?;
         }
         Command::Regs { dump, cpu } => {

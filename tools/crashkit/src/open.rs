@@ -113,6 +113,19 @@ pub enum Dump<'a> {
 }
 
 impl<'a> Dump<'a> {
+    /// Whether this is a dump of Linux: its VMCOREINFO names `init_uts_ns`
+    /// (Linux's own utsname), which no crashkit kernel exports. A Linux
+    /// dump has no crash record, so nothing suggests looking for one.
+    pub fn is_linux(&self) -> bool {
+        let named = |info: Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>>| {
+            info.is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
+        };
+        match self {
+            Dump::Elf(elf) => named(elf.vmcoreinfo()),
+            Dump::Kdump(parts) => named(parts[0].vmcoreinfo()),
+        }
+    }
+
     /// The completeness the dump claims or shows and what opening found
     /// wrong (every part's, for a split dump).
     pub fn health(&self) -> (Completeness, Vec<String>) {

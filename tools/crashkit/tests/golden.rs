@@ -1,8 +1,10 @@
 //! Golden tests: every command's text and JSON output on a small corpus,
 //! compared byte for byte with `tests/golden/NAME.txt` (standard output,
 //! standard error and the exit code). The corpus: the dumps
-//! `tests/common` writes (ELF, kdump-compressed, flattened) and QEMU's
-//! kdump-zlib dump of the crashed test kernel (`tests/corpus`, 1.5 MB).
+//! `tests/common` writes (ELF, kdump-compressed, flattened), QEMU's
+//! kdump-zlib dump of the crashed test kernel (`tests/corpus`, 1.5 MB) and
+//! one part of makedumpfile's split dump of the crashed Linux guest
+//! (`tests/corpus`, 2.2 MB).
 //!
 //! Regenerate on purpose only: `CRASHKIT_GOLDEN=update cargo test -p
 //! crashkit --test golden`, then review the diff.
@@ -86,6 +88,22 @@ fn every_command_matches_its_golden_output() {
         ("verify", vec!["verify", qemu]),
     ] {
         cases.push((format!("qemu-{command}"), corpus.as_path(), args));
+    }
+    // makedumpfile's output of the crashed Linux guest: the second of three
+    // parts of `makedumpfile --split -c -d 1` (2.2 MB; alone, the frames
+    // of the other parts read as lost).
+    let linux = "linux-guest.makedumpfile-c-split.2";
+    for (command, args) in [
+        ("info", vec!["info", linux]),
+        ("info-json", vec!["--json", "info", linux]),
+        ("cpus", vec!["cpus", linux]),
+        ("regs", vec!["regs", linux, "1"]),
+        ("record", vec!["record", linux]),
+        ("rd", vec!["rd", linux, "-p", "0x5fffff0", "0x40"]),
+        ("rd-lost", vec!["rd", linux, "-p", "0x1000000", "0x20"]),
+        ("verify-json", vec!["--json", "verify", linux]),
+    ] {
+        cases.push((format!("linux-{command}"), corpus.as_path(), args));
     }
     // Errors are output too.
     cases.push((

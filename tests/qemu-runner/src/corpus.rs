@@ -34,8 +34,9 @@ use crashkit_dump_format::reader::{Completeness, CpuRegisters, ElfDump, PageStat
 use crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter;
 use crashkit_dump_format::writer::{DumpStats, KernelImage};
 use crashkit_dump_format::{PAGE_SIZE, Registers, elf, note};
-use crashkit_record::{RecordView, scan};
+use crashkit_record::{Decoded, RecordView, scan};
 
+use crate::cli_check;
 use crate::host::{compare_with_ram, run};
 use crate::qemu::Boot;
 use crate::qmp::{Qmp, wait_for_line};
@@ -211,17 +212,57 @@ fn one_case(
     check_crashkit_dump(&crashkit, &qemu, &view)?;
     compare_with_ram(&crashkit, &ram, "crashkit's dump")?;
     let function = check_with_tools(&crashkit_path, &work.join("../kernel.elf"), cpus)?;
+    // 3. Every crashkit command over each dump, against RAM and its record.
+    let crash = cli_check::Crash {
+        ram: &ram,
+        cpus: cpus as usize,
+        record: Some(cli_check::Record {
+            address: at as u64,
+            owner: view
+                .panic()
+                .owner_cpu()
+                .ok_or("the record in RAM has no owner")?,
+            states: view
+                .cpus()
+                .take(cpus as usize)
+                .map(|slot| match slot.state() {
+                    Decoded::Known(state) => format!("{state:?}"),
+                    Decoded::Unknown(code) => format!("unknown({code})"),
+                })
+                .collect(),
+        }),
+    };
+    let crashkit = cli_check::crashkit()?;
+    let mut cli_lines = Vec::new();
+    let mut dumps = vec![
+        (qemu_elf.clone(), "elf", "qemu", false),
+        (crashkit_path.clone(), "elf", "crashkit", true),
+    ];
+    for (_, path) in &kdumps {
+        dumps.push((path.clone(), "kdump-compressed-flattened", "qemu", false));
+    }
+    for (path, format, producer, record_note) in dumps {
+        let files = [path];
+        let dump = cli_check::Dump {
+            files: &files,
+            format,
+            producer,
+            record_note,
+        };
+        cli_lines.push(cli_check::check(&crashkit, &dump, &crash)?);
+    }
     // Checked: the RAM file (128 MiB) is not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
     Ok(format!(
         "QEMU ELF {} MiB, {compared} pages equal to guest RAM; {}; crash record at {at:#x}; \
          crashkit ELF {} MiB ({} segments, {} zero pages left out), complete, same pages; \
-         gdb: {cpus} threads, panicking CPU in {function}",
+         gdb: {cpus} threads, panicking CPU in {function}; crashkit CLI on each: {}",
         qemu_bytes.len() >> 20,
         kdump_lines.join("; "),
         crashkit_bytes.len() >> 20,
         stats.segments,
         stats.zero_pages_excluded,
+        cli_lines.join(" / "),
     ))
 }
 

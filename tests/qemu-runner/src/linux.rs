@@ -28,6 +28,7 @@ use std::time::Duration;
 use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::reader::{Completeness, ElfDump, PageState, Producer};
 
+use crate::cli_check;
 use crate::host::{compare_with_ram, run};
 use crate::qemu::{Boot, Outcome};
 use crate::qmp::{Qmp, wait_for_line};
@@ -236,17 +237,71 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let filtered = makedumpfile_elf(&dump, &ram, work)?;
     let qemu_kdump = check_kdump(&kdump_path, &dump, guest, kaslr)?;
     let makedumpfile = makedumpfile_kdump(&dump, work, guest)?;
+    let cli = every_command(work, &ram)?;
     // Checked: the RAM file and makedumpfile's input (crashkit's ELF of all
     // pages) are not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
     let _ = std::fs::remove_file(work.join("crashkit.vmcore"));
     Ok(format!(
         "booted in {:.1} s; QEMU ELF {} MiB, {compared} pages equal to guest RAM; {facts}; \
-         kdump-zlib (flattened) {} KiB: {qemu_kdump}; {filtered}; {makedumpfile}",
+         kdump-zlib (flattened) {} KiB: {qemu_kdump}; {filtered}; {makedumpfile}; \
+         crashkit CLI on each: {cli}",
         outcome.elapsed.as_secs_f64(),
         bytes.len() >> 20,
         kdump_len >> 10
     ))
+}
+
+/// Every `crashkit` command over every dump of the guest in `work`: QEMU's
+/// ELF and flattened kdump-zlib, makedumpfile's ELF, kdump (zlib, LZO),
+/// flattened and split outputs (the parts named together).
+fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
+    let crashkit = cli_check::crashkit()?;
+    let crash = cli_check::Crash {
+        ram,
+        cpus: 2,
+        record: None,
+    };
+    let one = |name: &str| vec![work.join(name)];
+    let split: Vec<PathBuf> = (1..=3)
+        .map(|i| work.join(format!("makedumpfile-split.{i}")))
+        .collect();
+    let dumps = [
+        (one("qemu.elf"), "elf", "qemu"),
+        (
+            one("qemu-kdump-zlib.flat"),
+            "kdump-compressed-flattened",
+            "qemu",
+        ),
+        (one("makedumpfile-E-d31.elf"), "elf", "rewritten"),
+        (
+            one("makedumpfile-c-d1.kdump"),
+            "kdump-compressed",
+            "makedumpfile",
+        ),
+        (
+            one("makedumpfile-l-d31.kdump"),
+            "kdump-compressed",
+            "makedumpfile",
+        ),
+        (
+            one("makedumpfile-F-c-d1.flat"),
+            "kdump-compressed-flattened",
+            "makedumpfile",
+        ),
+        (split, "kdump-compressed", "makedumpfile"),
+    ];
+    let mut lines = Vec::new();
+    for (files, format, producer) in &dumps {
+        let dump = cli_check::Dump {
+            files,
+            format,
+            producer,
+            record_note: false,
+        };
+        lines.push(cli_check::check(&crashkit, &dump, &crash)?);
+    }
+    Ok(format!("{} dumps: {}", dumps.len(), lines.join(" / ")))
 }
 
 /// Boot `guest` with `ram_mib` of RAM (KASLR on or off), wait for its

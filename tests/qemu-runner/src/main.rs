@@ -37,6 +37,7 @@
 
 mod bench;
 mod cli_bench;
+mod cli_check;
 mod corpus;
 mod host;
 mod kdump_bench;

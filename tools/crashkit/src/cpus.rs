@@ -27,6 +27,9 @@ pub struct CpuLine {
     /// `pr_pid` of its `NT_PRSTATUS` note (crashkit: the CPU index; Linux
     /// and QEMU: a thread id or the CPU index plus one).
     pub pid: Option<u32>,
+    /// The CPU's index in the crash record (crashkit's control state says
+    /// it; QEMU writes CPUs in index order), when there is a record.
+    pub index: Option<u32>,
     /// Its shootdown state from the crash record (`PanicOwner`, `Stopped`,
     /// `Unresponsive`, `NmiSent`, `Running`): the record's note, or with
     /// `--scan` a record found in memory.
@@ -100,6 +103,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
             CpuLine {
                 cpu: Some(place),
                 pid: Some(cpu.pid),
+                index: record.map(|_| index),
                 state: slot(index).map(|s| s.state.clone()),
                 panicking: panic == Some(index),
                 rip: Some(cpu.rip()),
@@ -120,6 +124,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
         lines.push(CpuLine {
             cpu: None,
             pid: None,
+            index: u32::try_from(cpu.cpu).ok(),
             state: Some(cpu.state.clone()),
             panicking: panic.is_some_and(|p| usize::try_from(p).ok() == Some(cpu.cpu)),
             rip: None,

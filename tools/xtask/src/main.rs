@@ -204,9 +204,18 @@ fn qemu_scenarios() -> Result<(), String> {
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
+    // The corpus runs check every crashkit command over every dump with
+    // the release binary next to the runner.
+    Step::new(
+        "crashkit CLI, release build",
+        cargo(["build", "--release", "-q", "-p", "crashkit"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
     // The dump corpus of the crashed test kernel: QEMU's ELF dumps and
     // crashkit's, read back and compared with guest RAM, checked by readelf
-    // and gdb; kept in the cache directory for later use.
+    // and gdb and by every crashkit command; kept in the cache directory
+    // for later use.
     let mut corpus = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
     corpus
         .arg("--corpus")
@@ -216,7 +225,8 @@ fn qemu_scenarios() -> Result<(), String> {
         .run()?;
     // The Linux guest's dumps: Debian's kernel (apt-get download, never
     // installed), crashed under QEMU with and without KASLR; QEMU's dumps
-    // compared with guest RAM, makedumpfile -E of them read back.
+    // compared with guest RAM, makedumpfile -E of them read back; every
+    // crashkit command over each.
     prerequisites::makedumpfile()?;
     let mut linux = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
     linux

@@ -1,0 +1,271 @@
+//! Every `crashkit` command over every dump of the corpora, as a user runs
+//! them: the release binary next to this runner (`cargo xtask test` builds
+//! it first), each command's exit code, its JSON, and what it says checked
+//! against the crash itself: the crash record in guest RAM and guest RAM's
+//! own bytes.
+//!
+//! Per dump (a file, or a split dump's parts joined by commas): `info` and
+//! `--json info` (no warning; the format and producer expected; CPUs),
+//! `cpus` and `--json cpus` (the CPU count; with `--scan` for another
+//! producer's dump of the test kernel, every CPU's state as the record in
+//! RAM has it), `regs` of each CPU, `record` (the test kernel: found in the
+//! note or by scanning, at the record's address, with the owner the record
+//! in RAM names; Linux: none, exit 1), `rd -p` of sample pages against
+//! guest RAM (a page the dump has must read as RAM has it; at least one
+//! must), and `verify` (ok).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crashkit_dump_format::PAGE_SIZE;
+
+/// What the crash was, to check the commands' answers against.
+pub struct Crash<'r> {
+    /// Guest RAM, flat from physical address 0.
+    pub ram: &'r [u8],
+    /// CPUs the guest had.
+    pub cpus: usize,
+    /// The test kernel's crash record in RAM: its address, owner and each
+    /// CPU's state (`Debug` name). `None` for Linux.
+    pub record: Option<Record>,
+}
+
+/// The crash record as guest RAM has it.
+pub struct Record {
+    /// Its physical address.
+    pub address: u64,
+    /// The panic owner.
+    pub owner: u32,
+    /// Each CPU's state, by index, for the CPUs the platform has.
+    pub states: Vec<String>,
+}
+
+/// One dump to check: its argument and what its producer and format are.
+pub struct Dump<'a> {
+    /// The files (comma-joined parts for a split dump).
+    pub files: &'a [PathBuf],
+    /// `format` as `info --json` says it.
+    pub format: &'static str,
+    /// `producer` as `info --json` says it.
+    pub producer: &'static str,
+    /// Whether the crash record is in a note (crashkit's dumps and the
+    /// files makedumpfile made of them) rather than only in memory.
+    pub record_note: bool,
+}
+
+/// The `crashkit` release binary next to this runner.
+pub fn crashkit() -> Result<PathBuf, String> {
+    let path = std::env::current_exe()
+        .map_err(|e| format!("where this runner is: {e}"))?
+        .with_file_name("crashkit");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing (`cargo build --release -p crashkit`; `cargo xtask test` builds it)",
+            path.display()
+        ))
+    }
+}
+
+fn run(crashkit: &Path, args: &[&str]) -> Result<Output, String> {
+    Command::new(crashkit)
+        .args(args)
+        .output()
+        .map_err(|e| format!("crashkit {args:?}: {e}"))
+}
+
+/// Run `args`, which must exit with `code` and print no warning; its
+/// standard output.
+fn expect(crashkit: &Path, args: &[&str], code: i32) -> Result<Vec<u8>, String> {
+    let output = run(crashkit, args)?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if output.status.code() != Some(code) {
+        return Err(format!(
+            "crashkit {}: exit {:?}, not {code}: {stderr}",
+            args.join(" "),
+            output.status.code()
+        ));
+    }
+    if !stderr.is_empty() {
+        return Err(format!(
+            "crashkit {}: said on stderr: {stderr}",
+            args.join(" ")
+        ));
+    }
+    Ok(output.stdout)
+}
+
+fn json(crashkit: &Path, args: &[&str], code: i32) -> Result<Value, String> {
+    let stdout = expect(crashkit, args, code)?;
+    let value: Value = serde_json::from_slice(&stdout)
+        .map_err(|e| format!("crashkit {}: not JSON: {e}", args.join(" ")))?;
+    if value["schema"] != 1 {
+        return Err(format!("crashkit {}: no schema 1", args.join(" ")));
+    }
+    Ok(value)
+}
+
+/// Check every command on `dump` against `crash`; a one-line summary.
+pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<String, String> {
+    let argument = dump
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let arg = argument.as_str();
+    let fail = |what: String| format!("crashkit on {arg}: {what}");
+
+    expect(crashkit, &["info", arg], 0)?;
+    let info = json(crashkit, &["--json", "info", arg], 0)?;
+    if info["format"] != dump.format || info["producer"] != dump.producer {
+        return Err(fail(format!(
+            "info says {} by {}, not {} by {}",
+            info["format"], info["producer"], dump.format, dump.producer
+        )));
+    }
+    if info["cpus"] != crash.cpus {
+        return Err(fail(format!(
+            "info: {} CPUs, not {}",
+            info["cpus"], crash.cpus
+        )));
+    }
+
+    expect(crashkit, &["cpus", arg], 0)?;
+    let scan = crash.record.is_some() && !dump.record_note;
+    let mut cpus_args = vec!["--json", "cpus", arg];
+    if scan {
+        cpus_args.push("--scan");
+    }
+    let cpus = json(crashkit, &cpus_args, 0)?;
+    let lines = cpus["cpus"].as_array().cloned().unwrap_or_default();
+    let noted = lines.iter().filter(|l| !l["cpu"].is_null()).count();
+    if noted != crash.cpus {
+        return Err(fail(format!(
+            "cpus: {noted} CPUs with notes, not {}",
+            crash.cpus
+        )));
+    }
+    if let Some(record) = &crash.record {
+        for line in &lines {
+            let index = line["index"].as_u64().unwrap_or(u64::MAX) as usize;
+            let want = record.states.get(index).map(String::as_str);
+            if line["state"].as_str() != want {
+                return Err(fail(format!(
+                    "cpus: CPU {index} is {}, the record in RAM says {want:?}",
+                    line["state"]
+                )));
+            }
+            if line["panicking"] != (index as u32 == record.owner) {
+                return Err(fail(format!(
+                    "cpus: CPU {index} panicking is {}",
+                    line["panicking"]
+                )));
+            }
+        }
+    }
+    for cpu in 0..crash.cpus {
+        expect(crashkit, &["regs", arg, &cpu.to_string()], 0)?;
+    }
+
+    let record_json = json(
+        crashkit,
+        &["--json", "record", arg],
+        if crash.record.is_some() { 0 } else { 1 },
+    )?;
+    let records = record_json["record"]["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut said = String::new();
+    match &crash.record {
+        Some(record) => {
+            let first = records.first().ok_or_else(|| fail("record: none".into()))?;
+            let (by, address) = (first["found_by"].as_str(), first["address"].as_u64());
+            let (want_by, want_address) = if dump.record_note {
+                (Some("note"), None)
+            } else {
+                (Some("scan"), Some(record.address))
+            };
+            if by != want_by || address != want_address || records.len() != 1 {
+                return Err(fail(format!(
+                    "record: {} found, first by {by:?} at {address:?}; expected one by \
+                     {want_by:?} at {want_address:?}",
+                    records.len()
+                )));
+            }
+            if first["panic"]["owner_cpu"] != record.owner {
+                return Err(fail(format!(
+                    "record: owner {}, RAM's record says {}",
+                    first["panic"]["owner_cpu"], record.owner
+                )));
+            }
+            said.push_str(&format!("record by {}", want_by.unwrap_or("?")));
+        }
+        None => {
+            if !records.is_empty() {
+                return Err(fail("record: found one in a Linux dump".into()));
+            }
+            said.push_str("no record (Linux)");
+        }
+    }
+
+    let (compared, absent) = sample_pages(crashkit, arg, crash.ram)?;
+    let verify = json(crashkit, &["--json", "verify", arg], 0)?;
+    if verify["verify"]["ok"] != true {
+        return Err(fail(format!("verify: {}", verify["verify"])));
+    }
+    Ok(format!(
+        "info, cpus, regs x{}, {said}, rd ({compared} pages equal to RAM, {absent} not in the dump), verify",
+        crash.cpus
+    ))
+}
+
+/// `rd -p` of 32 pages spread over guest RAM (and the record's page): a
+/// page the dump has reads as RAM has it. The pages equal and absent.
+fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), String> {
+    let pages = ram.len() as u64 / PAGE_SIZE;
+    let (mut compared, mut absent) = (0u32, 0u32);
+    for index in 0..32u64 {
+        // Spread, and off the first page of each stretch.
+        let phys = (pages * index / 32 + index) * PAGE_SIZE;
+        let Some(expected) = ram.get(phys as usize..(phys + PAGE_SIZE) as usize) else {
+            continue;
+        };
+        let value = json(
+            crashkit,
+            &["--json", "rd", arg, "-p", &format!("{phys:#x}"), "4096"],
+            0,
+        )?;
+        let runs = value["rd"].as_array().cloned().unwrap_or_default();
+        match runs.as_slice() {
+            [run] if run["hex"].is_string() => {
+                let hex = run["hex"].as_str().unwrap_or("");
+                let bytes: Vec<u8> = (0..hex.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                if bytes != expected {
+                    return Err(format!(
+                        "crashkit rd {arg} -p {phys:#x}: differs from guest RAM"
+                    ));
+                }
+                compared += 1;
+            }
+            [run] if matches!(run["state"].as_str(), Some("excluded" | "lost" | "hole")) => {
+                absent += 1;
+            }
+            other => {
+                return Err(format!(
+                    "crashkit rd {arg} -p {phys:#x}: unexpected runs {other:?}"
+                ));
+            }
+        }
+    }
+    if compared == 0 {
+        return Err(format!("crashkit rd {arg}: no sampled page is in the dump"));
+    }
+    Ok((compared, absent))
+}

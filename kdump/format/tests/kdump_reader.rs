@@ -9,23 +9,9 @@ use common::kdump::{Frame, build, contents, flatten, mixed_frames};
 use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::compressed::codec::DecodeError;
 use crashkit_dump_format::reader::{Completeness, PageState};
-use crashkit_dump_format::{note, prstatus};
 
 fn notes() -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut push = |name: &[u8], n_type: u32, desc: &[u8]| {
-        let (head, len) = note::encode_head(name, n_type, desc.len() as u32);
-        out.extend_from_slice(&head[..len]);
-        out.extend_from_slice(desc);
-        out.resize(out.len() + note::pad4(desc.len()) - desc.len(), 0);
-    };
-    push(
-        b"CORE",
-        1,
-        &prstatus::encode_x86_64(1, &common::registers(0)),
-    );
-    push(b"VMCOREINFO", 0, b"OSRELEASE=kdump-test\nPAGESIZE=4096\n");
-    out
+    common::mutations::kdump_notes()
 }
 
 fn check_all(dump: &KdumpDump<'_>, frames: &[Frame]) {
@@ -129,69 +115,31 @@ fn dump_descriptor_offset(file: &[u8], index: usize) -> usize {
 
 #[test]
 fn mutated_files_never_panic_and_errors_name_offsets() {
-    let frames = mixed_frames(64);
-    let plain = build(&frames, &notes());
-    let bases = [
-        ("plain", plain.clone()),
-        ("flattened", flatten(&plain, 3000)),
-    ];
     let mut cases = 0usize;
-    for (name, base) in &bases {
-        let mut check = |file: &[u8], what: String| {
-            cases += 1;
-            match KdumpDump::parse(file) {
-                Err(error) => {
-                    let message = error.to_string();
-                    assert!(message.contains("offset"), "{name} {what}: {message}");
-                }
-                Ok(dump) => {
-                    for damage in dump.damage() {
-                        assert!(damage.to_string().contains("offset"));
-                    }
-                    let _ = (
-                        dump.cpus().len(),
-                        dump.vmcoreinfo().map(|i| i.entries().count()),
-                    );
-                    let _ = dump.completeness().to_string();
-                    let mut page = vec![0u8; 4096];
-                    for frame in 0..dump.frames().min(200) + 2 {
-                        let _ = dump.classify(frame * 4096);
-                        let _ = dump.read_page(frame, &mut page);
-                    }
-                }
+    common::mutations::kdump_cases(|name, file, what| {
+        cases += 1;
+        match KdumpDump::parse(file) {
+            Err(error) => {
+                let message = error.to_string();
+                assert!(message.contains("offset"), "{name} {what}: {message}");
             }
-        };
-        // Every 32-bit field of the header and sub-header set to extremes.
-        for at in (0..512).step_by(4).chain((4096..4096 + 104).step_by(4)) {
-            for value in [0u32, 1, 0x7fff_ffff, u32::MAX, 4097] {
-                let mut file = base.clone();
-                let at = if *name == "flattened" {
-                    at + 4096 + 16
-                } else {
-                    at
-                };
-                if at + 4 <= file.len() {
-                    file[at..at + 4].copy_from_slice(&value.to_le_bytes());
-                    check(&file, format!("field at {at} = {value:#x}"));
+            Ok(dump) => {
+                for damage in dump.damage() {
+                    assert!(damage.to_string().contains("offset"));
+                }
+                let _ = (
+                    dump.cpus().len(),
+                    dump.vmcoreinfo().map(|i| i.entries().count()),
+                );
+                let _ = dump.completeness().to_string();
+                let mut page = vec![0u8; 4096];
+                for frame in 0..dump.frames().min(200) + 2 {
+                    let _ = dump.classify(frame * 4096);
+                    let _ = dump.read_page(frame, &mut page);
                 }
             }
         }
-        // Byte flips across the metadata (bitmaps, descriptors, records).
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..400 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let at = (state as usize) % base.len().min(4096 * 6);
-            let mut file = base.clone();
-            file[at] ^= 1 << (state >> 61);
-            check(&file, format!("flip at {at}"));
-        }
-        // Truncations.
-        for cut in (0..base.len()).step_by(997) {
-            check(&base[..cut], format!("cut at {cut}"));
-        }
-    }
+    });
     assert!(cases > 1000, "only {cases} mutated files");
 }
 

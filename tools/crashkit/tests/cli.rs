@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Command, Output};
 
-use common::{elf, file, flattened, kdump};
+use common::{bounded, elf, file, flattened, kdump};
 
 fn crashkit(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_crashkit"))
@@ -315,22 +315,6 @@ fn verify_passes_whole_dumps_and_names_every_broken_page() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("the dump is incomplete"), "{stdout}");
     assert!(stdout.contains("lost: its"), "{stdout}");
-}
-
-/// Run `crashkit args` under a 1 GiB address-space limit and a 10 s time
-/// limit (the shell's `ulimit` and coreutils' `timeout`).
-fn bounded(args: &[&str]) -> Output {
-    let mut script = String::from("ulimit -v 1048576; exec timeout 10 \"$0\"");
-    for i in 0..args.len() {
-        script.push_str(&format!(" \"${}\"", i + 1));
-    }
-    Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .arg(env!("CARGO_BIN_EXE_crashkit"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod kdump;
+pub mod mutations;
 
 use crashkit_dump_format::writer::{
     CpuState, DumpError, DumpPlan, DumpStats, KernelImage, WriteOptions,

@@ -175,3 +175,60 @@ pub fn flattened() -> Vec<u8> {
         sink.finish().unwrap().0
     })
 }
+
+/// Run `crashkit args` as a hostile-input run: under a 1 GiB address-space
+/// limit (`RLIMIT_AS`, set in the child before `exec`) and killed after
+/// 10 s. What it printed and how it ended (a kill ends with no exit code).
+pub fn bounded(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crashkit"));
+    command
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before `exec` and only
+    // calls `setrlimit`, which is async-signal-safe, on a limit struct it
+    // owns; it touches no memory the parent shares, takes no lock and does
+    // not allocate.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Standard output and error are read while it runs, so a chatty child
+    // never blocks on a full pipe.
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}

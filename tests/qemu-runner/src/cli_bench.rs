@@ -605,6 +605,7 @@ fn measure(
         }
         median(&mut peaks)
     };
+    let true_alone = alone(&mut || Command::new("/bin/true"))?;
     let crashkit_alone = alone(&mut || {
         let mut command = Command::new(crashkit);
         command.arg("--version");
@@ -666,8 +667,10 @@ fn measure(
         ));
     }
     report.push_str(&format!(
-        "\nStart-up alone (median): Python (`/usr/bin/python3 -c pass`), part of every libkdumpfile and drgn time, {:.2} ms; \
+        "\nStart-up alone (median): a process that does nothing (`/bin/true`), {:.2} ms; Python \
+         (`/usr/bin/python3 -c pass`), part of every libkdumpfile and drgn time, {:.2} ms; \
          crashkit (`crashkit --version`: the process, the loader, clap), part of every crashkit time, {:.2} ms.\n",
+        true_alone.as_secs_f64() * 1e3,
         python_alone.as_secs_f64() * 1e3,
         crashkit_alone.as_secs_f64() * 1e3
     ));

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use crashkit_dump_format::compressed::writer::{ZlibPages, write_kdump};
 use crashkit_dump_format::reader::{ElfDump, PageState};
-use crashkit_dump_format::writer::{Coalescing, CpuState, DumpPlan, WriteOptions};
+use crashkit_dump_format::writer::{Coalescing, DumpPlan, WriteOptions};
 use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
 use crate::kdump_bench;
@@ -242,20 +242,7 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
         .iter()
         .map(|&(start, end)| PhysRange::new(start, end - start))
         .collect();
-    let cpus: Vec<CpuState> = dump
-        .cpus()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, cpu)| cpu.writer_state(index as u32))
-        .collect();
-    let vmcoreinfo: Vec<u8> = dump
-        .vmcoreinfo()
-        .map(|info| {
-            info.entries()
-                .flat_map(|(key, value)| format!("{key}={value}\n").into_bytes())
-                .collect()
-        })
-        .unwrap_or_default();
+    let (cpus, vmcoreinfo) = kdump_bench::cpus_and_vmcoreinfo(&dump);
     let plan = DumpPlan {
         dump_id: [0x16; 16],
         crash_time: 1_796_457_600,

@@ -696,22 +696,7 @@ fn write_crashkit(image: &Path, codec: Codec, out: &Path) -> Result<KdumpStats, 
         .iter()
         .map(|s| PhysRange::new(s.paddr, s.memsz))
         .collect();
-    // The image's CPUs (crashkit's notes: registers and control state), as
-    // a capture kernel passes the crashed CPUs' states.
-    let cpus: Vec<CpuState> = dump
-        .cpus()
-        .iter()
-        .enumerate()
-        .filter_map(|(index, cpu)| cpu.writer_state(index as u32))
-        .collect();
-    let vmcoreinfo: Vec<u8> = dump
-        .vmcoreinfo()
-        .map(|info| {
-            info.entries()
-                .flat_map(|(key, value)| format!("{key}={value}\n").into_bytes())
-                .collect()
-        })
-        .unwrap_or_default();
+    let (cpus, vmcoreinfo) = cpus_and_vmcoreinfo(&dump);
     let plan = DumpPlan {
         dump_id: [0x6b; 16],
         crash_time: rewrite::now(),
@@ -747,6 +732,27 @@ fn write_crashkit(image: &Path, codec: Codec, out: &Path) -> Result<KdumpStats, 
         |_| {},
     )
     .map_err(|e| format!("writing {}: {e:?}", out.display()))
+}
+
+/// The image's CPUs (crashkit's notes: registers and control state), as a
+/// capture kernel passes the crashed CPUs' states, and its VMCOREINFO text
+/// (Linux's), for a plan that writes the image again.
+pub(crate) fn cpus_and_vmcoreinfo(dump: &ElfDump<'_>) -> (Vec<CpuState>, Vec<u8>) {
+    let cpus = dump
+        .cpus()
+        .iter()
+        .enumerate()
+        .filter_map(|(index, cpu)| cpu.writer_state(index as u32))
+        .collect();
+    let vmcoreinfo = dump
+        .vmcoreinfo()
+        .map(|info| {
+            info.entries()
+                .flat_map(|(key, value)| format!("{key}={value}\n").into_bytes())
+                .collect()
+        })
+        .unwrap_or_default();
+    (cpus, vmcoreinfo)
 }
 
 /// Every output of round 0 read back by crashkit's kdump reader: every

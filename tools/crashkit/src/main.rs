@@ -156,12 +156,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Cpus { dump, scan } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let bar = progress_bar(cli.json);
-            let record = record::for_states(&opened, *scan, &mut |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
+            let record = with_progress(cli.json, |progress| {
+                record::for_states(&opened, *scan, progress)
             });
-            bar.finish_and_clear();
             let lines = cpus::lines(&opened, record.as_ref());
             answer(
                 cli.json,
@@ -231,12 +228,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Record { dump, scan } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let bar = progress_bar(cli.json);
-            let found = record::find(&opened, *scan, &mut |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            });
-            bar.finish_and_clear();
+            let found = with_progress(cli.json, |progress| record::find(&opened, *scan, progress));
             answer(
                 cli.json,
                 Versioned {
@@ -252,12 +244,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Verify { dump } => {
             let files = open::Files::map(dump)?;
             let opened = open::open(&files)?;
-            let bar = progress_bar(cli.json);
-            let verdict = verify::verify(&opened, &mut |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            });
-            bar.finish_and_clear();
+            let verdict = with_progress(cli.json, |progress| verify::verify(&opened, progress));
             answer(
                 cli.json,
                 Versioned {
@@ -279,13 +266,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let bar = progress_bar(cli.json);
-            let written =
-                convert::convert(&opened, out, *to, *codec, *keep_zero, &mut |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                });
-            bar.finish_and_clear();
+            let written = with_progress(cli.json, |progress| {
+                convert::convert(&opened, out, *to, *codec, *keep_zero, progress)
+            });
             let written = written?;
             answer(
                 cli.json,
@@ -345,6 +328,19 @@ fn answer(
     } else {
         print(&text())
     }
+}
+
+/// Run `job` with a progress callback `(done, total)` that draws a bar on
+/// standard error (a terminal only, never with `--json`), cleared when the
+/// job returns.
+fn with_progress<T>(json_wanted: bool, job: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T) -> T {
+    let bar = progress_bar(json_wanted);
+    let result = job(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    result
 }
 
 /// A progress bar on standard error: drawn on a terminal only, and never

@@ -38,21 +38,7 @@ fn every_command(path: &std::path::Path, what: &str) -> usize {
         // `rd` takes the dump before its options.
         let at = if command[0] == "rd" { 1 } else { args.len() };
         args.insert(at, path_text);
-        let output = common::bounded(&args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            matches!(output.status.code(), Some(0..=3)),
-            "{what}: crashkit {args:?}: {:?}\n{stderr}",
-            output.status
-        );
-        assert!(!stderr.contains("panicked"), "{what}: {args:?}: {stderr}");
-        if output.status.code() == Some(3) {
-            assert_eq!(stderr.lines().count(), 1, "{what}: {args:?}: {stderr}");
-            assert!(
-                stderr.starts_with(&format!("crashkit: {path_text}: ")),
-                "{what}: {stderr}"
-            );
-        }
+        common::survives(&args, path_text, what);
     }
     COMMANDS.len()
 }

@@ -232,3 +232,28 @@ pub fn bounded(args: &[&str]) -> std::process::Output {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// Run `crashkit args` on the hostile `path` ([`bounded`]) and check that
+/// it survived: an exit code of 0 to 3 (not a kill), no panic, and an
+/// unusable file said in one line that names it. `what` names the case.
+pub fn survives(args: &[&str], path: &str, what: &str) {
+    let output = bounded(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(0..=3)),
+        "{what}: crashkit {args:?}: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{what}: {args:?}: {stderr}");
+    if output.status.code() == Some(3) {
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{what}: {args:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with(&format!("crashkit: {path}: ")),
+            "{what}: {stderr}"
+        );
+    }
+}

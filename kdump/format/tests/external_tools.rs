@@ -197,8 +197,9 @@ fn gdb_shows_one_thread_per_cpu_with_the_registers_written() {
 /// The machine the libkdumpfile checks write, its memory (pages of several
 /// shapes, different in every frame, so that every codec path, matches
 /// near and far, literal runs, raw pages, is met), and the file of what
-/// every page must read as, for `tests/libkdumpfile_check.py`.
-fn libkdumpfile_case() -> (Machine, Memory, PathBuf) {
+/// every page must read as, for `tests/libkdumpfile_check.py`, named after
+/// the test (tests run at once: each writes and reads its own file).
+fn libkdumpfile_case(test: &str) -> (Machine, Memory, PathBuf) {
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
     let text = b"libkdumpfile reads what crashkit writes; page after page. ".repeat(100);
@@ -243,7 +244,7 @@ fn libkdumpfile_case() -> (Machine, Memory, PathBuf) {
             }
         }
     }
-    let expected_path = scratch("libkdumpfile.expected");
+    let expected_path = scratch(&format!("libkdumpfile-{test}.expected"));
     std::fs::write(&expected_path, &expected).unwrap();
     (machine, memory, expected_path)
 }
@@ -308,7 +309,7 @@ fn write_and_read_back_as(
 /// file whose architecture it does not know).
 #[test]
 fn libkdumpfile_knows_the_architecture_of_a_linux_kdump_file() {
-    let mut case = libkdumpfile_case();
+    let mut case = libkdumpfile_case("linux");
     case.0
         .vmcoreinfo
         .extend_from_slice(b"SYMBOL(init_uts_ns)=ffffffff82bfb000\n");
@@ -322,7 +323,7 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
     use crashkit_dump_format::compressed::writer::{
         LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages,
     };
-    let mut case = libkdumpfile_case();
+    let mut case = libkdumpfile_case("every-codec");
     let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
         ("raw", Box::new(RawPages)),
         // crashkit's page deflate, inflated by zlib inside libkdumpfile.
@@ -369,7 +370,7 @@ impl crashkit_dump_format::compressed::writer::PageEncoder for Foreign {
 #[test]
 fn crashkit_and_libkdumpfile_read_snappy_and_zstd_pages_of_other_encoders() {
     use crashkit_dump_format::compressed::header::{FLAG_SNAPPY, FLAG_ZSTD};
-    let mut case = libkdumpfile_case();
+    let mut case = libkdumpfile_case("foreign");
     let zstd_at = |level: i32, checksum: bool| -> Compress {
         let mut compressor = zstd::bulk::Compressor::new(level).unwrap();
         compressor.include_checksum(checksum).unwrap();

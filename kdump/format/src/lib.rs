@@ -52,6 +52,7 @@ pub mod crashkit_note;
 pub mod crc32c;
 pub mod elf;
 pub mod note;
+pub mod paging;
 pub mod prstatus;
 pub mod qemu_note;
 pub mod vmcoreinfo;

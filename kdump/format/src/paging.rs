@@ -177,12 +177,7 @@ pub const fn is_canonical(virt: u64, paging: Paging) -> bool {
 }
 
 /// Translate `virt` through the tables whose top is at CR3 value `cr3`.
-pub fn walk<M: TableMemory>(
-    memory: &M,
-    cr3: u64,
-    paging: Paging,
-    virt: u64,
-) -> Walk<M::Error> {
+pub fn walk<M: TableMemory>(memory: &M, cr3: u64, paging: Paging, virt: u64) -> Walk<M::Error> {
     let mut walk = Walk {
         steps: [None; 5],
         outcome: Outcome::NotCanonical,
@@ -274,7 +269,10 @@ mod tests {
         map.insert(0x1000 + index(virt, 39) * 8, 0x2000 | PRESENT | WRITABLE);
         map.insert(0x2000 + index(virt, 30) * 8, 0x3000 | PRESENT);
         map.insert(0x3000 + index(virt, 21) * 8, 0x4000 | PRESENT);
-        map.insert(0x4000 + index(virt, 12) * 8, 0x7000_0000 | PRESENT | NO_EXECUTE);
+        map.insert(
+            0x4000 + index(virt, 12) * 8,
+            0x7000_0000 | PRESENT | NO_EXECUTE,
+        );
         Tables(map)
     }
 
@@ -306,7 +304,9 @@ mod tests {
         );
         // The PDPTE becomes a 1 GiB page (address bits below 30 ignored).
         let pdpte = 0x2000 + index(virt, 30) * 8;
-        memory.0.insert(pdpte, 0x8000_0000 | 0x1000 | PRESENT | PAGE_SIZE_BIT);
+        memory
+            .0
+            .insert(pdpte, 0x8000_0000 | 0x1000 | PRESENT | PAGE_SIZE_BIT);
         let one = super::walk(&memory, 0x1000, Paging::FourLevel, virt);
         assert_eq!(
             one.outcome,

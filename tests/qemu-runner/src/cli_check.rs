@@ -30,6 +30,10 @@ pub struct Crash<'r> {
     /// The test kernel's crash record in RAM: its address, owner and each
     /// CPU's state (`Debug` name). `None` for Linux.
     pub record: Option<Record>,
+    /// Virtual addresses and the physical ones the guest's own layout
+    /// gives them (Linux's direct map and kernel image; the test kernel's
+    /// identity map), for `rd` without `-p` and `vtop`.
+    pub virtual_pages: Vec<(u64, u64)>,
 }
 
 /// The crash record as guest RAM has it.
@@ -214,12 +218,14 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
     }
 
     let (compared, absent) = sample_pages(crashkit, arg, crash.ram)?;
+    let (virtual_compared, virtual_absent) = virtual_pages(crashkit, arg, crash)?;
     let verify = json(crashkit, &["--json", "verify", arg], 0)?;
     if verify["verify"]["ok"] != true {
         return Err(fail(format!("verify: {}", verify["verify"])));
     }
     Ok(format!(
-        "info, cpus, regs x{}, {said}, rd ({compared} pages equal to RAM, {absent} not in the dump), verify",
+        "info, cpus, regs x{}, {said}, rd -p ({compared} pages equal to RAM, {absent} not in the dump), \
+         vtop and rd ({virtual_compared} virtual pages equal to RAM, {virtual_absent} not in the dump), verify",
         crash.cpus
     ))
 }
@@ -266,6 +272,72 @@ fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), St
     }
     if compared == 0 {
         return Err(format!("crashkit rd {arg}: no sampled page is in the dump"));
+    }
+    Ok((compared, absent))
+}
+
+/// `vtop` and `rd` without `-p` of each of the crash's virtual pages: the
+/// walk ends at the physical address the guest's layout gives, and the
+/// page reads as RAM has it there, or the dump does not have the page (or
+/// a table on the way). At least one must read.
+fn virtual_pages(crashkit: &Path, arg: &str, crash: &Crash<'_>) -> Result<(u32, u32), String> {
+    let (mut compared, mut absent) = (0u32, 0u32);
+    for &(virt, phys) in &crash.virtual_pages {
+        let Some(expected) = crash.ram.get(phys as usize..(phys + PAGE_SIZE) as usize) else {
+            continue;
+        };
+        let virt_text = format!("{virt:#x}");
+        let output = run(crashkit, &["--json", "vtop", arg, &virt_text])?;
+        let vtop: Value = serde_json::from_slice(&output.stdout)
+            .map_err(|e| format!("crashkit vtop {arg} {virt_text}: not JSON: {e}"))?;
+        let result = vtop["vtop"]["result"].as_str().unwrap_or("");
+        match (result, output.status.code()) {
+            ("mapped", Some(0)) => {
+                if vtop["vtop"]["phys"] != phys {
+                    return Err(format!(
+                        "crashkit vtop {arg} {virt_text}: {}, not {phys:#x}",
+                        vtop["vtop"]["phys"]
+                    ));
+                }
+            }
+            ("table not in the dump", Some(1)) => {
+                absent += 1;
+                continue;
+            }
+            other => {
+                return Err(format!(
+                    "crashkit vtop {arg} {virt_text}: {other:?}: {}",
+                    vtop["vtop"]
+                ));
+            }
+        }
+        let value = json(crashkit, &["--json", "rd", arg, &virt_text, "4096"], 0)?;
+        let runs = value["rd"].as_array().cloned().unwrap_or_default();
+        match runs.as_slice() {
+            [run] if run["hex"].is_string() => {
+                let hex = run["hex"].as_str().unwrap_or("");
+                let bytes: Vec<u8> = (0..hex.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                    .collect();
+                if bytes != expected || run["phys"] != phys {
+                    return Err(format!(
+                        "crashkit rd {arg} {virt_text}: differs from guest RAM at {phys:#x}"
+                    ));
+                }
+                compared += 1;
+            }
+            [run] if matches!(run["state"].as_str(), Some("excluded" | "lost" | "hole")) => {
+                absent += 1;
+            }
+            other => {
+                return Err(format!(
+                    "crashkit rd {arg} {virt_text}: unexpected runs {other:?}"
+                ));
+            }
+        }
+    }
+    if compared == 0 {
+        return Err(format!("crashkit rd {arg}: no virtual page read"));
     }
     Ok((compared, absent))
 }

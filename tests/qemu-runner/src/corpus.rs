@@ -213,7 +213,7 @@ fn one_case(
     compare_with_ram(&crashkit, &ram, "crashkit's dump")?;
     let function = check_with_tools(&crashkit_path, &work.join("../kernel.elf"), cpus)?;
     // 3. Every crashkit command over each dump, against RAM and its record.
-    let crash = cli_check::Crash {
+    let mut crash = cli_check::Crash {
         ram: &ram,
         cpus: cpus as usize,
         record: Some(cli_check::Record {
@@ -231,8 +231,15 @@ fn one_case(
                 })
                 .collect(),
         }),
+        virtual_pages: Vec::new(),
     };
     let crashkit = cli_check::crashkit()?;
+    // The test kernel maps its memory one to one: the record's page and
+    // pages around the kernel read the same by virtual address.
+    crash.virtual_pages = [at as u64 & !0xfff, 0x10_0000, 0x20_0000, 0x40_0000]
+        .into_iter()
+        .map(|page| (page, page))
+        .collect();
     let mut cli_lines = Vec::new();
     let mut dumps = vec![
         (qemu_elf.clone(), "elf", "qemu", false),

@@ -259,10 +259,30 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
 /// writes (raw, snappy, zstd).
 fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
     let crashkit = cli_check::crashkit()?;
+    // Virtual pages whose physical address Linux's layout gives: the
+    // kernel's first page of text (`_stext`, in the image mapping: minus
+    // __START_KERNEL_map, plus phys_base) and pages of the direct map
+    // (its base found from the dump, see `page_offset`).
+    let elf_bytes = std::fs::read(work.join("qemu.elf")).map_err(|e| format!("qemu.elf: {e}"))?;
+    let elf = ElfDump::parse(&elf_bytes).map_err(|e| format!("qemu.elf: {e}"))?;
+    let info = elf.vmcoreinfo().ok_or("qemu.elf: no VMCOREINFO")?;
+    let stext = info.number("SYMBOL(_stext)").ok_or("no SYMBOL(_stext)")?;
+    let phys_base = info.number("NUMBER(phys_base)").ok_or("no phys_base")?;
+    let direct = page_offset(&elf)?;
+    let pages = ram.len() as u64 / 4096;
+    let mut virtual_pages = vec![(
+        stext,
+        stext.wrapping_sub(START_KERNEL_MAP).wrapping_add(phys_base),
+    )];
+    for index in 1..16u64 {
+        let phys = (pages * index / 16 + 3 * index) * 4096;
+        virtual_pages.push((direct + phys, phys));
+    }
     let crash = cli_check::Crash {
         ram,
         cpus: 2,
         record: None,
+        virtual_pages,
     };
     let one = |name: &str| vec![work.join(name)];
     let split: Vec<PathBuf> = (1..=3)

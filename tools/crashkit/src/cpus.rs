@@ -70,7 +70,7 @@ fn panic_cpu(elf: &ElfDump<'_>) -> Option<u32> {
 /// The CPU index the crash record uses for the CPU at `place` in the
 /// notes: crashkit's control state says it; QEMU writes CPUs in
 /// CPU-index order; crashkit's own `NT_PRSTATUS` has it as `pr_pid`.
-fn cpu_index(place: usize, cpu: &Cpu) -> u32 {
+pub fn cpu_index(place: usize, cpu: &Cpu) -> u32 {
     match (cpu.control, cpu.qemu) {
         (Some(control), _) => control.cpu,
         (None, Some(_)) => u32::try_from(place).unwrap_or(u32::MAX),

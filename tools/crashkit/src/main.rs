@@ -8,8 +8,8 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`, `record`, `rd -p`, `verify`,
-//! `convert`.
+//! Commands so far: `info`, `cpus`, `regs`, `record`, `rd` (virtual or
+//! `-p` physical), `vtop`, `verify`, `convert`.
 //! The manual is docs/cli.md.
 
 mod convert;
@@ -18,6 +18,7 @@ mod info;
 mod open;
 mod rd;
 mod record;
+mod vaddr;
 mod verify;
 
 use std::io::Write;
@@ -75,15 +76,19 @@ enum Command {
         #[arg(long)]
         scan: bool,
     },
-    /// Physical memory as hex and ASCII; memory the dump does not have
-    /// (excluded, hole, lost, corrupt) is said as such.
+    /// Memory as hex and ASCII: virtual addresses through the dump's page
+    /// tables, or physical ones with -p; memory the dump does not have
+    /// (excluded, hole, lost, corrupt, not mapped) is said as such.
     Rd {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
-        /// ADDR is a physical address (virtual addresses come with the
-        /// page-table walk).
-        #[arg(short = 'p', long = "physical", required = true)]
+        /// ADDR is a physical address.
+        #[arg(short = 'p', long = "physical")]
         physical: bool,
+        /// Translate through this CPU's CR3 (as `cpus` numbers them;
+        /// default: a Linux dump's init_top_pgt, else the panicking CPU).
+        #[arg(long, conflicts_with = "physical")]
+        cpu: Option<usize>,
         /// The address: hex with 0x, or decimal.
         addr: String,
         /// How many bytes (default 64; at most 16 MiB).
@@ -92,6 +97,18 @@ enum Command {
         /// error, at the first byte the dump does not have).
         #[arg(long)]
         raw: bool,
+    },
+    /// A virtual address's walk through the dump's page tables, entry by
+    /// entry, to its physical address; exit code 1 when it is not mapped.
+    Vtop {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// The virtual address: hex with 0x, or decimal.
+        addr: String,
+        /// Through this CPU's CR3 (default: a Linux dump's init_top_pgt,
+        /// else the panicking CPU).
+        #[arg(long)]
+        cpu: Option<usize>,
     },
     /// Check the whole dump: structure, completeness, every page decodes
     /// to exactly one page; exit code 1 when anything is wrong.
@@ -129,6 +146,7 @@ fn main() -> ExitCode {
                 3
             } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some()
                 || error.downcast_ref::<rd::BadRange>().is_some()
+                || error.downcast_ref::<vaddr::NoSpace>().is_some()
             {
                 2
             } else {
@@ -184,7 +202,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rd {
             dump,
-            physical: _,
+            physical,
+            cpu,
             addr,
             len,
             raw,
@@ -196,7 +215,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let mut runs = rd::runs(&opened, addr, len)?;
+            let mut runs = if *physical {
+                rd::runs(&opened, addr, len)?
+            } else {
+                let space = vaddr::space(&opened, *cpu)?;
+                vaddr::runs(&opened, &space, addr, len)?
+            };
             if cli.json {
                 rd::add_hex(&mut runs);
             }
@@ -223,6 +247,24 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                     },
                     || rd::render(&runs),
                 )?;
+            }
+        }
+        Command::Vtop { dump, addr, cpu } => {
+            let addr = rd::number(addr).map_err(rd::BadRange)?;
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let space = vaddr::space(&opened, *cpu)?;
+            let translation = vaddr::translate(&opened, &space, addr);
+            answer(
+                cli.json,
+                Versioned {
+                    vtop: Some(&translation),
+                    ..Versioned::default()
+                },
+                || vaddr::render(&translation),
+            )?;
+            if translation.phys.is_none() {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Record { dump, scan } => {
@@ -297,6 +339,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     rd: Option<&'a [rd::Run]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    vtop: Option<&'a vaddr::Translation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     convert: Option<&'a convert::Written>,
@@ -310,6 +354,7 @@ impl Default for Versioned<'_> {
             regs: None,
             record: None,
             rd: None,
+            vtop: None,
             verify: None,
             convert: None,
         }

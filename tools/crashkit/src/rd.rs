@@ -29,6 +29,12 @@ pub struct Run {
     /// The bytes themselves (not serialised; `--raw` writes them).
     #[serde(skip)]
     pub bytes: Vec<u8>,
+    /// For a virtual read: the physical address the run starts at.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phys: Option<u64>,
+    /// For a virtual read that is not mapped: why (`PDE not present`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// A read that cannot be done as asked.
@@ -102,15 +108,37 @@ pub fn read_exact(dump: &Dump<'_>, addr: u64, len: usize) -> Result<Vec<u8>, (u6
     Ok(bytes)
 }
 
-/// The runs of `[addr, addr + len)`; `len` at most 16 MiB, so a typo does
-/// not print a terabyte.
-pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> {
+/// `len` is at most 16 MiB, so a typo does not print a terabyte.
+pub fn check_len(len: u64) -> Result<(), BadRange> {
     const MOST: u64 = 16 << 20;
     if len > MOST {
         return Err(BadRange(format!(
             "{len} bytes asked; rd shows at most {MOST} (use several reads)"
         )));
     }
+    Ok(())
+}
+
+/// Append `run`, merged into the last one when it continues it: the same
+/// state and reason, the next address, and (for runs with bytes) the next
+/// physical address too.
+pub fn push_merged(runs: &mut Vec<Run>, run: Run) {
+    if let Some(last) = runs.last_mut()
+        && last.state == run.state
+        && last.why == run.why
+        && last.start + last.len == run.start
+        && last.phys.map(|p| p + last.len) == run.phys
+    {
+        last.len += run.len;
+        last.bytes.extend_from_slice(&run.bytes);
+        return;
+    }
+    runs.push(run);
+}
+
+/// The runs of physical `[addr, addr + len)`; `len` at most 16 MiB.
+pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> {
+    check_len(len)?;
     let end = addr
         .checked_add(len)
         .ok_or_else(|| BadRange(format!("{addr:#x} + {len:#x} is past the end of memory")))?;
@@ -134,22 +162,20 @@ pub fn runs(dump: &Dump<'_>, addr: u64, len: u64) -> Result<Vec<Run>, BadRange> 
             }
             other => other,
         };
-        let name = state.name();
         // Runs of one state merge (a kdump-compressed dump answers page by
         // page).
-        match runs.last_mut() {
-            Some(last) if last.state == name && last.start + last.len == at => {
-                last.len += n;
-                last.bytes.extend_from_slice(&bytes);
-            }
-            _ => runs.push(Run {
+        push_merged(
+            &mut runs,
+            Run {
                 start: at,
                 len: n,
-                state: name,
+                state: state.name(),
                 hex: None,
                 bytes,
-            }),
-        }
+                phys: None,
+                why: None,
+            },
+        );
         at += n;
     }
     Ok(runs)
@@ -179,14 +205,25 @@ pub fn render(runs: &[Run]) -> String {
     let mut out = String::with_capacity(lines.saturating_mul(80));
     for run in runs {
         if run.bytes.is_empty() {
-            out.push_str(&format!(
-                "{:016x}: {} ({} bytes, to {:#x}): not in the dump\n",
-                run.start,
-                run.state,
-                run.len,
-                run.start + run.len - 1
-            ));
+            let end = run.start + run.len - 1;
+            let _ = match &run.why {
+                // A virtual run the tables do not map (or a table on the
+                // way the dump does not have).
+                Some(why) => writeln!(
+                    out,
+                    "{:016x}: {}: {why} ({} bytes, to {end:#x})",
+                    run.start, run.state, run.len
+                ),
+                None => writeln!(
+                    out,
+                    "{:016x}: {} ({} bytes, to {end:#x}): not in the dump",
+                    run.start, run.state, run.len
+                ),
+            };
             continue;
+        }
+        if let Some(phys) = run.phys {
+            let _ = writeln!(out, "(at physical {phys:#x})");
         }
         let note = if run.state == "zero" {
             " (zero, not stored)"

@@ -366,6 +366,7 @@ fn every_command_survives_mutated_and_cut_dumps() {
                 vec!["record", "--scan", path],
                 vec!["--json", "cpus", "--scan", path],
                 vec!["rd", path, "-p", "0x100000", "0x10000"],
+                vec!["vtop", path, "0xffffffff81000000"],
                 vec!["verify", path],
             ] {
                 common::survives(&args, path, name);
@@ -373,7 +374,7 @@ fn every_command_survives_mutated_and_cut_dumps() {
             }
         }
     }
-    assert!(runs > 700, "{runs} runs");
+    assert!(runs > 800, "{runs} runs");
 }
 
 #[test]

@@ -85,6 +85,15 @@ fn every_command_matches_its_golden_output() {
         ("regs", vec!["regs", qemu, "1"]),
         ("regs-json", vec!["--json", "regs", qemu, "0"]),
         ("rd", vec!["rd", qemu, "-p", "0x9ffc0", "0x60"]),
+        ("rd-virtual", vec!["rd", qemu, "0x119000", "0x40"]),
+        ("rd-unmapped", vec!["rd", qemu, "0x7fffffffe000", "0x20"]),
+        ("vtop", vec!["vtop", qemu, "0x119000"]),
+        (
+            "vtop-json",
+            vec!["--json", "vtop", qemu, "0x119008", "--cpu", "1"],
+        ),
+        ("vtop-unmapped", vec!["vtop", qemu, "0xffff800000000000"]),
+        ("vtop-not-canonical", vec!["vtop", qemu, "0x800000000000"]),
         ("verify", vec!["verify", qemu]),
     ] {
         cases.push((format!("qemu-{command}"), corpus.as_path(), args));
@@ -101,6 +110,7 @@ fn every_command_matches_its_golden_output() {
         ("record", vec!["record", linux]),
         ("rd", vec!["rd", linux, "-p", "0x5fffff0", "0x40"]),
         ("rd-lost", vec!["rd", linux, "-p", "0x1000000", "0x20"]),
+        ("vtop-table-lost", vec!["vtop", linux, "0xffffffff81000000"]),
         ("verify-json", vec!["--json", "verify", linux]),
     ] {
         cases.push((format!("linux-{command}"), corpus.as_path(), args));
@@ -110,6 +120,11 @@ fn every_command_matches_its_golden_output() {
         "error-not-a-dump".into(),
         corpus.as_path(),
         vec!["info", "../golden.rs"],
+    ));
+    cases.push((
+        "error-no-page-tables".into(),
+        generated.as_path(),
+        vec!["rd", "golden-dump.elf", "0x100000"],
     ));
     cases.push((
         "error-no-cpu".into(),

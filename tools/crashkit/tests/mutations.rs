@@ -7,7 +7,8 @@
 //! (`kdump/format/tests/common/mutations.rs`, included by path).
 //!
 //! Each file goes through `info`, `--json info`, `cpus --scan`, `regs`,
-//! `record --scan`, `rd -p` and `verify`, each under a 1 GiB address-space
+//! `record --scan`, `rd -p`, `rd` and `vtop` (virtual: through whatever
+//! page tables the file names) and `verify`, each under a 1 GiB address-space
 //! limit and a 10 s limit: none may panic, be killed or use an exit code
 //! outside 0-3, and an unusable file is one line naming the file.
 
@@ -27,6 +28,8 @@ const COMMANDS: &[&[&str]] = &[
     &["regs"],
     &["record", "--scan"],
     &["rd", "-p", "0x100000", "0x10000"],
+    &["rd", "0x100000", "0x2000"],
+    &["vtop", "0xffffffff81000000"],
     &["verify"],
 ];
 
@@ -35,8 +38,12 @@ fn every_command(path: &std::path::Path, what: &str) -> usize {
     let path_text = path.to_str().unwrap();
     for command in COMMANDS {
         let mut args: Vec<&str> = command.to_vec();
-        // `rd` takes the dump before its options.
-        let at = if command[0] == "rd" { 1 } else { args.len() };
+        // `rd` and `vtop` take the dump before their arguments.
+        let at = if matches!(command[0], "rd" | "vtop") {
+            1
+        } else {
+            args.len()
+        };
         args.insert(at, path_text);
         common::survives(&args, path_text, what);
     }

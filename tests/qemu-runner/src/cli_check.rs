@@ -34,6 +34,9 @@ pub struct Crash<'r> {
     /// gives them (Linux's direct map and kernel image; the test kernel's
     /// identity map), for `rd` without `-p` and `vtop`.
     pub virtual_pages: Vec<(u64, u64)>,
+    /// The kernel log as `makedumpfile --dump-dmesg` prints it (Linux);
+    /// `None` for a kernel without one (`log` must then refuse, exit 1).
+    pub log: Option<String>,
 }
 
 /// The crash record as guest RAM has it.
@@ -217,6 +220,23 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
         }
     }
 
+    let log = run(crashkit, &["log", arg])?;
+    match &crash.log {
+        Some(expected) => {
+            if log.status.code() != Some(0) || log.stdout != expected.as_bytes() {
+                return Err(fail(format!(
+                    "log (exit {:?}) differs from makedumpfile --dump-dmesg: {}",
+                    log.status.code(),
+                    String::from_utf8_lossy(&log.stderr)
+                )));
+            }
+            said.push_str(", log as makedumpfile's");
+        }
+        None if log.status.code() != Some(1) => {
+            return Err(fail(format!("log: exit {:?}, not 1", log.status.code())));
+        }
+        None => {}
+    }
     let (compared, absent) = sample_pages(crashkit, arg, crash.ram)?;
     let (virtual_compared, virtual_absent) = virtual_pages(crashkit, arg, crash)?;
     let verify = json(crashkit, &["--json", "verify", arg], 0)?;

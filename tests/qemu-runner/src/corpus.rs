@@ -232,6 +232,7 @@ fn one_case(
                 .collect(),
         }),
         virtual_pages: Vec::new(),
+        log: None,
     };
     let crashkit = cli_check::crashkit()?;
     // The test kernel maps its memory one to one: the record's page and

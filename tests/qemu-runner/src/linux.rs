@@ -278,11 +278,23 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
         let phys = (pages * index / 16 + 3 * index) * 4096;
         virtual_pages.push((direct + phys, phys));
     }
+    // The log as makedumpfile reads it, and the console's lines in it.
+    let dmesg = work.join("makedumpfile-dmesg.txt");
+    let _ = std::fs::remove_file(&dmesg);
+    run(Command::new("makedumpfile")
+        .arg("--dump-dmesg")
+        .arg(work.join("makedumpfile-c-d1.kdump"))
+        .arg(&dmesg))?;
+    let log = std::fs::read_to_string(&dmesg).map_err(|e| format!("{}: {e}", dmesg.display()))?;
+    let console =
+        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
+    let console_lines = console_in_log(&console, &log)?;
     let crash = cli_check::Crash {
         ram,
         cpus: 2,
         record: None,
         virtual_pages,
+        log: Some(log),
     };
     let one = |name: &str| vec![work.join(name)];
     let split: Vec<PathBuf> = (1..=3)
@@ -346,7 +358,48 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
         lines.push(format!("convert --codec {codec}, then {line}"));
         let _ = std::fs::remove_file(&out);
     }
-    Ok(format!("{} dumps: {}", lines.len(), lines.join(" / ")))
+    Ok(format!(
+        "{} dumps (the log: {console_lines} console lines in it, in order): {}",
+        lines.len(),
+        lines.join(" / ")
+    ))
+}
+
+/// Every line the guest's console printed with a timestamp is in the log
+/// (`makedumpfile --dump-dmesg`'s, which `crashkit log` must equal), in
+/// the same order; the log has more (messages below the console's level).
+/// The console repeats the prefix on a record's continuation lines where
+/// dmesg indents them: compared without it. The lines compared.
+fn console_in_log(console: &str, log: &str) -> Result<usize, String> {
+    let body = |line: &str| -> String {
+        let line = line.trim_end_matches('\r');
+        // The text after the prefix, or after the indentation; leading
+        // blanks of the text itself are not compared (the indentation
+        // cannot tell them apart).
+        match line.find("] ") {
+            Some(end) if line.starts_with('[') => line[end + 2..].trim_start().to_owned(),
+            _ => line.trim_start().to_owned(),
+        }
+    };
+    let log: Vec<String> = log.lines().map(body).collect();
+    let mut at = 0;
+    let mut compared = 0;
+    for line in console.lines().filter(|l| l.starts_with('[')) {
+        let want = body(line);
+        match log[at..].iter().position(|l| *l == want) {
+            Some(found) => at += found + 1,
+            None => {
+                return Err(format!(
+                    "console line {line:?} is not in the log (in order)"
+                ));
+            }
+        }
+        compared += 1;
+    }
+    if compared < 100 {
+        return Err(format!("only {compared} console lines"));
+    }
+    Ok(compared)
 }
 
 /// Boot `guest` with `ram_mib` of RAM (KASLR on or off), wait for its

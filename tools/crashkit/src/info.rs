@@ -51,7 +51,9 @@ pub struct Info {
     /// to look for.
     #[serde(skip)]
     pub linux: bool,
-    /// The panic message, from the crash record's note (lossy UTF-8).
+    /// The panic message: from the crash record's note (lossy UTF-8), or
+    /// in a Linux dump Linux's `Kernel panic - not syncing` line from its
+    /// log.
     pub panic_message: Option<String>,
     /// How far the panic path got, from the crash record's note.
     pub panic_phase: Option<String>,
@@ -139,6 +141,14 @@ fn pages(counts: PageCounts) -> Pages {
 pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
     let mut info = gather_metadata(files, dump);
     info.linux = dump.is_linux();
+    if info.linux {
+        // Linux's own panic line, from its log (a bounded read of the
+        // printk ring, not of every page); a log that cannot be read
+        // leaves it out.
+        info.panic_message = crate::log::read(dump)
+            .ok()
+            .and_then(|log| log.panic_line().map(str::to_owned));
+    }
     if let Some(view) = record::noted(dump) {
         let panic = view.panic();
         info.panic_message = Some(String::from_utf8_lossy(panic.message().as_bytes()).into_owned());

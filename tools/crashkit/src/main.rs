@@ -15,6 +15,7 @@
 mod convert;
 mod cpus;
 mod info;
+mod log;
 mod open;
 mod rd;
 mod record;
@@ -109,6 +110,12 @@ enum Command {
         /// else the panicking CPU).
         #[arg(long)]
         cpu: Option<usize>,
+    },
+    /// A Linux dump's kernel log (the printk ring buffer of Linux 5.10 and
+    /// later, found through VMCOREINFO), as the console printed it.
+    Log {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
     },
     /// Check the whole dump: structure, completeness, every page decodes
     /// to exactly one page; exit code 1 when anything is wrong.
@@ -249,6 +256,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+        Command::Log { dump } => {
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let log = log::read(&opened)?;
+            answer(
+                cli.json,
+                Versioned {
+                    log: Some(&log),
+                    ..Versioned::default()
+                },
+                || log::render(&log),
+            )?;
+        }
         Command::Vtop { dump, addr, cpu } => {
             let addr = rd::number(addr).map_err(rd::BadRange)?;
             let files = open::Files::map(dump)?;
@@ -341,6 +361,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     vtop: Option<&'a vaddr::Translation>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    log: Option<&'a log::Log>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     convert: Option<&'a convert::Written>,
@@ -355,6 +377,7 @@ impl Default for Versioned<'_> {
             record: None,
             rd: None,
             vtop: None,
+            log: None,
             verify: None,
             convert: None,
         }

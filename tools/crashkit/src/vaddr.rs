@@ -338,3 +338,99 @@ pub fn runs(dump: &Dump<'_>, space: &Space, addr: u64, len: u64) -> Result<Vec<R
     }
     Ok(runs)
 }
+
+/// Read `len` bytes at virtual `addr`, all of which must be mapped and in
+/// the dump; else what stopped the read, in words.
+pub fn read(dump: &Dump<'_>, space: &Space, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+    let pages = read_pages(dump, space, addr, len as u64);
+    match pages.get(0, len as u64) {
+        Some(bytes) => Ok(bytes.to_vec()),
+        None => Err(pages.why(0)),
+    }
+}
+
+/// Virtual memory read in bulk: the bytes, zero where the dump does not
+/// have them, and which ranges those are.
+#[derive(Debug)]
+pub struct Pages {
+    addr: u64,
+    bytes: Vec<u8>,
+    /// Missing ranges as offsets `[start, end)` into `bytes`, and why.
+    missing: Vec<(u64, u64, String)>,
+}
+
+impl Pages {
+    /// `len` bytes at `offset`, if the dump has them all.
+    pub fn get(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        if self
+            .missing
+            .iter()
+            .any(|&(start, stop, _)| start < end && offset < stop)
+        {
+            return None;
+        }
+        self.bytes
+            .get(usize::try_from(offset).ok()?..usize::try_from(end).ok()?)
+    }
+
+    /// Why the bytes at `offset` are missing (or are past the end): where
+    /// the missing run starts and what the walk or the dump said.
+    pub fn why(&self, offset: u64) -> String {
+        self.missing
+            .iter()
+            .find(|&&(start, stop, _)| (start..stop).contains(&offset))
+            .map_or_else(
+                || format!("past the {} bytes read", self.bytes.len()),
+                |(start, stop, why)| {
+                    format!(
+                        "at {:#x} ({} bytes): {why}",
+                        self.addr.wrapping_add(*start),
+                        stop - start
+                    )
+                },
+            )
+    }
+}
+
+/// The most [`read_pages`] reads at once.
+pub const MOST_PAGES_BYTES: u64 = 512 << 20;
+
+/// Read `len` bytes (at most [`MOST_PAGES_BYTES`]) at virtual `addr`, page
+/// by page; a page that is not mapped or not in the dump is left zero and
+/// recorded as missing, with where the walk or the read stopped.
+pub fn read_pages(dump: &Dump<'_>, space: &Space, addr: u64, len: u64) -> Pages {
+    let len = len.min(MOST_PAGES_BYTES);
+    let mut pages = Pages {
+        addr,
+        bytes: vec![0u8; len as usize],
+        missing: Vec::new(),
+    };
+    let mut done = 0u64;
+    while done < len {
+        let at = addr.wrapping_add(done);
+        let n = (PAGE_SIZE - at % PAGE_SIZE).min(len - done);
+        let t = translate(dump, space, at);
+        let failure = match t.phys {
+            Some(phys) => {
+                let slice = &mut pages.bytes[done as usize..(done + n) as usize];
+                match rd::read_exact(dump, phys, slice.len()) {
+                    Ok(bytes) => {
+                        slice.copy_from_slice(&bytes);
+                        None
+                    }
+                    Err((_, state)) => Some(format!("the dump has it as {}", state.name())),
+                }
+            }
+            None => Some(t.why.unwrap_or_else(|| t.result.to_owned())),
+        };
+        if let Some(why) = failure {
+            match pages.missing.last_mut() {
+                Some(last) if last.1 == done && last.2 == why => last.1 = done + n,
+                _ => pages.missing.push((done, done + n, why)),
+            }
+        }
+        done += n;
+    }
+    pages
+}

@@ -94,6 +94,7 @@ fn every_command_matches_its_golden_output() {
         ),
         ("vtop-unmapped", vec!["vtop", qemu, "0xffff800000000000"]),
         ("vtop-not-canonical", vec!["vtop", qemu, "0x800000000000"]),
+        ("log-not-linux", vec!["log", qemu]),
         ("verify", vec!["verify", qemu]),
     ] {
         cases.push((format!("qemu-{command}"), corpus.as_path(), args));
@@ -111,6 +112,7 @@ fn every_command_matches_its_golden_output() {
         ("rd", vec!["rd", linux, "-p", "0x5fffff0", "0x40"]),
         ("rd-lost", vec!["rd", linux, "-p", "0x1000000", "0x20"]),
         ("vtop-table-lost", vec!["vtop", linux, "0xffffffff81000000"]),
+        ("log-table-lost", vec!["log", linux]),
         ("verify-json", vec!["--json", "verify", linux]),
     ] {
         cases.push((format!("linux-{command}"), corpus.as_path(), args));

@@ -230,7 +230,7 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
                     String::from_utf8_lossy(&log.stderr)
                 )));
             }
-            said.push_str(", log as makedumpfile's");
+            said.push_str(", log as expected");
         }
         None if log.status.code() != Some(1) => {
             return Err(fail(format!("log: exit {:?}, not 1", log.status.code())));

@@ -75,7 +75,99 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
             .map_err(|why| format!("{name} ({}): {why}", work.display()))?;
         lines.push(format!("{name}: {line}"));
     }
+    let work = dir.join("linux-la57");
+    let line = la57_guest(&guest, &work)
+        .map_err(|why| format!("linux-la57 ({}): {why}", work.display()))?;
+    lines.push(format!("linux-la57: {line}"));
     Ok(lines)
+}
+
+/// The guest on QEMU's `max` CPU, which has LA57 under TCG, so Linux runs
+/// with 5-level paging (KASLR on): its VMCOREINFO must say so, QEMU's
+/// dumps must equal RAM, and every crashkit command must work on them,
+/// `vtop` walking five levels to the kernel image's pages (virtual `_stext`
+/// plus k pages at physical `_stext` minus `__START_KERNEL_map` plus
+/// phys_base plus k pages) and `log` giving the console's lines. (The
+/// direct map's base is not checked here: the corpus finds it with a
+/// 4-level walk of its own.)
+fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
+    let elf_path = work.join("qemu.elf");
+    let kdump_path = work.join("qemu-kdump-zlib.flat");
+    let outcome = crash_and_dump_on(
+        guest,
+        true,
+        RAM_MIB,
+        work,
+        &elf_path,
+        Some(&kdump_path),
+        Some("max"),
+    )?;
+    let ram = std::fs::read(&outcome.ram)
+        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
+    let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
+    let compared = compare_with_ram(&dump, &ram, "QEMU's dump")?;
+    let info = dump.vmcoreinfo().ok_or("no VMCOREINFO")?;
+    if info.number("NUMBER(pgtable_l5_enabled)") != Some(1) {
+        return Err("the guest did not enable 5-level paging on -cpu max".into());
+    }
+    let stext = info.number("SYMBOL(_stext)").ok_or("no SYMBOL(_stext)")?;
+    let phys_base = info.number("NUMBER(phys_base)").ok_or("no phys_base")?;
+    let text_phys = stext.wrapping_sub(START_KERNEL_MAP).wrapping_add(phys_base);
+    let virtual_pages: Vec<(u64, u64)> = (0..16u64)
+        .map(|k| (stext + k * 0x1_0000, text_phys + k * 0x1_0000))
+        .collect();
+    let crashkit = cli_check::crashkit()?;
+    // Five levels walked: the first entry is a PML5E.
+    let vtop = Command::new(&crashkit)
+        .args(["--json", "vtop"])
+        .arg(&elf_path)
+        .arg(format!("{stext:#x}"))
+        .output()
+        .map_err(|e| format!("crashkit vtop: {e}"))?;
+    let vtop = String::from_utf8_lossy(&vtop.stdout);
+    if !vtop.contains("\"levels\": 5") || !vtop.contains("\"entry\": \"PML5E\"") {
+        return Err(format!(
+            "crashkit vtop of _stext did not walk five levels: {vtop}"
+        ));
+    }
+    // The log: its console lines in it; then the same from each dump.
+    let log = Command::new(&crashkit)
+        .arg("log")
+        .arg(&elf_path)
+        .output()
+        .map_err(|e| format!("crashkit log: {e}"))?;
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    let console =
+        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
+    let console_lines = console_in_log(&console, &log)?;
+    let crash = cli_check::Crash {
+        ram: &ram,
+        cpus: 2,
+        record: None,
+        virtual_pages,
+        log: Some(log),
+    };
+    let mut lines = Vec::new();
+    for (path, format) in [
+        (&elf_path, "elf"),
+        (&kdump_path, "kdump-compressed-flattened"),
+    ] {
+        let files = [path.clone()];
+        let dump = cli_check::Dump {
+            files: &files,
+            format,
+            producer: "qemu",
+            record_note: false,
+        };
+        lines.push(cli_check::check(&crashkit, &dump, &crash)?);
+    }
+    let _ = std::fs::remove_file(&outcome.ram);
+    Ok(format!(
+        "5-level paging; QEMU ELF {compared} pages equal to RAM; vtop walks PML5E first; \
+         log has the console's {console_lines} lines; crashkit CLI on ELF and kdump-zlib: {}",
+        lines.join(" / ")
+    ))
 }
 
 /// The versioned kernel package `linux-image-amd64` depends on.
@@ -413,12 +505,29 @@ pub(crate) fn crash_and_dump(
     elf: &Path,
     kdump: Option<&Path>,
 ) -> Result<Outcome, String> {
+    crash_and_dump_on(guest, kaslr, ram_mib, work, elf, kdump, None)
+}
+
+/// [`crash_and_dump`] on the QEMU CPU model `cpu` (`-cpu`), if given.
+pub(crate) fn crash_and_dump_on(
+    guest: &Guest,
+    kaslr: bool,
+    ram_mib: u32,
+    work: &Path,
+    elf: &Path,
+    kdump: Option<&Path>,
+    cpu: Option<&str>,
+) -> Result<Outcome, String> {
     for stale in [Some(elf), kdump].into_iter().flatten() {
         let _ = std::fs::remove_file(stale);
     }
     let mut append = String::from("console=ttyS0 panic=0");
     if !kaslr {
         append.push_str(" nokaslr");
+    }
+    let mut extra: Vec<String> = vec!["-device".into(), "vmcoreinfo".into()];
+    if let Some(cpu) = cpu {
+        extra.extend(["-cpu".into(), cpu.to_owned()]);
     }
     let boot = Boot {
         kernel: &guest.vmlinuz,
@@ -429,7 +538,7 @@ pub(crate) fn crash_and_dump(
         qmp: true,
         ram_mib,
         initrd: Some(guest.initramfs.clone()),
-        extra: vec!["-device".into(), "vmcoreinfo".into()],
+        extra,
     };
     let mut taken = Err("the dumps were not attempted".to_owned());
     let outcome = boot.run(|work_dir| {

@@ -46,6 +46,7 @@ fn every_command_matches_its_golden_output() {
         .to_path_buf();
     std::fs::write(generated.join("golden-dump.kdump"), common::kdump()).unwrap();
     std::fs::write(generated.join("golden-dump.flat"), common::flattened()).unwrap();
+    std::fs::write(generated.join("golden-linux.elf"), common::linux::elf()).unwrap();
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let qemu = "qemu-test-kernel-panic-ap.kdump-zlib.flat";
     let mut cases: Vec<(String, &Path, Vec<&str>)> = Vec::new();
@@ -116,6 +117,17 @@ fn every_command_matches_its_golden_output() {
         ("verify-json", vec!["--json", "verify", linux]),
     ] {
         cases.push((format!("linux-{command}"), corpus.as_path(), args));
+    }
+    // A small Linux-like dump with a printk ring (tests/common/linux.rs).
+    let synthetic = "golden-linux.elf";
+    for (command, args) in [
+        ("log", vec!["log", synthetic]),
+        ("log-json", vec!["--json", "log", synthetic]),
+        ("info", vec!["info", synthetic]),
+        ("vtop-1g", vec!["vtop", synthetic, "0xffffffff80105000"]),
+        ("rd", vec!["rd", synthetic, "0xffffffff80105000", "0x60"]),
+    ] {
+        cases.push((format!("synthetic-{command}"), generated.as_path(), args));
     }
     // Errors are output too.
     cases.push((

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod linux;
+
 use std::path::PathBuf;
 
 use crashkit_dump_format::compressed::flat_writer::{FlatSink, StreamSink};

@@ -361,3 +361,114 @@ fn virtual_pages(crashkit: &Path, arg: &str, crash: &Crash<'_>) -> Result<(u32, 
     }
     Ok((compared, absent))
 }
+
+/// `crashkit bt -a` on the ELF dump `dump` of the test kernel `kernel`:
+/// every CPU's frames are the ones gdb unwinds from the same notes with
+/// the same ELF (`thread apply all bt`: each of crashkit's frame
+/// addresses, in order, is gdb's), the CPU at `panicking` (its place in
+/// the notes) goes through the panic handler, and the CPUs at `parked`
+/// (stopped CPUs in a dump taken after the shootdown) are in the
+/// shootdown's stop handler.
+pub fn backtraces(
+    crashkit: &Path,
+    dump: &Path,
+    kernel: &Path,
+    panicking: usize,
+    parked: &[usize],
+) -> Result<String, String> {
+    let dump_arg = dump.to_str().ok_or("path is not UTF-8")?;
+    let kernel_arg = kernel.to_str().ok_or("path is not UTF-8")?;
+    let value = json(
+        crashkit,
+        &["--json", "bt", "-a", dump_arg, "--kernel", kernel_arg],
+        0,
+    )
+    .or_else(|_| {
+        // A dump without a build-id warns on stderr: allowed here.
+        let output = run(
+            crashkit,
+            &["--json", "bt", "-a", dump_arg, "--kernel", kernel_arg],
+        )?;
+        if output.status.code() != Some(0) {
+            return Err(format!(
+                "bt: exit {:?}: {}",
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        serde_json::from_slice::<Value>(&output.stdout).map_err(|e| format!("bt: {e}"))
+    })?;
+    let traces = value["bt"].as_array().cloned().unwrap_or_default();
+    let cpus = json(crashkit, &["--json", "cpus", dump_arg], 0)?;
+    let output = Command::new("gdb")
+        .args([
+            "-batch",
+            "-nx",
+            "-ex",
+            "thread apply all bt",
+            kernel_arg,
+            dump_arg,
+        ])
+        .output()
+        .map_err(|e| format!("gdb: {e}"))?;
+    let gdb = String::from_utf8_lossy(&output.stdout);
+    // gdb's frames with an address, per LWP (the notes' pr_pid).
+    let mut by_pid: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    let mut current = None;
+    for line in gdb.lines() {
+        if let Some(rest) = line.strip_prefix("Thread ")
+            && let Some(lwp) = rest.split("(LWP ").nth(1)
+        {
+            current = lwp.trim_end_matches("):").parse::<u64>().ok();
+            continue;
+        }
+        if let (Some(pid), Some(rest)) = (current, line.strip_prefix('#'))
+            && let Some(address) = rest.split_whitespace().nth(1)
+            && let Some(hex) = address.strip_prefix("0x")
+            && let Ok(address) = u64::from_str_radix(hex, 16)
+        {
+            by_pid.entry(pid).or_default().push(address);
+        }
+    }
+    let mut frames_total = 0;
+    for trace in &traces {
+        let place = trace["cpu"].as_u64().unwrap_or(u64::MAX) as usize;
+        let pid = cpus["cpus"][place]["pid"].as_u64().ok_or("no pid")?;
+        let ours: Vec<u64> = trace["frames"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|f| f["pc"].as_u64()).collect())
+            .unwrap_or_default();
+        let theirs = by_pid.get(&pid).cloned().unwrap_or_default();
+        if ours.len() < 2 || theirs.get(..ours.len()) != Some(&ours[..]) {
+            return Err(format!(
+                "CPU {place}: crashkit's frames {ours:x?} are not gdb's {theirs:x?}"
+            ));
+        }
+        frames_total += ours.len();
+        let names: Vec<String> = trace["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|f| f["functions"].as_array().cloned().unwrap_or_default())
+            .filter_map(|f| f["name"].as_str().map(str::to_owned))
+            .collect();
+        let has = |needle: &str| names.iter().any(|n| n.contains(needle));
+        if place == panicking && !has("rust_begin_unwind") {
+            return Err(format!(
+                "CPU {place}: the panicking CPU's frames miss the panic handler: {names:?}"
+            ));
+        }
+        if parked.contains(&place) && !has("stop_here") {
+            return Err(format!(
+                "CPU {place}: a stopped CPU's frames miss the stop handler: {names:?}"
+            ));
+        }
+    }
+    if traces.is_empty() {
+        return Err("bt -a gave no CPU".into());
+    }
+    Ok(format!(
+        "bt -a: {} CPUs, {frames_total} frames, each gdb's",
+        traces.len()
+    ))
+}

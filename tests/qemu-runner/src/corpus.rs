@@ -249,6 +249,25 @@ fn one_case(
     for (_, path) in &kdumps {
         dumps.push((path.clone(), "kdump-compressed-flattened", "qemu", false));
     }
+    // Backtraces of every CPU, against gdb's and the record.
+    let kernel_path = std::path::absolute(work.join("../kernel.elf")).map_err(|e| e.to_string())?;
+    let owner = crash.record.as_ref().map_or(0, |r| r.owner as usize);
+    // QEMU's dump is taken after the shootdown: the CPUs the record says
+    // stopped are parked in the stop handler (QEMU's notes are in CPU
+    // order). crashkit's holds the registers each CPU stopped with.
+    let parked: Vec<usize> = crash.record.as_ref().map_or(Vec::new(), |r| {
+        (0..r.states.len())
+            .filter(|&i| r.states[i] == "Stopped")
+            .collect()
+    });
+    for (path, panicking_place, parked) in [
+        (&qemu_elf, owner, &parked[..]),
+        (&crashkit_path, 0, &[][..]),
+    ] {
+        let line = cli_check::backtraces(&crashkit, path, &kernel_path, panicking_place, parked)
+            .map_err(|why| format!("bt on {}: {why}", path.display()))?;
+        cli_lines.push(line);
+    }
     for (path, format, producer, record_note) in dumps {
         let files = [path];
         let dump = cli_check::Dump {

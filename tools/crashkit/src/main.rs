@@ -12,6 +12,7 @@
 //! `-p` physical), `vtop`, `verify`, `convert`.
 //! The manual is docs/cli.md.
 
+mod bt;
 mod convert;
 mod cpus;
 mod info;
@@ -25,6 +26,7 @@ mod verify;
 use std::io::Write;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 /// crashkit: read crash dumps (ELF vmcore, kdump-compressed, flattened,
@@ -111,6 +113,26 @@ enum Command {
         #[arg(long)]
         cpu: Option<usize>,
     },
+    /// Each CPU's call stack, unwound from its saved registers with the
+    /// kernel ELF's call-frame information (frame pointers where there is
+    /// none) and symbolised with inlined frames and file:line.
+    Bt {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// The CPU, as `cpus` numbers them (default: the panicking CPU,
+        /// else 0).
+        cpu: Option<usize>,
+        /// Every CPU.
+        #[arg(short = 'a', long = "all", conflicts_with = "cpu")]
+        all: bool,
+        /// The kernel's ELF with its DWARF (default: found by the dump's
+        /// build-id under --debug-dir).
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
+        /// Where `.build-id/xx/rest.debug` files are.
+        #[arg(long, default_value = "/usr/lib/debug")]
+        debug_dir: std::path::PathBuf,
+    },
     /// A Linux dump's kernel log (the printk ring buffer of Linux 5.10 and
     /// later, found through VMCOREINFO), as the console printed it.
     Log {
@@ -154,6 +176,7 @@ fn main() -> ExitCode {
             } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some()
                 || error.downcast_ref::<rd::BadRange>().is_some()
                 || error.downcast_ref::<vaddr::NoSpace>().is_some()
+                || error.downcast_ref::<UsageError>().is_some()
             {
                 2
             } else {
@@ -256,6 +279,36 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 )?;
             }
         }
+        Command::Bt {
+            dump,
+            cpu,
+            all,
+            kernel,
+            debug_dir,
+        } => {
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let path = bt::kernel_file(&opened, kernel.as_deref(), debug_dir)
+                .map_err(|e| UsageError(format!("{e:#}")))?;
+            let kernel_file = open::Files::map_plain(&path)?;
+            let elf =
+                bt::Kernel::parse(&kernel_file).with_context(|| format!("{}", path.display()))?;
+            bt::check_build_id(&opened, &elf, &path).map_err(|e| UsageError(format!("{e:#}")))?;
+            let which = if *all {
+                Some((0..cpus::cpus_of(&opened).0.len()).collect())
+            } else {
+                cpu.map(|c| vec![c])
+            };
+            let traces = bt::backtraces(&opened, &elf, which)?;
+            answer(
+                cli.json,
+                Versioned {
+                    bt: Some(&traces),
+                    ..Versioned::default()
+                },
+                || bt::render(&traces),
+            )?;
+        }
         Command::Log { dump } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
@@ -345,6 +398,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A request that cannot be served as asked (exit code 2): no kernel ELF,
+/// or not the kernel that crashed.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
 /// A command's JSON: the schema version first, then its one payload (a
 /// default value has the current [`info::SCHEMA`] and no payload).
 #[derive(serde::Serialize)]
@@ -363,6 +429,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<&'a log::Log>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    bt: Option<&'a [bt::Backtrace]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     convert: Option<&'a convert::Written>,
@@ -378,6 +446,7 @@ impl Default for Versioned<'_> {
             rd: None,
             vtop: None,
             log: None,
+            bt: None,
             verify: None,
             convert: None,
         }

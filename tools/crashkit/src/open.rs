@@ -58,20 +58,26 @@ impl Files {
         };
         let mut parts = Vec::with_capacity(names.len());
         for path in names {
-            let file = File::open(&path).map_err(|e| input_error(&path, e))?;
-            let len = file.metadata().map_err(|e| input_error(&path, e))?.len();
-            if len == 0 {
-                return Err(input_error(&path, "empty file"));
-            }
-            // SAFETY: the map is read only and lives as long as `Files`,
-            // which outlives every reader made from it. Another process
-            // truncating the file while it is mapped would make reads fault
-            // (SIGBUS); dumps are not written while they are analysed, and
-            // the readers never assume more than the length seen here.
-            let map = unsafe { Mmap::map(&file) }.map_err(|e| input_error(&path, e))?;
+            let map = Self::map_plain(&path)?;
             parts.push((path, map));
         }
         Ok(Self { parts })
+    }
+
+    /// Map one file for reading (a dump's part, or the kernel's ELF).
+    pub fn map_plain(path: &Path) -> anyhow::Result<Mmap> {
+        let file = File::open(path).map_err(|e| input_error(path, e))?;
+        let len = file.metadata().map_err(|e| input_error(path, e))?.len();
+        if len == 0 {
+            return Err(input_error(path, "empty file"));
+        }
+        // SAFETY: the map is read only and lives as long as its owner
+        // (`Files`, or the caller's binding), which outlives every reader
+        // made from it. Another process truncating the file while it is
+        // mapped would make reads fault (SIGBUS); dumps and kernels are not
+        // written while they are analysed, and the readers never assume
+        // more than the length seen here.
+        unsafe { Mmap::map(&file) }.map_err(|e| input_error(path, e))
     }
 }
 

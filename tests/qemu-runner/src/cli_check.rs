@@ -467,6 +467,25 @@ pub fn backtraces(
     if traces.is_empty() {
         return Err("bt -a gave no CPU".into());
     }
+    // `cpus --kernel` names, for each CPU, the function of bt's frame #0.
+    let output = run(
+        crashkit,
+        &["--json", "cpus", dump_arg, "--kernel", kernel_arg],
+    )?;
+    let named: Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("cpus --kernel: {e}"))?;
+    for trace in &traces {
+        let place = trace["cpu"].as_u64().unwrap_or(u64::MAX) as usize;
+        let first = trace["frames"][0]["functions"][0]["name"]
+            .as_str()
+            .unwrap_or("??");
+        let function = named["cpus"][place]["function"].as_str().unwrap_or("");
+        if !function.starts_with(first) {
+            return Err(format!(
+                "cpus --kernel: CPU {place} in {function:?}, bt's #0 is {first:?}"
+            ));
+        }
+    }
     Ok(format!(
         "bt -a: {} CPUs, {frames_total} frames, each gdb's",
         traces.len()

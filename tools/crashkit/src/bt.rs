@@ -159,6 +159,17 @@ impl<'a> Kernel<'a> {
         out
     }
 
+    /// The name of the function `pc` is in: the innermost one, with the
+    /// function it is inlined into, if any.
+    pub fn function_name(&self, pc: u64) -> Option<String> {
+        let functions = self.symbolise(pc);
+        let inner = functions.first()?.name.clone()?;
+        Some(match functions.last().and_then(|f| f.name.as_deref()) {
+            Some(outer) if functions.len() > 1 => format!("{inner} (inlined into {outer})"),
+            _ => inner,
+        })
+    }
+
     /// The CFI row for `pc`: the CFA rule and the rules for RA and RBP.
     fn rules(&self, pc: u64) -> Option<(CfaRule<usize>, RegisterRule<usize>, RegisterRule<usize>)> {
         let mut context = UnwindContext::new();
@@ -338,7 +349,16 @@ pub fn backtraces(
                 registers.rsp,
                 registers.rbp,
             ),
-            Err(why) => (Vec::new(), format!("no page tables for the stack: {why}")),
+            // The first frame needs no memory; the rest need the stack.
+            Err(why) => (
+                vec![Frame {
+                    pc: registers.rip,
+                    sp: registers.rsp,
+                    functions: kernel.symbolise(registers.rip),
+                    unwound_by: None,
+                }],
+                format!("no page tables to read the stack with: {why}"),
+            ),
         };
         out.push(Backtrace {
             cpu: place,

@@ -45,6 +45,9 @@ pub struct CpuLine {
     pub cpl: Option<u8>,
     /// `x86_64` or `i386` registers (null: no note).
     pub mode: Option<&'static str>,
+    /// The function RIP is in, with `--kernel` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 /// The CPUs of `dump` and the panicking one, if known (crashkit's
@@ -110,6 +113,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
                 rsp: Some(rsp),
                 cpl: Some((cs & 3) as u8),
                 mode: Some(mode),
+                function: None,
             }
         })
         .collect();
@@ -131,6 +135,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
             rsp: None,
             cpl: None,
             mode: None,
+            function: None,
         });
     }
     lines
@@ -162,6 +167,10 @@ pub fn render_lines(lines: &[CpuLine], hint: bool) -> String {
                 String::new()
             },
         ));
+        if let Some(function) = &line.function {
+            // Under its line: names are long.
+            out.push_str(&format!("      in {function}\n"));
+        }
     }
     if lines.iter().any(|l| l.panicking) {
         out.push_str("(* panicking)\n");
@@ -188,6 +197,9 @@ pub struct CpuRegs {
     pub control: Option<Vec<(&'static str, u64)>>,
     /// QEMU's CPU state, where the dump has it.
     pub qemu: Option<QemuRegs>,
+    /// The function RIP is in, with `--kernel` (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
 }
 
 /// QEMU's CPU state of one CPU.
@@ -292,6 +304,7 @@ pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu>
         prstatus,
         control,
         qemu,
+        function: None,
     })
 }
 
@@ -303,6 +316,9 @@ pub fn render_regs(regs: &CpuRegs) -> String {
         regs.pid,
         if regs.panicking { ", panicking" } else { "" }
     );
+    if let Some(function) = &regs.function {
+        out.push_str(&format!("RIP in {function}\n"));
+    }
     let mut table = |heading: &str, values: &[(&str, u64)]| {
         out.push_str(heading);
         out.push('\n');

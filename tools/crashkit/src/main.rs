@@ -59,6 +59,9 @@ enum Command {
         /// record to show CPU states (reads every page).
         #[arg(long)]
         scan: bool,
+        /// The kernel's ELF: name the function each RIP is in.
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
     },
     /// Every register the dump holds for one CPU, control state included.
     Regs {
@@ -67,6 +70,9 @@ enum Command {
         /// The CPU, as `cpus` numbers them (default: the panicking CPU,
         /// else 0).
         cpu: Option<usize>,
+        /// The kernel's ELF: name the function RIP is in.
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
     },
     /// The crash record decoded: panic, timeline, shootdown, every CPU,
     /// notifier outcomes, escalations, counters. Read from the dump's note,
@@ -201,13 +207,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             print(&text)?;
         }
-        Command::Cpus { dump, scan } => {
+        Command::Cpus { dump, scan, kernel } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
             let record = with_progress(cli.json, |progress| {
                 record::for_states(&opened, *scan, progress)
             });
-            let lines = cpus::lines(&opened, record.as_ref());
+            let mut lines = cpus::lines(&opened, record.as_ref());
+            if let Some(path) = kernel {
+                let map = open::Files::map_plain(path)?;
+                let elf = open_kernel(&opened, &map, path)?;
+                for line in &mut lines {
+                    line.function = line.rip.and_then(|rip| elf.function_name(rip));
+                }
+            }
             answer(
                 cli.json,
                 Versioned {
@@ -217,10 +230,20 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 || cpus::render_lines(&lines, !opened.is_linux()),
             )?;
         }
-        Command::Regs { dump, cpu } => {
+        Command::Regs { dump, cpu, kernel } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let regs = cpus::regs(&opened, *cpu)?;
+            let mut regs = cpus::regs(&opened, *cpu)?;
+            if let Some(path) = kernel {
+                let map = open::Files::map_plain(path)?;
+                let elf = open_kernel(&opened, &map, path)?;
+                let rip = regs
+                    .prstatus
+                    .iter()
+                    .find(|(name, _)| matches!(*name, "rip" | "eip"))
+                    .map(|&(_, value)| value);
+                regs.function = rip.and_then(|rip| elf.function_name(rip));
+            }
             answer(
                 cli.json,
                 Versioned {
@@ -396,6 +419,17 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Parse the kernel ELF in `map` and check it is the dump's kernel.
+fn open_kernel<'m>(
+    dump: &open::Dump<'_>,
+    map: &'m [u8],
+    path: &std::path::Path,
+) -> anyhow::Result<bt::Kernel<'m>> {
+    let elf = bt::Kernel::parse(map).with_context(|| format!("{}", path.display()))?;
+    bt::check_build_id(dump, &elf, path).map_err(|e| UsageError(format!("{e:#}")))?;
+    Ok(elf)
 }
 
 /// A request that cannot be served as asked (exit code 2): no kernel ELF,

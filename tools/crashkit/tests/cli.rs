@@ -367,6 +367,7 @@ fn every_command_survives_mutated_and_cut_dumps() {
                 vec!["--json", "cpus", "--scan", path],
                 vec!["rd", path, "-p", "0x100000", "0x10000"],
                 vec!["vtop", path, "0xffffffff81000000"],
+                vec!["bt", path, "-a", "--kernel", "/bin/true"],
                 vec!["verify", path],
             ] {
                 common::survives(&args, path, name);
@@ -374,7 +375,7 @@ fn every_command_survives_mutated_and_cut_dumps() {
             }
         }
     }
-    assert!(runs > 800, "{runs} runs");
+    assert!(runs > 900, "{runs} runs");
 }
 
 #[test]
@@ -615,4 +616,46 @@ fn log_reads_the_synthetic_ring_and_survives_it_mutated() {
         }
     }
     assert!(runs >= 750, "{runs} runs");
+}
+
+#[test]
+fn bt_refuses_a_kernel_that_is_not_the_dumps_and_names_what_it_has() {
+    // The synthetic dump names build-id 0011...33; /bin/true is not it.
+    let path = file("bt-linux.elf", &common::linux::elf());
+    let path = path.to_str().unwrap();
+    let output = crashkit(&["bt", path, "--kernel", "/bin/true"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not the dump's 00112233445566778899aabbccddeeff00112233"),
+        "{stderr}"
+    );
+    // No kernel named and none under the debug directory: a usage error
+    // that says where it looked.
+    let output = crashkit(&["bt", path, "--debug-dir", "/nonexistent"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("/nonexistent/.build-id/00/112233445566778899aabbccddeeff00112233.debug"),
+        "{stderr}"
+    );
+    // A dump without a build-id: the kernel is taken, with a warning, and
+    // the unwind stops where the ELF has nothing to say.
+    let output = crashkit(&["bt", elf_path(), "--kernel", "/bin/true"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: the dump names no build-id"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("CPU 0 (panicking)\n #0  0xffffffff81000001 in ??"),
+        "{stdout}"
+    );
+}
+
+fn elf_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| file("bt-plain.elf", &elf()).to_str().unwrap().to_owned())
 }

@@ -24,8 +24,8 @@
 //!   `.ci/run` calls this.
 //! - `demo`: the most complete real run crashkit has today (see README.md),
 //!   with its artefacts in `target/demo/`; it ends with `crashkit info`,
-//!   `crashkit cpus --scan` and `crashkit record` on QEMU's dump of the
-//!   crash under QEMU.
+//!   `crashkit cpus --scan`, `crashkit record` and `crashkit bt -a` on
+//!   QEMU's dump of the crash under QEMU.
 //! - `fuzz [SECONDS]`: each fuzz target of `kdump/format/fuzz` (the ELF and
 //!   the kdump-compressed reader, and crashkit's page encoders round-tripped) for SECONDS (default 300) with
 //!   `cargo fuzz run -s none` on the stable toolchain (cargo-fuzz is installed with `cargo
@@ -456,7 +456,13 @@ fn demo(args: &[String]) -> Result<(), String> {
     let dump = out_dir.join("qemu-dump.elf");
     // QEMU's dump has no crash-record note: `cpus --scan` and `record`
     // find the record in memory.
-    for command in [&["info"][..], &["cpus", "--scan"], &["record"]] {
+    let kernel = run::workspace_root()?
+        .join("tests/kernel/target")
+        .join(BARE_METAL_TARGET)
+        .join("release/crashkit-test-kernel");
+    let kernel = kernel.to_string_lossy().into_owned();
+    let bt = ["bt", "-a", "--kernel", kernel.as_str()];
+    for command in [&["info"][..], &["cpus", "--scan"], &["record"], &bt] {
         let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit", "--"]);
         crashkit.args(command).arg(&dump);
         let name = command.join(" ");

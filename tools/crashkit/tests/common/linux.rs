@@ -28,6 +28,7 @@ const PAGES: usize = 16;
 pub fn vmcoreinfo() -> String {
     format!(
         "OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\n\
+         BUILD-ID=00112233445566778899aabbccddeeff00112233\n\
          SYMBOL(init_uts_ns)=ffffffff82bfb000\n\
          SYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\nNUMBER(pgtable_l5_enabled)=0\n\
          SYMBOL(prb)={:x}\n\

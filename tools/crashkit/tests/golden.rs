@@ -2,7 +2,8 @@
 //! compared byte for byte with `tests/golden/NAME.txt` (standard output,
 //! standard error and the exit code). The corpus: the dumps
 //! `tests/common` writes (ELF, kdump-compressed, flattened), QEMU's
-//! kdump-zlib dump of the crashed test kernel (`tests/corpus`, 1.5 MB) and
+//! kdump-zlib dump of the crashed test kernel (`tests/corpus`, 1.5 MB)
+//! with the kernel's ELF that crashed (2.8 MB, for `bt`), and
 //! one part of makedumpfile's split dump of the crashed Linux guest
 //! (`tests/corpus`, 2.2 MB).
 //!
@@ -96,6 +97,18 @@ fn every_command_matches_its_golden_output() {
         ("vtop-unmapped", vec!["vtop", qemu, "0xffff800000000000"]),
         ("vtop-not-canonical", vec!["vtop", qemu, "0x800000000000"]),
         ("log-not-linux", vec!["log", qemu]),
+        (
+            "bt-a",
+            vec!["bt", "-a", qemu, "--kernel", "test-kernel.elf"],
+        ),
+        (
+            "bt-json",
+            vec!["--json", "bt", qemu, "1", "--kernel", "test-kernel.elf"],
+        ),
+        (
+            "cpus-kernel",
+            vec!["cpus", qemu, "--kernel", "test-kernel.elf"],
+        ),
         ("verify", vec!["verify", qemu]),
     ] {
         cases.push((format!("qemu-{command}"), corpus.as_path(), args));

@@ -11,7 +11,9 @@
 //! dump's is refused; a build-id missing on either side is a warning.
 //!
 //! An unwind is bounded: at most [`MOST_FRAMES`] frames, and every step
-//! must move the stack pointer up; it stops, saying why, at a return
+//! must move the stack pointer up (except out of an interrupt or exception
+//! stub, whose call-frame information hands over the interrupted registers,
+//! possibly on another stack); it stops, saying why, at a return
 //! address of zero or outside the kernel's text, a stack the dump does not
 //! have, or a rule it does not evaluate.
 
@@ -20,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use gimli::{
-    BaseAddresses, CfaRule, DebugFrame, EhFrame, EndianSlice, LittleEndian, RegisterRule,
-    UnwindContext, UnwindSection, X86_64,
+    BaseAddresses, CfaRule, DebugFrame, EhFrame, EndianSlice, EvaluationResult, LittleEndian,
+    Location, RegisterRule, UnwindContext, UnwindExpression, UnwindSection, UnwindTableRow, Value,
 };
 use serde::Serialize;
 
@@ -35,6 +37,21 @@ use crate::vaddr::{self, Space};
 pub const MOST_FRAMES: usize = 64;
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// Which section a CFI row came from.
+#[derive(Clone, Copy)]
+enum Source {
+    Debug,
+    Eh,
+}
+
+/// DWARF's x86_64 register numbers: rax rdx rcx rbx rsi rdi rbp rsp r8-r15,
+/// then 16, the return address (RIP).
+const REGISTERS: usize = 17;
+
+/// Registers kept by the callee in the SysV ABI (rbx, rbp, r12-r15): when
+/// a row has no rule for one, it holds the caller's value.
+const CALLEE_SAVED: [u16; 6] = [3, 6, 12, 13, 14, 15];
 
 /// A kernel ELF opened for unwinding and symbols.
 pub struct Kernel<'a> {
@@ -170,8 +187,8 @@ impl<'a> Kernel<'a> {
         })
     }
 
-    /// The CFI row for `pc`: the CFA rule and the rules for RA and RBP.
-    fn rules(&self, pc: u64) -> Option<(CfaRule<usize>, RegisterRule<usize>, RegisterRule<usize>)> {
+    /// The CFI row for `pc` and the section it came from.
+    fn row(&self, pc: u64) -> Option<(UnwindTableRow<usize>, Source)> {
         let mut context = UnwindContext::new();
         if let Some(frame) = &self.debug_frame
             && let Ok(row) = frame.unwind_info_for_address(
@@ -181,23 +198,27 @@ impl<'a> Kernel<'a> {
                 DebugFrame::cie_from_offset,
             )
         {
-            return Some((
-                row.cfa().clone(),
-                row.register(X86_64::RA).unwrap_or(RegisterRule::Undefined),
-                row.register(X86_64::RBP).unwrap_or(RegisterRule::SameValue),
-            ));
+            return Some((row.clone(), Source::Debug));
         }
         if let Some((frame, bases)) = &self.eh_frame
             && let Ok(row) =
                 frame.unwind_info_for_address(bases, &mut context, pc, EhFrame::cie_from_offset)
         {
-            return Some((
-                row.cfa().clone(),
-                row.register(X86_64::RA).unwrap_or(RegisterRule::Undefined),
-                row.register(X86_64::RBP).unwrap_or(RegisterRule::SameValue),
-            ));
+            return Some((row.clone(), Source::Eh));
         }
         None
+    }
+
+    /// A DWARF expression of a CFI rule, from the section it is in.
+    fn expression(
+        &self,
+        source: Source,
+        expression: &UnwindExpression<usize>,
+    ) -> Option<gimli::Expression<Slice<'a>>> {
+        match source {
+            Source::Debug => expression.get(self.debug_frame.as_ref()?).ok(),
+            Source::Eh => expression.get(&self.eh_frame.as_ref()?.0).ok(),
+        }
     }
 }
 
@@ -341,14 +362,7 @@ pub fn backtraces(
             continue;
         };
         let (frames, stopped) = match vaddr::space(dump, Some(place)) {
-            Ok(space) => unwind(
-                dump,
-                &space,
-                kernel,
-                registers.rip,
-                registers.rsp,
-                registers.rbp,
-            ),
+            Ok(space) => unwind(dump, &space, kernel, &registers),
             // The first frame needs no memory; the rest need the stack.
             Err(why) => (
                 vec![Frame {
@@ -370,14 +384,72 @@ pub fn backtraces(
     Ok(out)
 }
 
-/// Unwind from `rip`, `rsp`, `rbp`; the frames and why it stopped.
+/// Evaluate a CFI `expression` over `registers` and memory (`read`), the
+/// CFA pushed first when given (a register rule's expression); the value it
+/// leaves. At most 256 steps.
+fn evaluate(
+    expression: gimli::Expression<Slice<'_>>,
+    registers: &[Option<u64>; REGISTERS],
+    read: &dyn Fn(u64) -> Result<u64, String>,
+    cfa: Option<u64>,
+) -> Result<u64, String> {
+    let encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let mut evaluation = expression.evaluation(encoding);
+    if let Some(cfa) = cfa {
+        evaluation.set_initial_value(cfa);
+    }
+    let mut result = evaluation.evaluate().map_err(|e| format!("{e}"))?;
+    for _ in 0..256 {
+        result = match result {
+            EvaluationResult::Complete => {
+                return match evaluation.result().first().map(|piece| &piece.location) {
+                    Some(Location::Address { address }) => Ok(*address),
+                    Some(Location::Value { value }) => {
+                        value.to_u64(u64::MAX).map_err(|e| format!("{e}"))
+                    }
+                    other => Err(format!("an expression result not used: {other:?}")),
+                };
+            }
+            EvaluationResult::RequiresRegister { register, .. } => {
+                let value = registers
+                    .get(usize::from(register.0))
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| format!("register {} is not known here", register.0))?;
+                evaluation
+                    .resume_with_register(Value::Generic(value))
+                    .map_err(|e| format!("{e}"))?
+            }
+            EvaluationResult::RequiresMemory { address, size, .. } => {
+                let word = read(address)?;
+                let value = if size >= 8 {
+                    word
+                } else {
+                    word & ((1u64 << (u32::from(size) * 8)) - 1)
+                };
+                evaluation
+                    .resume_with_memory(Value::Generic(value))
+                    .map_err(|e| format!("{e}"))?
+            }
+            other => return Err(format!("an expression step not evaluated: {other:?}")),
+        };
+    }
+    Err("an expression of more than 256 steps".into())
+}
+
+/// Unwind from the registers a CPU saved; the frames and why it stopped.
+/// Every register is tracked (DWARF numbering), so the rules of an
+/// interrupt stub (expressions over the saved frame) are followed into the
+/// interrupted code.
 fn unwind(
     dump: &Dump<'_>,
     space: &Space,
     kernel: &Kernel<'_>,
-    mut rip: u64,
-    mut rsp: u64,
-    mut rbp: u64,
+    saved: &crashkit_dump_format::Registers,
 ) -> (Vec<Frame>, String) {
     let read = |addr: u64| -> Result<u64, String> {
         let bytes = vaddr::read(dump, space, addr, 8)?;
@@ -385,10 +457,34 @@ fn unwind(
         word.copy_from_slice(&bytes);
         Ok(u64::from_le_bytes(word))
     };
+    let mut registers: [Option<u64>; REGISTERS] = [
+        Some(saved.rax),
+        Some(saved.rdx),
+        Some(saved.rcx),
+        Some(saved.rbx),
+        Some(saved.rsi),
+        Some(saved.rdi),
+        Some(saved.rbp),
+        Some(saved.rsp),
+        Some(saved.r8),
+        Some(saved.r9),
+        Some(saved.r10),
+        Some(saved.r11),
+        Some(saved.r12),
+        Some(saved.r13),
+        Some(saved.r14),
+        Some(saved.r15),
+        Some(saved.rip),
+    ];
     let mut frames: Vec<Frame> = Vec::new();
+    // The first frame's RIP, and an interrupted RIP handed over by a stub,
+    // are where the CPU was; a return address points after a call.
+    let mut exact = true;
     loop {
-        // A return address points after the call: look up the call.
-        let lookup = if frames.is_empty() { rip } else { rip - 1 };
+        let (Some(rip), Some(rsp)) = (registers[16], registers[7]) else {
+            return (frames, "the caller's RIP or RSP is not known".into());
+        };
+        let lookup = if exact { rip } else { rip - 1 };
         frames.push(Frame {
             pc: rip,
             sp: rsp,
@@ -398,51 +494,99 @@ fn unwind(
         if frames.len() >= MOST_FRAMES {
             return (frames, format!("{MOST_FRAMES} frames: the most shown"));
         }
-        let step = match kernel.rules(lookup) {
-            Some((cfa_rule, ra_rule, rbp_rule)) => {
-                let cfa = match cfa_rule {
-                    CfaRule::RegisterAndOffset { register, offset } if register == X86_64::RSP => {
-                        rsp.wrapping_add_signed(offset)
-                    }
-                    CfaRule::RegisterAndOffset { register, offset } if register == X86_64::RBP => {
-                        rbp.wrapping_add_signed(offset)
-                    }
-                    other => return (frames, format!("a CFA rule not evaluated: {other:?}")),
+        let (next, how, next_exact) = match kernel.row(lookup) {
+            Some((row, source)) => {
+                let cfa = match row.cfa() {
+                    CfaRule::RegisterAndOffset { register, offset } => registers
+                        .get(usize::from(register.0))
+                        .copied()
+                        .flatten()
+                        .map(|base| base.wrapping_add_signed(*offset))
+                        .ok_or_else(|| format!("register {} is not known here", register.0)),
+                    CfaRule::Expression(expression) => kernel
+                        .expression(source, expression)
+                        .ok_or_else(|| "a CFA expression out of its section".to_owned())
+                        .and_then(|e| evaluate(e, &registers, &read, None)),
                 };
-                let ra = match ra_rule {
-                    RegisterRule::Offset(offset) => read(cfa.wrapping_add_signed(offset)),
-                    other => {
-                        return (
-                            frames,
-                            format!("a return-address rule not evaluated: {other:?}"),
-                        );
+                let cfa = match cfa {
+                    Ok(cfa) => cfa,
+                    Err(why) => return (frames, format!("the CFA: {why}")),
+                };
+                let mut next = [None; REGISTERS];
+                next[7] = Some(cfa);
+                for number in (0..REGISTERS as u16).filter(|&n| n != 7) {
+                    let rule = row.register(gimli::Register(number)).unwrap_or(
+                        if CALLEE_SAVED.contains(&number) {
+                            RegisterRule::SameValue
+                        } else {
+                            RegisterRule::Undefined
+                        },
+                    );
+                    let value = match rule {
+                        RegisterRule::Undefined => Ok(None),
+                        RegisterRule::SameValue => Ok(registers[usize::from(number)]),
+                        RegisterRule::Offset(offset) => {
+                            read(cfa.wrapping_add_signed(offset)).map(Some)
+                        }
+                        RegisterRule::ValOffset(offset) => {
+                            Ok(Some(cfa.wrapping_add_signed(offset)))
+                        }
+                        RegisterRule::Register(other) => {
+                            Ok(registers.get(usize::from(other.0)).copied().flatten())
+                        }
+                        RegisterRule::Expression(expression) => kernel
+                            .expression(source, &expression)
+                            .ok_or_else(|| "an expression out of its section".to_owned())
+                            .and_then(|e| evaluate(e, &registers, &read, Some(cfa)))
+                            .and_then(&read)
+                            .map(Some),
+                        RegisterRule::ValExpression(expression) => kernel
+                            .expression(source, &expression)
+                            .ok_or_else(|| "an expression out of its section".to_owned())
+                            .and_then(|e| evaluate(e, &registers, &read, Some(cfa)))
+                            .map(Some),
+                        other => Err(format!("a register rule not evaluated: {other:?}")),
+                    };
+                    match value {
+                        Ok(value) => next[usize::from(number)] = value,
+                        // Only the return address must be known.
+                        Err(why) if number == 16 => {
+                            return (frames, format!("the return address: {why}"));
+                        }
+                        Err(_) => {}
                     }
+                }
+                // A CFA computed by an expression is an interrupt or
+                // exception stub's: it hands over an interrupted RIP.
+                let from_stub = matches!(row.cfa(), CfaRule::Expression(_));
+                (next, "cfi", from_stub)
+            }
+            None => {
+                let Some(rbp) = registers[6].filter(|&rbp| rbp != 0) else {
+                    return (
+                        frames,
+                        format!("no call-frame information at {lookup:#x} and no frame pointer"),
+                    );
                 };
-                let next_rbp = match rbp_rule {
-                    RegisterRule::Offset(offset) => read(cfa.wrapping_add_signed(offset)),
-                    _ => Ok(rbp),
-                };
-                match (ra, next_rbp) {
-                    (Ok(ra), Ok(next_rbp)) => (ra, cfa, next_rbp, "cfi"),
+                let (ra, next_rbp) = match (read(rbp.wrapping_add(8)), read(rbp)) {
+                    (Ok(ra), Ok(next_rbp)) => (ra, next_rbp),
                     (Err(why), _) | (_, Err(why)) => {
                         return (frames, format!("the stack is not readable: {why}"));
                     }
+                };
+                let mut next = [None; REGISTERS];
+                for number in CALLEE_SAVED {
+                    next[usize::from(number)] = registers[usize::from(number)];
                 }
-            }
-            None if rbp != 0 => match (read(rbp.wrapping_add(8)), read(rbp)) {
-                (Ok(ra), Ok(next_rbp)) => (ra, rbp.wrapping_add(16), next_rbp, "frame pointer"),
-                (Err(why), _) | (_, Err(why)) => {
-                    return (frames, format!("the stack is not readable: {why}"));
-                }
-            },
-            None => {
-                return (
-                    frames,
-                    format!("no call-frame information at {lookup:#x} and no frame pointer"),
-                );
+                next[6] = Some(next_rbp);
+                next[7] = Some(rbp.wrapping_add(16));
+                next[16] = Some(ra);
+                (next, "frame pointer", false)
             }
         };
-        let (ra, next_rsp, next_rbp, how) = step;
+        let (Some(ra), Some(next_rsp)) = (next[16], next[7]) else {
+            return (frames, "the return address is not known".into());
+        };
         if ra == 0 {
             return (frames, "the outermost frame (return address 0)".into());
         }
@@ -452,7 +596,10 @@ fn unwind(
                 format!("return address {ra:#x} is outside the kernel's text"),
             );
         }
-        if next_rsp <= rsp {
+        // The stack pointer must move up, except out of a stub: an NMI or
+        // exception may run on its own stack (IST), so the interrupted one
+        // can be anywhere. The frame count still bounds the walk.
+        if next_rsp <= rsp && !next_exact {
             return (
                 frames,
                 format!("the stack pointer did not move up ({next_rsp:#x})"),
@@ -461,7 +608,8 @@ fn unwind(
         if let Some(last) = frames.last_mut() {
             last.unwound_by = Some(how);
         }
-        (rip, rsp, rbp) = (ra, next_rsp, next_rbp);
+        registers = next;
+        exact = next_exact;
     }
 }
 

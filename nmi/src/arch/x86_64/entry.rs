@@ -75,6 +75,21 @@ use crate::RegisterFrame;
 /// other than `rsp` (which the CPU saved in the interrupt frame).
 pub const SAVED_REGISTERS_SIZE: usize = 15 * 8;
 
+/// The first byte of `value` as a two-byte SLEB128 (the stubs' call-frame
+/// information): the low seven bits with the continuation bit. Not public
+/// API.
+#[doc(hidden)]
+pub const fn sleb_lo(value: usize) -> u8 {
+    (value & 0x7f) as u8 | 0x80
+}
+
+/// The second byte of `value` (below 8192) as a two-byte SLEB128: the next
+/// seven bits, sign bit clear. Not public API.
+#[doc(hidden)]
+pub const fn sleb_hi(value: usize) -> u8 {
+    ((value >> 7) & 0x3f) as u8
+}
+
 /// Bytes a stub removes before `iretq`: the saved registers and the error
 /// code.
 pub const POPPED_SIZE: usize = SAVED_REGISTERS_SIZE + 8;
@@ -213,6 +228,18 @@ macro_rules! __nmi_entry_stub_body {
         #[unsafe(naked)]
         $visibility unsafe extern "C" fn $name() {
             ::core::arch::naked_asm!(
+                // Call-frame information, so that a debugger or crashkit's
+                // `bt` unwinds through the stub into the interrupted code:
+                // a signal frame (the caller's address is not a return
+                // address), whose CFA is the interrupted RSP and whose
+                // registers are where the RegisterFrame holds them. Rules
+                // are given where a register points at the frame (rbx
+                // during the call, rsp after) and for the iret frame; the
+                // first instructions, before the frame is complete, have
+                // none. Offsets are two-byte SLEB128 (non-minimal for small
+                // values, which DWARF allows). No instruction changes.
+                ".cfi_startproc simple",
+                ".cfi_signal_frame",
                 $($push_error_code,)?
                 "sub rsp, {saved_size}",
                 "mov [rsp + {r15}], r15",
@@ -233,10 +260,26 @@ macro_rules! __nmi_entry_stub_body {
                 // rsp now points at a complete RegisterFrame.
                 "mov rdi, rsp",
                 "mov rbx, rsp",
+                ".cfi_escape 0x0f, 4, 0x73, {rsp_lo}, {rsp_hi}, 0x06",
+                ".cfi_escape 0x10, 16, 3, 0x73, {rip_lo}, {rip_hi}",
+                ".cfi_escape 0x10, 6, 3, 0x73, {rbp_lo}, {rbp_hi}",
+                ".cfi_escape 0x10, 3, 3, 0x73, {rbx_lo}, {rbx_hi}",
+                ".cfi_escape 0x10, 12, 3, 0x73, {r12_lo}, {r12_hi}",
+                ".cfi_escape 0x10, 13, 3, 0x73, {r13_lo}, {r13_hi}",
+                ".cfi_escape 0x10, 14, 3, 0x73, {r14_lo}, {r14_hi}",
+                ".cfi_escape 0x10, 15, 3, 0x73, {r15_lo}, {r15_hi}",
                 "and rsp, -16",
                 "cld",
                 "call {handler}",
                 "mov rsp, rbx",
+                ".cfi_escape 0x0f, 4, 0x77, {rsp_lo}, {rsp_hi}, 0x06",
+                ".cfi_escape 0x10, 16, 3, 0x77, {rip_lo}, {rip_hi}",
+                ".cfi_escape 0x10, 6, 3, 0x77, {rbp_lo}, {rbp_hi}",
+                ".cfi_escape 0x10, 3, 3, 0x77, {rbx_lo}, {rbx_hi}",
+                ".cfi_escape 0x10, 12, 3, 0x77, {r12_lo}, {r12_hi}",
+                ".cfi_escape 0x10, 13, 3, 0x77, {r13_lo}, {r13_hi}",
+                ".cfi_escape 0x10, 14, 3, 0x77, {r14_lo}, {r14_hi}",
+                ".cfi_escape 0x10, 15, 3, 0x77, {r15_lo}, {r15_hi}",
                 "mov r15, [rsp + {r15}]",
                 "mov r14, [rsp + {r14}]",
                 "mov r13, [rsp + {r13}]",
@@ -253,10 +296,37 @@ macro_rules! __nmi_entry_stub_body {
                 "mov rsi, [rsp + {rsi}]",
                 "mov rdi, [rsp + {rdi}]",
                 "add rsp, {popped_size}",
+                // The iret frame: RIP at rsp, the interrupted RSP at rsp+24;
+                // every other register holds its interrupted value again.
+                ".cfi_escape 0x0f, 3, 0x77, 24, 0x06",
+                ".cfi_escape 0x10, 16, 2, 0x77, 0",
+                ".cfi_same_value 6",
+                ".cfi_same_value 3",
+                ".cfi_same_value 12",
+                ".cfi_same_value 13",
+                ".cfi_same_value 14",
+                ".cfi_same_value 15",
                 "iretq",
+                ".cfi_endproc",
                 saved_size = const $crate::arch::x86_64::entry::SAVED_REGISTERS_SIZE,
                 popped_size = const $crate::arch::x86_64::entry::POPPED_SIZE,
                 handler = sym $handler,
+                rsp_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, rsp)),
+                rsp_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, rsp)),
+                rip_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, rip)),
+                rip_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, rip)),
+                rbp_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, rbp)),
+                rbp_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, rbp)),
+                rbx_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, rbx)),
+                rbx_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, rbx)),
+                r12_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, r12)),
+                r12_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, r12)),
+                r13_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, r13)),
+                r13_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, r13)),
+                r14_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, r14)),
+                r14_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, r14)),
+                r15_lo = const $crate::arch::x86_64::entry::sleb_lo(::core::mem::offset_of!($crate::RegisterFrame, r15)),
+                r15_hi = const $crate::arch::x86_64::entry::sleb_hi(::core::mem::offset_of!($crate::RegisterFrame, r15)),
                 r15 = const ::core::mem::offset_of!($crate::RegisterFrame, r15),
                 r14 = const ::core::mem::offset_of!($crate::RegisterFrame, r14),
                 r13 = const ::core::mem::offset_of!($crate::RegisterFrame, r13),

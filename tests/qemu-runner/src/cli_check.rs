@@ -250,6 +250,14 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
     ))
 }
 
+/// The bytes of an `rd --json` run, from its `hex`.
+fn hex_bytes(run: &Value) -> Vec<u8> {
+    let hex = run["hex"].as_str().unwrap_or("");
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect()
+}
+
 /// `rd -p` of 32 pages spread over guest RAM (and the record's page): a
 /// page the dump has reads as RAM has it. The pages equal and absent.
 fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), String> {
@@ -269,11 +277,7 @@ fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), St
         let runs = value["rd"].as_array().cloned().unwrap_or_default();
         match runs.as_slice() {
             [run] if run["hex"].is_string() => {
-                let hex = run["hex"].as_str().unwrap_or("");
-                let bytes: Vec<u8> = (0..hex.len() / 2)
-                    .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-                    .collect();
-                if bytes != expected {
+                if hex_bytes(run) != expected {
                     return Err(format!(
                         "crashkit rd {arg} -p {phys:#x}: differs from guest RAM"
                     ));
@@ -335,11 +339,7 @@ fn virtual_pages(crashkit: &Path, arg: &str, crash: &Crash<'_>) -> Result<(u32, 
         let runs = value["rd"].as_array().cloned().unwrap_or_default();
         match runs.as_slice() {
             [run] if run["hex"].is_string() => {
-                let hex = run["hex"].as_str().unwrap_or("");
-                let bytes: Vec<u8> = (0..hex.len() / 2)
-                    .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-                    .collect();
-                if bytes != expected || run["phys"] != phys {
+                if hex_bytes(run) != expected || run["phys"] != phys {
                     return Err(format!(
                         "crashkit rd {arg} {virt_text}: differs from guest RAM at {phys:#x}"
                     ));

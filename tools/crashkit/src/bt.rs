@@ -299,10 +299,7 @@ pub fn kernel_file(
 
 /// The build-id VMCOREINFO names.
 fn build_id(dump: &Dump<'_>) -> Option<Vec<u8>> {
-    let info = match dump {
-        Dump::Elf(elf) => elf.vmcoreinfo(),
-        Dump::Kdump(parts) => parts[0].vmcoreinfo(),
-    }?;
+    let info = dump.vmcoreinfo()?;
     let (bytes, len) = info.build_id()?;
     Some(bytes.get(..len)?.to_vec())
 }

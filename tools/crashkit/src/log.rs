@@ -167,11 +167,9 @@ fn u16_at(bytes: &[u8], at: u64) -> Option<u16> {
 
 /// Read the kernel log of `dump`.
 pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
-    let info = match dump {
-        Dump::Elf(elf) => elf.vmcoreinfo(),
-        Dump::Kdump(parts) => parts[0].vmcoreinfo(),
-    }
-    .ok_or_else(|| NoLog("the dump has no VMCOREINFO: no Linux log to read".into()))?;
+    let info = dump
+        .vmcoreinfo()
+        .ok_or_else(|| NoLog("the dump has no VMCOREINFO: no Linux log to read".into()))?;
     let layout = Layout::from(&info)?;
     let space = vaddr::space(dump, None).map_err(|e| NoLog(e.to_string()))?;
     let word = |addr: u64, what: &str| -> Result<u64, NoLog> {

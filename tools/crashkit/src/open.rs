@@ -123,12 +123,16 @@ impl<'a> Dump<'a> {
     /// (Linux's own utsname), which no crashkit kernel exports. A Linux
     /// dump has no crash record, so nothing suggests looking for one.
     pub fn is_linux(&self) -> bool {
-        let named = |info: Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>>| {
-            info.is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
-        };
+        self.vmcoreinfo()
+            .is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
+    }
+
+    /// The dump's VMCOREINFO, if it has one (every part of a split dump
+    /// carries the same notes).
+    pub fn vmcoreinfo(&self) -> Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>> {
         match self {
-            Dump::Elf(elf) => named(elf.vmcoreinfo()),
-            Dump::Kdump(parts) => named(parts[0].vmcoreinfo()),
+            Dump::Elf(elf) => elf.vmcoreinfo(),
+            Dump::Kdump(parts) => parts[0].vmcoreinfo(),
         }
     }
 

@@ -110,10 +110,7 @@ pub fn space(dump: &Dump<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
 
 /// A Linux dump's kernel page tables, from VMCOREINFO.
 fn linux_space(dump: &Dump<'_>) -> Option<Space> {
-    let info = match dump {
-        Dump::Elf(elf) => elf.vmcoreinfo(),
-        Dump::Kdump(parts) => parts[0].vmcoreinfo(),
-    }?;
+    let info = dump.vmcoreinfo()?;
     let top = info.number("SYMBOL(init_top_pgt)")?;
     let phys_base = info.signed("NUMBER(phys_base)").unwrap_or(0);
     let cr3 = top

@@ -659,3 +659,51 @@ fn elf_path() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| file("bt-plain.elf", &elf()).to_str().unwrap().to_owned())
 }
+
+#[test]
+fn log_says_what_it_could_not_read_and_gives_the_rest() {
+    // The text data ring's page excluded: every record with text is said
+    // unreadable, with where and why; the one without text still reads.
+    let dump = common::linux::elf_excluding(&[crashkit_dump_format::PhysRange::new(
+        common::linux::DATA,
+        4096,
+    )]);
+    let path = file("linux-no-text.elf", &dump);
+    let output = crashkit(&["log", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("(not read: 6 records: text at 0xffffffff80105000 (4096 bytes): the dump has it as excluded)"),
+        "{text}"
+    );
+    let records: Vec<&str> = text.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(records.len(), 1, "{text}");
+}
+
+#[test]
+fn bt_finds_the_kernel_by_build_id_under_the_debug_directory() {
+    // A .build-id tree with a file at the dump's build-id: found, and then
+    // refused because its own build-id is not the dump's (it is
+    // /bin/true): the lookup and the check, both.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("debug-dir");
+    let place = dir.join(".build-id/00");
+    std::fs::create_dir_all(&place).unwrap();
+    std::fs::copy(
+        "/bin/true",
+        place.join("112233445566778899aabbccddeeff00112233.debug"),
+    )
+    .unwrap();
+    let path = file("bt-lookup.elf", &common::linux::elf());
+    let output = crashkit(&[
+        "bt",
+        path.to_str().unwrap(),
+        "--debug-dir",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(".build-id/00/112233445566778899aabbccddeeff00112233.debug: its build-id"),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,9 @@
 //!
 //! Each file goes through `info`, `--json info`, `cpus --scan`, `regs`,
 //! `record --scan`, `rd -p`, `rd` and `vtop` (virtual: through whatever
-//! page tables the file names) and `verify`, each under a 1 GiB address-space
+//! page tables the file names), `bt -a` (with /bin/true as the kernel: any
+//! ELF's call-frame information over hostile registers and stacks), `log`
+//! and `verify`, each under a 1 GiB address-space
 //! limit and a 10 s limit: none may panic, be killed or use an exit code
 //! outside 0-3, and an unusable file is one line naming the file.
 
@@ -30,6 +32,8 @@ const COMMANDS: &[&[&str]] = &[
     &["rd", "-p", "0x100000", "0x10000"],
     &["rd", "0x100000", "0x2000"],
     &["vtop", "0xffffffff81000000"],
+    &["bt", "-a", "--kernel", "/bin/true"],
+    &["log"],
     &["verify"],
 ];
 
@@ -38,8 +42,8 @@ fn every_command(path: &std::path::Path, what: &str) -> usize {
     let path_text = path.to_str().unwrap();
     for command in COMMANDS {
         let mut args: Vec<&str> = command.to_vec();
-        // `rd` and `vtop` take the dump before their arguments.
-        let at = if matches!(command[0], "rd" | "vtop") {
+        // `rd`, `vtop` and `bt` take the dump before their arguments.
+        let at = if matches!(command[0], "rd" | "vtop" | "bt") {
             1
         } else {
             args.len()

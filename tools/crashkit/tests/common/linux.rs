@@ -148,6 +148,12 @@ impl PhysMemory for Memory {
 
 /// The dump as an ELF vmcore written by crashkit's writer (one CPU).
 pub fn elf() -> Vec<u8> {
+    elf_excluding(&[])
+}
+
+/// The dump with the pages of `excluded` left out (excluded, as a filter
+/// leaves pages out).
+pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
     let ranges = [PhysRange::new(BASE, PAGES as u64 * 4096)];
     let cpus = [CpuState {
         registers: Registers {
@@ -161,7 +167,7 @@ pub fn elf() -> Vec<u8> {
         dump_id: [7; 16],
         crash_time: 1_796_457_828,
         ranges: &ranges,
-        exclusions: &[],
+        exclusions: excluded,
         direct_map: None,
         kernel_image: None,
         cpus: &cpus,

@@ -143,7 +143,7 @@ fn map(path: &Path) -> Result<memmap2::Mmap, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // SAFETY: the benchmark's own files in its cache, each written once and
     // renamed into place before it is read; nothing writes them while they
-    // are mapped, and every map is dropped before its function returns.
+    // are mapped (the callers hold each map only while they read it).
     unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("mapping {}: {e}", path.display()))
 }
 
@@ -385,7 +385,8 @@ fn sample(command: &mut Command) -> Result<Sample, String> {
     let mut status = 0;
     // SAFETY: `rusage` is a plain C struct this frame owns; wait4 writes it
     // and `status` and reaps `pid`, our own child, which nothing else waits
-    // for (the `Child` is forgotten below, never waited on).
+    // for (the `Child` is only read from below and dropped, which does not
+    // wait).
     let (reaped, usage) = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
         let reaped = libc::wait4(pid, &mut status, 0, &mut usage);

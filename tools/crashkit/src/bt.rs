@@ -448,12 +448,7 @@ fn unwind(
     kernel: &Kernel<'_>,
     saved: &crashkit_dump_format::Registers,
 ) -> (Vec<Frame>, String) {
-    let read = |addr: u64| -> Result<u64, String> {
-        let bytes = vaddr::read(dump, space, addr, 8)?;
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes);
-        Ok(u64::from_le_bytes(word))
-    };
+    let read = |addr: u64| vaddr::read_u64(dump, space, addr);
     let mut registers: [Option<u64>; REGISTERS] = [
         Some(saved.rax),
         Some(saved.rdx),

@@ -43,6 +43,9 @@ const MOST_DESCRIPTORS_BITS: u64 = 22;
 /// The largest text data ring read (Linux's log_buf is at most 2^25 bytes
 /// by default configuration; 2^28 allows for `log_buf_len=`).
 const MOST_DATA_BITS: u64 = 28;
+/// The most the ring's three arrays may take together (they are read into
+/// memory whole).
+const MOST_LOG_BYTES: u64 = 384 << 20;
 
 /// Why the log cannot be read at all.
 #[derive(Debug)]
@@ -172,16 +175,16 @@ pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
         .ok_or_else(|| NoLog("the dump has no VMCOREINFO: no Linux log to read".into()))?;
     let layout = Layout::from(&info)?;
     let space = vaddr::space(dump, None).map_err(|e| NoLog(e.to_string()))?;
+    // Addresses are the dump's values plus VMCOREINFO's offsets: wrapping
+    // arithmetic, and a wild address is an unmapped one.
     let word = |addr: u64, what: &str| -> Result<u64, NoLog> {
-        let bytes =
-            vaddr::read(dump, &space, addr, 8).map_err(|why| NoLog(format!("{what}: {why}")))?;
-        u64_at(&bytes, 0).ok_or_else(|| NoLog(format!("{what} at {addr:#x}: short read")))
+        vaddr::read_u64(dump, &space, addr).map_err(|why| NoLog(format!("{what}: {why}")))
     };
     let ring = word(layout.prb, "the prb pointer")?;
     let desc_ring = ring.wrapping_add(layout.desc_ring);
     let data_ring = ring.wrapping_add(layout.text_data_ring);
-    let count_bits = word(desc_ring + layout.count_bits, "count_bits")? & 0xffff_ffff;
-    let size_bits = word(data_ring + layout.size_bits, "size_bits")? & 0xffff_ffff;
+    let count_bits = word(desc_ring.wrapping_add(layout.count_bits), "count_bits")? & 0xffff_ffff;
+    let size_bits = word(data_ring.wrapping_add(layout.size_bits), "size_bits")? & 0xffff_ffff;
     if count_bits > MOST_DESCRIPTORS_BITS || !(4..=MOST_DATA_BITS).contains(&size_bits) {
         return Err(NoLog(format!(
             "the ring's sizes are not believable: 2^{count_bits} descriptors, 2^{size_bits} bytes of text"
@@ -200,11 +203,24 @@ pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
             )));
         }
     }
-    let descs_at = word(desc_ring + layout.descs, "the descriptors pointer")?;
-    let infos_at = word(desc_ring + layout.infos, "the infos pointer")?;
-    let data_at = word(data_ring + layout.data, "the text pointer")?;
-    let head = word(desc_ring + layout.head_id, "head_id")?;
-    let tail = word(desc_ring + layout.tail_id, "tail_id")?;
+    // The three arrays together at most MOST_LOG_BYTES: each is allocated
+    // whole before its pages are read.
+    let total = count * (layout.desc_size + layout.info_size) + size;
+    if total > MOST_LOG_BYTES {
+        return Err(NoLog(format!(
+            "the ring would take {total} bytes (2^{count_bits} descriptors of {} and {} bytes, \
+             2^{size_bits} bytes of text): more than the {MOST_LOG_BYTES} read",
+            layout.desc_size, layout.info_size
+        )));
+    }
+    let descs_at = word(
+        desc_ring.wrapping_add(layout.descs),
+        "the descriptors pointer",
+    )?;
+    let infos_at = word(desc_ring.wrapping_add(layout.infos), "the infos pointer")?;
+    let data_at = word(data_ring.wrapping_add(layout.data), "the text pointer")?;
+    let head = word(desc_ring.wrapping_add(layout.head_id), "head_id")?;
+    let tail = word(desc_ring.wrapping_add(layout.tail_id), "tail_id")?;
 
     // The three arrays in bulk, pages the dump does not have left out.
     let descs = vaddr::read_pages(dump, &space, descs_at, count * layout.desc_size);
@@ -257,8 +273,8 @@ pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
         };
         let lpos = layout.text_blk_lpos;
         let (Some(begin), Some(next)) = (
-            u64_at(desc_bytes, lpos + layout.lpos_begin),
-            u64_at(desc_bytes, lpos + layout.lpos_next),
+            u64_at(desc_bytes, lpos.saturating_add(layout.lpos_begin)),
+            u64_at(desc_bytes, lpos.saturating_add(layout.lpos_next)),
         ) else {
             continue;
         };

@@ -27,6 +27,11 @@ const MOST: usize = 16 << 20;
 /// Rejected candidates listed one by one; beyond this many, counted only.
 const LISTED: usize = 32;
 
+/// Places holding the magic that a scan examines; beyond this many (a
+/// hostile dump full of the magic), counted only, so the scan's memory is
+/// bounded whatever the dump holds.
+const MOST_CANDIDATES: usize = 1024;
+
 /// What `record` found.
 #[derive(Debug, Default, Serialize)]
 pub struct Records {
@@ -36,6 +41,10 @@ pub struct Records {
     pub rejected: Vec<Rejected>,
     /// Rejected candidates beyond those listed.
     pub rejected_not_listed: u64,
+    /// Places holding the magic beyond the first [`MOST_CANDIDATES`]: not
+    /// examined (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub candidates_not_examined: u64,
     /// Pages scanned (absent when memory was not scanned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pages_scanned: Option<u64>,
@@ -275,9 +284,30 @@ impl Records {
     }
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// Places holding the magic, the first [`MOST_CANDIDATES`] kept.
+#[derive(Default)]
+struct Hits {
+    addresses: Vec<u64>,
+    beyond: u64,
+}
+
+impl Hits {
+    fn push(&mut self, address: u64) {
+        if self.addresses.len() < MOST_CANDIDATES {
+            self.addresses.push(address);
+        } else {
+            self.beyond += 1;
+        }
+    }
+}
+
 /// Scan every page `dump` holds for the record's magic.
 fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u64, u64)) {
-    let mut hits = Vec::new();
+    let mut hits = Hits::default();
     let mut pages = 0u64;
     match dump {
         Dump::Elf(elf) => {
@@ -323,7 +353,8 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
         }
     }
     found.pages_scanned = Some(pages);
-    for address in hits {
+    found.candidates_not_examined = hits.beyond;
+    for address in hits.addresses {
         match candidate(dump, address) {
             Ok(bytes) => found.consider("scan", Some(address), Cow::Owned(bytes)),
             Err(why) => found.reject("scan", Some(address), why),
@@ -333,7 +364,7 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
 
 /// Push the physical address of every 8-byte-aligned copy of the magic in
 /// `bytes`, which hold memory from physical address `base`.
-fn magic_in(bytes: &[u8], base: u64, hits: &mut Vec<u64>) {
+fn magic_in(bytes: &[u8], base: u64, hits: &mut Hits) {
     let magic = u64::from_le_bytes(layout::MAGIC);
     // Skip to the first 8-byte-aligned physical address.
     let skip = ((8 - base % 8) % 8) as usize;
@@ -344,7 +375,7 @@ fn magic_in(bytes: &[u8], base: u64, hits: &mut Vec<u64>) {
         let mut value = [0u8; 8];
         value.copy_from_slice(word);
         if u64::from_le_bytes(value) == magic {
-            hits.push(base + skip as u64 + index as u64 * 8);
+            hits.push(base.wrapping_add(skip as u64 + index as u64 * 8));
         }
     }
 }
@@ -530,5 +561,34 @@ pub fn render(found: &Records) -> String {
             found.rejected_not_listed
         ));
     }
+    if found.candidates_not_examined > 0 {
+        out.push_str(&format!(
+            "({} more places hold the magic; only the first {MOST_CANDIDATES} were examined)\n",
+            found.candidates_not_examined
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Hits, MOST_CANDIDATES, magic_in};
+    use crashkit_record_format::layout;
+
+    #[test]
+    fn a_page_full_of_the_magic_keeps_only_the_first_candidates() {
+        let page: Vec<u8> = layout::MAGIC.repeat(512);
+        let mut hits = Hits::default();
+        for frame in 0..4u64 {
+            magic_in(&page, 0x10_0000 + frame * 4096, &mut hits);
+        }
+        assert_eq!(hits.addresses.len(), MOST_CANDIDATES);
+        assert_eq!(hits.beyond, 4 * 512 - MOST_CANDIDATES as u64);
+        assert_eq!(hits.addresses[1], 0x10_0008);
+        // An unaligned base: the first aligned address, and no overflow
+        // at the top of the address space.
+        let mut top = Hits::default();
+        magic_in(&page[..24], u64::MAX - 20, &mut top);
+        assert!(top.addresses.iter().all(|a| a % 8 == 0));
+    }
 }

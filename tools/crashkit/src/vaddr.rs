@@ -346,6 +346,14 @@ pub fn read(dump: &Dump<'_>, space: &Space, addr: u64, len: usize) -> Result<Vec
     }
 }
 
+/// The 8-byte little-endian word at virtual `addr`.
+pub fn read_u64(dump: &Dump<'_>, space: &Space, addr: u64) -> Result<u64, String> {
+    let bytes = read(dump, space, addr, 8)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes);
+    Ok(u64::from_le_bytes(word))
+}
+
 /// Virtual memory read in bulk: the bytes, zero where the dump does not
 /// have them, and which ranges those are.
 #[derive(Debug)]

@@ -344,8 +344,12 @@ fn utsname(plan: &DumpPlan<'_>) -> [[u8; super::header::UTS_FIELD]; 6] {
     ];
     let mut utsname = [[0u8; super::header::UTS_FIELD]; 6];
     for (field, text) in utsname.iter_mut().zip(fields) {
-        let len = text.len().min(super::header::UTS_FIELD - 1);
-        field[..len].copy_from_slice(&text[..len]);
+        for (to, &from) in field
+            .iter_mut()
+            .zip(text.iter().take(super::header::UTS_FIELD - 1))
+        {
+            *to = from;
+        }
     }
     utsname
 }

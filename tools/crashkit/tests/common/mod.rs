@@ -147,16 +147,7 @@ fn elf_of(plan: &DumpPlan<'_>) -> Vec<u8> {
 pub fn kdump() -> Vec<u8> {
     with_plan(|plan| {
         let mut sink = VecSink::default();
-        write_kdump(
-            plan,
-            &mut Memory([0; 4096]),
-            &mut sink,
-            &mut |_| false,
-            &mut LzoPages::default(),
-            WriteOptions::default(),
-            |_| {},
-        )
-        .unwrap();
+        write_kdump_to(plan, &mut sink);
         sink.0
     })
 }
@@ -164,18 +155,26 @@ pub fn kdump() -> Vec<u8> {
 pub fn flattened() -> Vec<u8> {
     with_plan(|plan| {
         let mut sink = FlatSink::new(Stream(Vec::new()));
-        write_kdump(
-            plan,
-            &mut Memory([0; 4096]),
-            &mut sink,
-            &mut |_| false,
-            &mut LzoPages::default(),
-            WriteOptions::default(),
-            |_| {},
-        )
-        .unwrap();
+        write_kdump_to(plan, &mut sink);
         sink.finish().unwrap().0
     })
+}
+
+/// The plan written as a kdump-compressed dump (LZO) to `sink`.
+fn write_kdump_to<S: DumpSink>(plan: &DumpPlan<'_>, sink: &mut S)
+where
+    S::Error: std::fmt::Debug,
+{
+    write_kdump(
+        plan,
+        &mut Memory([0; 4096]),
+        sink,
+        &mut |_| false,
+        &mut LzoPages::default(),
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap();
 }
 
 /// Run `crashkit args` as a hostile-input run: under a 1 GiB address-space

@@ -60,6 +60,7 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-notifiers",
     "crashkit-panic-path",
     "crashkit-dump-format",
+    "crashkit",
 ];
 
 /// no_std crates whose optional `alloc` feature must build for the
@@ -208,7 +209,7 @@ fn qemu_scenarios() -> Result<(), String> {
     // the release binary next to the runner.
     Step::new(
         "crashkit CLI, release build",
-        cargo(["build", "--release", "-q", "-p", "crashkit"]),
+        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
@@ -350,7 +351,7 @@ fn bench_cli(args: &[String]) -> Result<(), String> {
     prerequisites::cli_peers()?;
     Step::new(
         "crashkit CLI, release build",
-        cargo(["build", "--release", "-q", "-p", "crashkit"]),
+        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
     )
     .run()?;
     let mut bench = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
@@ -463,7 +464,7 @@ fn demo(args: &[String]) -> Result<(), String> {
     let kernel = kernel.to_string_lossy().into_owned();
     let bt = ["bt", "-a", "--kernel", kernel.as_str()];
     for command in [&["info"][..], &["cpus", "--scan"], &["record"], &bt] {
-        let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit", "--"]);
+        let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
         crashkit.args(command).arg(&dump);
         let name = command.join(" ");
         Step::new(&format!("crashkit {name} on QEMU's dump"), crashkit)

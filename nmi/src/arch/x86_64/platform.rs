@@ -12,8 +12,24 @@
 //! count (`cpu_count`) is one past the highest registered index and only
 //! grows. Indices below it that were never registered are holes: sending to
 //! them reports [`NmiSendError::NoSuchCpu`].
+//!
+//! # Before the first CPU registers: the boot phase
+//! A kernel takes locks (its console's, say) and may panic before it has
+//! measured the TSC or registered a CPU, and at that point only the boot CPU
+//! runs. The platform is a `static` from the start (built by a `const fn`)
+//! and defines that phase:
+//!
+//! | phase | `current_cpu` | `now_ns` | NMIs |
+//! |-------|---------------|----------|------|
+//! | boot: no CPU registered | [`X86Platform::BOOT_CPU`] (index 0), without reading the APIC | raw TSC ticks until [`X86Platform::set_tsc_hz`] | none to send: `cpu_count` is 0 |
+//! | running: a CPU registered | the registered index of the local APIC ID, else [`X86Platform::UNKNOWN_CPU`] | TSC scaled by the frequency set | to registered CPUs |
+//!
+//! The only transition is the first registration, which the boot CPU makes
+//! before it starts another CPU. So a lock taken in the boot phase queues
+//! as CPU 0 (or takes the fast path), a bounded wait is bounded in ticks, and
+//! a panic runs the whole panic path with one CPU: nothing to shoot down.
 
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::apic::{ApicError, LocalApic};
 use crate::{CpuIndex, NmiSendError, Platform};
@@ -52,7 +68,8 @@ pub enum RegisterCpuError {
 #[derive(Debug)]
 pub struct X86Platform<const CPUS: usize> {
     apic: LocalApic,
-    tsc_hz: u64,
+    /// TSC frequency in Hz, 0 while unknown (see [`X86Platform::set_tsc_hz`]).
+    tsc_hz: AtomicU64,
     /// APIC ID per CPU index, `NO_APIC_ID` until registered.
     apic_ids: [AtomicU32; CPUS],
     /// One past the highest registered index.
@@ -65,17 +82,22 @@ impl<const CPUS: usize> X86Platform<CPUS> {
     /// that could reach it).
     pub const UNKNOWN_CPU: CpuIndex = CpuIndex(u32::MAX);
 
+    /// What [`Platform::current_cpu`] returns while no CPU is registered
+    /// (the boot phase, see the module docs): only the boot CPU runs then.
+    pub const BOOT_CPU: CpuIndex = CpuIndex(0);
+
     /// A platform with no CPU registered yet.
     ///
     /// `tsc_hz` is the TSC frequency in Hz, used by
-    /// [`now_ns`](Platform::now_ns); 0 means "unknown", and then `now_ns`
-    /// returns raw TSC ticks (a nanosecond clock only if the TSC runs at
-    /// 1 GHz, but still monotonic).
+    /// [`now_ns`](Platform::now_ns); 0 means "unknown" (a kernel that
+    /// measures it at boot gives it later, to [`set_tsc_hz`](Self::set_tsc_hz)),
+    /// and then `now_ns` returns raw TSC ticks (a nanosecond clock only if the
+    /// TSC runs at 1 GHz, but still monotonic).
     pub const fn new(apic: LocalApic, tsc_hz: u64) -> Self {
         const { assert!(CPUS < u32::MAX as usize, "CPU indices are u32") };
         Self {
             apic,
-            tsc_hz,
+            tsc_hz: AtomicU64::new(tsc_hz),
             apic_ids: [const { AtomicU32::new(NO_APIC_ID) }; CPUS],
             cpu_count: AtomicUsize::new(0),
         }
@@ -86,9 +108,24 @@ impl<const CPUS: usize> X86Platform<CPUS> {
         &self.apic
     }
 
-    /// The TSC frequency given at construction.
-    pub const fn tsc_hz(&self) -> u64 {
-        self.tsc_hz
+    /// The TSC frequency in Hz, 0 while unknown.
+    pub fn tsc_hz(&self) -> u64 {
+        // Relaxed: a scale factor, publishing nothing else (see
+        // `set_tsc_hz`).
+        self.tsc_hz.load(Ordering::Relaxed)
+    }
+
+    /// Give the TSC frequency measured at boot (Hz; 0: unknown again).
+    ///
+    /// Call it on the boot CPU before starting the others. `now_ns` is then
+    /// scaled: a wait that spans the call sees time jump (from ticks to
+    /// nanoseconds), which only the boot CPU can be doing at that point.
+    pub fn set_tsc_hz(&self, tsc_hz: u64) {
+        // Relaxed: the value is the only thing published, and a reader that
+        // sees the old one still has a monotonic clock. CPUs started after
+        // the call see it: starting a CPU (INIT-SIPI, or the kernel's own
+        // handshake) orders the boot CPU's earlier stores before it.
+        self.tsc_hz.store(tsc_hz, Ordering::Relaxed);
     }
 
     /// Record that CPU `cpu` has APIC ID `apic_id`. Callable from any CPU, in
@@ -168,8 +205,13 @@ impl<const CPUS: usize> X86Platform<CPUS> {
 
 impl<const CPUS: usize> Platform for X86Platform<CPUS> {
     /// Looks the local APIC ID up in the table; [`Self::UNKNOWN_CPU`] if it is
-    /// not registered.
+    /// not registered. While no CPU is registered (the boot phase, see the
+    /// module docs) it is [`Self::BOOT_CPU`], and the APIC is not read: it
+    /// may not be mapped yet.
     fn current_cpu(&self) -> CpuIndex {
+        if self.cpu_count() == 0 {
+            return Self::BOOT_CPU;
+        }
         self.cpu_of_apic_id(self.apic.id())
             .unwrap_or(Self::UNKNOWN_CPU)
     }
@@ -195,7 +237,7 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
         // in ring 0 (Linux leaves TSD clear for the host tests). No memory
         // is touched.
         let ticks = unsafe { core::arch::x86_64::_rdtsc() };
-        tsc_to_ns(ticks, self.tsc_hz)
+        tsc_to_ns(ticks, self.tsc_hz())
     }
 
     fn send_nmi(&self, target: CpuIndex) -> Result<(), NmiSendError> {
@@ -279,6 +321,33 @@ mod tests {
         assert_eq!(STATIC_PLATFORM.cpu_count(), 0);
         assert_eq!(STATIC_PLATFORM.cpu_of_apic_id(0), None);
         assert_eq!(STATIC_PLATFORM.tsc_hz(), 0);
+    }
+
+    #[test]
+    fn the_boot_phase_is_cpu_0_without_touching_the_apic() {
+        // An xAPIC at address 0: reading it would fault, so this passes
+        // only if the boot phase does not read the APIC.
+        let platform = platform::<4>(false);
+        assert_eq!(platform.current_cpu(), X86Platform::<4>::BOOT_CPU);
+        assert_eq!(platform.cpu_count(), 0);
+    }
+
+    #[test]
+    fn the_tsc_frequency_can_be_given_at_boot() {
+        let platform = platform::<4>(true);
+        platform.set_tsc_hz(0);
+        assert_eq!(platform.tsc_hz(), 0);
+        let ticks_before = platform.now_ns();
+        platform.set_tsc_hz(1_000);
+        assert_eq!(platform.tsc_hz(), 1_000);
+        // Ticks scaled by 10^6 ns per tick: far beyond the raw count.
+        assert!(platform.now_ns() > ticks_before);
+        platform.set_tsc_hz(u64::MAX);
+        let scaled = platform.now_ns();
+        assert!(
+            scaled < ticks_before,
+            "{scaled} ns at u64::MAX Hz, {ticks_before} ticks"
+        );
     }
 
     #[test]

@@ -1,0 +1,110 @@
+//! crashkit for a kernel, in one dependency: the crash path an x86_64 kernel
+//! links into its panic handler (NMI shootdown, panic notifiers that only
+//! try locks, a fixed-layout crash record), wired by one declaration.
+//!
+//! ```no_run
+//! use crashkit::prelude::*;
+//!
+//! # fn exit_qemu() -> ! { loop {} }
+//! crashkit::kernel! {
+//!     pub struct Crash {
+//!         cpus: 8,
+//!         notifiers: 16,
+//!         // SAFETY: ring 0, xAPIC mode; the boot code maps the APIC page
+//!         // uncacheable and nothing else uses it.
+//!         apic: unsafe { LocalApic::xapic(0xFEE0_0000) },
+//!         final_action: reboot(exit_qemu),
+//!     }
+//! }
+//! // In the kernel (not in this host example): crashkit::panic_handler!(Crash);
+//!
+//! // At bring-up, on the boot CPU: Crash::set_tsc_hz(measured_hz), then on
+//! // every CPU, the boot CPU first: Crash::cpu_online(CpuIndex(n)).
+//! ```
+//!
+//! | what | where |
+//! |------|-------|
+//! | the declaration, what it generates, its fields | [`kernel!`], [`panic_handler!`], [`KernelState`] |
+//! | the names a kernel uses | [`prelude`] |
+//! | the integration guide (linker script, RAM image, reboot or halt, console, machine checks, before bring-up) | [`guide`] (docs/integration.md) |
+//! | the crates underneath | [`nmi`], [`record`], [`shootdown`], [`notifiers`], [`panic_path`] |
+//!
+//! Before bring-up (before the boot CPU's `cpu_online`) crashkit is already
+//! usable: locks work as on one CPU, and a panic runs the whole panic path
+//! with nothing to shoot down (see [`guide`], "Before bring-up").
+//!
+//! # Features
+//! - `dump-format`: re-exports the dump formats (`crashkit-dump-format`,
+//!   `no_std`) as [`dump_format`], for a capture kernel or a kernel that
+//!   writes its own dump.
+//! - `dump-format-alloc`: the same with its `alloc` parts (readers that
+//!   decompress into owned buffers), for a capture kernel with a heap.
+
+#![no_std]
+
+mod setup;
+mod state;
+
+pub use state::{EntryStubs, IstSlots, KernelState, install_entries};
+
+/// The NMI core: context tracker, handler chain, platform, entry stubs,
+/// and the queued spinlock ([`nmi::lock`]).
+pub use crashkit_nmi as nmi;
+/// The panic notifiers.
+pub use crashkit_notifiers as notifiers;
+/// The panic path.
+pub use crashkit_panic_path as panic_path;
+/// The crash record.
+pub use crashkit_record as record;
+/// The NMI shootdown.
+pub use crashkit_shootdown as shootdown;
+
+/// The dump formats (feature `dump-format`).
+#[cfg(feature = "dump-format")]
+pub use crashkit_dump_format as dump_format;
+
+pub use crashkit_nmi::{nmi_entry_stub, nmi_entry_stub_with_error_code};
+
+/// The names a kernel's glue and its notifiers use:
+/// `use crashkit::prelude::*;`.
+pub mod prelude {
+    pub use crate::IstSlots;
+    pub use crashkit_nmi::arch::x86_64::{LocalApic, X86Platform};
+    pub use crashkit_nmi::lock::{Mutex, MutexGuard, QueueDomain};
+    pub use crashkit_nmi::{
+        ContextKind, CpuIndex, NmiEvent, NmiHandler, NmiOutcome, Platform, RegisterFrame,
+    };
+    pub use crashkit_notifiers::{
+        BodyResult, LockedBody, Notifier, NotifierList, NotifierLock, PanicContext,
+    };
+    pub use crashkit_panic_path::{DumpAttempt, FinalChoice, Kernel, PanicConfig};
+    pub use crashkit_shootdown::ShootdownConfig;
+}
+
+/// The integration guide, docs/integration.md: every Rust block in it is a
+/// test of this crate (compiled, or quoted from the minimal kernel, which is
+/// built and booted by the test suite).
+#[doc = include_str!("../../docs/integration.md")]
+pub mod guide {}
+
+/// The README's snippets, tested as the guide's are.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
+/// What the macros name. Not public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::state::{EntryStubs, IstSlots, KernelState, install_entries};
+    pub use crashkit_nmi::arch::x86_64::entry::InstallError;
+    pub use crashkit_nmi::arch::x86_64::{RegisterCpuError, X86Platform};
+    pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};
+    pub use crashkit_nmi::{CpuIndex, NmiHandler, RegisterFrame};
+    pub use crashkit_notifiers::Registry;
+    pub use crashkit_panic_path::{
+        DumpAttempt, FinalChoice, Kernel, PanicConfig, Progress, panic, panic_in_exception,
+    };
+    pub use crashkit_record::CrashRecord;
+    pub use crashkit_shootdown::Shootdown;
+    pub use x86_64::structures::idt::InterruptDescriptorTable;
+}

@@ -1,0 +1,316 @@
+//! [`kernel!`](crate::kernel) and [`panic_handler!`](crate::panic_handler):
+//! a kernel's whole crashkit glue from its few real decisions.
+//!
+//! What `kernel!` generates, for a kernel type `K`:
+//!
+//! | item | what it is |
+//! |------|------------|
+//! | `struct K;` | the zero-sized type the panic path and the locks are generic over |
+//! | the crash record | `CrashRecord<cpus, notifiers>`, a static in section `.crash_record` |
+//! | the other statics | one [`KernelState`](crate::KernelState): platform (with the TSC frequency given at boot), NMI-context trackers, handler chain, lock queues, shootdown, notifier registry, panic progress |
+//! | the stop handler | an `NmiHandler` the panic path puts in the chain's emergency slot |
+//! | three entry stubs | NMI (context, chain), #DF (panic), #MC (machine-check context, panic), installed by `K::install_entries` |
+//! | `impl Kernel for K` | the panic path's view of the statics and hooks |
+//! | `impl QueueDomain for K` | so `Mutex<K, T>` and `NotifierLock<K, T>` are the kernel's locks; `relax` polls the shootdown |
+//! | `K::set_tsc_hz`, `K::cpu_online`, `K::install_entries`, `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
+//!
+//! Everything generated lives in an anonymous `const _` block, so the
+//! statics' names do not leak into the kernel's module; the kernel reaches
+//! them through `K`.
+
+/// Declare a kernel's crashkit glue. The fields, in this order:
+///
+/// | field | meaning |
+/// |-------|---------|
+/// | `cpus: EXPR` | CPU capacity: the record's CPU slots, the platform's table, the trackers, the lock queues |
+/// | `notifiers: EXPR` | panic notifiers: the registry's capacity and the record's notifier slots |
+/// | `apic: EXPR` | the `LocalApic`: `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument |
+/// | `final_action: halt` or `final_action: reboot(PATH)` | what the panic path does at its end: park the CPU for good, or call `PATH`, an `fn() -> !` that resets the machine (or exits the emulator) |
+/// | `nmi_handlers: EXPR` (optional) | the NMI handler chain's slots (default 8) |
+/// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
+/// | `dump: PATH` (optional) | an `fn() -> DumpAttempt`: the hand-over to a capture kernel |
+/// | `before_stop: PATH` (optional) | an `fn()` called on the panic owner just before the shootdown's stop handler is installed |
+///
+/// # Example
+///
+/// ```no_run
+/// use crashkit::prelude::*;
+///
+/// fn reset() -> ! {
+///     loop { core::hint::spin_loop() } // the kernel's reset
+/// }
+///
+/// crashkit::kernel! {
+///     /// This kernel's crashkit glue.
+///     pub struct Crash {
+///         cpus: 8,
+///         notifiers: 16,
+///         // SAFETY: ring 0, xAPIC mode, and the APIC page identity-mapped
+///         // uncacheable by the boot code, used by nothing else.
+///         apic: unsafe { LocalApic::xapic(0xFEE0_0000) },
+///         final_action: reboot(reset),
+///     }
+/// }
+///
+/// // The kernel's locks are `Mutex<Crash, T>`; a lock notifiers use during
+/// // a panic is a `NotifierLock<Crash, T>`.
+/// static COUNTER: Mutex<Crash, u64> = Mutex::new(0);
+/// *COUNTER.lock() += 1;
+/// ```
+///
+/// A reboot names the function that resets; a halt takes none:
+///
+/// ```compile_fail
+/// crashkit::kernel! {
+///     struct K {
+///         cpus: 1,
+///         notifiers: 1,
+///         // SAFETY: never used to reach the hardware.
+///         apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
+///         final_action: reboot,
+///     }
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn reset() -> ! { loop {} }
+/// crashkit::kernel! {
+///     struct K {
+///         cpus: 1,
+///         notifiers: 1,
+///         // SAFETY: never used to reach the hardware.
+///         apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
+///         final_action: halt(reset),
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! kernel {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            cpus: $cpus:expr,
+            notifiers: $notifiers:expr,
+            apic: $apic:expr,
+            final_action: $final:ident $(($reboot:path))?
+            $(, nmi_handlers: $handlers:expr)?
+            $(, config: $config:expr)?
+            $(, dump: $dump:path)?
+            $(, before_stop: $before_stop:path)?
+            $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug)]
+        $vis struct $name;
+
+        const _: () = {
+            use $crate::__private as ck;
+
+            const CPUS: usize = $cpus;
+            const NOTIFIERS: usize = $notifiers;
+            const HANDLERS: usize = $crate::__first!($($handlers,)? 8,);
+
+            /// The crash record: what the dump tools read. A section of its
+            /// own, which a linker script need not name (docs/integration.md).
+            #[unsafe(link_section = ".crash_record")]
+            static RECORD: ck::CrashRecord<CPUS, NOTIFIERS> = ck::CrashRecord::new();
+            static STATE: ck::KernelState<CPUS, HANDLERS, NOTIFIERS> =
+                ck::KernelState::new($apic, RECORD.cpu_slots());
+            static STOP: ck::NmiHandler =
+                ck::NmiHandler::new("crashkit-stop", |event| STATE.stop(event));
+
+            extern "C" fn on_nmi(frame: &mut ck::RegisterFrame) {
+                STATE.on_nmi(frame);
+            }
+            extern "C" fn on_double_fault(frame: &mut ck::RegisterFrame) {
+                STATE.on_double_fault::<$name>(frame)
+            }
+            extern "C" fn on_machine_check(frame: &mut ck::RegisterFrame) {
+                STATE.on_machine_check::<$name>(frame)
+            }
+            $crate::nmi_entry_stub!(fn nmi_stub => on_nmi);
+            $crate::nmi_entry_stub_with_error_code!(fn double_fault_stub => on_double_fault);
+            $crate::nmi_entry_stub!(fn machine_check_stub => on_machine_check);
+
+            impl $name {
+                /// Give the TSC frequency measured at boot (Hz). Until then
+                /// the platform's clock counts TSC ticks.
+                pub fn set_tsc_hz(tsc_hz: u64) {
+                    STATE.set_tsc_hz(tsc_hz);
+                }
+
+                /// Bring the calling CPU online as `cpu` (its APIC enabled,
+                /// LINT1 as NMI, registered): from then on the shootdown
+                /// stops it. The boot CPU first, before it starts another.
+                pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
+                    STATE.cpu_online(cpu)
+                }
+
+                /// Install crashkit's NMI, #DF and #MC entries in `idt`.
+                ///
+                /// # Safety
+                /// Each IST slot holds a stack reserved for its vector on
+                /// every CPU that loads `idt`, and no CPU can take these
+                /// vectors through `idt` while it is written (install before
+                /// loading it).
+                pub unsafe fn install_entries(
+                    idt: &mut ck::InterruptDescriptorTable,
+                    ist: &ck::IstSlots,
+                ) -> Result<(), ck::InstallError> {
+                    let stubs = ck::EntryStubs {
+                        nmi: nmi_stub,
+                        double_fault: double_fault_stub,
+                        machine_check: machine_check_stub,
+                    };
+                    // SAFETY: the stubs match their vectors (no error code
+                    // for NMI and #MC, one for #DF: the macros above); the
+                    // caller guarantees the IST stacks and that `idt` is not
+                    // in use.
+                    unsafe { ck::install_entries(idt, &stubs, ist) }
+                }
+
+                /// All of crashkit's statics but the record (the chain to
+                /// register NMI handlers in, the trackers, the queues).
+                pub fn state() -> &'static ck::KernelState<CPUS, HANDLERS, NOTIFIERS> {
+                    &STATE
+                }
+
+                /// The NMI entry's body, for a kernel with its own NMI stub:
+                /// NMI context, then the handler chain.
+                pub fn on_nmi(frame: &ck::RegisterFrame) {
+                    STATE.on_nmi(frame);
+                }
+
+                /// The panic handler's body.
+                pub fn panic(info: &::core::panic::PanicInfo<'_>) -> ! {
+                    ck::panic::<$name>(info)
+                }
+
+                /// Panic from an exception or NMI handler with the
+                /// interrupted registers.
+                pub fn panic_in_exception(
+                    message: ::core::fmt::Arguments<'_>,
+                    frame: &ck::RegisterFrame,
+                ) -> ! {
+                    ck::panic_in_exception::<$name>(message, frame)
+                }
+            }
+
+            impl ck::Kernel for $name {
+                type Platform = ck::X86Platform<CPUS>;
+                type Record = ck::CrashRecord<CPUS, NOTIFIERS>;
+                type Notifiers = ck::Registry<NOTIFIERS>;
+
+                const CONFIG: ck::PanicConfig = ck::PanicConfig {
+                    final_action: $crate::__final_choice!($final $(($reboot))?),
+                    ..$crate::__first!($($config,)? ck::PanicConfig::DEFAULT,)
+                };
+
+                fn platform() -> &'static Self::Platform {
+                    STATE.platform()
+                }
+                fn record() -> &'static Self::Record {
+                    &RECORD
+                }
+                fn shootdown() -> &'static ck::Shootdown {
+                    STATE.shootdown()
+                }
+                fn notifiers() -> &'static Self::Notifiers {
+                    STATE.notifiers()
+                }
+                fn progress() -> &'static ck::Progress {
+                    STATE.progress()
+                }
+                fn install_stop_handler() {
+                    $($before_stop();)?
+                    let _previous = STATE.chain().set_emergency(Some(&STOP));
+                }
+                fn nmi_depth() -> u32 {
+                    STATE.nmi_depth()
+                }
+                fn lock_events() -> (u32, u32) {
+                    STATE.lock_events()
+                }
+                $(
+                    fn dump() -> ck::DumpAttempt {
+                        $dump()
+                    }
+                )?
+                $(
+                    fn reboot() -> ! {
+                        $reboot()
+                    }
+                )?
+            }
+
+            impl ck::QueueDomain for $name {
+                fn queues() -> &'static [ck::CpuQueue] {
+                    STATE.queues()
+                }
+                fn current_cpu() -> ck::CpuIndex {
+                    STATE.current_cpu()
+                }
+                fn now_ns() -> u64 {
+                    STATE.now_ns()
+                }
+                fn relax() {
+                    STATE.relax();
+                }
+            }
+        };
+    };
+}
+
+/// The kernel's `#[panic_handler]`, calling crashkit's panic path for the
+/// kernel type given (declared by [`kernel!`](crate::kernel)). A kernel that
+/// wants to do something first writes its own handler and ends it with
+/// `K::panic(info)`.
+#[macro_export]
+macro_rules! panic_handler {
+    ($kernel:ty) => {
+        #[panic_handler]
+        fn __crashkit_panic_handler(info: &::core::panic::PanicInfo<'_>) -> ! {
+            $crate::__private::panic::<$kernel>(info)
+        }
+    };
+}
+
+/// `halt` or `reboot(PATH)` to the panic path's `FinalChoice`. Not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __final_choice {
+    (halt) => {
+        $crate::__private::FinalChoice::Halt
+    };
+    (reboot($reset:path)) => {
+        $crate::__private::FinalChoice::Reboot
+    };
+    (reboot) => {
+        ::core::compile_error!(
+            "crashkit::kernel!: `final_action: reboot(PATH)` names the kernel's reset function"
+        )
+    };
+    (halt($reset:path)) => {
+        ::core::compile_error!(
+            "crashkit::kernel!: `final_action: halt` takes no function (`reboot(PATH)` does)"
+        )
+    };
+    ($other:ident $($rest:tt)*) => {
+        ::core::compile_error!(concat!(
+            "crashkit::kernel!: final_action is `halt` or `reboot(PATH)`, not `",
+            stringify!($other),
+            "`"
+        ))
+    };
+}
+
+/// The first of the expressions given: an optional field, else its
+/// default. Not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __first {
+    ($first:expr, $($rest:expr,)*) => {
+        $first
+    };
+}

@@ -1,0 +1,271 @@
+//! [`KernelState`]: every static crashkit needs in a kernel but the crash
+//! record, in one value, with the behaviour the kernel's glue delegates to.
+//!
+//! [`kernel!`](crate::kernel) declares one `KernelState` as a static next to
+//! the record (which has a section of its own, so it cannot share a static);
+//! a kernel that writes its glue by hand can declare one too.
+//!
+//! | field | what |
+//! |-------|------|
+//! | platform | the [`X86Platform`]: CPU identity, TSC clock, NMIs, park; usable from the first instruction (its boot phase, see [`crashkit_nmi::arch::x86_64`]'s platform docs) |
+//! | contexts | per-CPU NMI-context trackers: the depth the record and the shootdown's poll need |
+//! | chain | the NMI handler chain; the panic path puts the stop handler in its emergency slot |
+//! | queues | the queued spinlock's per-CPU nodes (the kernel's lock domain) |
+//! | shootdown | the NMI shootdown over the record's CPU slots |
+//! | notifiers | the panic notifier registry |
+//! | progress | the panic path's progress |
+
+use crashkit_nmi::arch::x86_64::entry::{self, InstallError};
+use crashkit_nmi::arch::x86_64::{LocalApic, RegisterCpuError, X86Platform};
+use crashkit_nmi::lock::CpuQueue;
+use crashkit_nmi::{
+    ContextKind, CpuContexts, CpuIndex, HandlerChain, NmiEvent, NmiOutcome, Platform,
+    RegisterFrame, UnknownNmiPolicy,
+};
+use crashkit_notifiers::{EscalationPolicy, Registry};
+use crashkit_panic_path::{Kernel, Progress};
+use crashkit_record::CpuSlot;
+use crashkit_shootdown::Shootdown;
+use x86_64::structures::idt::InterruptDescriptorTable;
+
+/// crashkit's statics for a kernel of up to `CPUS` CPUs, `HANDLERS` NMI
+/// handlers and `NOTIFIERS` panic notifiers (the record is separate: see the
+/// module docs).
+#[derive(Debug)]
+pub struct KernelState<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize> {
+    platform: X86Platform<CPUS>,
+    contexts: CpuContexts<CPUS>,
+    chain: HandlerChain<HANDLERS, CPUS>,
+    queues: [CpuQueue; CPUS],
+    shootdown: Shootdown,
+    notifiers: Registry<NOTIFIERS>,
+    progress: Progress,
+}
+
+/// The IST slots (zero-based: 0 is the TSS's IST1) of the three entries
+/// crashkit installs. Each must hold a stack of its own (NMI, #DF and #MC
+/// can interrupt each other).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IstSlots {
+    /// The NMI entry's stack.
+    pub nmi: u16,
+    /// The double-fault entry's stack.
+    pub double_fault: u16,
+    /// The machine-check entry's stack.
+    pub machine_check: u16,
+}
+
+/// The three entry stubs [`kernel!`](crate::kernel) generates, for
+/// [`install_entries`].
+#[derive(Clone, Copy, Debug)]
+pub struct EntryStubs {
+    /// Vector 2, from `nmi_entry_stub!`.
+    pub nmi: unsafe extern "C" fn(),
+    /// Vector 8, from `nmi_entry_stub_with_error_code!`.
+    pub double_fault: unsafe extern "C" fn(),
+    /// Vector 18, from `nmi_entry_stub!`.
+    pub machine_check: unsafe extern "C" fn(),
+}
+
+/// Point the NMI, #DF and #MC entries of `idt` at `stubs`, each on its IST
+/// slot. Checks everything before writing the first entry.
+///
+/// # Safety
+/// As [`entry::install`]'s, for each of the three: the stubs come from the
+/// macros matching their vectors (no error code for NMI and #MC, one for
+/// #DF), each IST slot holds a stack reserved for its vector on every CPU
+/// that loads `idt`, and no CPU can take these vectors through `idt` while
+/// it is written (it is not loaded yet, or only by the calling CPU before
+/// anything can send it an NMI).
+pub unsafe fn install_entries(
+    idt: &mut InterruptDescriptorTable,
+    stubs: &EntryStubs,
+    ist: &IstSlots,
+) -> Result<(), InstallError> {
+    for index in [ist.nmi, ist.double_fault, ist.machine_check] {
+        if index >= entry::IST_SLOTS {
+            return Err(InstallError::IstIndexOutOfRange(index));
+        }
+    }
+    // SAFETY: the caller guarantees `install`'s contract for each entry (see
+    // above); the IST indices were checked, so none of the three calls can
+    // fail after an earlier one wrote its entry, except on a non-canonical
+    // stub address, which a linked kernel cannot have.
+    unsafe {
+        entry::install(&mut idt.non_maskable_interrupt, stubs.nmi, Some(ist.nmi))?;
+        entry::install(
+            &mut idt.double_fault,
+            stubs.double_fault,
+            Some(ist.double_fault),
+        )?;
+        entry::install(
+            &mut idt.machine_check,
+            stubs.machine_check,
+            Some(ist.machine_check),
+        )?;
+    }
+    Ok(())
+}
+
+impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
+    KernelState<CPUS, HANDLERS, NOTIFIERS>
+{
+    /// The state of a kernel whose local APIC is `apic` and whose crash
+    /// record's CPU slots are `record_slots` (`CrashRecord::cpu_slots`). The
+    /// TSC frequency is unknown until [`set_tsc_hz`](Self::set_tsc_hz);
+    /// unclaimed NMIs are counted and otherwise ignored; a notifier that
+    /// panics is skipped and its list goes on.
+    pub const fn new(apic: LocalApic, record_slots: &'static [CpuSlot]) -> Self {
+        Self {
+            platform: X86Platform::new(apic, 0),
+            contexts: CpuContexts::new(),
+            chain: HandlerChain::new(UnknownNmiPolicy::Count),
+            queues: [const { CpuQueue::new() }; CPUS],
+            shootdown: Shootdown::new(record_slots),
+            notifiers: Registry::new(EscalationPolicy::NextNotifier),
+            progress: Progress::new(),
+        }
+    }
+
+    /// The platform.
+    pub const fn platform(&self) -> &X86Platform<CPUS> {
+        &self.platform
+    }
+
+    /// The per-CPU NMI-context trackers.
+    pub const fn contexts(&self) -> &CpuContexts<CPUS> {
+        &self.contexts
+    }
+
+    /// The NMI handler chain (register the kernel's own NMI handlers here).
+    pub const fn chain(&self) -> &HandlerChain<HANDLERS, CPUS> {
+        &self.chain
+    }
+
+    /// The lock domain's per-CPU queues.
+    pub const fn queues(&self) -> &[CpuQueue; CPUS] {
+        &self.queues
+    }
+
+    /// The shootdown.
+    pub const fn shootdown(&self) -> &Shootdown {
+        &self.shootdown
+    }
+
+    /// The panic notifier registry.
+    pub const fn notifiers(&self) -> &Registry<NOTIFIERS> {
+        &self.notifiers
+    }
+
+    /// The panic path's progress.
+    pub const fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// Give the TSC frequency measured at boot (see
+    /// [`X86Platform::set_tsc_hz`]); until then times are TSC ticks.
+    pub fn set_tsc_hz(&self, tsc_hz: u64) {
+        self.platform.set_tsc_hz(tsc_hz);
+    }
+
+    /// Bring the calling CPU online as `cpu`: software-enable its local
+    /// APIC, route LINT1 to NMI (QEMU's `inject-nmi` and external NMI
+    /// sources), register its APIC ID. From then on the shootdown stops it.
+    /// The first call ends the platform's boot phase: make it on the boot
+    /// CPU, before another CPU starts.
+    ///
+    /// The APIC is reached as the `LocalApic` given to [`new`](Self::new)
+    /// says (its contract: mapped, in that mode, from here on).
+    pub fn cpu_online(&self, cpu: CpuIndex) -> Result<(), RegisterCpuError> {
+        let apic = self.platform.apic();
+        apic.enable();
+        apic.set_lint1_nmi();
+        self.platform.register_current_cpu(cpu)
+    }
+
+    /// NMI-like contexts the calling CPU is in (0 outside, or on a CPU the
+    /// table does not cover).
+    pub fn nmi_depth(&self) -> u32 {
+        self.contexts
+            .current(&self.platform)
+            .map_or(0, |tracker| u32::from(tracker.depth()))
+    }
+
+    /// The NMI entry's body: enter the NMI context, dispatch the chain. A
+    /// CPU the trackers do not cover (or nested past their limit) is
+    /// dispatched anyway: the chain counts it, and the stop handler must
+    /// still run.
+    pub fn on_nmi(&self, frame: &RegisterFrame) {
+        let _context = self
+            .contexts
+            .enter_current(&self.platform, ContextKind::Nmi);
+        let _outcome = self.chain.dispatch(&self.platform, frame);
+    }
+
+    /// The machine-check entry's body: enter the machine-check context (so
+    /// the record and a lock's poll see the depth), then panic with the
+    /// interrupted registers. x86_64 cannot resume after most machine
+    /// checks, and crashkit does not decode the banks.
+    pub fn on_machine_check<K: Kernel>(&self, frame: &RegisterFrame) -> ! {
+        let _context = self
+            .contexts
+            .enter_current(&self.platform, ContextKind::MachineCheck);
+        crashkit_panic_path::panic_in_exception::<K>(
+            format_args!("machine check at rip {:#x}", frame.rip),
+            frame,
+        )
+    }
+
+    /// The double-fault entry's body: panic with the interrupted registers.
+    pub fn on_double_fault<K: Kernel>(&self, frame: &RegisterFrame) -> ! {
+        crashkit_panic_path::panic_in_exception::<K>(
+            format_args!(
+                "double fault at rip {:#x} (error code {:#x})",
+                frame.rip, frame.error_code
+            ),
+            frame,
+        )
+    }
+
+    /// The stop handler's body (the chain's emergency slot at panic time).
+    pub fn stop(&self, event: &NmiEvent<'_>) -> NmiOutcome {
+        self.shootdown
+            .handle_nmi(&self.platform, event, self.nmi_depth())
+    }
+
+    /// The lock domain's `relax`: a spin hint, and once a shootdown is
+    /// issued, a poll that stops this CPU if it is a target (so a CPU
+    /// spinning on a lock with NMIs blocked stops itself). One load while no
+    /// panic is under way.
+    pub fn relax(&self) {
+        core::hint::spin_loop();
+        if self.shootdown.is_issued() {
+            self.shootdown.poll(&self.platform, self.nmi_depth());
+        }
+    }
+
+    /// The calling CPU's index for the lock domain.
+    pub fn current_cpu(&self) -> CpuIndex {
+        self.platform.current_cpu()
+    }
+
+    /// The lock domain's clock.
+    pub fn now_ns(&self) -> u64 {
+        self.platform.now_ns()
+    }
+
+    /// QSpinLock fallbacks and panic lock breaks, summed over the queues
+    /// (saturating), for the record.
+    pub fn lock_events(&self) -> (u32, u32) {
+        let (mut fallbacks, mut breaks) = (0u64, 0u64);
+        for queue in &self.queues {
+            let stats = queue.stats();
+            fallbacks = fallbacks.saturating_add(stats.fallbacks);
+            breaks = breaks.saturating_add(stats.panic_breaks);
+        }
+        (
+            u32::try_from(fallbacks).unwrap_or(u32::MAX),
+            u32::try_from(breaks).unwrap_or(u32::MAX),
+        )
+    }
+}

@@ -6,15 +6,16 @@
 //! use crashkit::prelude::*;
 //!
 //! # fn exit_qemu() -> ! { loop {} }
+//! // SAFETY: ring 0, xAPIC mode; the boot code maps the APIC page
+//! // uncacheable and nothing else uses it.
+//! const APIC: LocalApic = unsafe { LocalApic::xapic(0xFEE0_0000) };
+//!
 //! crashkit::kernel! {
-//!     pub struct Crash {
-//!         cpus: 8,
-//!         notifiers: 16,
-//!         // SAFETY: ring 0, xAPIC mode; the boot code maps the APIC page
-//!         // uncacheable and nothing else uses it.
-//!         apic: unsafe { LocalApic::xapic(0xFEE0_0000) },
-//!         final_action: reboot(exit_qemu),
-//!     }
+//!     pub struct Crash;
+//!     cpus: 8,
+//!     notifiers: 16,
+//!     apic: APIC,
+//!     final_action: reboot(exit_qemu),
 //! }
 //! // In the kernel (not in this host example): crashkit::panic_handler!(Crash);
 //!
@@ -45,7 +46,7 @@
 mod setup;
 mod state;
 
-pub use state::{EntryStubs, IstSlots, KernelState, install_entries};
+pub use state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
 
 /// The NMI core: context tracker, handler chain, platform, entry stubs,
 /// and the queued spinlock ([`nmi::lock`]).
@@ -95,12 +96,12 @@ mod readme {}
 /// What the macros name. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::state::{EntryStubs, IstSlots, KernelState, install_entries};
+    pub use crate::state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
     pub use crashkit_nmi::arch::x86_64::entry::InstallError;
     pub use crashkit_nmi::arch::x86_64::{RegisterCpuError, X86Platform};
     pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};
     pub use crashkit_nmi::{CpuIndex, NmiHandler, RegisterFrame};
-    pub use crashkit_notifiers::Registry;
+    pub use crashkit_notifiers::{LockedBody, Notifier, NotifierList, Registry};
     pub use crashkit_panic_path::{
         DumpAttempt, FinalChoice, Kernel, PanicConfig, Progress, panic, panic_in_exception,
     };

@@ -12,20 +12,22 @@
 //! | three entry stubs | NMI (context, chain), #DF (panic), #MC (machine-check context, panic), installed by `K::install_entries` |
 //! | `impl Kernel for K` | the panic path's view of the statics and hooks |
 //! | `impl QueueDomain for K` | so `Mutex<K, T>` and `NotifierLock<K, T>` are the kernel's locks; `relax` polls the shootdown |
-//! | `K::set_tsc_hz`, `K::cpu_online`, `K::install_entries`, `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
+//! | `K::set_tsc_hz`, `K::cpu_online`, `K::allow_broadcast`, `K::install_entries`, `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
 //!
 //! Everything generated lives in an anonymous `const _` block, so the
 //! statics' names do not leak into the kernel's module; the kernel reaches
 //! them through `K`.
 
-/// Declare a kernel's crashkit glue. The fields, in this order:
+/// Declare a kernel's crashkit glue: `VIS struct NAME;` (the kernel type,
+/// with its attributes and docs), then the fields, in this order:
 ///
 /// | field | meaning |
 /// |-------|---------|
 /// | `cpus: EXPR` | CPU capacity: the record's CPU slots, the platform's table, the trackers, the lock queues |
 /// | `notifiers: EXPR` | panic notifiers: the registry's capacity and the record's notifier slots |
-/// | `apic: EXPR` | the `LocalApic`: `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument |
+/// | `apic: EXPR` | the `LocalApic`: a `const` holding `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument above it (clippy's `undocumented_unsafe_blocks` does not always see a comment inside a macro's arguments) |
 /// | `final_action: halt` or `final_action: reboot(PATH)` | what the panic path does at its end: park the CPU for good, or call `PATH`, an `fn() -> !` that resets the machine (or exits the emulator) |
+/// | `console: PATH` (optional) | the kernel's console, a `static NotifierLock<K, T>` with `T: core::fmt::Write`: an informational notifier named `console`, registered from the start, prints `crashkit: cpu N panicked: MESSAGE` on it if its lock is free (the record says `SkippedLockBusy` otherwise) |
 /// | `nmi_handlers: EXPR` (optional) | the NMI handler chain's slots (default 8) |
 /// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
 /// | `dump: PATH` (optional) | an `fn() -> DumpAttempt`: the hand-over to a capture kernel |
@@ -40,16 +42,17 @@
 ///     loop { core::hint::spin_loop() } // the kernel's reset
 /// }
 ///
+/// // SAFETY: ring 0, xAPIC mode, and the APIC page identity-mapped
+/// // uncacheable by the boot code, used by nothing else.
+/// const APIC: LocalApic = unsafe { LocalApic::xapic(0xFEE0_0000) };
+///
 /// crashkit::kernel! {
 ///     /// This kernel's crashkit glue.
-///     pub struct Crash {
-///         cpus: 8,
-///         notifiers: 16,
-///         // SAFETY: ring 0, xAPIC mode, and the APIC page identity-mapped
-///         // uncacheable by the boot code, used by nothing else.
-///         apic: unsafe { LocalApic::xapic(0xFEE0_0000) },
-///         final_action: reboot(reset),
-///     }
+///     pub struct Crash;
+///     cpus: 8,
+///     notifiers: 16,
+///     apic: APIC,
+///     final_action: reboot(reset),
 /// }
 ///
 /// // The kernel's locks are `Mutex<Crash, T>`; a lock notifiers use during
@@ -62,43 +65,41 @@
 ///
 /// ```compile_fail
 /// crashkit::kernel! {
-///     struct K {
-///         cpus: 1,
-///         notifiers: 1,
-///         // SAFETY: never used to reach the hardware.
-///         apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
-///         final_action: reboot,
-///     }
+///     struct K;
+///     cpus: 1,
+///     notifiers: 1,
+///     // SAFETY: never used to reach the hardware.
+///     apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
+///     final_action: reboot,
 /// }
 /// ```
 ///
 /// ```compile_fail
 /// fn reset() -> ! { loop {} }
 /// crashkit::kernel! {
-///     struct K {
-///         cpus: 1,
-///         notifiers: 1,
-///         // SAFETY: never used to reach the hardware.
-///         apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
-///         final_action: halt(reset),
-///     }
+///     struct K;
+///     cpus: 1,
+///     notifiers: 1,
+///     // SAFETY: never used to reach the hardware.
+///     apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
+///     final_action: halt(reset),
 /// }
 /// ```
 #[macro_export]
 macro_rules! kernel {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $name:ident {
-            cpus: $cpus:expr,
-            notifiers: $notifiers:expr,
-            apic: $apic:expr,
-            final_action: $final:ident $(($reboot:path))?
-            $(, nmi_handlers: $handlers:expr)?
-            $(, config: $config:expr)?
-            $(, dump: $dump:path)?
-            $(, before_stop: $before_stop:path)?
-            $(,)?
-        }
+        $vis:vis struct $name:ident;
+        cpus: $cpus:expr,
+        notifiers: $notifiers:expr,
+        apic: $apic:expr,
+        final_action: $final:ident $(($reboot:path))?
+        $(, console: $console:path)?
+        $(, nmi_handlers: $handlers:expr)?
+        $(, config: $config:expr)?
+        $(, dump: $dump:path)?
+        $(, before_stop: $before_stop:path)?
+        $(,)?
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug)]
@@ -115,8 +116,20 @@ macro_rules! kernel {
             /// own, which a linker script need not name (docs/integration.md).
             #[unsafe(link_section = ".crash_record")]
             static RECORD: ck::CrashRecord<CPUS, NOTIFIERS> = ck::CrashRecord::new();
-            static STATE: ck::KernelState<CPUS, HANDLERS, NOTIFIERS> =
-                ck::KernelState::new($apic, RECORD.cpu_slots());
+            $(
+                /// The panic on the kernel's console, if its lock is free.
+                static CONSOLE_REPORT: ck::Notifier = ck::Notifier::locked(
+                    "console",
+                    ck::NotifierList::Informational,
+                    0,
+                    &ck::LockedBody::new(&$console, ck::report_panic),
+                );
+            )?
+            static STATE: ck::KernelState<CPUS, HANDLERS, NOTIFIERS> = ck::KernelState::new(
+                $apic,
+                RECORD.cpu_slots(),
+                &[$($crate::__first!(&CONSOLE_REPORT, $console,))?],
+            );
             static STOP: ck::NmiHandler =
                 ck::NmiHandler::new("crashkit-stop", |event| STATE.stop(event));
 
@@ -145,6 +158,15 @@ macro_rules! kernel {
                 /// stops it. The boot CPU first, before it starts another.
                 pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
                     STATE.cpu_online(cpu)
+                }
+
+                /// Say that every CPU the machine has is up (its bring-up
+                /// is over): the shootdown may then broadcast its NMI with
+                /// the APIC's shorthand, which also reaches CPUs past the
+                /// `cpus` capacity. Until then it sends one NMI per CPU that
+                /// came online, so a CPU still starting is never hit.
+                pub fn allow_broadcast() {
+                    STATE.platform().allow_broadcast();
                 }
 
                 /// Install crashkit's NMI, #DF and #MC entries in `idt`.

@@ -22,7 +22,7 @@ use crashkit_nmi::{
     ContextKind, CpuContexts, CpuIndex, HandlerChain, NmiEvent, NmiOutcome, Platform,
     RegisterFrame, UnknownNmiPolicy,
 };
-use crashkit_notifiers::{EscalationPolicy, Registry};
+use crashkit_notifiers::{BodyResult, EscalationPolicy, Notifier, PanicContext, Registry};
 use crashkit_panic_path::{Kernel, Progress};
 use crashkit_record::CpuSlot;
 use crashkit_shootdown::Shootdown;
@@ -53,6 +53,16 @@ pub struct IstSlots {
     pub double_fault: u16,
     /// The machine-check entry's stack.
     pub machine_check: u16,
+}
+
+impl IstSlots {
+    /// IST1, IST2 and IST3 (zero-based 0, 1, 2) for NMI, #DF and #MC: what
+    /// a kernel without other IST users gives them.
+    pub const DEFAULT: Self = Self {
+        nmi: 0,
+        double_fault: 1,
+        machine_check: 2,
+    };
 }
 
 /// The three entry stubs [`kernel!`](crate::kernel) generates, for
@@ -107,22 +117,47 @@ pub unsafe fn install_entries(
     Ok(())
 }
 
+/// The console notifier's body ([`kernel!`](crate::kernel)'s `console`
+/// field): one line on the kernel's console, `crashkit: cpu N panicked:
+/// MESSAGE`. The runner calls it only if it got the console's lock.
+pub fn report_panic<W: core::fmt::Write>(
+    context: &PanicContext<'_>,
+    console: &mut W,
+) -> BodyResult {
+    match writeln!(
+        console,
+        "crashkit: cpu {} panicked: {}",
+        context.cpu().0,
+        context.message()
+    ) {
+        Ok(()) => BodyResult::Complete,
+        // The console refused part of the line: say so in the record.
+        Err(core::fmt::Error) => BodyResult::Degraded,
+    }
+}
+
 impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     KernelState<CPUS, HANDLERS, NOTIFIERS>
 {
-    /// The state of a kernel whose local APIC is `apic` and whose crash
-    /// record's CPU slots are `record_slots` (`CrashRecord::cpu_slots`). The
-    /// TSC frequency is unknown until [`set_tsc_hz`](Self::set_tsc_hz);
-    /// unclaimed NMIs are counted and otherwise ignored; a notifier that
-    /// panics is skipped and its list goes on.
-    pub const fn new(apic: LocalApic, record_slots: &'static [CpuSlot]) -> Self {
+    /// The state of a kernel whose local APIC is `apic`, whose crash
+    /// record's CPU slots are `record_slots` (`CrashRecord::cpu_slots`), and
+    /// whose registry starts with `notifiers` registered (see
+    /// `Registry::with_notifiers`). The TSC frequency is unknown until
+    /// [`set_tsc_hz`](Self::set_tsc_hz); unclaimed NMIs are counted and
+    /// otherwise ignored; a notifier that panics is recorded and its list
+    /// goes on.
+    pub const fn new(
+        apic: LocalApic,
+        record_slots: &'static [CpuSlot],
+        notifiers: &[&'static Notifier],
+    ) -> Self {
         Self {
             platform: X86Platform::new(apic, 0),
             contexts: CpuContexts::new(),
             chain: HandlerChain::new(UnknownNmiPolicy::Count),
             queues: [const { CpuQueue::new() }; CPUS],
             shootdown: Shootdown::new(record_slots),
-            notifiers: Registry::new(EscalationPolicy::NextNotifier),
+            notifiers: Registry::with_notifiers(EscalationPolicy::NextNotifier, notifiers),
             progress: Progress::new(),
         }
     }
@@ -174,8 +209,10 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     /// The first call ends the platform's boot phase: make it on the boot
     /// CPU, before another CPU starts.
     ///
-    /// The APIC is reached as the `LocalApic` given to [`new`](Self::new)
-    /// says (its contract: mapped, in that mode, from here on).
+    /// Call it once the CPU takes NMIs through crashkit's entry (its IDT
+    /// loaded): the shootdown sends it one from then on. The APIC is
+    /// reached as the `LocalApic` given to [`new`](Self::new) says (its
+    /// contract: mapped, in that mode, from here on).
     pub fn cpu_online(&self, cpu: CpuIndex) -> Result<(), RegisterCpuError> {
         let apic = self.platform.apic();
         apic.enable();

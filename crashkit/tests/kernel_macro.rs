@@ -5,6 +5,7 @@
 
 use core::time::Duration;
 
+use crashkit::notifiers::{NotifierOutcome, NotifierRecorder, NotifierReport, PanicInputs};
 use crashkit::prelude::*;
 use crashkit::record::layout;
 use x86_64::structures::idt::InterruptDescriptorTable;
@@ -15,14 +16,14 @@ fn reset() -> ! {
 
 crashkit::kernel! {
     /// A kernel that reboots at the end.
-    pub struct Rebooting {
-        cpus: 4,
-        notifiers: 6,
-        // SAFETY: a test; no method that reaches the APIC is called; the
-        // boot phase does not read it.
-        apic: unsafe { LocalApic::xapic(0) },
-        final_action: reboot(reset),
-    }
+    pub struct Rebooting;
+    cpus: 4,
+    notifiers: 6,
+    // SAFETY: a test; no method that reaches the APIC is called; the
+    // boot phase does not read it.
+    apic: unsafe { LocalApic::xapic(0) },
+    final_action: reboot(reset),
+    console: CONSOLE,
 }
 
 fn dump() -> DumpAttempt {
@@ -32,24 +33,25 @@ fn dump() -> DumpAttempt {
 fn before_stop() {}
 
 crashkit::kernel! {
-    struct Halting {
-        cpus: 2,
-        notifiers: 1,
-        // SAFETY: a test; as above.
-        apic: unsafe { LocalApic::x2apic() },
-        final_action: halt,
-        nmi_handlers: 3,
-        config: PanicConfig {
-            informational_before_dump: true,
-            ..PanicConfig::DEFAULT
-        },
-        dump: dump,
-        before_stop: before_stop,
-    }
+    struct Halting;
+    cpus: 2,
+    notifiers: 1,
+    // SAFETY: a test; as above.
+    apic: unsafe { LocalApic::x2apic() },
+    final_action: halt,
+    nmi_handlers: 3,
+    config: PanicConfig {
+        informational_before_dump: true,
+        ..PanicConfig::DEFAULT
+    },
+    dump: dump,
+    before_stop: before_stop,
 }
 
 static COUNTER: Mutex<Rebooting, u64> = Mutex::new(0);
-static CONSOLE: NotifierLock<Rebooting, u32> = NotifierLock::new(0);
+/// The kernel's console: what was printed on it.
+static CONSOLE: NotifierLock<Rebooting, String> = NotifierLock::new(String::new());
+static DEVICE: NotifierLock<Rebooting, u32> = NotifierLock::new(0);
 
 #[test]
 fn the_choices_reach_the_panic_path() {
@@ -100,8 +102,8 @@ fn before_bring_up_the_caller_is_cpu_0_and_locks_work() {
         drop(guard);
     }
     assert_eq!(*COUNTER.lock(), 1);
-    *CONSOLE.lock() += 1;
-    assert_eq!(CONSOLE.panic_blocking_locks(), 0);
+    *DEVICE.lock() += 1;
+    assert_eq!(DEVICE.panic_blocking_locks(), 0);
     assert_eq!(Rebooting::lock_events(), (0, 0));
 }
 
@@ -117,7 +119,7 @@ static REPORT: Notifier = Notifier::locked(
     "console-report",
     NotifierList::Informational,
     0,
-    &LockedBody::new(&CONSOLE, |_, lines| {
+    &LockedBody::new(&DEVICE, |_, lines| {
         *lines += 1;
         BodyResult::Complete
     }),
@@ -130,7 +132,45 @@ fn handlers_and_notifiers_register_in_the_generated_statics() {
         .register(&CLAIMS_NOTHING)
         .unwrap();
     assert_eq!(Rebooting::state().chain().handlers().len(), 1);
-    Rebooting::notifiers().register(&REPORT).unwrap();
+    Halting::notifiers().register(&REPORT).unwrap();
+    assert_eq!(Halting::notifiers().len(), 1);
+}
+
+/// Keeps what the runner reports.
+#[derive(Default)]
+struct Outcomes(Vec<(&'static str, NotifierOutcome)>);
+
+impl NotifierRecorder for Outcomes {
+    fn record(&mut self, report: &NotifierReport) {
+        self.0.push((report.name, report.outcome));
+    }
+}
+
+#[test]
+fn the_console_notifier_is_there_from_the_start_and_only_tries_the_lock() {
+    let registry = Rebooting::notifiers();
+    assert_eq!(
+        registry.len(),
+        1,
+        "the console's notifier, registered at compile time"
+    );
+    let inputs = PanicInputs::new(Rebooting::platform(), "the message");
+    let mut outcomes = Outcomes::default();
+    registry
+        .run_list(NotifierList::Informational, &inputs, &mut outcomes)
+        .unwrap();
+    assert_eq!(outcomes.0, [("console", NotifierOutcome::Ran)]);
+    assert_eq!(*CONSOLE.lock(), "crashkit: cpu 0 panicked: the message\n");
+
+    // Held by someone else (a CPU stopped while printing): skipped.
+    let held = CONSOLE.lock();
+    let mut outcomes = Outcomes::default();
+    registry
+        .run_list(NotifierList::Informational, &inputs, &mut outcomes)
+        .unwrap();
+    assert_eq!(outcomes.0, [("console", NotifierOutcome::SkippedLockBusy)]);
+    assert_eq!(CONSOLE.busy_skips(), 1);
+    drop(held);
 }
 
 #[test]

@@ -35,6 +35,16 @@ impl<T: 'static> AtomicStaticRef<T> {
         }
     }
 
+    /// Holding `value` from the start (for a registry built with its
+    /// notifiers in a `static`).
+    pub(crate) const fn some(value: &'static T) -> Self {
+        Self {
+            // `cast_mut` only satisfies `AtomicPtr`'s type, as in `store`.
+            pointer: AtomicPtr::new(ptr::from_ref(value).cast_mut()),
+            _shares: PhantomData,
+        }
+    }
+
     /// Store `value`. The caller chooses and argues the ordering.
     pub(crate) fn store(&self, value: Option<&'static T>, order: Ordering) {
         let pointer = value.map_or(ptr::null_mut(), |value| ptr::from_ref(value).cast_mut());
@@ -47,8 +57,8 @@ impl<T: 'static> AtomicStaticRef<T> {
     pub(crate) fn load(&self, order: Ordering) -> Option<&'static T> {
         let pointer = self.pointer.load(order);
         // SAFETY: `store` is the only writer of `pointer` (the field is
-        // private and `none` starts it null), and it only stores null or a
-        // pointer made from a `&'static T`. So a non-null value points to a
+        // private, `none` starts it null and `some` from a `&'static T`),
+        // and it only stores null or a pointer made from a `&'static T`. So a non-null value points to a
         // `T` that lives forever and is only ever accessed through shared
         // references (this module never writes through the pointer, and
         // the `&'static T` it came from forbids anyone else to mutate it

@@ -160,3 +160,33 @@ fn run_list_refuses_while_a_run_is_unfinished() {
         })
     ));
 }
+
+static FIRST: Notifier = Notifier::new("first", NotifierList::Informational, 0, complete);
+static SECOND: Notifier = Notifier::new("second", NotifierList::PreDump, 0, complete);
+/// Built with two notifiers in a `static`, as `crashkit::kernel!` builds
+/// the console's.
+static BUILT_WITH_TWO: Registry<16> =
+    Registry::with_notifiers(EscalationPolicy::NextNotifier, &[&FIRST, &SECOND]);
+
+#[test]
+fn notifiers_given_at_construction_are_registered_from_the_start() {
+    let registry = &BUILT_WITH_TWO;
+    assert_eq!(registry.len(), 2);
+    let reports = run(registry, NotifierList::Informational);
+    assert_eq!(reports.names(), ["first"]);
+    assert_eq!(reports.0[0].sequence, 1);
+    assert_eq!(run(registry, NotifierList::PreDump).names(), ["second"]);
+    // They are ordinary registrations: a second registration is refused,
+    // numbering goes on after them, and they can be removed.
+    assert_eq!(
+        registry.register(&FIRST),
+        Err(RegisterError::AlreadyRegistered)
+    );
+    let late = notifier("late", NotifierList::Informational, 0);
+    registry.register(late).unwrap();
+    let reports = run(registry, NotifierList::Informational);
+    assert_eq!(reports.names(), ["first", "late"]);
+    assert_eq!(reports.0[1].sequence, 3);
+    registry.unregister(&FIRST).unwrap();
+    assert_eq!(run(registry, NotifierList::Informational).names(), ["late"]);
+}

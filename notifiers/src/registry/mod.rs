@@ -118,10 +118,32 @@ pub struct Registry<const N: usize> {
 impl<const N: usize> Registry<N> {
     /// An empty registry; a notifier that panics is handled by `policy`.
     pub const fn new(policy: EscalationPolicy) -> Self {
+        Self::with_notifiers(policy, &[])
+    }
+
+    /// A registry with `notifiers` registered from the start, in that order
+    /// (registration numbers 1, 2, ...), so they run even for a panic before
+    /// the kernel registers anything at run time. More notifiers than `N`
+    /// fail to compile in a `static` (a panic in const evaluation). Give
+    /// each notifier once: a notifier given twice would run twice (the
+    /// run-time [`register`](Self::register) refuses that; a `const fn`
+    /// cannot compare the references).
+    pub const fn with_notifiers(policy: EscalationPolicy, notifiers: &[&'static Notifier]) -> Self {
+        assert!(
+            notifiers.len() <= N,
+            "Registry::with_notifiers: more notifiers than slots"
+        );
+        let mut slots = [const { Slot::empty() }; N];
+        let mut index = 0;
+        while index < notifiers.len() {
+            // `index < N` (asserted above); numbers start at 1 (0 is empty).
+            slots[index] = Slot::live(notifiers[index], index as u64 + 1);
+            index += 1;
+        }
         Self {
-            slots: [const { Slot::empty() }; N],
+            slots,
             epoch: WriterEpoch::new(),
-            next_sequence: AtomicU64::new(1),
+            next_sequence: AtomicU64::new(notifiers.len() as u64 + 1),
             cursor: RunCursor::new(),
             resumed_from: AtomicU64::new(crate::run::NO_RESUME),
             policy,

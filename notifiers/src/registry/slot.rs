@@ -60,6 +60,15 @@ impl Slot {
         }
     }
 
+    /// `Live(sequence)` from the start: a registration made at compile
+    /// time (`Registry::with_notifiers`), before any reader or writer.
+    pub(crate) const fn live(notifier: &'static Notifier, sequence: u64) -> Self {
+        Self {
+            sequence: AtomicU64::new(sequence),
+            notifier: AtomicStaticRef::some(notifier),
+        }
+    }
+
     /// Lock-free read, from any CPU and any context.
     pub(crate) fn read(&self, _index: usize) -> SlotRead {
         // Acquire: pairs with `fill`'s Release store of the number, so

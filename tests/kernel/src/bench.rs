@@ -43,14 +43,16 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crashkit_nmi::{CpuIndex, NmiHandler, NmiOutcome, NmiSendError, Platform};
+use crashkit::nmi::NmiSendError;
+use crashkit::prelude::*;
+use kernel_base::exit::{ExitCode, exit};
+use kernel_base::time::delay_us;
+use kernel_base::{MAX_CPUS, machine, println};
 
-use crate::crash::{self, CHAIN, Machine};
-use crate::exit::{ExitCode, exit};
-use crate::machine;
-use crate::percpu::MAX_CPUS;
-use crate::println;
-use crate::time::delay_us;
+use crate::crash::K;
+
+/// The platform's type.
+type Machine = X86Platform<MAX_CPUS>;
 
 /// Rounds timed and dropped before the samples.
 pub const WARM_UP: usize = 10;
@@ -145,7 +147,7 @@ struct Summary {
 /// The scenario's set-up (BSP, before the APs start): register the
 /// acknowledging handler.
 pub fn setup() {
-    if let Err(error) = CHAIN.register(&ACKNOWLEDGE) {
+    if let Err(error) = K::state().chain().register(&ACKNOWLEDGE) {
         println!(
             "crashkit-test: FAILED: registering NMI handler {}: {error:?}",
             ACKNOWLEDGE.name()
@@ -156,10 +158,7 @@ pub fn setup() {
 
 /// The BSP's role: both measurements, one line each, then exit.
 pub fn bsp() -> ! {
-    let Some(platform) = crash::platform() else {
-        println!("crashkit-test: FAILED: nmi-roundtrip: no platform");
-        exit(ExitCode::Failed)
-    };
+    let platform = K::platform();
     let cpus = machine::online().min(MAX_CPUS);
     let sender = platform.current_cpu().as_usize();
     let Some(other) = (0..cpus).find(|&cpu| cpu != sender) else {

@@ -29,16 +29,15 @@
 
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crashkit_nmi::lock::{CpuQueue, Mutex, QueueDomain};
-use crashkit_nmi::{CpuIndex, NmiHandler, NmiOutcome, Platform};
-use crashkit_notifiers::{BodyResult, LockedBody, Notifier, NotifierList, NotifierLock};
+use crashkit::nmi::lock::CpuQueue;
+use crashkit::prelude::*;
+use kernel_base::exit::{ExitCode, exit};
+use kernel_base::machine::{self, idle};
+use kernel_base::println;
+use kernel_base::time::delay_us;
 
 use crate::bench;
-use crate::crash::{self, CHAIN, Locks, NMI_ENTRIES, NOTIFIERS, SERIAL_REPORT};
-use crate::exit::{ExitCode, exit};
-use crate::machine::{self, idle};
-use crate::println;
-use crate::time::delay_us;
+use crate::crash::{K, NMI_ENTRIES, SERIAL_REPORT};
 
 /// One scenario.
 #[derive(Debug)]
@@ -203,7 +202,7 @@ pub fn common_setup() {
 }
 
 fn register(notifier: &'static Notifier) {
-    if let Err(error) = NOTIFIERS.register(notifier) {
+    if let Err(error) = K::notifiers().register(notifier) {
         println!(
             "crashkit-test: registering notifier {}: {error:?}",
             notifier.name()
@@ -213,7 +212,7 @@ fn register(notifier: &'static Notifier) {
 }
 
 fn register_nmi_handler(handler: &'static NmiHandler) {
-    if let Err(error) = CHAIN.register(handler) {
+    if let Err(error) = K::state().chain().register(handler) {
         println!(
             "crashkit-test: registering NMI handler {}: {error:?}",
             handler.name()
@@ -224,8 +223,8 @@ fn register_nmi_handler(handler: &'static NmiHandler) {
 
 /// Send an NMI to `cpu` or fail the run.
 fn send_nmi(cpu: usize) {
-    let sent = crash::platform().map(|platform| platform.send_nmi(CpuIndex(cpu as u32)));
-    if !matches!(sent, Some(Ok(()))) {
+    let sent = K::platform().send_nmi(CpuIndex(cpu as u32));
+    if sent.is_err() {
         println!("crashkit-test: NMI to cpu {cpu} not sent: {sent:?}");
         exit(ExitCode::Failed);
     }
@@ -298,7 +297,7 @@ fn panic_two_bsp() -> ! {
 /// TCG, the shootdown NMI often reaches the other CPU before its panic does.
 fn panic_two_wait_for_the_other() {
     for _ in 0..20_000 {
-        if crash::RECORD.panic().second_panickers() >= 1 {
+        if K::record().panic().second_panickers() >= 1 {
             return;
         }
         delay_us(100);
@@ -348,7 +347,7 @@ fn panic_in_nmi_bsp() -> ! {
 // --- nmi-spin -----------------------------------------------------------
 
 /// A lock shared by ordinary code and an NMI handler.
-static DEVICE: Mutex<Locks, u64> = Mutex::new(0);
+static DEVICE: Mutex<K, u64> = Mutex::new(0);
 static SPINNING: AtomicBool = AtomicBool::new(false);
 
 static SPINNING_NMI_HANDLER: NmiHandler = NmiHandler::new("test-spins-on-device", |event| {
@@ -430,7 +429,7 @@ fn notifier_panic_setup() {
 // --- notifier-lock ------------------------------------------------------
 
 /// The console's state, shared by ordinary code and a notifier.
-static CONSOLE: NotifierLock<Locks, u64> = NotifierLock::new(0);
+static CONSOLE: NotifierLock<K, u64> = NotifierLock::new(0);
 static CONSOLE_HELD: AtomicBool = AtomicBool::new(false);
 
 static CONSOLE_FLUSH: Notifier = Notifier::locked(
@@ -517,20 +516,20 @@ struct Nesting;
 
 impl QueueDomain for Nesting {
     fn queues() -> &'static [CpuQueue] {
-        crash::queues()
+        K::state().queues()
     }
 
     fn current_cpu() -> CpuIndex {
-        Locks::current_cpu()
+        <K as QueueDomain>::current_cpu()
     }
 
     fn now_ns() -> u64 {
-        Locks::now_ns()
+        <K as QueueDomain>::now_ns()
     }
 
     fn relax() {
-        Locks::relax();
-        if Locks::current_cpu() != CpuIndex(1) {
+        <K as QueueDomain>::relax();
+        if <K as QueueDomain>::current_cpu() != CpuIndex(1) {
             return;
         }
         // Relaxed (both): only cpu 1 writes and reads these, in nested
@@ -596,7 +595,8 @@ fn deep_nesting_bsp() -> ! {
     // Release: cpu 1 starts waiting only once the lock is held.
     NEST_HELD.store(true, Ordering::Release);
     let fallbacks = || {
-        crash::queues()
+        K::state()
+            .queues()
             .get(1)
             .map_or(0, |queue| queue.stats().fallbacks)
     };

@@ -19,16 +19,14 @@
 //! own, recorded in the crash record as usual (the runner checks it like
 //! `panic-bsp`, and its benchmark reads its phase stamps).
 
-use crashkit_nmi::{Platform, RegisterFrame};
-use crashkit_record::{CpuSlot, StopPath};
-use crashkit_shootdown::{Shootdown, ShootdownConfig};
+use crashkit::prelude::*;
+use crashkit::record::{CpuSlot, StopPath};
+use crashkit::shootdown::Shootdown;
+use kernel_base::exit::{ExitCode, exit};
+use kernel_base::time::delay_us;
+use kernel_base::{MAX_CPUS, machine, println};
 
-use crate::crash;
-use crate::exit::{ExitCode, exit};
-use crate::machine;
-use crate::percpu::MAX_CPUS;
-use crate::println;
-use crate::time::delay_us;
+use crate::crash::K;
 
 /// Scratch shootdowns the BSP runs before the real one.
 pub const ROUNDS: usize = 3;
@@ -54,7 +52,7 @@ const SCRATCH_CONFIG: ShootdownConfig = ShootdownConfig {
 pub fn ap(_cpu: usize) -> ! {
     for _ in 0..ROUNDS {
         let slot = CpuSlot::new();
-        let now = crash::platform().map_or(0, Platform::now_ns);
+        let now = K::platform().now_ns();
         let _ = slot.record_stop(&RegisterFrame::capture(), StopPath::Nmi, 1, now);
     }
     machine::idle()
@@ -67,10 +65,7 @@ pub fn bsp() -> ! {
         println!("crashkit-test: FAILED: shootdown-warm: not every CPU came online");
         exit(ExitCode::Failed);
     }
-    let Some(platform) = crash::platform() else {
-        println!("crashkit-test: FAILED: shootdown-warm: no platform");
-        exit(ExitCode::Failed);
-    };
+    let platform = K::platform();
     for scratch in &SCRATCH {
         // Nobody answers a scratch shootdown: its summary says so and is
         // of no interest.

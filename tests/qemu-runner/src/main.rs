@@ -6,7 +6,12 @@
 //! magic and parsed from bytes alone, field by field.
 //!
 //! Usage:
-//! `crashkit-qemu-runner [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
+//! `crashkit-qemu-runner [--minimal] [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
+//!
+//! `--minimal` boots the minimal kernel (`tests/kernel/minimal`, crashkit
+//! in 20 lines) with its own scenario table ([`scenario::MINIMAL`]), after
+//! checking where its linker put the record it never named
+//! ([`record_section`]).
 //!
 //! `crashkit-qemu-runner --bench` runs the in-guest benchmark (see
 //! `bench.rs`; docs/benchmarks.md has its results).
@@ -44,6 +49,7 @@ mod kdump_bench;
 mod linux;
 mod qemu;
 mod qmp;
+mod record_section;
 mod rewrite;
 mod scenario;
 
@@ -73,6 +79,10 @@ const DEMO_CPUS: u32 = 4;
 
 struct Options {
     kernel: PathBuf,
+    minimal: bool,
+    /// Where the kernel's ELF puts the record (`--minimal`): the record in
+    /// RAM must be there.
+    record_at: Option<u64>,
     scenarios: Vec<&'static Scenario>,
     repeat: u32,
     out: PathBuf,
@@ -95,6 +105,8 @@ fn options() -> Result<Options, String> {
         .ok_or("no workspace root")?;
     let mut options = Options {
         kernel: root.join("tests/kernel/target/x86_64-unknown-none/release/crashkit-test-kernel"),
+        minimal: false,
+        record_at: None,
         scenarios: Vec::new(),
         repeat: 1,
         out: root.join("target/qemu"),
@@ -109,10 +121,16 @@ fn options() -> Result<Options, String> {
         contenders: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
+    let mut names = Vec::new();
+    let mut kernel_given = false;
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--kernel" => options.kernel = PathBuf::from(value()?),
+            "--kernel" => {
+                options.kernel = PathBuf::from(value()?);
+                kernel_given = true;
+            }
+            "--minimal" => options.minimal = true,
             "--out" => options.out = PathBuf::from(value()?),
             "--demo" => options.demo = Some(PathBuf::from(value()?)),
             "--corpus" => options.corpus = Some(PathBuf::from(value()?)),
@@ -136,22 +154,28 @@ fn options() -> Result<Options, String> {
                     .parse()
                     .map_err(|_| format!("--repeat {text}: not a number"))?;
             }
-            "--scenario" => {
-                let name = value()?;
-                let scenario = scenario::ALL
-                    .iter()
-                    .find(|s| s.name == name)
-                    .ok_or_else(|| {
-                        let names: Vec<_> = scenario::ALL.iter().map(|s| s.name).collect();
-                        format!("no scenario {name:?} (there are: {})", names.join(", "))
-                    })?;
-                options.scenarios.push(scenario);
-            }
+            "--scenario" => names.push(value()?),
             other => return Err(format!("unknown argument {other:?} (see the crate docs)")),
         }
     }
+    let table = if options.minimal {
+        if !kernel_given {
+            options.kernel = root
+                .join("tests/kernel/target/x86_64-unknown-none/release/crashkit-minimal-kernel");
+        }
+        scenario::MINIMAL
+    } else {
+        scenario::ALL
+    };
+    for name in names {
+        let scenario = table.iter().find(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<_> = table.iter().map(|s| s.name).collect();
+            format!("no scenario {name:?} (there are: {})", names.join(", "))
+        })?;
+        options.scenarios.push(scenario);
+    }
     if options.scenarios.is_empty() {
-        options.scenarios = scenario::ALL.iter().collect();
+        options.scenarios = table.iter().collect();
     }
     Ok(options)
 }
@@ -170,7 +194,7 @@ struct Verdict {
 }
 
 fn main() -> ExitCode {
-    let options = match options() {
+    let mut options = match options() {
         Ok(options) => options,
         Err(error) => {
             eprintln!("crashkit-qemu-runner: {error}");
@@ -210,6 +234,23 @@ fn main() -> ExitCode {
         eprintln!("crashkit-qemu-runner: {error}");
         return ExitCode::FAILURE;
     }
+    options.record_at = if options.minimal {
+        match record_section::find(&options.kernel) {
+            Ok(section) => {
+                println!("{section}");
+                Some(section.address)
+            }
+            Err(error) => {
+                eprintln!(
+                    "crashkit-qemu-runner: {}: the crash record's section: {error}",
+                    options.kernel.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
     if options.bench {
         return match bench::run(&options.kernel, &options.out) {
             Ok(table) => {
@@ -373,7 +414,7 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
                 );
             }
         })
-        .and_then(|outcome| judge(job, &outcome).map(|()| outcome.elapsed))
+        .and_then(|outcome| judge(options, job, &outcome).map(|()| outcome.elapsed))
         .map_err(|why| {
             if injected.is_empty() {
                 why
@@ -389,7 +430,7 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
 }
 
 /// The verdict on one boot: the exit, then the record.
-fn judge(job: &Job, outcome: &Outcome) -> Result<(), String> {
+fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> {
     let context = |why: String| {
         let tail: Vec<&str> = outcome.serial.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
@@ -419,6 +460,13 @@ fn judge(job: &Job, outcome: &Outcome) -> Result<(), String> {
             )));
         }
     };
+    if let Some(expected) = options.record_at
+        && *at as u64 != expected
+    {
+        return Err(context(format!(
+            "the crash record is at physical {at:#x}, not at its section's {expected:#x}"
+        )));
+    }
     (job.scenario.check)(view, job.cpus).map_err(|why| {
         context(format!(
             "the record at physical {at:#x} is wrong: {why}\n{}",
@@ -455,7 +503,7 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         cpus: DEMO_CPUS,
         round: 0,
     };
-    judge(&job, &outcome)?;
+    judge(options, &job, &outcome)?;
     let memory = std::fs::read(&outcome.ram)
         .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
     let (at, view) = scan(&memory)

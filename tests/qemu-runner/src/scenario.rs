@@ -176,6 +176,121 @@ pub const ALL: &[Scenario] = &[
 ];
 
 /// What a finished panic's record must say.
+/// The minimal kernel's scenarios (`tests/kernel/minimal`, `--minimal`):
+/// the same machine and record capacity (8 CPU slots), its notifier is the
+/// `console` one `crashkit::kernel!` makes, and its final action exits
+/// QEMU with "ran" (kernel-base's `exit_ran`).
+pub const MINIMAL: &[Scenario] = &[
+    Scenario {
+        name: "early-panic",
+        cpus: &[1, 2],
+        qmp_inject_nmi: false,
+        check: check_early_panic,
+    },
+    Scenario {
+        name: "panic-bsp",
+        cpus: &[1, 2, 4],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("console", NotifierOutcome::Ran)],
+                ..Panic::new("panic-bsp: cpu 0 panics on purpose", 0)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "panic-ap",
+        cpus: &[2, 4],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("console", NotifierOutcome::Ran)],
+                ..Panic::new("panic-ap: cpu 1 panics on purpose", 1)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "panic-during-bring-up",
+        cpus: &[4, 8],
+        qmp_inject_nmi: false,
+        check: check_panic_during_bring_up,
+    },
+    Scenario {
+        name: "notifier-lock",
+        cpus: &[2, 4],
+        qmp_inject_nmi: false,
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("console", NotifierOutcome::SkippedLockBusy)],
+                ..Panic::new(
+                    "notifier-lock: cpu 0 panics while cpu 1 holds the console",
+                    0,
+                )
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "unresponsive",
+        cpus: &[2, 4],
+        qmp_inject_nmi: false,
+        check: check_unresponsive,
+    },
+];
+
+/// A panic while the boot CPU may still be starting APs: the machine must
+/// survive the shootdown (its NMIs go only to CPUs that came online, never
+/// to one in its trampoline), the boot CPU is stopped, and every slot is
+/// either stopped (online in time), or, for CPUs that never came online,
+/// not written by anyone (`Running`, below the count registered) or
+/// `Absent`.
+fn check_panic_during_bring_up(view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
+    let panic = view.panic();
+    expect(panic.owner_cpu() == Some(1), || {
+        format!("owner {:?}, expected cpu1", panic.owner_cpu())
+    })?;
+    expect(
+        panic.final_action() == Decoded::Known(FinalAction::Reboot),
+        || format!("final action {:?}, expected Reboot", panic.final_action()),
+    )?;
+    let cpu0 = view.cpu(0).map(|cpu| (cpu.state(), cpu.stop_path()));
+    expect(
+        cpu0 == Some((
+            Decoded::Known(CpuState::Stopped),
+            Decoded::Known(StopPath::Nmi),
+        )),
+        || format!("cpu0 is {cpu0:?}, expected Stopped by NMI"),
+    )?;
+    for (index, cpu) in view.cpus().enumerate().skip(2) {
+        let state = cpu.state();
+        let allowed = [CpuState::Stopped, CpuState::Running, CpuState::Absent];
+        expect(allowed.iter().any(|s| state == Decoded::Known(*s)), || {
+            format!("cpu{index} is {state:?} (of {cpus})")
+        })?;
+    }
+    Ok(())
+}
+
+/// A panic before bring-up: the panic path ran on the boot CPU alone (no
+/// CPU was registered, so every other slot is `Absent` and no NMI went
+/// out), and the console notifier, registered from the start, ran.
+fn check_early_panic(view: &RecordView<'_>, _cpus: u32) -> Result<(), String> {
+    Panic {
+        notifiers: &[("console", NotifierOutcome::Ran)],
+        ..Panic::new("early-panic: cpu 0 panics before bring-up", 0)
+    }
+    .check(view, 1)?;
+    let totals = view.panic().shootdown();
+    expect(totals.nmis_sent == 0 && totals.send_errors == 0, || {
+        format!(
+            "{} NMIs sent and {} send errors with no CPU online",
+            totals.nmis_sent, totals.send_errors
+        )
+    })
+}
+
 #[derive(Clone, Copy)]
 struct Panic {
     /// Text the message must contain.

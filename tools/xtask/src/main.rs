@@ -189,19 +189,41 @@ fn qemu_scenarios() -> Result<(), String> {
     let manifest = root.join("tests").join("kernel").join("Cargo.toml");
     // The kernel is its own workspace: the root's fmt and clippy steps do
     // not see it.
-    let mut format = cargo(["fmt", "--check"]);
+    let mut format = cargo(["fmt", "--all", "--check"]);
     format.arg("--manifest-path").arg(&manifest);
-    Step::new("format of the QEMU test kernel", format).run()?;
-    let mut clippy = cargo(["clippy", "--release", "--target", BARE_METAL_TARGET]);
+    Step::new("format of the QEMU test kernels", format).run()?;
+    let mut clippy = cargo([
+        "clippy",
+        "--workspace",
+        "--release",
+        "--target",
+        BARE_METAL_TARGET,
+    ]);
     clippy
         .arg("--manifest-path")
         .arg(&manifest)
         .args(["--", "-D", "warnings"]);
-    Step::new("clippy of the QEMU test kernel", clippy).run()?;
+    Step::new("clippy of the QEMU test kernels", clippy).run()?;
     build_test_kernel()?;
     Step::new(
         "QEMU crash-injection scenarios",
         cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
+    // The minimal kernel: crashkit wired in through the facade in at most
+    // 20 lines (the line count is checked by `cargo test -p crashkit`).
+    Step::new(
+        "QEMU scenarios of the minimal kernel",
+        cargo([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "crashkit-qemu-runner",
+            "--",
+            "--minimal",
+        ]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
@@ -238,13 +260,20 @@ fn qemu_scenarios() -> Result<(), String> {
         .run()
 }
 
-/// Build the QEMU test kernel (its own workspace, bare-metal, release).
+/// Build the QEMU test kernels (their own workspace, bare-metal, release):
+/// the full test kernel and the minimal one.
 fn build_test_kernel() -> Result<(), String> {
     let manifest = run::workspace_root()?
         .join("tests")
         .join("kernel")
         .join("Cargo.toml");
-    let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
+    let mut build = cargo([
+        "build",
+        "--workspace",
+        "--release",
+        "--target",
+        BARE_METAL_TARGET,
+    ]);
     build.arg("--manifest-path").arg(&manifest);
     Step::new("QEMU test kernel build", build)
         .time_limit(TEST_SUITE_LIMIT_SECS)

@@ -25,11 +25,23 @@
 //! | running: a CPU registered | the registered index of the local APIC ID, else [`X86Platform::UNKNOWN_CPU`] | TSC scaled by the frequency set | to registered CPUs |
 //!
 //! The only transition is the first registration, which the boot CPU makes
-//! before it starts another CPU. So a lock taken in the boot phase queues
+//! before it starts another CPU.
+//!
+//! # Broadcast: only once every CPU is up
+//! The APIC's all-excluding-self shorthand reaches every CPU, registered or
+//! not, including one the kernel is starting: a CPU in its real-mode
+//! trampoline, or before its IDT is loaded, takes the NMI through no
+//! handler and triple-faults the machine (QEMU's whole machine resets). So
+//! [`send_nmi_all_but_self`](Platform::send_nmi_all_but_self) sends one NMI
+//! per registered CPU until the kernel says, with
+//! [`X86Platform::allow_broadcast`], that every CPU the machine has runs
+//! with its IDT loaded; from then on it uses the shorthand, which also
+//! reaches CPUs past the table's capacity (Linux does the same: it uses the
+//! shorthand only while every present CPU is online). So a lock taken in the boot phase queues
 //! as CPU 0 (or takes the fast path), a bounded wait is bounded in ticks, and
 //! a panic runs the whole panic path with one CPU: nothing to shoot down.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::apic::{ApicError, LocalApic};
 use crate::{CpuIndex, NmiSendError, Platform};
@@ -74,6 +86,8 @@ pub struct X86Platform<const CPUS: usize> {
     apic_ids: [AtomicU32; CPUS],
     /// One past the highest registered index.
     cpu_count: AtomicUsize,
+    /// Whether the all-but-self shorthand may be used (see the module docs).
+    broadcast: AtomicBool,
 }
 
 impl<const CPUS: usize> X86Platform<CPUS> {
@@ -100,6 +114,7 @@ impl<const CPUS: usize> X86Platform<CPUS> {
             tsc_hz: AtomicU64::new(tsc_hz),
             apic_ids: [const { AtomicU32::new(NO_APIC_ID) }; CPUS],
             cpu_count: AtomicUsize::new(0),
+            broadcast: AtomicBool::new(false),
         }
     }
 
@@ -165,6 +180,24 @@ impl<const CPUS: usize> X86Platform<CPUS> {
         self.cpu_count
             .fetch_max(cpu.as_usize() + 1, Ordering::Release);
         Ok(())
+    }
+
+    /// Say that every CPU the machine has is up and takes NMIs through the
+    /// kernel's NMI entry (its bring-up is over): the shootdown's broadcast
+    /// then uses the APIC's all-excluding-self shorthand, which also stops
+    /// CPUs the table has no room for. Until then it sends one NMI per
+    /// registered CPU (see the module docs).
+    pub fn allow_broadcast(&self) {
+        // Release: pairs with the Acquire load in `send_nmi_all_but_self`;
+        // publishes the caller's view that bring-up is over (nothing else
+        // is read through it).
+        self.broadcast.store(true, Ordering::Release);
+    }
+
+    /// Whether [`allow_broadcast`](Self::allow_broadcast) was called.
+    pub fn broadcast_allowed(&self) -> bool {
+        // Acquire: see `allow_broadcast`.
+        self.broadcast.load(Ordering::Acquire)
     }
 
     /// Register the calling CPU under index `cpu`, with the APIC ID its local
@@ -252,15 +285,35 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
         })
     }
 
-    /// Uses the APIC's all-excluding-self shorthand: one command that does
-    /// not depend on the table, and that also reaches CPUs never registered.
+    /// Once [`X86Platform::allow_broadcast`] was called: the APIC's
+    /// all-excluding-self shorthand, one command that does not depend on the
+    /// table and also reaches CPUs never registered. Before: one NMI per
+    /// registered CPU but the caller (bounded by `CPUS` sends), so a CPU
+    /// still being started is never sent one; every CPU is tried, and the
+    /// first error is returned.
     fn send_nmi_all_but_self(&self) -> Result<(), NmiSendError> {
-        self.apic
-            .send_nmi_all_but_self()
-            .map_err(|error| match error {
-                ApicError::DestinationOutOfRange(_) => NmiSendError::Unavailable,
-                ApicError::DeliveryTimeout => NmiSendError::DeliveryTimeout,
-            })
+        if self.broadcast_allowed() {
+            return self
+                .apic
+                .send_nmi_all_but_self()
+                .map_err(|error| match error {
+                    ApicError::DestinationOutOfRange(_) => NmiSendError::Unavailable,
+                    ApicError::DeliveryTimeout => NmiSendError::DeliveryTimeout,
+                });
+        }
+        let me = self.current_cpu();
+        let mut first_error = None;
+        for index in 0..self.cpu_count() {
+            // `index < CPUS < u32::MAX` (checked in `new`).
+            let cpu = CpuIndex(index as u32);
+            if cpu == me || self.apic_id_of(cpu).is_none() {
+                continue;
+            }
+            if let Err(error) = self.send_nmi(cpu) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// `cli`, then `hlt` forever. Maskable interrupts cannot wake the CPU;
@@ -330,6 +383,18 @@ mod tests {
         let platform = platform::<4>(false);
         assert_eq!(platform.current_cpu(), X86Platform::<4>::BOOT_CPU);
         assert_eq!(platform.cpu_count(), 0);
+    }
+
+    #[test]
+    fn broadcast_is_off_until_the_kernel_allows_it() {
+        let platform = platform::<4>(false);
+        assert!(!platform.broadcast_allowed());
+        // No CPU registered: nothing to send, and the APIC (at address 0
+        // here) is not touched, so neither the shorthand nor a targeted
+        // send ran.
+        assert_eq!(platform.send_nmi_all_but_self(), Ok(()));
+        platform.allow_broadcast();
+        assert!(platform.broadcast_allowed());
     }
 
     #[test]

@@ -1,8 +1,7 @@
 //! Time: the TSC, calibrated once against the PIT.
 //!
-//! The platform's clock ([`X86Platform`](crashkit_nmi::arch::x86_64::X86Platform))
-//! is the TSC scaled by a frequency fixed when the platform is built, so
-//! the BSP measures it first: PIT channel 2 counts 10 ms (mode 0, gate
+//! A kernel's clock is the TSC scaled by its frequency, so the BSP measures
+//! it first: PIT channel 2 counts 10 ms (mode 0, gate
 //! through port 0x61) while the TSC is read before and after. Under QEMU TCG
 //! both follow the host's clock, so the result is the host TSC rate; the
 //! calibration is bounded and falls back to [`FALLBACK_TSC_HZ`] if the PIT

@@ -1,4 +1,4 @@
-//! PVH boot: from QEMU's 32-bit entry to `kernel_main` in long mode.
+//! PVH boot: from QEMU's 32-bit entry to the kernel's [`entry!`](crate::entry) in long mode.
 //!
 //! QEMU's `-kernel` loader finds the Xen ELF note of type 18
 //! (`XEN_ELFNOTE_PHYS32_ENTRY`) and enters [`pvh_start32`] in 32-bit protected
@@ -13,7 +13,7 @@
 //! | 4 | page tables: one PML4 entry -> one PDPT with 4 entries -> 4 PDs of 512 2 MiB pages | identity map of the first 4 GiB: kernel, low memory (trampoline, ACPI tables, start info), the xAPIC page at `0xFEE0_0000`; the top GiB (MMIO) is mapped uncacheable (PCD/PWT) |
 //! | 5 | CR4.PAE, CR3, EFER.LME, CR0.PG/PE | long mode needs all four, in this order (Intel SDM vol. 3A 9.8.5) |
 //! | 6 | `lgdt` a GDT with a 64-bit code segment (0x08) and a data segment (0x10); far jump to 0x08 | enters 64-bit mode |
-//! | 7 | data segments = 0x10, `rsp` = boot stack, `rdi` = start-info address, call `kernel_main` | System V call into Rust |
+//! | 7 | data segments = 0x10, `rsp` = boot stack, `rdi` = start-info address, call `kernel_base_entry` (defined by the kernel's `entry!`) | System V call into Rust |
 //!
 //! Each CPU later replaces this GDT with its own (with a TSS, see
 //! [`crate::cpu`]); the page tables stay for good and the APs reuse them (the
@@ -146,7 +146,7 @@ pvh_start64:
     movabsq $boot_stack_top, %rsp
     movl %esi, %edi
     xorl %ebp, %ebp
-    movabsq ${kernel_main}, %rax
+    movabsq $kernel_base_entry, %rax
     call *%rax
 4:
     cli
@@ -154,6 +154,5 @@ pvh_start64:
     jmp 4b
 "#,
     stack_size = const BOOT_STACK_SIZE,
-    kernel_main = sym crate::kernel_main,
     options(att_syntax)
 );

@@ -1,0 +1,11 @@
+//! Links with kernel-base's linker script (PVH boot at 1 MiB), as a non-PIE
+//! static executable: QEMU's PVH loader puts each segment at its physical
+//! link address and nothing relocates the image.
+
+fn main() {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| String::from("."));
+    println!("cargo:rerun-if-changed={dir}/../base/linker.ld");
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-link-arg-bins=-T{dir}/../base/linker.ld");
+    println!("cargo:rustc-link-arg-bins=--no-pie");
+}

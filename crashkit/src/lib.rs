@@ -93,6 +93,11 @@ pub mod guide {}
 #[doc = include_str!("../../README.md")]
 mod readme {}
 
+/// docs/notifiers.md's snippet.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/notifiers.md")]
+mod notifiers_doc {}
+
 /// What the macros name. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {

@@ -369,6 +369,13 @@ fn virtual_pages(crashkit: &Path, arg: &str, crash: &Crash<'_>) -> Result<(u32, 
 /// the notes) goes through the panic handler, and the CPUs at `parked`
 /// (stopped CPUs in a dump taken after the shootdown) are in the
 /// shootdown's stop handler.
+///
+/// Where the NMI stub switched stacks downwards (the NMI's IST stack lies
+/// above the interrupted stack), gdb stops with "previous frame inner to
+/// this frame" after the stub: it takes a lower CFA for a corrupt stack.
+/// crashkit goes on; there gdb's frames must be the start of crashkit's,
+/// and crashkit's next frame must be the interrupted code: the RIP the
+/// shootdown saved in the crash record for that CPU (found in memory).
 pub fn backtraces(
     crashkit: &Path,
     dump: &Path,
@@ -414,12 +421,19 @@ pub fn backtraces(
     let gdb = String::from_utf8_lossy(&output.stdout);
     // gdb's frames with an address, per LWP (the notes' pr_pid).
     let mut by_pid: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
+    let mut stopped_inner = std::collections::BTreeSet::new();
     let mut current = None;
     for line in gdb.lines() {
         if let Some(rest) = line.strip_prefix("Thread ")
             && let Some(lwp) = rest.split("(LWP ").nth(1)
         {
             current = lwp.trim_end_matches("):").parse::<u64>().ok();
+            continue;
+        }
+        if line.starts_with("Backtrace stopped: previous frame inner to this frame")
+            && let Some(pid) = current
+        {
+            stopped_inner.insert(pid);
             continue;
         }
         if let (Some(pid), Some(rest)) = (current, line.strip_prefix('#'))
@@ -430,7 +444,24 @@ pub fn backtraces(
             by_pid.entry(pid).or_default().push(address);
         }
     }
+    // The record's saved RIPs, by CPU index (the test kernel's indices are
+    // QEMU's CPU order, which is the notes' order).
+    let saved_rips: Vec<Option<u64>> = json(crashkit, &["--json", "record", "--scan", dump_arg], 0)
+        .ok()
+        .and_then(|record| record["record"]["records"][0]["cpus"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|cpu| {
+            cpu["registers"].as_array().and_then(|registers| {
+                registers
+                    .iter()
+                    .find(|pair| pair[0] == "rip")
+                    .and_then(|pair| pair[1].as_u64())
+            })
+        })
+        .collect();
     let mut frames_total = 0;
+    let mut past_gdb = 0;
     for trace in &traces {
         let place = trace["cpu"].as_u64().unwrap_or(u64::MAX) as usize;
         let pid = cpus["cpus"][place]["pid"].as_u64().ok_or("no pid")?;
@@ -439,9 +470,26 @@ pub fn backtraces(
             .map(|f| f.iter().filter_map(|f| f["pc"].as_u64()).collect())
             .unwrap_or_default();
         let theirs = by_pid.get(&pid).cloned().unwrap_or_default();
-        if ours.len() < 2 || theirs.get(..ours.len()) != Some(&ours[..]) {
+        let same = ours.len() >= 2 && theirs.get(..ours.len()) == Some(&ours[..]);
+        let past_stack_switch = stopped_inner.contains(&pid)
+            && theirs.len() >= 2
+            && ours.get(..theirs.len()) == Some(&theirs[..])
+            && ours.get(theirs.len()).copied().is_some_and(|next| {
+                saved_rips.get(place).copied().flatten() == Some(next)
+            });
+        if past_stack_switch {
+            past_gdb += ours.len() - theirs.len();
+        } else if !same {
             return Err(format!(
-                "CPU {place}: crashkit's frames {ours:x?} are not gdb's {theirs:x?}"
+                "CPU {place}: crashkit's frames {ours:x?} are not gdb's {theirs:x?}{}",
+                if stopped_inner.contains(&pid) {
+                    format!(
+                        " (gdb stopped at a stack switch; the record's RIP for the CPU is {:x?})",
+                        saved_rips.get(place).copied().flatten()
+                    )
+                } else {
+                    String::new()
+                }
             ));
         }
         frames_total += ours.len();
@@ -487,7 +535,15 @@ pub fn backtraces(
         }
     }
     Ok(format!(
-        "bt -a: {} CPUs, {frames_total} frames, each gdb's",
-        traces.len()
+        "bt -a: {} CPUs, {frames_total} frames, each gdb's{}",
+        traces.len(),
+        if past_gdb > 0 {
+            format!(
+                " up to the NMI stack switch where gdb stops; {past_gdb} more past it, \
+                 from the interrupted RIP the record saved"
+            )
+        } else {
+            String::new()
+        }
     ))
 }

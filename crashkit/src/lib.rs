@@ -36,7 +36,7 @@
 //!
 //! # Features
 //! - `dump-format`: re-exports the dump formats (`crashkit-dump-format`,
-//!   `no_std`) as [`dump_format`], for a capture kernel or a kernel that
+//!   `no_std`) as `crashkit::dump_format`, for a capture kernel or a kernel that
 //!   writes its own dump.
 //! - `dump-format-alloc`: the same with its `alloc` parts (readers that
 //!   decompress into owned buffers), for a capture kernel with a heap.

@@ -78,7 +78,14 @@ fn markdown_files() -> Vec<PathBuf> {
             }
         }
     }
-    for krate in ["nmi", "record", "shootdown", "notifiers", "panic-path", "kdump"] {
+    for krate in [
+        "nmi",
+        "record",
+        "shootdown",
+        "notifiers",
+        "panic-path",
+        "kdump",
+    ] {
         let readme = root.join(krate).join("README.md");
         if readme.is_file() {
             files.push(readme);
@@ -96,7 +103,11 @@ fn every_rust_snippet_is_compiled_or_quoted_from_compiled_code() {
     let mut quoted = 0;
     let mut compiled = 0;
     for file in markdown_files() {
-        let name = file.strip_prefix(&root).unwrap_or(&file).display().to_string();
+        let name = file
+            .strip_prefix(&root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         for block in blocks(&read(&file)) {
             // rustdoc takes a fence without a language for Rust (in the
             // files it compiles; elsewhere such a fence is a diagram).
@@ -112,7 +123,9 @@ fn every_rust_snippet_is_compiled_or_quoted_from_compiled_code() {
                     let lines: Vec<&str> = text.lines().collect();
                     let wanted: Vec<&str> = block.lines.iter().map(String::as_str).collect();
                     let found = !wanted.is_empty()
-                        && lines.windows(wanted.len()).any(|window| window == wanted.as_slice());
+                        && lines
+                            .windows(wanted.len())
+                            .any(|window| window == wanted.as_slice());
                     if !found {
                         problems.push(format!(
                             "{name}:{}: the block is not a contiguous quotation of {source}",

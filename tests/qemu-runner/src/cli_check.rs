@@ -474,9 +474,10 @@ pub fn backtraces(
         let past_stack_switch = stopped_inner.contains(&pid)
             && theirs.len() >= 2
             && ours.get(..theirs.len()) == Some(&theirs[..])
-            && ours.get(theirs.len()).copied().is_some_and(|next| {
-                saved_rips.get(place).copied().flatten() == Some(next)
-            });
+            && ours
+                .get(theirs.len())
+                .copied()
+                .is_some_and(|next| saved_rips.get(place).copied().flatten() == Some(next));
         if past_stack_switch {
             past_gdb += ours.len() - theirs.len();
         } else if !same {

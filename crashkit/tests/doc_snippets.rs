@@ -6,18 +6,11 @@
 //! run). Snippets in other languages may be quoted the same way and are
 //! then checked the same way.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the facade is one level below the repository root")
-        .to_path_buf()
-}
+use std::path::PathBuf;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use common::{read, root};
 
 /// A fenced block: its info string, its lines, the line before its fence,
 /// and where it starts.

@@ -16,21 +16,12 @@
 //! - is a line of the linker script (kernel-base's, which the kernel links
 //!   with) that mentions the crash record outside a comment.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{read, root};
 
 /// The most crashkit-specific lines the minimal kernel may have.
 const LIMIT: usize = 20;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the facade is one level below the repository root")
-        .to_path_buf()
-}
-
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// The names `crashkit::prelude` exports, read from the facade's source.
 fn prelude_names() -> Vec<String> {
@@ -68,6 +59,17 @@ struct Counted {
     text: String,
 }
 
+/// Opening minus closing brackets on a line of code.
+fn bracket_balance(code: &str) -> i32 {
+    code.chars()
+        .map(|c| match c {
+            '{' | '(' | '[' => 1,
+            '}' | ')' | ']' => -1,
+            _ => 0,
+        })
+        .sum()
+}
+
 /// The crashkit-specific lines of one Rust file.
 fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Counted>) {
     let lines: Vec<&str> = source.lines().collect();
@@ -76,28 +78,9 @@ fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Coun
     for (index, line) in lines.iter().enumerate() {
         let code = code(line);
         let in_invocation = depth > 0;
-        if code.contains("crashkit::") && code.contains('!') && depth == 0 {
-            // A crashkit macro invocation: every line up to its closing
-            // bracket.
-            depth = 0;
-            for c in code.chars() {
-                match c {
-                    '{' | '(' | '[' => depth += 1,
-                    '}' | ')' | ']' => depth -= 1,
-                    _ => {}
-                }
-            }
-            marked[index] = true;
-            continue;
-        }
-        if in_invocation {
-            for c in code.chars() {
-                match c {
-                    '{' | '(' | '[' => depth += 1,
-                    '}' | ')' | ']' => depth -= 1,
-                    _ => {}
-                }
-            }
+        // A crashkit macro invocation: every line up to its closing bracket.
+        if in_invocation || (code.contains("crashkit::") && code.contains('!')) {
+            depth += bracket_balance(code);
             marked[index] = true;
             continue;
         }

@@ -118,7 +118,7 @@ pub fn measure_only(cache: &Path, rounds: usize) -> Result<String, String> {
         .with_file_name("crashkit");
     if !crashkit.is_file() {
         return Err(format!(
-            "{} is missing: build it first (`cargo build --release -p crashkit`; \
+            "{} is missing: build it first (`cargo build --release -p crashkit-cli`; \
              `cargo xtask bench-cli` does)",
             crashkit.display()
         ));

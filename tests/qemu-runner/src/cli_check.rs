@@ -71,7 +71,7 @@ pub fn crashkit() -> Result<PathBuf, String> {
         Ok(path)
     } else {
         Err(format!(
-            "{} is missing (`cargo build --release -p crashkit`; `cargo xtask test` builds it)",
+            "{} is missing (`cargo build --release -p crashkit-cli`; `cargo xtask test` builds it)",
             path.display()
         ))
     }

@@ -27,6 +27,7 @@
 //! |------|-------|
 //! | the declaration, what it generates, its fields | [`kernel!`], [`panic_handler!`], [`KernelState`] |
 //! | the names a kernel uses | [`prelude`] |
+//! | a final action that restarts a PC (`final_action: reboot(crashkit::reset)`) | [`reset()`] |
 //! | the integration guide (linker script, RAM image, reboot or halt, console, machine checks, before bring-up) | [`guide`] (docs/integration.md) |
 //! | the crates underneath | [`nmi`], [`record`], [`shootdown`], [`notifiers`], [`panic_path`] |
 //!
@@ -43,9 +44,11 @@
 
 #![no_std]
 
+mod reset;
 mod setup;
 mod state;
 
+pub use reset::reset;
 pub use state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
 
 /// The NMI core: context tracker, handler chain, platform, entry stubs,

@@ -99,6 +99,10 @@ fn reboot() -> ! {
             x86_64::instructions::hlt();
         }
     }
+    if crate::scenario::current().is_some_and(|scenario| scenario.final_reset) {
+        println!("crashkit-test: final action reached, resetting (record at {record:#x})");
+        crashkit::reset();
+    }
     println!(
         "crashkit-test: final action reached (record at {record:#x}), exiting: {}",
         if expected {

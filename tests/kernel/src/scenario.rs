@@ -15,6 +15,7 @@
 //! | `panic-in-nmi` | 2+ | the BSP sends cpu 1 an NMI; cpu 1's NMI handler panics | owner cpu 1 at NMI depth 1, message `panic-in-nmi: cpu 1 panics in its NMI handler` |
 //! | `nmi-spin` | 2+ | the BSP holds a queued spinlock, sends cpu 1 an NMI whose handler spins on that lock (NMIs blocked), then panics | cpu 1 stopped through the poll (`Poll`, depth 1), before the deadline |
 //! | `unresponsive` | 2+ | cpu 1 halts inside an NMI handler (NMIs blocked, interrupts off, never polls); the BSP panics | cpu 1 `Unresponsive`, resent to; shootdown end - start >= the 1 s deadline |
+//! | `reset` | 1+ | the APs idle; the BSP panics; the final action is `crashkit::reset` (QEMU, with `-no-reboot`, exits with status 0) | as `panic-bsp`: owner cpu 0, final action `Reboot`; serial says `crashkit-test: final action reached, resetting` |
 //! | `notifier-panic` | 1+ | the BSP panics (`notifier-panic: cpu 0 panics on purpose`); the post-dump notifier `panicking-notifier` panics (`notifier-panic: the notifier panics`) | that notifier `Panicked`, one escalation (notifier), `last-words` after it still `Completed` |
 //! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
 //! | `inject-nmi` | 1+ | the BSP panics (`inject-nmi: cpu 0 panics on purpose`); a pre-dump notifier prints `crashkit-test: ready for inject-nmi` and waits (up to 5 s) until the owner's NMI entry counts one more NMI: the runner sends QMP `inject-nmi` then | `await-inject-nmi` `Completed` if the NMI came (`Degraded` if not); the NMI on stopped CPUs stays latched |
@@ -59,6 +60,9 @@ pub struct Scenario {
     /// install_stop_handler`): where a scenario holds the owner back, for a
     /// bounded time, until another CPU got somewhere.
     pub before_shootdown: fn(),
+    /// Whether the final action resets the machine (`crashkit::reset`)
+    /// instead of exiting QEMU.
+    pub final_reset: bool,
 }
 
 /// What a scenario row does unless it says otherwise: one CPU, no panic,
@@ -71,6 +75,7 @@ const BASE: Scenario = Scenario {
     bsp: idle_bsp,
     ap: idle_ap,
     before_shootdown: no_setup,
+    final_reset: false,
 };
 
 /// The scenario table.
@@ -132,6 +137,13 @@ pub static SCENARIOS: &[Scenario] = &[
         panics: true,
         setup: unresponsive_setup,
         bsp: unresponsive_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "reset",
+        panics: true,
+        bsp: reset_bsp,
+        final_reset: true,
         ..BASE
     },
     Scenario {
@@ -408,6 +420,12 @@ fn unresponsive_bsp() -> ! {
     send_nmi(1);
     wait_for(&HALTED_IN_NMI, "cpu 1 to halt in its NMI handler");
     panic!("unresponsive: cpu 0 panics, cpu 1 cannot answer")
+}
+
+// --- reset --------------------------------------------------------------
+
+fn reset_bsp() -> ! {
+    panic!("reset: cpu 0 panics, crashkit::reset ends the run")
 }
 
 // --- notifier-panic -----------------------------------------------------

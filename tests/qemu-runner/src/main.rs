@@ -77,6 +77,10 @@ const DEMO_SCENARIO: &str = "notifier-lock";
 /// CPUs of the demo machine.
 const DEMO_CPUS: u32 = 4;
 
+/// The test kernel's serial line before `crashkit::reset` (the `reset`
+/// scenario).
+const RESETTING: &str = "crashkit-test: final action reached, resetting";
+
 struct Options {
     kernel: PathBuf,
     minimal: bool,
@@ -440,8 +444,20 @@ fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> 
             tail.join("\n")
         )
     };
-    if outcome.ending != Ending::Kernel(KernelExit::Ran) {
+    let expected = if job.scenario.ends_in_reset {
+        Ending::Reset
+    } else {
+        Ending::Kernel(KernelExit::Ran)
+    };
+    if outcome.ending != expected {
         return Err(context(format!("{}", outcome.ending)));
+    }
+    // A reset is also how a triple fault ends: the kernel says first that
+    // it reached its final action.
+    if job.scenario.ends_in_reset && !outcome.serial.contains(RESETTING) {
+        return Err(context(format!(
+            "QEMU ended with a reset, but serial lacks {RESETTING:?}"
+        )));
     }
     let memory = std::fs::read(&outcome.ram)
         .map_err(|e| context(format!("reading {}: {e}", outcome.ram.display())))?;

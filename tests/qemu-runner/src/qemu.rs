@@ -29,9 +29,10 @@ pub enum KernelExit {
 pub enum Ending {
     /// Through isa-debug-exit.
     Kernel(KernelExit),
-    /// Status 0: with `-no-reboot`, a triple fault (or a plain QEMU exit),
-    /// never a pass.
-    TripleFault,
+    /// Status 0: with `-no-reboot`, the guest reset the machine (a reset
+    /// request or a triple fault) or QEMU quit; a pass only for a scenario
+    /// whose final action resets.
+    Reset,
     /// Any other exit status (QEMU itself failed: bad options, ...).
     Status(Option<i32>),
     /// Still running at the timeout; killed.
@@ -45,7 +46,10 @@ impl fmt::Display for Ending {
             Ending::Kernel(KernelExit::Failed) => {
                 write!(f, "the kernel exited with \"failed\" (0x11)")
             }
-            Ending::TripleFault => write!(f, "QEMU exited with status 0 (a triple fault)"),
+            Ending::Reset => write!(
+                f,
+                "QEMU exited with status 0 (the guest reset: a reset request or a triple fault)"
+            ),
             Ending::Status(Some(code)) => write!(f, "QEMU exited with status {code}"),
             Ending::Status(None) => write!(f, "QEMU was killed by a signal"),
             Ending::Timeout => write!(f, "QEMU did not exit in time and was killed"),
@@ -58,7 +62,7 @@ impl Ending {
         match code {
             Some(0x21) => Ending::Kernel(KernelExit::Ran),
             Some(0x23) => Ending::Kernel(KernelExit::Failed),
-            Some(0) => Ending::TripleFault,
+            Some(0) => Ending::Reset,
             other => Ending::Status(other),
         }
     }

@@ -28,6 +28,9 @@ pub struct Scenario {
     /// Whether the runner sends QMP `inject-nmi` when the kernel asks
     /// (serial line `crashkit-test: ready for inject-nmi`).
     pub qmp_inject_nmi: bool,
+    /// Whether its final action resets the machine (QEMU, run with
+    /// `-no-reboot`, then exits with status 0) instead of exiting "ran".
+    pub ends_in_reset: bool,
     /// What it checks, given the parsed record and the CPU count.
     pub check: fn(&RecordView<'_>, u32) -> Result<(), String>,
 }
@@ -38,36 +41,42 @@ pub const ALL: &[Scenario] = &[
         name: "boot",
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_boot,
     },
     Scenario {
         name: "panic-bsp",
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| Panic::new("panic-bsp", 0).check(view, cpus),
     },
     Scenario {
         name: "shootdown-warm",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| Panic::new("shootdown-warm", 0).check(view, cpus),
     },
     Scenario {
         name: "panic-ap",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| Panic::new("panic-ap", 1).check(view, cpus),
     },
     Scenario {
         name: "panic-two",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_panic_two,
     },
     Scenario {
         name: "panic-in-nmi",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic::new("panic-in-nmi", 1).check(view, cpus)?;
             let depth = view.cpu(1).map(|cpu| cpu.nmi_depth());
@@ -80,6 +89,7 @@ pub const ALL: &[Scenario] = &[
         name: "nmi-spin",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 special: &[(1, StopPath::Poll, Some(1))],
@@ -92,12 +102,23 @@ pub const ALL: &[Scenario] = &[
         name: "unresponsive",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_unresponsive,
+    },
+    Scenario {
+        name: "reset",
+        cpus: &[1, 2],
+        qmp_inject_nmi: false,
+        ends_in_reset: true,
+        check: |view, cpus| {
+            Panic::new("reset: cpu 0 panics, crashkit::reset ends the run", 0).check(view, cpus)
+        },
     },
     Scenario {
         name: "notifier-panic",
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[
@@ -129,6 +150,7 @@ pub const ALL: &[Scenario] = &[
         name: "notifier-lock",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console-flush", NotifierOutcome::SkippedLockBusy)],
@@ -141,6 +163,7 @@ pub const ALL: &[Scenario] = &[
         name: "deep-nesting",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 special: &[(1, StopPath::Poll, Some(1))],
@@ -157,6 +180,7 @@ pub const ALL: &[Scenario] = &[
         name: "nmi-roundtrip",
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         // The benchmark scenario: it checks its own acknowledgement counts
         // (exit "failed" otherwise) and does not panic.
         check: check_boot,
@@ -165,6 +189,7 @@ pub const ALL: &[Scenario] = &[
         name: "inject-nmi",
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: true,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("await-inject-nmi", NotifierOutcome::Ran)],
@@ -185,12 +210,14 @@ pub const MINIMAL: &[Scenario] = &[
         name: "early-panic",
         cpus: &[1, 2],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_early_panic,
     },
     Scenario {
         name: "panic-bsp",
         cpus: &[1, 2, 4],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::Ran)],
@@ -203,6 +230,7 @@ pub const MINIMAL: &[Scenario] = &[
         name: "panic-ap",
         cpus: &[2, 4],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::Ran)],
@@ -215,12 +243,14 @@ pub const MINIMAL: &[Scenario] = &[
         name: "panic-during-bring-up",
         cpus: &[4, 8],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_panic_during_bring_up,
     },
     Scenario {
         name: "notifier-lock",
         cpus: &[2, 4],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::SkippedLockBusy)],
@@ -236,6 +266,7 @@ pub const MINIMAL: &[Scenario] = &[
         name: "unresponsive",
         cpus: &[2, 4],
         qmp_inject_nmi: false,
+        ends_in_reset: false,
         check: check_unresponsive,
     },
 ];

@@ -119,17 +119,28 @@ pub unsafe fn install_entries(
 
 /// The console notifier's body ([`kernel!`](crate::kernel)'s `console`
 /// field): one line on the kernel's console, `crashkit: cpu N panicked:
-/// MESSAGE`. The runner calls it only if it got the console's lock.
+/// MESSAGE` (`a CPU not yet online` for one without an index). The runner
+/// calls it only if it got the console's lock.
 pub fn report_panic<W: core::fmt::Write>(
     context: &PanicContext<'_>,
     console: &mut W,
 ) -> BodyResult {
-    match writeln!(
-        console,
-        "crashkit: cpu {} panicked: {}",
-        context.cpu().0,
-        context.message()
-    ) {
+    let cpu = context.cpu();
+    let written = if cpu == X86Platform::<1>::UNKNOWN_CPU {
+        writeln!(
+            console,
+            "crashkit: a CPU not yet online panicked: {}",
+            context.message()
+        )
+    } else {
+        writeln!(
+            console,
+            "crashkit: cpu {} panicked: {}",
+            cpu.0,
+            context.message()
+        )
+    };
+    match written {
         Ok(()) => BodyResult::Complete,
         // The console refused part of the line: say so in the record.
         Err(core::fmt::Error) => BodyResult::Degraded,

@@ -9,6 +9,15 @@
 //! | from          | to            | by                        |
 //! |---------------|---------------|---------------------------|
 //! | no owner      | owner = `cpu` | [`PanicFlag::claim`]      |
+//! | no owner      | owner = [`PanicFlag::UNREGISTERED_OWNER`] | [`PanicFlag::claim`] by a CPU without an index |
+//!
+//! A CPU without an index (the platform's `current_cpu` gave `u32::MAX`:
+//! it panicked before the kernel brought it online) can own the panic too,
+//! so that its panic is recorded and the other CPUs are stopped. Such an
+//! owner cannot tell itself from another CPU without an index, so for it
+//! there is no re-entry: a second claim by any CPU without an index is
+//! [`PanicClaim::OwnedBy`] (its panic path then waits and parks instead of
+//! escalating; the record keeps what the first pass wrote).
 //!
 //! There is no way back within a boot: a panic does not end.
 
@@ -17,6 +26,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use crate::CpuIndex;
 
 const NO_OWNER: u32 = u32::MAX;
+/// The owner word of a CPU without an index (see the module docs).
+const UNREGISTERED: u32 = u32::MAX - 1;
 
 /// The panic owner of one machine. [`PANIC`] is the one the kernel uses;
 /// tests make their own.
@@ -51,24 +62,29 @@ impl PanicFlag {
         }
     }
 
+    /// What [`owner`](Self::owner) says when the owner had no index. No
+    /// CPU has this index.
+    pub const UNREGISTERED_OWNER: CpuIndex = CpuIndex(UNREGISTERED);
+
     /// Try to make `cpu` the panic owner.
     ///
-    /// `cpu` must not be `CpuIndex(u32::MAX)` (the "no owner" encoding); such
-    /// a claim is refused as [`PanicClaim::OwnedBy`] itself.
+    /// `CpuIndex(u32::MAX)` (a platform's "this CPU has no index", and
+    /// [`UNREGISTERED_OWNER`](Self::UNREGISTERED_OWNER) itself) claims as a
+    /// CPU without an index: the owner becomes `UNREGISTERED_OWNER`, and a
+    /// later claim of theirs is never [`PanicClaim::Reentered`].
     pub fn claim(&self, cpu: CpuIndex) -> PanicClaim {
-        if cpu.0 == NO_OWNER {
-            return PanicClaim::OwnedBy(cpu);
-        }
+        let unregistered = cpu.0 == NO_OWNER || cpu.0 == UNREGISTERED;
+        let word = if unregistered { UNREGISTERED } else { cpu.0 };
         // AcqRel: the Release half publishes what the owner wrote before
         // claiming to CPUs that read the owner with Acquire (`owner`); the
         // Acquire half (failure ordering too) lets a losing CPU see the
         // winner's writes.
         match self
             .owner
-            .compare_exchange(NO_OWNER, cpu.0, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(NO_OWNER, word, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => PanicClaim::First,
-            Err(owner) if owner == cpu.0 => PanicClaim::Reentered,
+            Err(owner) if owner == word && !unregistered => PanicClaim::Reentered,
             Err(owner) => PanicClaim::OwnedBy(CpuIndex(owner)),
         }
     }
@@ -110,10 +126,36 @@ mod tests {
     }
 
     #[test]
-    fn the_no_owner_encoding_cannot_claim() {
+    fn a_cpu_without_an_index_owns_the_panic_but_never_reenters() {
         let flag = PanicFlag::new();
-        let bogus = CpuIndex(u32::MAX);
-        assert_eq!(flag.claim(bogus), PanicClaim::OwnedBy(bogus));
-        assert!(!flag.in_progress());
+        let no_index = CpuIndex(u32::MAX);
+        assert_eq!(flag.claim(no_index), PanicClaim::First);
+        assert_eq!(flag.owner(), Some(PanicFlag::UNREGISTERED_OWNER));
+        assert!(flag.in_progress());
+        // Another CPU without an index (or the same one again): it cannot
+        // know which, so it is never a re-entry.
+        assert_eq!(
+            flag.claim(no_index),
+            PanicClaim::OwnedBy(PanicFlag::UNREGISTERED_OWNER)
+        );
+        assert_eq!(
+            flag.claim(PanicFlag::UNREGISTERED_OWNER),
+            PanicClaim::OwnedBy(PanicFlag::UNREGISTERED_OWNER)
+        );
+        // A CPU with an index lost.
+        assert_eq!(
+            flag.claim(CpuIndex(0)),
+            PanicClaim::OwnedBy(PanicFlag::UNREGISTERED_OWNER)
+        );
+    }
+
+    #[test]
+    fn a_cpu_without_an_index_loses_to_an_owner() {
+        let flag = PanicFlag::new();
+        assert_eq!(flag.claim(CpuIndex(1)), PanicClaim::First);
+        assert_eq!(
+            flag.claim(CpuIndex(u32::MAX)),
+            PanicClaim::OwnedBy(CpuIndex(1))
+        );
     }
 }

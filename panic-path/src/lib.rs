@@ -13,6 +13,9 @@
 //!   | another CPU owns the panic | counts itself, waits (polling) for the shootdown to stop it, parks |
 //!   | this CPU owns it already | escalates: records the failure, skips the failed step, continues |
 //!
+//!   A CPU without an index (not yet online) can own the panic too; it
+//!   never escalates (see `docs/panic-path.md`).
+//!
 //! - The sequence ([`Step`]): record the owner's registers and the message;
 //!   stop the other CPUs ([`crashkit_shootdown`]); the hypervisor, (if
 //!   configured) informational and pre-dump notifier lists

@@ -278,7 +278,8 @@ impl PanicSection {
         Decoded::from_code(self.phase.load(Ordering::Acquire))
     }
 
-    /// The panic owner, if one was recorded.
+    /// The panic owner, if one was recorded (`CpuIndex(UNREGISTERED_OWNER)`
+    /// for an owner without an index).
     pub fn owner(&self) -> Option<CpuIndex> {
         // Acquire: pairs with `set_owner`'s Release.
         let raw = self.owner_cpu.load(Ordering::Acquire);

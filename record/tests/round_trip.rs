@@ -281,3 +281,32 @@ fn a_big_endian_record_reads_the_same() {
     assert_eq!(view.cpu(0).and_then(|c| c.frame()), Some(frame(0x1000)));
     assert_eq!(view.notifier(1).map(|n| n.priority()), Some(-5));
 }
+
+#[test]
+fn an_owner_without_a_cpu_index_reads_as_unregistered() {
+    let record = Record::new();
+    let panic = record.panic();
+    assert!(
+        !RecordView::parse(&snapshot(&record))
+            .unwrap()
+            .panic()
+            .owner_unregistered()
+    );
+    panic.set_owner(crashkit_nmi::CpuIndex(layout::UNREGISTERED_OWNER));
+    panic.set_phase(PanicPhase::Claimed);
+    let bytes = snapshot(&record);
+    let view = RecordView::parse(&bytes).unwrap();
+    assert_eq!(view.panic().owner_cpu(), None);
+    assert!(view.panic().owner_unregistered());
+    let summary = crashkit_record::Summary(&view).to_string();
+    assert!(
+        summary.contains("panic on a CPU without an index"),
+        "{summary}"
+    );
+}
+
+fn snapshot(record: &Record) -> Vec<u8> {
+    let mut bytes = vec![0; Record::TOTAL_SIZE];
+    record.snapshot(&mut bytes).unwrap();
+    bytes
+}

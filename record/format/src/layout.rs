@@ -48,6 +48,11 @@ pub const ESCALATION_UNWRITTEN: u32 = u32::MAX;
 /// Stored as the owner CPU while nobody owns the panic.
 pub const NO_OWNER: u32 = u32::MAX;
 
+/// Stored as the owner CPU when the panic's owner had no CPU index: a CPU
+/// that panicked before the kernel brought it online (the NMI core's
+/// `PanicFlag::UNREGISTERED_OWNER`). No CPU has this index.
+pub const UNREGISTERED_OWNER: u32 = u32::MAX - 1;
+
 /// Section kinds, as stored in a section table entry's `kind`.
 pub mod section_kind {
     /// The panic section (exactly one slot).
@@ -98,7 +103,8 @@ pub mod section_entry {
 pub mod panic {
     /// `u32`, a `PanicPhase` code.
     pub const PHASE: usize = 0;
-    /// `u32`, the owner's CPU index, [`super::NO_OWNER`] before the claim.
+    /// `u32`, the owner's CPU index, [`super::NO_OWNER`] before the claim,
+    /// [`super::UNREGISTERED_OWNER`] if the owner had no index.
     pub const OWNER_CPU: usize = 4;
     /// `u32`, re-entries of the owner that escalated.
     pub const ESCALATIONS: usize = 8;

@@ -65,6 +65,9 @@ fn main(boot: &'static Boot) -> ! {
 
 /// A CPU comes online: crashkit will stop it from now on.
 fn online(cpu: u32) -> Result<(), Failure> {
+    if let Some(scenario) = scenario::current() {
+        (scenario.before_online)(cpu);
+    }
     Ok(K::cpu_online(CpuIndex(cpu))?)
 }
 

@@ -15,6 +15,7 @@
 //! | `panic-in-nmi` | 2+ | the BSP sends cpu 1 an NMI; cpu 1's NMI handler panics | owner cpu 1 at NMI depth 1, message `panic-in-nmi: cpu 1 panics in its NMI handler` |
 //! | `nmi-spin` | 2+ | the BSP holds a queued spinlock, sends cpu 1 an NMI whose handler spins on that lock (NMIs blocked), then panics | cpu 1 stopped through the poll (`Poll`, depth 1), before the deadline |
 //! | `unresponsive` | 2+ | cpu 1 halts inside an NMI handler (NMIs blocked, interrupts off, never polls); the BSP panics | cpu 1 `Unresponsive`, resent to; shootdown end - start >= the 1 s deadline |
+//! | `panic-before-online` | 2+ | cpu 1 panics in its bring-up, before `K::cpu_online` (crashkit has no index for it) | the owner is a CPU without an index (`owner_unregistered`); cpu 0 `Stopped` by NMI; no registers for the owner (no slot) |
 //! | `reset` | 1+ | the APs idle; the BSP panics; the final action is `crashkit::reset` (QEMU, with `-no-reboot`, exits with status 0) | as `panic-bsp`: owner cpu 0, final action `Reboot`; serial says `crashkit-test: final action reached, resetting` |
 //! | `notifier-panic` | 1+ | the BSP panics (`notifier-panic: cpu 0 panics on purpose`); the post-dump notifier `panicking-notifier` panics (`notifier-panic: the notifier panics`) | that notifier `Panicked`, one escalation (notifier), `last-words` after it still `Completed` |
 //! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
@@ -63,6 +64,10 @@ pub struct Scenario {
     /// Whether the final action resets the machine (`crashkit::reset`)
     /// instead of exiting QEMU.
     pub final_reset: bool,
+    /// Each CPU, with its index, just before it comes online (before
+    /// `K::cpu_online`): where a scenario panics on a CPU crashkit does not
+    /// know yet.
+    pub before_online: fn(u32),
 }
 
 /// What a scenario row does unless it says otherwise: one CPU, no panic,
@@ -76,6 +81,7 @@ const BASE: Scenario = Scenario {
     ap: idle_ap,
     before_shootdown: no_setup,
     final_reset: false,
+    before_online: |_| {},
 };
 
 /// The scenario table.
@@ -137,6 +143,13 @@ pub static SCENARIOS: &[Scenario] = &[
         panics: true,
         setup: unresponsive_setup,
         bsp: unresponsive_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "panic-before-online",
+        min_cpus: 2,
+        panics: true,
+        before_online: panic_before_online,
         ..BASE
     },
     Scenario {
@@ -420,6 +433,14 @@ fn unresponsive_bsp() -> ! {
     send_nmi(1);
     wait_for(&HALTED_IN_NMI, "cpu 1 to halt in its NMI handler");
     panic!("unresponsive: cpu 0 panics, cpu 1 cannot answer")
+}
+
+// --- panic-before-online ------------------------------------------------
+
+fn panic_before_online(cpu: u32) {
+    if cpu == 1 {
+        panic!("panic-before-online: cpu 1 panics before it is online")
+    }
 }
 
 // --- reset --------------------------------------------------------------

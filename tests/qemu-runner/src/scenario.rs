@@ -106,6 +106,13 @@ pub const ALL: &[Scenario] = &[
         check: check_unresponsive,
     },
     Scenario {
+        name: "panic-before-online",
+        cpus: &[2, 4],
+        qmp_inject_nmi: false,
+        ends_in_reset: false,
+        check: check_panic_before_online,
+    },
+    Scenario {
         name: "reset",
         cpus: &[1, 2],
         qmp_inject_nmi: false,
@@ -270,6 +277,56 @@ pub const MINIMAL: &[Scenario] = &[
         check: check_unresponsive,
     },
 ];
+
+/// A panic on a CPU crashkit has no index for (cpu 1, before it came
+/// online): it owns the panic as a CPU without an index, its message is
+/// recorded, the CPU that was online (cpu 0) is stopped by NMI, and the
+/// panic path reached its final action.
+fn check_panic_before_online(view: &RecordView<'_>, cpus: u32) -> Result<(), String> {
+    let panic = view.panic();
+    expect(
+        panic.owner_unregistered() && panic.owner_cpu().is_none(),
+        || {
+            format!(
+                "owner {:?} (unregistered: {}), expected a CPU without an index",
+                panic.owner_cpu(),
+                panic.owner_unregistered()
+            )
+        },
+    )?;
+    expect(
+        panic.phase() == Decoded::Known(PanicPhase::FinalAction)
+            && panic.final_action() == Decoded::Known(FinalAction::Reboot),
+        || {
+            format!(
+                "phase {:?}, final action {:?}",
+                panic.phase(),
+                panic.final_action()
+            )
+        },
+    )?;
+    let message = panic.message();
+    let text = message.as_str().unwrap_or("");
+    expect(text.contains("panic-before-online: cpu 1 panics"), || {
+        format!("message {text:?}")
+    })?;
+    let cpu0 = view.cpu(0).map(|cpu| (cpu.state(), cpu.stop_path()));
+    expect(
+        cpu0 == Some((
+            Decoded::Known(CpuState::Stopped),
+            Decoded::Known(StopPath::Nmi),
+        )),
+        || format!("cpu0 is {cpu0:?}, expected Stopped by NMI"),
+    )?;
+    for (index, cpu) in view.cpus().enumerate().skip(1) {
+        let state = cpu.state();
+        let allowed = [CpuState::Running, CpuState::Absent];
+        expect(allowed.iter().any(|s| state == Decoded::Known(*s)), || {
+            format!("cpu{index} is {state:?} (of {cpus}), never online")
+        })?;
+    }
+    Ok(())
+}
 
 /// A panic while the boot CPU may still be starting APs: the machine must
 /// survive the shootdown (its NMIs go only to CPUs that came online, never

@@ -94,8 +94,12 @@ pub struct Report {
 pub struct PanicReport {
     /// How far the panic path got.
     pub phase: String,
-    /// The panic owner's CPU index, if any CPU claimed the panic.
+    /// The panic owner's CPU index, if a CPU with an index claimed the
+    /// panic.
     pub owner_cpu: Option<u32>,
+    /// Whether the owner was a CPU without an index (it panicked before the
+    /// kernel brought it online).
+    pub owner_unregistered: bool,
     /// The panic message (lossy UTF-8).
     pub message: String,
     /// Whether the writer cut the message short.
@@ -240,7 +244,9 @@ pub fn for_states(
         return None;
     }
     let mut records = find(dump, false, progress).records;
-    let owned = records.iter().position(|r| r.panic.owner_cpu.is_some());
+    let owned = records
+        .iter()
+        .position(|r| r.panic.owner_cpu.is_some() || r.panic.owner_unregistered);
     let pick = owned.unwrap_or(0);
     (pick < records.len()).then(|| records.swap_remove(pick))
 }
@@ -445,6 +451,7 @@ fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -
         panic: PanicReport {
             phase: name(panic.phase()),
             owner_cpu: panic.owner_cpu(),
+            owner_unregistered: panic.owner_unregistered(),
             message: String::from_utf8_lossy(message.as_bytes()).into_owned(),
             message_truncated: message.truncated(),
             timeline: PhaseStamp::ALL

@@ -122,6 +122,9 @@ impl fmt::Display for Summary<'_, '_> {
         )?;
         match panic.owner_cpu() {
             Some(cpu) => write!(f, "panic on cpu{cpu}")?,
+            None if panic.owner_unregistered() => {
+                write!(f, "panic on a CPU without an index (not yet online)")?;
+            }
             None => write!(f, "no panic owner")?,
         }
         writeln!(

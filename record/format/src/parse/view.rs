@@ -53,10 +53,17 @@ impl<'a> PanicView<'a> {
         Decoded::from_code(self.word(panic::PHASE))
     }
 
-    /// The panic owner's CPU index; `None` if nobody claimed the panic.
+    /// The panic owner's CPU index; `None` if nobody claimed the panic, or
+    /// if its owner had no index ([`owner_unregistered`](Self::owner_unregistered)).
     pub fn owner_cpu(&self) -> Option<u32> {
         let raw = self.word(panic::OWNER_CPU);
-        (raw != layout::NO_OWNER).then_some(raw)
+        (raw != layout::NO_OWNER && raw != layout::UNREGISTERED_OWNER).then_some(raw)
+    }
+
+    /// Whether the panic's owner was a CPU without an index (one that
+    /// panicked before the kernel brought it online).
+    pub fn owner_unregistered(&self) -> bool {
+        self.word(panic::OWNER_CPU) == layout::UNREGISTERED_OWNER
     }
 
     /// Escalations (may exceed the log's 4 entries).

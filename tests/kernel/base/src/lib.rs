@@ -31,6 +31,7 @@ pub mod time;
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
@@ -89,7 +90,9 @@ macro_rules! entry {
         #[unsafe(no_mangle)]
         extern "C" fn kernel_base_entry(start_info: u64) -> ! {
             let main: fn(&'static $crate::Boot) -> ! = $main;
-            main($crate::boot_bsp(start_info))
+            // SAFETY: the boot stub calls this once, on the boot CPU,
+            // before any other CPU runs.
+            main(unsafe { $crate::boot_bsp(start_info) })
         }
     };
 }
@@ -112,11 +115,17 @@ struct Hooks {
 }
 
 static HOOKS: Once<Hooks> = Once(UnsafeCell::new(None));
+/// Set by the first `start_cpus`.
+static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// The common boot on the boot CPU (see the crate docs); failures end in
 /// [`fail`]. Called by [`entry!`] only.
+///
+/// # Safety
+/// Called once, on the boot CPU, before any other CPU runs: it writes the
+/// `Boot` every later reader shares.
 #[doc(hidden)]
-pub fn boot_bsp(start_info: u64) -> &'static Boot {
+pub unsafe fn boot_bsp(start_info: u64) -> &'static Boot {
     serial::init();
     println!("kernel-base: booting");
     // SAFETY: the boot stub passes QEMU's ebx; the first 4 GiB are
@@ -178,7 +187,13 @@ pub fn start_cpus(
     bsp_main: fn() -> !,
     ap_main: fn(usize) -> !,
 ) -> ! {
-    // SAFETY: boot CPU, before any AP starts (see `Once`).
+    // Relaxed: guards against a second call; before it only the boot CPU
+    // runs (APs are started below), so the first call is the boot CPU's.
+    if STARTED.swap(true, Ordering::Relaxed) {
+        fail(format_args!("start_cpus called twice"));
+    }
+    // SAFETY: the first call (above), so the boot CPU, before any AP starts
+    // (see `Once`).
     unsafe { *HOOKS.0.get() = Some(Hooks { online, ap_main }) };
     let cpus = boot.cpus.apic_ids();
     machine::set_expected(cpus.len());

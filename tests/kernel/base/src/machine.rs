@@ -127,8 +127,8 @@ pub fn stuck_in_nmi() -> ! {
 
 /// Whether a CPU is stuck in [`stuck_in_nmi`]'s handler.
 pub fn is_stuck() -> bool {
-    // Acquire: pairs with nothing but the stub's store; the caller only
-    // learns the CPU got there.
+    // Acquire: the stub's plain byte store is the only write (x86 keeps
+    // stores in order); the caller only learns that the CPU got there.
     STUCK.load(Ordering::Acquire)
 }
 

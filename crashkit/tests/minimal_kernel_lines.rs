@@ -124,9 +124,11 @@ fn kernel_types(source: &str) -> Vec<String> {
             continue;
         }
         if after_invocation {
-            let code = code(line);
-            if let Some(rest) = code.trim().strip_prefix("pub ").or(Some(code.trim()))
-                && let Some(name) = rest.strip_prefix("struct ")
+            let code = code(line).trim();
+            if let Some(name) = code
+                .strip_prefix("pub ")
+                .unwrap_or(code)
+                .strip_prefix("struct ")
             {
                 types.push(name.trim_end_matches(';').trim().to_owned());
                 after_invocation = false;

@@ -418,6 +418,8 @@ pub fn read_pages(dump: &Dump<'_>, space: &Space, addr: u64, len: u64) -> Pages 
         let t = translate(dump, space, at);
         let failure = match t.phys {
             Some(phys) => {
+                // In bounds: `done + n <= len`, the buffer's length (`n` is
+                // at most `len - done`), and `len` is capped above.
                 let slice = &mut pages.bytes[done as usize..(done + n) as usize];
                 match rd::read_exact(dump, phys, slice.len()) {
                     Ok(bytes) => {

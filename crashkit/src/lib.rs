@@ -49,7 +49,7 @@ mod setup;
 mod state;
 
 pub use reset::reset;
-pub use state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
+pub use state::{EntryStubs, Gate, IstSlots, KernelState, install_entries, report_panic};
 
 /// The NMI core: context tracker, handler chain, platform, entry stubs,
 /// and the queued spinlock ([`nmi::lock`]).
@@ -63,6 +63,12 @@ pub use crashkit_record as record;
 /// The NMI shootdown.
 pub use crashkit_shootdown as shootdown;
 
+/// The `x86_64` crate, version 0.15 (the version crashkit's own types
+/// use): `K::install_entries` takes its `InterruptDescriptorTable`. A
+/// kernel on another version, or with an IDT type of its own, takes the
+/// gates from `K::entry_stubs().gates(..)` ([`Gate`]) instead.
+pub use x86_64;
+
 /// The dump formats (feature `dump-format`).
 #[cfg(feature = "dump-format")]
 pub use crashkit_dump_format as dump_format;
@@ -72,8 +78,8 @@ pub use crashkit_nmi::{nmi_entry_stub, nmi_entry_stub_with_error_code};
 /// The names a kernel's glue and its notifiers use:
 /// `use crashkit::prelude::*;`.
 pub mod prelude {
-    pub use crate::IstSlots;
-    pub use crashkit_nmi::arch::x86_64::{LocalApic, X86Platform};
+    pub use crate::{Gate, IstSlots};
+    pub use crashkit_nmi::arch::x86_64::{ExternalNmi, LocalApic, X86Platform};
     pub use crashkit_nmi::lock::{Mutex, MutexGuard, QueueDomain};
     pub use crashkit_nmi::{
         ContextKind, CpuIndex, NmiEvent, NmiHandler, NmiOutcome, Platform, RegisterFrame,
@@ -106,7 +112,7 @@ mod notifiers_doc {}
 pub mod __private {
     pub use crate::state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
     pub use crashkit_nmi::arch::x86_64::entry::InstallError;
-    pub use crashkit_nmi::arch::x86_64::{RegisterCpuError, X86Platform};
+    pub use crashkit_nmi::arch::x86_64::{ExternalNmi, RegisterCpuError, X86Platform};
     pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};
     pub use crashkit_nmi::{CpuIndex, NmiHandler, RegisterFrame};
     pub use crashkit_notifiers::{LockedBody, Notifier, NotifierList, Registry};

@@ -12,7 +12,7 @@
 //! | three entry stubs | NMI (context, chain), #DF (panic), #MC (machine-check context, panic), installed by `K::install_entries` |
 //! | `impl Kernel for K` | the panic path's view of the statics and hooks |
 //! | `impl QueueDomain for K` | so `Mutex<K, T>` and `NotifierLock<K, T>` are the kernel's locks; `relax` polls the shootdown |
-//! | `K::set_tsc_hz`, `K::cpu_online`, `K::allow_broadcast`, `K::install_entries`, `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
+//! | `K::set_tsc_hz`, `K::cpu_online`, `K::allow_broadcast`, `K::install_entries` (or `K::entry_stubs` for a kernel's own IDT), `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
 //!
 //! Everything generated lives in an anonymous `const _` block, so the
 //! statics' names do not leak into the kernel's module; the kernel reaches
@@ -28,6 +28,7 @@
 /// | `apic: EXPR` | the `LocalApic`: a `const` holding `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument above it (clippy's `undocumented_unsafe_blocks` does not always see a comment inside a macro's arguments) |
 /// | `final_action: halt` or `final_action: reboot(PATH)` | what the panic path does at its end: park the CPU for good, or call `PATH`, an `fn() -> !` that resets the machine (or exits the emulator) |
 /// | `console: PATH` (optional) | the kernel's console, a `static NotifierLock<K, T>` with `T: core::fmt::Write`: an informational notifier named `console`, registered from the start, prints `crashkit: cpu N panicked: MESSAGE` on it if its lock is free (the record says `SkippedLockBusy` otherwise) |
+/// | `external_nmi: EXPR` (optional) | an `ExternalNmi`: which CPUs take NMIs arriving on LINT1 (QEMU's `inject-nmi`, an NMI button, a board's watchdog): `ExternalNmi::BootCpu` (the default, as Linux's `apic_extnmi=bsp`), `All` or `None`. Evaluated on each CPU as it comes online, so it may read a boot option |
 /// | `nmi_handlers: EXPR` (optional) | the NMI handler chain's slots (default 8) |
 /// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
 /// | `dump: PATH` (optional) | an `fn() -> DumpAttempt`: the hand-over to a capture kernel |
@@ -95,6 +96,7 @@ macro_rules! kernel {
         apic: $apic:expr,
         final_action: $final:ident $(($reboot:path))?
         $(, console: $console:path)?
+        $(, external_nmi: $external:expr)?
         $(, nmi_handlers: $handlers:expr)?
         $(, config: $config:expr)?
         $(, dump: $dump:path)?
@@ -154,10 +156,13 @@ macro_rules! kernel {
                 }
 
                 /// Bring the calling CPU online as `cpu` (its APIC enabled,
-                /// LINT1 as NMI, registered): from then on the shootdown
-                /// stops it. The boot CPU first, before it starts another.
+                /// LINT1 as NMI or masked per the `external_nmi` setting,
+                /// registered): from then on the shootdown stops it. The
+                /// boot CPU first (index 0), before it starts another.
                 pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
-                    STATE.cpu_online(cpu)
+                    let external: ck::ExternalNmi =
+                        $crate::__first!($($external,)? ck::ExternalNmi::BootCpu,);
+                    STATE.cpu_online(cpu, external)
                 }
 
                 /// Say that every CPU the machine has is up (its bring-up
@@ -180,16 +185,25 @@ macro_rules! kernel {
                     idt: &mut ck::InterruptDescriptorTable,
                     ist: &ck::IstSlots,
                 ) -> Result<(), ck::InstallError> {
-                    let stubs = ck::EntryStubs {
-                        nmi: nmi_stub,
-                        double_fault: double_fault_stub,
-                        machine_check: machine_check_stub,
-                    };
+                    let stubs = Self::entry_stubs();
                     // SAFETY: the stubs match their vectors (no error code
                     // for NMI and #MC, one for #DF: the macros above); the
                     // caller guarantees the IST stacks and that `idt` is not
                     // in use.
                     unsafe { ck::install_entries(idt, &stubs, ist) }
+                }
+
+                /// The NMI, #DF and #MC entry stubs, for a kernel that
+                /// writes its own IDT: `K::entry_stubs().gates(&ist)` gives
+                /// each gate's vector, handler address and IST field
+                /// (`Gate::descriptor` encodes it), with the duties of
+                /// [`install_entries`](Self::install_entries).
+                pub fn entry_stubs() -> ck::EntryStubs {
+                    ck::EntryStubs {
+                        nmi: nmi_stub,
+                        double_fault: double_fault_stub,
+                        machine_check: machine_check_stub,
+                    }
                 }
 
                 /// All of crashkit's statics but the record (the chain to

@@ -16,7 +16,7 @@
 //! | progress | the panic path's progress |
 
 use crashkit_nmi::arch::x86_64::entry::{self, InstallError};
-use crashkit_nmi::arch::x86_64::{LocalApic, RegisterCpuError, X86Platform};
+use crashkit_nmi::arch::x86_64::{ExternalNmi, LocalApic, RegisterCpuError, X86Platform};
 use crashkit_nmi::lock::CpuQueue;
 use crashkit_nmi::{
     ContextKind, CpuContexts, CpuIndex, HandlerChain, NmiEvent, NmiOutcome, Platform,
@@ -75,6 +75,81 @@ pub struct EntryStubs {
     pub double_fault: unsafe extern "C" fn(),
     /// Vector 18, from `nmi_entry_stub!`.
     pub machine_check: unsafe extern "C" fn(),
+}
+
+/// One of crashkit's IDT entries as a kernel with its own IDT type writes
+/// it: a present 64-bit interrupt gate (type 0xE, so the CPU clears IF on
+/// entry), DPL 0, in the kernel's code segment, pointing at `handler` and
+/// switching to the stack in the TSS's IST slot `ist` (1-7, the gate's own
+/// numbering: [`IstSlots`] counts from 0, so its slot 0 is `ist` 1).
+///
+/// [`EntryStubs::gates`] gives the three; [`descriptor`](Self::descriptor)
+/// encodes one as the 16 bytes the CPU reads (SDM vol. 3A figure 6-8), for
+/// a kernel whose table is raw memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// The vector: 2 (NMI), 8 (#DF) or 18 (#MC).
+    pub vector: u8,
+    /// The entry stub's address (the gate's offset).
+    pub handler: u64,
+    /// The gate's IST field, 1-7 (never 0: all three need a known-good
+    /// stack, since each can arrive on a broken one).
+    pub ist: u8,
+}
+
+impl Gate {
+    /// Type of a 64-bit interrupt gate (SDM vol. 3A table 3-2).
+    const INTERRUPT_GATE: u64 = 0xE;
+
+    /// The gate as the CPU reads it, two little-endian `u64`s (low first),
+    /// with `code_selector` (the kernel's 64-bit code segment, e.g. what
+    /// `CS` holds in ring 0): offset 15:0 in bits 0-15, the selector in
+    /// 16-31, IST in 32-34, type in 40-43, DPL 0 in 45-46, present in 47,
+    /// offset 31:16 in 48-63; offset 63:32 in the second word's low half.
+    pub const fn descriptor(&self, code_selector: u16) -> [u64; 2] {
+        let offset = self.handler;
+        let low = (offset & 0xFFFF)
+            | ((code_selector as u64) << 16)
+            | ((self.ist as u64 & 0x7) << 32)
+            | (Self::INTERRUPT_GATE << 40)
+            | (1 << 47)
+            | (((offset >> 16) & 0xFFFF) << 48);
+        [low, offset >> 32]
+    }
+}
+
+impl EntryStubs {
+    /// The three gates, NMI, #DF and #MC in that order, each on its slot of
+    /// `ist`, for a kernel that writes its own IDT (with the `x86_64`
+    /// crate's table, [`install_entries`] does it). The same checks as
+    /// `install_entries`: a slot past the TSS's seven, or a stub at a
+    /// non-canonical address, is an error and nothing is returned.
+    ///
+    /// The kernel's duties are `install_entries`'s: each slot holds a stack
+    /// reserved for its vector on every CPU that loads the table, and the
+    /// gates are written before the table is loaded.
+    pub fn gates(&self, ist: &IstSlots) -> Result<[Gate; 3], InstallError> {
+        let gate = |vector: u8, stub: unsafe extern "C" fn(), slot: u16| {
+            if slot >= entry::IST_SLOTS {
+                return Err(InstallError::IstIndexOutOfRange(slot));
+            }
+            let handler = stub as usize as u64;
+            if x86_64::VirtAddr::try_new(handler).is_err() {
+                return Err(InstallError::NonCanonicalAddress(handler));
+            }
+            Ok(Gate {
+                vector,
+                handler,
+                // `slot < 7`, so this is 1-7 and fits.
+                ist: slot as u8 + 1,
+            })
+        };
+        Ok([
+            gate(2, self.nmi, ist.nmi)?,
+            gate(8, self.double_fault, ist.double_fault)?,
+            gate(18, self.machine_check, ist.machine_check)?,
+        ])
+    }
 }
 
 /// Point the NMI, #DF and #MC entries of `idt` at `stubs`, each on its IST
@@ -215,8 +290,11 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     }
 
     /// Bring the calling CPU online as `cpu`: software-enable its local
-    /// APIC, route LINT1 to NMI (QEMU's `inject-nmi` and external NMI
-    /// sources), register its APIC ID. From then on the shootdown stops it.
+    /// APIC, program its LVT LINT1 for `external` (NMI if the setting names
+    /// this CPU, masked otherwise: where QEMU's `inject-nmi` and external
+    /// NMI sources arrive), register its APIC ID. Nothing else in the local
+    /// vector table is touched (LINT0, where firmware leaves the PIC, is the
+    /// kernel's). From then on the shootdown stops it.
     /// The first call ends the platform's boot phase: make it on the boot
     /// CPU, before another CPU starts.
     ///
@@ -224,10 +302,10 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     /// loaded): the shootdown sends it one from then on. The APIC is
     /// reached as the `LocalApic` given to [`new`](Self::new) says (its
     /// contract: mapped, in that mode, from here on).
-    pub fn cpu_online(&self, cpu: CpuIndex) -> Result<(), RegisterCpuError> {
+    pub fn cpu_online(&self, cpu: CpuIndex, external: ExternalNmi) -> Result<(), RegisterCpuError> {
         let apic = self.platform.apic();
         apic.enable();
-        apic.set_lint1_nmi();
+        apic.route_external_nmi(external, cpu.0);
         self.platform.register_current_cpu(cpu)
     }
 

@@ -19,8 +19,77 @@ impl CpuIndex {
     }
 }
 
+/// A kernel's CPU number that cannot be a [`CpuIndex`]: it does not fit the
+/// index's `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuIndexOutOfRange(pub usize);
+
+impl core::fmt::Display for CpuIndexOutOfRange {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "CPU number {} does not fit a CPU index (u32)", self.0)
+    }
+}
+
+impl core::error::Error for CpuIndexOutOfRange {}
+
+/// A kernel's CPU number (usually a `usize`) as an index: checked, since an
+/// index is a `u32`. Whether it is below the kernel's CPU capacity is
+/// checked where the index is used (`cpu_online` refuses one that is not).
+impl TryFrom<usize> for CpuIndex {
+    type Error = CpuIndexOutOfRange;
+
+    fn try_from(cpu: usize) -> Result<Self, Self::Error> {
+        u32::try_from(cpu)
+            .map(CpuIndex)
+            .map_err(|_| CpuIndexOutOfRange(cpu))
+    }
+}
+
+impl From<u32> for CpuIndex {
+    fn from(cpu: u32) -> Self {
+        CpuIndex(cpu)
+    }
+}
+
+impl From<CpuIndex> for usize {
+    fn from(cpu: CpuIndex) -> Self {
+        cpu.as_usize()
+    }
+}
+
 impl core::fmt::Display for CpuIndex {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "cpu{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernels_cpu_number_converts_when_it_fits() {
+        assert_eq!(CpuIndex::try_from(0usize), Ok(CpuIndex(0)));
+        assert_eq!(CpuIndex::try_from(7usize), Ok(CpuIndex(7)));
+        assert_eq!(
+            CpuIndex::try_from(u32::MAX as usize),
+            Ok(CpuIndex(u32::MAX))
+        );
+        assert_eq!(usize::from(CpuIndex(5)), 5);
+        assert_eq!(CpuIndex::from(3u32), CpuIndex(3));
+    }
+
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_cpu_number_past_u32_is_an_error_not_a_truncation() {
+        let too_big = u32::MAX as usize + 1;
+        assert_eq!(
+            CpuIndex::try_from(too_big),
+            Err(CpuIndexOutOfRange(too_big))
+        );
+        assert_eq!(
+            CpuIndexOutOfRange(too_big).to_string(),
+            "CPU number 4294967296 does not fit a CPU index (u32)"
+        );
     }
 }

@@ -47,7 +47,7 @@ pub use chain::{
 pub use context::{
     ContextGuard, ContextKind, ContextSnapshot, ContextTracker, MAX_NESTING, NestingOverflow,
 };
-pub use cpu::CpuIndex;
+pub use cpu::{CpuIndex, CpuIndexOutOfRange};
 pub use cpu_contexts::{CpuContexts, EnterError};
 pub use frame::RegisterFrame;
 pub use panic_flag::{PANIC, PanicClaim, PanicFlag};

@@ -42,7 +42,11 @@
 //!   contenders can be named (`zlib`, `lzo`, `makedumpfile-l`...; see
 //!   `tests/qemu-runner/src/kdump_bench.rs`). QEMU and makedumpfile are
 //!   installed with apt if missing.
+//! - `fresh-check`: `demo` and `test` as a fresh machine runs them, in a
+//!   throwaway Debian root without the packages the tasks install, from a
+//!   new clone, with an empty cache ([`fresh_check`]); not part of `test`.
 
+mod fresh_check;
 mod prerequisites;
 mod run;
 
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz(&rest),
         Some("bench-kdump") => bench_kdump(&rest),
         Some("bench-cli") => bench_cli(&rest),
+        Some("fresh-check") => fresh_check::run(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             return ExitCode::SUCCESS;
@@ -112,6 +117,7 @@ fn print_help() {
          fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
          bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
          bench-cli [ROUNDS]  the crashkit CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine (default 10 rounds)\n  \
+         fresh-check  the README's two commands on a fresh machine: a new clone in a throwaway Debian root (mmdebstrap) without the packages the tasks install, an empty cache (root only; not part of `test`)\n  \
          help   this text"
     );
 }
@@ -122,6 +128,10 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     let started = Instant::now();
     prerequisites::rust_toolchain()?;
+    // Every package the suite uses, before the tests: the probe test in
+    // `cargo test` then runs each one's probe on an installed package.
+    prerequisites::qemu()?;
+    prerequisites::dump_checkers()?;
 
     Step::new("format", cargo(["fmt", "--all", "--", "--check"])).run()?;
     Step::new(
@@ -158,7 +168,6 @@ fn test(args: &[String]) -> Result<(), String> {
         )
         .run()?;
     }
-    prerequisites::dump_checkers()?;
     fuzz_target_check()?;
     let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
     rustdoc.env("RUSTDOCFLAGS", "-D warnings");

@@ -1,10 +1,14 @@
 //! Making sure the machine has what a task needs, installing it if we can.
 //!
 //! Rust pieces come from rustup, which reads `rust-toolchain.toml` (channel,
-//! the `x86_64-unknown-none` target, clippy, rustfmt). The QEMU tests need
-//! one Debian package, qemu-system-x86, installed with `apt-get install -y
-//! --no-install-recommends` when it is missing and we run as root; otherwise
-//! the task stops and says so (a QEMU test never passes without QEMU).
+//! the `x86_64-unknown-none` target, clippy, rustfmt). Everything else is a
+//! Debian package, listed once in [`PACKAGES`] with the probe that says it
+//! works: the same probe is run before installing (is it there?) and after
+//! (did the install give us a working tool?), so the two cannot disagree.
+//! A package is installed with `apt-get install -y --no-install-recommends`
+//! when its probe fails and we run as root; otherwise the task stops and
+//! names it (a test never passes for want of a tool). `cargo xtask
+//! fresh-check` removes exactly these packages in a throwaway root.
 
 use std::process::Command;
 
@@ -69,54 +73,118 @@ fn output(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// `qemu-system-x86_64`, installed from Debian's qemu-system-x86 if missing
-/// (as root, with apt). Without it the QEMU tests cannot run, and that is an
-/// error, never a skip.
+/// A Debian package a task installs, and the command that proves it works.
+#[derive(Clone, Copy, Debug)]
+pub struct Package {
+    /// The Debian package.
+    pub name: &'static str,
+    /// The program the probe runs.
+    pub program: &'static str,
+    /// Its arguments: a command that exits 0 exactly when the tool works
+    /// (makedumpfile answers `-v` but refuses `--version`; a Python module
+    /// is probed by importing it, since `python3 --version` always passes).
+    pub probe: &'static [&'static str],
+    /// Which tasks need it, for the messages.
+    pub why: &'static str,
+}
+
+impl Package {
+    /// Whether the probe passes on this machine now.
+    pub fn works(&self) -> bool {
+        output(self.program, self.probe).is_some()
+    }
+
+    /// The probe as a shell would show it.
+    pub fn probe_command(&self) -> String {
+        std::iter::once(self.program)
+            .chain(self.probe.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// QEMU, for the crash-injection scenarios, the corpora and the demo.
+pub const QEMU: Package = Package {
+    name: "qemu-system-x86",
+    program: "qemu-system-x86_64",
+    probe: &["--version"],
+    why: "the QEMU crash-injection tests",
+};
+/// binutils' readelf, one of the dump-format checks' independent readers.
+pub const BINUTILS: Package = Package {
+    name: "binutils",
+    program: "readelf",
+    probe: &["--version"],
+    why: "the dump-format checks",
+};
+/// gdb: reads crashkit's ELF dumps and unwinds the test kernel's stacks.
+pub const GDB: Package = Package {
+    name: "gdb",
+    program: "gdb",
+    probe: &["--version"],
+    why: "the dump-format checks and the CLI benchmark",
+};
+/// makedumpfile: filters the Linux guest's dumps, reassembles crashkit's.
+pub const MAKEDUMPFILE: Package = Package {
+    name: "makedumpfile",
+    program: "makedumpfile",
+    probe: &["-v"],
+    why: "the Linux dump corpus",
+};
+/// libkdumpfile's Python binding, as Debian's Python sees it (not a pyenv
+/// `python3` first on PATH).
+pub const LIBKDUMPFILE: Package = Package {
+    name: "python3-libkdumpfile",
+    program: "/usr/bin/python3",
+    probe: &["-c", "import kdumpfile"],
+    why: "the kdump-compressed checks and the CLI benchmark",
+};
+/// drgn, as Debian's Python sees it.
+pub const DRGN: Package = Package {
+    name: "python3-drgn",
+    program: "/usr/bin/python3",
+    probe: &["-c", "import drgn"],
+    why: "the CLI benchmark",
+};
+/// g++, which libFuzzer's build needs.
+pub const GXX: Package = Package {
+    name: "g++",
+    program: "g++",
+    probe: &["--version"],
+    why: "libFuzzer, built by the fuzz target",
+};
+
+/// Every Debian package any task installs: the one list `fresh-check`
+/// removes and the probe test walks. (gcc, the linker Rust needs, is
+/// `.ci/run`'s: the xtask cannot link without it.)
+pub const PACKAGES: &[Package] = &[QEMU, BINUTILS, GDB, MAKEDUMPFILE, LIBKDUMPFILE, DRGN, GXX];
+
+/// `qemu-system-x86_64`. Without it the QEMU tests cannot run, and that is
+/// an error, never a skip.
 pub fn qemu() -> Result<(), String> {
-    debian_tool(
-        "qemu-system-x86_64",
-        "qemu-system-x86",
-        "the QEMU crash-injection tests",
-    )
+    ensure(&QEMU)
 }
 
-/// The tools nobody here wrote that check crashkit's dumps: binutils'
-/// `readelf`, `gdb`, makedumpfile and libkdumpfile's Python binding,
-/// installed from Debian if missing.
+/// The tools nobody here wrote that check crashkit's dumps: readelf, gdb,
+/// makedumpfile and libkdumpfile's Python binding.
 pub fn dump_checkers() -> Result<(), String> {
-    debian_tool("readelf", "binutils", "the dump-format checks")?;
-    debian_tool("gdb", "gdb", "the dump-format checks")?;
-    makedumpfile()?;
-    // libkdumpfile, seen by Debian's Python (not a pyenv one first on PATH).
-    debian_tool_with(
-        "/usr/bin/python3",
-        &["-c", "import kdumpfile"],
-        "python3-libkdumpfile",
-        "the kdump-compressed checks",
-    )
+    for package in [&BINUTILS, &GDB, &MAKEDUMPFILE, &LIBKDUMPFILE] {
+        ensure(package)?;
+    }
+    Ok(())
 }
 
-/// The peers of the CLI benchmark: gdb, and libkdumpfile's and drgn's
-/// Python bindings as Debian's Python sees them.
+/// The peers of the CLI benchmark: gdb, libkdumpfile and drgn.
 pub fn cli_peers() -> Result<(), String> {
-    debian_tool("gdb", "gdb", "the CLI benchmark")?;
-    debian_tool_with(
-        "/usr/bin/python3",
-        &["-c", "import kdumpfile"],
-        "python3-libkdumpfile",
-        "the CLI benchmark",
-    )?;
-    debian_tool_with(
-        "/usr/bin/python3",
-        &["-c", "import drgn"],
-        "python3-drgn",
-        "the CLI benchmark",
-    )
+    for package in [&GDB, &LIBKDUMPFILE, &DRGN] {
+        ensure(package)?;
+    }
+    Ok(())
 }
 
 /// g++, which libFuzzer's build (the fuzz target) needs.
 pub fn gxx() -> Result<(), String> {
-    debian_tool("g++", "g++", "libFuzzer, built by the fuzz target")
+    ensure(&GXX)
 }
 
 /// `cargo fuzz` (installed with `cargo install cargo-fuzz --locked` if
@@ -140,37 +208,33 @@ pub fn cargo_fuzz() -> Result<(), String> {
 
 /// makedumpfile, which filters the Linux guest's dump in the corpus.
 pub fn makedumpfile() -> Result<(), String> {
-    debian_tool_with(
-        "makedumpfile",
-        &["-v"],
-        "makedumpfile",
-        "the Linux dump corpus",
-    )
+    ensure(&MAKEDUMPFILE)
 }
 
-/// `program` (answering `--version`), installed from Debian's `package`
-/// with apt when it is missing and we are root; otherwise an error naming
-/// the package. A test that needs it fails without it, never skips.
-fn debian_tool(program: &str, package: &str, why: &str) -> Result<(), String> {
-    debian_tool_with(program, &["--version"], package, why)
-}
-
-/// [`debian_tool`] for a program that answers `probe` (not `--version`).
-fn debian_tool_with(program: &str, probe: &[&str], package: &str, why: &str) -> Result<(), String> {
-    if output(program, probe).is_some() {
+/// `package` works (its probe passes), installing it from Debian with apt
+/// when it does not and we are root; otherwise an error naming the
+/// package. A test that needs it fails without it, never skips.
+pub fn ensure(package: &Package) -> Result<(), String> {
+    if package.works() {
         return Ok(());
     }
     let root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
     let apt = output("apt-get", &["--version"]).is_some();
     if !(root && apt) {
         return Err(format!(
-            "{program} is missing: install it (Debian: apt-get install {package}), then rerun"
+            "{} does not work (`{}` failed): install it (Debian: apt-get install {}), then rerun",
+            package.program,
+            package.probe_command(),
+            package.name
         ));
     }
-    println!("xtask: installing {package} with apt-get (for {why})");
+    println!(
+        "xtask: installing {} with apt-get (for {})",
+        package.name, package.why
+    );
     for args in [
         &["update", "-q"][..],
-        &["install", "-y", "--no-install-recommends", package][..],
+        &["install", "-y", "--no-install-recommends", package.name][..],
     ] {
         let status = Command::new("apt-get")
             .args(args)
@@ -181,11 +245,96 @@ fn debian_tool_with(program: &str, probe: &[&str], package: &str, why: &str) -> 
             return Err(format!("`apt-get {}` failed ({status})", args.join(" ")));
         }
     }
-    if output(program, &["--version"]).is_some() {
+    // The same probe as before installing.
+    if package.works() {
         Ok(())
     } else {
         Err(format!(
-            "{program} is still missing after installing {package}"
+            "{} still does not work after installing {} (`{}` failed)",
+            package.program,
+            package.name,
+            package.probe_command()
         ))
+    }
+}
+
+/// Whether Debian's package `name` is installed (dpkg says so).
+#[cfg(test)]
+fn installed(name: &str) -> bool {
+    output("dpkg-query", &["-W", "-f=${Status}", name])
+        .is_some_and(|status| status.trim_end().ends_with(" installed"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every installed package's probe passes: a probe a tool rejects (the
+    /// defect: makedumpfile probed with `--version` after installing) fails
+    /// here on any machine that has the package, as CI's has after its
+    /// first run. The probe is the one value `ensure` uses before and after
+    /// installing, so this is the check of both.
+    #[test]
+    fn the_probe_of_every_installed_package_passes() {
+        let mut checked = 0;
+        for package in PACKAGES {
+            if !installed(package.name) {
+                continue;
+            }
+            assert!(
+                package.works(),
+                "{} is installed but its probe `{}` fails",
+                package.name,
+                package.probe_command()
+            );
+            checked += 1;
+        }
+        println!(
+            "{checked} of {} packages installed and probed",
+            PACKAGES.len()
+        );
+    }
+
+    /// The defect itself, on a probe this machine always has: a tool that
+    /// rejects the probe's arguments is "not working", whatever the
+    /// package says.
+    #[test]
+    fn a_rejected_probe_reads_as_not_working() {
+        let rejected = Package {
+            name: "coreutils",
+            program: "true",
+            probe: &[],
+            why: "a test",
+        };
+        assert!(rejected.works());
+        let refusing = Package {
+            program: "false",
+            ..rejected
+        };
+        assert!(!refusing.works());
+    }
+
+    #[test]
+    fn packages_are_listed_once_and_python_modules_are_imported() {
+        for (at, package) in PACKAGES.iter().enumerate() {
+            assert!(
+                PACKAGES[..at]
+                    .iter()
+                    .all(|other| other.name != package.name),
+                "{} listed twice",
+                package.name
+            );
+            if package.program.contains("python") {
+                assert_eq!(package.probe.first(), Some(&"-c"), "{}", package.name);
+                assert!(
+                    package
+                        .probe
+                        .get(1)
+                        .is_some_and(|code| code.starts_with("import ")),
+                    "{}: a Python package is probed by importing its module",
+                    package.name
+                );
+            }
+        }
     }
 }

@@ -1,13 +1,24 @@
 //! Local APIC: the parts NMIs need, in xAPIC (MMIO) and x2APIC (MSR) mode.
 //!
 //! crashkit needs four things from each CPU's local APIC: its ID (which CPU is
-//! running), enabling it, routing LINT1 to NMI (where QEMU's `inject-nmi` and
-//! a board's NMI button arrive), and NMI IPIs to one CPU or to every CPU but
-//! the sender. The file has two halves: pure encodings (register numbers, ICR
-//! and register values), unit-tested on the host; then [`LocalApic`], the only
-//! code that touches the hardware, exercised under QEMU by the kernel tests.
+//! running), enabling it, routing LINT1 to NMI or masking it (LINT1 is where
+//! QEMU's `inject-nmi` and a board's NMI button arrive; which CPUs take them
+//! is the kernel's [`ExternalNmi`] choice), and NMI IPIs to one CPU or to
+//! every CPU but the sender. Nothing else in the local vector table is
+//! touched: LINT0 (where firmware leaves the 8259 PIC in virtual-wire mode),
+//! the timer, the error and the performance-counter entries are the kernel's.
+//! The file has two halves: pure encodings (register numbers, ICR and
+//! register values), unit-tested on the host against tables written from the
+//! SDM; then [`LocalApic`], the only code that touches the hardware,
+//! exercised under QEMU by the kernel tests.
 //!
-//! # Hardware facts relied on (Intel SDM vol. 3A, chapter 10)
+//! # Hardware facts relied on (Intel SDM vol. 3A, chapter 10 as numbered in
+//! the editions of 2011-2022; current editions number the APIC chapter 11,
+//! so "10.12.1.2" there reads "11.12.1.2")
+//! - The registers used, by xAPIC MMIO offset / x2APIC MSR (table 10-1,
+//!   table 10-6): ID 0x020 / 0x802, spurious-interrupt vector 0x0F0 /
+//!   0x80F, ICR 0x300 and 0x310 / 0x830 (one 64-bit MSR), LVT LINT1 0x360 /
+//!   0x836. (0x350 / 0x835 is LVT LINT0, which crashkit does not touch.)
 //! - xAPIC registers are 32 bits wide, 16-byte aligned in a 4 KiB MMIO page,
 //!   and must be accessed with aligned 32-bit loads and stores (10.4.1); the
 //!   page is mapped uncacheable, so its accesses are not reordered with
@@ -63,8 +74,20 @@ enum Register {
     InterruptCommandLow = 0x300,
     /// ICR bits 32-63 (xAPIC only).
     InterruptCommandHigh = 0x310,
-    /// LVT LINT1 (10.5.1).
-    LvtLint1 = 0x350,
+    /// LVT LINT1 (10.5.1, figure 10-8). Not 0x350: that is LINT0.
+    LvtLint1 = 0x360,
+}
+
+impl Register {
+    /// Every register this file reaches (the SDM table test walks it).
+    #[cfg(test)]
+    const ALL: [Register; 5] = [
+        Register::Id,
+        Register::SpuriousVector,
+        Register::InterruptCommandLow,
+        Register::InterruptCommandHigh,
+        Register::LvtLint1,
+    ];
 }
 
 /// First x2APIC MSR (SDM 10.12.1.2).
@@ -122,6 +145,53 @@ const NMI_ALL_EXCLUDING_SELF_ICR_LOW: u32 = NMI_ICR_LOW | SHORTHAND_ALL_EXCLUDIN
 /// LVT value routing a local interrupt pin to NMI: delivery mode NMI,
 /// unmasked (bit 16 clear), edge, active high; the vector is ignored.
 const LVT_NMI: u32 = DELIVERY_MODE_NMI;
+/// LVT mask bit (bit 16, figure 10-8): the pin's interrupts are not
+/// delivered.
+const LVT_MASKED: u32 = 1 << 16;
+
+/// Which CPUs take external NMIs: those that arrive on the LINT1 pin (an
+/// NMI button, a board's watchdog or IOCHK/SERR line through the chipset,
+/// QEMU's `inject-nmi`, a hypervisor's NMI). The model is Linux's
+/// `apic_extnmi=` boot option (`bsp`, `all`, `none`), with the same default.
+///
+/// [`LocalApic::route_external_nmi`] programs LVT LINT1 from it: as NMI,
+/// unmasked, on the CPUs it names, and as NMI but masked on the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExternalNmi {
+    /// Only the boot CPU (index 0) takes them: one CPU handles the event,
+    /// as on Linux by default; the others never see it.
+    #[default]
+    BootCpu,
+    /// Every CPU takes each one (each then runs its handler chain): useful
+    /// to stop a machine whose boot CPU is hung with NMIs blocked.
+    All,
+    /// No CPU takes them (LINT1 masked everywhere): external NMIs are
+    /// ignored, e.g. a noisy board or a hypervisor's NMI used as a debug
+    /// trigger elsewhere.
+    None,
+}
+
+impl ExternalNmi {
+    /// Whether the CPU with dense index `cpu` (0 is the boot CPU) takes
+    /// external NMIs.
+    pub const fn reaches(self, cpu: u32) -> bool {
+        match self {
+            ExternalNmi::BootCpu => cpu == 0,
+            ExternalNmi::All => true,
+            ExternalNmi::None => false,
+        }
+    }
+
+    /// The LVT LINT1 value for the CPU with dense index `cpu`: delivery
+    /// mode NMI, edge, active high, masked unless the setting names it.
+    const fn lint1_value(self, cpu: u32) -> u32 {
+        if self.reaches(cpu) {
+            LVT_NMI
+        } else {
+            LVT_NMI | LVT_MASKED
+        }
+    }
+}
 
 /// The two xAPIC ICR words of one IPI, written high first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -275,11 +345,13 @@ impl LocalApic {
         self.write(Register::SpuriousVector, svr_enabled(svr));
     }
 
-    /// Route the calling CPU's LINT1 pin to NMI (LVT LINT1 = 0x400: unmasked,
-    /// edge). Needed on every CPU for QEMU's `inject-nmi` and for external
-    /// NMI sources wired to LINT1.
-    pub fn set_lint1_nmi(&self) {
-        self.write(Register::LvtLint1, LVT_NMI);
+    /// Program the calling CPU's LVT LINT1 (register 0x360, MSR 0x836) for
+    /// `setting`, this CPU being dense index `cpu`: delivery mode NMI, edge,
+    /// unmasked (0x400) if the setting names the CPU, masked (0x10400)
+    /// otherwise. The rest of the local vector table (LINT0 above all, where
+    /// firmware leaves the PIC) is left as it is.
+    pub fn route_external_nmi(&self, setting: ExternalNmi, cpu: u32) {
+        self.write(Register::LvtLint1, setting.lint1_value(cpu));
     }
 
     /// Send an NMI to the CPU with APIC ID `apic_id` (physical destination;
@@ -408,8 +480,8 @@ impl LocalApic {
             }
             Mode::X2Apic => {
                 let mut msr = Msr::new(register.msr());
-                // SAFETY: as in `read`; writing SVR or LVT LINT1 changes only
-                // this CPU's interrupt routing.
+                // SAFETY: as in `read`; writing SVR or LVT LINT1 (MSR 0x836)
+                // changes only this CPU's interrupt routing.
                 unsafe { msr.write(u64::from(value)) };
             }
         }
@@ -449,13 +521,139 @@ pub unsafe fn enable_x2apic_mode() {
 mod tests {
     use super::*;
 
+    /// The local APIC's registers as the SDM lists them, written from the
+    /// manual (not from the code above): Intel 64 and IA-32 Architectures
+    /// Software Developer's Manual, Volume 3A, chapter 10 "Advanced
+    /// Programmable Interrupt Controller (APIC)" in the editions of
+    /// 2011-2022 (volume 3 split into 3A-3D): table 10-1 "Local APIC
+    /// Register Address Map" (the MMIO offsets from FEE0 0000H), table 10-6
+    /// "Local APIC Register Address Map Supported by x2APIC" (the MSRs) and
+    /// figure 10-8 "Local Vector Table (LVT)". The 2009 edition (order
+    /// number 253668-032US) calls the x2APIC map table 10-3; current
+    /// editions number the chapter 11 (tables 11-1 and 11-6). The titles
+    /// and contents are the same in all. `None`: no MSR (the ICR's high
+    /// half is merged into MSR 830H; 831H is reserved).
+    const SDM_APIC_REGISTERS: &[(&str, usize, Option<u32>)] = &[
+        ("Local APIC ID Register", 0x020, Some(0x802)),
+        ("Local APIC Version Register", 0x030, Some(0x803)),
+        ("Task Priority Register (TPR)", 0x080, Some(0x808)),
+        ("Processor Priority Register (PPR)", 0x0A0, Some(0x80A)),
+        ("EOI Register", 0x0B0, Some(0x80B)),
+        ("Logical Destination Register", 0x0D0, Some(0x80D)),
+        ("Spurious Interrupt Vector Register", 0x0F0, Some(0x80F)),
+        ("Error Status Register", 0x280, Some(0x828)),
+        ("LVT CMCI Register", 0x2F0, Some(0x82F)),
+        (
+            "Interrupt Command Register (ICR) bits 0-31",
+            0x300,
+            Some(0x830),
+        ),
+        ("Interrupt Command Register (ICR) bits 32-63", 0x310, None),
+        ("LVT Timer Register", 0x320, Some(0x832)),
+        ("LVT Thermal Sensor Register", 0x330, Some(0x833)),
+        (
+            "LVT Performance Monitoring Counters Register",
+            0x340,
+            Some(0x834),
+        ),
+        ("LVT LINT0 Register", 0x350, Some(0x835)),
+        ("LVT LINT1 Register", 0x360, Some(0x836)),
+        ("LVT Error Register", 0x370, Some(0x837)),
+        ("Initial Count Register (for Timer)", 0x380, Some(0x838)),
+        ("Current Count Register (for Timer)", 0x390, Some(0x839)),
+        (
+            "Divide Configuration Register (for Timer)",
+            0x3E0,
+            Some(0x83E),
+        ),
+    ];
+
+    /// The SDM's name of each register this file uses (exhaustive: a new
+    /// register must be named here, and so checked).
+    fn sdm_name(register: Register) -> &'static str {
+        match register {
+            Register::Id => "Local APIC ID Register",
+            Register::SpuriousVector => "Spurious Interrupt Vector Register",
+            Register::InterruptCommandLow => "Interrupt Command Register (ICR) bits 0-31",
+            Register::InterruptCommandHigh => "Interrupt Command Register (ICR) bits 32-63",
+            Register::LvtLint1 => "LVT LINT1 Register",
+        }
+    }
+
     #[test]
-    fn x2apic_msrs_follow_from_the_mmio_offsets() {
-        assert_eq!(Register::Id.msr(), 0x802);
-        assert_eq!(Register::SpuriousVector.msr(), 0x80F);
+    fn every_register_used_is_where_the_sdm_table_puts_it() {
+        for register in Register::ALL {
+            let name = sdm_name(register);
+            let Some(&(_, offset, msr)) = SDM_APIC_REGISTERS.iter().find(|row| row.0 == name)
+            else {
+                panic!("{register:?}: {name:?} is not in the SDM table");
+            };
+            assert_eq!(
+                register.mmio_offset(),
+                offset,
+                "{register:?} ({name}): MMIO offset"
+            );
+            match msr {
+                Some(msr) => assert_eq!(register.msr(), msr, "{register:?} ({name}): MSR"),
+                // The ICR's high word exists only in xAPIC mode: x2APIC
+                // sends go through `write_x2apic_icr` (MSR 830H, 64 bits).
+                None => assert_eq!(register, Register::InterruptCommandHigh),
+            }
+        }
+        // The ICR as one 64-bit MSR (10.12.9) is the low register's MSR.
         assert_eq!(Register::InterruptCommandLow.msr(), 0x830);
-        assert_eq!(Register::LvtLint1.msr(), 0x835);
-        assert_eq!(Register::InterruptCommandHigh.mmio_offset(), 0x310);
+    }
+
+    #[test]
+    fn lint1_is_not_lint0() {
+        // The defect this guards against: 0x350 / 0x835 programmed as NMI
+        // turned the PIC's virtual-wire interrupts on LINT0 into NMIs.
+        assert_ne!(Register::LvtLint1.mmio_offset(), 0x350);
+        assert_ne!(Register::LvtLint1.msr(), 0x835);
+        for register in Register::ALL {
+            assert!(
+                !matches!(register.mmio_offset(), 0x320..=0x350 | 0x370 | 0x2F0),
+                "{register:?} is an LVT entry crashkit leaves to the kernel"
+            );
+        }
+    }
+
+    /// IA32_APIC_BASE as the SDM lists it (vol. 4, table 2-2 "IA-32
+    /// Architectural MSRs": 1BH; bit 8 BSP flag, bit 10 enable x2APIC mode,
+    /// bit 11 APIC global enable; vol. 3A figure 10-5).
+    #[test]
+    fn apic_base_msr_and_bits_are_the_sdms() {
+        assert_eq!(IA32_APIC_BASE, 0x1B);
+        assert_eq!(APIC_BASE_X2APIC, 1 << 10);
+        assert_eq!(APIC_BASE_ENABLE, 1 << 11);
+    }
+
+    /// LVT bits as figure 10-8 draws them: delivery mode in bits 8-10 (100b
+    /// NMI), mask in bit 16 (1 = masked), trigger mode in bit 15 (0 edge),
+    /// polarity in bit 13 (0 active high).
+    #[test]
+    fn lint1_values_follow_the_setting() {
+        const NMI_EDGE_HIGH: u32 = 0b100 << 8;
+        const MASKED: u32 = 1 << 16;
+        for cpu in [0, 1, 7, u32::MAX - 1] {
+            let boot = if cpu == 0 {
+                NMI_EDGE_HIGH
+            } else {
+                NMI_EDGE_HIGH | MASKED
+            };
+            assert_eq!(ExternalNmi::BootCpu.lint1_value(cpu), boot, "cpu {cpu}");
+            assert_eq!(
+                ExternalNmi::All.lint1_value(cpu),
+                NMI_EDGE_HIGH,
+                "cpu {cpu}"
+            );
+            assert_eq!(
+                ExternalNmi::None.lint1_value(cpu),
+                NMI_EDGE_HIGH | MASKED,
+                "cpu {cpu}"
+            );
+        }
+        assert_eq!(ExternalNmi::default(), ExternalNmi::BootCpu);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   They build a [`RegisterFrame`](crate::RegisterFrame) and call a Rust
 //!   handler in NMI context. [`entry::install`] writes an IDT entry at boot.
 //! - [`apic`]: [`LocalApic`], the calling CPU's local APIC in xAPIC (MMIO) or
-//!   x2APIC (MSR) mode: its ID, enabling it, LINT1 as NMI, NMI IPIs. Set-up
+//!   x2APIC (MSR) mode: its ID, enabling it, LINT1 as NMI (or masked, per
+//!   [`ExternalNmi`]), NMI IPIs. Set-up
 //!   methods run once per CPU at bring-up; `id` and the IPI methods run
 //!   anywhere, NMI context included.
 //! - [`X86Platform`]: the [`Platform`](crate::Platform) the rest of crashkit
@@ -34,5 +35,5 @@ mod capture;
 pub mod entry;
 mod platform;
 
-pub use apic::{ApicError, LocalApic};
+pub use apic::{ApicError, ExternalNmi, LocalApic};
 pub use platform::{RegisterCpuError, X86Platform};

@@ -18,7 +18,7 @@
 //! works: a panic there runs the panic path with nothing to shoot down, and
 //! the reboot callback exits "failed" (no scenario asks for it).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use crashkit::prelude::*;
 use kernel_base::exit::{ExitCode, exit};
@@ -37,8 +37,39 @@ crashkit::kernel! {
     notifiers: 16,
     apic: APIC,
     final_action: reboot(reboot),
+    external_nmi: external_nmi(),
     nmi_handlers: 8,
     before_stop: before_stop,
+}
+
+/// Which CPUs take external NMIs (LINT1): `extnmi=bsp|all|none` on the
+/// command line, Linux's `apic_extnmi=` names; `bsp` by default. Read by
+/// `K::cpu_online` on each CPU.
+static EXTERNAL_NMI: AtomicU8 = AtomicU8::new(0);
+
+/// Set the external-NMI choice from the command line's `extnmi=` value
+/// (BSP, before any CPU comes online); `None` if the value is unknown.
+pub fn set_external_nmi(value: Option<&str>) -> Option<ExternalNmi> {
+    let (code, setting) = match value {
+        None | Some("bsp") => (0, ExternalNmi::BootCpu),
+        Some("all") => (1, ExternalNmi::All),
+        Some("none") => (2, ExternalNmi::None),
+        Some(_) => return None,
+    };
+    // Relaxed: written by the BSP before its own `cpu_online` and before
+    // the APs start (their start-up IPIs order it).
+    EXTERNAL_NMI.store(code, Ordering::Relaxed);
+    Some(setting)
+}
+
+/// The external-NMI choice ([`set_external_nmi`]).
+pub fn external_nmi() -> ExternalNmi {
+    // Relaxed: see `set_external_nmi`.
+    match EXTERNAL_NMI.load(Ordering::Relaxed) {
+        1 => ExternalNmi::All,
+        2 => ExternalNmi::None,
+        _ => ExternalNmi::BootCpu,
+    }
 }
 
 /// NMIs each CPU's entry took (any source), for scenarios that wait for
@@ -163,5 +194,34 @@ pub static SERIAL_REPORT: Notifier =
             context.cpu().0,
             context.message()
         );
+        BodyResult::Complete
+    });
+
+/// Prints every CPU's NMI entries and unclaimed NMIs, and the PICs' timer
+/// interrupts, on serial, for the runner to check against the record: an
+/// informational notifier (after the shootdown, so the counts are final
+/// for the stopped CPUs). One line:
+/// `crashkit-test: nmi-counts entries=E0,E1,.. unknown=U0,U1,.. pic-irqs=T,O`.
+pub static NMI_COUNTS: Notifier =
+    Notifier::new("nmi-counts", NotifierList::Informational, 1, |_| {
+        let cpus = kernel_base::machine::expected().min(MAX_CPUS);
+        kernel_base::print!("crashkit-test: nmi-counts entries=");
+        for cpu in 0..cpus {
+            // Relaxed: statistics, final once every CPU stopped.
+            let entries = NMI_ENTRIES
+                .get(cpu)
+                .map_or(0, |count| count.load(Ordering::Relaxed));
+            kernel_base::print!("{}{entries}", if cpu == 0 { "" } else { "," });
+        }
+        kernel_base::print!(" unknown=");
+        for cpu in 0..cpus {
+            let unknown = K::state()
+                .chain()
+                .cpu_stats(CpuIndex(cpu as u32))
+                .map_or(0, |stats| stats.unknown);
+            kernel_base::print!("{}{unknown}", if cpu == 0 { "" } else { "," });
+        }
+        let (timer, other) = crate::scenario::pic_irqs();
+        println!(" pic-irqs={timer},{other}");
         BodyResult::Complete
     });

@@ -6,10 +6,12 @@
 //! | #DF 8, #MC 18 | crashkit's (`K::install_entries`), IST 1 and 2 | panic through `panic_in_exception` (#MC in a machine-check context) |
 //! | NMI 2 | this kernel's `nmi_entry_stub!`, IST 0 | [`crate::crash::on_nmi`]: count the NMI, then crashkit's NMI entry (NMI context, handler chain; the shootdown's stop handler in its emergency slot at panic time) |
 //! | #DE 0, #UD 6, #NP 11, #SS 12, #GP 13, #PF 14 | current stack | panic through `panic_in_exception` (a kernel bug) |
+//! | 0x20-0x2F | `nmi_entry_stub!`, current stack | the 8259 PICs' IRQs 0-15 (kernel-base remaps them there): [`crate::scenario::on_pic_irq`] counts them and ends them (EOI); the `pic-timer` scenario unmasks IRQ 0 |
 //! | 0x40-0x43 | `nmi_entry_stub!`, current stack | the `deep-nesting` scenario's nesting levels 2-5 (raised with `int`) |
 //!
-//! Every other vector is absent: no maskable interrupt source is enabled
-//! (PIC masked, local APIC LVT entries masked).
+//! Every other vector is absent: no other maskable interrupt source is
+//! enabled (the PICs masked unless a scenario unmasks a line, the local
+//! APIC's timer, error and performance-counter entries left masked).
 
 use crashkit::nmi::arch::x86_64::entry::{self, InstallError};
 use crashkit::prelude::*;
@@ -30,6 +32,40 @@ crashkit::nmi_entry_stub!(fn nest_stub_0 => on_nest_0);
 crashkit::nmi_entry_stub!(fn nest_stub_1 => on_nest_1);
 crashkit::nmi_entry_stub!(fn nest_stub_2 => on_nest_2);
 crashkit::nmi_entry_stub!(fn nest_stub_3 => on_nest_3);
+
+/// The PICs' 16 IRQ stubs (vectors 0x20-0x2F), each calling
+/// `scenario::on_pic_irq` with its IRQ number.
+macro_rules! pic_stubs {
+    ($($irq:literal => $stub:ident, $handler:ident;)*) => {
+        $(
+            crashkit::nmi_entry_stub!(fn $stub => $handler);
+            extern "C" fn $handler(_frame: &mut RegisterFrame) {
+                crate::scenario::on_pic_irq($irq);
+            }
+        )*
+        /// The stubs, by IRQ.
+        const PIC_STUBS: [unsafe extern "C" fn(); 16] = [$($stub),*];
+    };
+}
+
+pic_stubs! {
+    0 => pic_stub_0, on_pic_0;
+    1 => pic_stub_1, on_pic_1;
+    2 => pic_stub_2, on_pic_2;
+    3 => pic_stub_3, on_pic_3;
+    4 => pic_stub_4, on_pic_4;
+    5 => pic_stub_5, on_pic_5;
+    6 => pic_stub_6, on_pic_6;
+    7 => pic_stub_7, on_pic_7;
+    8 => pic_stub_8, on_pic_8;
+    9 => pic_stub_9, on_pic_9;
+    10 => pic_stub_10, on_pic_10;
+    11 => pic_stub_11, on_pic_11;
+    12 => pic_stub_12, on_pic_12;
+    13 => pic_stub_13, on_pic_13;
+    14 => pic_stub_14, on_pic_14;
+    15 => pic_stub_15, on_pic_15;
+}
 
 /// First of the software-interrupt vectors the `deep-nesting` scenario
 /// raises with `int` (one per nesting level above the NMI).
@@ -89,8 +125,9 @@ pub fn fill(idt: &mut InterruptDescriptorTable) -> Result<(), InstallError> {
     unsafe { K::install_entries(idt, &IstSlots::DEFAULT)? };
     // SAFETY: (all installs) each stub comes from the macro matching its
     // vector's error-code behaviour (no code: NMI, #DE, #UD; a code: #NP,
-    // #SS, #GP, #PF; none for the software vectors 0x40-0x43, only ever
-    // raised by `int`); the NMI's IST slot holds a per-CPU stack reserved
+    // #SS, #GP, #PF; none for the PICs' vectors 0x20-0x2F, external
+    // interrupts, and for the software vectors 0x40-0x43, only ever raised
+    // by `int`); the NMI's IST slot holds a per-CPU stack reserved
     // for it (replacing crashkit's own NMI stub there, on the same stack);
     // the table is not loaded yet.
     unsafe {
@@ -105,6 +142,10 @@ pub fn fill(idt: &mut InterruptDescriptorTable) -> Result<(), InstallError> {
             None,
         )?;
         entry::install(&mut idt.page_fault, page_fault_stub, None)?;
+        for (irq, stub) in PIC_STUBS.into_iter().enumerate() {
+            let vector = kernel_base::pic::MASTER_VECTOR + irq as u8;
+            entry::install(&mut idt[vector], stub, None)?;
+        }
         for (offset, stub) in [nest_stub_0, nest_stub_1, nest_stub_2, nest_stub_3]
             .into_iter()
             .enumerate()

@@ -7,7 +7,7 @@
 //!
 //! | step | module |
 //! |------|--------|
-//! | scenario lookup (`scenario=NAME`), `halt` option | [`scenario`], [`crash`] |
+//! | scenario lookup (`scenario=NAME`), `halt` and `extnmi=bsp\|all\|none` options | [`scenario`], [`crash`] |
 //! | crashkit: the TSC frequency; the record's address printed | [`crash`] |
 //! | IDT: crashkit's entries, this kernel's NMI, exception and nesting stubs | [`idt`] |
 //! | scenario set-up (notifiers, NMI handlers) | [`scenario`] |
@@ -40,6 +40,9 @@ fn main(boot: &'static Boot) -> ! {
     let Some(scenario) = scenario::select(name) else {
         fail(format_args!("unknown scenario {name:?}"));
     };
+    if crash::set_external_nmi(boot.option("extnmi")).is_none() {
+        fail(format_args!("extnmi= is bsp, all or none"));
+    }
     // `halt`: after the crash, halt for the host's dump instead of exiting.
     crash::set_halt_after_crash(boot.flag("halt"));
     K::set_tsc_hz(boot.tsc_hz);

@@ -19,7 +19,8 @@
 //! | `reset` | 1+ | the APs idle; the BSP panics; the final action is `crashkit::reset` (QEMU, with `-no-reboot`, exits with status 0) | as `panic-bsp`: owner cpu 0, final action `Reboot`; serial says `crashkit-test: final action reached, resetting` |
 //! | `notifier-panic` | 1+ | the BSP panics (`notifier-panic: cpu 0 panics on purpose`); the post-dump notifier `panicking-notifier` panics (`notifier-panic: the notifier panics`) | that notifier `Panicked`, one escalation (notifier), `last-words` after it still `Completed` |
 //! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
-//! | `inject-nmi` | 1+ | the BSP panics (`inject-nmi: cpu 0 panics on purpose`); a pre-dump notifier prints `crashkit-test: ready for inject-nmi` and waits (up to 5 s) until the owner's NMI entry counts one more NMI: the runner sends QMP `inject-nmi` then | `await-inject-nmi` `Completed` if the NMI came (`Degraded` if not); the NMI on stopped CPUs stays latched |
+//! | `inject-nmi` | 1+ | external NMIs as `extnmi=` routes them: every CPU online, the BSP prints `crashkit-test: ready for inject-nmi` (the runner sends QMP `inject-nmi`, which QEMU delivers to every CPU's LINT1), waits (up to 5 s; 1 s with `extnmi=none`) until each CPU the setting names counted one NMI, 200 ms more, and prints `crashkit-test: inject-nmi: extnmi=NAME received=N0,N1,..`; then it panics (`inject-nmi: cpu 0 panics on purpose`) and a pre-dump notifier asks again and waits until the owner counts one more (an NMI reaches the panic owner in its panic path) | serial: each CPU received 1 if the setting names it, else 0; `await-inject-nmi` `Completed` if the owner's LINT1 takes NMIs (`Degraded` with `extnmi=none`); the NMI on stopped CPUs stays latched |
+//! | `pic-timer` | 2+ | the PICs' timer runs through the boot CPU's LINT0 as firmware left it (virtual wire): the BSP starts the PIT at 1 kHz, unmasks IRQ 0, enables interrupts, waits for 100 timer interrupts (bounded), then panics (`pic-timer: cpu 0 panics with the PIC's timer running`) | the usual panic record; serial (`nmi-counts`): 100+ timer interrupts, the owner took no NMI, every other CPU exactly one (the shootdown's), no unclaimed NMI anywhere |
 //! | `deep-nesting` | 2+ | cpu 0 holds a lock; cpu 1 waits for it in 6 nested contexts (task, NMI to itself, `int 0x40..0x43` raised from the lock's `relax`); once cpu 1's queue counted a fallback, cpu 0 panics: `deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels` | `qspinlock_fallbacks` >= 1; cpu 1 `Stopped` by `poll` at depth 1 |
 //! | `nmi-roundtrip` | 2+ | no panic: a benchmark ([`crate::bench`]); the BSP times NMI round trips to cpu 1 (`send_nmi`) and to all others (`send_nmi_all_but_self`), the APs idle and acknowledge in an NMI handler; two `crashkit-bench:` lines, then exit "ran" | no panic (phase `Idle`); serial has the two `crashkit-bench: nmi-roundtrip` lines |
 //!
@@ -29,7 +30,7 @@
 //! first newline (or the end), not the location. Messages from
 //! `panic_in_exception` (CPU exceptions) have no location prefix.
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crashkit::nmi::lock::CpuQueue;
 use crashkit::prelude::*;
@@ -39,7 +40,7 @@ use kernel_base::println;
 use kernel_base::time::delay_us;
 
 use crate::bench;
-use crate::crash::{K, NMI_ENTRIES, SERIAL_REPORT};
+use crate::crash::{K, NMI_COUNTS, NMI_ENTRIES, SERIAL_REPORT};
 
 /// One scenario.
 #[derive(Debug)]
@@ -179,7 +180,14 @@ pub static SCENARIOS: &[Scenario] = &[
         name: "inject-nmi",
         panics: true,
         setup: inject_nmi_setup,
-        bsp: panic_bsp,
+        bsp: inject_nmi_bsp,
+        ..BASE
+    },
+    Scenario {
+        name: "pic-timer",
+        min_cpus: 2,
+        panics: true,
+        bsp: pic_timer_bsp,
         ..BASE
     },
     Scenario {
@@ -221,9 +229,11 @@ pub fn current() -> Option<&'static Scenario> {
     SCENARIOS.get(chosen.checked_sub(1)?)
 }
 
-/// Registrations every scenario has: the serial report notifier.
+/// Registrations every scenario has: the serial report and the NMI
+/// counts notifiers.
 pub fn common_setup() {
     register(&SERIAL_REPORT);
+    register(&NMI_COUNTS);
 }
 
 fn register(notifier: &'static Notifier) {
@@ -504,6 +514,61 @@ fn notifier_lock_ap(cpu: usize) -> ! {
 
 // --- inject-nmi ---------------------------------------------------------
 
+/// Every CPU's NMI entries so far.
+fn nmi_entries() -> [u64; kernel_base::MAX_CPUS] {
+    // Relaxed: counters; a later value is as good.
+    core::array::from_fn(|cpu| NMI_ENTRIES[cpu].load(Ordering::Relaxed))
+}
+
+/// Wait (up to `limit_us`) until every CPU the external-NMI setting names
+/// counted one more NMI than in `before`; whether they all did.
+fn wait_for_external_nmis(before: &[u64; kernel_base::MAX_CPUS], limit_us: u64) -> bool {
+    let setting = crate::crash::external_nmi();
+    let cpus = machine::online().min(kernel_base::MAX_CPUS);
+    let mut waited = 0;
+    loop {
+        let now = nmi_entries();
+        let arrived = (0..cpus)
+            .filter(|&cpu| setting.reaches(cpu as u32))
+            .all(|cpu| now[cpu] > before[cpu]);
+        if arrived {
+            return true;
+        }
+        if waited >= limit_us {
+            return false;
+        }
+        delay_us(100);
+        waited += 100;
+    }
+}
+
+fn inject_nmi_bsp() -> ! {
+    let setting = crate::crash::external_nmi();
+    let before = nmi_entries();
+    println!("crashkit-test: ready for inject-nmi");
+    let limit = if setting == ExternalNmi::None {
+        1_000_000
+    } else {
+        5_000_000
+    };
+    let _all = wait_for_external_nmis(&before, limit);
+    // Stragglers: a CPU the setting does not name must not count one late.
+    delay_us(200_000);
+    let after = nmi_entries();
+    let name = match setting {
+        ExternalNmi::BootCpu => "bsp",
+        ExternalNmi::All => "all",
+        ExternalNmi::None => "none",
+    };
+    kernel_base::print!("crashkit-test: inject-nmi: extnmi={name} received=");
+    for cpu in 0..machine::online().min(kernel_base::MAX_CPUS) {
+        let received = after[cpu].wrapping_sub(before[cpu]);
+        kernel_base::print!("{}{received}", if cpu == 0 { "" } else { "," });
+    }
+    println!();
+    panic!("inject-nmi: cpu 0 panics on purpose")
+}
+
 static AWAIT_INJECT_NMI: Notifier =
     Notifier::new("await-inject-nmi", NotifierList::PreDump, 0, |context| {
         let cpu = context.cpu().as_usize();
@@ -514,8 +579,14 @@ static AWAIT_INJECT_NMI: Notifier =
                 .map_or(0, |count| count.load(Ordering::Relaxed))
         };
         let before = count();
+        // The owner's LINT1 takes none with `extnmi=none`: wait less.
+        let steps = if crate::crash::external_nmi().reaches(cpu as u32) {
+            50_000
+        } else {
+            10_000
+        };
         println!("crashkit-test: ready for inject-nmi");
-        for _ in 0..50_000 {
+        for _ in 0..steps {
             if count() > before {
                 println!("crashkit-test: inject-nmi arrived on the owner");
                 return BodyResult::Complete;
@@ -528,6 +599,62 @@ static AWAIT_INJECT_NMI: Notifier =
 
 fn inject_nmi_setup() {
     register(&AWAIT_INJECT_NMI);
+}
+
+// --- pic-timer ----------------------------------------------------------
+
+/// IRQ 0 (the PIT) interrupts taken.
+static PIC_TIMER: AtomicU64 = AtomicU64::new(0);
+/// Other PIC interrupts taken (only IRQ 0 is ever unmasked: these would be
+/// spurious IRQ 7 or 15).
+static PIC_OTHER: AtomicU64 = AtomicU64::new(0);
+
+/// The PICs' interrupts taken: (timer, others).
+pub fn pic_irqs() -> (u64, u64) {
+    // Relaxed: statistics.
+    (
+        PIC_TIMER.load(Ordering::Relaxed),
+        PIC_OTHER.load(Ordering::Relaxed),
+    )
+}
+
+/// A PIC interrupt (vectors 0x20-0x2F, from `idt`): count it and end it.
+/// A spurious IRQ 7 or 15 is not in service and gets no EOI of its own
+/// (IRQ 15's still needs the master's, for the cascade).
+pub fn on_pic_irq(irq: u8) {
+    // Relaxed: statistics, written with interrupts off on the boot CPU.
+    if irq == 0 {
+        PIC_TIMER.fetch_add(1, Ordering::Relaxed);
+    } else {
+        PIC_OTHER.fetch_add(1, Ordering::Relaxed);
+    }
+    match irq {
+        7 => {}
+        15 => kernel_base::pic::end_of_interrupt(0),
+        _ => kernel_base::pic::end_of_interrupt(irq),
+    }
+}
+
+/// Timer interrupts the BSP waits for before it panics.
+const PIC_TICKS: u64 = 100;
+
+fn pic_timer_bsp() -> ! {
+    kernel_base::pic::start_timer(1000);
+    kernel_base::pic::unmask(0);
+    x86_64::instructions::interrupts::enable();
+    for _ in 0..50_000 {
+        if pic_irqs().0 >= PIC_TICKS {
+            break;
+        }
+        delay_us(100);
+    }
+    let (timer, other) = pic_irqs();
+    println!(
+        "crashkit-test: pic-timer: {timer} timer interrupts, {other} others, NMI entries on cpu 0: {}",
+        nmi_entries()[0]
+    );
+    // Interrupts stay enabled: the panic path turns them off itself.
+    panic!("pic-timer: cpu 0 panics with the PIC's timer running")
 }
 
 // --- deep-nesting -------------------------------------------------------

@@ -88,6 +88,10 @@ struct Options {
     /// RAM must be there.
     record_at: Option<u64>,
     scenarios: Vec<&'static Scenario>,
+    /// `--cpus N,M`: only these CPU counts of each scenario.
+    cpus: Option<Vec<u32>>,
+    /// `--accel kvm`: QEMU's accelerator (TCG unless given).
+    accel: Option<String>,
     repeat: u32,
     out: PathBuf,
     demo: Option<PathBuf>,
@@ -112,6 +116,8 @@ fn options() -> Result<Options, String> {
         minimal: false,
         record_at: None,
         scenarios: Vec::new(),
+        cpus: None,
+        accel: None,
         repeat: 1,
         out: root.join("target/qemu"),
         demo: None,
@@ -159,6 +165,12 @@ fn options() -> Result<Options, String> {
                     .map_err(|_| format!("--repeat {text}: not a number"))?;
             }
             "--scenario" => names.push(value()?),
+            "--cpus" => {
+                let text = value()?;
+                let counts: Result<Vec<u32>, _> = text.split(',').map(str::parse).collect();
+                options.cpus = Some(counts.map_err(|_| format!("--cpus {text}: not N[,M..]"))?);
+            }
+            "--accel" => options.accel = Some(value()?),
             other => return Err(format!("unknown argument {other:?} (see the crate docs)")),
         }
     }
@@ -172,11 +184,18 @@ fn options() -> Result<Options, String> {
         scenario::ALL
     };
     for name in names {
-        let scenario = table.iter().find(|s| s.name == name).ok_or_else(|| {
+        // A name may have several rows (one per extra command line).
+        let before = options.scenarios.len();
+        options
+            .scenarios
+            .extend(table.iter().filter(|s| s.name == name));
+        if options.scenarios.len() == before {
             let names: Vec<_> = table.iter().map(|s| s.name).collect();
-            format!("no scenario {name:?} (there are: {})", names.join(", "))
-        })?;
-        options.scenarios.push(scenario);
+            return Err(format!(
+                "no scenario {name:?} (there are: {})",
+                names.join(", ")
+            ));
+        }
     }
     if options.scenarios.is_empty() {
         options.scenarios = table.iter().collect();
@@ -308,6 +327,13 @@ fn main() -> ExitCode {
     for round in 0..options.repeat {
         for scenario in &options.scenarios {
             for &cpus in scenario.cpus {
+                if options
+                    .cpus
+                    .as_ref()
+                    .is_some_and(|only| !only.contains(&cpus))
+                {
+                    continue;
+                }
                 jobs.push(Job {
                     scenario,
                     cpus,
@@ -381,8 +407,14 @@ fn preflight(options: &Options) -> Result<(), String> {
 
 fn run_job(options: &Options, job: &Job) -> Verdict {
     let label = format!(
-        "{} -smp {}{}",
+        "{}{}{} -smp {}{}",
         job.scenario.name,
+        if job.scenario.append.is_empty() {
+            ""
+        } else {
+            " "
+        },
+        job.scenario.append,
         job.cpus,
         if options.repeat > 1 {
             format!(" (run {})", job.round + 1)
@@ -391,27 +423,37 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
         }
     );
     let work_dir = options.out.join(format!(
-        "{}-smp{}-run{}",
+        "{}{}-smp{}-run{}",
         job.scenario.name,
+        job.scenario
+            .append
+            .split_whitespace()
+            .map(|word| format!("-{}", word.replace('=', "-")))
+            .collect::<String>(),
         job.cpus,
         job.round + 1
     ));
     let boot = Boot {
         kernel: &options.kernel,
         cpus: job.cpus,
-        append: format!("scenario={}", job.scenario.name),
+        append: format!("scenario={} {}", job.scenario.name, job.scenario.append)
+            .trim_end()
+            .to_owned(),
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: job.scenario.qmp_inject_nmi,
         ram_mib: crate::qemu::RAM_MIB,
         initrd: None,
-        extra: Vec::new(),
+        extra: match &options.accel {
+            Some(accel) => vec!["-accel".to_owned(), accel.clone()],
+            None => Vec::new(),
+        },
     };
     let mut injected = String::new();
     let result = boot
         .run(|dir| {
             if job.scenario.qmp_inject_nmi {
-                injected = qmp::inject_nmi_when_ready(
+                injected = qmp::inject_nmi_each_time_ready(
                     &dir.join("serial.log"),
                     &dir.join("qmp.sock"),
                     BOOT_TIMEOUT,
@@ -488,7 +530,12 @@ fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> 
             "the record at physical {at:#x} is wrong: {why}\n{}",
             Summary(view)
         ))
-    })
+    })?;
+    match job.scenario.serial_check {
+        Some(check) => check(view, job.cpus, &outcome.serial)
+            .map_err(|why| context(format!("serial and record disagree: {why}"))),
+        None => Ok(()),
+    }
 }
 
 /// `--demo DIR`: one crash, checked, summarised, its files left in `dir`.

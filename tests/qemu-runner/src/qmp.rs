@@ -11,15 +11,51 @@ use std::time::{Duration, Instant};
 /// The serial line the kernel prints when it waits for the NMI.
 pub const READY: &str = "crashkit-test: ready for inject-nmi";
 
-/// Wait (up to `limit`) for [`READY`] in `serial`, then inject an NMI
-/// through the QMP socket `socket`. Returns what happened, for the log.
-pub fn inject_nmi_when_ready(serial: &Path, socket: &Path, limit: Duration) -> String {
-    if let Err(why) = wait_for_line(serial, READY, limit) {
-        return why;
+/// Inject an NMI through the QMP socket `socket` each time `serial` holds
+/// one more [`READY`] line, until QEMU is gone (the socket refuses) or
+/// `limit` passes. Returns what happened, for the log.
+pub fn inject_nmi_each_time_ready(serial: &Path, socket: &Path, limit: Duration) -> String {
+    let started = Instant::now();
+    let mut sent = Vec::new();
+    loop {
+        let remaining = limit.saturating_sub(started.elapsed());
+        if let Err(why) = wait_for_count(serial, READY, sent.len() + 1, remaining) {
+            sent.push(why);
+            return sent.join("; ");
+        }
+        match inject(socket) {
+            Ok(()) => sent.push(format!("inject-nmi {} sent", sent.len() + 1)),
+            Err(error) => {
+                sent.push(format!("inject-nmi {} failed: {error}", sent.len() + 1));
+                return sent.join("; ");
+            }
+        }
     }
-    match inject(socket) {
-        Ok(()) => "inject-nmi sent".to_owned(),
-        Err(error) => format!("inject-nmi failed: {error}"),
+}
+
+/// The kernel's last serial line of a run (its final action): no request
+/// for an NMI can follow it.
+const FINISHED: &str = "crashkit-test: final action reached";
+
+/// Wait (up to `limit`) until `serial` holds `line` `count` times; an
+/// error if the kernel reached its final action first.
+fn wait_for_count(serial: &Path, line: &str, count: usize, limit: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read(serial).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if text.matches(line).count() >= count {
+            return Ok(());
+        }
+        if text.contains(FINISHED) {
+            return Err(format!("the kernel finished after {} requests", count - 1));
+        }
+        if started.elapsed() > limit {
+            return Err(format!(
+                "the kernel printed {line:?} fewer than {count} times"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

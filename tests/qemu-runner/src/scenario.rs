@@ -25,15 +25,24 @@ pub struct Scenario {
     pub name: &'static str,
     /// The `-smp` values it runs with.
     pub cpus: &'static [u32],
-    /// Whether the runner sends QMP `inject-nmi` when the kernel asks
-    /// (serial line `crashkit-test: ready for inject-nmi`).
+    /// Whether the runner sends QMP `inject-nmi` each time the kernel asks
+    /// (serial line `crashkit-test: ready for inject-nmi`, counted).
     pub qmp_inject_nmi: bool,
+    /// More of the kernel command line, after `scenario=NAME` (e.g.
+    /// `extnmi=all`); part of the boot's label.
+    pub append: &'static str,
+    /// A check of the serial output too, given the record, the CPU count
+    /// and the serial text (for what the record does not hold).
+    pub serial_check: Option<SerialCheck>,
     /// Whether its final action resets the machine (QEMU, run with
     /// `-no-reboot`, then exits with status 0) instead of exiting "ran".
     pub ends_in_reset: bool,
     /// What it checks, given the parsed record and the CPU count.
     pub check: fn(&RecordView<'_>, u32) -> Result<(), String>,
 }
+
+/// A check of the record, the CPU count and the serial output together.
+pub type SerialCheck = fn(&RecordView<'_>, u32, &str) -> Result<(), String>;
 
 /// Every scenario, in the order they run.
 pub const ALL: &[Scenario] = &[
@@ -42,6 +51,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_boot,
     },
     Scenario {
@@ -49,6 +60,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| Panic::new("panic-bsp", 0).check(view, cpus),
     },
     Scenario {
@@ -56,6 +69,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| Panic::new("shootdown-warm", 0).check(view, cpus),
     },
     Scenario {
@@ -63,6 +78,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| Panic::new("panic-ap", 1).check(view, cpus),
     },
     Scenario {
@@ -70,6 +87,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_panic_two,
     },
     Scenario {
@@ -77,6 +96,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic::new("panic-in-nmi", 1).check(view, cpus)?;
             let depth = view.cpu(1).map(|cpu| cpu.nmi_depth());
@@ -90,6 +111,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 special: &[(1, StopPath::Poll, Some(1))],
@@ -103,6 +126,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_unresponsive,
     },
     Scenario {
@@ -110,6 +135,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_panic_before_online,
     },
     Scenario {
@@ -117,6 +144,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[1, 2],
         qmp_inject_nmi: false,
         ends_in_reset: true,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic::new("reset: cpu 0 panics, crashkit::reset ends the run", 0).check(view, cpus)
         },
@@ -126,6 +155,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 notifiers: &[
@@ -158,6 +189,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console-flush", NotifierOutcome::SkippedLockBusy)],
@@ -171,6 +204,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 special: &[(1, StopPath::Poll, Some(1))],
@@ -188,6 +223,8 @@ pub const ALL: &[Scenario] = &[
         cpus: &[2, 4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         // The benchmark scenario: it checks its own acknowledgement counts
         // (exit "failed" otherwise) and does not panic.
         check: check_boot,
@@ -197,12 +234,55 @@ pub const ALL: &[Scenario] = &[
         cpus: &[1, 2, 4, 8],
         qmp_inject_nmi: true,
         ends_in_reset: false,
+        append: "extnmi=bsp",
+        serial_check: Some(check_inject_nmi),
         check: |view, cpus| {
             Panic {
                 notifiers: &[("await-inject-nmi", NotifierOutcome::Ran)],
                 ..Panic::new("inject-nmi", 0)
             }
             .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "inject-nmi",
+        cpus: &[2, 4],
+        qmp_inject_nmi: true,
+        ends_in_reset: false,
+        append: "extnmi=all",
+        serial_check: Some(check_inject_nmi),
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("await-inject-nmi", NotifierOutcome::Ran)],
+                ..Panic::new("inject-nmi", 0)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "inject-nmi",
+        cpus: &[2, 4],
+        qmp_inject_nmi: true,
+        ends_in_reset: false,
+        append: "extnmi=none",
+        serial_check: Some(check_inject_nmi),
+        check: |view, cpus| {
+            Panic {
+                notifiers: &[("await-inject-nmi", NotifierOutcome::Degraded)],
+                ..Panic::new("inject-nmi", 0)
+            }
+            .check(view, cpus)
+        },
+    },
+    Scenario {
+        name: "pic-timer",
+        cpus: &[2, 4],
+        qmp_inject_nmi: false,
+        ends_in_reset: false,
+        append: "",
+        serial_check: Some(check_pic_timer),
+        check: |view, cpus| {
+            Panic::new("pic-timer: cpu 0 panics with the PIC's timer running", 0).check(view, cpus)
         },
     },
 ];
@@ -218,6 +298,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[1, 2],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_early_panic,
     },
     Scenario {
@@ -225,6 +307,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[1, 2, 4],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::Ran)],
@@ -238,6 +322,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[2, 4],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::Ran)],
@@ -251,6 +337,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[4, 8],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_panic_during_bring_up,
     },
     Scenario {
@@ -258,6 +346,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[2, 4],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: |view, cpus| {
             Panic {
                 notifiers: &[("console", NotifierOutcome::SkippedLockBusy)],
@@ -274,6 +364,8 @@ pub const MINIMAL: &[Scenario] = &[
         cpus: &[2, 4],
         qmp_inject_nmi: false,
         ends_in_reset: false,
+        append: "",
+        serial_check: None,
         check: check_unresponsive,
     },
 ];
@@ -643,4 +735,107 @@ fn check_panic(view: &RecordView<'_>, cpus: u32, expected: &Panic) -> Result<(),
         })?;
     }
     Ok(())
+}
+
+/// The numbers after `key=` on the line starting with `prefix`, comma
+/// separated.
+fn serial_numbers(serial: &str, prefix: &str, key: &str) -> Result<Vec<u64>, String> {
+    let line = serial
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .ok_or_else(|| format!("serial has no line starting {prefix:?}"))?;
+    let value = line
+        .split_whitespace()
+        .find_map(|word| {
+            word.strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+        .ok_or_else(|| format!("{line:?} has no {key}="))?;
+    value
+        .split(',')
+        .map(|number| {
+            number
+                .parse()
+                .map_err(|_| format!("{line:?}: {key}={value} is not a list of numbers"))
+        })
+        .collect()
+}
+
+/// The NMI counts the test kernel prints after the shootdown
+/// (`nmi-counts`): the owner took no NMI, every other CPU exactly the one
+/// that stopped it (a resend to a CPU already parked stays latched), and
+/// nobody an unclaimed one.
+fn check_nmi_counts(view: &RecordView<'_>, cpus: u32, serial: &str) -> Result<(), String> {
+    const LINE: &str = "crashkit-test: nmi-counts";
+    let entries = serial_numbers(serial, LINE, "entries")?;
+    let unknown = serial_numbers(serial, LINE, "unknown")?;
+    expect(
+        entries.len() == cpus as usize && unknown.len() == cpus as usize,
+        || {
+            format!(
+                "nmi-counts for {} CPUs, the machine has {cpus}",
+                entries.len()
+            )
+        },
+    )?;
+    let owner = view.panic().owner_cpu();
+    for cpu in 0..cpus {
+        let expected = if owner == Some(cpu) { 0 } else { 1 };
+        let took = entries[cpu as usize];
+        let sent = view.cpu(cpu as usize).map(|slot| slot.nmis_sent());
+        expect(took == expected, || {
+            format!(
+                "cpu{cpu} took {took} NMIs, expected {expected} (the shootdown sent it {sent:?}): \
+                 NMIs that were not the shootdown's"
+            )
+        })?;
+        expect(unknown[cpu as usize] == 0, || {
+            format!("cpu{cpu} counted {} unclaimed NMIs", unknown[cpu as usize])
+        })?;
+    }
+    Ok(())
+}
+
+/// `pic-timer`: the PIC's timer ran through LINT0 (100+ interrupts, no
+/// other IRQ) and no NMI but the shootdown's reached any CPU.
+fn check_pic_timer(view: &RecordView<'_>, cpus: u32, serial: &str) -> Result<(), String> {
+    let irqs = serial_numbers(serial, "crashkit-test: nmi-counts", "pic-irqs")?;
+    expect(irqs.first().is_some_and(|&timer| timer >= 100), || {
+        format!("{irqs:?} PIC interrupts (timer, others): the timer did not run through LINT0")
+    })?;
+    expect(irqs.get(1) == Some(&0), || {
+        format!("{irqs:?} PIC interrupts (timer, others): an IRQ other than the timer's")
+    })?;
+    check_nmi_counts(view, cpus, serial)
+}
+
+/// `inject-nmi`: each CPU received the injected NMI exactly when the
+/// kernel's `extnmi=` setting names it (the boot CPU for `bsp`, every CPU
+/// for `all`, none for `none`).
+fn check_inject_nmi(_view: &RecordView<'_>, cpus: u32, serial: &str) -> Result<(), String> {
+    const LINE: &str = "crashkit-test: inject-nmi: extnmi=";
+    let line = serial
+        .lines()
+        .find(|line| line.starts_with(LINE))
+        .ok_or_else(|| format!("serial has no line starting {LINE:?}"))?;
+    let setting = line
+        .strip_prefix(LINE)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or("");
+    let received = serial_numbers(serial, "crashkit-test: inject-nmi: extnmi=", "received")?;
+    let expected: Vec<u64> = (0..cpus)
+        .map(|cpu| match setting {
+            "bsp" => u64::from(cpu == 0),
+            "all" => 1,
+            _ => 0,
+        })
+        .collect();
+    expect(matches!(setting, "bsp" | "all" | "none"), || {
+        format!("the kernel says extnmi={setting:?}")
+    })?;
+    expect(received == expected, || {
+        format!(
+            "with extnmi={setting} the CPUs received {received:?} injected NMIs, expected {expected:?}"
+        )
+    })
 }

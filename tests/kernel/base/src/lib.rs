@@ -9,7 +9,7 @@
 //! | step | who | module |
 //! |------|-----|--------|
 //! | PVH entry, long mode, identity map of 4 GiB (top GiB uncacheable) | boot stub | [`boot`] |
-//! | serial console (COM1), start info (command line, RSDP), PIC masked, TSC calibrated on the PIT, CPUs from the ACPI MADT, local APIC checked (xAPIC at [`APIC_BASE`]) | [`entry!`]'s function, before the kernel's | [`serial`], [`pvh`], [`time`], [`madt`] |
+//! | serial console (COM1), start info (command line, RSDP), PICs remapped to 0x20-0x2F and masked ([`pic`]), TSC calibrated on the PIT, CPUs from the ACPI MADT, local APIC checked (xAPIC at [`APIC_BASE`]) | [`entry!`]'s function, before the kernel's | [`serial`], [`pvh`], [`time`], [`madt`] |
 //! | the kernel's `main(&Boot)`: its own set-up, the IDT ([`idt::build`]) | kernel | |
 //! | [`start_cpus`]: on every CPU, the boot CPU first: GDT/TSS with IST stacks, IDT loaded, the kernel's `online` hook; APs started one by one (INIT-SIPI-SIPI); then the kernel's per-CPU mains | kernel calls, base runs | [`cpu`], [`smp`], [`machine`] |
 //!
@@ -24,6 +24,7 @@ pub mod idt;
 pub mod machine;
 pub mod madt;
 pub mod percpu;
+pub mod pic;
 pub mod pvh;
 pub mod serial;
 pub mod smp;
@@ -33,7 +34,6 @@ use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use x86_64::instructions::port::Port;
 use x86_64::registers::model_specific::Msr;
 
 use crate::exit::{ExitCode, exit};
@@ -139,7 +139,7 @@ pub unsafe fn boot_bsp(start_info: u64) -> &'static Boot {
         info.version,
         info.cmdline()
     );
-    mask_pic();
+    pic::remap_and_mask();
     let tsc_hz = time::calibrate();
     println!("kernel-base: TSC {} MHz", tsc_hz / 1_000_000);
     // SAFETY: the RSDP comes from the start info; identity mapped.
@@ -263,19 +263,6 @@ unsafe fn setup_this_cpu(cpu: usize, online: fn(u32) -> Result<(), Failure>) {
     // `cpu < MAX_CPUS`, checked by `init_current`.
     if let Err(failure) = online(cpu as u32) {
         fail(format_args!("cpu {cpu}: coming online: {failure}"));
-    }
-}
-
-/// Mask both 8259 PICs: no legacy interrupt reaches the CPUs (the BIOS
-/// left IRQ 0 mapped onto vector 8, the double-fault vector).
-fn mask_pic() {
-    let mut master: Port<u8> = Port::new(0x21);
-    let mut slave: Port<u8> = Port::new(0xA1);
-    // SAFETY: the PICs' data ports (interrupt mask registers); nothing else
-    // in this kernel uses them.
-    unsafe {
-        master.write(0xFF);
-        slave.write(0xFF);
     }
 }
 

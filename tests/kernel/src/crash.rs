@@ -197,31 +197,71 @@ pub static SERIAL_REPORT: Notifier =
         BodyResult::Complete
     });
 
-/// Prints every CPU's NMI entries and unclaimed NMIs, and the PICs' timer
+/// One serial line built in a fixed buffer and printed at once (one
+/// console-lock wait, however many fields; cut at [`Line::CAPACITY`]).
+struct Line {
+    bytes: [u8; Line::CAPACITY],
+    len: usize,
+}
+
+impl Line {
+    const CAPACITY: usize = 256;
+
+    const fn new() -> Self {
+        Self {
+            bytes: [0; Line::CAPACITY],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        let bytes = self.bytes.get(..self.len).unwrap_or(&[]);
+        core::str::from_utf8(bytes).unwrap_or("(not UTF-8)")
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        let end = self.len + text.len();
+        let target = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        target.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// Prints every CPU's NMI entries and unclaimed NMIs, and the PICs'
 /// interrupts, on serial, for the runner to check against the record: an
 /// informational notifier (after the shootdown, so the counts are final
 /// for the stopped CPUs). One line:
 /// `crashkit-test: nmi-counts entries=E0,E1,.. unknown=U0,U1,.. pic-irqs=T,O`.
 pub static NMI_COUNTS: Notifier =
     Notifier::new("nmi-counts", NotifierList::Informational, 1, |_| {
+        use core::fmt::Write;
         let cpus = kernel_base::machine::expected().min(MAX_CPUS);
-        kernel_base::print!("crashkit-test: nmi-counts entries=");
+        let mut line = Line::new();
+        let mut written = write!(line, "crashkit-test: nmi-counts entries=");
         for cpu in 0..cpus {
             // Relaxed: statistics, final once every CPU stopped.
             let entries = NMI_ENTRIES
                 .get(cpu)
                 .map_or(0, |count| count.load(Ordering::Relaxed));
-            kernel_base::print!("{}{entries}", if cpu == 0 { "" } else { "," });
+            written = written.and(write!(line, "{}{entries}", if cpu == 0 { "" } else { "," }));
         }
-        kernel_base::print!(" unknown=");
+        written = written.and(write!(line, " unknown="));
         for cpu in 0..cpus {
             let unknown = K::state()
                 .chain()
                 .cpu_stats(CpuIndex(cpu as u32))
                 .map_or(0, |stats| stats.unknown);
-            kernel_base::print!("{}{unknown}", if cpu == 0 { "" } else { "," });
+            written = written.and(write!(line, "{}{unknown}", if cpu == 0 { "" } else { "," }));
         }
         let (timer, other) = crate::scenario::pic_irqs();
-        println!(" pic-irqs={timer},{other}");
-        BodyResult::Complete
+        written = written.and(write!(line, " pic-irqs={timer},{other}"));
+        println!("{}", line.as_str());
+        if written.is_ok() {
+            BodyResult::Complete
+        } else {
+            BodyResult::Degraded
+        }
     });

@@ -7,7 +7,7 @@
 //! | NMI 2 | this kernel's `nmi_entry_stub!`, IST 0 | [`crate::crash::on_nmi`]: count the NMI, then crashkit's NMI entry (NMI context, handler chain; the shootdown's stop handler in its emergency slot at panic time) |
 //! | #DE 0, #UD 6, #NP 11, #SS 12, #GP 13, #PF 14 | current stack | panic through `panic_in_exception` (a kernel bug) |
 //! | 0x20-0x2F | `nmi_entry_stub!`, current stack | the 8259 PICs' IRQs 0-15 (kernel-base remaps them there): [`crate::scenario::on_pic_irq`] counts them and ends them (EOI); the `pic-timer` scenario unmasks IRQ 0 |
-//! | 0x40-0x43 | `nmi_entry_stub!`, current stack | the `deep-nesting` scenario's nesting levels 2-5 (raised with `int`) |
+//! | #UD 6 in `deep-nesting` | (the #UD entry above) | that scenario's nesting levels 2-5 on cpu 1 (raised with `ud2`, each inside the last; see `scenario`) |
 //!
 //! Every other vector is absent: no other maskable interrupt source is
 //! enabled (the PICs masked unless a scenario unmasks a line, the local
@@ -27,11 +27,6 @@ crashkit::nmi_entry_stub_with_error_code!(fn segment_not_present_stub => on_segm
 crashkit::nmi_entry_stub_with_error_code!(fn stack_segment_stub => on_stack_segment);
 crashkit::nmi_entry_stub_with_error_code!(fn general_protection_stub => on_general_protection);
 crashkit::nmi_entry_stub_with_error_code!(fn page_fault_stub => on_page_fault);
-
-crashkit::nmi_entry_stub!(fn nest_stub_0 => on_nest_0);
-crashkit::nmi_entry_stub!(fn nest_stub_1 => on_nest_1);
-crashkit::nmi_entry_stub!(fn nest_stub_2 => on_nest_2);
-crashkit::nmi_entry_stub!(fn nest_stub_3 => on_nest_3);
 
 /// The PICs' 16 IRQ stubs (vectors 0x20-0x2F), each calling
 /// `scenario::on_pic_irq` with its IRQ number.
@@ -67,28 +62,8 @@ pic_stubs! {
     15 => pic_stub_15, on_pic_15;
 }
 
-/// First of the software-interrupt vectors the `deep-nesting` scenario
-/// raises with `int` (one per nesting level above the NMI).
-pub const NEST_VECTOR: u8 = 0x40;
-
 extern "C" fn on_nmi(frame: &mut RegisterFrame) {
     crash::on_nmi(frame);
-}
-
-extern "C" fn on_nest_0(_frame: &mut RegisterFrame) {
-    crate::scenario::nest_level(2);
-}
-
-extern "C" fn on_nest_1(_frame: &mut RegisterFrame) {
-    crate::scenario::nest_level(3);
-}
-
-extern "C" fn on_nest_2(_frame: &mut RegisterFrame) {
-    crate::scenario::nest_level(4);
-}
-
-extern "C" fn on_nest_3(_frame: &mut RegisterFrame) {
-    crate::scenario::nest_level(5);
 }
 
 extern "C" fn on_divide_error(frame: &mut RegisterFrame) {
@@ -96,7 +71,11 @@ extern "C" fn on_divide_error(frame: &mut RegisterFrame) {
 }
 
 extern "C" fn on_invalid_opcode(frame: &mut RegisterFrame) {
-    crash::fatal_exception("invalid opcode", frame, None);
+    // The `deep-nesting` scenario's levels 2-5 are `ud2`s; any other #UD
+    // is a kernel bug.
+    if !crate::scenario::nest_on_invalid_opcode() {
+        crash::fatal_exception("invalid opcode", frame, None);
+    }
 }
 
 extern "C" fn on_segment_not_present(frame: &mut RegisterFrame) {
@@ -126,8 +105,7 @@ pub fn fill(idt: &mut InterruptDescriptorTable) -> Result<(), InstallError> {
     // SAFETY: (all installs) each stub comes from the macro matching its
     // vector's error-code behaviour (no code: NMI, #DE, #UD; a code: #NP,
     // #SS, #GP, #PF; none for the PICs' vectors 0x20-0x2F, external
-    // interrupts, and for the software vectors 0x40-0x43, only ever raised
-    // by `int`); the NMI's IST slot holds a per-CPU stack reserved
+    // interrupts); the NMI's IST slot holds a per-CPU stack reserved
     // for it (replacing crashkit's own NMI stub there, on the same stack);
     // the table is not loaded yet.
     unsafe {
@@ -144,13 +122,6 @@ pub fn fill(idt: &mut InterruptDescriptorTable) -> Result<(), InstallError> {
         entry::install(&mut idt.page_fault, page_fault_stub, None)?;
         for (irq, stub) in PIC_STUBS.into_iter().enumerate() {
             let vector = kernel_base::pic::MASTER_VECTOR + irq as u8;
-            entry::install(&mut idt[vector], stub, None)?;
-        }
-        for (offset, stub) in [nest_stub_0, nest_stub_1, nest_stub_2, nest_stub_3]
-            .into_iter()
-            .enumerate()
-        {
-            let vector = NEST_VECTOR + offset as u8;
             entry::install(&mut idt[vector], stub, None)?;
         }
     }

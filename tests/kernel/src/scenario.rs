@@ -21,7 +21,7 @@
 //! | `notifier-lock` | 2+ | cpu 1 holds the `console` notifier lock and idles; the BSP panics | `console-flush` `SkippedLockBusy`, cpu 1 stopped by NMI |
 //! | `inject-nmi` | 1+ | external NMIs as `extnmi=` routes them: every CPU online, the BSP prints `crashkit-test: ready for inject-nmi` (the runner sends QMP `inject-nmi`, which QEMU delivers to every CPU's LINT1), waits (up to 5 s; 1 s with `extnmi=none`) until each CPU the setting names counted one NMI, 200 ms more, and prints `crashkit-test: inject-nmi: extnmi=NAME received=N0,N1,..`; then it panics (`inject-nmi: cpu 0 panics on purpose`) and a pre-dump notifier asks again and waits until the owner counts one more (an NMI reaches the panic owner in its panic path) | serial: each CPU received 1 if the setting names it, else 0; `await-inject-nmi` `Completed` if the owner's LINT1 takes NMIs (`Degraded` with `extnmi=none`); the NMI on stopped CPUs stays latched |
 //! | `pic-timer` | 2+ | the PICs' timer runs through the boot CPU's LINT0 as firmware left it (virtual wire): the BSP starts the PIT at 1 kHz, unmasks IRQ 0, enables interrupts, waits for 100 timer interrupts (bounded), then panics (`pic-timer: cpu 0 panics with the PIC's timer running`) | the usual panic record; serial (`nmi-counts`): 100+ timer interrupts, the owner took no NMI, every other CPU exactly one (the shootdown's), no unclaimed NMI anywhere |
-//! | `deep-nesting` | 2+ | cpu 0 holds a lock; cpu 1 waits for it in 6 nested contexts (task, NMI to itself, `int 0x40..0x43` raised from the lock's `relax`); once cpu 1's queue counted a fallback, cpu 0 panics: `deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels` | `qspinlock_fallbacks` >= 1; cpu 1 `Stopped` by `poll` at depth 1 |
+//! | `deep-nesting` | 2+ | cpu 0 holds a lock; cpu 1 waits for it in 6 nested contexts (task, NMI to itself, then four invalid-opcode exceptions, each `ud2` raised from the lock's `relax` in the level below); once cpu 1's queue counted a fallback, cpu 0 panics: `deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels` | `qspinlock_fallbacks` >= 1; cpu 1 `Stopped` by `poll` at depth 1 |
 //! | `nmi-roundtrip` | 2+ | no panic: a benchmark ([`crate::bench`]); the BSP times NMI round trips to cpu 1 (`send_nmi`) and to all others (`send_nmi_all_but_self`), the APs idle and acknowledge in an NMI handler; two `crashkit-bench:` lines, then exit "ran" | no panic (phase `Idle`); serial has the two `crashkit-bench: nmi-roundtrip` lines |
 //!
 //! Messages are fixed strings so the runner can compare them. The record
@@ -660,7 +660,7 @@ fn pic_timer_bsp() -> ! {
 // --- deep-nesting -------------------------------------------------------
 
 /// Contexts on cpu 1 waiting for [`NEST_LOCK`] at once: 0 task, 1 NMI,
-/// 2-5 software interrupts `int 0x40..0x43`. Level 0 is the lock's pending
+/// 2-5 invalid-opcode exceptions (`ud2`, one inside the other). Level 0 is the lock's pending
 /// waiter, levels 1-4 take the CPU's four queue nodes, level 5 finds none
 /// and falls back to test-and-set (counted).
 const NEST_LEVELS: usize = 6;
@@ -712,23 +712,43 @@ impl QueueDomain for Nesting {
 }
 
 /// Enter nesting level `level` on cpu 1 (level 1 is asynchronous: an NMI
-/// to itself; the others are `int`).
+/// to itself; the others are invalid-opcode faults).
+///
+/// The levels above the NMI are `ud2` (#UD, a fault the CPU raises) rather
+/// than software interrupts: under a paravirtual KVM (kvm-pvm, which runs
+/// the guest kernel in hardware ring 3) `int 0x40` and `int3` both trap
+/// into the host, whose instruction emulator cannot perform them in 64-bit
+/// mode ("KVM internal error. Suberror: 1 ... emulation failure", RIP at
+/// the `cd 40` or `cc`), while a #UD is reflected into the guest. The lock
+/// counts nesting per CPU, not per vector, so one vector nested four times
+/// is as deep as four vectors.
 fn raise(level: usize) {
     match level {
         1 => send_nmi(1),
-        // SAFETY: (these four) vectors 0x40-0x43 have present ring-0 gates
-        // to entry stubs for vectors without error code (`idt::build`);
-        // their handlers wait on the lock until the shootdown stops this
-        // CPU, never returning into this code.
-        2 => unsafe { core::arch::asm!("int 0x40") },
-        // SAFETY: as above.
-        3 => unsafe { core::arch::asm!("int 0x41") },
-        // SAFETY: as above.
-        4 => unsafe { core::arch::asm!("int 0x42") },
-        // SAFETY: as above.
-        5 => unsafe { core::arch::asm!("int 0x43") },
+        // SAFETY: #UD has a present ring-0 gate to an entry stub for a
+        // vector without error code (`idt::fill`), on the current stack;
+        // with NEST_RAISED at 2-5 on cpu 1 its handler enters that level
+        // and waits on the lock until the shootdown stops this CPU, never
+        // returning into this code.
+        2..=5 => unsafe { core::arch::asm!("ud2") },
         _ => {}
     }
+}
+
+/// From the #UD handler: if this is a nesting level cpu 1 raised (see
+/// [`raise`]), enter it (never returns while the lock is held) and say so.
+pub fn nest_on_invalid_opcode() -> bool {
+    // Relaxed: cpu 1 raised this itself after storing NEST_RAISED.
+    let level = NEST_RAISED.load(Ordering::Relaxed);
+    let depth = NEST_DEPTH.load(Ordering::Relaxed);
+    if <K as QueueDomain>::current_cpu() == CpuIndex(1)
+        && (2..NEST_LEVELS).contains(&level)
+        && depth + 1 == level
+    {
+        nest_level(level);
+        return true;
+    }
+    false
 }
 
 /// Nesting level `level` on cpu 1: wait for [`NEST_LOCK`] (from the

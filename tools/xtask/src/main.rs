@@ -42,6 +42,8 @@
 //!   contenders can be named (`zlib`, `lzo`, `makedumpfile-l`...; see
 //!   `tests/qemu-runner/src/kdump_bench.rs`). QEMU and makedumpfile are
 //!   installed with apt if missing.
+//! - `test-kvm`: both QEMU kernels' scenarios with `-accel kvm` ([`test_kvm`]);
+//!   not part of `test` (KVM boots are slow on a paravirtual KVM).
 //! - `fresh-check`: `demo` and `test` as a fresh machine runs them, in a
 //!   throwaway Debian root without the packages the tasks install, from a
 //!   new clone, with an empty cache ([`fresh_check`]); not part of `test`.
@@ -49,6 +51,7 @@
 mod fresh_check;
 mod prerequisites;
 mod run;
+mod test_kvm;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Some("bench-kdump") => bench_kdump(&rest),
         Some("bench-cli") => bench_cli(&rest),
         Some("fresh-check") => fresh_check::run(&rest),
+        Some("test-kvm") => test_kvm::run(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
             print_help();
             return ExitCode::SUCCESS;
@@ -117,6 +121,7 @@ fn print_help() {
          fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
          bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
          bench-cli [ROUNDS]  the crashkit CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine (default 10 rounds)\n  \
+         test-kvm  both QEMU kernels' scenarios under KVM (-accel kvm; needs /dev/kvm; not part of `test`)\n  \
          fresh-check  the README's two commands on a fresh machine: a new clone in a throwaway Debian root (mmdebstrap) without the packages the tasks install, an empty cache (root only; not part of `test`)\n  \
          help   this text"
     );
@@ -271,7 +276,7 @@ fn qemu_scenarios() -> Result<(), String> {
 
 /// Build the QEMU test kernels (their own workspace, bare-metal, release):
 /// the full test kernel and the minimal one.
-fn build_test_kernel() -> Result<(), String> {
+pub(crate) fn build_test_kernel() -> Result<(), String> {
     let manifest = run::workspace_root()?
         .join("tests")
         .join("kernel")
@@ -339,7 +344,7 @@ fn fuzz_target_check() -> Result<(), String> {
 
 /// Where generated data lives, outside the repository: `$CRASHKIT_CACHE`,
 /// else `$XDG_CACHE_HOME/crashkit`, else `$HOME/.cache/crashkit`.
-fn cache_dir() -> Result<std::path::PathBuf, String> {
+pub(crate) fn cache_dir() -> Result<std::path::PathBuf, String> {
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     let dir = if let Some(dir) = env("CRASHKIT_CACHE") {
         std::path::PathBuf::from(dir)

@@ -17,8 +17,11 @@ const COM1: u16 = 0x3F8;
 /// Turns of the wait for the transmit holding register to be empty before a
 /// byte is written anyway (QEMU's UART is always ready).
 const TRANSMIT_WAIT: u32 = 100_000;
-/// Turns of the wait for the console lock before printing without it.
-const LOCK_WAIT: u32 = 1_000_000;
+/// How long a CPU waits for the console lock before printing without it,
+/// in microseconds (a time, not a number of turns: under a paravirtual KVM
+/// a turn of the spin costs a VM exit, and a million turns took seconds
+/// per line while a stopped CPU held the lock).
+const LOCK_WAIT_US: u64 = 20_000;
 
 /// Whether some CPU is printing.
 static BUSY: AtomicBool = AtomicBool::new(false);
@@ -77,7 +80,8 @@ impl Write for Serial {
 /// Print `arguments` under the console lock (bounded, see the module docs).
 pub fn print(arguments: fmt::Arguments<'_>) {
     let mut locked = false;
-    for _ in 0..LOCK_WAIT {
+    let deadline = crate::time::tsc_after_us(LOCK_WAIT_US);
+    while !crate::time::tsc_passed(deadline) {
         // Acquire: pairs with the Release store below, so this CPU's output
         // starts after the previous holder's bytes went out.
         if BUSY

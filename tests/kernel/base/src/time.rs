@@ -86,3 +86,21 @@ pub fn delay_us(micros: u64) {
         core::hint::spin_loop();
     }
 }
+
+/// The TSC value `micros` microseconds from now (the calibrated rate, or
+/// [`FALLBACK_TSC_HZ`] before calibration), for a wait bounded in time
+/// rather than in turns: a turn of a spin loop costs a VM exit under some
+/// hypervisors (PAUSE exits), which stretches a turn count without bound.
+pub fn tsc_after_us(micros: u64) -> u64 {
+    // Relaxed: see `calibrate`.
+    let hz = match TSC_HZ.load(Ordering::Relaxed) {
+        0 => FALLBACK_TSC_HZ,
+        hz => hz,
+    };
+    rdtsc().wrapping_add(micros.saturating_mul(hz) / 1_000_000)
+}
+
+/// Whether the TSC has passed `deadline` (from [`tsc_after_us`]).
+pub fn tsc_passed(deadline: u64) -> bool {
+    rdtsc() >= deadline
+}

@@ -250,6 +250,95 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
     ))
 }
 
+/// `record`, `cpus` and `rd -p` with `--ram` on QEMU's RAM file (the
+/// guest's file-backed memory, `ram_path`, whose bytes are `crash.ram`):
+/// one record, found by scanning at the address the RAM's own scan found,
+/// with the owner and every CPU's state of that record; sampled pages equal
+/// to RAM; a page past the end a hole; a dump given with `--ram` refused.
+pub fn ram(
+    crashkit: &Path,
+    ram_path: &Path,
+    dump: &Path,
+    crash: &Crash<'_>,
+) -> Result<String, String> {
+    let arg = ram_path
+        .to_str()
+        .ok_or("the RAM file's path is not UTF-8")?;
+    let fail = |what: String| format!("crashkit --ram {arg}: {what}");
+    let record = crash
+        .record
+        .as_ref()
+        .ok_or_else(|| fail("no record in RAM to compare with".into()))?;
+    expect(crashkit, &["record", "--ram", arg], 0)?;
+    let found = json(crashkit, &["--json", "record", "--ram", arg], 0)?;
+    let records = found["record"]["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match records.as_slice() {
+        [one]
+            if one["found_by"] == "scan"
+                && one["address"] == record.address
+                && one["panic"]["owner_cpu"] == record.owner => {}
+        other => {
+            return Err(fail(format!(
+                "record: {other:?}; expected one, by scan at {:#x}, owner {}",
+                record.address, record.owner
+            )));
+        }
+    }
+    let cpus = json(crashkit, &["--json", "cpus", "--ram", arg], 0)?;
+    let lines = cpus["cpus"].as_array().cloned().unwrap_or_default();
+    for (index, want) in record.states.iter().enumerate() {
+        let line = lines
+            .iter()
+            .find(|line| line["index"].as_u64() == Some(index as u64))
+            .ok_or_else(|| fail(format!("cpus: no line for CPU {index}")))?;
+        if line["state"].as_str() != Some(want.as_str())
+            || line["panicking"] != (index as u32 == record.owner)
+        {
+            return Err(fail(format!(
+                "cpus: CPU {index} is {} (panicking {}), the record says {want}",
+                line["state"], line["panicking"]
+            )));
+        }
+    }
+    let (compared, absent) = sample_pages_with(crashkit, &["--ram"], arg, crash.ram)?;
+    if absent != 0 {
+        return Err(fail(format!(
+            "rd -p: {absent} sampled pages not in the image"
+        )));
+    }
+    let past = format!("{:#x}", crash.ram.len());
+    let beyond = json(
+        crashkit,
+        &["--json", "rd", "--ram", arg, "-p", &past, "16"],
+        0,
+    )?;
+    if beyond["rd"][0]["state"] != "hole" {
+        return Err(fail(format!(
+            "rd -p {past} (past the end): {}",
+            beyond["rd"]
+        )));
+    }
+    let dump_arg = dump.to_str().ok_or("the dump's path is not UTF-8")?;
+    let refused = run(crashkit, &["record", "--ram", dump_arg])?;
+    if refused.status.code() != Some(3)
+        || !String::from_utf8_lossy(&refused.stderr).contains("not a raw RAM image")
+    {
+        return Err(format!(
+            "crashkit record --ram {dump_arg} (a dump): exit {:?}, {}",
+            refused.status.code(),
+            String::from_utf8_lossy(&refused.stderr)
+        ));
+    }
+    Ok(format!(
+        "--ram on QEMU's RAM file: record by scan at {:#x}, cpus with {} states, rd -p ({compared} pages equal), a dump refused",
+        record.address,
+        record.states.len()
+    ))
+}
+
 /// The bytes of an `rd --json` run, from its `hex`.
 fn hex_bytes(run: &Value) -> Vec<u8> {
     let hex = run["hex"].as_str().unwrap_or("");
@@ -261,6 +350,16 @@ fn hex_bytes(run: &Value) -> Vec<u8> {
 /// `rd -p` of 32 pages spread over guest RAM (and the record's page): a
 /// page the dump has reads as RAM has it. The pages equal and absent.
 fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), String> {
+    sample_pages_with(crashkit, &[], arg, ram)
+}
+
+/// [`sample_pages`] with `flags` before the dump's name (`--ram`).
+fn sample_pages_with(
+    crashkit: &Path,
+    flags: &[&str],
+    arg: &str,
+    ram: &[u8],
+) -> Result<(u32, u32), String> {
     let pages = ram.len() as u64 / PAGE_SIZE;
     let (mut compared, mut absent) = (0u32, 0u32);
     for index in 0..32u64 {
@@ -269,11 +368,11 @@ fn sample_pages(crashkit: &Path, arg: &str, ram: &[u8]) -> Result<(u32, u32), St
         let Some(expected) = ram.get(phys as usize..(phys + PAGE_SIZE) as usize) else {
             continue;
         };
-        let value = json(
-            crashkit,
-            &["--json", "rd", arg, "-p", &format!("{phys:#x}"), "4096"],
-            0,
-        )?;
+        let phys_text = format!("{phys:#x}");
+        let mut args = vec!["--json", "rd"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[arg, "-p", &phys_text, "4096"]);
+        let value = json(crashkit, &args, 0)?;
         let runs = value["rd"].as_array().cloned().unwrap_or_default();
         match runs.as_slice() {
             [run] if run["hex"].is_string() => {

@@ -278,6 +278,8 @@ fn one_case(
         };
         cli_lines.push(cli_check::check(&crashkit, &dump, &crash)?);
     }
+    // The RAM file itself, as a user with QEMU's file-backed memory has it.
+    cli_lines.push(cli_check::ram(&crashkit, &outcome.ram, &qemu_elf, &crash)?);
     // Checked: the RAM file (128 MiB) is not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
     Ok(format!(

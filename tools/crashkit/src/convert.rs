@@ -70,6 +70,9 @@ impl PhysMemory for Source<'_, '_> {
                 .dump
                 .part_for(phys / PAGE_SIZE)
                 .is_some_and(|p| p.read_page(phys / PAGE_SIZE, &mut self.page[..]).is_ok()),
+            Dump::Ram(_) => crate::rd::read_exact(self.dump, phys, PAGE_SIZE as usize)
+                .map(|bytes| self.page.copy_from_slice(&bytes))
+                .is_ok(),
         };
         read.then_some(&*self.page)
     }
@@ -132,6 +135,13 @@ fn facts(dump: &Dump<'_>) -> Facts {
                 parts[0].crashkit(),
                 parts[0].memory_runs(),
                 u64::try_from(parts[0].header().timestamp.0).unwrap_or(0),
+            ),
+            Dump::Ram(bytes) => (
+                &[],
+                None,
+                None,
+                vec![PhysRange::new(0, bytes.len() as u64)],
+                0,
             ),
         };
     let identity = crashkit.as_ref().map(|c| c.identity);

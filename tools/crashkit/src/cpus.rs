@@ -63,6 +63,8 @@ pub fn cpus_of<'d>(dump: &'d Dump<'_>) -> (&'d [Cpu], Option<u32>) {
                 .and_then(|c| c.identity.panic_cpu)
                 .or_else(record_owner),
         ),
+        // No CPU notes: the CPUs are the record's (found by scanning).
+        Dump::Ram(_) => (&[], None),
     }
 }
 

@@ -276,6 +276,30 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 vmcoreinfo: entries(vmcoreinfo),
             }
         }
+        // A raw image of RAM: memory from 0 to its end, nothing else known.
+        Dump::Ram(bytes) => Info {
+            schema: SCHEMA,
+            files: names,
+            format: "raw-ram",
+            producer: "unknown",
+            machine: "unknown".into(),
+            completeness: crashkit_dump_format::reader::Completeness::Unknown.to_string(),
+            damage: Vec::new(),
+            osrelease: None,
+            crash_time: None,
+            cpus: 0,
+            panic_cpu: None,
+            crash_record_bytes: None,
+            linux: false,
+            panic_message: None,
+            panic_phase: None,
+            memory: ranges([PhysRange::new(0, bytes.len() as u64)]),
+            pages: pages(PageCounts {
+                present: (bytes.len() as u64).div_ceil(PAGE_SIZE),
+                ..PageCounts::default()
+            }),
+            vmcoreinfo: Vec::new(),
+        },
     }
 }
 

@@ -59,6 +59,12 @@ enum Command {
         /// record to show CPU states (reads every page).
         #[arg(long)]
         scan: bool,
+        /// DUMP is a raw image of RAM (QEMU's file-backed guest memory, a
+        /// `pmemsave`): byte N is physical address N. It has no CPU notes:
+        /// the CPUs are the crash record's, found by scanning (implies
+        /// --scan).
+        #[arg(long)]
+        ram: bool,
         /// The kernel's ELF: name the function each RIP is in.
         #[arg(long)]
         kernel: Option<std::path::PathBuf>,
@@ -84,6 +90,11 @@ enum Command {
         /// Scan memory even when the dump has a record note.
         #[arg(long)]
         scan: bool,
+        /// DUMP is a raw image of RAM (QEMU's file-backed guest memory, a
+        /// `pmemsave`): byte N is physical address N; the record is found
+        /// by scanning it.
+        #[arg(long)]
+        ram: bool,
     },
     /// Memory as hex and ASCII: virtual addresses through the dump's page
     /// tables, or physical ones with -p; memory the dump does not have
@@ -106,6 +117,11 @@ enum Command {
         /// error, at the first byte the dump does not have).
         #[arg(long)]
         raw: bool,
+        /// DUMP is a raw image of RAM (QEMU's file-backed guest memory, a
+        /// `pmemsave`): byte N is physical address N (with -p only: an
+        /// image has no page tables to name).
+        #[arg(long, requires = "physical")]
+        ram: bool,
     },
     /// A virtual address's walk through the dump's page tables, entry by
     /// entry, to its physical address; exit code 1 when it is not mapped.
@@ -207,11 +223,16 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             };
             print(&text)?;
         }
-        Command::Cpus { dump, scan, kernel } => {
+        Command::Cpus {
+            dump,
+            scan,
+            ram,
+            kernel,
+        } => {
             let files = open::Files::map(dump)?;
-            let opened = open_and_warn(&files)?;
+            let opened = open_dump(&files, *ram)?;
             let record = with_progress(cli.json, |progress| {
-                record::for_states(&opened, *scan, progress)
+                record::for_states(&opened, *scan || *ram, progress)
             });
             let mut lines = cpus::lines(&opened, record.as_ref());
             if let Some(path) = kernel {
@@ -260,6 +281,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             addr,
             len,
             raw,
+            ram,
         } => {
             let addr = rd::number(addr).map_err(rd::BadRange)?;
             let len = match len {
@@ -267,7 +289,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 None => 64,
             };
             let files = open::Files::map(dump)?;
-            let opened = open_and_warn(&files)?;
+            let opened = open_dump(&files, *ram)?;
             let mut runs = if *physical {
                 rd::runs(&opened, addr, len)?
             } else {
@@ -363,9 +385,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Record { dump, scan } => {
+        Command::Record { dump, scan, ram } => {
             let files = open::Files::map(dump)?;
-            let opened = open_and_warn(&files)?;
+            let opened = open_dump(&files, *ram)?;
             let found = with_progress(cli.json, |progress| record::find(&opened, *scan, progress));
             answer(
                 cli.json,
@@ -538,6 +560,16 @@ fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Dump<'_>> {
     let (completeness, damage) = opened.health();
     warn(files, &completeness.to_string(), &damage);
     Ok(opened)
+}
+
+/// Open `files` as a raw RAM image (`--ram`) or as a dump (warning when
+/// it is incomplete or damaged).
+fn open_dump(files: &open::Files, ram: bool) -> anyhow::Result<open::Dump<'_>> {
+    if ram {
+        open::open_ram(files)
+    } else {
+        open_and_warn(files)
+    }
 }
 
 /// An incomplete or damaged dump still answers; say so on standard error.

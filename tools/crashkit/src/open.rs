@@ -4,7 +4,9 @@
 //! A dump is one file, or the parts of a split kdump-compressed dump
 //! (makedumpfile `--split`) named together as one argument joined by
 //! commas: `vmcore.1,vmcore.2,vmcore.3`. A name that exists as a file is
-//! taken whole, commas and all.
+//! taken whole, commas and all. With `--ram` (`record`, `cpus`, `rd -p`)
+//! the file is a raw image of RAM instead ([`open_ram`]): QEMU's
+//! file-backed guest memory, a `pmemsave`, byte N at physical address N.
 
 use std::fmt;
 use std::fs::File;
@@ -116,6 +118,9 @@ pub enum Dump<'a> {
     Elf(Box<ElfDump<'a>>),
     /// A kdump-compressed dump: one file, or the parts of a split one.
     Kdump(Vec<KdumpDump<'a>>),
+    /// A raw image of RAM: byte N is physical address N, from 0 to the
+    /// file's end; no headers, no notes, no CPU state.
+    Ram(&'a [u8]),
 }
 
 impl<'a> Dump<'a> {
@@ -133,6 +138,7 @@ impl<'a> Dump<'a> {
         match self {
             Dump::Elf(elf) => elf.vmcoreinfo(),
             Dump::Kdump(parts) => parts[0].vmcoreinfo(),
+            Dump::Ram(_) => None,
         }
     }
 
@@ -151,6 +157,8 @@ impl<'a> Dump<'a> {
                     .flat_map(|p| p.damage().iter().map(ToString::to_string))
                     .collect(),
             ),
+            // Nothing in a raw image says whether it is whole.
+            Dump::Ram(_) => (Completeness::Unknown, Vec::new()),
         }
     }
 
@@ -159,7 +167,7 @@ impl<'a> Dump<'a> {
     /// frame's state from the bitmaps every part has).
     pub fn part_for(&self, frame: u64) -> Option<&KdumpDump<'a>> {
         match self {
-            Dump::Elf(_) => None,
+            Dump::Elf(_) | Dump::Ram(_) => None,
             Dump::Kdump(parts) => parts
                 .iter()
                 .find(|p| (p.part().0..p.part().1).contains(&frame))
@@ -193,4 +201,27 @@ pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
             "the parts of a split dump must all be kdump-compressed files",
         )),
     }
+}
+
+/// Open the mapped `files` as a raw RAM image (`--ram`): one file, taken
+/// as physical memory from address 0. A file that is a dump is refused:
+/// read as RAM its headers would be taken for memory at address 0.
+pub fn open_ram(files: &Files) -> anyhow::Result<Dump<'_>> {
+    let [(path, map)] = files.parts.as_slice() else {
+        return Err(input_error(
+            &files.parts[0].0,
+            "--ram takes one file (a raw RAM image), not the parts of a split dump",
+        ));
+    };
+    if let Ok(kind) = detect(map) {
+        let what = match kind {
+            Kind::Elf => "an ELF file",
+            Kind::Kdump => "a kdump-compressed file",
+        };
+        return Err(input_error(
+            path,
+            format!("this is {what}, not a raw RAM image: drop --ram, at offset 0"),
+        ));
+    }
+    Ok(Dump::Ram(&map[..]))
 }

@@ -73,6 +73,11 @@ fn span(dump: &Dump<'_>, addr: u64) -> (PageState, u64) {
             }
             None => (PageState::Hole, PAGE_SIZE - addr % PAGE_SIZE),
         },
+        // Everything below the image's end; nothing past it.
+        Dump::Ram(bytes) => match (bytes.len() as u64).checked_sub(addr) {
+            Some(left) if left > 0 => (PageState::Present, left),
+            _ => (PageState::Hole, u64::MAX - addr),
+        },
     }
 }
 
@@ -84,6 +89,14 @@ fn read(dump: &Dump<'_>, addr: u64, buf: &mut [u8]) -> Result<(), PageState> {
             Some(part) => part.read_phys(addr, buf).map_err(|u| u.state),
             None => Err(PageState::Hole),
         },
+        Dump::Ram(bytes) => {
+            let source = usize::try_from(addr)
+                .ok()
+                .and_then(|start| bytes.get(start..start.checked_add(buf.len())?))
+                .ok_or(PageState::Hole)?;
+            buf.copy_from_slice(source);
+            Ok(())
+        }
     }
 }
 

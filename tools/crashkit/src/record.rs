@@ -221,6 +221,7 @@ pub fn from_note<'d>(dump: &'d Dump<'_>) -> Option<&'d [u8]> {
     match dump {
         Dump::Elf(elf) => elf.crashkit().and_then(|c| c.crash_record),
         Dump::Kdump(parts) => parts.iter().find_map(|p| p.crashkit()?.crash_record),
+        Dump::Ram(_) => None,
     }
 }
 
@@ -356,6 +357,15 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
                 }
             }
             progress(pages, total);
+        }
+        Dump::Ram(bytes) => {
+            let total = (bytes.len() as u64).div_ceil(PAGE_SIZE);
+            // A chunk at a time, for the progress bar.
+            for (index, chunk) in bytes.chunks(1 << 24).enumerate() {
+                magic_in(chunk, (index as u64) << 24, &mut hits);
+                pages += (chunk.len() as u64).div_ceil(PAGE_SIZE);
+                progress(pages, total);
+            }
         }
     }
     found.pages_scanned = Some(pages);

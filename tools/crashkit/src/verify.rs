@@ -107,6 +107,15 @@ pub fn verify(dump: &Dump<'_>, progress: &mut dyn FnMut(u64, u64)) -> Verdict {
                 });
             }
         }
+        // A raw image has no structure to check: every page is there as
+        // the file holds it (the CLI opens one only for `record`, `cpus`
+        // and `rd -p`).
+        Dump::Ram(bytes) => {
+            let pages = (bytes.len() as u64).div_ceil(PAGE_SIZE);
+            verdict.pages_checked = pages;
+            verdict.pages_ok = pages;
+            progress(pages, pages);
+        }
     }
     verdict.ok = verdict.problems.is_empty();
     verdict

@@ -707,3 +707,88 @@ fn bt_finds_the_kernel_by_build_id_under_the_debug_directory() {
         "{stderr}"
     );
 }
+
+/// A raw RAM image: 256 KiB of memory with the committed crash record (a
+/// QEMU run's, panic-ap on 2 CPUs) at physical 0x1_3008 and a marker page
+/// at 0x2_0000.
+fn ram_image() -> (Vec<u8>, Vec<u8>) {
+    let record = std::fs::read(corpus("test-kernel-panic-ap.crash-record")).unwrap();
+    let mut ram = vec![0u8; 256 << 10];
+    ram[0x1_3008..0x1_3008 + record.len()].copy_from_slice(&record);
+    for (index, byte) in ram[0x2_0000..0x2_1000].iter_mut().enumerate() {
+        *byte = (index % 251) as u8;
+    }
+    (ram, record)
+}
+
+#[test]
+fn ram_images_answer_record_cpus_and_rd() {
+    let (ram, _) = ram_image();
+    let path = file("guest.ram", &ram);
+    let path = path.to_str().unwrap();
+
+    let record = crashkit(&["--json", "record", "--ram", path]);
+    assert_eq!(record.status.code(), Some(0), "{record:?}");
+    let found = &json(&record)["record"]["records"];
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    assert_eq!(found[0]["found_by"], "scan");
+    assert_eq!(found[0]["address"], 0x1_3008);
+    assert_eq!(found[0]["panic"]["owner_cpu"], 1);
+    let text = crashkit(&["record", "--ram", path]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("0x13008"),
+        "{text:?}"
+    );
+
+    // cpus: the record's CPUs (no notes in an image), --scan implied.
+    let cpus = crashkit(&["--json", "cpus", "--ram", path]);
+    assert_eq!(cpus.status.code(), Some(0), "{cpus:?}");
+    let lines = json(&cpus)["cpus"].as_array().cloned().unwrap();
+    let panicking: Vec<_> = lines.iter().filter(|l| l["panicking"] == true).collect();
+    assert_eq!(panicking.len(), 1, "{lines:?}");
+    assert_eq!(panicking[0]["index"], 1);
+    assert!(lines.iter().any(|l| l["state"] == "Stopped"), "{lines:?}");
+
+    // rd -p: bytes as the image has them; past its end, a hole.
+    let rd = crashkit(&["--json", "rd", "--ram", path, "-p", "0x20000", "4096"]);
+    assert_eq!(rd.status.code(), Some(0), "{rd:?}");
+    let runs = json(&rd)["rd"].clone();
+    assert_eq!(runs[0]["state"], "present");
+    let hex: String = ram[0x2_0000..0x2_1000]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(runs[0]["hex"], hex);
+    let past = crashkit(&["--json", "rd", "--ram", path, "-p", "0x3fff8", "16"]);
+    let runs = json(&past)["rd"].clone();
+    assert_eq!(
+        (runs[0]["state"].as_str(), runs[0]["len"].as_u64()),
+        (Some("present"), Some(8))
+    );
+    assert_eq!(
+        (runs[1]["state"].as_str(), runs[1]["len"].as_u64()),
+        (Some("hole"), Some(8))
+    );
+}
+
+#[test]
+fn ram_misuse_gets_a_clear_error() {
+    // A dump named with --ram: refused, not read as memory.
+    let dump = file("a-dump.elf", &elf());
+    let refused = crashkit(&["record", "--ram", dump.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(3), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("an ELF file, not a raw RAM image: drop --ram"),
+        "{stderr}"
+    );
+    // An image has no page tables: rd --ram needs -p.
+    let (ram, _) = ram_image();
+    let path = file("guest2.ram", &ram);
+    let usage = crashkit(&["rd", "--ram", path.to_str().unwrap(), "0x1000"]);
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+    // No record in an image of zeros: exit 1, nothing found.
+    let zeros = file("zeros.ram", &vec![0u8; 64 << 10]);
+    let none = crashkit(&["record", "--ram", zeros.to_str().unwrap()]);
+    assert_eq!(none.status.code(), Some(1), "{none:?}");
+}

@@ -49,7 +49,9 @@ mod setup;
 mod state;
 
 pub use reset::reset;
-pub use state::{EntryStubs, Gate, IstSlots, KernelState, install_entries, report_panic};
+pub use state::{
+    CONSOLE_BUDGET_NS, EntryStubs, Gate, IstSlots, KernelState, install_entries, report_panic,
+};
 
 /// The NMI core: context tracker, handler chain, platform, entry stubs,
 /// and the queued spinlock ([`nmi::lock`]).
@@ -110,7 +112,9 @@ mod notifiers_doc {}
 /// What the macros name. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::state::{EntryStubs, IstSlots, KernelState, install_entries, report_panic};
+    pub use crate::state::{
+        CONSOLE_BUDGET_NS, EntryStubs, IstSlots, KernelState, install_entries, report_panic,
+    };
     pub use crashkit_nmi::arch::x86_64::entry::InstallError;
     pub use crashkit_nmi::arch::x86_64::{ExternalNmi, RegisterCpuError, X86Platform};
     pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};

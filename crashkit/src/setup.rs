@@ -27,7 +27,7 @@
 /// | `notifiers: EXPR` | panic notifiers: the registry's capacity and the record's notifier slots |
 /// | `apic: EXPR` | the `LocalApic`: a `const` holding `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument above it (clippy's `undocumented_unsafe_blocks` does not always see a comment inside a macro's arguments) |
 /// | `final_action: halt` or `final_action: reboot(PATH)` | what the panic path does at its end: park the CPU for good, or call `PATH`, an `fn() -> !` that resets the machine (or exits the emulator) |
-/// | `console: PATH` (optional) | the kernel's console, a `static NotifierLock<K, T>` with `T: core::fmt::Write`: an informational notifier named `console`, registered from the start, prints `crashkit: cpu N panicked: MESSAGE` on it if its lock is free (the record says `SkippedLockBusy` otherwise) |
+/// | `console: PATH` (optional) | the kernel's console, a `static NotifierLock<K, T>` with `T: core::fmt::Write`: an informational notifier named `console`, registered from the start, prints `crashkit: cpu N panicked: MESSAGE` on it if its lock is free (the record says `SkippedLockBusy` otherwise); its budget is `CONSOLE_BUDGET_NS` (250 ms: a serial console is slow) |
 /// | `external_nmi: EXPR` (optional) | an `ExternalNmi`: which CPUs take NMIs arriving on LINT1 (QEMU's `inject-nmi`, an NMI button, a board's watchdog): `ExternalNmi::BootCpu` (the default, as Linux's `apic_extnmi=bsp`), `All` or `None`. Evaluated on each CPU as it comes online, so it may read a boot option |
 /// | `nmi_handlers: EXPR` (optional) | the NMI handler chain's slots (default 8) |
 /// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
@@ -125,7 +125,8 @@ macro_rules! kernel {
                     ck::NotifierList::Informational,
                     0,
                     &ck::LockedBody::new(&$console, ck::report_panic),
-                );
+                )
+                .with_budget(ck::CONSOLE_BUDGET_NS);
             )?
             static STATE: ck::KernelState<CPUS, HANDLERS, NOTIFIERS> = ck::KernelState::new(
                 $apic,

@@ -9,17 +9,29 @@
 //!    the tasks install ([`PACKAGES`]) is there, which the task checks
 //!    before it starts, except binutils, which gcc depends on (its
 //!    `readelf` then comes with the toolchain, as on every Rust machine).
-//! 2. The host's rustup toolchains bound in read-write (`RUSTUP_HOME`), its
-//!    `cargo`/`rustup` proxies read-only; an empty `CARGO_HOME` (crates
-//!    come from crates.io again) and an empty cache directory.
-//! 3. A new clone of this repository's committed `HEAD` (what CI tests).
-//! 4. Inside the root, as root: `cargo xtask demo`, then `cargo xtask test`
+//! 2. The host's rustup home under an overlay at the same path inside the
+//!    root (`/root/.rustup`: toolchain links are absolute), so rustup in
+//!    the root reads the host's toolchains and whatever it writes (a
+//!    channel sync, a stray-file clean-up) lands in the overlay, never in
+//!    the host's home: a first version bound it read-write, and rustup in
+//!    the root, not finding a toolchain behind an absolute link, removed
+//!    the host's. The `cargo`/`rustup` proxies are copied; `CARGO_HOME` is
+//!    otherwise empty (crates come from crates.io again), and so is the
+//!    cache directory.
+//! 3. The host's extra CA certificates (`/usr/local/share/ca-certificates`,
+//!    which on this workplace's machines includes its egress proxy's) are
+//!    added to the root's store: without them nothing the root downloads
+//!    over TLS (crates, rustup's channel) gets through. A machine on an
+//!    open network has none, and the step adds nothing there.
+//! 4. A new clone of this repository's committed `HEAD` (what CI tests).
+//! 5. Inside the root, as root: `cargo xtask demo`, then `cargo xtask test`
 //!    (the README's two commands, in its order), each with the tasks'
 //!    own installs.
 //!
 //! The root lives in the cache directory (`fresh-check/root`, removed at
 //! the start and at the end); `/proc`, `/sys` and `/dev` are bind-mounted
-//! for QEMU and unmounted again whatever happens.
+//! (as slaves: nothing unmounted in the root propagates to the host) for
+//! QEMU, and everything is unmounted again whatever happens.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,9 +52,11 @@ const MMDEBSTRAP: Package = Package {
 /// where rustup works has.
 const BASE_PACKAGES: &str = "ca-certificates,gcc,libc6-dev";
 
-/// Where the host's rustup proxies and toolchains appear in the root.
-const ROOT_CARGO_BIN: &str = "opt/host-cargo-bin";
-const ROOT_RUSTUP_HOME: &str = "opt/host-rustup";
+/// Where the rustup proxies and the host's rustup home appear in the root
+/// (where rustup puts them on a machine: toolchain links are absolute).
+const ROOT_CARGO_BIN: &str = "root/.cargo/bin";
+/// See [`ROOT_CARGO_BIN`].
+const ROOT_RUSTUP_HOME: &str = "root/.rustup";
 /// The clone, inside the root.
 const ROOT_CLONE: &str = "work/crashkit";
 
@@ -99,7 +113,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     )
     .time_limit(20 * 60)
     .run()?;
-    let result = check_in(&root, &cargo_bin, &rustup_home);
+    let result = check_in(&root, &work, &cargo_bin, &rustup_home);
     let unmounted = unmount_all(&root);
     let removed = remove_root(&root);
     result?;
@@ -114,7 +128,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Everything inside the root: the package check, the clone, the mounts
 /// and the two commands.
-fn check_in(root: &Path, cargo_bin: &Path, rustup_home: &Path) -> Result<(), String> {
+fn check_in(root: &Path, work: &Path, cargo_bin: &Path, rustup_home: &Path) -> Result<(), String> {
     let present: Vec<&str> = PACKAGES
         .iter()
         .filter(|package| package.name != prerequisites::BINUTILS.name)
@@ -145,27 +159,45 @@ fn check_in(root: &Path, cargo_bin: &Path, rustup_home: &Path) -> Result<(), Str
     Step::new("a new clone of HEAD", git).run()?;
     std::fs::copy("/etc/resolv.conf", root.join("etc/resolv.conf"))
         .map_err(|e| format!("copying /etc/resolv.conf into the root: {e}"))?;
-    for dir in [
-        "proc",
-        "sys",
-        "dev",
-        ROOT_CARGO_BIN,
-        ROOT_RUSTUP_HOME,
-        "root/.cargo",
+    let overlay = work.join("rustup-overlay");
+    let _ = std::fs::remove_dir_all(&overlay);
+    for path in [
+        root.join("proc"),
+        root.join("sys"),
+        root.join("dev"),
+        root.join(ROOT_CARGO_BIN),
+        root.join(ROOT_RUSTUP_HOME),
+        overlay.join("upper"),
+        overlay.join("work"),
     ] {
-        let path = root.join(dir);
         std::fs::create_dir_all(&path).map_err(|e| format!("creating {}: {e}", path.display()))?;
     }
+    for proxy in
+        std::fs::read_dir(cargo_bin).map_err(|e| format!("{}: {e}", cargo_bin.display()))?
+    {
+        let proxy = proxy.map_err(|e| format!("{}: {e}", cargo_bin.display()))?;
+        let target = root.join(ROOT_CARGO_BIN).join(proxy.file_name());
+        copy_preserving(&proxy.path(), &target)?;
+    }
+    add_host_certificates(root)?;
     mount(&["--bind", "/proc"], &root.join("proc"))?;
     mount(&["--rbind", "/sys"], &root.join("sys"))?;
+    mount(&["--make-rslave"], &root.join("sys"))?;
     mount(&["--rbind", "/dev"], &root.join("dev"))?;
+    mount(&["--make-rslave"], &root.join("dev"))?;
     mount(
-        &["--bind", &cargo_bin.to_string_lossy()],
-        &root.join(ROOT_CARGO_BIN),
-    )?;
-    mount(&["-o", "remount,bind,ro"], &root.join(ROOT_CARGO_BIN))?;
-    mount(
-        &["--bind", &rustup_home.to_string_lossy()],
+        &[
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &format!(
+                "lowerdir={},upperdir={},workdir={}",
+                rustup_home.display(),
+                overlay.join("upper").display(),
+                overlay.join("work").display()
+            ),
+        ],
         &root.join(ROOT_RUSTUP_HOME),
     )?;
     for (name, script) in [
@@ -190,12 +222,62 @@ fn in_root(root: &Path, script: &str) -> Command {
         .arg(format!(
             "PATH=/{ROOT_CARGO_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
         ))
-        .arg(format!("RUSTUP_HOME=/{ROOT_RUSTUP_HOME}"))
-        .arg("CARGO_HOME=/root/.cargo")
         .arg("TERM=dumb")
         .args(["/bin/bash", "-c"])
         .arg(format!("cd /{ROOT_CLONE} && {script}"));
     command
+}
+
+/// Copy one file (a rustup proxy: the same binary under several names;
+/// links are copied as links).
+fn copy_preserving(source: &Path, target: &Path) -> Result<(), String> {
+    let status = Command::new("cp")
+        .args(["-a"])
+        .arg(source)
+        .arg(target)
+        .status()
+        .map_err(|e| format!("cannot run cp: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cp -a {} {} failed ({status})",
+            source.display(),
+            target.display()
+        ))
+    }
+}
+
+/// The host's extra CA certificates into the root's store (see the module
+/// docs, step 3).
+fn add_host_certificates(root: &Path) -> Result<(), String> {
+    let extra = Path::new("/usr/local/share/ca-certificates");
+    let Ok(entries) = std::fs::read_dir(extra) else {
+        return Ok(());
+    };
+    let target = root.join("usr/local/share/ca-certificates");
+    std::fs::create_dir_all(&target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+    let mut added = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "crt") {
+            std::fs::copy(&path, target.join(entry.file_name()))
+                .map_err(|e| format!("copying {}: {e}", path.display()))?;
+            added += 1;
+        }
+    }
+    if added > 0 {
+        let mut update = Command::new("chroot");
+        update
+            .arg(root)
+            .args(["/bin/sh", "-c", "update-ca-certificates >/dev/null"]);
+        Step::new(
+            &format!("the host's {added} extra CA certificates in the root's store"),
+            update,
+        )
+        .run()?;
+    }
+    Ok(())
 }
 
 /// Whether dpkg in the root says `package` is installed.

@@ -294,9 +294,14 @@ impl LocalApic {
     /// calls one of its methods:
     /// 1. the code runs in ring 0 and the local APIC is globally enabled in
     ///    xAPIC mode (not x2APIC);
-    /// 2. `base` is the virtual address of a 4 KiB, 4 KiB-aligned mapping of
-    ///    the APIC's physical page (IA32_APIC_BASE, usually `0xFEE0_0000`),
-    ///    mapped uncacheable and not used as ordinary memory by anything.
+    /// 2. `base` is a 4 KiB-aligned virtual address at which the 4 KiB of
+    ///    the APIC's physical page (IA32_APIC_BASE, usually `0xFEE0_0000`)
+    ///    are mapped uncacheable (PCD and PWT, or a PAT entry selecting
+    ///    UC), and those 4 KiB are not used as ordinary memory by anything.
+    ///    The page size does not matter: a 2 MiB or 1 GiB uncacheable page
+    ///    that contains the APIC page at the same offset satisfies this (the
+    ///    test kernels map their top GiB so); a write-back or
+    ///    write-combining mapping does not.
     pub const unsafe fn xapic(base: usize) -> Self {
         Self {
             mode: Mode::XApic { base },

@@ -116,6 +116,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let result = check_in(&root, &work, &cargo_bin, &rustup_home);
     let unmounted = unmount_all(&root);
     let removed = remove_root(&root);
+    // The overlay's writable half: what rustup wrote inside the root.
+    let _ = std::fs::remove_dir_all(work.join("rustup-overlay"));
     result?;
     unmounted?;
     removed?;

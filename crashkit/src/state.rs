@@ -314,7 +314,7 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     pub fn cpu_online(&self, cpu: CpuIndex, external: ExternalNmi) -> Result<(), RegisterCpuError> {
         let apic = self.platform.apic();
         apic.enable();
-        apic.route_external_nmi(external, cpu.0);
+        apic.route_external_nmi(external, cpu);
         self.platform.register_current_cpu(cpu)
     }
 

@@ -529,7 +529,7 @@ fn wait_for_external_nmis(before: &[u64; kernel_base::MAX_CPUS], limit_us: u64) 
     loop {
         let now = nmi_entries();
         let arrived = (0..cpus)
-            .filter(|&cpu| setting.reaches(cpu as u32))
+            .filter(|&cpu| setting.reaches(CpuIndex(cpu as u32)))
             .all(|cpu| now[cpu] > before[cpu]);
         if arrived {
             return true;
@@ -580,7 +580,7 @@ static AWAIT_INJECT_NMI: Notifier =
         };
         let before = count();
         // The owner's LINT1 takes none with `extnmi=none`: wait less.
-        let steps = if crate::crash::external_nmi().reaches(cpu as u32) {
+        let steps = if crate::crash::external_nmi().reaches(CpuIndex(cpu as u32)) {
             50_000
         } else {
             10_000

@@ -57,6 +57,8 @@ use core::sync::atomic::{Ordering, compiler_fence};
 
 use x86_64::registers::model_specific::Msr;
 
+use crate::CpuIndex;
+
 // ---------------------------------------------------------------------------
 // Pure encodings (host-tested).
 // ---------------------------------------------------------------------------
@@ -174,9 +176,9 @@ pub enum ExternalNmi {
 impl ExternalNmi {
     /// Whether the CPU with dense index `cpu` (0 is the boot CPU) takes
     /// external NMIs.
-    pub const fn reaches(self, cpu: u32) -> bool {
+    pub const fn reaches(self, cpu: CpuIndex) -> bool {
         match self {
-            ExternalNmi::BootCpu => cpu == 0,
+            ExternalNmi::BootCpu => cpu.0 == 0,
             ExternalNmi::All => true,
             ExternalNmi::None => false,
         }
@@ -184,7 +186,7 @@ impl ExternalNmi {
 
     /// The LVT LINT1 value for the CPU with dense index `cpu`: delivery
     /// mode NMI, edge, active high, masked unless the setting names it.
-    const fn lint1_value(self, cpu: u32) -> u32 {
+    const fn lint1_value(self, cpu: CpuIndex) -> u32 {
         if self.reaches(cpu) {
             LVT_NMI
         } else {
@@ -355,7 +357,7 @@ impl LocalApic {
     /// unmasked (0x400) if the setting names the CPU, masked (0x10400)
     /// otherwise. The rest of the local vector table (LINT0 above all, where
     /// firmware leaves the PIC) is left as it is.
-    pub fn route_external_nmi(&self, setting: ExternalNmi, cpu: u32) {
+    pub fn route_external_nmi(&self, setting: ExternalNmi, cpu: CpuIndex) {
         self.write(Register::LvtLint1, setting.lint1_value(cpu));
     }
 
@@ -640,8 +642,8 @@ mod tests {
     fn lint1_values_follow_the_setting() {
         const NMI_EDGE_HIGH: u32 = 0b100 << 8;
         const MASKED: u32 = 1 << 16;
-        for cpu in [0, 1, 7, u32::MAX - 1] {
-            let boot = if cpu == 0 {
+        for cpu in [0, 1, 7, u32::MAX - 1].map(CpuIndex) {
+            let boot = if cpu.0 == 0 {
                 NMI_EDGE_HIGH
             } else {
                 NMI_EDGE_HIGH | MASKED

@@ -167,15 +167,13 @@ pub unsafe fn install_entries(
     stubs: &EntryStubs,
     ist: &IstSlots,
 ) -> Result<(), InstallError> {
-    for index in [ist.nmi, ist.double_fault, ist.machine_check] {
-        if index >= entry::IST_SLOTS {
-            return Err(InstallError::IstIndexOutOfRange(index));
-        }
-    }
+    // Every check `install` makes (IST slots, canonical addresses), for all
+    // three, before the first entry is written: the same checks `gates`
+    // makes for a kernel that writes its own table.
+    let _checked = stubs.gates(ist)?;
     // SAFETY: the caller guarantees `install`'s contract for each entry (see
-    // above); the IST indices were checked, so none of the three calls can
-    // fail after an earlier one wrote its entry, except on a non-canonical
-    // stub address, which a linked kernel cannot have.
+    // above); `gates` checked what `install` checks, so none of the three
+    // calls can fail after an earlier one wrote its entry.
     unsafe {
         entry::install(&mut idt.non_maskable_interrupt, stubs.nmi, Some(ist.nmi))?;
         entry::install(

@@ -197,39 +197,6 @@ pub static SERIAL_REPORT: Notifier =
         BodyResult::Complete
     });
 
-/// One serial line built in a fixed buffer and printed at once (one
-/// console-lock wait, however many fields; cut at [`Line::CAPACITY`]).
-struct Line {
-    bytes: [u8; Line::CAPACITY],
-    len: usize,
-}
-
-impl Line {
-    const CAPACITY: usize = 256;
-
-    const fn new() -> Self {
-        Self {
-            bytes: [0; Line::CAPACITY],
-            len: 0,
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        let bytes = self.bytes.get(..self.len).unwrap_or(&[]);
-        core::str::from_utf8(bytes).unwrap_or("(not UTF-8)")
-    }
-}
-
-impl core::fmt::Write for Line {
-    fn write_str(&mut self, text: &str) -> core::fmt::Result {
-        let end = self.len + text.len();
-        let target = self.bytes.get_mut(self.len..end).ok_or(core::fmt::Error)?;
-        target.copy_from_slice(text.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// Prints every CPU's NMI entries and unclaimed NMIs, and the PICs'
 /// interrupts, on serial, for the runner to check against the record: an
 /// informational notifier (after the shootdown, so the counts are final
@@ -239,7 +206,8 @@ pub static NMI_COUNTS: Notifier =
     Notifier::new("nmi-counts", NotifierList::Informational, 1, |_| {
         use core::fmt::Write;
         let cpus = kernel_base::machine::expected().min(MAX_CPUS);
-        let mut line = Line::new();
+        // One line, printed at once: one console-lock wait.
+        let mut line = kernel_base::Text::<256>::new();
         let mut written = write!(line, "crashkit-test: nmi-counts entries=");
         for cpu in 0..cpus {
             // Relaxed: statistics, final once every CPU stopped.

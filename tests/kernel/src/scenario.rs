@@ -30,6 +30,7 @@
 //! first newline (or the end), not the location. Messages from
 //! `panic_in_exception` (CPU exceptions) have no location prefix.
 
+use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crashkit::nmi::lock::CpuQueue;
@@ -37,7 +38,7 @@ use crashkit::prelude::*;
 use kernel_base::exit::{ExitCode, exit};
 use kernel_base::machine::{self, idle};
 use kernel_base::println;
-use kernel_base::time::delay_us;
+use kernel_base::time::{delay_us, poll_until};
 
 use crate::bench;
 use crate::crash::{K, NMI_COUNTS, NMI_ENTRIES, SERIAL_REPORT};
@@ -267,15 +268,11 @@ fn send_nmi(cpu: usize) {
 
 /// Wait (bounded) until `flag` is set, or fail the run saying `what`.
 fn wait_for(flag: &AtomicBool, what: &str) {
-    for _ in 0..50_000 {
-        // Acquire: pairs with the Release store of whoever sets the flag.
-        if flag.load(Ordering::Acquire) {
-            return;
-        }
-        delay_us(100);
+    // Acquire: pairs with the Release store of whoever sets the flag.
+    if !poll_until(5_000_000, || flag.load(Ordering::Acquire)) {
+        println!("crashkit-test: timed out waiting for {what}");
+        exit(ExitCode::Failed);
     }
-    println!("crashkit-test: timed out waiting for {what}");
-    exit(ExitCode::Failed);
 }
 
 fn no_setup() {}
@@ -331,13 +328,9 @@ fn panic_two_bsp() -> ! {
 /// panicked too and counted itself as a second panicker: otherwise, under
 /// TCG, the shootdown NMI often reaches the other CPU before its panic does.
 fn panic_two_wait_for_the_other() {
-    for _ in 0..20_000 {
-        if K::record().panic().second_panickers() >= 1 {
-            return;
-        }
-        delay_us(100);
+    if !poll_until(2_000_000, || K::record().panic().second_panickers() >= 1) {
+        println!("crashkit-test: panic-two: the other CPU never panicked");
     }
-    println!("crashkit-test: panic-two: the other CPU never panicked");
 }
 
 fn panic_two_ap(cpu: usize) -> ! {
@@ -525,21 +518,12 @@ fn nmi_entries() -> [u64; kernel_base::MAX_CPUS] {
 fn wait_for_external_nmis(before: &[u64; kernel_base::MAX_CPUS], limit_us: u64) -> bool {
     let setting = crate::crash::external_nmi();
     let cpus = machine::online().min(kernel_base::MAX_CPUS);
-    let mut waited = 0;
-    loop {
+    poll_until(limit_us, || {
         let now = nmi_entries();
-        let arrived = (0..cpus)
+        (0..cpus)
             .filter(|&cpu| setting.reaches(CpuIndex(cpu as u32)))
-            .all(|cpu| now[cpu] > before[cpu]);
-        if arrived {
-            return true;
-        }
-        if waited >= limit_us {
-            return false;
-        }
-        delay_us(100);
-        waited += 100;
-    }
+            .all(|cpu| now[cpu] > before[cpu])
+    })
 }
 
 fn inject_nmi_bsp() -> ! {
@@ -560,12 +544,21 @@ fn inject_nmi_bsp() -> ! {
         ExternalNmi::All => "all",
         ExternalNmi::None => "none",
     };
-    kernel_base::print!("crashkit-test: inject-nmi: extnmi={name} received=");
+    // One line, printed at once (as `nmi-counts`): one console-lock wait.
+    let mut line = kernel_base::Text::<128>::new();
+    let mut written = write!(line, "crashkit-test: inject-nmi: extnmi={name} received=");
     for cpu in 0..machine::online().min(kernel_base::MAX_CPUS) {
         let received = after[cpu].wrapping_sub(before[cpu]);
-        kernel_base::print!("{}{received}", if cpu == 0 { "" } else { "," });
+        written = written.and(write!(
+            line,
+            "{}{received}",
+            if cpu == 0 { "" } else { "," }
+        ));
     }
-    println!();
+    if written.is_err() {
+        println!("crashkit-test: inject-nmi: the counts line was cut");
+    }
+    println!("{}", line.as_str());
     panic!("inject-nmi: cpu 0 panics on purpose")
 }
 
@@ -580,20 +573,18 @@ static AWAIT_INJECT_NMI: Notifier =
         };
         let before = count();
         // The owner's LINT1 takes none with `extnmi=none`: wait less.
-        let steps = if crate::crash::external_nmi().reaches(CpuIndex(cpu as u32)) {
-            50_000
+        let limit_us = if crate::crash::external_nmi().reaches(CpuIndex(cpu as u32)) {
+            5_000_000
         } else {
-            10_000
+            1_000_000
         };
         println!("crashkit-test: ready for inject-nmi");
-        for _ in 0..steps {
-            if count() > before {
-                println!("crashkit-test: inject-nmi arrived on the owner");
-                return BodyResult::Complete;
-            }
-            delay_us(100);
+        if poll_until(limit_us, || count() > before) {
+            println!("crashkit-test: inject-nmi arrived on the owner");
+            BodyResult::Complete
+        } else {
+            BodyResult::Degraded
         }
-        BodyResult::Degraded
     })
     .with_budget(10_000_000_000);
 
@@ -622,7 +613,9 @@ pub fn pic_irqs() -> (u64, u64) {
 /// A spurious IRQ 7 or 15 is not in service and gets no EOI of its own
 /// (IRQ 15's still needs the master's, for the cascade).
 pub fn on_pic_irq(irq: u8) {
-    // Relaxed: statistics, written with interrupts off on the boot CPU.
+    // Relaxed (both): statistics, pairing with nothing; written only by
+    // the boot CPU (the PICs' output reaches its LINT0 alone) with
+    // interrupts off, read by `pic_irqs` for the serial report.
     if irq == 0 {
         PIC_TIMER.fetch_add(1, Ordering::Relaxed);
     } else {
@@ -642,12 +635,8 @@ fn pic_timer_bsp() -> ! {
     kernel_base::pic::start_timer(1000);
     kernel_base::pic::unmask(0);
     x86_64::instructions::interrupts::enable();
-    for _ in 0..50_000 {
-        if pic_irqs().0 >= PIC_TICKS {
-            break;
-        }
-        delay_us(100);
-    }
+    // Too few is the runner's to judge (from `nmi-counts`).
+    let _enough = poll_until(5_000_000, || pic_irqs().0 >= PIC_TICKS);
     let (timer, other) = pic_irqs();
     println!(
         "crashkit-test: pic-timer: {timer} timer interrupts, {other} others, NMI entries on cpu 0: {}",
@@ -786,11 +775,8 @@ fn deep_nesting_bsp() -> ! {
             .get(1)
             .map_or(0, |queue| queue.stats().fallbacks)
     };
-    for _ in 0..50_000 {
-        if fallbacks() >= 1 {
-            panic!("deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels");
-        }
-        delay_us(100);
+    if poll_until(5_000_000, || fallbacks() >= 1) {
+        panic!("deep-nesting: cpu 0 panics while cpu 1 waits at 6 levels");
     }
     println!(
         "crashkit-test: deep-nesting: no fallback on cpu 1 (deepest level {})",

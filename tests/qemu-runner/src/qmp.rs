@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 pub const READY: &str = "crashkit-test: ready for inject-nmi";
 
 /// Inject an NMI through the QMP socket `socket` each time `serial` holds
-/// one more [`READY`] line, until QEMU is gone (the socket refuses) or
-/// `limit` passes. Returns what happened, for the log.
+/// one more [`READY`] line, until the kernel reaches its final action, an
+/// injection fails (QEMU is gone) or `limit` passes. Returns what
+/// happened, for the log.
 pub fn inject_nmi_each_time_ready(serial: &Path, socket: &Path, limit: Duration) -> String {
     let started = Instant::now();
     let mut sent = Vec::new();
@@ -44,11 +45,14 @@ fn wait_for_count(serial: &Path, line: &str, count: usize, limit: Duration) -> R
     loop {
         let text = std::fs::read(serial).unwrap_or_default();
         let text = String::from_utf8_lossy(&text);
-        if text.matches(line).count() >= count {
+        let seen = text.matches(line).count();
+        if seen >= count {
             return Ok(());
         }
         if text.contains(FINISHED) {
-            return Err(format!("the kernel finished after {} requests", count - 1));
+            return Err(format!(
+                "the kernel reached its final action having printed {line:?} {seen} times, not {count}"
+            ));
         }
         if started.elapsed() > limit {
             return Err(format!(
@@ -67,19 +71,10 @@ fn inject(socket: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Wait (up to `limit`) until `serial` holds `line`.
+/// Wait (up to `limit`) until `serial` holds `line`; an error if the
+/// kernel reached its final action first.
 pub fn wait_for_line(serial: &Path, line: &str, limit: Duration) -> Result<(), String> {
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read(serial).unwrap_or_default();
-        if String::from_utf8_lossy(&text).contains(line) {
-            return Ok(());
-        }
-        if started.elapsed() > limit {
-            return Err(format!("the kernel never printed {line:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_count(serial, line, 1, limit)
 }
 
 /// A QMP connection after the capabilities handshake.

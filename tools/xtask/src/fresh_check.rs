@@ -66,8 +66,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err(format!("`fresh-check` takes no arguments (got `{extra}`)"));
     }
     let started = Instant::now();
-    let is_root = command_output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
-    if !is_root {
+    if !prerequisites::running_as_root() {
         return Err("fresh-check makes a Debian root and chroots into it: run it as root".into());
     }
     prerequisites::ensure(&MMDEBSTRAP)?;
@@ -134,7 +133,7 @@ fn check_in(root: &Path, work: &Path, cargo_bin: &Path, rustup_home: &Path) -> R
     let present: Vec<&str> = PACKAGES
         .iter()
         .filter(|package| package.name != prerequisites::BINUTILS.name)
-        .filter(|package| in_root_installed(root, package.name))
+        .filter(|package| prerequisites::installed(package.name, Some(&root.join("var/lib/dpkg"))))
         .map(|package| package.name)
         .collect();
     if !present.is_empty() {
@@ -282,24 +281,6 @@ fn add_host_certificates(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether dpkg in the root says `package` is installed.
-fn in_root_installed(root: &Path, package: &str) -> bool {
-    Command::new("dpkg-query")
-        .arg(format!(
-            "--admindir={}",
-            root.join("var/lib/dpkg").display()
-        ))
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .ok()
-        .filter(|output| output.status.success())
-        .is_some_and(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .trim_end()
-                .ends_with(" installed")
-        })
-}
-
 fn mount(args: &[&str], target: &Path) -> Result<(), String> {
     let status = Command::new("mount")
         .args(args)
@@ -389,12 +370,4 @@ fn host_codename() -> Result<String, String> {
         .map(|name| name.trim_matches('"').to_owned())
         .filter(|name| !name.is_empty())
         .ok_or_else(|| "no VERSION_CODENAME in /etc/os-release: is this Debian?".into())
-}
-
-fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(args).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }

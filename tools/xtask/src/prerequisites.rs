@@ -59,7 +59,9 @@ pub fn rust_toolchain() -> Result<(), String> {
 /// that rustup reads the file.
 const TOOLCHAIN_OVERRIDE: &str = "RUSTUP_TOOLCHAIN";
 
-fn output(program: &str, args: &[&str]) -> Option<String> {
+/// What `program args` prints on standard output, if it runs and exits 0
+/// (from the workspace root, with rustup's toolchain override removed).
+pub(crate) fn output(program: &str, args: &[&str]) -> Option<String> {
     let root = crate::run::workspace_root().ok()?;
     let output = Command::new(program)
         .args(args)
@@ -218,9 +220,8 @@ pub fn ensure(package: &Package) -> Result<(), String> {
     if package.works() {
         return Ok(());
     }
-    let root = output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0");
     let apt = output("apt-get", &["--version"]).is_some();
-    if !(root && apt) {
+    if !(running_as_root() && apt) {
         return Err(format!(
             "{} does not work (`{}` failed): install it (Debian: apt-get install {}), then rerun",
             package.program,
@@ -258,11 +259,18 @@ pub fn ensure(package: &Package) -> Result<(), String> {
     }
 }
 
-/// Whether Debian's package `name` is installed (dpkg says so).
-#[cfg(test)]
-fn installed(name: &str) -> bool {
-    output("dpkg-query", &["-W", "-f=${Status}", name])
-        .is_some_and(|status| status.trim_end().ends_with(" installed"))
+/// Whether we run as root (apt and chroot need it).
+pub(crate) fn running_as_root() -> bool {
+    output("id", &["-u"]).is_some_and(|uid| uid.trim() == "0")
+}
+
+/// Whether Debian's package `name` is installed, as the dpkg database in
+/// `admin_dir` says (`None`: this machine's).
+pub(crate) fn installed(name: &str, admin_dir: Option<&std::path::Path>) -> bool {
+    let admin = admin_dir.map(|dir| format!("--admindir={}", dir.display()));
+    let mut args: Vec<&str> = admin.iter().map(String::as_str).collect();
+    args.extend(["-W", "-f=${Status}", name]);
+    output("dpkg-query", &args).is_some_and(|status| status.trim_end().ends_with(" installed"))
 }
 
 #[cfg(test)]
@@ -278,7 +286,7 @@ mod tests {
     fn the_probe_of_every_installed_package_passes() {
         let mut checked = 0;
         for package in PACKAGES {
-            if !installed(package.name) {
+            if !installed(package.name, None) {
                 continue;
             }
             assert!(

@@ -302,29 +302,30 @@ pub fn exit_ran() -> ! {
     exit(ExitCode::Ran)
 }
 
-/// Why a kernel hook failed: any `Debug` value, formatted into a fixed
-/// buffer (truncated past [`Failure::CAPACITY`] bytes), so a hook can use
-/// `?` on its own error types without an allocator.
-///
-/// Deliberately not `Debug` itself: that is what lets every `Debug` type
-/// convert into it (the blanket `From` would otherwise overlap `From<T> for
-/// T`).
-#[allow(missing_debug_implementations)]
-pub struct Failure {
-    text: [u8; Failure::CAPACITY],
+/// Text formatted into a fixed buffer of `N` bytes, without an allocator:
+/// what fits is kept (a cut character is dropped from [`as_str`](Self::as_str)),
+/// and a write that did not fit returns `fmt::Error`.
+#[derive(Clone)]
+pub struct Text<const N: usize> {
+    bytes: [u8; N],
     len: usize,
 }
 
-impl Failure {
-    /// Bytes of the description kept.
-    pub const CAPACITY: usize = 96;
+impl<const N: usize> Text<N> {
+    /// An empty text.
+    pub const fn new() -> Self {
+        Self {
+            bytes: [0; N],
+            len: 0,
+        }
+    }
 
-    /// The description.
+    /// The text written so far (its valid UTF-8 prefix, if a write was cut
+    /// inside a character).
     pub fn as_str(&self) -> &str {
-        let bytes = self.text.get(..self.len).unwrap_or(&[]);
+        let bytes = self.bytes.get(..self.len).unwrap_or(&[]);
         match core::str::from_utf8(bytes) {
             Ok(text) => text,
-            // Truncated inside a character: keep the valid prefix.
             Err(error) => {
                 core::str::from_utf8(bytes.get(..error.valid_up_to()).unwrap_or(&[])).unwrap_or("")
             }
@@ -332,24 +333,23 @@ impl Failure {
     }
 }
 
-impl<T: fmt::Debug> From<T> for Failure {
-    fn from(value: T) -> Self {
-        let mut failure = Failure {
-            text: [0; Failure::CAPACITY],
-            len: 0,
-        };
-        // `fmt::Error` means the buffer is full: the description is cut.
-        let _ = write!(failure, "{value:?}");
-        failure
+impl<const N: usize> fmt::Debug for Text<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
-impl fmt::Write for Failure {
+impl<const N: usize> Default for Text<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for Text<N> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        let free = Failure::CAPACITY - self.len;
-        let take = text.len().min(free);
+        let take = text.len().min(N - self.len);
         let (Some(target), Some(source)) = (
-            self.text.get_mut(self.len..self.len + take),
+            self.bytes.get_mut(self.len..self.len + take),
             text.as_bytes().get(..take),
         ) else {
             return Err(fmt::Error);
@@ -361,6 +361,37 @@ impl fmt::Write for Failure {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Why a kernel hook failed: any `Debug` value, formatted into a fixed
+/// buffer (truncated past [`Failure::CAPACITY`] bytes), so a hook can use
+/// `?` on its own error types without an allocator.
+///
+/// Deliberately not `Debug` itself: that is what lets every `Debug` type
+/// convert into it (the blanket `From` would otherwise overlap `From<T> for
+/// T`).
+#[allow(missing_debug_implementations)]
+pub struct Failure {
+    text: Text<{ Failure::CAPACITY }>,
+}
+
+impl Failure {
+    /// Bytes of the description kept.
+    pub const CAPACITY: usize = 96;
+
+    /// The description.
+    pub fn as_str(&self) -> &str {
+        self.text.as_str()
+    }
+}
+
+impl<T: fmt::Debug> From<T> for Failure {
+    fn from(value: T) -> Self {
+        let mut text = Text::new();
+        // `fmt::Error` means the buffer is full: the description is cut.
+        let _ = write!(text, "{value:?}");
+        Failure { text }
     }
 }
 

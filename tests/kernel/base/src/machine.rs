@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use x86_64::VirtAddr;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
-use crate::time::delay_us;
+use crate::time::poll_until;
 
 /// CPUs the BSP is bringing up (the MADT's, capped at `MAX_CPUS`).
 static EXPECTED: AtomicUsize = AtomicUsize::new(0);
@@ -43,15 +43,7 @@ pub fn online() -> usize {
 /// Wait until every expected CPU is online, at most `timeout_us`; whether
 /// they all came.
 pub fn wait_all_online(timeout_us: u64) -> bool {
-    let mut waited = 0;
-    while online() < expected() {
-        if waited >= timeout_us {
-            return false;
-        }
-        delay_us(100);
-        waited += 100;
-    }
-    true
+    poll_until(timeout_us, || online() >= expected())
 }
 
 /// Nothing left to do: halt with interrupts enabled, as an idle kernel does

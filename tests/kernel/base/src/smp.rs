@@ -31,7 +31,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use crate::time::delay_us;
+use crate::time::{delay_us, poll_until};
 
 /// Physical address the trampoline is copied to (a page below 1 MiB; the
 /// SIPI vector is its page number).
@@ -243,16 +243,12 @@ pub unsafe fn start_ap(
     if !ARRIVED.load(Ordering::Acquire) {
         icr_write(apic_base, apic_id, ICR_STARTUP | vector)?;
     }
-    let mut waited = 0;
     // Acquire: as above.
-    while !ARRIVED.load(Ordering::Acquire) {
-        if waited >= ARRIVAL_TIMEOUT_US {
-            return Err(StartError::NoArrival);
-        }
-        delay_us(100);
-        waited += 100;
+    if poll_until(ARRIVAL_TIMEOUT_US, || ARRIVED.load(Ordering::Acquire)) {
+        Ok(())
+    } else {
+        Err(StartError::NoArrival)
     }
-    Ok(())
 }
 
 /// Called by an AP first thing in Rust: the BSP may reuse the trampoline.

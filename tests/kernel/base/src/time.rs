@@ -87,6 +87,23 @@ pub fn delay_us(micros: u64) {
     }
 }
 
+/// Check `done` every 100 µs until it holds or `limit_us` microseconds of
+/// waiting passed; whether it held. Every bounded wait of the test
+/// kernels goes through here.
+pub fn poll_until(limit_us: u64, mut done: impl FnMut() -> bool) -> bool {
+    let mut waited = 0;
+    loop {
+        if done() {
+            return true;
+        }
+        if waited >= limit_us {
+            return false;
+        }
+        delay_us(100);
+        waited += 100;
+    }
+}
+
 /// The TSC value `micros` microseconds from now (the calibrated rate, or
 /// [`FALLBACK_TSC_HZ`] before calibration), for a wait bounded in time
 /// rather than in turns: a turn of a spin loop costs a VM exit under some

@@ -12,7 +12,7 @@
 //! | `unresponsive` | 2+ | cpu 1 hangs in an NMI handler of its own (NMIs blocked, interrupts off); the boot CPU panics | cpu 1 `Unresponsive` after the 1 s deadline |
 
 use kernel_base::machine::{self, idle};
-use kernel_base::time::delay_us;
+use kernel_base::time::poll_until;
 use kernel_base::{Boot, fail};
 
 use crate::CONSOLE;
@@ -80,11 +80,7 @@ pub fn select(boot: &Boot) -> Scenario {
 
 /// Wait (at most 5 s) until `done` holds, or fail saying `what`.
 fn wait_for(done: fn() -> bool, what: &str) {
-    for _ in 0..50_000 {
-        if done() {
-            return;
-        }
-        delay_us(100);
+    if !poll_until(5_000_000, done) {
+        fail(format_args!("timed out waiting for {what}"));
     }
-    fail(format_args!("timed out waiting for {what}"));
 }

@@ -85,6 +85,7 @@ pub mod prelude {
     pub use crashkit_nmi::lock::{Mutex, MutexGuard, QueueDomain};
     pub use crashkit_nmi::{
         ContextKind, CpuIndex, NmiEvent, NmiHandler, NmiOutcome, Platform, RegisterFrame,
+        UnknownNmiPolicy,
     };
     pub use crashkit_notifiers::{
         BodyResult, LockedBody, Notifier, NotifierList, NotifierLock, PanicContext,
@@ -118,7 +119,9 @@ pub mod __private {
     pub use crashkit_nmi::arch::x86_64::entry::InstallError;
     pub use crashkit_nmi::arch::x86_64::{ExternalNmi, RegisterCpuError, X86Platform};
     pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};
-    pub use crashkit_nmi::{CpuIndex, NmiHandler, RegisterFrame};
+    pub use crashkit_nmi::{
+        CpuIndex, NmiEvent, NmiHandler, PanicFlag, RegisterFrame, UnknownNmiPolicy,
+    };
     pub use crashkit_notifiers::{LockedBody, Notifier, NotifierList, Registry};
     pub use crashkit_panic_path::{
         DumpAttempt, FinalChoice, Kernel, PanicConfig, Progress, panic, panic_in_exception,

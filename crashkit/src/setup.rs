@@ -7,12 +7,18 @@
 //! |------|------------|
 //! | `struct K;` | the zero-sized type the panic path and the locks are generic over |
 //! | the crash record | `CrashRecord<cpus, notifiers>`, a static in section `.crash_record` |
-//! | the other statics | one [`KernelState`](crate::KernelState): platform (with the TSC frequency given at boot), NMI-context trackers, handler chain, lock queues, shootdown, notifier registry, panic progress |
+//! | the other statics | one [`KernelState`](crate::KernelState): platform, NMI-context trackers, handler chain, lock queues, shootdown, notifier registry, panic progress |
 //! | the stop handler | an `NmiHandler` the panic path puts in the chain's emergency slot |
-//! | three entry stubs | NMI (context, chain), #DF (panic), #MC (machine-check context, panic), installed by `K::install_entries` |
 //! | `impl Kernel for K` | the panic path's view of the statics and hooks |
 //! | `impl QueueDomain for K` | so `Mutex<K, T>` and `NotifierLock<K, T>` are the kernel's locks; `relax` polls the shootdown |
-//! | `K::set_tsc_hz`, `K::cpu_online`, `K::allow_broadcast`, `K::install_entries` (or `K::entry_stubs` for a kernel's own IDT), `K::state`, `K::on_nmi`, `K::panic`, `K::panic_in_exception` | what the kernel calls at bring-up and from its own handlers |
+//! | `K::state`, `K::record`, `K::on_nmi`, `K::panic`, `K::panic_in_exception`, `K::panic_on_unknown_nmi` | what the kernel calls from its own handlers (and tests read) |
+//! | x86_64 only (`apic:`): three entry stubs | NMI (context, chain), #DF (panic), #MC (machine-check context, panic), installed by `K::install_entries` |
+//! | x86_64 only: `K::set_tsc_hz`, `K::cpu_online`, `K::allow_broadcast`, `K::install_entries` (or `K::entry_stubs` for a kernel's own IDT) | what the kernel calls at bring-up |
+//!
+//! With `platform: TYPE = EXPR` instead of `apic:`, the same glue runs on
+//! any [`Platform`](crashkit_nmi::Platform): the host simulation's tests and
+//! its demo declare their kernels so (`crashkit_sim::Socket`), so the code a
+//! kernel gets is the code they run.
 //!
 //! Everything generated lives in an anonymous `const _` block, so the
 //! statics' names do not leak into the kernel's module; the kernel reaches
@@ -25,10 +31,13 @@
 /// |-------|---------|
 /// | `cpus: EXPR` | CPU capacity: the record's CPU slots, the platform's table, the trackers, the lock queues |
 /// | `notifiers: EXPR` | panic notifiers: the registry's capacity and the record's notifier slots |
-/// | `apic: EXPR` | the `LocalApic`: a `const` holding `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument above it (clippy's `undocumented_unsafe_blocks` does not always see a comment inside a macro's arguments) |
+/// | `apic: EXPR` | x86_64: the `LocalApic`, a `const` holding `unsafe { LocalApic::xapic(BASE) }` or `unsafe { LocalApic::x2apic() }`, with its `SAFETY` argument above it (clippy's `undocumented_unsafe_blocks` does not always see a comment inside a macro's arguments) |
+/// | or `platform: TYPE = EXPR` | another `Platform`, built by a constant expression (`crashkit_sim::Socket::new()` in the host simulation); no entry stubs, no APIC, no `external_nmi` |
 /// | `final_action: halt` or `final_action: reboot(PATH)` | what the panic path does at its end: park the CPU for good, or call `PATH`, an `fn() -> !` that resets the machine (or exits the emulator) |
 /// | `console: PATH` (optional) | the kernel's console, a `static NotifierLock<K, T>` with `T: core::fmt::Write`: an informational notifier named `console`, registered from the start, prints `crashkit: cpu N panicked: MESSAGE` on it if its lock is free (the record says `SkippedLockBusy` otherwise); its budget is `CONSOLE_BUDGET_NS` (250 ms: a serial console is slow) |
-/// | `external_nmi: EXPR` (optional) | an `ExternalNmi`: which CPUs take NMIs arriving on LINT1 (QEMU's `inject-nmi`, an NMI button, a board's watchdog): `ExternalNmi::BootCpu` (the default, as Linux's `apic_extnmi=bsp`), `All` or `None`. Evaluated on each CPU as it comes online, so it may read a boot option |
+/// | `external_nmi: EXPR` (optional, x86_64) | an `ExternalNmi`: which CPUs take NMIs arriving on LINT1 (QEMU's `inject-nmi`, an NMI button, a board's watchdog): `ExternalNmi::BootCpu` (the default, as Linux's `apic_extnmi=bsp`), `All` or `None`. Evaluated on each CPU as it comes online, so it may read a boot option |
+/// | `unknown_nmi: EXPR` (optional) | an `UnknownNmiPolicy` for NMIs no handler claims: `Count` (the default), `Report(fn)`, or `Escalate(K::panic_on_unknown_nmi)` to panic (Linux's `unknown_nmi_panic`) |
+/// | `panic_flag: PATH` (optional) | the `static PanicFlag` the panic path claims and the locks obey: the machine's `crashkit::nmi::PANIC` unless named (tests that run kernels side by side in one process give each its own) |
 /// | `nmi_handlers: EXPR` (optional) | the NMI handler chain's slots (default 8) |
 /// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
 /// | `dump: PATH` (optional) | an `fn() -> DumpAttempt`: the hand-over to a capture kernel |
@@ -88,6 +97,7 @@
 /// ```
 #[macro_export]
 macro_rules! kernel {
+    // x86_64: the platform is the local APIC's.
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident;
@@ -97,11 +107,165 @@ macro_rules! kernel {
         final_action: $final:ident $(($reboot:path))?
         $(, console: $console:path)?
         $(, external_nmi: $external:expr)?
+        $(, unknown_nmi: $unknown:expr)?
+        $(, panic_flag: $flag:path)?
         $(, nmi_handlers: $handlers:expr)?
         $(, config: $config:expr)?
         $(, dump: $dump:path)?
         $(, before_stop: $before_stop:path)?
         $(,)?
+    ) => {
+        $crate::__kernel_glue! {
+            meta: [$(#[$meta])*],
+            vis: [$vis],
+            name: $name,
+            cpus: [$cpus],
+            notifiers: [$notifiers],
+            platform: [ck::X86Platform<__CRASHKIT_CPUS>] [ck::X86Platform::new($apic, 0)],
+            final_action: [$final $(($reboot))?],
+            console: [$($console)?],
+            unknown_nmi: [$($unknown)?],
+            panic_flag: [$($flag)?],
+            nmi_handlers: [$($handlers)?],
+            config: [$($config)?],
+            dump: [$($dump)?],
+            before_stop: [$($before_stop)?],
+            arch: {
+                extern "C" fn on_nmi(frame: &mut ck::RegisterFrame) {
+                    STATE.on_nmi(frame);
+                }
+                extern "C" fn on_double_fault(frame: &mut ck::RegisterFrame) {
+                    STATE.on_double_fault::<$name>(frame)
+                }
+                extern "C" fn on_machine_check(frame: &mut ck::RegisterFrame) {
+                    STATE.on_machine_check::<$name>(frame)
+                }
+                $crate::nmi_entry_stub!(fn nmi_stub => on_nmi);
+                $crate::nmi_entry_stub_with_error_code!(fn double_fault_stub => on_double_fault);
+                $crate::nmi_entry_stub!(fn machine_check_stub => on_machine_check);
+
+                impl $name {
+                    /// Give the TSC frequency measured at boot (Hz). Until
+                    /// then the platform's clock counts TSC ticks.
+                    pub fn set_tsc_hz(tsc_hz: u64) {
+                        STATE.set_tsc_hz(tsc_hz);
+                    }
+
+                    /// Bring the calling CPU online as `cpu` (its APIC
+                    /// enabled, LINT1 as NMI or masked per the
+                    /// `external_nmi` setting, registered): from then on the
+                    /// shootdown stops it. The boot CPU first (index 0),
+                    /// before it starts another.
+                    pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
+                        let external: ck::ExternalNmi =
+                            $crate::__first!($($external,)? ck::ExternalNmi::BootCpu,);
+                        STATE.cpu_online(cpu, external)
+                    }
+
+                    /// Say that every CPU the machine has is up (its
+                    /// bring-up is over): the shootdown may then broadcast
+                    /// its NMI with the APIC's shorthand, which also reaches
+                    /// CPUs past the `cpus` capacity. Until then it sends one
+                    /// NMI per CPU that came online, so a CPU still starting
+                    /// is never hit.
+                    pub fn allow_broadcast() {
+                        STATE.platform().allow_broadcast();
+                    }
+
+                    /// Install crashkit's NMI, #DF and #MC entries in `idt`.
+                    ///
+                    /// # Safety
+                    /// Each IST slot holds a stack reserved for its vector on
+                    /// every CPU that loads `idt`, and no CPU can take these
+                    /// vectors through `idt` while it is written (install
+                    /// before loading it).
+                    pub unsafe fn install_entries(
+                        idt: &mut ck::InterruptDescriptorTable,
+                        ist: &ck::IstSlots,
+                    ) -> Result<(), ck::InstallError> {
+                        let stubs = Self::entry_stubs();
+                        // SAFETY: the stubs match their vectors (no error
+                        // code for NMI and #MC, one for #DF: the macros
+                        // above); the caller guarantees the IST stacks and
+                        // that `idt` is not in use.
+                        unsafe { ck::install_entries(idt, &stubs, ist) }
+                    }
+
+                    /// The NMI, #DF and #MC entry stubs, for a kernel that
+                    /// writes its own IDT: `K::entry_stubs().gates(&ist)`
+                    /// gives each gate's vector, handler address and IST
+                    /// field (`Gate::descriptor` encodes it), with the duties
+                    /// of [`install_entries`](Self::install_entries).
+                    pub fn entry_stubs() -> ck::EntryStubs {
+                        ck::EntryStubs {
+                            nmi: nmi_stub,
+                            double_fault: double_fault_stub,
+                            machine_check: machine_check_stub,
+                        }
+                    }
+                }
+            },
+        }
+    };
+    // Any other platform (the host simulation's, say): named with its
+    // constant initialiser.
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident;
+        cpus: $cpus:expr,
+        notifiers: $notifiers:expr,
+        platform: $platform:ty = $init:expr,
+        final_action: $final:ident $(($reboot:path))?
+        $(, console: $console:path)?
+        $(, unknown_nmi: $unknown:expr)?
+        $(, panic_flag: $flag:path)?
+        $(, nmi_handlers: $handlers:expr)?
+        $(, config: $config:expr)?
+        $(, dump: $dump:path)?
+        $(, before_stop: $before_stop:path)?
+        $(,)?
+    ) => {
+        $crate::__kernel_glue! {
+            meta: [$(#[$meta])*],
+            vis: [$vis],
+            name: $name,
+            cpus: [$cpus],
+            notifiers: [$notifiers],
+            platform: [$platform] [$init],
+            final_action: [$final $(($reboot))?],
+            console: [$($console)?],
+            unknown_nmi: [$($unknown)?],
+            panic_flag: [$($flag)?],
+            nmi_handlers: [$($handlers)?],
+            config: [$($config)?],
+            dump: [$($dump)?],
+            before_stop: [$($before_stop)?],
+            arch: {},
+        }
+    };
+}
+
+/// What [`kernel!`](crate::kernel) generates on every platform; `arch` is
+/// spliced in beside it (x86_64's entry stubs and bring-up). Not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kernel_glue {
+    (
+        meta: [$(#[$meta:meta])*],
+        vis: [$vis:vis],
+        name: $name:ident,
+        cpus: [$cpus:expr],
+        notifiers: [$notifiers:expr],
+        platform: [$platform:ty] [$init:expr],
+        final_action: [$final:ident $(($reboot:path))?],
+        console: [$($console:path)?],
+        unknown_nmi: [$($unknown:expr)?],
+        panic_flag: [$($flag:path)?],
+        nmi_handlers: [$($handlers:expr)?],
+        config: [$($config:expr)?],
+        dump: [$($dump:path)?],
+        before_stop: [$($before_stop:path)?],
+        arch: { $($arch:tt)* },
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug)]
@@ -110,14 +274,17 @@ macro_rules! kernel {
         const _: () = {
             use $crate::__private as ck;
 
-            const CPUS: usize = $cpus;
-            const NOTIFIERS: usize = $notifiers;
-            const HANDLERS: usize = $crate::__first!($($handlers,)? 8,);
+            // Named so as not to shadow a kernel's own constants in the
+            // fields' expressions (`cpus: CPUS` must mean the kernel's).
+
+            const __CRASHKIT_CPUS: usize = $cpus;
+            const __CRASHKIT_NOTIFIERS: usize = $notifiers;
+            const __CRASHKIT_HANDLERS: usize = $crate::__first!($($handlers,)? 8,);
 
             /// The crash record: what the dump tools read. A section of its
             /// own, which a linker script need not name (docs/integration.md).
             #[unsafe(link_section = ".crash_record")]
-            static RECORD: ck::CrashRecord<CPUS, NOTIFIERS> = ck::CrashRecord::new();
+            static RECORD: ck::CrashRecord<__CRASHKIT_CPUS, __CRASHKIT_NOTIFIERS> = ck::CrashRecord::new();
             $(
                 /// The panic on the kernel's console, if its lock is free.
                 static CONSOLE_REPORT: ck::Notifier = ck::Notifier::locked(
@@ -128,89 +295,29 @@ macro_rules! kernel {
                 )
                 .with_budget(ck::CONSOLE_BUDGET_NS);
             )?
-            static STATE: ck::KernelState<CPUS, HANDLERS, NOTIFIERS> = ck::KernelState::new(
-                $apic,
-                RECORD.cpu_slots(),
-                &[$($crate::__first!(&CONSOLE_REPORT, $console,))?],
-            );
+            static STATE: ck::KernelState<__CRASHKIT_CPUS, __CRASHKIT_HANDLERS, __CRASHKIT_NOTIFIERS, $platform> =
+                ck::KernelState::with_platform(
+                    $init,
+                    $crate::__first!($($unknown,)? ck::UnknownNmiPolicy::Count,),
+                    RECORD.cpu_slots(),
+                    &[$($crate::__first!(&CONSOLE_REPORT, $console,))?],
+                );
             static STOP: ck::NmiHandler =
                 ck::NmiHandler::new("crashkit-stop", |event| STATE.stop(event));
 
-            extern "C" fn on_nmi(frame: &mut ck::RegisterFrame) {
-                STATE.on_nmi(frame);
-            }
-            extern "C" fn on_double_fault(frame: &mut ck::RegisterFrame) {
-                STATE.on_double_fault::<$name>(frame)
-            }
-            extern "C" fn on_machine_check(frame: &mut ck::RegisterFrame) {
-                STATE.on_machine_check::<$name>(frame)
-            }
-            $crate::nmi_entry_stub!(fn nmi_stub => on_nmi);
-            $crate::nmi_entry_stub_with_error_code!(fn double_fault_stub => on_double_fault);
-            $crate::nmi_entry_stub!(fn machine_check_stub => on_machine_check);
+            $($arch)*
 
             impl $name {
-                /// Give the TSC frequency measured at boot (Hz). Until then
-                /// the platform's clock counts TSC ticks.
-                pub fn set_tsc_hz(tsc_hz: u64) {
-                    STATE.set_tsc_hz(tsc_hz);
-                }
-
-                /// Bring the calling CPU online as `cpu` (its APIC enabled,
-                /// LINT1 as NMI or masked per the `external_nmi` setting,
-                /// registered): from then on the shootdown stops it. The
-                /// boot CPU first (index 0), before it starts another.
-                pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
-                    let external: ck::ExternalNmi =
-                        $crate::__first!($($external,)? ck::ExternalNmi::BootCpu,);
-                    STATE.cpu_online(cpu, external)
-                }
-
-                /// Say that every CPU the machine has is up (its bring-up
-                /// is over): the shootdown may then broadcast its NMI with
-                /// the APIC's shorthand, which also reaches CPUs past the
-                /// `cpus` capacity. Until then it sends one NMI per CPU that
-                /// came online, so a CPU still starting is never hit.
-                pub fn allow_broadcast() {
-                    STATE.platform().allow_broadcast();
-                }
-
-                /// Install crashkit's NMI, #DF and #MC entries in `idt`.
-                ///
-                /// # Safety
-                /// Each IST slot holds a stack reserved for its vector on
-                /// every CPU that loads `idt`, and no CPU can take these
-                /// vectors through `idt` while it is written (install before
-                /// loading it).
-                pub unsafe fn install_entries(
-                    idt: &mut ck::InterruptDescriptorTable,
-                    ist: &ck::IstSlots,
-                ) -> Result<(), ck::InstallError> {
-                    let stubs = Self::entry_stubs();
-                    // SAFETY: the stubs match their vectors (no error code
-                    // for NMI and #MC, one for #DF: the macros above); the
-                    // caller guarantees the IST stacks and that `idt` is not
-                    // in use.
-                    unsafe { ck::install_entries(idt, &stubs, ist) }
-                }
-
-                /// The NMI, #DF and #MC entry stubs, for a kernel that
-                /// writes its own IDT: `K::entry_stubs().gates(&ist)` gives
-                /// each gate's vector, handler address and IST field
-                /// (`Gate::descriptor` encodes it), with the duties of
-                /// [`install_entries`](Self::install_entries).
-                pub fn entry_stubs() -> ck::EntryStubs {
-                    ck::EntryStubs {
-                        nmi: nmi_stub,
-                        double_fault: double_fault_stub,
-                        machine_check: machine_check_stub,
-                    }
-                }
-
                 /// All of crashkit's statics but the record (the chain to
                 /// register NMI handlers in, the trackers, the queues).
-                pub fn state() -> &'static ck::KernelState<CPUS, HANDLERS, NOTIFIERS> {
+                pub fn state() -> &'static ck::KernelState<__CRASHKIT_CPUS, __CRASHKIT_HANDLERS, __CRASHKIT_NOTIFIERS, $platform> {
                     &STATE
+                }
+
+                /// The crash record (what a dump holds; `snapshot` copies
+                /// it out).
+                pub fn record() -> &'static ck::CrashRecord<__CRASHKIT_CPUS, __CRASHKIT_NOTIFIERS> {
+                    &RECORD
                 }
 
                 /// The NMI entry's body, for a kernel with its own NMI stub:
@@ -232,12 +339,23 @@ macro_rules! kernel {
                 ) -> ! {
                     ck::panic_in_exception::<$name>(message, frame)
                 }
+
+                /// An unclaimed NMI means the machine is dead: panic with
+                /// the registers it interrupted. For `unknown_nmi:
+                /// UnknownNmiPolicy::Escalate(K::panic_on_unknown_nmi)`
+                /// (Linux's `unknown_nmi_panic`).
+                pub fn panic_on_unknown_nmi(event: &ck::NmiEvent<'_>) -> ! {
+                    ck::panic_in_exception::<$name>(
+                        format_args!("unknown NMI on {}", event.cpu),
+                        event.frame,
+                    )
+                }
             }
 
             impl ck::Kernel for $name {
-                type Platform = ck::X86Platform<CPUS>;
-                type Record = ck::CrashRecord<CPUS, NOTIFIERS>;
-                type Notifiers = ck::Registry<NOTIFIERS>;
+                type Platform = $platform;
+                type Record = ck::CrashRecord<__CRASHKIT_CPUS, __CRASHKIT_NOTIFIERS>;
+                type Notifiers = ck::Registry<__CRASHKIT_NOTIFIERS>;
 
                 const CONFIG: ck::PanicConfig = ck::PanicConfig {
                     final_action: $crate::__final_choice!($final $(($reboot))?),
@@ -270,6 +388,11 @@ macro_rules! kernel {
                     STATE.lock_events()
                 }
                 $(
+                    fn panic_flag() -> &'static ck::PanicFlag {
+                        &$flag
+                    }
+                )?
+                $(
                     fn dump() -> ck::DumpAttempt {
                         $dump()
                     }
@@ -294,6 +417,11 @@ macro_rules! kernel {
                 fn relax() {
                     STATE.relax();
                 }
+                $(
+                    fn panic_flag() -> &'static ck::PanicFlag {
+                        &$flag
+                    }
+                )?
             }
         };
     };

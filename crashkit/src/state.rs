@@ -7,13 +7,17 @@
 //!
 //! | field | what |
 //! |-------|------|
-//! | platform | the [`X86Platform`]: CPU identity, TSC clock, NMIs, park; usable from the first instruction (its boot phase, see [`crashkit_nmi::arch::x86_64`]'s platform docs) |
+//! | platform | a [`Platform`]: CPU identity, clock, NMIs, park. On x86_64 the [`X86Platform`] (TSC clock, local APIC), usable from the first instruction (its boot phase, see [`crashkit_nmi::arch::x86_64`]'s platform docs); in the host simulation, `crashkit-sim`'s |
 //! | contexts | per-CPU NMI-context trackers: the depth the record and the shootdown's poll need |
 //! | chain | the NMI handler chain; the panic path puts the stop handler in its emergency slot |
 //! | queues | the queued spinlock's per-CPU nodes (the kernel's lock domain) |
 //! | shootdown | the NMI shootdown over the record's CPU slots |
 //! | notifiers | the panic notifier registry |
 //! | progress | the panic path's progress |
+//!
+//! Everything is generic over the platform but what only x86_64 has: the
+//! APIC's bring-up ([`KernelState::cpu_online`]), the TSC frequency, and the
+//! entry stubs and IDT gates ([`EntryStubs`], [`install_entries`]).
 
 use crashkit_nmi::arch::x86_64::entry::{self, InstallError};
 use crashkit_nmi::arch::x86_64::{ExternalNmi, LocalApic, RegisterCpuError, X86Platform};
@@ -29,11 +33,16 @@ use crashkit_shootdown::Shootdown;
 use x86_64::structures::idt::InterruptDescriptorTable;
 
 /// crashkit's statics for a kernel of up to `CPUS` CPUs, `HANDLERS` NMI
-/// handlers and `NOTIFIERS` panic notifiers (the record is separate: see the
-/// module docs).
+/// handlers and `NOTIFIERS` panic notifiers, on platform `P` (x86_64's
+/// unless named; the record is separate: see the module docs).
 #[derive(Debug)]
-pub struct KernelState<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize> {
-    platform: X86Platform<CPUS>,
+pub struct KernelState<
+    const CPUS: usize,
+    const HANDLERS: usize,
+    const NOTIFIERS: usize,
+    P = X86Platform<CPUS>,
+> {
+    platform: P,
     contexts: CpuContexts<CPUS>,
     chain: HandlerChain<HANDLERS, CPUS>,
     queues: [CpuQueue; CPUS],
@@ -208,7 +217,7 @@ pub fn report_panic<W: core::fmt::Write>(
     console: &mut W,
 ) -> BodyResult {
     let cpu = context.cpu();
-    let written = if cpu == X86Platform::<1>::UNKNOWN_CPU {
+    let written = if cpu.is_unknown() {
         writeln!(
             console,
             "crashkit: a CPU not yet online panicked: {}",
@@ -230,24 +239,70 @@ pub fn report_panic<W: core::fmt::Write>(
 }
 
 impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
-    KernelState<CPUS, HANDLERS, NOTIFIERS>
+    KernelState<CPUS, HANDLERS, NOTIFIERS, X86Platform<CPUS>>
 {
-    /// The state of a kernel whose local APIC is `apic`, whose crash
-    /// record's CPU slots are `record_slots` (`CrashRecord::cpu_slots`), and
-    /// whose registry starts with `notifiers` registered (see
-    /// `Registry::with_notifiers`). The TSC frequency is unknown until
-    /// [`set_tsc_hz`](Self::set_tsc_hz); unclaimed NMIs are counted and
-    /// otherwise ignored; a notifier that panics is recorded and its list
-    /// goes on.
+    /// The state of an x86_64 kernel whose local APIC is `apic`: see
+    /// [`with_platform`](Self::with_platform) for the rest. The TSC
+    /// frequency is unknown until [`set_tsc_hz`](Self::set_tsc_hz); unclaimed
+    /// NMIs are counted and otherwise ignored.
     pub const fn new(
         apic: LocalApic,
         record_slots: &'static [CpuSlot],
         notifiers: &[&'static Notifier],
     ) -> Self {
+        Self::with_platform(
+            X86Platform::new(apic, 0),
+            UnknownNmiPolicy::Count,
+            record_slots,
+            notifiers,
+        )
+    }
+
+    /// Give the TSC frequency measured at boot (see
+    /// [`X86Platform::set_tsc_hz`]); until then times are TSC ticks.
+    pub fn set_tsc_hz(&self, tsc_hz: u64) {
+        self.platform.set_tsc_hz(tsc_hz);
+    }
+
+    /// Bring the calling CPU online as `cpu`: software-enable its local
+    /// APIC, program its LVT LINT1 for `external` (NMI if the setting names
+    /// this CPU, masked otherwise: where QEMU's `inject-nmi` and external
+    /// NMI sources arrive), register its APIC ID. Nothing else in the local
+    /// vector table is touched (LINT0, where firmware leaves the PIC, is the
+    /// kernel's). From then on the shootdown stops it.
+    /// The first call ends the platform's boot phase: make it on the boot
+    /// CPU, before another CPU starts.
+    ///
+    /// Call it once the CPU takes NMIs through crashkit's entry (its IDT
+    /// loaded): the shootdown sends it one from then on. The APIC is
+    /// reached as the `LocalApic` given to [`new`](Self::new) says (its
+    /// contract: mapped, in that mode, from here on).
+    pub fn cpu_online(&self, cpu: CpuIndex, external: ExternalNmi) -> Result<(), RegisterCpuError> {
+        let apic = self.platform.apic();
+        apic.enable();
+        apic.route_external_nmi(external, cpu);
+        self.platform.register_current_cpu(cpu)
+    }
+}
+
+impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize, P: Platform>
+    KernelState<CPUS, HANDLERS, NOTIFIERS, P>
+{
+    /// The state of a kernel on `platform`, whose unclaimed NMIs go to
+    /// `unknown_nmi`, whose crash record's CPU slots are `record_slots`
+    /// (`CrashRecord::cpu_slots`), and whose registry starts with
+    /// `notifiers` registered (see `Registry::with_notifiers`). A notifier
+    /// that panics is recorded and its list goes on.
+    pub const fn with_platform(
+        platform: P,
+        unknown_nmi: UnknownNmiPolicy,
+        record_slots: &'static [CpuSlot],
+        notifiers: &[&'static Notifier],
+    ) -> Self {
         Self {
-            platform: X86Platform::new(apic, 0),
+            platform,
             contexts: CpuContexts::new(),
-            chain: HandlerChain::new(UnknownNmiPolicy::Count),
+            chain: HandlerChain::new(unknown_nmi),
             queues: [const { CpuQueue::new() }; CPUS],
             shootdown: Shootdown::new(record_slots),
             notifiers: Registry::with_notifiers(EscalationPolicy::NextNotifier, notifiers),
@@ -256,7 +311,7 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     }
 
     /// The platform.
-    pub const fn platform(&self) -> &X86Platform<CPUS> {
+    pub const fn platform(&self) -> &P {
         &self.platform
     }
 
@@ -288,32 +343,6 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
     /// The panic path's progress.
     pub const fn progress(&self) -> &Progress {
         &self.progress
-    }
-
-    /// Give the TSC frequency measured at boot (see
-    /// [`X86Platform::set_tsc_hz`]); until then times are TSC ticks.
-    pub fn set_tsc_hz(&self, tsc_hz: u64) {
-        self.platform.set_tsc_hz(tsc_hz);
-    }
-
-    /// Bring the calling CPU online as `cpu`: software-enable its local
-    /// APIC, program its LVT LINT1 for `external` (NMI if the setting names
-    /// this CPU, masked otherwise: where QEMU's `inject-nmi` and external
-    /// NMI sources arrive), register its APIC ID. Nothing else in the local
-    /// vector table is touched (LINT0, where firmware leaves the PIC, is the
-    /// kernel's). From then on the shootdown stops it.
-    /// The first call ends the platform's boot phase: make it on the boot
-    /// CPU, before another CPU starts.
-    ///
-    /// Call it once the CPU takes NMIs through crashkit's entry (its IDT
-    /// loaded): the shootdown sends it one from then on. The APIC is
-    /// reached as the `LocalApic` given to [`new`](Self::new) says (its
-    /// contract: mapped, in that mode, from here on).
-    pub fn cpu_online(&self, cpu: CpuIndex, external: ExternalNmi) -> Result<(), RegisterCpuError> {
-        let apic = self.platform.apic();
-        apic.enable();
-        apic.route_external_nmi(external, cpu);
-        self.platform.register_current_cpu(cpu)
     }
 
     /// NMI-like contexts the calling CPU is in (0 outside, or on a CPU the
@@ -366,12 +395,12 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize>
             .handle_nmi(&self.platform, event, self.nmi_depth())
     }
 
-    /// The lock domain's `relax`: a spin hint, and once a shootdown is
-    /// issued, a poll that stops this CPU if it is a target (so a CPU
-    /// spinning on a lock with NMIs blocked stops itself). One load while no
-    /// panic is under way.
+    /// The lock domain's `relax`: the platform's spin hint, and once a
+    /// shootdown is issued, a poll that stops this CPU if it is a target (so
+    /// a CPU spinning on a lock with NMIs blocked stops itself). One load
+    /// while no panic is under way.
     pub fn relax(&self) {
-        core::hint::spin_loop();
+        self.platform.relax();
         if self.shootdown.is_issued() {
             self.shootdown.poll(&self.platform, self.nmi_depth());
         }

@@ -5,6 +5,7 @@
 
 use core::time::Duration;
 
+use crashkit::nmi::PanicFlag;
 use crashkit::notifiers::{NotifierOutcome, NotifierRecorder, NotifierReport, PanicInputs};
 use crashkit::prelude::*;
 use crashkit::record::layout;
@@ -48,6 +49,24 @@ crashkit::kernel! {
     before_stop: before_stop,
 }
 
+/// A kernel's own constants, named as the macro's internals might be.
+const CPUS: usize = 3;
+const NOTIFIERS: usize = 5;
+static OWN_FLAG: PanicFlag = PanicFlag::new();
+
+crashkit::kernel! {
+    /// Capacities from the kernel's own constants, its own panic flag, and
+    /// a panic on an unclaimed NMI.
+    struct Named;
+    cpus: CPUS,
+    notifiers: NOTIFIERS,
+    // SAFETY: a test; as above.
+    apic: unsafe { LocalApic::x2apic() },
+    final_action: halt,
+    unknown_nmi: UnknownNmiPolicy::Escalate(Named::panic_on_unknown_nmi),
+    panic_flag: OWN_FLAG,
+}
+
 static COUNTER: Mutex<Rebooting, u64> = Mutex::new(0);
 /// The kernel's console: what was printed on it.
 static CONSOLE: NotifierLock<Rebooting, String> = NotifierLock::new(String::new());
@@ -65,6 +84,21 @@ fn the_choices_reach_the_panic_path() {
     const { assert!(Halting::CONFIG.informational_before_dump) };
     assert_eq!(Halting::dump(), DumpAttempt::Failed(7));
     assert_eq!(Rebooting::dump(), DumpAttempt::NotConfigured);
+}
+
+#[test]
+fn the_kernels_own_constants_and_panic_flag_are_the_ones_used() {
+    assert_eq!(Named::record().cpu_slots().len(), CPUS);
+    assert_eq!(Named::state().notifiers().capacity(), NOTIFIERS);
+    assert!(core::ptr::eq(<Named as Kernel>::panic_flag(), &OWN_FLAG));
+    assert!(core::ptr::eq(
+        <Named as QueueDomain>::panic_flag(),
+        &OWN_FLAG
+    ));
+    assert!(core::ptr::eq(
+        <Halting as Kernel>::panic_flag(),
+        &crashkit::nmi::PANIC
+    ));
 }
 
 #[test]

@@ -4,15 +4,35 @@
 //! `0..cpu_count`. How an index maps to hardware (an APIC ID, a thread of the
 //! host simulation) is the [`Platform`](crate::Platform)'s business.
 //!
-//! Per-CPU tables are always read with [`CpuIndex::get`]-style bounds checks,
-//! never with `[]`: an out-of-range index (an unregistered CPU, a corrupted
-//! value on the crash path) must become a recorded error, not a panic.
+//! Per-CPU tables are always read with `get`-style bounds checks, never with
+//! `[]`: an out-of-range index (a CPU without an index, a corrupted value on
+//! the crash path) must become a recorded error, not a panic.
+//!
+//! **A CPU without an index** is one the platform cannot name: on x86_64, a
+//! CPU the kernel started but has not brought online (its APIC ID is not
+//! registered); in the host simulation, a thread that is not one of the
+//! machine's CPUs. [`Platform::current_cpu`](crate::Platform::current_cpu)
+//! returns [`CpuIndex::UNKNOWN`] for it, and every crate asks
+//! [`CpuIndex::is_unknown`]; nothing else spells the value. (The crash
+//! record stores an owner without an index with a code of its own, its
+//! format's business: `crashkit-record` translates.)
 
-/// A dense CPU index in `0..cpu_count`.
+/// A dense CPU index in `0..cpu_count`, or [`CpuIndex::UNKNOWN`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CpuIndex(pub u32);
 
 impl CpuIndex {
+    /// The index of a CPU without an index (see the module docs): what
+    /// [`Platform::current_cpu`](crate::Platform::current_cpu) returns on a
+    /// CPU it cannot name. No CPU has it: it is past every per-CPU table.
+    pub const UNKNOWN: Self = Self(u32::MAX);
+
+    /// Whether this is [`UNKNOWN`](Self::UNKNOWN): the calling CPU had no
+    /// index.
+    pub const fn is_unknown(self) -> bool {
+        self.0 == Self::UNKNOWN.0
+    }
+
     /// The index as a `usize`, for indexing per-CPU tables with `get`.
     pub const fn as_usize(self) -> usize {
         self.0 as usize
@@ -59,7 +79,11 @@ impl From<CpuIndex> for usize {
 
 impl core::fmt::Display for CpuIndex {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "cpu{}", self.0)
+        if self.is_unknown() {
+            f.write_str("a CPU without an index")
+        } else {
+            write!(f, "cpu{}", self.0)
+        }
     }
 }
 
@@ -77,6 +101,17 @@ mod tests {
         );
         assert_eq!(usize::from(CpuIndex(5)), 5);
         assert_eq!(CpuIndex::from(3u32), CpuIndex(3));
+    }
+
+    #[test]
+    fn unknown_is_one_value_past_every_table() {
+        assert!(CpuIndex::UNKNOWN.is_unknown());
+        assert!(!CpuIndex(0).is_unknown());
+        assert!(!CpuIndex(u32::MAX - 1).is_unknown());
+        // Past any per-CPU table a kernel can declare.
+        assert_eq!(CpuIndex::UNKNOWN.as_usize(), u32::MAX as usize);
+        assert_eq!(CpuIndex(2).to_string(), "cpu2");
+        assert_eq!(CpuIndex::UNKNOWN.to_string(), "a CPU without an index");
     }
 
     #[cfg(target_pointer_width = "64")]

@@ -28,9 +28,12 @@ pub enum NmiSendError {
 pub trait Platform: Sync {
     /// Index of the CPU executing the call.
     ///
-    /// Should be `< cpu_count()`. An implementation that cannot identify the
-    /// CPU (an unregistered APIC ID) returns an index `>= cpu_count()`;
-    /// callers look per-CPU state up with bounds checks and record the miss.
+    /// `< cpu_count()`, or [`CpuIndex::UNKNOWN`] on a CPU the
+    /// implementation cannot name (an unregistered APIC ID, a thread that is
+    /// not a simulated CPU): never another out-of-range value. Callers look
+    /// per-CPU state up with bounds checks, and ask
+    /// [`CpuIndex::is_unknown`] where a CPU without an index is treated
+    /// apart (the panic flag, the console's line).
     fn current_cpu(&self) -> CpuIndex;
 
     /// Number of CPUs the toolkit manages; valid indices are `0..cpu_count()`.

@@ -1,11 +1,12 @@
 //! A kernel panic on a simulated 4-CPU machine, from `panic!` to the crash
 //! record: what `cargo xtask demo` shows until the QEMU demo exists.
 //!
-//! The machine is wired the way an integrator wires a kernel (statics for
-//! the crash record, the shootdown over its CPU slots, the notifier
-//! registry, the NMI handler chain with the stop handler in its emergency
-//! slot, a lock domain whose `relax` polls the shootdown), and the CPUs are
-//! in the states that make a crash path hard:
+//! The kernel is declared as an integrator declares one, with
+//! `crashkit::kernel!` (the crash record, the shootdown over its CPU slots,
+//! the notifier registry, the NMI handler chain with the stop handler for
+//! its emergency slot, a lock domain whose `relax` polls the shootdown), on
+//! the simulated machine's platform. The CPUs are in the states that make a
+//! crash path hard:
 //!
 //! - cpu0 holds the `DEVICE` lock and panics ("disk controller timed out");
 //! - cpu1 runs ordinary code: the shootdown's NMI stops it;
@@ -29,52 +30,53 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use crashkit_nmi::lock::{CpuQueue, Mutex, QueueDomain};
-use crashkit_nmi::{
-    ContextKind, CpuContexts, CpuIndex, HandlerChain, NmiHandler, NmiOutcome, PanicFlag, Platform,
-    RegisterFrame, UnknownNmiPolicy,
-};
-use crashkit_notifiers::{
-    BodyResult, EscalationPolicy, LockedBody, Notifier, NotifierList, NotifierLock, PanicContext,
-    Registry,
-};
-use crashkit_panic_path::{Kernel, PanicConfig, Progress};
+use crashkit::prelude::*;
 use crashkit_record::{
     CpuState, CrashRecord, Decoded, NotifierOutcome, PanicPhase, RecordView, StopPath, Summary,
 };
-use crashkit_shootdown::{Shootdown, ShootdownConfig};
-use crashkit_sim::{CpuOutcome, EntryKind, Machine, SimCpu, SimPlatform};
+use crashkit_sim::{CpuOutcome, EntryKind, Machine, SimCpu, Socket};
 
 const CPUS: usize = 4;
-type Record = CrashRecord<CPUS, 16>;
+const NOTIFIERS: usize = 16;
+type Record = CrashRecord<CPUS, NOTIFIERS>;
 
-static RECORD: Record = CrashRecord::new();
-static SHOOTDOWN: Shootdown = Shootdown::new(RECORD.cpu_slots());
-static NOTIFIERS: Registry<8> = Registry::new(EscalationPolicy::NextNotifier);
-static PROGRESS: Progress = Progress::new();
-static PANIC: PanicFlag = PanicFlag::new();
-static CONTEXTS: CpuContexts<CPUS> = CpuContexts::new();
-static CHAIN: HandlerChain<4, CPUS> = HandlerChain::new(UnknownNmiPolicy::Count);
-static QUEUES: [CpuQueue; CPUS] = [const { CpuQueue::new() }; CPUS];
-static PLATFORM: OnceLock<SimPlatform> = OnceLock::new();
-
-/// The shootdown's stop handler, installed in the chain's emergency slot by
-/// the panic path.
-static STOP: NmiHandler = NmiHandler::new("crashkit-stop", |event| {
-    let Some(platform) = PLATFORM.get() else {
-        return NmiOutcome::NotMine;
-    };
-    SHOOTDOWN.handle_nmi(platform, event, nmi_depth())
-});
+crashkit::kernel! {
+    /// The demo kernel: the glue an x86_64 kernel gets, on the simulated
+    /// machine's platform.
+    struct Demo;
+    cpus: CPUS,
+    notifiers: NOTIFIERS,
+    platform: Socket = Socket::new(),
+    final_action: halt,
+    config: PanicConfig {
+        shootdown: ShootdownConfig {
+            deadline_ns: 500_000_000,
+            ..ShootdownConfig::DEFAULT
+        },
+        ..PanicConfig::DEFAULT
+    },
+}
 
 /// A device lock, shared by task and NMI context.
-static DEVICE: Mutex<Locks, u64> = Mutex::new(0);
+static DEVICE: Mutex<Demo, u64> = Mutex::new(0);
 /// The console, shared by ordinary code and a notifier.
-static CONSOLE: NotifierLock<Locks, u64> = NotifierLock::new(0);
+static CONSOLE: NotifierLock<Demo, u64> = NotifierLock::new(0);
+
+/// A handler of the kernel's own that needs the device lock: on cpu3, the
+/// first NMI after the body asked for it takes the lock (the entry has put
+/// the CPU in NMI context).
+static DEVICE_NMI: NmiHandler = NmiHandler::new("device", |event| {
+    if event.cpu != CpuIndex(3) || SPIN_IN_NMI.swap(0, SeqCst) == 0 {
+        return NmiOutcome::NotMine;
+    }
+    CPU3_SPINNING.store(true, SeqCst);
+    let mut device = DEVICE.lock();
+    *device += 1;
+    NmiOutcome::Handled
+});
 
 static PVPANIC: Notifier = Notifier::new("pvpanic", NotifierList::Hypervisor, 10, |_| {
     BodyResult::Complete
@@ -110,132 +112,25 @@ static CPU3_SPINNING: AtomicBool = AtomicBool::new(false);
 static CPU2_HOLDS_CONSOLE: AtomicBool = AtomicBool::new(false);
 /// cpu1 and cpu3 are running their bodies.
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
-/// NMIs cpu3's entry should turn into a `DEVICE` wait.
+/// NMIs cpu3's device handler should turn into a `DEVICE` wait.
 static SPIN_IN_NMI: AtomicUsize = AtomicUsize::new(0);
-
-/// The demo kernel.
-struct Demo;
-
-impl Kernel for Demo {
-    type Platform = SimPlatform;
-    type Record = Record;
-    type Notifiers = Registry<8>;
-
-    const CONFIG: PanicConfig = PanicConfig {
-        shootdown: ShootdownConfig {
-            deadline_ns: 500_000_000,
-            ..ShootdownConfig::DEFAULT
-        },
-        ..PanicConfig::DEFAULT
-    };
-
-    fn platform() -> &'static SimPlatform {
-        match PLATFORM.get() {
-            Some(platform) => platform,
-            None => panic!("the demo kernel runs on its machine only"),
-        }
-    }
-
-    fn record() -> &'static Record {
-        &RECORD
-    }
-
-    fn shootdown() -> &'static Shootdown {
-        &SHOOTDOWN
-    }
-
-    fn notifiers() -> &'static Registry<8> {
-        &NOTIFIERS
-    }
-
-    fn progress() -> &'static Progress {
-        &PROGRESS
-    }
-
-    fn install_stop_handler() {
-        let _previous = CHAIN.set_emergency(Some(&STOP));
-    }
-
-    fn panic_flag() -> &'static PanicFlag {
-        &PANIC
-    }
-
-    fn nmi_depth() -> u32 {
-        nmi_depth()
-    }
-
-    fn lock_events() -> (u32, u32) {
-        let stats = QUEUES.iter().map(CpuQueue::stats);
-        let (fallbacks, breaks) = stats.fold((0u64, 0u64), |(f, b), s| {
-            (f + s.fallbacks, b + s.panic_breaks)
-        });
-        (
-            u32::try_from(fallbacks).unwrap_or(u32::MAX),
-            u32::try_from(breaks).unwrap_or(u32::MAX),
-        )
-    }
-}
-
-/// The kernel's lock domain: simulated CPUs, and a `relax` that polls the
-/// shootdown so that a CPU spinning with NMIs blocked stops itself.
-struct Locks;
-
-impl QueueDomain for Locks {
-    fn queues() -> &'static [CpuQueue] {
-        &QUEUES
-    }
-
-    fn current_cpu() -> CpuIndex {
-        crashkit_sim::current_cpu().unwrap_or(CpuIndex(u32::MAX))
-    }
-
-    fn now_ns() -> u64 {
-        PLATFORM.get().map_or(0, Platform::now_ns)
-    }
-
-    fn relax() {
-        std::thread::yield_now();
-        if let Some(platform) = PLATFORM.get() {
-            SHOOTDOWN.poll(platform, nmi_depth());
-        }
-    }
-
-    fn panic_flag() -> &'static PanicFlag {
-        &PANIC
-    }
-}
-
-fn nmi_depth() -> u32 {
-    PLATFORM
-        .get()
-        .and_then(|platform| CONTEXTS.current(platform))
-        .map_or(0, |tracker| u32::from(tracker.depth()))
-}
 
 /// The panicking post-dump notifier: a kernel's `panic!` here re-enters
 /// the panic handler; on the host, where `panic!` would unwind, it calls
 /// the kernel's panic entry as `#[panic_handler]` would.
 fn watchdog_disarm(_: &PanicContext<'_>) -> BodyResult {
-    crashkit_panic_path::panic_in_exception::<Demo>(
+    Demo::panic_in_exception(
         format_args!("watchdog-disarm: register write timed out"),
         &RegisterFrame::capture(),
     )
 }
 
-/// The NMI entry: enter the NMI context; on cpu3, the first NMI takes the
-/// device lock (a handler that needs it); every NMI goes to the chain.
-fn entry(cpu: &SimCpu, kind: EntryKind, frame: &mut RegisterFrame) {
-    if kind != EntryKind::Nmi {
-        return;
+/// The simulated IDT: an NMI goes to the kernel's NMI entry body (NMI
+/// context, the handler chain).
+fn entry(_: &SimCpu, kind: EntryKind, frame: &mut RegisterFrame) {
+    if kind == EntryKind::Nmi {
+        Demo::on_nmi(frame);
     }
-    let _context = CONTEXTS.enter_current(cpu.platform(), ContextKind::Nmi);
-    if cpu.index() == CpuIndex(3) && SPIN_IN_NMI.swap(0, SeqCst) > 0 {
-        CPU3_SPINNING.store(true, SeqCst);
-        let mut device = DEVICE.lock();
-        *device += 1;
-        return;
-    }
-    let _outcome = CHAIN.dispatch(cpu.platform(), frame);
 }
 
 /// Spin (yielding) until `done` or the run winds down.
@@ -267,7 +162,7 @@ fn body(cpu: &SimCpu) {
             {
                 return;
             }
-            crashkit_panic_path::panic_in_exception::<Demo>(
+            Demo::panic_in_exception(
                 format_args!("demo: disk controller timed out (status {:#x})", 0x51),
                 &RegisterFrame::capture(),
             )
@@ -343,14 +238,18 @@ fn main() -> ExitCode {
         &WATCHDOG_DISARM,
         &LAST_WORDS,
     ] {
-        if let Err(error) = NOTIFIERS.register(notifier) {
+        if let Err(error) = Demo::state().notifiers().register(notifier) {
             eprintln!("crash demo: registering {}: {error:?}", notifier.name());
             return ExitCode::FAILURE;
         }
     }
+    if let Err(error) = Demo::state().chain().register(&DEVICE_NMI) {
+        eprintln!("crash demo: registering the device's NMI handler: {error:?}");
+        return ExitCode::FAILURE;
+    }
     let machine = Machine::new(CPUS, entry);
-    if PLATFORM.set(machine.platform().clone()).is_err() {
-        eprintln!("crash demo: the platform was already set");
+    if let Err(error) = Demo::state().platform().plug(machine.platform()) {
+        eprintln!("crash demo: {error}");
         return ExitCode::FAILURE;
     }
     let report = machine.run(Duration::from_secs(30), body);
@@ -360,7 +259,7 @@ fn main() -> ExitCode {
     }
 
     let mut bytes = vec![0u8; Record::TOTAL_SIZE];
-    let taken = match RECORD.snapshot(&mut bytes) {
+    let taken = match <Demo as Kernel>::record().snapshot(&mut bytes) {
         Ok(len) => len,
         Err(error) => {
             eprintln!("crash demo: snapshot: {error:?}");

@@ -49,9 +49,9 @@ fn enter<K: Kernel>(message: &dyn core::fmt::Display, frame: &RegisterFrame) -> 
         PanicClaim::First => {
             let panic = K::record().panic_section();
             panic.stamp(PhaseStamp::PanicEntry, now);
-            // The flag's word: `cpu`, or `UNREGISTERED_OWNER` for a CPU
-            // without an index (the same code as the record's).
-            panic.set_owner(K::panic_flag().owner().unwrap_or(cpu));
+            // `cpu` won the flag (`CpuIndex::UNKNOWN` for a CPU without an
+            // index: the record stores it as such).
+            panic.set_owner(cpu);
             panic.set_phase(PanicPhase::Claimed);
             run_from::<K>(Step::Claim, message, frame)
         }

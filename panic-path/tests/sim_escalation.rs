@@ -68,7 +68,7 @@ static POST: Notifier = Notifier::new("post", NotifierList::PostDump, 0, complet
 #[test]
 fn a_panicking_notifier_is_recorded_and_the_rest_runs() {
     register(
-        &bad_notifier::REGISTRY,
+        bad_notifier::registry(),
         &[&POST, &PRE_3, &INFO, &PRE_BAD, &HV, &PRE_1],
     );
     let report = bad_notifier::machine().run(RUN_DEADLINE, |cpu| {
@@ -133,7 +133,7 @@ static BD_POST: Notifier = Notifier::new("last-words", NotifierList::PostDump, 0
 /// stamp.
 #[test]
 fn a_panicking_dump_hook_is_a_failed_dump_and_the_later_lists_run() {
-    register(&bad_dump::REGISTRY, &[&BD_POST, &BD_INFO, &BD_PRE]);
+    register(bad_dump::registry(), &[&BD_POST, &BD_INFO, &BD_PRE]);
     let report = bad_dump::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 1 {
             return bad_dump::busy(cpu);
@@ -210,7 +210,7 @@ static AB_POST_1: Notifier = Notifier::new("post-1", NotifierList::PostDump, 1, 
 #[test]
 fn every_notifier_panicking_ends_at_the_escalation_limit() {
     register(
-        &all_bad::REGISTRY,
+        all_bad::registry(),
         &[
             &AB_HV_1, &AB_HV_2, &AB_PRE_1, &AB_PRE_2, &AB_INFO_1, &AB_INFO_2, &AB_POST_1,
         ],
@@ -303,7 +303,7 @@ static BL_POST: Notifier = Notifier::new("last-words", NotifierList::PostDump, 0
 #[test]
 fn a_notifier_whose_lock_a_stopped_cpu_holds_is_skipped() {
     register(
-        &busy_lock::REGISTRY,
+        busy_lock::registry(),
         &[&BL_POST, &BL_LOG, &BL_CONSOLE, &BL_HV],
     );
     let report = busy_lock::machine().run(RUN_DEADLINE, |cpu| match cpu.index().0 {
@@ -370,7 +370,7 @@ static RUDE: Notifier =
 /// taken from the lock domain at the final action, show the break.
 #[test]
 fn a_blocking_lock_in_a_notifier_is_broken_and_counted() {
-    register(&rude_notifier::REGISTRY, &[&RUDE]);
+    register(rude_notifier::registry(), &[&RUDE]);
     let report = rude_notifier::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 == 1 {
             let held = SERIAL.lock();

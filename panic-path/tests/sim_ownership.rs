@@ -1,7 +1,8 @@
 //! Panic ownership on the host simulation: two CPUs panicking at once, a
 //! panic raised inside an NMI handler, and a second panicker that sits
 //! inside an NMI handler (so the stop NMI cannot reach it). Each run's crash
-//! record is read back as the offline tool would.
+//! record is read back as the offline tool would. And a panic on a thread
+//! that is none of the machine's CPUs: a CPU without an index.
 
 mod common;
 
@@ -59,7 +60,7 @@ macro_rules! simultaneous_panics {
         #[test]
         fn $test() {
             static ARRIVED: AtomicUsize = AtomicUsize::new(0);
-            register(&$kernel::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
+            register($kernel::registry(), &[&PVPANIC, &LAST_WORDS]);
             let report = $kernel::machine().run(RUN_DEADLINE, |cpu| {
                 let index = cpu.index().0;
                 if index >= 2 {
@@ -114,7 +115,7 @@ macro_rules! wait_for_the_loser {
         impl Hooks for $hooks {
             fn before_shootdown() {
                 let counted = common::wait_bounded(Duration::from_secs(5), || {
-                    $kernel::RECORD.panic().second_panickers() >= 1
+                    $kernel::record().panic().second_panickers() >= 1
                 });
                 assert!(counted, "the second racer never panicked");
             }
@@ -150,7 +151,7 @@ test_kernel!(in_nmi, cpus = 3);
 /// The owner's slot holds the interrupted frame, not the handler's.
 #[test]
 fn a_panic_inside_an_nmi_handler_records_the_interrupted_frame() {
-    register(&in_nmi::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
+    register(in_nmi::registry(), &[&PVPANIC, &LAST_WORDS]);
     let report = in_nmi::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 0 {
             return in_nmi::busy(cpu);
@@ -168,7 +169,7 @@ fn a_panic_inside_an_nmi_handler_records_the_interrupted_frame() {
     let bytes = in_nmi::snapshot();
     let view = parse(&bytes);
     assert_header(&view, 3);
-    assert_message(&view, "unknown NMI on cpu 2");
+    assert_message(&view, "unknown NMI on cpu2");
     let owner = view.cpu(2).unwrap();
     let frame = owner.frame().expect("the owner's registers");
     assert_eq!(owner.state().known(), Some(CpuState::PanicOwner));
@@ -221,8 +222,8 @@ static SECOND_IN_NMI: NmiHandler = NmiHandler::new("second-in-nmi", panic_second
 /// at the depth of the NMI it is in), counted as a second panicker.
 #[test]
 fn a_second_panicker_inside_an_nmi_handler_stops_through_its_poll() {
-    register(&nested_loser::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
-    nested_loser::CHAIN.register(&SECOND_IN_NMI).unwrap();
+    register(nested_loser::registry(), &[&PVPANIC, &LAST_WORDS]);
+    nested_loser::chain().register(&SECOND_IN_NMI).unwrap();
     let report = nested_loser::machine().run(RUN_DEADLINE, |cpu| match cpu.index().0 {
         0 => {
             if !nested_loser::wait_ready(cpu, 2) {
@@ -256,4 +257,70 @@ fn a_second_panicker_inside_an_nmi_handler_stops_through_its_poll() {
     assert_stopped(&view, 2, StopPath::Nmi, 1);
     assert_shootdown(&view, 2, 0);
     assert_completed(&view);
+}
+
+test_kernel!(no_index, cpus = 3, hooks = Plain, final_action = reboot);
+
+/// The owner was spawned by CPU 0 and is on its way.
+static UNNAMED_STARTED: AtomicBool = AtomicBool::new(false);
+
+/// A panic on a CPU without an index: a thread that is not one of the
+/// machine's CPUs (as on x86_64 a CPU the kernel started but never brought
+/// online), so the platform says `CpuIndex::UNKNOWN`. It owns the panic, the
+/// record says so (`owner_unregistered`, no owner index, no slot of its
+/// own), its message is recorded, and its shootdown stops every CPU of the
+/// machine, the one that started it included; the notifiers and the final
+/// action run on it.
+#[test]
+fn a_panic_on_a_cpu_without_an_index_owns_and_stops_every_cpu() {
+    register(no_index::registry(), &[&PVPANIC, &LAST_WORDS]);
+    let report = no_index::machine().run(RUN_DEADLINE, |cpu| {
+        if cpu.index().0 != 0 {
+            return no_index::busy(cpu);
+        }
+        if no_index::wait_ready(cpu, 2) {
+            UNNAMED_STARTED.store(true, SeqCst);
+            // Never joined: it ends in the final action, asleep for good.
+            std::thread::spawn(|| {
+                assert_eq!(crashkit_sim::current_cpu(), None);
+                no_index::panic_now(format_args!("bring-up of an AP failed"))
+            });
+            no_index::busy(cpu);
+        }
+    });
+    assert!(UNNAMED_STARTED.load(SeqCst), "{report}");
+    // The run ends once every CPU parked; the owner's notifiers and final
+    // action may still be under way.
+    assert!(
+        common::wait_bounded(RUN_DEADLINE, || no_index::reboots() == 1),
+        "the owner never reached its final action"
+    );
+
+    assert_all_parked(&report);
+    let bytes = no_index::snapshot();
+    let view = parse(&bytes);
+    assert_header(&view, 3);
+    assert_message(&view, "bring-up of an AP failed");
+    let panic = view.panic();
+    assert!(panic.owner_unregistered());
+    assert_eq!(panic.owner_cpu(), None);
+    assert_eq!(no_index::PANIC.owner(), Some(CpuIndex::UNKNOWN));
+    // No slot is the owner's: every CPU of the machine was a target.
+    assert!(
+        view.cpus()
+            .all(|slot| slot.state().known() != Some(CpuState::PanicOwner))
+    );
+    assert_others_stopped_by_nmi(&view, 3, &[]);
+    assert_shootdown(&view, 3, 0);
+    assert_notifiers(
+        &view,
+        &[
+            (RecList::Hypervisor, "pvpanic", Outcome::Ran),
+            (RecList::PostDump, "last-words", Outcome::Ran),
+        ],
+    );
+    assert_stamps(&view, &FULL_SEQUENCE, &[]);
+    assert_eq!(panic.final_action().known(), Some(FinalAction::Reboot));
+    assert_eq!((panic.escalations(), panic.reentries()), (0, 0));
+    assert_eq!(panic.second_panickers(), 0);
 }

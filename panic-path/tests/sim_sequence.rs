@@ -15,7 +15,7 @@ use common::{
     assert_owner, assert_shootdown, assert_stamps, complete, parse, register,
 };
 use crashkit_notifiers::{Notifier, NotifierList};
-use crashkit_panic_path::{FinalChoice, PanicConfig};
+use crashkit_panic_path::PanicConfig;
 use crashkit_record::{DumpResult, FinalAction, PanicPhase, PhaseStamp, RecordView};
 
 static PVPANIC: Notifier = Notifier::new("pvpanic", NotifierList::Hypervisor, 1, complete);
@@ -71,7 +71,7 @@ test_kernel!(four, cpus = 4);
 /// list run in the default order; the final action is a halt.
 #[test]
 fn a_plain_panic_runs_the_sequence_in_order() {
-    register(&four::REGISTRY, &EVERY_LIST);
+    register(four::registry(), &EVERY_LIST);
     let report = four::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 1 {
             return four::busy(cpu);
@@ -110,7 +110,7 @@ test_kernel!(single, cpus = 1);
 /// Scenario 9a: a machine of one CPU: nobody to stop, the rest as usual.
 #[test]
 fn a_panic_on_one_cpu() {
-    register(&single::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
+    register(single::registry(), &[&PVPANIC, &LAST_WORDS]);
     let report = single::machine().run(RUN_DEADLINE, |_| {
         single::panic_now(format_args!("alone"));
     });
@@ -178,7 +178,7 @@ test_kernel!(informational_first, cpus = 2, hooks = InformationalFirst);
 /// itself); the post-dump list stays after it.
 #[test]
 fn informational_before_dump_moves_the_informational_list() {
-    register(&informational_first::REGISTRY, &EVERY_LIST);
+    register(informational_first::registry(), &EVERY_LIST);
     let report = informational_first::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 0 {
             return informational_first::busy(cpu);
@@ -208,24 +208,20 @@ fn informational_before_dump_moves_the_informational_list() {
     assert_eq!(view.panic().final_action().known(), Some(FinalAction::Halt));
 }
 
-/// A reboot at the end.
-struct Rebooting;
-
-impl Hooks for Rebooting {
-    const CONFIG: PanicConfig = PanicConfig {
-        final_action: FinalChoice::Reboot,
-        ..common::FAST
-    };
-}
-
-test_kernel!(rebooting, cpus = 2, hooks = Rebooting);
+// A reboot at the end.
+test_kernel!(
+    rebooting,
+    cpus = 2,
+    hooks = common::Plain,
+    final_action = reboot
+);
 
 /// `FinalChoice::Reboot` calls `Kernel::reboot` once, after everything else;
 /// the record says `Reboot`, in the `FinalAction` phase (the halt's
 /// `Halted` phase is not reached).
 #[test]
 fn a_reboot_final_action_calls_the_kernels_reboot() {
-    register(&rebooting::REGISTRY, &[&LAST_WORDS]);
+    register(rebooting::registry(), &[&LAST_WORDS]);
     let report = rebooting::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 1 {
             return rebooting::busy(cpu);

@@ -49,7 +49,7 @@ test_kernel!(blocked, cpus = 4);
 /// generous slack.
 #[test]
 fn a_cpu_with_nmis_blocked_that_never_polls_is_unresponsive_at_the_deadline() {
-    register(&blocked::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
+    register(blocked::registry(), &[&PVPANIC, &LAST_WORDS]);
     let machine = blocked::machine();
     let platform = machine.platform().clone();
     let report = machine.run(RUN_DEADLINE, move |cpu| match cpu.index().0 {
@@ -142,8 +142,8 @@ static LOCK_IN_NMI: NmiHandler = NmiHandler::new("lock-in-nmi", lock_in_nmi);
 /// poll site's registers, and the shootdown never waits for its deadline.
 #[test]
 fn a_cpu_spinning_in_nmi_on_the_owners_lock_stops_through_the_poll() {
-    register(&spinning::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
-    spinning::CHAIN.register(&LOCK_IN_NMI).unwrap();
+    register(spinning::registry(), &[&PVPANIC, &LAST_WORDS]);
+    spinning::chain().register(&LOCK_IN_NMI).unwrap();
     let report = spinning::machine().run(RUN_DEADLINE, |cpu| {
         if cpu.index().0 != 0 {
             return spinning::busy(cpu);
@@ -191,7 +191,7 @@ test_kernel!(lossy, cpus = 4);
 /// interval later and CPU 3 stops through the NMI like the others.
 #[test]
 fn a_lost_first_nmi_is_recovered_by_a_resend() {
-    register(&lossy::REGISTRY, &[&PVPANIC, &LAST_WORDS]);
+    register(lossy::registry(), &[&PVPANIC, &LAST_WORDS]);
     let machine = lossy::machine();
     machine.platform().drop_next_nmis(CpuIndex(3), 1).unwrap();
     let report = machine.run(RUN_DEADLINE, |cpu| {

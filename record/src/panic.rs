@@ -142,11 +142,19 @@ impl PanicSection {
 
     // ----- writers (the panic owner) -----
 
-    /// Record the panic owner (the CPU that won the panic flag).
+    /// Record the panic owner (the CPU that won the panic flag). A CPU
+    /// without an index ([`CpuIndex::UNKNOWN`]) is stored as the format's
+    /// `UNREGISTERED_OWNER`, which the parser reports as
+    /// `owner_unregistered`.
     pub fn set_owner(&self, cpu: CpuIndex) {
+        let word = if cpu.is_unknown() {
+            layout::UNREGISTERED_OWNER
+        } else {
+            cpu.0
+        };
         // Release: publishes what the owner recorded before (the entry
         // stamp) to a reader that loads the owner with Acquire (`owner`).
-        self.owner_cpu.store(cpu.0, Ordering::Release);
+        self.owner_cpu.store(word, Ordering::Release);
     }
 
     /// Enter `phase`; returns the phase before. Any transition is stored
@@ -278,12 +286,15 @@ impl PanicSection {
         Decoded::from_code(self.phase.load(Ordering::Acquire))
     }
 
-    /// The panic owner, if one was recorded (`CpuIndex(UNREGISTERED_OWNER)`
-    /// for an owner without an index).
+    /// The panic owner, if one was recorded ([`CpuIndex::UNKNOWN`] for an
+    /// owner without an index).
     pub fn owner(&self) -> Option<CpuIndex> {
         // Acquire: pairs with `set_owner`'s Release.
-        let raw = self.owner_cpu.load(Ordering::Acquire);
-        (raw != layout::NO_OWNER).then_some(CpuIndex(raw))
+        match self.owner_cpu.load(Ordering::Acquire) {
+            layout::NO_OWNER => None,
+            layout::UNREGISTERED_OWNER => Some(CpuIndex::UNKNOWN),
+            raw => Some(CpuIndex(raw)),
+        }
     }
 
     /// A timestamp (0: not stamped).

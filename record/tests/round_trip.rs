@@ -292,7 +292,8 @@ fn an_owner_without_a_cpu_index_reads_as_unregistered() {
             .panic()
             .owner_unregistered()
     );
-    panic.set_owner(crashkit_nmi::CpuIndex(layout::UNREGISTERED_OWNER));
+    panic.set_owner(crashkit_nmi::CpuIndex::UNKNOWN);
+    assert_eq!(panic.owner(), Some(crashkit_nmi::CpuIndex::UNKNOWN));
     panic.set_phase(PanicPhase::Claimed);
     let bytes = snapshot(&record);
     let view = RecordView::parse(&bytes).unwrap();

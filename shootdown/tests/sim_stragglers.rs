@@ -14,11 +14,11 @@ use common::{
     RUN_DEADLINE, Rig, assert_owner_finished_others_parked, assert_owner_never_sent_an_nmi,
     assert_stopped, cpu,
 };
-use crashkit_nmi::lock::{CpuQueue, QSpinLock, QueueDomain};
-use crashkit_nmi::{ContextKind, CpuIndex, PanicFlag, Platform};
+use crashkit_nmi::lock::QSpinLock;
+use crashkit_nmi::{ContextKind, PanicFlag};
 use crashkit_record::{CpuState, StopPath};
-use crashkit_shootdown::{ShootdownConfig, ShootdownStatus};
-use crashkit_sim::{EntryKind, SimPlatform};
+use crashkit_shootdown::{ShootdownConfig, ShootdownStatus, ShootdownSummary};
+use crashkit_sim::{EntryKind, Machine, Socket};
 
 /// CPU 1 blocks NMIs and spins without polling: at the deadline it is
 /// `Unresponsive`, having been sent the NMI again every interval, and the
@@ -141,49 +141,33 @@ fn a_lost_nmi_is_recovered_by_a_resend() {
 /// CPU 1 is inside an NMI-like context (NMIs blocked, context entered) and
 /// spins on a `QSpinLock` the owner holds. The stop NMI cannot reach it;
 /// the lock domain's `relax` polls the shootdown, so it stops itself there.
+/// The kernel, its shootdown and its lock domain are what
+/// `crashkit::kernel!` gives a kernel, on the simulated platform.
 #[test]
 fn a_cpu_spinning_on_a_lock_with_nmis_blocked_stops_through_the_poll() {
-    static PLATFORM: OnceLock<SimPlatform> = OnceLock::new();
-    static RIG: OnceLock<Rig> = OnceLock::new();
     static PANIC: PanicFlag = PanicFlag::new();
-    static LOCK: QSpinLock<Polling> = QSpinLock::new();
+    static LOCK: QSpinLock<K> = QSpinLock::new();
     static HELD: AtomicBool = AtomicBool::new(false);
     static WAITING: AtomicBool = AtomicBool::new(false);
+    static SUMMARY: OnceLock<ShootdownSummary> = OnceLock::new();
 
-    /// The lock domain of the crate docs' example, on the simulation.
-    struct Polling;
-    impl QueueDomain for Polling {
-        fn queues() -> &'static [CpuQueue] {
-            static QUEUES: [CpuQueue; 2] = [const { CpuQueue::new() }; 2];
-            &QUEUES
-        }
-        fn current_cpu() -> CpuIndex {
-            crashkit_sim::current_cpu().unwrap_or(CpuIndex(u32::MAX))
-        }
-        fn now_ns() -> u64 {
-            PLATFORM.get().map_or(0, Platform::now_ns)
-        }
-        fn relax() {
-            std::thread::yield_now();
-            let (Some(platform), Some(rig)) = (PLATFORM.get(), RIG.get()) else {
-                return;
-            };
-            if rig.shootdown.is_issued() {
-                let depth = rig
-                    .contexts
-                    .current(platform)
-                    .map_or(0, |tracker| u32::from(tracker.depth()));
-                rig.shootdown.poll(platform, depth);
-            }
-        }
-        fn panic_flag() -> &'static PanicFlag {
-            &PANIC
-        }
+    crashkit::kernel! {
+        /// The kernel whose lock domain polls the shootdown.
+        struct K;
+        cpus: 2,
+        notifiers: 1,
+        platform: Socket = Socket::new(),
+        final_action: halt,
+        panic_flag: PANIC,
     }
 
-    let rig = *RIG.get_or_init(|| Rig::new(2));
-    let machine = rig.machine(2);
-    PLATFORM.set(machine.platform().clone()).unwrap();
+    let machine = Machine::new(2, |_, kind, frame| {
+        if kind == EntryKind::Nmi {
+            K::on_nmi(frame);
+        }
+    });
+    K::state().platform().plug(machine.platform()).unwrap();
+    let shootdown = K::state().shootdown();
     let report = machine.run(RUN_DEADLINE, move |cpu| match cpu.index().0 {
         0 => {
             let _held = LOCK.acquire();
@@ -193,10 +177,8 @@ fn a_cpu_spinning_on_a_lock_with_nmis_blocked_stops_through_the_poll() {
             }
             // Let CPU 1 get into the lock's wait loop.
             std::thread::sleep(Duration::from_millis(20));
-            rig.keep(
-                rig.shootdown
-                    .stop_other_cpus(cpu.platform(), &ShootdownConfig::DEFAULT),
-            );
+            let _ =
+                SUMMARY.set(shootdown.stop_other_cpus(cpu.platform(), &ShootdownConfig::DEFAULT));
             // The lock stays held: the stopped CPU never gets it.
         }
         _ => {
@@ -204,7 +186,10 @@ fn a_cpu_spinning_on_a_lock_with_nmis_blocked_stops_through_the_poll() {
                 return;
             }
             let _masked = cpu.block_nmis();
-            let _context = rig.contexts.enter_current(cpu.platform(), ContextKind::Nmi);
+            let state = K::state();
+            let _context = state
+                .contexts()
+                .enter_current(state.platform(), ContextKind::Nmi);
             WAITING.store(true, SeqCst);
             let _ = LOCK.acquire();
             unreachable!("CPU 1 took a lock the owner never released");
@@ -213,15 +198,14 @@ fn a_cpu_spinning_on_a_lock_with_nmis_blocked_stops_through_the_poll() {
 
     assert_owner_finished_others_parked(&report, 0);
     assert_owner_never_sent_an_nmi(&report, 0);
-    let summary = rig.summary(&report);
+    let summary = SUMMARY.get().expect("the owner's summary");
     assert!(summary.all_stopped(), "{summary:?}");
     assert_eq!((summary.stopped, summary.stopped_by_poll), (1, 1));
-    let polled = rig.slot(1);
+    let polled = &shootdown.slots()[1];
     // Depth 1: the NMI-like context it was spinning in.
     assert_stopped(polled, StopPath::Poll, 1);
     // The NMI went out (and latched); it never ran.
     assert!(polled.nmis_sent() >= 1, "{polled:?}");
     assert_eq!(report.stats[1].delivered(EntryKind::Nmi), 0, "{report}");
-    assert_eq!(rig.not_mine.load(SeqCst) + rig.handled.load(SeqCst), 0);
     assert!(LOCK.is_locked());
 }

@@ -1,21 +1,21 @@
 //! Test kernels for the panic path's host-simulation tests, and the checks
 //! that read their crash record back the way the offline tool does.
 //!
-//! [`test_kernel!`] builds one kernel as a module of statics, as an
-//! integrator's kernel has them: the crash record, the shootdown over its CPU
-//! slots, the notifier registry, the panic path's `Progress`, its own
-//! `PanicFlag` (tests run in parallel: never the machine-wide
-//! `crashkit_nmi::PANIC`), the NMI handler chain with the stop handler for its
-//! emergency slot, the context table, a lock domain whose `relax` polls the
-//! shootdown, the simulated platform, and the `Kernel` impl `K` tying them
-//! together. Every statics set serves one test (a panic does not end: the
-//! flag, the record and the shootdown are one-shot).
+//! [`test_kernel!`] declares one kernel as a module, with the glue a kernel
+//! gets: `crashkit::kernel!` on the simulated platform (a
+//! `crashkit_sim::Socket` the test's machine plugs into), so the statics, the
+//! `Kernel` impl, the lock domain, the stop handler and the NMI entry's body
+//! are the ones an x86_64 kernel runs. Each kernel has its own `PanicFlag`
+//! (tests run in parallel: never the machine-wide `crashkit_nmi::PANIC`);
+//! every kernel serves one test (a panic does not end: the flag, the record
+//! and the shootdown are one-shot).
 //!
-//! The machine's NMI entry does what an integrator's does: enter the NMI
-//! context, dispatch the chain. The chain's unknown-NMI policy escalates to
-//! `panic_in_exception` (the "panic on unknown NMI" configuration), which is
-//! how a test makes a CPU panic from inside an NMI handler. The entry neither
-//! allocates nor locks (it runs in a signal handler).
+//! The machine's entry function is the simulated IDT: an NMI goes to
+//! `K::on_nmi` (NMI context, then the chain). The chain's unknown-NMI policy
+//! escalates to `K::panic_on_unknown_nmi` (the "panic on unknown NMI"
+//! configuration), which is how a test makes a CPU panic from inside an NMI
+//! handler. The entry neither allocates nor locks (it runs in a signal
+//! handler).
 //!
 //! Checks ([`assert_header`], [`assert_owner`], [`assert_stopped`],
 //! [`assert_notifiers`], [`assert_stamps`], ...) take a `RecordView` parsed
@@ -53,9 +53,6 @@ pub const SLACK_NS: u64 = 5_000_000_000;
 /// Notifier slots in the test kernels' crash record.
 pub const NOTIFIER_SLOTS: usize = 16;
 
-/// Slots of the test kernels' notifier registry.
-pub const REGISTRY_SLOTS: usize = 16;
-
 /// The test kernels' configuration: Linux's defaults (informational list
 /// after the dump, halt), with a short shootdown and second-panicker wait.
 pub const FAST: PanicConfig = PanicConfig {
@@ -90,16 +87,24 @@ pub struct Plain;
 impl Hooks for Plain {}
 
 /// Build a test kernel as module `$name` (see the module docs). Its items:
-/// `K` (the `Kernel`), `Locks` (the lock domain), the statics (`RECORD`,
-/// `SHOOTDOWN`, `REGISTRY`, `PROGRESS`, `PANIC`, `CHAIN`, `CONTEXTS`, `STOP`,
-/// `PLATFORM`), `machine()`, `busy`, `wait_ready`, `panic_now`,
-/// `panic_frame`, `entry_rip`, `reboots`, `snapshot()`.
+/// `K` (the kernel, also its lock domain; `Locks` is another name for it),
+/// `PANIC` (its panic flag), `CPUS`, `Record`, `registry()`, `chain()`,
+/// `record()`, `machine()`, `busy`, `wait_ready`, `READY`, `panic_now`,
+/// `panic_frame`, `entry_rip`, `reboots`, `snapshot()`. With
+/// `final_action = reboot` its final action calls `K::reboot`, which counts
+/// the call and parks.
 #[macro_export]
 macro_rules! test_kernel {
     ($name:ident, cpus = $cpus:expr) => {
         $crate::test_kernel!($name, cpus = $cpus, hooks = $crate::common::Plain);
     };
     ($name:ident, cpus = $cpus:expr, hooks = $hooks:ty) => {
+        $crate::test_kernel!(@kernel $name, $cpus, $hooks, halt);
+    };
+    ($name:ident, cpus = $cpus:expr, hooks = $hooks:ty, final_action = reboot) => {
+        $crate::test_kernel!(@kernel $name, $cpus, $hooks, reboot(reboot));
+    };
+    (@kernel $name:ident, $cpus:expr, $hooks:ty, $final:ident $(($reboot:path))?) => {
         #[allow(dead_code)]
         mod $name {
             #[allow(unused_imports)]
@@ -108,16 +113,11 @@ macro_rules! test_kernel {
             use std::sync::OnceLock;
             use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
-            use crashkit_nmi::lock::{CpuQueue, QueueDomain};
-            use crashkit_nmi::{
-                ContextKind, CpuContexts, CpuIndex, HandlerChain, NmiEvent, NmiHandler, NmiOutcome,
-                PanicFlag, Platform, RegisterFrame, UnknownNmiPolicy,
-            };
-            use crashkit_notifiers::{EscalationPolicy, Registry};
-            use crashkit_panic_path::{DumpAttempt, Kernel, PanicConfig, Progress};
-            use crashkit_record::CrashRecord;
-            use crashkit_shootdown::Shootdown;
-            use crashkit_sim::{EntryKind, Machine, SimCpu, SimPlatform};
+            use crashkit::nmi::{HandlerChain, PanicFlag, Platform, RegisterFrame, UnknownNmiPolicy};
+            use crashkit::notifiers::Registry;
+            use crashkit::panic_path::{DumpAttempt, Kernel};
+            use crashkit::record::CrashRecord;
+            use crashkit_sim::{EntryKind, Machine, SimCpu, Socket};
 
             /// CPUs of the machine (and slots of the record).
             pub const CPUS: usize = $cpus;
@@ -125,28 +125,26 @@ macro_rules! test_kernel {
             /// The crash record's type.
             pub type Record = CrashRecord<CPUS, { $crate::common::NOTIFIER_SLOTS }>;
 
-            pub static RECORD: Record = CrashRecord::new();
-            pub static SHOOTDOWN: Shootdown = Shootdown::new(RECORD.cpu_slots());
-            pub static REGISTRY: Registry<{ $crate::common::REGISTRY_SLOTS }> =
-                Registry::new(EscalationPolicy::NextNotifier);
-            pub static PROGRESS: Progress = Progress::new();
+            /// The kernel's panic flag (its own: see the module docs).
             pub static PANIC: PanicFlag = PanicFlag::new();
-            pub static CONTEXTS: CpuContexts<CPUS> = CpuContexts::new();
-            pub static CHAIN: HandlerChain<4, CPUS> =
-                HandlerChain::new(UnknownNmiPolicy::Escalate(unknown_nmi));
-            pub static PLATFORM: OnceLock<SimPlatform> = OnceLock::new();
-            static QUEUES: [CpuQueue; CPUS] = [const { CpuQueue::new() }; CPUS];
 
-            /// The shootdown's stop handler, for the chain's emergency slot.
-            pub static STOP: NmiHandler = NmiHandler::new("crashkit-stop", |event| {
-                let Some(platform) = PLATFORM.get() else {
-                    return NmiOutcome::NotMine;
-                };
-                let depth = CONTEXTS
-                    .get(event.cpu)
-                    .map_or(1, |tracker| u32::from(tracker.depth()));
-                SHOOTDOWN.handle_nmi(platform, event, depth)
-            });
+            crashkit::kernel! {
+                /// The test kernel.
+                pub struct K;
+                cpus: CPUS,
+                notifiers: $crate::common::NOTIFIER_SLOTS,
+                platform: Socket = Socket::new(),
+                final_action: $final $(($reboot))?,
+                unknown_nmi: UnknownNmiPolicy::Escalate(K::panic_on_unknown_nmi),
+                panic_flag: PANIC,
+                nmi_handlers: 4,
+                config: <$hooks as $crate::common::Hooks>::CONFIG,
+                dump: dump,
+                before_stop: before_shootdown,
+            }
+
+            /// The lock domain: the kernel itself, as `kernel!` makes it.
+            pub type Locks = K;
 
             /// Bodies that are running (see `busy`).
             pub static READY: AtomicUsize = AtomicUsize::new(0);
@@ -158,119 +156,44 @@ macro_rules! test_kernel {
             static PANIC_FRAMES: [OnceLock<RegisterFrame>; CPUS] =
                 [const { OnceLock::new() }; CPUS];
 
-            /// The test kernel.
-            pub struct K;
+            fn dump() -> DumpAttempt {
+                <$hooks as $crate::common::Hooks>::dump()
+            }
 
-            impl Kernel for K {
-                type Platform = SimPlatform;
-                type Record = Record;
-                type Notifiers = Registry<{ $crate::common::REGISTRY_SLOTS }>;
+            fn before_shootdown() {
+                <$hooks as $crate::common::Hooks>::before_shootdown();
+            }
 
-                const CONFIG: PanicConfig = <$hooks as $crate::common::Hooks>::CONFIG;
-
-                fn platform() -> &'static SimPlatform {
-                    match PLATFORM.get() {
-                        Some(platform) => platform,
-                        None => panic!("test kernel used before its machine was built"),
-                    }
+            /// The reboot: counted, then the CPU parks (a thread that is not
+            /// one of the machine's CPUs sleeps for good instead: it has no
+            /// CPU to park).
+            fn reboot() -> ! {
+                REBOOTS.fetch_add(1, SeqCst);
+                if crashkit_sim::current_cpu().is_some() {
+                    K::state().platform().park()
                 }
-
-                fn record() -> &'static Record {
-                    &RECORD
-                }
-
-                fn shootdown() -> &'static Shootdown {
-                    &SHOOTDOWN
-                }
-
-                fn notifiers() -> &'static Self::Notifiers {
-                    &REGISTRY
-                }
-
-                fn progress() -> &'static Progress {
-                    &PROGRESS
-                }
-
-                fn install_stop_handler() {
-                    <$hooks as $crate::common::Hooks>::before_shootdown();
-                    let _previous = CHAIN.set_emergency(Some(&STOP));
-                }
-
-                fn panic_flag() -> &'static PanicFlag {
-                    &PANIC
-                }
-
-                fn nmi_depth() -> u32 {
-                    PLATFORM
-                        .get()
-                        .and_then(|platform| CONTEXTS.current(platform))
-                        .map_or(0, |tracker| u32::from(tracker.depth()))
-                }
-
-                fn lock_events() -> (u32, u32) {
-                    let (mut fallbacks, mut breaks) = (0u64, 0u64);
-                    for queue in &QUEUES {
-                        let stats = queue.stats();
-                        fallbacks += stats.fallbacks;
-                        breaks += stats.panic_breaks;
-                    }
-                    (
-                        u32::try_from(fallbacks).unwrap_or(u32::MAX),
-                        u32::try_from(breaks).unwrap_or(u32::MAX),
-                    )
-                }
-
-                fn dump() -> DumpAttempt {
-                    <$hooks as $crate::common::Hooks>::dump()
-                }
-
-                fn reboot() -> ! {
-                    REBOOTS.fetch_add(1, SeqCst);
-                    Self::platform().park()
+                loop {
+                    std::thread::park();
                 }
             }
 
-            /// The kernel's lock domain: its `relax` polls the shootdown, so a
-            /// CPU spinning on a lock with NMIs blocked stops itself.
-            pub struct Locks;
-
-            impl QueueDomain for Locks {
-                fn queues() -> &'static [CpuQueue] {
-                    &QUEUES
-                }
-
-                fn current_cpu() -> CpuIndex {
-                    crashkit_sim::current_cpu().unwrap_or(CpuIndex(u32::MAX))
-                }
-
-                fn now_ns() -> u64 {
-                    PLATFORM.get().map_or(0, Platform::now_ns)
-                }
-
-                fn relax() {
-                    std::thread::yield_now();
-                    if SHOOTDOWN.is_issued()
-                        && let Some(platform) = PLATFORM.get()
-                    {
-                        SHOOTDOWN.poll(platform, K::nmi_depth());
-                    }
-                }
-
-                fn panic_flag() -> &'static PanicFlag {
-                    &PANIC
-                }
+            /// The notifier registry.
+            pub fn registry() -> &'static Registry<{ $crate::common::NOTIFIER_SLOTS }> {
+                K::state().notifiers()
             }
 
-            /// The chain's unknown-NMI policy: the NMI means the machine is
-            /// dead (what a kernel configures for an NMI watchdog, say).
-            fn unknown_nmi(event: &NmiEvent<'_>) -> ! {
-                crashkit_panic_path::panic_in_exception::<K>(
-                    format_args!("unknown NMI on cpu {}", event.cpu.0),
-                    event.frame,
-                )
+            /// The NMI handler chain.
+            pub fn chain() -> &'static HandlerChain<4, CPUS> {
+                K::state().chain()
             }
 
-            /// The NMI entry: enter the NMI context, dispatch the chain.
+            /// The crash record.
+            pub fn record() -> &'static Record {
+                <K as Kernel>::record()
+            }
+
+            /// The simulated IDT: an NMI goes to the kernel's NMI entry body,
+            /// its `rip` kept for `entry_rip`.
             fn entry(cpu: &SimCpu, kind: EntryKind, frame: &mut RegisterFrame) {
                 if kind != EntryKind::Nmi {
                     return;
@@ -278,17 +201,15 @@ macro_rules! test_kernel {
                 if let Some(rip) = ENTRY_RIP.get(cpu.index().as_usize()) {
                     rip.store(frame.rip, SeqCst);
                 }
-                let _context = CONTEXTS.enter_current(cpu.platform(), ContextKind::Nmi);
-                let _outcome = CHAIN.dispatch(cpu.platform(), frame);
+                K::on_nmi(frame);
             }
 
             /// The machine this kernel runs on (one per kernel).
             pub fn machine() -> Machine {
                 let machine = Machine::new(CPUS, entry);
-                assert!(
-                    PLATFORM.set(machine.platform().clone()).is_ok(),
-                    "a test kernel runs on one machine only"
-                );
+                if let Err(error) = K::state().platform().plug(machine.platform()) {
+                    panic!("{error}");
+                }
                 machine
             }
 
@@ -319,7 +240,7 @@ macro_rules! test_kernel {
                 {
                     let _ = kept.set(frame);
                 }
-                crashkit_panic_path::panic_in_exception::<K>(message, &frame)
+                K::panic_in_exception(message, &frame)
             }
 
             /// The frame CPU `cpu` first passed to `panic_now`.
@@ -344,7 +265,7 @@ macro_rules! test_kernel {
             /// The record as a dump would hold it.
             pub fn snapshot() -> Vec<u8> {
                 let mut bytes = vec![0; Record::TOTAL_SIZE];
-                let written = RECORD.snapshot(&mut bytes).expect("a buffer of TOTAL_SIZE");
+                let written = record().snapshot(&mut bytes).expect("a buffer of TOTAL_SIZE");
                 bytes.truncate(written);
                 bytes
             }

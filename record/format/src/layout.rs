@@ -49,8 +49,9 @@ pub const ESCALATION_UNWRITTEN: u32 = u32::MAX;
 pub const NO_OWNER: u32 = u32::MAX;
 
 /// Stored as the owner CPU when the panic's owner had no CPU index: a CPU
-/// that panicked before the kernel brought it online (the NMI core's
-/// `PanicFlag::UNREGISTERED_OWNER`). No CPU has this index.
+/// that panicked before the kernel brought it online. The format's own code
+/// (the kernel's name for such a CPU is the NMI core's `CpuIndex::UNKNOWN`,
+/// which the record's writer translates to this); no CPU has this index.
 pub const UNREGISTERED_OWNER: u32 = u32::MAX - 1;
 
 /// Section kinds, as stored in a section table entry's `kind`.

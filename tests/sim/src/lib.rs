@@ -11,7 +11,9 @@
 //!   maskable **interrupt** are realtime signals ([`EntryKind`]);
 //! - the **platform** ([`SimPlatform`]) implements [`crashkit_nmi::Platform`]
 //!   for code under test and adds the knobs a test needs (lost NMIs, machine
-//!   checks, delivery counters).
+//!   checks, delivery counters); a [`Socket`] is a static that holds it, for
+//!   a kernel's statics built before the machine (`crashkit::kernel!`'s
+//!   `platform:` field).
 //!
 //! # Why signals model NMIs well
 //! - A signal handler runs on the target thread and interrupts it between
@@ -61,8 +63,10 @@ mod platform;
 mod rng;
 mod signals;
 mod slot;
+mod socket;
 
 pub use cpu::{Masked, SimCpu};
 pub use machine::{CpuOutcome, EntryFn, EntryKind, MAX_CPUS, Machine, RunReport};
 pub use platform::{SimCpuStats, SimPlatform, current_cpu};
 pub use rng::Rng;
+pub use socket::{AlreadyPlugged, Socket};

@@ -170,7 +170,7 @@ impl Machine {
         let mut threads: Vec<Option<JoinHandle<()>>> = Vec::with_capacity(cpus);
         for index in 0..cpus {
             let (platform, start, body) = (self.platform.clone(), start.clone(), body.clone());
-            let cpu = CpuIndex(u32::try_from(index).unwrap_or(u32::MAX));
+            let cpu = CpuIndex::try_from(index).unwrap_or(CpuIndex::UNKNOWN);
             let thread = std::thread::Builder::new()
                 .name(format!("sim-{cpu}"))
                 .spawn(move || SimCpu::run_on_thread(cpu, platform, &start, &*body))
@@ -218,7 +218,7 @@ impl Machine {
         }
         let stats = (0..cpus)
             .map(|i| {
-                let cpu = CpuIndex(u32::try_from(i).unwrap_or(u32::MAX));
+                let cpu = CpuIndex::try_from(i).unwrap_or(CpuIndex::UNKNOWN);
                 self.platform.stats(cpu).unwrap_or_default()
             })
             .collect();

@@ -240,7 +240,7 @@ pub fn current_cpu() -> Option<CpuIndex> {
 }
 
 impl Platform for SimPlatform {
-    /// The CPU whose thread calls; `cpu_count()` (out of range, as the trait
+    /// The CPU whose thread calls; [`CpuIndex::UNKNOWN`] (as the trait
     /// asks) on a thread that is not one of this machine's CPUs.
     fn current_cpu(&self) -> CpuIndex {
         let current = CURRENT.with(Cell::get);
@@ -248,7 +248,7 @@ impl Platform for SimPlatform {
         // very thread (see `signals::CURRENT`).
         match unsafe { current.as_ref() } {
             Some(cpu) if Arc::ptr_eq(&cpu.platform().shared, &self.shared) => cpu.index(),
-            _ => CpuIndex(u32::try_from(self.cpu_count()).unwrap_or(u32::MAX)),
+            _ => CpuIndex::UNKNOWN,
         }
     }
 
@@ -285,14 +285,6 @@ impl Platform for SimPlatform {
         Ok(())
     }
 
-    /// Park the calling simulated CPU ([`SimCpu::park`]): every simulation
-    /// signal blocked, the thread asleep for good, the run reports it
-    /// [`CpuOutcome::Parked`](crate::CpuOutcome::Parked).
-    ///
-    /// # Panics
-    /// On a thread that is not one of this machine's CPUs (the test thread,
-    /// say): test scaffolding that would otherwise hang that thread forever
-    /// without a word.
     /// Blocks the interrupt signal on the calling thread (a simulated CPU,
     /// or any other thread: harmless there) and never unblocks it.
     fn disable_interrupts(&self) {
@@ -302,6 +294,14 @@ impl Platform for SimPlatform {
         );
     }
 
+    /// Park the calling simulated CPU ([`SimCpu::park`]): every simulation
+    /// signal blocked, the thread asleep for good, the run reports it
+    /// [`CpuOutcome::Parked`](crate::CpuOutcome::Parked).
+    ///
+    /// # Panics
+    /// On a thread that is not one of this machine's CPUs (the test thread,
+    /// say): test scaffolding that would otherwise hang that thread forever
+    /// without a word.
     fn park(&self) -> ! {
         let current = CURRENT.with(Cell::get);
         // SAFETY: a non-null `CURRENT` points to the live `SimCpu` of this

@@ -22,7 +22,7 @@
 //! | phase | `current_cpu` | `now_ns` | NMIs |
 //! |-------|---------------|----------|------|
 //! | boot: no CPU registered | [`X86Platform::BOOT_CPU`] (index 0), without reading the APIC | raw TSC ticks until [`X86Platform::set_tsc_hz`] | none to send: `cpu_count` is 0 |
-//! | running: a CPU registered | the registered index of the local APIC ID, else [`X86Platform::UNKNOWN_CPU`] | TSC scaled by the frequency set | to registered CPUs |
+//! | running: a CPU registered | the registered index of the local APIC ID, else [`CpuIndex::UNKNOWN`] | TSC scaled by the frequency set | to registered CPUs |
 //!
 //! The only transition is the first registration, which the boot CPU makes
 //! before it starts another CPU.
@@ -91,11 +91,6 @@ pub struct X86Platform<const CPUS: usize> {
 }
 
 impl<const CPUS: usize> X86Platform<CPUS> {
-    /// What [`Platform::current_cpu`] returns on a CPU whose APIC ID is not
-    /// registered: above every valid index (construction rejects a `CPUS`
-    /// that could reach it).
-    pub const UNKNOWN_CPU: CpuIndex = CpuIndex(u32::MAX);
-
     /// What [`Platform::current_cpu`] returns while no CPU is registered
     /// (the boot phase, see the module docs): only the boot CPU runs then.
     pub const BOOT_CPU: CpuIndex = CpuIndex(0);
@@ -108,7 +103,12 @@ impl<const CPUS: usize> X86Platform<CPUS> {
     /// and then `now_ns` returns raw TSC ticks (a nanosecond clock only if the
     /// TSC runs at 1 GHz, but still monotonic).
     pub const fn new(apic: LocalApic, tsc_hz: u64) -> Self {
-        const { assert!(CPUS < u32::MAX as usize, "CPU indices are u32") };
+        const {
+            assert!(
+                CPUS < CpuIndex::UNKNOWN.as_usize(),
+                "CPU indices are u32, below CpuIndex::UNKNOWN"
+            )
+        };
         Self {
             apic,
             tsc_hz: AtomicU64::new(tsc_hz),
@@ -231,13 +231,13 @@ impl<const CPUS: usize> X86Platform<CPUS> {
             // Acquire: pairs with the Release compare-exchange in
             // `register_cpu`.
             .position(|slot| slot.load(Ordering::Acquire) == apic_id)
-            // `position < CPUS < u32::MAX` (checked in `new`).
+            // `position < CPUS < CpuIndex::UNKNOWN` (checked in `new`).
             .map(|index| CpuIndex(index as u32))
     }
 }
 
 impl<const CPUS: usize> Platform for X86Platform<CPUS> {
-    /// Looks the local APIC ID up in the table; [`Self::UNKNOWN_CPU`] if it is
+    /// Looks the local APIC ID up in the table; [`CpuIndex::UNKNOWN`] if it is
     /// not registered. While no CPU is registered (the boot phase, see the
     /// module docs) it is [`Self::BOOT_CPU`], and the APIC is not read: it
     /// may not be mapped yet.
@@ -246,7 +246,7 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
             return Self::BOOT_CPU;
         }
         self.cpu_of_apic_id(self.apic.id())
-            .unwrap_or(Self::UNKNOWN_CPU)
+            .unwrap_or(CpuIndex::UNKNOWN)
     }
 
     fn cpu_count(&self) -> usize {
@@ -304,7 +304,7 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
         let me = self.current_cpu();
         let mut first_error = None;
         for index in 0..self.cpu_count() {
-            // `index < CPUS < u32::MAX` (checked in `new`).
+            // `index < CPUS < CpuIndex::UNKNOWN` (checked in `new`).
             let cpu = CpuIndex(index as u32);
             if cpu == me || self.apic_id_of(cpu).is_none() {
                 continue;
@@ -482,8 +482,8 @@ mod tests {
             Err(RegisterCpuError::IndexOutOfRange(CpuIndex(2)))
         );
         assert_eq!(
-            platform.register_cpu(CpuIndex(u32::MAX), 1),
-            Err(RegisterCpuError::IndexOutOfRange(CpuIndex(u32::MAX)))
+            platform.register_cpu(CpuIndex::UNKNOWN, 1),
+            Err(RegisterCpuError::IndexOutOfRange(CpuIndex::UNKNOWN))
         );
         // xAPIC: 8-bit IDs, 0xFF is broadcast.
         assert_eq!(
@@ -526,14 +526,14 @@ mod tests {
     #[test]
     fn send_nmi_to_an_unknown_index_is_no_such_cpu() {
         let platform = platform::<2>(true);
-        for cpu in [CpuIndex(0), CpuIndex(2), CpuIndex(u32::MAX)] {
+        for cpu in [CpuIndex(0), CpuIndex(2), CpuIndex::UNKNOWN] {
             assert_eq!(platform.send_nmi(cpu), Err(NmiSendError::NoSuchCpu(cpu)));
         }
     }
 
     #[test]
     fn unknown_cpu_is_above_every_index() {
-        assert!(X86Platform::<4>::UNKNOWN_CPU.as_usize() >= 4);
+        assert!(CpuIndex::UNKNOWN.as_usize() >= 4);
         assert_eq!(platform::<4>(false).cpu_count(), 0);
     }
 }

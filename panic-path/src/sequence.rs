@@ -7,9 +7,7 @@ use core::fmt::Write as _;
 
 use crashkit_nmi::{Platform, RegisterFrame};
 use crashkit_notifiers::{NotifierList, NotifierRecorder, NotifierReport, PanicInputs};
-use crashkit_record::{
-    DumpResult, FinalAction, NotifierEntry, PanicPhase, PhaseStamp, ShootdownTotals, Text,
-};
+use crashkit_record::{DumpResult, FinalAction, NotifierEntry, PanicPhase, PhaseStamp, Text};
 
 use crate::access::{CrashLog, NotifierLists};
 use crate::kernel::{DumpAttempt, FinalChoice, Kernel};
@@ -61,14 +59,7 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             panic.stamp(PhaseStamp::ShootdownStart, platform.now_ns());
             K::install_stop_handler();
             let summary = K::shootdown().stop_other_cpus(platform, &K::CONFIG.shootdown);
-            panic.record_shootdown(&ShootdownTotals {
-                stopped: summary.stopped,
-                unresponsive: summary.unresponsive,
-                absent: summary.absent,
-                nmis_sent: summary.nmis_sent,
-                nmis_resent: summary.nmis_resent,
-                send_errors: summary.send_errors,
-            });
+            panic.record_shootdown(&summary.totals);
             panic.stamp(PhaseStamp::ShootdownEnd, platform.now_ns());
         }
         Step::Hypervisor => run_list::<K>(NotifierList::Hypervisor),

@@ -112,7 +112,7 @@ impl CpuSlot {
         // Acquire: pairs with the Release publication in `record_stop` /
         // `record_owner`, so a caller that sees a state with registers may
         // read them (`registers` relies on it).
-        CpuState::from_raw(self.state.load(Ordering::Acquire))
+        CpuState::from_code(self.state.load(Ordering::Acquire))
     }
 
     /// The owner is about to send this CPU its first stop NMI at `now_ns`:
@@ -230,7 +230,7 @@ impl CpuSlot {
     fn refuse_if_final(&self, raw: u32) -> Option<StopRefused> {
         FINAL
             .contains(&raw)
-            .then(|| StopRefused::Final(CpuState::from_raw(raw).unwrap_or(CpuState::Absent)))
+            .then(|| StopRefused::Final(CpuState::from_code(raw).unwrap_or(CpuState::Absent)))
     }
 
     /// Move from a non-final state (`current`, possibly stale) to `to` by
@@ -272,7 +272,7 @@ impl CpuSlot {
     /// How the CPU stopped; `None` if the stored value is not a path.
     pub fn stop_path(&self) -> Option<StopPath> {
         // Relaxed: meaningful once `state` (Acquire) said `Stopped`.
-        StopPath::from_raw(self.stop_path.load(Ordering::Relaxed))
+        StopPath::from_code(self.stop_path.load(Ordering::Relaxed))
     }
 
     /// Stop NMIs sent to this CPU (first one and resends).
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn unknown_stored_values_decode_to_none() {
-        assert_eq!(CpuState::from_raw(6), None);
-        assert_eq!(StopPath::from_raw(3), None);
+        assert_eq!(CpuState::from_code(6), None);
+        assert_eq!(StopPath::from_code(3), None);
     }
 }

@@ -131,7 +131,10 @@ fn main() {
             .iter()
             .filter(|sample| sample.summary.all_stopped() && sample.all_parked)
             .count();
-        let nmis: u32 = samples.iter().map(|sample| sample.summary.nmis_sent).sum();
+        let nmis: u32 = samples
+            .iter()
+            .map(|sample| sample.summary.totals.nmis_sent)
+            .sum();
         println!(
             "{:>5} | {:>12.1} | {:>12.1} | {:>12.1} | {:>4}/{:<4} | {:>10.1}",
             cpus,

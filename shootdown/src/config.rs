@@ -2,6 +2,7 @@
 //! ([`ShootdownSummary`]).
 
 use crashkit_nmi::{CpuIndex, NmiSendError};
+use crashkit_record::ShootdownTotals;
 
 /// Timing of one shootdown. Every field is a bound: the owner never waits
 /// longer than `deadline_ns` on a working clock, nor longer than
@@ -77,25 +78,19 @@ pub struct ShootdownSummary {
     /// a slot. If not, its own slot is not known and every valid CPU is a
     /// target.
     pub owner_known: bool,
-    /// CPUs with a slot that were stopped when the owner returned.
-    pub stopped: u32,
-    /// Of those, CPUs that stopped themselves through the poll.
+    /// The tally the record stores (`PanicSection::record_shootdown`):
+    /// CPUs with a slot stopped when the owner returned, unresponsive at the
+    /// deadline (they may still stop late), slots past the platform's CPU
+    /// count (marked `Absent`), stop NMIs addressed to CPUs with a slot
+    /// (first ones and resends; a broadcast counts once per target: the sum
+    /// of the slots' counters), resends, and sends the platform refused (a
+    /// failed broadcast counts once, then each failed targeted send).
+    pub totals: ShootdownTotals,
+    /// Of the stopped CPUs, those that stopped themselves through the poll.
     pub stopped_by_poll: u32,
-    /// CPUs marked `Unresponsive` at the deadline (they may still stop late).
-    pub unresponsive: u32,
-    /// Slots past the platform's CPU count, marked `Absent`.
-    pub absent: u32,
     /// CPUs the platform has but the slots do not cover: sent the NMI (they
     /// stop), but neither waited for nor recorded.
     pub without_slot: u32,
-    /// Stop NMIs addressed to CPUs with a slot, first ones and resends (a
-    /// broadcast counts once per target); the sum of the slots' counters.
-    pub nmis_sent: u32,
-    /// Of those, resends.
-    pub nmis_resent: u32,
-    /// Sends the platform refused (a failed broadcast counts once, then each
-    /// failed targeted send).
-    pub send_errors: u32,
     /// Why the broadcast failed, if it did (the owner then sent one NMI per
     /// CPU).
     pub broadcast_error: Option<NmiSendError>,
@@ -112,14 +107,16 @@ impl ShootdownSummary {
             status,
             owner,
             owner_known: false,
-            stopped: 0,
+            totals: ShootdownTotals {
+                stopped: 0,
+                unresponsive: 0,
+                absent: 0,
+                nmis_sent: 0,
+                nmis_resent: 0,
+                send_errors: 0,
+            },
             stopped_by_poll: 0,
-            unresponsive: 0,
-            absent: 0,
             without_slot: 0,
-            nmis_sent: 0,
-            nmis_resent: 0,
-            send_errors: 0,
             broadcast_error: None,
             wait_iterations: 0,
             elapsed_ns: 0,

@@ -69,7 +69,7 @@
 //!
 //! // In the panic path, on the owner, interrupts off:
 //! let summary = SHOOTDOWN.stop_other_cpus(&PLATFORM, &ShootdownConfig::DEFAULT);
-//! if !summary.all_stopped() { /* record summary.unresponsive, carry on */ }
+//! if !summary.all_stopped() { /* record summary.totals.unresponsive, carry on */ }
 //! ```
 //!
 //! # Invariants
@@ -94,5 +94,8 @@ mod target;
 mod tests;
 
 pub use config::{ShootdownConfig, ShootdownStatus, ShootdownSummary};
+/// The tally a [`ShootdownSummary`] carries and the record stores (defined
+/// by the record's format, so the offline tool reads it without this crate).
+pub use crashkit_record::ShootdownTotals;
 pub use shootdown::Shootdown;
 pub use state::ShootdownState;

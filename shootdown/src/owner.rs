@@ -91,13 +91,13 @@ impl Shootdown {
         let others_exist = (0..cpu_count).any(|index| index != owner.as_usize());
         if others_exist && let Err(error) = platform.send_nmi_all_but_self() {
             summary.broadcast_error = Some(error);
-            summary.send_errors = summary.send_errors.saturating_add(1);
+            summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);
             for index in (0..cpu_count).filter(|&index| index != owner.as_usize()) {
                 let Ok(raw) = u32::try_from(index) else {
                     break;
                 };
                 if platform.send_nmi(CpuIndex(raw)).is_err() {
-                    summary.send_errors = summary.send_errors.saturating_add(1);
+                    summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);
                 }
             }
         }
@@ -133,7 +133,7 @@ impl Shootdown {
         }
         self.tally(cpu_count, covered, owner, &mut summary);
         summary.status = match end {
-            _ if summary.unresponsive == 0 => ShootdownStatus::AllStopped,
+            _ if summary.totals.unresponsive == 0 => ShootdownStatus::AllStopped,
             WaitEnd::IterationLimit => ShootdownStatus::WaitLimitReached,
             WaitEnd::AllStopped | WaitEnd::Deadline => ShootdownStatus::DeadlinePassed,
         };
@@ -192,9 +192,9 @@ impl Shootdown {
             // Counted as an attempt, like the first NMI; a refusal is
             // counted apart.
             slot.count_nmi_sent();
-            summary.nmis_resent = summary.nmis_resent.saturating_add(1);
+            summary.totals.nmis_resent = summary.totals.nmis_resent.saturating_add(1);
             if platform.send_nmi(CpuIndex(raw)).is_err() {
-                summary.send_errors = summary.send_errors.saturating_add(1);
+                summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);
             }
         }
     }
@@ -208,22 +208,22 @@ impl Shootdown {
         summary: &mut ShootdownSummary,
     ) {
         for (_, slot) in self.targets(covered, owner) {
-            summary.nmis_sent = summary.nmis_sent.saturating_add(slot.nmis_sent());
+            summary.totals.nmis_sent = summary.totals.nmis_sent.saturating_add(slot.nmis_sent());
             match slot.state() {
                 Some(CpuState::Stopped) => {
-                    summary.stopped = summary.stopped.saturating_add(1);
+                    summary.totals.stopped = summary.totals.stopped.saturating_add(1);
                     if slot.stop_path() == Some(StopPath::Poll) {
                         summary.stopped_by_poll = summary.stopped_by_poll.saturating_add(1);
                     }
                 }
                 Some(CpuState::Unresponsive) => {
-                    summary.unresponsive = summary.unresponsive.saturating_add(1);
+                    summary.totals.unresponsive = summary.totals.unresponsive.saturating_add(1);
                 }
                 _ => {}
             }
         }
         let past_the_platform = cpu_count.max(covered)..self.slots().len();
-        summary.absent = saturating_u32(
+        summary.totals.absent = saturating_u32(
             self.slots_in(past_the_platform, owner)
                 .filter(|(_, slot)| slot.state() == Some(CpuState::Absent))
                 .count(),

@@ -126,9 +126,12 @@ fn cpus_that_answer_are_stopped_and_only_they_are_waited_for() {
     platform.answer_at = [3, 1, NEVER, 5, NEVER, NEVER, NEVER, NEVER];
     let summary = shootdown.stop_other_cpus(&platform, &config(1_000_000, 0));
     assert_eq!(summary.status, ShootdownStatus::AllStopped);
-    assert_eq!((summary.stopped, summary.unresponsive), (3, 0));
+    assert_eq!(
+        (summary.totals.stopped, summary.totals.unresponsive),
+        (3, 0)
+    );
     assert_eq!(summary.wait_iterations, 5);
-    assert_eq!(summary.nmis_sent, 3);
+    assert_eq!(summary.totals.nmis_sent, 3);
     assert_eq!(platform.broadcasts.load(SeqCst), 1);
     assert_eq!((0..4).map(|i| platform.sent_to(i)).sum::<u32>(), 0);
     assert_eq!(slots[2].state(), Some(CpuState::Running), "owner untouched");
@@ -147,7 +150,10 @@ fn the_deadline_marks_the_rest_unresponsive_after_resending_to_them_only() {
     // The clock moves 1 µs per reading; deadline 100 µs, resend every 10.
     let summary = shootdown.stop_other_cpus(&platform, &config(100_000, 10_000));
     assert_eq!(summary.status, ShootdownStatus::DeadlinePassed);
-    assert_eq!((summary.stopped, summary.unresponsive), (1, 1));
+    assert_eq!(
+        (summary.totals.stopped, summary.totals.unresponsive),
+        (1, 1)
+    );
     assert_eq!(
         states(slots),
         [
@@ -161,9 +167,9 @@ fn the_deadline_marks_the_rest_unresponsive_after_resending_to_them_only() {
     assert_eq!(platform.sent_to(1), 0);
     let resends = platform.sent_to(2);
     assert!((4..=10).contains(&resends), "{resends} resends");
-    assert_eq!(summary.nmis_resent, resends);
+    assert_eq!(summary.totals.nmis_resent, resends);
     assert_eq!(slots[2].nmis_sent(), 1 + resends);
-    assert_eq!(summary.nmis_sent, 1 + 1 + resends);
+    assert_eq!(summary.totals.nmis_sent, 1 + 1 + resends);
     assert!(summary.elapsed_ns >= 100_000, "{summary:?}");
     assert_eq!(platform.sent_to(0), 0, "never the owner");
 }
@@ -175,7 +181,10 @@ fn resend_interval_zero_sends_once() {
     let platform = Scripted::new(2, 0, slots);
     let summary = shootdown.stop_other_cpus(&platform, &config(50_000, 0));
     assert_eq!(summary.status, ShootdownStatus::DeadlinePassed);
-    assert_eq!((summary.nmis_sent, summary.nmis_resent), (1, 0));
+    assert_eq!(
+        (summary.totals.nmis_sent, summary.totals.nmis_resent),
+        (1, 0)
+    );
     assert_eq!(platform.sent_to(1), 0);
 }
 
@@ -206,7 +215,7 @@ fn a_refused_broadcast_falls_back_to_one_nmi_per_cpu_and_counts_refusals() {
     platform.answer_at = [1, NEVER, 1, 1, NEVER, NEVER, NEVER, NEVER];
     let summary = shootdown.stop_other_cpus(&platform, &config(1_000_000, 0));
     assert_eq!(summary.broadcast_error, Some(NmiSendError::Unavailable));
-    assert_eq!(summary.send_errors, 2, "the broadcast and CPU 3");
+    assert_eq!(summary.totals.send_errors, 2, "the broadcast and CPU 3");
     assert_eq!(
         [0, 1, 2, 3].map(|i| platform.sent_to(i)),
         [1, 0, 1, 1],
@@ -224,7 +233,7 @@ fn slots_past_the_platform_are_absent_and_cpus_past_the_slots_are_counted() {
     platform.answer_at = [NEVER, 1, 1, NEVER, NEVER, NEVER, NEVER, NEVER];
     let summary = shootdown.stop_other_cpus(&platform, &config(1_000_000, 0));
     assert!(summary.all_stopped(), "{summary:?}");
-    assert_eq!((summary.absent, summary.without_slot), (2, 0));
+    assert_eq!((summary.totals.absent, summary.without_slot), (2, 0));
     assert_eq!(many_slots[4].state(), Some(CpuState::Absent));
 
     // Two slots, four CPUs: CPUs 2 and 3 are stopped but not waited for.
@@ -235,7 +244,7 @@ fn slots_past_the_platform_are_absent_and_cpus_past_the_slots_are_counted() {
     platform.answer_at[1] = 1;
     let summary = shootdown.stop_other_cpus(&platform, &config(1_000_000, 0));
     assert!(summary.all_stopped(), "{summary:?}");
-    assert_eq!((summary.absent, summary.without_slot), (0, 2));
+    assert_eq!((summary.totals.absent, summary.without_slot), (0, 2));
     assert_eq!([1, 2, 3].map(|i| platform.sent_to(i)), [1, 1, 1]);
 }
 
@@ -247,7 +256,7 @@ fn an_owner_the_platform_cannot_name_stops_every_cpu() {
     platform.answer_at = [1, 1, 1, NEVER, NEVER, NEVER, NEVER, NEVER];
     let summary = shootdown.stop_other_cpus(&platform, &config(1_000_000, 0));
     assert!(!summary.owner_known);
-    assert_eq!(summary.stopped, 3);
+    assert_eq!(summary.totals.stopped, 3);
     assert!(summary.all_stopped());
 }
 

@@ -74,7 +74,7 @@ fn a_cpu_with_nmis_blocked_that_never_polls_is_unresponsive_at_the_deadline() {
         "{summary:?}"
     );
     assert_eq!(
-        (summary.stopped, summary.unresponsive),
+        (summary.totals.stopped, summary.totals.unresponsive),
         (1, 1),
         "{summary:?}"
     );
@@ -91,7 +91,7 @@ fn a_cpu_with_nmis_blocked_that_never_polls_is_unresponsive_at_the_deadline() {
     // loaded the host).
     let late = rig.slot(1);
     assert!(late.nmis_sent() >= 2, "{late:?}");
-    assert!(summary.nmis_resent >= 1, "{summary:?}");
+    assert!(summary.totals.nmis_resent >= 1, "{summary:?}");
     assert_eq!(AFTER_DEADLINE.get(), Some(&CpuState::Unresponsive));
     // Late, but stopped and recorded, outside any NMI context (its body had
     // only blocked NMIs, as a CPU with interrupts off in an NMI would).
@@ -128,7 +128,7 @@ fn a_lost_nmi_is_recovered_by_a_resend() {
     assert_owner_never_sent_an_nmi(&report, 0);
     let summary = rig.summary(&report);
     assert!(summary.all_stopped(), "{summary:?}");
-    assert!(summary.nmis_resent >= 1, "{summary:?}");
+    assert!(summary.totals.nmis_resent >= 1, "{summary:?}");
     assert!(summary.elapsed_ns >= RESEND_NS, "{summary:?}");
     let recovered = rig.slot(1);
     assert_stopped(recovered, StopPath::Nmi, 1);
@@ -200,7 +200,7 @@ fn a_cpu_spinning_on_a_lock_with_nmis_blocked_stops_through_the_poll() {
     assert_owner_never_sent_an_nmi(&report, 0);
     let summary = SUMMARY.get().expect("the owner's summary");
     assert!(summary.all_stopped(), "{summary:?}");
-    assert_eq!((summary.stopped, summary.stopped_by_poll), (1, 1));
+    assert_eq!((summary.totals.stopped, summary.stopped_by_poll), (1, 1));
     let polled = &shootdown.slots()[1];
     // Depth 1: the NMI-like context it was spinning in.
     assert_stopped(polled, StopPath::Poll, 1);

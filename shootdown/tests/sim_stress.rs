@@ -112,8 +112,8 @@ fn every_cpu_ends_stopped_under_random_nmi_loss() {
             assert_stopped(slot, path, 1);
             nmis += slot.nmis_sent();
         }
-        assert_eq!(summary.nmis_sent, nmis, "run {run}");
-        assert_eq!(summary.stopped, CPUS as u32 - 1);
+        assert_eq!(summary.totals.nmis_sent, nmis, "run {run}");
+        assert_eq!(summary.totals.stopped, CPUS as u32 - 1);
         assert_eq!(
             summary.stopped_by_poll as usize,
             (0..CPUS)
@@ -125,7 +125,7 @@ fn every_cpu_ends_stopped_under_random_nmi_loss() {
             0,
             "run {run}: an NMI reached the owner"
         );
-        resent += summary.nmis_resent;
+        resent += summary.totals.nmis_resent;
         dropped += report.total().nmis_dropped;
     }
     // The loss really happened and was recovered from.

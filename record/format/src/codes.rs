@@ -6,9 +6,6 @@
 //! readers report them as [`Decoded::Unknown`] (see `docs/crash-record.md`,
 //! "Versioning").
 
-use crate::notifier_codes::{NotifierList, NotifierOutcome};
-use crate::shootdown::{CpuState, StopPath};
-
 /// An enum stored in the record as a `u32` code.
 pub trait Code: Copy {
     /// The value a stored code encodes; `None` for a code this version of
@@ -48,36 +45,6 @@ impl<T: Code> Decoded<T> {
             Self::Unknown(code) => code,
         }
     }
-}
-
-/// Declares a `#[repr(u32)]` enum with its [`Code`] implementation.
-macro_rules! code_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident { $( $(#[$vmeta:meta])* $variant:ident = $value:literal, )+ }
-    ) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[repr(u32)]
-        pub enum $name { $( $(#[$vmeta])* $variant = $value, )+ }
-
-        impl $name {
-            /// Every value, in code order.
-            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
-        }
-
-        impl Code for $name {
-            fn from_code(code: u32) -> Option<Self> {
-                match code {
-                    $( $value => Some(Self::$variant), )+
-                    _ => None,
-                }
-            }
-            fn code(self) -> u32 {
-                self as u32
-            }
-        }
-    };
 }
 
 code_enum! {
@@ -168,42 +135,6 @@ code_enum! {
     }
 }
 
-impl Code for NotifierList {
-    fn from_code(code: u32) -> Option<Self> {
-        NotifierList::from_code(code)
-    }
-    fn code(self) -> u32 {
-        NotifierList::code(self)
-    }
-}
-
-impl Code for NotifierOutcome {
-    fn from_code(code: u32) -> Option<Self> {
-        NotifierOutcome::from_code(code)
-    }
-    fn code(self) -> u32 {
-        NotifierOutcome::code(self)
-    }
-}
-
-impl Code for CpuState {
-    fn from_code(code: u32) -> Option<Self> {
-        Self::from_raw(code)
-    }
-    fn code(self) -> u32 {
-        self as u32
-    }
-}
-
-impl Code for StopPath {
-    fn from_code(code: u32) -> Option<Self> {
-        Self::from_raw(code)
-    }
-    fn code(self) -> u32 {
-        self as u32
-    }
-}
-
 /// What an escalation skipped: a set of bits (`skipped` in the panic
 /// section and in each escalation log entry). Unknown bits are kept.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -276,12 +207,12 @@ mod tests {
 
     #[test]
     fn every_code_round_trips_and_the_next_one_is_unknown() {
-        round_trips(PanicPhase::ALL);
-        round_trips(PhaseStamp::ALL);
-        round_trips(DumpResult::ALL);
-        round_trips(FinalAction::ALL);
-        round_trips(&NotifierList::ALL);
-        round_trips(&NotifierOutcome::ALL);
+        round_trips(&PanicPhase::ALL);
+        round_trips(&PhaseStamp::ALL);
+        round_trips(&DumpResult::ALL);
+        round_trips(&FinalAction::ALL);
+        round_trips(&crate::NotifierList::ALL);
+        round_trips(&crate::NotifierOutcome::ALL);
     }
 
     #[test]

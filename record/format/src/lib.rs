@@ -15,6 +15,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod code_enum;
 mod codes;
 pub mod layout;
 mod notifier_codes;

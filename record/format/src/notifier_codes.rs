@@ -12,53 +12,29 @@
 //! crate, so that the offline tool reads them without linking the notifier
 //! crate; `crashkit-notifiers` re-exports them and stores `code()` as it is.
 
-/// Which list a notifier belongs to. Lists run in [`NotifierList::ALL`]
-/// order when the panic path runs them all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u32)]
-pub enum NotifierList {
-    /// Tell a hypervisor (or a BMC) that the guest panicked, or flush a log
-    /// to it: first, because it is the most likely to reach a human and the
-    /// least likely to disturb the dump.
-    Hypervisor = 0,
-    /// Print or store information (a summary, a ring buffer dump, the
-    /// panic message on a display).
-    Informational = 1,
-    /// Just before the dump hand-over: quiesce what would corrupt the dump
-    /// or the capture kernel (DMA engines, watchdogs).
-    PreDump = 2,
-    /// Only when the panic path goes on after the dump step (no capture
-    /// kernel loaded, or the hand-over failed): jobs before a reboot or
-    /// halt.
-    PostDump = 3,
+code_enum! {
+    /// Which list a notifier belongs to. Lists run in [`NotifierList::ALL`]
+    /// order (code order) when the panic path runs them all.
+    #[derive(PartialOrd, Ord)]
+    pub enum NotifierList {
+        /// Tell a hypervisor (or a BMC) that the guest panicked, or flush a log
+        /// to it: first, because it is the most likely to reach a human and the
+        /// least likely to disturb the dump.
+        Hypervisor = 0,
+        /// Print or store information (a summary, a ring buffer dump, the
+        /// panic message on a display).
+        Informational = 1,
+        /// Just before the dump hand-over: quiesce what would corrupt the dump
+        /// or the capture kernel (DMA engines, watchdogs).
+        PreDump = 2,
+        /// Only when the panic path goes on after the dump step (no capture
+        /// kernel loaded, or the hand-over failed): jobs before a reboot or
+        /// halt.
+        PostDump = 3,
+    }
 }
 
 impl NotifierList {
-    /// Every list, in the order the panic path runs them.
-    pub const ALL: [NotifierList; 4] = [
-        Self::Hypervisor,
-        Self::Informational,
-        Self::PreDump,
-        Self::PostDump,
-    ];
-
-    /// The stable code stored in the crash record (0..=3).
-    pub const fn code(self) -> u32 {
-        self as u32
-    }
-
-    /// The list a stored code names; `None` for a code no writer stores (a
-    /// corrupted record).
-    pub const fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => Self::Hypervisor,
-            1 => Self::Informational,
-            2 => Self::PreDump,
-            3 => Self::PostDump,
-            _ => return None,
-        })
-    }
-
     /// The list that runs after this one in [`ALL`](Self::ALL), if any.
     pub const fn next(self) -> Option<Self> {
         match self {
@@ -80,59 +56,31 @@ impl NotifierList {
     }
 }
 
-/// How one notifier's turn went, as recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum NotifierOutcome {
-    /// The body ran to completion within its budget.
-    Ran = 0,
-    /// The body ran within its budget and said it did only part of its job
-    /// (the notifier crate's `BodyResult::Degraded`).
-    Degraded = 1,
-    /// The notifier declared a lock ((`Notifier::locked` in the notifier crate))
-    /// and the lock was held: the body was not called.
-    SkippedLockBusy = 2,
-    /// The body returned, but later than its budget allows. A body cannot
-    /// be preempted, so this is measured after the fact. Takes precedence
-    /// over `Ran` and `Degraded` (the record keeps the duration).
-    OverBudget = 3,
-    /// The body did not return: it panicked, and the panic path, re-entered,
-    /// found it in the run cursor (`Registry::resume`).
-    Panicked = 4,
-    /// The notifier was not called: the escalation policy gave up on the
-    /// rest of its list after another notifier panicked.
-    NotRun = 5,
+code_enum! {
+    /// How one notifier's turn went, as recorded.
+    pub enum NotifierOutcome {
+        /// The body ran to completion within its budget.
+        Ran = 0,
+        /// The body ran within its budget and said it did only part of its job
+        /// (the notifier crate's `BodyResult::Degraded`).
+        Degraded = 1,
+        /// The notifier declared a lock ((`Notifier::locked` in the notifier crate))
+        /// and the lock was held: the body was not called.
+        SkippedLockBusy = 2,
+        /// The body returned, but later than its budget allows. A body cannot
+        /// be preempted, so this is measured after the fact. Takes precedence
+        /// over `Ran` and `Degraded` (the record keeps the duration).
+        OverBudget = 3,
+        /// The body did not return: it panicked, and the panic path, re-entered,
+        /// found it in the run cursor (`Registry::resume`).
+        Panicked = 4,
+        /// The notifier was not called: the escalation policy gave up on the
+        /// rest of its list after another notifier panicked.
+        NotRun = 5,
+    }
 }
 
 impl NotifierOutcome {
-    /// Every outcome, in code order.
-    pub const ALL: [NotifierOutcome; 6] = [
-        Self::Ran,
-        Self::Degraded,
-        Self::SkippedLockBusy,
-        Self::OverBudget,
-        Self::Panicked,
-        Self::NotRun,
-    ];
-
-    /// The stable code stored in the crash record (0..=5).
-    pub const fn code(self) -> u32 {
-        self as u32
-    }
-
-    /// The outcome a stored code names; `None` for a code no writer stores.
-    pub const fn from_code(code: u32) -> Option<Self> {
-        Some(match code {
-            0 => Self::Ran,
-            1 => Self::Degraded,
-            2 => Self::SkippedLockBusy,
-            3 => Self::OverBudget,
-            4 => Self::Panicked,
-            5 => Self::NotRun,
-            _ => return None,
-        })
-    }
-
     /// Whether the body was called (and returned or panicked).
     pub const fn body_called(self) -> bool {
         matches!(

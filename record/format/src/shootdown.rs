@@ -1,74 +1,50 @@
 //! The shootdown as the record stores it: each CPU's state and how it
 //! stopped (CPU slots), and the owner's totals (the panic section).
 
-/// Where a CPU is in the shootdown, as stored in the record's CPU slot (`u32`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum CpuState {
-    /// No shootdown has touched this CPU (a zeroed slot reads this way).
-    Running = 0,
-    /// The panic owner sent this CPU a stop NMI and waits for it.
-    NmiSent = 1,
-    /// The CPU saved its registers into the slot and parked for good.
-    Stopped = 2,
-    /// The deadline passed before the CPU answered.
-    Unresponsive = 3,
-    /// This CPU owns the panic; the slot holds the registers it panicked
-    /// with.
-    PanicOwner = 4,
-    /// The record has a slot for this index, but the platform has no such
-    /// CPU.
-    Absent = 5,
+code_enum! {
+    /// Where a CPU is in the shootdown, as stored in the record's CPU slot (`u32`).
+    pub enum CpuState {
+        /// No shootdown has touched this CPU (a zeroed slot reads this way).
+        Running = 0,
+        /// The panic owner sent this CPU a stop NMI and waits for it.
+        NmiSent = 1,
+        /// The CPU saved its registers into the slot and parked for good.
+        Stopped = 2,
+        /// The deadline passed before the CPU answered.
+        Unresponsive = 3,
+        /// This CPU owns the panic; the slot holds the registers it panicked
+        /// with.
+        PanicOwner = 4,
+        /// The record has a slot for this index, but the platform has no such
+        /// CPU.
+        Absent = 5,
+    }
 }
 
 impl CpuState {
-    /// The state a stored value encodes; `None` for a value no writer
-    /// stores (a corrupted record).
-    pub const fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            0 => Self::Running,
-            1 => Self::NmiSent,
-            2 => Self::Stopped,
-            3 => Self::Unresponsive,
-            4 => Self::PanicOwner,
-            5 => Self::Absent,
-            _ => return None,
-        })
-    }
-
     /// Whether the slot's registers are valid in this state.
     pub const fn has_registers(self) -> bool {
         matches!(self, Self::Stopped | Self::PanicOwner)
     }
 }
 
-/// How a stopped CPU came to stop, as stored in the record's CPU slot (`u32`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum StopPath {
-    /// Not stopped (yet).
-    None = 0,
-    /// The shootdown's NMI handler ran on it.
-    Nmi = 1,
-    /// It was spinning inside an NMI-like context (NMIs blocked) and
-    /// stopped itself through the shootdown's poll.
-    Poll = 2,
-}
-
-impl StopPath {
-    /// The path a stored value encodes; `None` for a value no writer stores.
-    pub const fn from_raw(raw: u32) -> Option<Self> {
-        Some(match raw {
-            0 => Self::None,
-            1 => Self::Nmi,
-            2 => Self::Poll,
-            _ => return None,
-        })
+code_enum! {
+    /// How a stopped CPU came to stop, as stored in the record's CPU slot (`u32`).
+    pub enum StopPath {
+        /// Not stopped (yet).
+        None = 0,
+        /// The shootdown's NMI handler ran on it.
+        Nmi = 1,
+        /// It was spinning inside an NMI-like context (NMIs blocked) and
+        /// stopped itself through the shootdown's poll.
+        Poll = 2,
     }
 }
 
-/// The shootdown's summary, as the panic section stores it.
+/// The shootdown's summary, as the panic section stores it (and the CLI's
+/// `record --json` prints it, with the `serde` feature).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ShootdownTotals {
     /// CPUs that stopped (saved their registers and parked).
     pub stopped: u32,

@@ -16,7 +16,9 @@ use serde::Serialize;
 use crashkit_dump_format::reader::PageState;
 use crashkit_dump_format::{KdumpDump, PAGE_SIZE};
 use crashkit_record_format::layout::{self, cpu as cpu_layout};
-use crashkit_record_format::{CpuState, Decoded, PhaseStamp, RecordView, Skipped, Summary};
+use crashkit_record_format::{
+    CpuState, Decoded, PhaseStamp, RecordView, ShootdownTotals, Skipped, Summary,
+};
 
 use crate::open::Dump;
 use crate::rd;
@@ -113,7 +115,7 @@ pub struct PanicReport {
     /// The final action.
     pub final_action: String,
     /// The shootdown's totals.
-    pub shootdown: Shootdown,
+    pub shootdown: ShootdownTotals,
     /// Escalations (nested panics of the owner), the log's entries, and
     /// what they skipped together.
     pub escalations: u32,
@@ -132,23 +134,6 @@ pub struct Stamp {
     pub stamp: String,
     /// Platform nanoseconds; null when not stamped.
     pub ns: Option<u64>,
-}
-
-/// The shootdown's totals.
-#[derive(Debug, Serialize)]
-pub struct Shootdown {
-    /// CPUs that stopped.
-    pub stopped: u32,
-    /// CPUs that did not answer by the deadline.
-    pub unresponsive: u32,
-    /// Slots for CPU indices the platform does not have.
-    pub absent: u32,
-    /// Stop NMIs sent (first sends and resends).
-    pub nmis_sent: u32,
-    /// Of which resends.
-    pub nmis_resent: u32,
-    /// NMI sends the platform refused.
-    pub send_errors: u32,
 }
 
 /// One escalation log entry.
@@ -474,14 +459,7 @@ fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -
             dump_result: name(panic.dump_result()),
             dump_detail: panic.dump_detail(),
             final_action: name(panic.final_action()),
-            shootdown: Shootdown {
-                stopped: totals.stopped,
-                unresponsive: totals.unresponsive,
-                absent: totals.absent,
-                nmis_sent: totals.nmis_sent,
-                nmis_resent: totals.nmis_resent,
-                send_errors: totals.send_errors,
-            },
+            shootdown: totals,
             escalations: panic.escalations(),
             escalation_log: (0..layout::panic::ESCALATION_LOG_LEN)
                 .filter_map(|index| panic.escalation(index))

@@ -96,6 +96,19 @@ pub struct NestingOverflow {
     pub kind: ContextKind,
 }
 
+impl core::fmt::Display for NestingOverflow {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "cannot enter {:?}: the CPU is {} NMI-like contexts deep already",
+            self.kind,
+            crate::MAX_NESTING
+        )
+    }
+}
+
+impl core::error::Error for NestingOverflow {}
+
 /// A decoded copy of a tracker's state at one moment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContextSnapshot {

@@ -16,6 +16,24 @@ pub enum EnterError {
     Overflow(NestingOverflow),
 }
 
+impl core::fmt::Display for EnterError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::UnknownCpu(cpu) => write!(f, "{cpu} has no NMI-context tracker"),
+            Self::Overflow(overflow) => overflow.fmt(f),
+        }
+    }
+}
+
+impl core::error::Error for EnterError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::UnknownCpu(_) => None,
+            Self::Overflow(overflow) => Some(overflow),
+        }
+    }
+}
+
 /// One [`ContextTracker`] per CPU.
 #[derive(Debug)]
 pub struct CpuContexts<const CPUS: usize> {

@@ -42,7 +42,7 @@ mod writer_epoch;
 
 pub use chain::{
     ChainCpuStats, DispatchOutcome, HandlerChain, HandlerFn, HandlerStats, MAX_WALKS, NmiEvent,
-    NmiHandler, NmiOutcome, RegisterError, UnknownNmiPolicy,
+    NmiHandler, NmiOutcome, RegisterHandlerError, UnknownNmiPolicy,
 };
 pub use context::{
     ContextGuard, ContextKind, ContextSnapshot, ContextTracker, MAX_NESTING, NestingOverflow,

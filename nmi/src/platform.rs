@@ -23,6 +23,20 @@ pub enum NmiSendError {
     Unavailable,
 }
 
+impl core::fmt::Display for NmiSendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoSuchCpu(cpu) => write!(f, "no CPU {cpu} to send an NMI to"),
+            Self::DeliveryTimeout => {
+                f.write_str("the interrupt controller did not accept the NMI in time")
+            }
+            Self::Unavailable => f.write_str("this platform cannot send NMIs now"),
+        }
+    }
+}
+
+impl core::error::Error for NmiSendError {}
+
 /// CPU services the toolkit relies on. Implementations must be usable from
 /// any context (NMI included): no allocation, no lock, bounded time.
 pub trait Platform: Sync {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crashkit_nmi::{
     ContextKind, CpuContexts, CpuIndex, HandlerChain, MAX_NESTING, NmiEvent, NmiHandler,
-    NmiOutcome, Platform, RegisterError, UnknownNmiPolicy,
+    NmiOutcome, Platform, RegisterHandlerError, UnknownNmiPolicy,
 };
 use crashkit_sim::{EntryKind, Machine, Rng, SimCpu};
 
@@ -94,9 +94,9 @@ fn churn(which: usize) {
     };
     match result {
         Ok(()) => CHURN_OK.fetch_add(1, Relaxed),
-        Err(RegisterError::Busy) => CHURN_BUSY.fetch_add(1, Relaxed),
-        Err(RegisterError::AlreadyRegistered | RegisterError::NotRegistered) => 0,
-        Err(RegisterError::Full) => panic!("chain full: 1 + 3 handlers fit in 4 slots"),
+        Err(RegisterHandlerError::Busy) => CHURN_BUSY.fetch_add(1, Relaxed),
+        Err(RegisterHandlerError::AlreadyRegistered | RegisterHandlerError::NotRegistered) => 0,
+        Err(RegisterHandlerError::Full) => panic!("chain full: 1 + 3 handlers fit in 4 slots"),
     };
 }
 

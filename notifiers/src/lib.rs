@@ -54,5 +54,5 @@ pub use list::NotifierList;
 pub use lock::NotifierLock;
 pub use notifier::{BodyFn, DEFAULT_BUDGET_NS, LockedBody, LockedBodyFn, Notifier};
 pub use outcome::{BodyResult, ListSummary, NotifierOutcome, NotifierRecorder, NotifierReport};
-pub use registry::{ListPosition, MAX_SEQUENCE, RegisterError, Registry};
+pub use registry::{ListPosition, MAX_SEQUENCE, RegisterNotifierError, Registry};
 pub use run::{EscalationPolicy, Resumed, RunError};

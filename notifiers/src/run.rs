@@ -59,6 +59,19 @@ pub enum RunError {
     },
 }
 
+impl core::fmt::Display for RunError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::RunInProgress { cursor } => write!(
+                f,
+                "a run of the notifier lists started and did not finish (cursor {cursor:?})"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for RunError {}
+
 /// What [`Registry::resume`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resumed {

@@ -13,7 +13,7 @@ use crashkit_nmi::{CpuIndex, NmiSendError, Platform};
 use crate::test_hook::{self, HookPoint};
 use crate::{
     BodyResult, Cursor, EscalationPolicy, ListSummary, Notifier, NotifierList, NotifierRecorder,
-    NotifierReport, PanicContext, PanicInputs, RegisterError, Registry, Resumed,
+    NotifierReport, PanicContext, PanicInputs, RegisterNotifierError, Registry, Resumed,
 };
 
 struct TestPlatform(AtomicU64);
@@ -220,7 +220,7 @@ fn walk_at_every_writer_step_completes_and_reports_the_writer() {
                 if seen == target {
                     // A writer from this "CPU" cannot get in: the frozen one
                     // holds the epoch.
-                    assert_eq!(registry.try_register(&F), Err(RegisterError::Busy));
+                    assert_eq!(registry.try_register(&F), Err(RegisterNotifierError::Busy));
                     *summary.borrow_mut() = Some(walk(registry));
                 }
                 seen += 1;

@@ -6,7 +6,7 @@ mod common;
 use common::{Reports, TestPlatform};
 use crashkit_notifiers::{
     BodyResult, Cursor, EscalationPolicy, Notifier, NotifierList, NotifierOutcome, PanicContext,
-    PanicInputs, RegisterError, Registry, RunError,
+    PanicInputs, RegisterNotifierError, Registry, RunError,
 };
 
 fn complete(_: &PanicContext<'_>) -> BodyResult {
@@ -109,25 +109,34 @@ fn capacity_and_every_error() {
     let b = notifier("b", NotifierList::PostDump, 0);
     let c = notifier("c", NotifierList::PostDump, 0);
     let d = notifier("d", NotifierList::PostDump, 0);
-    assert_eq!(registry.unregister(a), Err(RegisterError::NotRegistered));
+    assert_eq!(
+        registry.unregister(a),
+        Err(RegisterNotifierError::NotRegistered)
+    );
     registry.register(a).unwrap();
-    assert_eq!(registry.register(a), Err(RegisterError::AlreadyRegistered));
+    assert_eq!(
+        registry.register(a),
+        Err(RegisterNotifierError::AlreadyRegistered)
+    );
     registry.register(b).unwrap();
     registry.register(c).unwrap();
     assert_eq!(registry.len(), 3);
-    assert_eq!(registry.register(d), Err(RegisterError::Full));
+    assert_eq!(registry.register(d), Err(RegisterNotifierError::Full));
     assert_eq!(
         registry.register(a),
-        Err(RegisterError::AlreadyRegistered),
+        Err(RegisterNotifierError::AlreadyRegistered),
         "duplicate is reported even when full"
     );
     registry.unregister(b).unwrap();
-    assert_eq!(registry.unregister(b), Err(RegisterError::NotRegistered));
+    assert_eq!(
+        registry.unregister(b),
+        Err(RegisterNotifierError::NotRegistered)
+    );
     assert!(!registry.is_registered(b));
     registry.register(d).unwrap();
     assert!(registry.is_registered(d));
     assert_eq!(registry.len(), 3);
-    assert_eq!(registry.try_register(b), Err(RegisterError::Full));
+    assert_eq!(registry.try_register(b), Err(RegisterNotifierError::Full));
 }
 
 #[test]
@@ -180,7 +189,7 @@ fn notifiers_given_at_construction_are_registered_from_the_start() {
     // numbering goes on after them, and they can be removed.
     assert_eq!(
         registry.register(&FIRST),
-        Err(RegisterError::AlreadyRegistered)
+        Err(RegisterNotifierError::AlreadyRegistered)
     );
     let late = notifier("late", NotifierList::Informational, 0);
     registry.register(late).unwrap();

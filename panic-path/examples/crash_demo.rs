@@ -239,12 +239,12 @@ fn main() -> ExitCode {
         &LAST_WORDS,
     ] {
         if let Err(error) = Demo::state().notifiers().register(notifier) {
-            eprintln!("crash demo: registering {}: {error:?}", notifier.name());
+            eprintln!("crash demo: registering {}: {error}", notifier.name());
             return ExitCode::FAILURE;
         }
     }
     if let Err(error) = Demo::state().chain().register(&DEVICE_NMI) {
-        eprintln!("crash demo: registering the device's NMI handler: {error:?}");
+        eprintln!("crash demo: registering the device's NMI handler: {error}");
         return ExitCode::FAILURE;
     }
     let machine = Machine::new(CPUS, entry);
@@ -262,7 +262,7 @@ fn main() -> ExitCode {
     let taken = match <Demo as Kernel>::record().snapshot(&mut bytes) {
         Ok(len) => len,
         Err(error) => {
-            eprintln!("crash demo: snapshot: {error:?}");
+            eprintln!("crash demo: snapshot: {error}");
             return ExitCode::FAILURE;
         }
     };

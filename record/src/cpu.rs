@@ -40,6 +40,16 @@ pub enum StopRefused {
     Final(CpuState),
 }
 
+impl core::fmt::Display for StopRefused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Final(state) => write!(f, "the CPU slot is final already ({state:?})"),
+        }
+    }
+}
+
+impl core::error::Error for StopRefused {}
+
 /// One CPU's slot: shootdown state, NMI bookkeeping, saved registers.
 ///
 /// `#[repr(C)]`, 200 bytes, 8-byte aligned; offsets in

@@ -35,6 +35,14 @@ use crashkit_record_format::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Full;
 
+impl core::fmt::Display for Full {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the record's log or table is full (the event was counted)")
+    }
+}
+
+impl core::error::Error for Full {}
+
 /// An escalation log entry in memory; `phase` publishes the rest.
 #[repr(C)]
 struct EscalationSlot {

@@ -110,6 +110,8 @@ impl fmt::Display for SnapshotTooSmall {
     }
 }
 
+impl core::error::Error for SnapshotTooSmall {}
+
 impl<const CPUS: usize, const NOTIFIERS: usize> Default for CrashRecord<CPUS, NOTIFIERS> {
     fn default() -> Self {
         Self::new()

@@ -111,6 +111,8 @@ impl core::fmt::Display for NoteError {
     }
 }
 
+impl core::error::Error for NoteError {}
+
 /// Walk the notes of one note segment. Yields notes until the segment
 /// ends, an all-zero header (Linux's per-CPU terminator, padding) is met,
 /// or the bytes are malformed; a malformed note is yielded as one error and

@@ -21,7 +21,7 @@
 //! - **Writers** (register, unregister) never block on a lock: they take a
 //!   writer *epoch* from even to odd with a compare-and-swap, edit the slots,
 //!   and release it (odd to the next even). A writer that finds the epoch odd
-//!   gets [`RegisterError::Busy`] after a bounded spin, so a writer in NMI
+//!   gets [`RegisterHandlerError::Busy`] after a bounded spin, so a writer in NMI
 //!   context that interrupted a writer on its own CPU gets an error, not a
 //!   deadlock.
 //! - **The dispatcher** (NMI context) reads the slots without any lock, as a
@@ -50,7 +50,7 @@ use crate::WriterEpoch;
 use dispatch::CpuChainState;
 pub use dispatch::{ChainCpuStats, DispatchOutcome, UnknownNmiPolicy};
 pub use handler::{HandlerFn, HandlerStats, NmiEvent, NmiHandler, NmiOutcome};
-pub use registry::RegisterError;
+pub use registry::RegisterHandlerError;
 
 /// How many walks one dispatch makes at most while writers keep changing
 /// the chain under it.

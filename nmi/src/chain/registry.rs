@@ -3,7 +3,7 @@
 //! Writers serialise on the chain's epoch (even = idle, odd = a writer is
 //! editing): a compare-and-swap from even to odd instead of a lock, with a
 //! bounded spin, so no writer ever waits forever and NMI context can call in
-//! safely (it gets [`RegisterError::Busy`] if it interrupted a writer on its
+//! safely (it gets [`RegisterHandlerError::Busy`] if it interrupted a writer on its
 //! own CPU). The emergency slot needs no epoch at all: it is one atomic
 //! pointer swap.
 //!
@@ -18,7 +18,7 @@ use super::{HandlerChain, NmiHandler};
 
 /// Why a handler could not be registered or removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegisterError {
+pub enum RegisterHandlerError {
     /// Every slot holds a handler.
     Full,
     /// The handler is registered already (each runs once per NMI).
@@ -29,6 +29,19 @@ pub enum RegisterError {
     /// interrupted a writer on its own CPU). Retry from ordinary context.
     Busy,
 }
+
+impl core::fmt::Display for RegisterHandlerError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "every slot of the NMI handler chain holds a handler",
+            Self::AlreadyRegistered => "the NMI handler is registered already",
+            Self::NotRegistered => "the NMI handler is not registered",
+            Self::Busy => "another writer held the NMI handler chain for the whole wait",
+        })
+    }
+}
+
+impl core::error::Error for RegisterHandlerError {}
 
 /// How many times a writer retries the epoch before reporting `Busy`.
 const WRITER_SPINS: u32 = 1 << 16;
@@ -43,12 +56,12 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
     /// Register `handler` at the end of the chain, waiting a bounded time for
     /// another writer to finish.
     ///
-    /// Safe to call from any context; see [`RegisterError::Busy`].
-    pub fn register(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
+    /// Safe to call from any context; see [`RegisterHandlerError::Busy`].
+    pub fn register(&self, handler: &'static NmiHandler) -> Result<(), RegisterHandlerError> {
         let epoch = self
             .epoch
             .try_begin(WRITER_SPINS)
-            .ok_or(RegisterError::Busy)?;
+            .ok_or(RegisterHandlerError::Busy)?;
         let result = self.append(handler);
         self.epoch.end(epoch);
         result
@@ -56,21 +69,21 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
 
     /// Like [`register`](Self::register) but gives up at once if another
     /// writer is active.
-    pub fn try_register(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
-        let epoch = self.epoch.try_begin(1).ok_or(RegisterError::Busy)?;
+    pub fn try_register(&self, handler: &'static NmiHandler) -> Result<(), RegisterHandlerError> {
+        let epoch = self.epoch.try_begin(1).ok_or(RegisterHandlerError::Busy)?;
         let result = self.append(handler);
         self.epoch.end(epoch);
         result
     }
 
-    fn append(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
+    fn append(&self, handler: &'static NmiHandler) -> Result<(), RegisterHandlerError> {
         let new = as_ptr(handler);
         for slot in &self.slots {
             // Relaxed: we hold the writer epoch, whose Acquire made every
             // earlier writer's slot stores visible; no one else stores.
             let current = slot.load(Ordering::Relaxed);
             if current == new {
-                return Err(RegisterError::AlreadyRegistered);
+                return Err(RegisterHandlerError::AlreadyRegistered);
             }
             if current.is_null() {
                 // Release pairs with the dispatcher's Acquire slot load: a
@@ -80,23 +93,23 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
                 return Ok(());
             }
         }
-        Err(RegisterError::Full)
+        Err(RegisterHandlerError::Full)
     }
 
     /// Remove `handler`, keeping the order of the others. A dispatch already
     /// in progress on another CPU may still run it once; handlers are
     /// `'static`, so that is memory-safe.
-    pub fn unregister(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
+    pub fn unregister(&self, handler: &'static NmiHandler) -> Result<(), RegisterHandlerError> {
         let epoch = self
             .epoch
             .try_begin(WRITER_SPINS)
-            .ok_or(RegisterError::Busy)?;
+            .ok_or(RegisterHandlerError::Busy)?;
         let result = self.remove(handler);
         self.epoch.end(epoch);
         result
     }
 
-    fn remove(&self, handler: &'static NmiHandler) -> Result<(), RegisterError> {
+    fn remove(&self, handler: &'static NmiHandler) -> Result<(), RegisterHandlerError> {
         let target = as_ptr(handler);
         // Relaxed loads: we hold the writer epoch (see `append`).
         let Some(index) = self
@@ -105,7 +118,7 @@ impl<const SLOTS: usize, const CPUS: usize> HandlerChain<SLOTS, CPUS> {
             .take_while(|slot| !slot.load(Ordering::Relaxed).is_null())
             .position(|slot| slot.load(Ordering::Relaxed) == target)
         else {
-            return Err(RegisterError::NotRegistered);
+            return Err(RegisterHandlerError::NotRegistered);
         };
         // Shift the tail down one slot, copying each entry before the slot
         // it came from is overwritten, so every live handler stays visible.

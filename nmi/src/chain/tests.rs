@@ -176,11 +176,17 @@ mod registry_errors {
 fn registration_errors_are_reported() {
     use registry_errors::*;
     let chain: HandlerChain<2, 1> = HandlerChain::new(UnknownNmiPolicy::Count);
-    assert_eq!(chain.unregister(&A), Err(RegisterError::NotRegistered));
+    assert_eq!(
+        chain.unregister(&A),
+        Err(RegisterHandlerError::NotRegistered)
+    );
     chain.register(&A).expect("register");
-    assert_eq!(chain.register(&A), Err(RegisterError::AlreadyRegistered));
+    assert_eq!(
+        chain.register(&A),
+        Err(RegisterHandlerError::AlreadyRegistered)
+    );
     chain.try_register(&B).expect("register");
-    assert_eq!(chain.register(&C), Err(RegisterError::Full));
+    assert_eq!(chain.register(&C), Err(RegisterHandlerError::Full));
     chain.unregister(&A).expect("unregister");
     chain.register(&C).expect("a freed slot is reused");
     let names: Vec<_> = chain.handlers().iter().map(|h| h.name()).collect();
@@ -189,9 +195,9 @@ fn registration_errors_are_reported() {
     // A writer that never finishes (stopped mid-edit): everyone else gets
     // Busy in bounded time instead of waiting forever.
     let _frozen = chain.epoch.try_begin(1).expect("no writer yet");
-    assert_eq!(chain.try_register(&A), Err(RegisterError::Busy));
-    assert_eq!(chain.register(&A), Err(RegisterError::Busy));
-    assert_eq!(chain.unregister(&B), Err(RegisterError::Busy));
+    assert_eq!(chain.try_register(&A), Err(RegisterHandlerError::Busy));
+    assert_eq!(chain.register(&A), Err(RegisterHandlerError::Busy));
+    assert_eq!(chain.unregister(&B), Err(RegisterHandlerError::Busy));
     // The emergency slot needs no writer epoch.
     assert!(chain.set_emergency(Some(&A)).is_none());
 }

@@ -15,7 +15,7 @@
 //! - **Writers** (register, unregister) serialise on a writer *epoch*
 //!   (even = idle, odd = a writer edits), taken with a compare-and-swap and
 //!   a bounded spin, never a lock: a writer that cannot take it in time gets
-//!   [`RegisterError::Busy`]. The epoch makes "already registered" and "full"
+//!   [`RegisterNotifierError::Busy`]. The epoch makes "already registered" and "full"
 //!   exact and hands out registration numbers; it is the pattern of the NMI
 //!   handler chain (`crashkit_nmi`, docs/nmi.md).
 //! - **Readers** (the walk) never look at the epoch for correctness: each
@@ -58,7 +58,7 @@ use core::sync::atomic::AtomicU64;
 
 use crashkit_nmi::WriterEpoch;
 
-pub use writer::RegisterError;
+pub use writer::RegisterNotifierError;
 
 use crate::cursor::RunCursor;
 use crate::{EscalationPolicy, Notifier};
@@ -93,7 +93,7 @@ impl PartialOrd for ListPosition {
 
 /// The largest registration number: the cursor keeps 59 bits of it. At one
 /// registration per nanosecond it lasts 18 years; past it, `register`
-/// answers [`RegisterError::Full`].
+/// answers [`RegisterNotifierError::Full`].
 pub const MAX_SEQUENCE: u64 = (1 << 59) - 1;
 
 /// A registry of up to `N` notifiers across all lists, with the run

@@ -3,7 +3,7 @@
 //! Writers serialise on the epoch (even = idle, odd = editing) taken with a
 //! compare-and-swap and a bounded spin instead of a lock: a writer that
 //! interrupted another writer on its own CPU, or that finds a writer frozen
-//! on a stopped CPU, gets [`RegisterError::Busy`] instead of a deadlock.
+//! on a stopped CPU, gets [`RegisterNotifierError::Busy`] instead of a deadlock.
 //! Each call does one slot transition (`slot.rs`).
 
 use core::sync::atomic::Ordering;
@@ -16,7 +16,7 @@ use crate::test_hook::{self, HookPoint};
 
 /// Why a notifier could not be registered or removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegisterError {
+pub enum RegisterNotifierError {
     /// Every slot holds a notifier (or, in theory, registration numbers ran
     /// out: [`MAX_SEQUENCE`]).
     Full,
@@ -30,6 +30,19 @@ pub enum RegisterError {
     /// interrupted it on this CPU. Retry later from normal context.
     Busy,
 }
+
+impl core::fmt::Display for RegisterNotifierError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Full => "every slot of the notifier registry holds a notifier",
+            Self::AlreadyRegistered => "the notifier is registered already",
+            Self::NotRegistered => "the notifier is not registered",
+            Self::Busy => "another writer held the notifier registry for the whole wait",
+        })
+    }
+}
+
+impl core::error::Error for RegisterNotifierError {}
 
 /// How many times a writer tries the epoch before reporting `Busy`.
 const WRITER_SPINS: u32 = 1 << 16;
@@ -45,28 +58,31 @@ impl<const N: usize> Registry<N> {
     /// Register `notifier` in its list, waiting a bounded time for another
     /// writer. Normal context (any context is safe: the worst case is
     /// `Busy`).
-    pub fn register(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+    pub fn register(&self, notifier: &'static Notifier) -> Result<(), RegisterNotifierError> {
         self.write(WRITER_SPINS, |registry| registry.insert(notifier))
     }
 
     /// Like [`register`](Self::register), but gives up at once if another
     /// writer is active.
-    pub fn try_register(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+    pub fn try_register(&self, notifier: &'static Notifier) -> Result<(), RegisterNotifierError> {
         self.write(1, |registry| registry.insert(notifier))
     }
 
     /// Remove `notifier`. A walk already in progress on another CPU may
     /// still call it once.
-    pub fn unregister(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+    pub fn unregister(&self, notifier: &'static Notifier) -> Result<(), RegisterNotifierError> {
         self.write(WRITER_SPINS, |registry| registry.remove(notifier))
     }
 
     fn write(
         &self,
         spins: u32,
-        edit: impl FnOnce(&Self) -> Result<(), RegisterError>,
-    ) -> Result<(), RegisterError> {
-        let epoch = self.epoch.try_begin(spins).ok_or(RegisterError::Busy)?;
+        edit: impl FnOnce(&Self) -> Result<(), RegisterNotifierError>,
+    ) -> Result<(), RegisterNotifierError> {
+        let epoch = self
+            .epoch
+            .try_begin(spins)
+            .ok_or(RegisterNotifierError::Busy)?;
         #[cfg(test)]
         test_hook::at(HookPoint::WriterHoldsEpoch);
         let result = edit(self);
@@ -74,7 +90,7 @@ impl<const N: usize> Registry<N> {
         result
     }
 
-    fn insert(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+    fn insert(&self, notifier: &'static Notifier) -> Result<(), RegisterNotifierError> {
         let mut free = None;
         for slot in &self.slots {
             if slot.writer_sequence() == 0 {
@@ -83,15 +99,15 @@ impl<const N: usize> Registry<N> {
                 .writer_notifier()
                 .is_some_and(|found| core::ptr::eq(found, notifier))
             {
-                return Err(RegisterError::AlreadyRegistered);
+                return Err(RegisterNotifierError::AlreadyRegistered);
             }
         }
-        let slot = free.ok_or(RegisterError::Full)?;
+        let slot = free.ok_or(RegisterNotifierError::Full)?;
         // Relaxed: read and written only under the writer epoch (its
         // Acquire/Release order the writers).
         let sequence = self.next_sequence.load(Ordering::Relaxed);
         if sequence > MAX_SEQUENCE {
-            return Err(RegisterError::Full);
+            return Err(RegisterNotifierError::Full);
         }
         self.next_sequence
             .store(sequence.saturating_add(1), Ordering::Relaxed);
@@ -99,7 +115,7 @@ impl<const N: usize> Registry<N> {
         Ok(())
     }
 
-    fn remove(&self, notifier: &'static Notifier) -> Result<(), RegisterError> {
+    fn remove(&self, notifier: &'static Notifier) -> Result<(), RegisterNotifierError> {
         let slot = self
             .slots
             .iter()
@@ -109,7 +125,7 @@ impl<const N: usize> Registry<N> {
                         .writer_notifier()
                         .is_some_and(|found| core::ptr::eq(found, notifier))
             })
-            .ok_or(RegisterError::NotRegistered)?;
+            .ok_or(RegisterNotifierError::NotRegistered)?;
         slot.clear();
         Ok(())
     }

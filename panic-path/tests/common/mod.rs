@@ -308,7 +308,7 @@ pub fn register<const N: usize>(registry: &Registry<N>, notifiers: &[&'static No
     for notifier in notifiers {
         registry
             .register(notifier)
-            .unwrap_or_else(|error| panic!("registering {}: {error:?}", notifier.name()));
+            .unwrap_or_else(|error| panic!("registering {}: {error}", notifier.name()));
     }
 }
 

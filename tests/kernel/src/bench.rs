@@ -149,7 +149,7 @@ struct Summary {
 pub fn setup() {
     if let Err(error) = K::state().chain().register(&ACKNOWLEDGE) {
         println!(
-            "crashkit-test: FAILED: registering NMI handler {}: {error:?}",
+            "crashkit-test: FAILED: registering NMI handler {}: {error}",
             ACKNOWLEDGE.name()
         );
         exit(ExitCode::Failed);

@@ -240,7 +240,7 @@ pub fn common_setup() {
 fn register(notifier: &'static Notifier) {
     if let Err(error) = K::notifiers().register(notifier) {
         println!(
-            "crashkit-test: registering notifier {}: {error:?}",
+            "crashkit-test: registering notifier {}: {error}",
             notifier.name()
         );
         exit(ExitCode::Failed);
@@ -250,7 +250,7 @@ fn register(notifier: &'static Notifier) {
 fn register_nmi_handler(handler: &'static NmiHandler) {
     if let Err(error) = K::state().chain().register(handler) {
         println!(
-            "crashkit-test: registering NMI handler {}: {error:?}",
+            "crashkit-test: registering NMI handler {}: {error}",
             handler.name()
         );
         exit(ExitCode::Failed);

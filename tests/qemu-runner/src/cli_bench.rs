@@ -277,7 +277,7 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
             WriteOptions::default(),
             |_| {},
         )
-        .map_err(|e| format!("writing {}: {e:?}", out.display()))?;
+        .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))?;
         sink.file
             .set_len(sink.len)
             .map_err(|e| format!("{}: {e}", out.display()))?;
@@ -293,7 +293,7 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
             WriteOptions::default(),
             |_| {},
         )
-        .map_err(|e| format!("writing {}: {e:?}", out.display()))?;
+        .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))?;
     }
     Ok(())
 }

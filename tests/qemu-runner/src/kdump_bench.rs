@@ -731,7 +731,7 @@ fn write_crashkit(image: &Path, codec: Codec, out: &Path) -> Result<KdumpStats, 
         WriteOptions::default(),
         |_| {},
     )
-    .map_err(|e| format!("writing {}: {e:?}", out.display()))
+    .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))
 }
 
 /// The image's CPUs (crashkit's notes: registers and control state), as a

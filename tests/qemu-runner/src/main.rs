@@ -608,3 +608,16 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// An error and its causes, `what: why: why...`, for the runner's string
+/// errors.
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -137,7 +137,7 @@ pub fn write(source: &ElfDump<'_>, rewrite: &Rewrite<'_>, out: &Path) -> Result<
         WriteOptions::default(),
         |_| {},
     )
-    .map_err(|e| format!("writing {}: {e:?}", out.display()))
+    .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))
 }
 
 /// The CPUs of `source` (QEMU's notes) as the writers take them, with

@@ -286,7 +286,7 @@ pub fn convert(
                 options,
                 report,
             )
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", out.display()))?;
+            .with_context(|| format!("writing {}", out.display()))?;
             Written {
                 pages_total: stats.pages_total,
                 pages_written: stats.pages_written,
@@ -306,7 +306,7 @@ pub fn convert(
                 options,
                 report,
             )
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", out.display()))?;
+            .with_context(|| format!("writing {}", out.display()))?;
             kdump_written(stats)
         }
         Format::Flattened => {
@@ -320,10 +320,10 @@ pub fn convert(
                 options,
                 report,
             )
-            .map_err(|e| anyhow::anyhow!("writing {}: {e:?}", out.display()))?;
+            .with_context(|| format!("writing {}", out.display()))?;
             let mut stream = sink
                 .finish()
-                .map_err(|e| anyhow::anyhow!("finishing {}: {e:?}", out.display()))?;
+                .with_context(|| format!("finishing {}", out.display()))?;
             stream
                 .0
                 .flush()

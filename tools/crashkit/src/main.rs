@@ -8,9 +8,10 @@
 //! line: `crashkit: FILE: what, at offset N`). A dump that is incomplete
 //! or damaged still answers, with a warning on standard error.
 //!
-//! Commands so far: `info`, `cpus`, `regs`, `record`, `rd` (virtual or
-//! `-p` physical), `vtop`, `verify`, `convert`.
-//! The manual is docs/cli.md.
+//! Commands: `info`, `cpus`, `regs`, `record`, `rd` (virtual or `-p`
+//! physical), `vtop`, `bt`, `log`, `verify`, `convert` (clap's definitions
+//! below; `tests/commands_doc.rs` checks this list, the README's and the
+//! manual's against them). The manual is docs/cli.md.
 
 mod bt;
 mod convert;

@@ -792,3 +792,56 @@ fn ram_misuse_gets_a_clear_error() {
     let none = crashkit(&["record", "--ram", zeros.to_str().unwrap()]);
     assert_eq!(none.status.code(), Some(1), "{none:?}");
 }
+
+/// A write that fails is reported with its causes, not as a debug dump of
+/// the error: what was being written, where the device failed, and the
+/// operating system's reason. The output is cut by a 4 KiB file-size limit
+/// (`SIGXFSZ` ignored, so the write fails with `EFBIG`).
+#[test]
+fn a_failed_write_says_where_and_why() {
+    use std::os::unix::process::CommandExt;
+    let source = file("convert-full.elf", &common::elf());
+    let out = std::env::temp_dir().join(format!("crashkit-cli-{}-full.kdump", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crashkit"));
+    command.args([
+        "convert",
+        source.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--to",
+        "elf",
+    ]);
+    // SAFETY: the closure runs in the forked child before `exec` and only
+    // calls `signal` and `setrlimit`, both async-signal-safe, on values it
+    // owns; it touches no memory the parent shares, takes no lock and does
+    // not allocate.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            let limit = libc::rlimit {
+                rlim_cur: 4096,
+                rlim_max: 4096,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    let _ = std::fs::remove_file(&out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let expected = format!(
+        "crashkit: writing {}: the device failed at offset 0x",
+        out.display()
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+    assert!(
+        !stderr.contains("Sink {"),
+        "a debug dump of the error: {stderr}"
+    );
+}

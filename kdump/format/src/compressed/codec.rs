@@ -45,6 +45,8 @@ impl core::fmt::Display for DecodeError {
     }
 }
 
+impl core::error::Error for DecodeError {}
+
 /// Largest zstd window accepted (bounds ruzstd's allocation).
 pub const ZSTD_MAX_WINDOW: u64 = 8 << 20;
 

@@ -59,6 +59,8 @@ impl core::fmt::Display for FlatError {
     }
 }
 
+impl core::error::Error for FlatError {}
+
 /// Whether `data` starts with a flattened header.
 pub fn is_flattened(data: &[u8]) -> bool {
     data.get(..16).is_some_and(|sig| {

@@ -93,6 +93,8 @@ impl core::fmt::Display for KdumpError {
     }
 }
 
+impl core::error::Error for KdumpError {}
+
 /// Why a page could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageProblem {
@@ -100,6 +102,20 @@ pub struct PageProblem {
     pub state: PageState,
     /// For a corrupt page, why.
     pub decode: Option<DecodeError>,
+}
+
+impl core::fmt::Display for PageProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "the page is {}", self.state.name())
+    }
+}
+
+impl core::error::Error for PageProblem {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        self.decode
+            .as_ref()
+            .map(|error| error as &(dyn core::error::Error + 'static))
+    }
 }
 
 /// An opened kdump-compressed file (one part of a split dump).

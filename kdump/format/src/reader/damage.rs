@@ -80,6 +80,8 @@ impl fmt::Display for FormatError {
     }
 }
 
+impl core::error::Error for FormatError {}
+
 /// Something wrong that leaves the rest of the dump usable: the reader
 /// reports it and gives what it can.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -108,6 +108,8 @@ impl core::fmt::Display for Unreadable {
     }
 }
 
+impl core::error::Error for Unreadable {}
+
 /// Check one PT_LOAD; `None` (with damage) if it cannot be used at all.
 pub(super) fn check_segment(
     index: u32,

@@ -142,6 +142,8 @@ impl core::fmt::Display for PlanError {
     }
 }
 
+impl core::error::Error for PlanError {}
+
 const fn aligned(value: u64) -> bool {
     value.is_multiple_of(PAGE_SIZE)
 }

@@ -100,6 +100,36 @@ pub enum DumpError<E> {
     },
 }
 
+/// What stopped the dump; the cause (the plan's error, the sink's) is its
+/// [`source`](core::error::Error::source).
+impl<E> core::fmt::Display for DumpError<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Plan(_) => f.write_str("the dump plan is wrong; nothing was written"),
+            Self::Sink { offset, stats, .. } => write!(
+                f,
+                "the device failed at offset {offset:#x}, after {} of {} pages",
+                stats.pages_written, stats.pages_total
+            ),
+            Self::SegmentTableFull { phys, stats } => write!(
+                f,
+                "no program header left for the unreadable page at {phys:#x}, after {} of {} pages",
+                stats.pages_written, stats.pages_total
+            ),
+        }
+    }
+}
+
+impl<E: core::error::Error + 'static> core::error::Error for DumpError<E> {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Plan(error) => Some(error),
+            Self::Sink { error, .. } => Some(error),
+            Self::SegmentTableFull { .. } => None,
+        }
+    }
+}
+
 enum Stop<E> {
     Sink { offset: u64, error: E },
     TableFull { phys: u64 },

@@ -270,6 +270,22 @@ pub enum ApicError {
     DeliveryTimeout,
 }
 
+impl core::fmt::Display for ApicError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::DestinationOutOfRange(apic_id) => write!(
+                f,
+                "APIC ID {apic_id:#x} cannot be a single IPI destination in this APIC mode"
+            ),
+            Self::DeliveryTimeout => {
+                f.write_str("the ICR's delivery status stayed \"send pending\" for the whole wait")
+            }
+        }
+    }
+}
+
+impl core::error::Error for ApicError {}
+
 /// The calling CPU's local APIC, in the mode the kernel put it in.
 ///
 /// One value serves every CPU: in xAPIC mode each CPU reaches its own APIC at

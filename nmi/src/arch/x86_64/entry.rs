@@ -357,6 +357,22 @@ pub enum InstallError {
     NonCanonicalAddress(u64),
 }
 
+impl core::fmt::Display for InstallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::IstIndexOutOfRange(slot) => write!(
+                f,
+                "IST slot {slot} (zero-based) is past the TSS's {IST_SLOTS}"
+            ),
+            Self::NonCanonicalAddress(address) => {
+                write!(f, "entry stub at non-canonical address {address:#x}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for InstallError {}
+
 /// Point `entry` at `stub` as a present ring-0 interrupt gate (interrupts
 /// disabled on entry) in the current code segment, on IST slot `ist_index`
 /// (zero-based: `Some(0)` is the TSS's IST1) or on the current stack if

@@ -74,6 +74,35 @@ pub enum RegisterCpuError {
     },
 }
 
+impl core::fmt::Display for RegisterCpuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::IndexOutOfRange(cpu) => {
+                write!(f, "CPU index {} is past the kernel's CPU capacity", cpu.0)
+            }
+            Self::InvalidApicId(apic_id) => write!(
+                f,
+                "APIC ID {apic_id:#x} cannot be an NMI destination in this APIC mode"
+            ),
+            Self::IndexTaken { cpu, apic_id } => write!(
+                f,
+                "CPU index {} is registered already, with APIC ID {apic_id:#x}",
+                cpu.0
+            ),
+            Self::DuplicateApicId {
+                apic_id,
+                registered_as,
+            } => write!(
+                f,
+                "APIC ID {apic_id:#x} is registered already, as CPU index {}",
+                registered_as.0
+            ),
+        }
+    }
+}
+
+impl core::error::Error for RegisterCpuError {}
+
 /// The x86_64 [`Platform`]: local APIC for CPU identity and NMIs, TSC for
 /// time, and a table of up to `CPUS` CPUs. Built by a `const fn`, so it can
 /// be a `static`.

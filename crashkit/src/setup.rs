@@ -95,15 +95,56 @@
 ///     final_action: halt(reset),
 /// }
 /// ```
+///
+/// The platform is named once: `apic:` or `platform:`, not neither, not
+/// both; `external_nmi` goes with `apic:` only.
+///
+/// ```compile_fail
+/// crashkit::kernel! {
+///     struct K;
+///     cpus: 1,
+///     notifiers: 1,
+///     final_action: halt,
+/// }
+/// ```
+///
+/// ```compile_fail
+/// struct Host;
+/// crashkit::kernel! {
+///     struct K;
+///     cpus: 1,
+///     notifiers: 1,
+///     // SAFETY: never used to reach the hardware.
+///     apic: unsafe { crashkit::prelude::LocalApic::x2apic() },
+///     platform: Host = Host,
+///     final_action: halt,
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use crashkit::prelude::*;
+/// crashkit::kernel! {
+///     struct K;
+///     cpus: 1,
+///     notifiers: 1,
+///     platform: X86Platform<1> = X86Platform::new(
+///         // SAFETY: never used to reach the hardware.
+///         unsafe { LocalApic::x2apic() },
+///         0,
+///     ),
+///     final_action: halt,
+///     external_nmi: ExternalNmi::All,
+/// }
+/// ```
 #[macro_export]
 macro_rules! kernel {
-    // x86_64: the platform is the local APIC's.
     (
         $(#[$meta:meta])*
         $vis:vis struct $name:ident;
         cpus: $cpus:expr,
         notifiers: $notifiers:expr,
-        apic: $apic:expr,
+        $(apic: $apic:expr,)?
+        $(platform: $platform:ty = $init:expr,)?
         final_action: $final:ident $(($reboot:path))?
         $(, console: $console:path)?
         $(, external_nmi: $external:expr)?
@@ -114,158 +155,6 @@ macro_rules! kernel {
         $(, dump: $dump:path)?
         $(, before_stop: $before_stop:path)?
         $(,)?
-    ) => {
-        $crate::__kernel_glue! {
-            meta: [$(#[$meta])*],
-            vis: [$vis],
-            name: $name,
-            cpus: [$cpus],
-            notifiers: [$notifiers],
-            platform: [ck::X86Platform<__CRASHKIT_CPUS>] [ck::X86Platform::new($apic, 0)],
-            final_action: [$final $(($reboot))?],
-            console: [$($console)?],
-            unknown_nmi: [$($unknown)?],
-            panic_flag: [$($flag)?],
-            nmi_handlers: [$($handlers)?],
-            config: [$($config)?],
-            dump: [$($dump)?],
-            before_stop: [$($before_stop)?],
-            arch: {
-                extern "C" fn on_nmi(frame: &mut ck::RegisterFrame) {
-                    STATE.on_nmi(frame);
-                }
-                extern "C" fn on_double_fault(frame: &mut ck::RegisterFrame) {
-                    STATE.on_double_fault::<$name>(frame)
-                }
-                extern "C" fn on_machine_check(frame: &mut ck::RegisterFrame) {
-                    STATE.on_machine_check::<$name>(frame)
-                }
-                $crate::nmi_entry_stub!(fn nmi_stub => on_nmi);
-                $crate::nmi_entry_stub_with_error_code!(fn double_fault_stub => on_double_fault);
-                $crate::nmi_entry_stub!(fn machine_check_stub => on_machine_check);
-
-                impl $name {
-                    /// Give the TSC frequency measured at boot (Hz). Until
-                    /// then the platform's clock counts TSC ticks.
-                    pub fn set_tsc_hz(tsc_hz: u64) {
-                        STATE.set_tsc_hz(tsc_hz);
-                    }
-
-                    /// Bring the calling CPU online as `cpu` (its APIC
-                    /// enabled, LINT1 as NMI or masked per the
-                    /// `external_nmi` setting, registered): from then on the
-                    /// shootdown stops it. The boot CPU first (index 0),
-                    /// before it starts another.
-                    pub fn cpu_online(cpu: ck::CpuIndex) -> Result<(), ck::RegisterCpuError> {
-                        let external: ck::ExternalNmi =
-                            $crate::__first!($($external,)? ck::ExternalNmi::BootCpu,);
-                        STATE.cpu_online(cpu, external)
-                    }
-
-                    /// Say that every CPU the machine has is up (its
-                    /// bring-up is over): the shootdown may then broadcast
-                    /// its NMI with the APIC's shorthand, which also reaches
-                    /// CPUs past the `cpus` capacity. Until then it sends one
-                    /// NMI per CPU that came online, so a CPU still starting
-                    /// is never hit.
-                    pub fn allow_broadcast() {
-                        STATE.platform().allow_broadcast();
-                    }
-
-                    /// Install crashkit's NMI, #DF and #MC entries in `idt`.
-                    ///
-                    /// # Safety
-                    /// Each IST slot holds a stack reserved for its vector on
-                    /// every CPU that loads `idt`, and no CPU can take these
-                    /// vectors through `idt` while it is written (install
-                    /// before loading it).
-                    pub unsafe fn install_entries(
-                        idt: &mut ck::InterruptDescriptorTable,
-                        ist: &ck::IstSlots,
-                    ) -> Result<(), ck::InstallError> {
-                        let stubs = Self::entry_stubs();
-                        // SAFETY: the stubs match their vectors (no error
-                        // code for NMI and #MC, one for #DF: the macros
-                        // above); the caller guarantees the IST stacks and
-                        // that `idt` is not in use.
-                        unsafe { ck::install_entries(idt, &stubs, ist) }
-                    }
-
-                    /// The NMI, #DF and #MC entry stubs, for a kernel that
-                    /// writes its own IDT: `K::entry_stubs().gates(&ist)`
-                    /// gives each gate's vector, handler address and IST
-                    /// field (`Gate::descriptor` encodes it), with the duties
-                    /// of [`install_entries`](Self::install_entries).
-                    pub fn entry_stubs() -> ck::EntryStubs {
-                        ck::EntryStubs {
-                            nmi: nmi_stub,
-                            double_fault: double_fault_stub,
-                            machine_check: machine_check_stub,
-                        }
-                    }
-                }
-            },
-        }
-    };
-    // Any other platform (the host simulation's, say): named with its
-    // constant initialiser.
-    (
-        $(#[$meta:meta])*
-        $vis:vis struct $name:ident;
-        cpus: $cpus:expr,
-        notifiers: $notifiers:expr,
-        platform: $platform:ty = $init:expr,
-        final_action: $final:ident $(($reboot:path))?
-        $(, console: $console:path)?
-        $(, unknown_nmi: $unknown:expr)?
-        $(, panic_flag: $flag:path)?
-        $(, nmi_handlers: $handlers:expr)?
-        $(, config: $config:expr)?
-        $(, dump: $dump:path)?
-        $(, before_stop: $before_stop:path)?
-        $(,)?
-    ) => {
-        $crate::__kernel_glue! {
-            meta: [$(#[$meta])*],
-            vis: [$vis],
-            name: $name,
-            cpus: [$cpus],
-            notifiers: [$notifiers],
-            platform: [$platform] [$init],
-            final_action: [$final $(($reboot))?],
-            console: [$($console)?],
-            unknown_nmi: [$($unknown)?],
-            panic_flag: [$($flag)?],
-            nmi_handlers: [$($handlers)?],
-            config: [$($config)?],
-            dump: [$($dump)?],
-            before_stop: [$($before_stop)?],
-            arch: {},
-        }
-    };
-}
-
-/// What [`kernel!`](crate::kernel) generates on every platform; `arch` is
-/// spliced in beside it (x86_64's entry stubs and bring-up). Not public API.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __kernel_glue {
-    (
-        meta: [$(#[$meta:meta])*],
-        vis: [$vis:vis],
-        name: $name:ident,
-        cpus: [$cpus:expr],
-        notifiers: [$notifiers:expr],
-        platform: [$platform:ty] [$init:expr],
-        final_action: [$final:ident $(($reboot:path))?],
-        console: [$($console:path)?],
-        unknown_nmi: [$($unknown:expr)?],
-        panic_flag: [$($flag:path)?],
-        nmi_handlers: [$($handlers:expr)?],
-        config: [$($config:expr)?],
-        dump: [$($dump:path)?],
-        before_stop: [$($before_stop:path)?],
-        arch: { $($arch:tt)* },
     ) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug)]
@@ -295,9 +184,13 @@ macro_rules! __kernel_glue {
                 )
                 .with_budget(ck::CONSOLE_BUDGET_NS);
             )?
-            static STATE: ck::KernelState<__CRASHKIT_CPUS, __CRASHKIT_HANDLERS, __CRASHKIT_NOTIFIERS, $platform> =
-                ck::KernelState::with_platform(
-                    $init,
+            static STATE: ck::KernelState<
+                __CRASHKIT_CPUS,
+                __CRASHKIT_HANDLERS,
+                __CRASHKIT_NOTIFIERS,
+                $crate::__kernel_platform!(type [$($apic)?] [$($platform)?]),
+            > = ck::KernelState::with_platform(
+                    $crate::__kernel_platform!(init [$($apic)?] [$($init)?]),
                     $crate::__first!($($unknown,)? ck::UnknownNmiPolicy::Count,),
                     RECORD.cpu_slots(),
                     &[$($crate::__first!(&CONSOLE_REPORT, $console,))?],
@@ -305,12 +198,18 @@ macro_rules! __kernel_glue {
             static STOP: ck::NmiHandler =
                 ck::NmiHandler::new("crashkit-stop", |event| STATE.stop(event));
 
-            $($arch)*
+            $crate::__kernel_x86!([$($apic)?] $name [$($external)?]);
+            $crate::__kernel_platform!(check [$($apic)?] [$($platform)?] [$($external)?]);
 
             impl $name {
                 /// All of crashkit's statics but the record (the chain to
                 /// register NMI handlers in, the trackers, the queues).
-                pub fn state() -> &'static ck::KernelState<__CRASHKIT_CPUS, __CRASHKIT_HANDLERS, __CRASHKIT_NOTIFIERS, $platform> {
+                pub fn state() -> &'static ck::KernelState<
+                    __CRASHKIT_CPUS,
+                    __CRASHKIT_HANDLERS,
+                    __CRASHKIT_NOTIFIERS,
+                    $crate::__kernel_platform!(type [$($apic)?] [$($platform)?]),
+                > {
                     &STATE
                 }
 
@@ -353,7 +252,7 @@ macro_rules! __kernel_glue {
             }
 
             impl ck::Kernel for $name {
-                type Platform = $platform;
+                type Platform = $crate::__kernel_platform!(type [$($apic)?] [$($platform)?]);
                 type Record = ck::CrashRecord<__CRASHKIT_CPUS, __CRASHKIT_NOTIFIERS>;
                 type Notifiers = ck::Registry<__CRASHKIT_NOTIFIERS>;
 
@@ -424,6 +323,132 @@ macro_rules! __kernel_glue {
                 )?
             }
         };
+    };
+}
+
+/// `kernel!`'s platform: `type` and `init` from `apic:` (x86_64) or
+/// `platform: TYPE = EXPR`; `check` refuses both, neither, and
+/// `external_nmi` without an APIC. Not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kernel_platform {
+    (type [$apic:expr] []) => {
+        $crate::__private::X86Platform<__CRASHKIT_CPUS>
+    };
+    (type [] [$platform:ty]) => {
+        $platform
+    };
+    (type [$($apic:expr)?] [$($platform:ty)?]) => {
+        ()
+    };
+    (init [$apic:expr] []) => {
+        $crate::__private::X86Platform::new($apic, 0)
+    };
+    (init [] [$init:expr]) => {
+        $init
+    };
+    (init [$($apic:expr)?] [$($init:expr)?]) => {
+        ()
+    };
+    (check [$apic:expr] [] [$($external:expr)?]) => {};
+    (check [] [$platform:ty] []) => {};
+    (check [] [$platform:ty] [$external:expr]) => {
+        ::core::compile_error!(
+            "crashkit::kernel!: `external_nmi` programs the local APIC: it goes with `apic:`, not `platform:`"
+        );
+    };
+    (check [] [] [$($external:expr)?]) => {
+        ::core::compile_error!(
+            "crashkit::kernel!: name the platform: `apic: EXPR` (x86_64) or `platform: TYPE = EXPR`"
+        );
+    };
+    (check [$apic:expr] [$platform:ty] [$($external:expr)?]) => {
+        ::core::compile_error!(
+            "crashkit::kernel!: `apic:` and `platform:` both given: the APIC is x86_64's platform"
+        );
+    };
+}
+
+/// `kernel!`'s x86_64 part (with `apic:`): the NMI, #DF and #MC entry stubs
+/// and the bring-up functions, expanded beside the statics. Not public API.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kernel_x86 {
+    ([] $name:ident [$($external:expr)?]) => {};
+    ([$apic:expr] $name:ident [$($external:expr)?]) => {
+        extern "C" fn on_nmi(frame: &mut $crate::__private::RegisterFrame) {
+            STATE.on_nmi(frame);
+        }
+        extern "C" fn on_double_fault(frame: &mut $crate::__private::RegisterFrame) {
+            STATE.on_double_fault::<$name>(frame)
+        }
+        extern "C" fn on_machine_check(frame: &mut $crate::__private::RegisterFrame) {
+            STATE.on_machine_check::<$name>(frame)
+        }
+        $crate::nmi_entry_stub!(fn nmi_stub => on_nmi);
+        $crate::nmi_entry_stub_with_error_code!(fn double_fault_stub => on_double_fault);
+        $crate::nmi_entry_stub!(fn machine_check_stub => on_machine_check);
+
+        impl $name {
+            /// Give the TSC frequency measured at boot (Hz). Until
+            /// then the platform's clock counts TSC ticks.
+            pub fn set_tsc_hz(tsc_hz: u64) {
+                STATE.set_tsc_hz(tsc_hz);
+            }
+
+            /// Bring the calling CPU online as `cpu` (its APIC
+            /// enabled, LINT1 as NMI or masked per the
+            /// `external_nmi` setting, registered): from then on the
+            /// shootdown stops it. The boot CPU first (index 0),
+            /// before it starts another.
+            pub fn cpu_online(cpu: $crate::__private::CpuIndex) -> Result<(), $crate::__private::RegisterCpuError> {
+                let external: $crate::__private::ExternalNmi =
+                    $crate::__first!($($external,)? $crate::__private::ExternalNmi::BootCpu,);
+                STATE.cpu_online(cpu, external)
+            }
+
+            /// Say that every CPU the machine has is up (its
+            /// bring-up is over): the shootdown may then broadcast
+            /// its NMI with the APIC's shorthand, which also reaches
+            /// CPUs past the `cpus` capacity. Until then it sends one
+            /// NMI per CPU that came online, so a CPU still starting
+            /// is never hit.
+            pub fn allow_broadcast() {
+                STATE.platform().allow_broadcast();
+            }
+
+            /// Install crashkit's NMI, #DF and #MC entries in `idt`.
+            ///
+            /// # Safety
+            /// Each IST slot holds a stack reserved for its vector on
+            /// every CPU that loads `idt`, and no CPU can take these
+            /// vectors through `idt` while it is written (install
+            /// before loading it).
+            pub unsafe fn install_entries(
+                idt: &mut $crate::__private::InterruptDescriptorTable,
+                ist: &$crate::__private::IstSlots,
+            ) -> Result<(), $crate::__private::InstallError> {
+                let stubs = Self::entry_stubs();
+                // SAFETY: the stubs match their vectors (no error
+                // code for NMI and #MC, one for #DF: the macros
+                // above); the caller guarantees the IST stacks and
+                // that `idt` is not in use.
+                unsafe { $crate::__private::install_entries(idt, &stubs, ist) }
+            }
+
+            /// The NMI, #DF and #MC entry stubs, for a kernel that
+            /// writes its own IDT: `K::entry_stubs().gates(&ist)`
+            /// gives each gate's vector, handler address and IST
+            /// field (`Gate::descriptor` encodes it), with the duties
+            /// of [`install_entries`](Self::install_entries).
+            pub fn entry_stubs() -> $crate::__private::EntryStubs {
+                $crate::__private::EntryStubs {
+                    nmi: nmi_stub,
+                    double_fault: double_fault_stub,
+                    machine_check: machine_check_stub,
+                }
+            }
+        }
     };
 }
 

@@ -54,22 +54,27 @@ fn spans(text: &str) -> Vec<(usize, String, bool)> {
         if fenced {
             continue;
         }
-        let mut rest = line;
-        while let Some(start) = rest.find('`') {
-            let after = &rest[start + 1..];
-            let Some(end) = after.find('`') else { break };
-            found.push((number, after[..end].to_owned(), false));
-            rest = &after[end + 1..];
+        for span in between(line, "`", "`") {
+            found.push((number, span.to_owned(), false));
         }
-        let mut rest = line;
-        while let Some(start) = rest.find("](") {
-            let after = &rest[start + 2..];
-            let Some(end) = after.find(')') else { break };
-            found.push((number, after[..end].to_owned(), true));
-            rest = &after[end + 1..];
+        for target in between(line, "](", ")") {
+            found.push((number, target.to_owned(), true));
         }
     }
     found
+}
+
+/// The pieces of `line` between each `open` and the `close` after it.
+fn between<'a>(line: &'a str, open: &str, close: &str) -> Vec<&'a str> {
+    let mut pieces = Vec::new();
+    let mut rest = line;
+    while let Some(start) = rest.find(open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(close) else { break };
+        pieces.push(&after[..end]);
+        rest = &after[end + close.len()..];
+    }
+    pieces
 }
 
 /// `span` as a repository path to check, if it is one: relative to the

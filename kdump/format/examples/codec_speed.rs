@@ -19,7 +19,8 @@ use crashkit_dump_format::compressed::writer::{
     KdumpStats, LzoPages, MinizZlibPages, PageEncoder, RawPages, SnappyPages, ZlibPages,
     write_kdump,
 };
-use crashkit_dump_format::writer::{DumpPlan, WriteOptions};
+use crashkit_dump_format::plan::DumpPlan;
+use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{DumpSink, PhysMemory, PhysRange};
 
 struct Image(Vec<u8>);

@@ -12,7 +12,7 @@ mod common;
 
 use common::{Machine, Memory, qemu_style_elf};
 use crashkit_dump_format::PhysRange;
-use crashkit_dump_format::writer::KernelImage;
+use crashkit_dump_format::plan::KernelImage;
 
 fn main() -> std::io::Result<()> {
     let Some(dir) = std::env::args_os().nth(1) else {
@@ -77,7 +77,7 @@ fn main() -> std::io::Result<()> {
         &mut sink,
         &mut |_| false,
         &mut crashkit_dump_format::compressed::writer::ZlibPages::new(),
-        crashkit_dump_format::writer::WriteOptions::default(),
+        crashkit_dump_format::write::WriteOptions::default(),
         |_| {},
     ) {
         eprintln!("seed_corpus: the crashkit kdump seed failed: {error:?}");

@@ -8,7 +8,8 @@ mod common;
 
 use common::mutations::{Base, Expect, elf_bases as bases, elf_cases, put_u16, put_u64};
 use common::{Memory, qemu_style_elf};
-use crashkit_dump_format::reader::{Completeness, ElfDump, Incomplete, PageState, Producer};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::read::{Completeness, Incomplete, PageState, Producer};
 use crashkit_dump_format::{PAGE_SIZE, PhysRange};
 
 /// Check one mutated file against its expectation and the invariants.
@@ -119,7 +120,7 @@ fn qemu_quirks_are_read() {
         &[],
         "i386 notes in an EM_386 file are expected"
     );
-    assert_eq!(dump.machine(), crashkit_dump_format::reader::Machine::I386);
+    assert_eq!(dump.machine(), crashkit_dump_format::read::Machine::I386);
     assert_eq!(dump.cpus()[1].rip(), 0x7c01);
 }
 

@@ -5,8 +5,10 @@
 mod common;
 
 use common::{DeviceError, DeviceSink, Machine, Memory, VecSink, standard_zero, write};
-use crashkit_dump_format::reader::{Completeness, ElfDump, Incomplete, PageState, Producer};
-use crashkit_dump_format::writer::{DumpError, PlanError, WriteOptions};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::plan::PlanError;
+use crashkit_dump_format::read::{Completeness, Incomplete, PageState, Producer};
+use crashkit_dump_format::write::{DumpError, WriteOptions};
 use crashkit_dump_format::{PAGE_SIZE, PhysRange, write_elf_dump};
 
 /// Check every page of the machine's ranges against the dump.
@@ -66,7 +68,7 @@ fn every_page_reads_back_in_its_state() {
         .map(|r| r.start + r.len)
         .max()
         .unwrap();
-    let mut tally = crashkit_dump_format::reader::PageCounts::default();
+    let mut tally = crashkit_dump_format::read::PageCounts::default();
     for phys in (0..top).step_by(4096) {
         tally.add(dump.classify(phys).state, 1);
     }
@@ -97,7 +99,7 @@ fn every_page_reads_back_in_its_state() {
         let expected = common::cpu_state(index);
         assert_eq!(
             cpu.registers,
-            crashkit_dump_format::reader::CpuRegisters::X86_64(expected.registers)
+            crashkit_dump_format::read::CpuRegisters::X86_64(expected.registers)
         );
         assert_eq!(cpu.control, Some(expected.control));
         assert_eq!(cpu.cr3(), expected.control.cr3);

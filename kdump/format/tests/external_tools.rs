@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{Machine, Memory, standard_zero, write};
-use crashkit_dump_format::reader::ElfDump;
+use crashkit_dump_format::elf::reader::ElfDump;
 
 /// Run `program` with `args`, returning its standard output; fails the test
 /// with what to install when the program is missing.
@@ -274,7 +274,7 @@ fn write_and_read_back_as(
         &mut sink,
         &mut |_| false,
         encoder,
-        crashkit_dump_format::writer::WriteOptions::default(),
+        crashkit_dump_format::write::WriteOptions::default(),
         |_| {},
     )
     .unwrap_or_else(|e| panic!("{name}: {e:?}"));
@@ -428,7 +428,7 @@ impl crashkit_dump_format::compressed::flat_writer::StreamSink for Stream {
 fn makedumpfile_reassembles_crashkit_flattened_streams_byte_for_byte() {
     use crashkit_dump_format::compressed::flat_writer::FlatSink;
     use crashkit_dump_format::compressed::writer::{ZlibPages, write_kdump};
-    use crashkit_dump_format::writer::WriteOptions;
+    use crashkit_dump_format::write::WriteOptions;
     let machine = Machine::new();
     let mut memory = Memory::patterned(&machine.ranges, standard_zero);
     let text = b"flattened, then reassembled. ".repeat(150);
@@ -500,7 +500,7 @@ fn makedumpfile_reassembles_crashkit_flattened_streams_byte_for_byte() {
             assert!(dump.is_flattened());
             assert_eq!(
                 dump.completeness(),
-                crashkit_dump_format::reader::Completeness::Complete
+                crashkit_dump_format::read::Completeness::Complete
             );
         }
     }

@@ -8,7 +8,7 @@ mod common;
 use common::kdump::{Frame, build, contents, flatten, mixed_frames};
 use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::compressed::codec::DecodeError;
-use crashkit_dump_format::reader::{Completeness, PageState};
+use crashkit_dump_format::read::{Completeness, PageState};
 
 fn notes() -> Vec<u8> {
     common::mutations::kdump_notes()
@@ -63,7 +63,7 @@ fn every_frame_reads_back_plain_and_flattened() {
         let cut = KdumpDump::parse(&flat[..flat.len() - 16]).unwrap();
         assert_eq!(
             cut.completeness(),
-            Completeness::Incomplete(crashkit_dump_format::reader::Incomplete::StreamCut)
+            Completeness::Incomplete(crashkit_dump_format::read::Incomplete::StreamCut)
         );
     }
 }
@@ -187,7 +187,7 @@ fn crashkit_notes_copied_from_an_elf_dump_make_a_foreign_dump_not_a_broken_one()
         &mut sink,
         &mut |_| false,
         &mut crashkit_dump_format::compressed::writer::RawPages,
-        crashkit_dump_format::writer::WriteOptions::default(),
+        crashkit_dump_format::write::WriteOptions::default(),
         |_| {},
     )
     .unwrap();

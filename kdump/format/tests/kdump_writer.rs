@@ -8,8 +8,9 @@ use common::{DeviceSink, Machine, Memory, VecSink, standard_zero};
 use crashkit_dump_format::compressed::writer::{
     LzoPages, PageEncoder, RawPages, ZlibPages, write_kdump,
 };
-use crashkit_dump_format::reader::{Completeness, PageState};
-use crashkit_dump_format::writer::{Coalescing, WriteOptions};
+use crashkit_dump_format::read::{Completeness, PageState};
+use crashkit_dump_format::sink::Coalescing;
+use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{KdumpDump, PAGE_SIZE};
 
 /// The standard machine's memory; a third of its pages compressible text.

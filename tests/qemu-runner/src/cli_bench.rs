@@ -43,8 +43,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crashkit_dump_format::compressed::writer::{ZlibPages, write_kdump};
-use crashkit_dump_format::reader::{ElfDump, PageState};
-use crashkit_dump_format::writer::{Coalescing, DumpPlan, WriteOptions};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::plan::DumpPlan;
+use crashkit_dump_format::read::PageState;
+use crashkit_dump_format::sink::Coalescing;
+use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
 use crate::kdump_bench;

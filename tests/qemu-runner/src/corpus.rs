@@ -30,10 +30,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crashkit_dump_format::reader::{Completeness, CpuRegisters, ElfDump, PageState, Producer};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::plan::KernelImage;
+use crashkit_dump_format::read::{Completeness, CpuRegisters, PageState, Producer};
 use crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter;
-use crashkit_dump_format::writer::{DumpStats, KernelImage};
-use crashkit_dump_format::{PAGE_SIZE, Registers, elf, note};
+use crashkit_dump_format::write::DumpStats;
+use crashkit_dump_format::{PAGE_SIZE, Registers, elf, notes};
 use crashkit_record::{Decoded, RecordView, scan};
 
 use crate::cli_check;
@@ -116,8 +118,7 @@ fn reset_i386(kernel: &Path, work: &Path) -> Result<String, String> {
         let bytes =
             std::fs::read(&dump_path).map_err(|e| format!("{}: {e}", dump_path.display()))?;
         let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
-        if dump.machine() != crashkit_dump_format::reader::Machine::I386
-            || !dump.damage().is_empty()
+        if dump.machine() != crashkit_dump_format::read::Machine::I386 || !dump.damage().is_empty()
         {
             return Err(format!(
                 "machine {:?}, damage {:?}",
@@ -465,8 +466,8 @@ fn kernel_facts(kernel: &[u8]) -> Result<KernelFacts, String> {
                 let bytes = kernel
                     .get(ph.p_offset as usize..(ph.p_offset + ph.p_filesz) as usize)
                     .ok_or("kernel ELF: note segment outside the file")?;
-                for found in note::Notes::new(bytes, ph.p_offset).flatten() {
-                    if found.name == b"GNU" && found.n_type == note::NT_GNU_BUILD_ID {
+                for found in notes::Notes::new(bytes, ph.p_offset).flatten() {
+                    if found.name == b"GNU" && found.n_type == notes::NT_GNU_BUILD_ID {
                         build_id = Some(found.desc.to_vec());
                     }
                 }

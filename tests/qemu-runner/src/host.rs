@@ -6,7 +6,8 @@ use std::process::Command;
 
 use crashkit_dump_format::KdumpDump;
 use crashkit_dump_format::PAGE_SIZE;
-use crashkit_dump_format::reader::{ElfDump, PageState};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::read::PageState;
 
 /// Run `command`; its standard output, or what went wrong with its
 /// standard error.

@@ -43,8 +43,11 @@ use crashkit_dump_format::compressed::writer::{
     KdumpStats, LzoPages, MinizZlibPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages,
     write_kdump,
 };
-use crashkit_dump_format::reader::{ElfDump, PageState};
-use crashkit_dump_format::writer::{Coalescing, CpuState, DumpPlan, WriteOptions};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::plan::{CpuState, DumpPlan};
+use crashkit_dump_format::read::PageState;
+use crashkit_dump_format::sink::Coalescing;
+use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
 use crate::linux;

@@ -26,7 +26,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crashkit_dump_format::KdumpDump;
-use crashkit_dump_format::reader::{Completeness, ElfDump, PageState, Producer};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::read::{Completeness, PageState, Producer};
 
 use crate::cli_check;
 use crate::host::{compare_with_ram, run};

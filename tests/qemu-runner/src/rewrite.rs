@@ -8,8 +8,9 @@
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crashkit_dump_format::reader::ElfDump;
-use crashkit_dump_format::writer::{CpuState, DumpPlan, DumpStats, KernelImage, WriteOptions};
+use crashkit_dump_format::elf::reader::ElfDump;
+use crashkit_dump_format::plan::{CpuState, DumpPlan, KernelImage};
+use crashkit_dump_format::write::{DumpStats, WriteOptions};
 use crashkit_dump_format::{DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers, write_elf_dump};
 
 /// Rewrites the page at a physical address in place.

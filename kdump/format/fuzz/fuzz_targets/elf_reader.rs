@@ -5,7 +5,7 @@
 
 #![no_main]
 
-use crashkit_dump_format::reader::ElfDump;
+use crashkit_dump_format::elf::reader::ElfDump;
 use libfuzzer_sys::fuzz_target;
 
 /// Bounds on the work per input, so one input stays fast.

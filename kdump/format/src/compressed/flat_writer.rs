@@ -10,7 +10,7 @@
 //! over earlier ones, the stream gives exactly the file the same writes
 //! make on a seekable sink. No allocation.
 
-use crate::writer::DumpSink;
+use crate::sink::DumpSink;
 
 /// A destination that only appends.
 pub trait StreamSink {

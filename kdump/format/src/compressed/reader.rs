@@ -27,9 +27,9 @@ use super::header::{
 };
 use crate::PAGE_SIZE;
 use crate::elf::ProgramHeader;
-use crate::reader::PageCounts;
-use crate::reader::notes::Notes;
-use crate::reader::{
+use crate::notes::read::Notes;
+use crate::read::PageCounts;
+use crate::read::{
     Completeness, Cpu, CrashkitNotes, Damage, DamageKind, Incomplete, Machine, PageState, Span,
     Unreadable,
 };
@@ -413,7 +413,7 @@ impl<'a> KdumpDump<'a> {
     fn judge_crashkit(&self, crashkit: &CrashkitNotes<'_>) -> Completeness {
         let Some(marker) = crashkit
             .completion
-            .filter(|m| m.state == crate::crashkit_note::CompletionMarker::COMPLETE)
+            .filter(|m| m.state == crate::notes::crashkit::CompletionMarker::COMPLETE)
         else {
             return Completeness::Incomplete(Incomplete::NoMarker);
         };
@@ -456,7 +456,7 @@ impl<'a> KdumpDump<'a> {
         let notes = self.notes_bytes()?;
         // The marker's offset is relative to the notes' bytes.
         let marker = usize::try_from(crashkit.completion_desc_offset?).ok()?;
-        let size = crate::crashkit_note::CompletionMarker::SIZE;
+        let size = crate::notes::crashkit::CompletionMarker::SIZE;
         crc.update(notes.get(..marker)?);
         crc.update_zeros(size as u64);
         crc.update(notes.get(marker.checked_add(size)?..)?);

@@ -40,13 +40,12 @@ use super::header::{
     SUB_HEADER_SIZE, SubHeader,
 };
 use crate::PAGE_SIZE;
-use crate::crashkit_note::CompletionMarker;
 use crate::crc32c::Crc32c;
-use crate::writer::layout::{Piece, checksum_notes, emit_notes, write_notes};
-use crate::writer::{
-    DumpError, DumpPlan, DumpSink, Exclusions, PageFilter, PhysMemory, PlanError, WriteOptions,
-    ZERO_PAGE, is_zero, with_retries,
-};
+use crate::notes::crashkit::CompletionMarker;
+use crate::notes::emit::{Piece, checksum_notes, emit_notes, write_notes};
+use crate::plan::{DumpPlan, PlanError};
+use crate::sink::{DumpSink, PageFilter, PhysMemory, with_retries};
+use crate::write::{DumpError, Exclusions, WriteOptions, ZERO_PAGE, is_zero};
 #[cfg(feature = "alloc")]
 use alloc::boxed as alloc_box;
 
@@ -373,7 +372,7 @@ where
     M: PhysMemory,
     F: PageFilter,
     E: PageEncoder,
-    P: FnMut(&crate::writer::Progress),
+    P: FnMut(&crate::write::Progress),
 {
     plan.validate().map_err(DumpError::Plan)?;
     let layout = Layout::new(plan).ok_or(DumpError::Plan(PlanError::NoteTooLarge))?;
@@ -426,11 +425,11 @@ where
         Err(Stop::Sink { offset, error }) => {
             let _ = writer.sink.flush();
             writer.stats.total_length = writer.cursor;
-            let stats = crate::writer::DumpStats {
+            let stats = crate::write::DumpStats {
                 pages_total: writer.stats.pages_total,
                 pages_written: writer.stats.pages_dumpable,
                 total_length: writer.cursor,
-                ..crate::writer::DumpStats::default()
+                ..crate::write::DumpStats::default()
             };
             Err(DumpError::Sink {
                 offset,
@@ -446,7 +445,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         &mut self,
         memory: &mut M,
         filter: &mut F,
-        progress: &mut impl FnMut(&crate::writer::Progress),
+        progress: &mut impl FnMut(&crate::write::Progress),
     ) -> Result<(), Stop<S::Error>> {
         // 1. Whatever the device held before stops being a dump: no reader
         //    may see an older dump's header over this dump's metadata.
@@ -511,7 +510,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
                 if self.options.progress_pages > 0
                     && done.is_multiple_of(self.options.progress_pages)
                 {
-                    progress(&crate::writer::Progress {
+                    progress(&crate::write::Progress {
                         pages_done: done,
                         pages_total: total,
                         data_bytes: self.stats.data_bytes,
@@ -546,7 +545,7 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         self.header.status &= !STATUS_INCOMPLETE;
         self.put(0, &self.header.encode())?;
         self.flush()?;
-        progress(&crate::writer::Progress {
+        progress(&crate::write::Progress {
             pages_done: done,
             pages_total: total,
             data_bytes: self.stats.data_bytes,

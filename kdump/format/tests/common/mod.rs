@@ -7,9 +7,8 @@
 pub mod kdump;
 pub mod mutations;
 
-use crashkit_dump_format::writer::{
-    CpuState, DumpError, DumpPlan, DumpStats, KernelImage, WriteOptions,
-};
+use crashkit_dump_format::plan::{CpuState, DumpPlan, KernelImage};
+use crashkit_dump_format::write::{DumpError, DumpStats, WriteOptions};
 use crashkit_dump_format::{ControlState, DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers};
 
 /// Physical memory as a sparse map of pages; unmapped pages read as zero,
@@ -246,13 +245,13 @@ pub fn write(plan: &DumpPlan<'_>, memory: &mut Memory) -> (Vec<u8>, DumpStats) {
 /// note (x86_64, or i386 when `i386` is set, with `EM_386`), then per CPU a
 /// `QEMU` CPU-state note; one PT_LOAD per range, identity addresses.
 pub fn qemu_style_elf(ranges: &[PhysRange], memory: &Memory, cpus: u32, i386: bool) -> Vec<u8> {
-    use crashkit_dump_format::{note, prstatus};
+    use crashkit_dump_format::notes::{self, prstatus};
     let mut notes = Vec::new();
     let push_note = |notes: &mut Vec<u8>, name: &[u8], n_type: u32, desc: &[u8]| {
-        let (head, len) = note::encode_head(name, n_type, desc.len() as u32);
+        let (head, len) = notes::encode_head(name, n_type, desc.len() as u32);
         notes.extend_from_slice(&head[..len]);
         notes.extend_from_slice(desc);
-        notes.resize(notes.len() + (note::pad4(desc.len()) - desc.len()), 0);
+        notes.resize(notes.len() + (notes::pad4(desc.len()) - desc.len()), 0);
     };
     for cpu in 0..cpus {
         if i386 {

@@ -3,14 +3,16 @@
 //! duplicated or moved, a cut, a flipped bit), generated one at a time.
 //! The format crate's tests check each against the outcome it must have;
 //! the CLI's tests run every command over the same files
-//! (`tools/crashkit/tests/cli.rs` includes this module by path).
+//! (`tools/crashkit-cli/tests/cli.rs` includes this module by path).
 
 #![allow(dead_code)]
 
 use super::kdump::{build, flatten, mixed_frames};
 use super::{Machine, Memory, qemu_style_elf, standard_zero};
-use crashkit_dump_format::reader::{DamageKind, ElfDump, FormatErrorKind};
-use crashkit_dump_format::{PhysRange, note, prstatus};
+use crashkit_dump_format::PhysRange;
+use crashkit_dump_format::elf::reader::{ElfDump, FormatErrorKind};
+use crashkit_dump_format::notes::{self, prstatus};
+use crashkit_dump_format::read::DamageKind;
 
 /// What a mutated file must give.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +45,7 @@ pub fn elf_bases() -> Vec<Base> {
         PhysRange::new(0x10_0000, 0x2_0000),
     ];
     machine.exclusions = vec![PhysRange::new(0x10_8000, 0x1000)];
-    machine.kernel = Some(crashkit_dump_format::writer::KernelImage {
+    machine.kernel = Some(crashkit_dump_format::plan::KernelImage {
         phys_start: 0x10_0000,
         virt_start: 0xffff_ffff_8010_0000,
         len: 0x1_0000,
@@ -335,10 +337,10 @@ pub fn elf_cases(base: &Base, mut case: impl FnMut(Vec<u8>, Expect, String)) {
 pub fn kdump_notes() -> Vec<u8> {
     let mut out = Vec::new();
     let mut push = |name: &[u8], n_type: u32, desc: &[u8]| {
-        let (head, len) = note::encode_head(name, n_type, desc.len() as u32);
+        let (head, len) = notes::encode_head(name, n_type, desc.len() as u32);
         out.extend_from_slice(&head[..len]);
         out.extend_from_slice(desc);
-        out.resize(out.len() + note::pad4(desc.len()) - desc.len(), 0);
+        out.resize(out.len() + notes::pad4(desc.len()) - desc.len(), 0);
     };
     push(
         b"CORE",

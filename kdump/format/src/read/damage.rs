@@ -1,0 +1,203 @@
+//! What can be wrong with a dump, in every format: the [`Damage`] a
+//! partial result carries, each with its file offset. (What makes a file
+//! unusable is each format's own: `elf::reader::FormatError`,
+//! `compressed::reader::KdumpError`.)
+
+use core::fmt;
+
+use crate::notes::NoteError;
+
+/// Something wrong that leaves the rest of the dump usable: the reader
+/// reports it and gives what it can.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// File offset of the problem.
+    pub offset: u64,
+    /// What is wrong.
+    pub kind: DamageKind,
+}
+
+/// Which note a size problem is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteKind {
+    /// `CORE`/`NT_PRSTATUS`.
+    Prstatus,
+    /// QEMU's CPU state.
+    QemuCpuState,
+    /// A crashkit note of this type.
+    Crashkit(u32),
+}
+
+/// What is damaged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DamageKind {
+    /// The program header table is cut: only `present` of `wanted` are in
+    /// the file.
+    ProgramHeadersCut {
+        /// Headers the ELF header announces.
+        wanted: u64,
+        /// Headers inside the file.
+        present: u64,
+    },
+    /// Program header `index` has an offset or address range that wraps
+    /// around 2^64; the segment is ignored.
+    SegmentWraps {
+        /// Program header index.
+        index: u32,
+    },
+    /// Program header `index` has `p_filesz > p_memsz`; `p_filesz` is used
+    /// for both.
+    FileSizeAboveMemorySize {
+        /// Program header index.
+        index: u32,
+    },
+    /// Segment `index`'s bytes run past the end of the file: `missing`
+    /// bytes are lost.
+    SegmentPastEnd {
+        /// Program header index.
+        index: u32,
+        /// Bytes of `p_filesz` not in the file.
+        missing: u64,
+    },
+    /// Segment `index` repeats segment `of` exactly; it is ignored.
+    DuplicateSegment {
+        /// Program header index.
+        index: u32,
+        /// The earlier identical one.
+        of: u32,
+    },
+    /// Segments `index` and `other` give the same virtual mapping of
+    /// overlapping physical memory from different file bytes: which is
+    /// right cannot be told; `other` (the earlier) is used. (Overlaps with
+    /// different virtual addresses, as Linux's kernel-text segment, are
+    /// normal and not reported.)
+    ConflictingSegments {
+        /// Program header index.
+        index: u32,
+        /// The earlier segment that wins.
+        other: u32,
+    },
+    /// A note segment runs past the end of the file by `missing` bytes;
+    /// the notes inside the file are read.
+    NotesPastEnd {
+        /// Program header index.
+        index: u32,
+        /// Bytes not in the file.
+        missing: u64,
+    },
+    /// A note in a note segment is malformed; the notes after it in the
+    /// same segment are not read.
+    Note(NoteError),
+    /// A note's descriptor has the wrong size for its kind; it is ignored.
+    NoteSize {
+        /// Which note.
+        note: NoteKind,
+        /// The size expected (at least this, for growing crashkit notes).
+        expected: u32,
+        /// The size found.
+        found: u32,
+    },
+    /// An i386 `NT_PRSTATUS` in a dump whose machine is x86_64; its
+    /// registers are read as i386 ones.
+    I386NoteInX86_64Dump,
+    /// A second note of a kind there must be one of; the first is used.
+    DuplicateNote {
+        /// Which note (`CRASHKIT` type, or 0 for `VMCOREINFO`).
+        kind: NoteKind,
+    },
+    /// crashkit's memory map is not sorted ascending without overlap, or
+    /// has a partial entry; the entries before the problem are used.
+    BadMemoryMap,
+    /// A crashkit note says format version `found`, newer than this
+    /// reader's; fields it does not know are ignored.
+    NewerFormat {
+        /// The version in the dump.
+        found: u32,
+    },
+    /// A kdump-compressed file's bitmaps cover fewer page frames than its
+    /// header says; frames past them are holes.
+    BitmapShort {
+        /// Frames the header names.
+        frames: u64,
+        /// Frames the bitmaps cover.
+        covered: u64,
+    },
+    /// A kdump-compressed file's notes are not in the file.
+    NotesMissing,
+    /// The number of crashkit control-state notes differs from the number
+    /// of CPUs; control state is matched by CPU index where possible.
+    ControlStateCount {
+        /// `CORE` notes.
+        cpus: u32,
+        /// Control-state notes.
+        controls: u32,
+    },
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            DamageKind::ProgramHeadersCut { wanted, present } => write!(
+                f,
+                "program header table cut short: {present} of {wanted} headers in the file"
+            )?,
+            DamageKind::SegmentWraps { index } => write!(
+                f,
+                "segment {index} wraps past the end of the address or file space; ignored"
+            )?,
+            DamageKind::FileSizeAboveMemorySize { index } => {
+                write!(f, "segment {index} has p_filesz > p_memsz")?
+            }
+            DamageKind::SegmentPastEnd { index, missing } => write!(
+                f,
+                "segment {index} runs {missing} bytes past the end of the file (those pages are lost)"
+            )?,
+            DamageKind::DuplicateSegment { index, of } => {
+                write!(f, "segment {index} duplicates segment {of}; ignored")?
+            }
+            DamageKind::ConflictingSegments { index, other } => write!(
+                f,
+                "segment {index} maps the same addresses as segment {other} from other file bytes; \
+                 segment {other} is used"
+            )?,
+            DamageKind::NotesPastEnd { index, missing } => write!(
+                f,
+                "note segment {index} runs {missing} bytes past the end of the file"
+            )?,
+            DamageKind::Note(error) => write!(f, "{error}")?,
+            DamageKind::NoteSize {
+                note,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{note:?} note has a {found}-byte descriptor, {expected} expected; ignored"
+            )?,
+            DamageKind::I386NoteInX86_64Dump => {
+                f.write_str("i386 NT_PRSTATUS note in an x86_64 dump")?
+            }
+            DamageKind::DuplicateNote { kind } => {
+                write!(f, "second {kind:?} note; the first is used")?
+            }
+            DamageKind::BadMemoryMap => {
+                f.write_str("crashkit memory map is unsorted, overlapping or cut")?
+            }
+            DamageKind::NewerFormat { found } => write!(
+                f,
+                "crashkit format version {found} is newer than this reader's ({})",
+                crate::notes::crashkit::FORMAT_VERSION
+            )?,
+            DamageKind::ControlStateCount { cpus, controls } => {
+                write!(f, "{controls} crashkit control-state notes for {cpus} CPUs")?
+            }
+            DamageKind::BitmapShort { frames, covered } => write!(
+                f,
+                "the bitmaps cover {covered} page frames of the {frames} the header names"
+            )?,
+            DamageKind::NotesMissing => {
+                f.write_str("the notes the sub-header points at are not in the file")?
+            }
+        }
+        write!(f, ", at offset {:#x}", self.offset)
+    }
+}

@@ -1,0 +1,227 @@
+//! Opening a dump: the files memory-mapped, the format found by content
+//! (never by name), the format library's reader over the maps.
+//!
+//! A dump is one file, or the parts of a split kdump-compressed dump
+//! (makedumpfile `--split`) named together as one argument joined by
+//! commas: `vmcore.1,vmcore.2,vmcore.3`. A name that exists as a file is
+//! taken whole, commas and all. With `--ram` (`record`, `cpus`, `rd -p`)
+//! the file is a raw image of RAM instead ([`open_ram`]): QEMU's
+//! file-backed guest memory, a `pmemsave`, byte N at physical address N.
+
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crashkit_dump_format::compressed::flat;
+use crashkit_dump_format::compressed::header::{SIGNATURE_DISKDUMP, SIGNATURE_KDUMP};
+use crashkit_dump_format::read::Completeness;
+use crashkit_dump_format::{ElfDump, KdumpDump};
+use memmap2::Mmap;
+
+/// The input is unusable: which file, what, and where in it. Shown as
+/// `crashkit: FILE: what, at offset N`; the process exits with 3.
+#[derive(Debug)]
+pub struct InputError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (already saying where, if the reader knows).
+    pub what: String,
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.what)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+fn input_error(path: &Path, what: impl fmt::Display) -> anyhow::Error {
+    InputError {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    }
+    .into()
+}
+
+/// The files of a dump argument, mapped.
+pub struct Files {
+    /// Each file's path and map, in the order named.
+    pub parts: Vec<(PathBuf, Mmap)>,
+}
+
+impl Files {
+    /// Map the files `argument` names (see the module docs).
+    pub fn map(argument: &str) -> anyhow::Result<Self> {
+        let names: Vec<PathBuf> = if Path::new(argument).exists() || !argument.contains(',') {
+            vec![PathBuf::from(argument)]
+        } else {
+            argument.split(',').map(PathBuf::from).collect()
+        };
+        let mut parts = Vec::with_capacity(names.len());
+        for path in names {
+            let map = Self::map_plain(&path)?;
+            parts.push((path, map));
+        }
+        Ok(Self { parts })
+    }
+
+    /// Map one file for reading (a dump's part, or the kernel's ELF).
+    pub fn map_plain(path: &Path) -> anyhow::Result<Mmap> {
+        let file = File::open(path).map_err(|e| input_error(path, e))?;
+        let len = file.metadata().map_err(|e| input_error(path, e))?.len();
+        if len == 0 {
+            return Err(input_error(path, "empty file"));
+        }
+        // SAFETY: the map is read only and lives as long as its owner
+        // (`Files`, or the caller's binding), which outlives every reader
+        // made from it. Another process truncating the file while it is
+        // mapped would make reads fault (SIGBUS); dumps and kernels are not
+        // written while they are analysed, and the readers never assume
+        // more than the length seen here.
+        unsafe { Mmap::map(&file) }.map_err(|e| input_error(path, e))
+    }
+}
+
+/// What a file is, by its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An ELF vmcore (`\x7fELF`).
+    Elf,
+    /// makedumpfile's kdump-compressed format (`KDUMP   ` or the legacy
+    /// `DISKDUMP`), plain or flattened.
+    Kdump,
+}
+
+/// The kind of the file in `data`, or why it is neither.
+pub fn detect(data: &[u8]) -> Result<Kind, String> {
+    if data.starts_with(b"\x7fELF") {
+        Ok(Kind::Elf)
+    } else if data.starts_with(SIGNATURE_KDUMP)
+        || data.starts_with(SIGNATURE_DISKDUMP)
+        || flat::is_flattened(data)
+    {
+        Ok(Kind::Kdump)
+    } else {
+        let head: Vec<String> = data.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Err(format!(
+            "not a dump: neither an ELF vmcore nor a kdump-compressed or flattened file \
+             (first bytes {}), at offset 0",
+            head.join(" ")
+        ))
+    }
+}
+
+/// An opened dump.
+pub enum Dump<'a> {
+    /// One ELF vmcore.
+    Elf(Box<ElfDump<'a>>),
+    /// A kdump-compressed dump: one file, or the parts of a split one.
+    Kdump(Vec<KdumpDump<'a>>),
+    /// A raw image of RAM: byte N is physical address N, from 0 to the
+    /// file's end; no headers, no notes, no CPU state.
+    Ram(&'a [u8]),
+}
+
+impl<'a> Dump<'a> {
+    /// Whether this is a dump of Linux: its VMCOREINFO names `init_uts_ns`
+    /// (Linux's own utsname), which no crashkit kernel exports. A Linux
+    /// dump has no crash record, so nothing suggests looking for one.
+    pub fn is_linux(&self) -> bool {
+        self.vmcoreinfo()
+            .is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
+    }
+
+    /// The dump's VMCOREINFO, if it has one (every part of a split dump
+    /// carries the same notes).
+    pub fn vmcoreinfo(&self) -> Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>> {
+        match self {
+            Dump::Elf(elf) => elf.vmcoreinfo(),
+            Dump::Kdump(parts) => parts[0].vmcoreinfo(),
+            Dump::Ram(_) => None,
+        }
+    }
+
+    /// The completeness the dump claims or shows and what opening found
+    /// wrong (every part's, for a split dump).
+    pub fn health(&self) -> (Completeness, Vec<String>) {
+        match self {
+            Dump::Elf(elf) => (
+                elf.completeness(),
+                elf.damage().iter().map(ToString::to_string).collect(),
+            ),
+            Dump::Kdump(parts) => (
+                parts[0].completeness(),
+                parts
+                    .iter()
+                    .flat_map(|p| p.damage().iter().map(ToString::to_string))
+                    .collect(),
+            ),
+            // Nothing in a raw image says whether it is whole.
+            Dump::Ram(_) => (Completeness::Unknown, Vec::new()),
+        }
+    }
+
+    /// For a kdump-compressed dump, the part that holds frame `frame`'s
+    /// descriptor (the first part when none does: it then reports the
+    /// frame's state from the bitmaps every part has).
+    pub fn part_for(&self, frame: u64) -> Option<&KdumpDump<'a>> {
+        match self {
+            Dump::Elf(_) | Dump::Ram(_) => None,
+            Dump::Kdump(parts) => parts
+                .iter()
+                .find(|p| (p.part().0..p.part().1).contains(&frame))
+                .or(parts.first()),
+        }
+    }
+}
+
+/// Open the mapped `files` as one dump.
+pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
+    let mut kinds = Vec::new();
+    for (path, map) in &files.parts {
+        kinds.push(detect(map).map_err(|what| input_error(path, what))?);
+    }
+    match kinds.as_slice() {
+        [Kind::Elf] => {
+            let (path, map) = &files.parts[0];
+            let elf = ElfDump::parse(map).map_err(|e| input_error(path, e))?;
+            Ok(Dump::Elf(Box::new(elf)))
+        }
+        kinds if kinds.iter().all(|&k| k == Kind::Kdump) => {
+            let mut parts = Vec::new();
+            for (path, map) in &files.parts {
+                parts.push(KdumpDump::parse(map).map_err(|e| input_error(path, e))?);
+            }
+            parts.sort_by_key(|p| p.part().0);
+            Ok(Dump::Kdump(parts))
+        }
+        _ => Err(input_error(
+            &files.parts[0].0,
+            "the parts of a split dump must all be kdump-compressed files",
+        )),
+    }
+}
+
+/// Open the mapped `files` as a raw RAM image (`--ram`): one file, taken
+/// as physical memory from address 0. A file that is a dump is refused:
+/// read as RAM its headers would be taken for memory at address 0.
+pub fn open_ram(files: &Files) -> anyhow::Result<Dump<'_>> {
+    let [(path, map)] = files.parts.as_slice() else {
+        return Err(input_error(
+            &files.parts[0].0,
+            "--ram takes one file (a raw RAM image), not the parts of a split dump",
+        ));
+    };
+    if let Ok(kind) = detect(map) {
+        let what = match kind {
+            Kind::Elf => "an ELF file",
+            Kind::Kdump => "a kdump-compressed file",
+        };
+        return Err(input_error(
+            path,
+            format!("this is {what}, not a raw RAM image: drop --ram, at offset 0"),
+        ));
+    }
+    Ok(Dump::Ram(&map[..]))
+}

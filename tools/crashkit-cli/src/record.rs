@@ -1,0 +1,589 @@
+//! `crashkit record DUMP`: the crash record, decoded. A crashkit dump
+//! carries the record in a note (`NT_CRASHKIT_RECORD`) and that is where it
+//! is read; another producer's dump of a crashkit kernel (QEMU's
+//! `dump-guest-memory`) has it only in memory, so memory is scanned for
+//! it: every page the dump holds, every 8-byte-aligned address where the
+//! record's magic is. A candidate is read (its header's size, at most
+//! [`MOST`]) and parsed; those that parse are reported, with the address
+//! they were found at, and those that do not are listed with the reason.
+//! A note that does not parse is reported and memory is scanned as well.
+
+use std::borrow::Cow;
+use std::fmt::Debug;
+
+use serde::Serialize;
+
+use crashkit_dump_format::read::PageState;
+use crashkit_dump_format::{KdumpDump, PAGE_SIZE};
+use crashkit_record_format::layout::{self, cpu as cpu_layout};
+use crashkit_record_format::{
+    CpuState, Decoded, PhaseStamp, RecordView, ShootdownTotals, Skipped, Summary,
+};
+
+use crate::open::Dump;
+use crate::rd;
+
+/// The largest record a scan reads (a record for 4096 CPUs is about 1 MiB).
+const MOST: usize = 16 << 20;
+
+/// Rejected candidates listed one by one; beyond this many, counted only.
+const LISTED: usize = 32;
+
+/// Places holding the magic that a scan examines; beyond this many (a
+/// hostile dump full of the magic), counted only, so the scan's memory is
+/// bounded whatever the dump holds.
+const MOST_CANDIDATES: usize = 1024;
+
+/// What `record` found.
+#[derive(Debug, Default, Serialize)]
+pub struct Records {
+    /// The records that parsed, note first.
+    pub records: Vec<Report>,
+    /// Candidates that did not parse, up to [`LISTED`].
+    pub rejected: Vec<Rejected>,
+    /// Rejected candidates beyond those listed.
+    pub rejected_not_listed: u64,
+    /// Places holding the magic beyond the first [`MOST_CANDIDATES`]: not
+    /// examined (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub candidates_not_examined: u64,
+    /// Pages scanned (absent when memory was not scanned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pages_scanned: Option<u64>,
+    /// The text report of each record (not serialised: JSON has the fields).
+    #[serde(skip)]
+    pub summaries: Vec<String>,
+}
+
+/// A candidate that is not a record.
+#[derive(Debug, Serialize)]
+pub struct Rejected {
+    /// `note` or `scan`.
+    pub found_by: &'static str,
+    /// The physical address of the magic (scan only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<u64>,
+    /// Why it is not a record.
+    pub why: String,
+}
+
+/// One record, decoded.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// `note` (the dump's crash-record note) or `scan` (found in memory).
+    pub found_by: &'static str,
+    /// The physical address it was found at (scan only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<u64>,
+    /// Format version.
+    pub version: u16,
+    /// The record's size in bytes.
+    pub size: u32,
+    /// CPU slots.
+    pub cpu_slots: usize,
+    /// Notifier slots.
+    pub notifier_slots: usize,
+    /// The panic section.
+    pub panic: PanicReport,
+    /// Every CPU slot but those of CPUs the platform did not have.
+    pub cpus: Vec<CpuReport>,
+    /// Notifier outcomes, in run order.
+    pub notifiers: Vec<NotifierReport>,
+}
+
+/// The panic section, decoded.
+#[derive(Debug, Serialize)]
+pub struct PanicReport {
+    /// How far the panic path got.
+    pub phase: String,
+    /// The panic owner's CPU index, if a CPU with an index claimed the
+    /// panic.
+    pub owner_cpu: Option<u32>,
+    /// Whether the owner was a CPU without an index (it panicked before the
+    /// kernel brought it online).
+    pub owner_unregistered: bool,
+    /// The panic message (lossy UTF-8).
+    pub message: String,
+    /// Whether the writer cut the message short.
+    pub message_truncated: bool,
+    /// Each phase stamp, platform nanoseconds (null: not stamped).
+    pub timeline: Vec<Stamp>,
+    /// The dump hand-over's result and its detail code.
+    pub dump_result: String,
+    /// The dump hook's detail code.
+    pub dump_detail: u32,
+    /// The final action.
+    pub final_action: String,
+    /// The shootdown's totals.
+    pub shootdown: ShootdownTotals,
+    /// Escalations (nested panics of the owner), the log's entries, and
+    /// what they skipped together.
+    pub escalations: u32,
+    /// The escalation log (at most 4 entries).
+    pub escalation_log: Vec<EscalationReport>,
+    /// Names of what the escalations skipped.
+    pub skipped: Vec<String>,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// One phase stamp.
+#[derive(Debug, Serialize)]
+pub struct Stamp {
+    /// The stamp's name (`PanicEntry`, `ShootdownStart`, ...).
+    pub stamp: String,
+    /// Platform nanoseconds; null when not stamped.
+    pub ns: Option<u64>,
+}
+
+/// One escalation log entry.
+#[derive(Debug, Serialize)]
+pub struct EscalationReport {
+    /// The phase the owner was in when it panicked again.
+    pub phase: String,
+    /// What it skipped.
+    pub skipped: Vec<String>,
+    /// When (platform nanoseconds).
+    pub at_ns: u64,
+}
+
+/// The panic section's counters.
+#[derive(Debug, Serialize)]
+pub struct Counters {
+    /// Panics on CPUs that lost the claim.
+    pub second_panickers: u32,
+    /// Panics of the owner inside the panic path.
+    pub reentries: u32,
+    /// QSpinLock waits that fell back to test-and-set.
+    pub qspinlock_fallbacks: u32,
+    /// Locks the panic owner broke.
+    pub panic_lock_breaks: u32,
+    /// Notifier outcomes recorded.
+    pub notifiers_recorded: u32,
+    /// Notifier outcomes dropped for lack of slots.
+    pub notifiers_dropped: u32,
+}
+
+/// One CPU slot, decoded.
+#[derive(Debug, Serialize)]
+pub struct CpuReport {
+    /// The CPU index.
+    pub cpu: usize,
+    /// Its shootdown state (`PanicOwner`, `Stopped`, `Unresponsive`, ...).
+    pub state: String,
+    /// How it stopped (`None`, `Nmi`, `Poll`).
+    pub stop_path: String,
+    /// Stop NMIs sent to it.
+    pub nmis_sent: u32,
+    /// NMI-like contexts it was in when it stopped.
+    pub nmi_depth: u32,
+    /// When its first stop NMI was sent (null: never).
+    pub first_nmi_ns: Option<u64>,
+    /// When it stopped (null: not).
+    pub stopped_ns: Option<u64>,
+    /// The registers it saved, `[name, value]`, when its state says they
+    /// are valid.
+    pub registers: Option<Vec<(&'static str, u64)>>,
+}
+
+/// One notifier outcome.
+#[derive(Debug, Serialize)]
+pub struct NotifierReport {
+    /// The list it ran in.
+    pub list: String,
+    /// Its name (lossy UTF-8).
+    pub name: String,
+    /// Its priority.
+    pub priority: i32,
+    /// What happened.
+    pub outcome: String,
+    /// How long it ran (platform nanoseconds).
+    pub duration_ns: u64,
+}
+
+/// The crash record in `dump`'s note, if it has one.
+pub fn from_note<'d>(dump: &'d Dump<'_>) -> Option<&'d [u8]> {
+    match dump {
+        Dump::Elf(elf) => elf.crashkit().and_then(|c| c.crash_record),
+        Dump::Kdump(parts) => parts.iter().find_map(|p| p.crashkit()?.crash_record),
+        Dump::Ram(_) => None,
+    }
+}
+
+/// The record from `dump`'s note, parsed, if it has one that parses.
+pub fn noted<'d>(dump: &'d Dump<'_>) -> Option<RecordView<'d>> {
+    from_note(dump).and_then(|bytes| RecordView::parse(bytes).ok())
+}
+
+/// The record whose CPU states `cpus` shows: the note's, else, when
+/// `scan` asks, the first record found in memory that has a panic owner
+/// (else the first found).
+pub fn for_states(
+    dump: &Dump<'_>,
+    scan: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Option<Report> {
+    if let Some(view) = noted(dump) {
+        return Some(report(&view, "note", None));
+    }
+    if !scan {
+        return None;
+    }
+    let mut records = find(dump, false, progress).records;
+    let owned = records
+        .iter()
+        .position(|r| r.panic.owner_cpu.is_some() || r.panic.owner_unregistered);
+    let pick = owned.unwrap_or(0);
+    (pick < records.len()).then(|| records.swap_remove(pick))
+}
+
+/// Find the records of `dump`: its note, or memory scanned when there is
+/// none, when it does not parse, or when `scan` asks. `progress(done,
+/// total)` is called now and then while scanning.
+pub fn find(dump: &Dump<'_>, scan: bool, progress: &mut dyn FnMut(u64, u64)) -> Records {
+    let mut found = Records::default();
+    if let Some(bytes) = from_note(dump) {
+        found.consider("note", None, Cow::Borrowed(bytes));
+    }
+    if scan || found.records.is_empty() {
+        scan_memory(dump, &mut found, progress);
+    }
+    found
+}
+
+impl Records {
+    /// Parse a candidate and keep it, as a record or as a rejection.
+    fn consider(&mut self, found_by: &'static str, address: Option<u64>, bytes: Cow<'_, [u8]>) {
+        match RecordView::parse(&bytes) {
+            Ok(view) => {
+                self.summaries.push(Summary(&view).to_string());
+                self.records.push(report(&view, found_by, address));
+            }
+            Err(error) => self.reject(found_by, address, error.to_string()),
+        }
+    }
+
+    fn reject(&mut self, found_by: &'static str, address: Option<u64>, why: String) {
+        if self.rejected.len() < LISTED {
+            self.rejected.push(Rejected {
+                found_by,
+                address,
+                why,
+            });
+        } else {
+            self.rejected_not_listed += 1;
+        }
+    }
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// Places holding the magic, the first [`MOST_CANDIDATES`] kept.
+#[derive(Default)]
+struct Hits {
+    addresses: Vec<u64>,
+    beyond: u64,
+}
+
+impl Hits {
+    fn push(&mut self, address: u64) {
+        if self.addresses.len() < MOST_CANDIDATES {
+            self.addresses.push(address);
+        } else {
+            self.beyond += 1;
+        }
+    }
+}
+
+/// Scan every page `dump` holds for the record's magic.
+fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u64, u64)) {
+    let mut hits = Hits::default();
+    let mut pages = 0u64;
+    match dump {
+        Dump::Elf(elf) => {
+            let total: u64 = elf
+                .segments()
+                .iter()
+                .map(|s| s.in_file.div_ceil(PAGE_SIZE))
+                .sum();
+            for segment in elf.segments() {
+                let bytes = usize::try_from(segment.offset)
+                    .ok()
+                    .and_then(|start| {
+                        let len = usize::try_from(segment.in_file).ok()?;
+                        elf.bytes().get(start..start.checked_add(len)?)
+                    })
+                    .unwrap_or(&[]);
+                magic_in(bytes, segment.paddr, &mut hits);
+                pages += segment.in_file.div_ceil(PAGE_SIZE);
+                progress(pages, total);
+            }
+        }
+        Dump::Kdump(parts) => {
+            let total: u64 = parts.iter().map(KdumpDump::descriptor_count).sum();
+            let mut page = vec![0u8; PAGE_SIZE as usize];
+            for part in parts {
+                let (first, end) = part.part();
+                for frame in first..end.min(part.frames()) {
+                    // Only pages with data: excluded, holes and zero pages
+                    // cannot hold the magic; lost and corrupt pages are
+                    // `verify`'s to report.
+                    if part.descriptor(frame).is_err() || part.read_page(frame, &mut page).is_err()
+                    {
+                        continue;
+                    }
+                    magic_in(&page, frame * PAGE_SIZE, &mut hits);
+                    pages += 1;
+                    if pages.is_multiple_of(4096) {
+                        progress(pages, total);
+                    }
+                }
+            }
+            progress(pages, total);
+        }
+        Dump::Ram(bytes) => {
+            let total = (bytes.len() as u64).div_ceil(PAGE_SIZE);
+            // A chunk at a time, for the progress bar.
+            for (index, chunk) in bytes.chunks(1 << 24).enumerate() {
+                magic_in(chunk, (index as u64) << 24, &mut hits);
+                pages += (chunk.len() as u64).div_ceil(PAGE_SIZE);
+                progress(pages, total);
+            }
+        }
+    }
+    found.pages_scanned = Some(pages);
+    found.candidates_not_examined = hits.beyond;
+    for address in hits.addresses {
+        match candidate(dump, address) {
+            Ok(bytes) => found.consider("scan", Some(address), Cow::Owned(bytes)),
+            Err(why) => found.reject("scan", Some(address), why),
+        }
+    }
+}
+
+/// Push the physical address of every 8-byte-aligned copy of the magic in
+/// `bytes`, which hold memory from physical address `base`.
+fn magic_in(bytes: &[u8], base: u64, hits: &mut Hits) {
+    let magic = u64::from_le_bytes(layout::MAGIC);
+    // Skip to the first 8-byte-aligned physical address.
+    let skip = ((8 - base % 8) % 8) as usize;
+    let Some(aligned) = bytes.get(skip..) else {
+        return;
+    };
+    for (index, word) in aligned.chunks_exact(8).enumerate() {
+        let mut value = [0u8; 8];
+        value.copy_from_slice(word);
+        if u64::from_le_bytes(value) == magic {
+            hits.push(base.wrapping_add(skip as u64 + index as u64 * 8));
+        }
+    }
+}
+
+/// The bytes of the record whose magic is at `address`: its header, then
+/// as many bytes as the header says (at most [`MOST`]).
+fn candidate(dump: &Dump<'_>, address: u64) -> Result<Vec<u8>, String> {
+    let missing = |(at, state): (u64, PageState)| {
+        format!(
+            "its bytes at {at:#x} are not in the dump ({})",
+            state.name()
+        )
+    };
+    let header = rd::read_exact(dump, address, layout::HEADER_SIZE).map_err(missing)?;
+    let mut size = [0u8; 4];
+    size.copy_from_slice(&header[layout::header::TOTAL_SIZE..layout::header::TOTAL_SIZE + 4]);
+    let size = u32::from_le_bytes(size) as usize;
+    if !(layout::HEADER_SIZE..=MOST).contains(&size) {
+        return Err(format!(
+            "the header's size, {size} bytes, is not between {} and {MOST}",
+            layout::HEADER_SIZE
+        ));
+    }
+    rd::read_exact(dump, address, size).map_err(missing)
+}
+
+/// A decoded code's name: the variant's, or `unknown(N)`.
+pub fn name<T: Debug>(decoded: Decoded<T>) -> String {
+    match decoded {
+        Decoded::Known(value) => format!("{value:?}"),
+        Decoded::Unknown(code) => format!("unknown({code})"),
+    }
+}
+
+/// What `skipped` names, in bit order; unknown bits as `bits 0x..`.
+fn skipped_names(skipped: Skipped) -> Vec<String> {
+    let mut names: Vec<String> = Skipped::NAMED
+        .iter()
+        .filter(|(bit, _)| skipped.contains(*bit))
+        .map(|(_, name)| (*name).to_owned())
+        .collect();
+    let known = Skipped::NAMED.iter().fold(0, |all, (bit, _)| all | bit.0);
+    if skipped.0 & !known != 0 {
+        names.push(format!("bits {:#x}", skipped.0 & !known));
+    }
+    names
+}
+
+/// Zero means "not written" for the record's timestamps.
+fn stamped(ns: u64) -> Option<u64> {
+    (ns != 0).then_some(ns)
+}
+
+/// Decode `view` for JSON.
+fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -> Report {
+    let header = view.header();
+    let panic = view.panic();
+    let totals = panic.shootdown();
+    let message = panic.message();
+    Report {
+        found_by,
+        address,
+        version: header.version,
+        size: header.total_size,
+        cpu_slots: view.cpu_count(),
+        notifier_slots: view.notifier_slot_count(),
+        panic: PanicReport {
+            phase: name(panic.phase()),
+            owner_cpu: panic.owner_cpu(),
+            owner_unregistered: panic.owner_unregistered(),
+            message: String::from_utf8_lossy(message.as_bytes()).into_owned(),
+            message_truncated: message.truncated(),
+            timeline: PhaseStamp::ALL
+                .iter()
+                .map(|&stamp| Stamp {
+                    stamp: format!("{stamp:?}"),
+                    ns: stamped(panic.stamp_ns(stamp)),
+                })
+                .collect(),
+            dump_result: name(panic.dump_result()),
+            dump_detail: panic.dump_detail(),
+            final_action: name(panic.final_action()),
+            shootdown: totals,
+            escalations: panic.escalations(),
+            escalation_log: (0..layout::panic::ESCALATION_LOG_LEN)
+                .filter_map(|index| panic.escalation(index))
+                .map(|entry| EscalationReport {
+                    phase: name(entry.phase),
+                    skipped: skipped_names(entry.skipped),
+                    at_ns: entry.at_ns,
+                })
+                .collect(),
+            skipped: skipped_names(panic.skipped()),
+            counters: Counters {
+                second_panickers: panic.second_panickers(),
+                reentries: panic.reentries(),
+                qspinlock_fallbacks: panic.qspinlock_fallbacks(),
+                panic_lock_breaks: panic.panic_lock_breaks(),
+                notifiers_recorded: panic.notifiers_recorded(),
+                notifiers_dropped: panic.notifiers_dropped(),
+            },
+        },
+        cpus: view
+            .cpus()
+            .enumerate()
+            .filter(|(_, slot)| slot.state() != Decoded::Known(CpuState::Absent))
+            .map(|(cpu, slot)| CpuReport {
+                cpu,
+                state: name(slot.state()),
+                stop_path: name(slot.stop_path()),
+                nmis_sent: slot.nmis_sent(),
+                nmi_depth: slot.nmi_depth(),
+                first_nmi_ns: stamped(slot.first_nmi_ns()),
+                stopped_ns: stamped(slot.stopped_ns()),
+                registers: slot.saved_registers().map(|values| {
+                    cpu_layout::REGISTER_NAMES
+                        .iter()
+                        .copied()
+                        .zip(values)
+                        .collect()
+                }),
+            })
+            .collect(),
+        notifiers: view
+            .notifiers()
+            .map(|slot| NotifierReport {
+                list: name(slot.list()),
+                name: String::from_utf8_lossy(slot.name().as_bytes()).into_owned(),
+                priority: slot.priority(),
+                outcome: name(slot.outcome()),
+                duration_ns: slot.duration_ns(),
+            })
+            .collect(),
+    }
+}
+
+/// The text: where each record was found, then its report; then the
+/// candidates that were not records.
+pub fn render(found: &Records) -> String {
+    let mut out = String::new();
+    for (record, summary) in found.records.iter().zip(&found.summaries) {
+        match record.address {
+            Some(address) => out.push_str(&format!(
+                "found by scanning memory: at physical address {address:#x}\n"
+            )),
+            None => out.push_str("found in the dump's crash-record note\n"),
+        }
+        out.push_str(summary);
+        out.push('\n');
+    }
+    if found.records.is_empty() {
+        out.push_str("no crash record");
+        match found.pages_scanned {
+            Some(pages) => out.push_str(&format!(
+                ": none in a note, none in the {pages} pages of memory scanned\n"
+            )),
+            None => out.push('\n'),
+        }
+    }
+    if let Some(pages) = found.pages_scanned
+        && !found.records.is_empty()
+    {
+        out.push_str(&format!("({pages} pages of memory scanned)\n"));
+    }
+    for rejected in &found.rejected {
+        match rejected.address {
+            Some(address) => out.push_str(&format!(
+                "not a record: the magic at {address:#x}: {}\n",
+                rejected.why
+            )),
+            None => out.push_str(&format!("not a record: the note: {}\n", rejected.why)),
+        }
+    }
+    if found.rejected_not_listed > 0 {
+        out.push_str(&format!(
+            "... and {} more candidates that are not records\n",
+            found.rejected_not_listed
+        ));
+    }
+    if found.candidates_not_examined > 0 {
+        out.push_str(&format!(
+            "({} more places hold the magic; only the first {MOST_CANDIDATES} were examined)\n",
+            found.candidates_not_examined
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Hits, MOST_CANDIDATES, magic_in};
+    use crashkit_record_format::layout;
+
+    #[test]
+    fn a_page_full_of_the_magic_keeps_only_the_first_candidates() {
+        let page: Vec<u8> = layout::MAGIC.repeat(512);
+        let mut hits = Hits::default();
+        for frame in 0..4u64 {
+            magic_in(&page, 0x10_0000 + frame * 4096, &mut hits);
+        }
+        assert_eq!(hits.addresses.len(), MOST_CANDIDATES);
+        assert_eq!(hits.beyond, 4 * 512 - MOST_CANDIDATES as u64);
+        assert_eq!(hits.addresses[1], 0x10_0008);
+        // An unaligned base: the first aligned address, and no overflow
+        // at the top of the address space.
+        let mut top = Hits::default();
+        magic_in(&page[..24], u64::MAX - 20, &mut top);
+        assert!(top.addresses.iter().all(|a| a % 8 == 0));
+    }
+}

@@ -1,0 +1,202 @@
+//! A small, deterministic dump of a Linux-like kernel, for the log and
+//! address tests: 16 pages at physical 1 MiB with four-level page tables
+//! (`init_top_pgt` at 1 MiB maps the kernel image range
+//! 0xffffffff80000000 onwards to physical 0 with one 1 GiB page), a
+//! printk ring whose layout VMCOREINFO gives with Linux 6.1's offsets, and
+//! seven records: sequence numbers 10 to 16 (ten overwritten before them),
+//! one whose text block wraps to the ring's start, one of two lines, one
+//! without text, and one slot reused (not finalized).
+
+use crashkit_dump_format::plan::{CpuState, DumpPlan};
+use crashkit_dump_format::write::WriteOptions;
+use crashkit_dump_format::{ControlState, PhysMemory, PhysRange, Registers};
+
+/// `__START_KERNEL_map`.
+const IMAGE: u64 = 0xffff_ffff_8000_0000;
+/// Where the pages start.
+pub const BASE: u64 = 0x10_0000;
+const PML4: u64 = BASE;
+const PDPT: u64 = BASE + 0x1000;
+const PRB: u64 = BASE + 0x2000;
+const RING: u64 = BASE + 0x2100;
+const DESCS: u64 = BASE + 0x3000;
+const INFOS: u64 = BASE + 0x4000;
+/// The text data ring: 4096 bytes (size_bits 12).
+pub const DATA: u64 = BASE + 0x5000;
+const PAGES: usize = 16;
+
+/// VMCOREINFO: the printk ring's layout as Linux 6.1 exports it.
+pub fn vmcoreinfo() -> String {
+    format!(
+        "OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\n\
+         BUILD-ID=00112233445566778899aabbccddeeff00112233\n\
+         SYMBOL(init_uts_ns)=ffffffff82bfb000\n\
+         SYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\nNUMBER(pgtable_l5_enabled)=0\n\
+         SYMBOL(prb)={:x}\n\
+         OFFSET(printk_ringbuffer.desc_ring)=0\nOFFSET(printk_ringbuffer.text_data_ring)=48\n\
+         OFFSET(prb_desc_ring.count_bits)=0\nOFFSET(prb_desc_ring.descs)=8\n\
+         OFFSET(prb_desc_ring.infos)=16\nOFFSET(prb_desc_ring.head_id)=24\n\
+         OFFSET(prb_desc_ring.tail_id)=32\nSIZE(prb_desc)=24\nOFFSET(prb_desc.state_var)=0\n\
+         OFFSET(prb_desc.text_blk_lpos)=8\nOFFSET(prb_data_blk_lpos.begin)=0\n\
+         OFFSET(prb_data_blk_lpos.next)=8\nSIZE(printk_info)=88\nOFFSET(printk_info.seq)=0\n\
+         OFFSET(printk_info.ts_nsec)=8\nOFFSET(printk_info.text_len)=16\n\
+         OFFSET(printk_info.caller_id)=20\nOFFSET(prb_data_ring.size_bits)=0\n\
+         OFFSET(prb_data_ring.data)=8\n",
+        IMAGE + PML4,
+        IMAGE + PRB
+    )
+}
+
+/// The physical pages, built once.
+pub struct Memory {
+    pages: Vec<[u8; 4096]>,
+}
+
+impl Memory {
+    fn put(&mut self, phys: u64, bytes: &[u8]) {
+        for (at, &byte) in ((phys - BASE) as usize..).zip(bytes) {
+            self.pages[at / 4096][at % 4096] = byte;
+        }
+    }
+
+    fn put_u64(&mut self, phys: u64, value: u64) {
+        self.put(phys, &value.to_le_bytes());
+    }
+
+    /// The pages with the tables, the ring and its records.
+    pub fn new() -> Self {
+        let mut memory = Self {
+            pages: vec![[0u8; 4096]; PAGES],
+        };
+        // PML4[511] -> PDPT; PDPT[510] -> a 1 GiB page at physical 0.
+        memory.put_u64(PML4 + 511 * 8, PDPT | 0x63);
+        memory.put_u64(PDPT + 510 * 8, 0xe3);
+        memory.put_u64(PRB, IMAGE + RING);
+        // The descriptor ring: 8 descriptors (count_bits 3).
+        memory.put_u64(RING, 3);
+        memory.put_u64(RING + 8, IMAGE + DESCS);
+        memory.put_u64(RING + 16, IMAGE + INFOS);
+        // The text data ring: 4096 bytes.
+        memory.put_u64(RING + 48, 12);
+        memory.put_u64(RING + 56, IMAGE + DATA);
+        // Records: (id, seq, text, state). Logical positions start in the
+        // ring's fourth lap; the sixth record's block wraps.
+        let records: [(u64, &[u8], u64); 8] = [
+            (10, b"Linux version 6.1.0-synthetic", 2),
+            (11, b"Command line: console=ttyS0", 2),
+            (12, b"first line\n  second line", 2),
+            (13, b"", 2),
+            (14, b"a record committed, not yet finalized", 1),
+            (15, b"a block that wraps to the start of the ring", 2),
+            (16, b"Kernel panic - not syncing: synthetic", 2),
+            (17, b"reserved, never finished", 0),
+        ];
+        let mut lpos = 3 * 4096 + 3900;
+        for (id, text, state) in records {
+            let slot = id & 7;
+            let desc = DESCS + slot * 24;
+            memory.put_u64(desc, (state << 62) | id);
+            let info = INFOS + slot * 88;
+            memory.put_u64(info, id);
+            memory.put_u64(info + 8, id * 1_234_567_891);
+            memory.put(info + 16, &(text.len() as u16).to_le_bytes());
+            memory.put(
+                info + 20,
+                &(if id == 16 {
+                    0x8000_0001u32
+                } else {
+                    id as u32 * 100
+                })
+                .to_le_bytes(),
+            );
+            if text.is_empty() {
+                // No text: an odd begin, as Linux marks a data-less block.
+                memory.put_u64(desc + 8, 1);
+                memory.put_u64(desc + 16, 1);
+                continue;
+            }
+            let size = (8 + text.len() as u64).div_ceil(8) * 8;
+            let (mut begin, mut next) = (lpos, lpos + size);
+            if begin >> 12 != next >> 12 {
+                // It would wrap: it starts at the next lap's beginning.
+                begin = next & !4095;
+                next = begin + size;
+                // The descriptor keeps the position where the unused tail
+                // of the lap begins.
+                memory.put_u64(desc + 8, lpos);
+                memory.put_u64(desc + 16, next);
+            } else {
+                memory.put_u64(desc + 8, begin);
+                memory.put_u64(desc + 16, next);
+            }
+            let at = DATA + (begin & 4095);
+            memory.put_u64(at, id);
+            memory.put(at + 8, text);
+            lpos = next;
+        }
+        // Oldest and newest descriptor ids.
+        memory.put_u64(RING + 32, 10);
+        memory.put_u64(RING + 24, 17);
+        memory
+    }
+}
+
+impl PhysMemory for Memory {
+    fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
+        self.pages.get(((phys - BASE) / 4096) as usize)
+    }
+}
+
+/// The dump as an ELF vmcore written by crashkit's writer (one CPU).
+pub fn elf() -> Vec<u8> {
+    elf_excluding(&[])
+}
+
+/// The dump with the pages of `excluded` left out (excluded, as a filter
+/// leaves pages out).
+pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
+    let ranges = [PhysRange::new(BASE, PAGES as u64 * 4096)];
+    let cpus = [CpuState {
+        registers: Registers {
+            rip: IMAGE + 0x100_0000,
+            ..Registers::default()
+        },
+        control: ControlState::default(),
+    }];
+    let info = vmcoreinfo();
+    let plan = DumpPlan {
+        dump_id: [7; 16],
+        crash_time: 1_796_457_828,
+        ranges: &ranges,
+        exclusions: excluded,
+        direct_map: None,
+        kernel_image: None,
+        cpus: &cpus,
+        panic_cpu: Some(0),
+        vmcoreinfo: info.as_bytes(),
+        crash_record: &[],
+        exclude_zero_pages: true,
+        extra_segments: 0,
+    };
+    let mut sink = super::VecSink::default();
+    crashkit_dump_format::write_elf_dump(
+        &plan,
+        &mut Memory::new(),
+        &mut sink,
+        &mut |_| false,
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+    sink.0
+}
+
+/// File offsets of the dump's pages that hold the tables and the ring (the
+/// first 6 pages from `BASE`), from the ELF reader.
+pub fn page_offsets(file: &[u8]) -> Vec<usize> {
+    let dump = crashkit_dump_format::ElfDump::parse(file).unwrap();
+    (0..6u64)
+        .filter_map(|index| dump.classify(BASE + index * 4096).file_offset)
+        .map(|offset| offset as usize)
+        .collect()
+}

@@ -1,0 +1,261 @@
+//! Dumps the CLI's tests run on, written by the format library: 64 pages at
+//! 1 MiB (page `i` holds `i` repeated, every 8th is zero), two CPUs (CPU 1
+//! panicked), a small VMCOREINFO and a crash record note; as ELF,
+//! kdump-compressed (LZO) and flattened. Deterministic: the same bytes
+//! every time. The crash record is a real one: the test kernel's, read
+//! from QEMU's dump of its panic-ap scenario (`tests/corpus`, extracted
+//! with `crashkit rd -p 0x119000 3688 --raw`): four CPUs, CPU 1 the owner,
+//! so CPUs 2 and 3 are in the record but have no register note here.
+
+#![allow(dead_code)]
+
+pub mod linux;
+
+use std::path::PathBuf;
+
+use crashkit_dump_format::compressed::flat_writer::{FlatSink, StreamSink};
+use crashkit_dump_format::compressed::writer::{LzoPages, write_kdump};
+use crashkit_dump_format::plan::{CpuState, DumpPlan};
+use crashkit_dump_format::write::WriteOptions;
+use crashkit_dump_format::{ControlState, DumpSink, PhysMemory, PhysRange, Registers};
+
+/// 64 pages at 1 MiB: page `i` holds `i` repeated, every 8th is zero.
+struct Memory([u8; 4096]);
+
+impl PhysMemory for Memory {
+    fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
+        let index = (phys >> 12) as u8;
+        self.0.fill(if index.is_multiple_of(8) { 0 } else { index });
+        Some(&self.0)
+    }
+}
+
+#[derive(Default)]
+struct VecSink(Vec<u8>);
+
+impl DumpSink for VecSink {
+    type Error = std::convert::Infallible;
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Self::Error> {
+        let end = offset as usize + bytes.len();
+        if self.0.len() < end {
+            self.0.resize(end, 0);
+        }
+        self.0[offset as usize..end].copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+struct Stream(Vec<u8>);
+
+impl StreamSink for Stream {
+    type Error = std::convert::Infallible;
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+const VMCOREINFO: &[u8] = b"OSRELEASE=cli-test\nPAGESIZE=4096\n";
+
+/// The test kernel's crash record from its panic-ap scenario.
+pub const CRASH_RECORD: &[u8] = include_bytes!("../corpus/test-kernel-panic-ap.crash-record");
+
+fn with_plan<T>(f: impl FnOnce(&DumpPlan<'_>) -> T) -> T {
+    with_cpus(0..2, CRASH_RECORD, f)
+}
+
+/// The plan with register notes for the CPUs in `noted` only, and
+/// `crash_record` as the record's note (empty: none).
+fn with_cpus<T>(
+    noted: std::ops::Range<u64>,
+    crash_record: &[u8],
+    f: impl FnOnce(&DumpPlan<'_>) -> T,
+) -> T {
+    let ranges = [PhysRange::new(0x10_0000, 64 * 4096)];
+    let cpus: Vec<CpuState> = noted
+        .map(|cpu| CpuState {
+            registers: Registers {
+                rip: 0xffff_ffff_8100_0000 + cpu,
+                ..Registers::default()
+            },
+            control: ControlState {
+                cpu: cpu as u32,
+                apic_id: cpu as u32,
+                ..ControlState::default()
+            },
+        })
+        .collect();
+    f(&DumpPlan {
+        dump_id: [9; 16],
+        crash_time: 1_796_457_828,
+        ranges: &ranges,
+        exclusions: &[],
+        direct_map: Some(0xffff_8880_0000_0000),
+        kernel_image: None,
+        cpus: &cpus,
+        panic_cpu: Some(1),
+        vmcoreinfo: VMCOREINFO,
+        crash_record,
+        exclude_zero_pages: true,
+        extra_segments: 8,
+    })
+}
+
+pub fn file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("crashkit-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+pub fn elf() -> Vec<u8> {
+    with_plan(elf_of)
+}
+
+/// The ELF dump with a register note for CPU 1 (the panicking one) only:
+/// the crash record's CPU 0 has none.
+pub fn elf_panic_cpu_only() -> Vec<u8> {
+    with_cpus(1..2, CRASH_RECORD, elf_of)
+}
+
+/// The ELF dump without a crash record note.
+pub fn elf_without_record() -> Vec<u8> {
+    elf_with_record(&[])
+}
+
+/// The ELF dump with `record` as the crash record note's bytes.
+pub fn elf_with_record(record: &[u8]) -> Vec<u8> {
+    with_cpus(0..2, record, elf_of)
+}
+
+fn elf_of(plan: &DumpPlan<'_>) -> Vec<u8> {
+    {
+        let mut sink = VecSink::default();
+        crashkit_dump_format::write_elf_dump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.0
+    }
+}
+
+pub fn kdump() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = VecSink::default();
+        write_kdump_to(plan, &mut sink);
+        sink.0
+    })
+}
+
+pub fn flattened() -> Vec<u8> {
+    with_plan(|plan| {
+        let mut sink = FlatSink::new(Stream(Vec::new()));
+        write_kdump_to(plan, &mut sink);
+        sink.finish().unwrap().0
+    })
+}
+
+/// The plan written as a kdump-compressed dump (LZO) to `sink`.
+fn write_kdump_to<S: DumpSink>(plan: &DumpPlan<'_>, sink: &mut S)
+where
+    S::Error: std::fmt::Debug,
+{
+    write_kdump(
+        plan,
+        &mut Memory([0; 4096]),
+        sink,
+        &mut |_| false,
+        &mut LzoPages::default(),
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap();
+}
+
+/// Run `crashkit args` as a hostile-input run: under a 1 GiB address-space
+/// limit (`RLIMIT_AS`, set in the child before `exec`) and killed after
+/// 10 s. What it printed and how it ended (a kill ends with no exit code).
+pub fn bounded(args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crashkit"));
+    command
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before `exec` and only
+    // calls `setrlimit`, which is async-signal-safe, on a limit struct it
+    // owns; it touches no memory the parent shares, takes no lock and does
+    // not allocate.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Standard output and error are read while it runs, so a chatty child
+    // never blocks on a full pipe.
+    let read_all = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().unwrap()));
+    let stderr = read_all(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Run `crashkit args` on the hostile `path` ([`bounded`]) and check that
+/// it survived: an exit code of 0 to 3 (not a kill), no panic, and an
+/// unusable file said in one line that names it. `what` names the case.
+pub fn survives(args: &[&str], path: &str, what: &str) {
+    let output = bounded(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        matches!(output.status.code(), Some(0..=3)),
+        "{what}: crashkit {args:?}: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "{what}: {args:?}: {stderr}");
+    if output.status.code() == Some(3) {
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{what}: {args:?}: one line: {stderr}"
+        );
+        assert!(
+            stderr.starts_with(&format!("crashkit: {path}: ")),
+            "{what}: {stderr}"
+        );
+    }
+}

@@ -89,7 +89,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let suite = host_codename()?;
-    let work = crate::cache_dir()?.join("fresh-check");
+    let work = crate::run::cache_dir()?.join("fresh-check");
     let root = work.join("root");
     remove_root(&root)?;
     std::fs::create_dir_all(&work).map_err(|e| format!("creating {}: {e}", work.display()))?;

@@ -23,7 +23,7 @@ pub fn rust_toolchain() -> Result<(), String> {
     };
     let have_target = targets
         .lines()
-        .any(|line| line.trim() == crate::BARE_METAL_TARGET);
+        .any(|line| line.trim() == crate::run::BARE_METAL_TARGET);
     let have = |name: &str| components.lines().any(|line| line.starts_with(name));
     if have_target && have("clippy") && have("rustfmt") {
         return Ok(());
@@ -31,7 +31,7 @@ pub fn rust_toolchain() -> Result<(), String> {
     println!(
         "xtask: installing the pinned toolchain's missing pieces \
          ({} target, clippy, rustfmt) with `rustup toolchain install`",
-        crate::BARE_METAL_TARGET
+        crate::run::BARE_METAL_TARGET
     );
     let root = crate::run::workspace_root()?;
     let status = Command::new("rustup")
@@ -46,7 +46,7 @@ pub fn rust_toolchain() -> Result<(), String> {
         Err(format!(
             "`rustup toolchain install` failed ({status}); install the \
              {} target, clippy and rustfmt by hand",
-            crate::BARE_METAL_TARGET
+            crate::run::BARE_METAL_TARGET
         ))
     }
 }

@@ -97,3 +97,26 @@ fn wait(mut child: Child, limit: Option<Duration>) -> Result<std::process::ExitS
         }
     }
 }
+
+/// The bare-metal target every no_std crate and the QEMU test kernels
+/// build for.
+pub(crate) const BARE_METAL_TARGET: &str = "x86_64-unknown-none";
+
+/// Where generated data lives, outside the repository: `$CRASHKIT_CACHE`,
+/// else `$XDG_CACHE_HOME/crashkit`, else `$HOME/.cache/crashkit`.
+pub(crate) fn cache_dir() -> Result<std::path::PathBuf, String> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let dir = if let Some(dir) = env("CRASHKIT_CACHE") {
+        std::path::PathBuf::from(dir)
+    } else if let Some(dir) = env("XDG_CACHE_HOME") {
+        std::path::PathBuf::from(dir).join("crashkit")
+    } else if let Some(home) = env("HOME") {
+        std::path::PathBuf::from(home)
+            .join(".cache")
+            .join("crashkit")
+    } else {
+        return Err("no cache directory: set CRASHKIT_CACHE or HOME".into());
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
+}

@@ -19,7 +19,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     kvm_usable(Path::new("/dev/kvm"))?;
     crate::prerequisites::rust_toolchain()?;
     crate::prerequisites::qemu()?;
-    crate::build_test_kernel()?;
+    crate::test::build_test_kernel()?;
     let out = crate::run::workspace_root()?
         .join("target")
         .join("qemu-kvm");
@@ -27,7 +27,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ("the full test kernel's scenarios under KVM", false),
         ("the minimal kernel's scenarios under KVM", true),
     ] {
-        let mut runner = cargo(["run", "--release", "-q", "-p", "crashkit-qemu-runner", "--"]);
+        let mut runner = cargo(["run", "--release", "-q", "-p", "crashkit-scenarios", "--"]);
         runner.args(["--accel", "kvm", "--out"]).arg(&out);
         if minimal {
             runner.arg("--minimal");

@@ -1,56 +1,32 @@
-//! `crashkit-qemu-runner`: boot the QEMU test kernel (`tests/kernel`) once per
+//! `crashkit-scenarios`: boot the QEMU test kernel (`tests/kernel`) once per
 //! scenario and CPU count, with a hard timeout, two QEMUs at a time at most
 //! (the machines have 2 cores), and check what each left behind: the exit
-//! status through isa-debug-exit (status 0, a triple fault, is a failure),
-//! and the crash record, found by scanning the file-backed guest RAM for its
-//! magic and parsed from bytes alone, field by field.
+//! status through isa-debug-exit (status 0, a triple fault, is a failure
+//! unless the scenario ends in a reset), and the crash record, found by
+//! scanning the file-backed guest RAM for its magic and parsed from bytes
+//! alone, field by field.
 //!
-//! Usage:
-//! `crashkit-qemu-runner [--minimal] [--kernel ELF] [--scenario NAME]... [--repeat N] [--out DIR]`
+//! Usage (`--help` has every option):
+//! `crashkit-scenarios [--minimal] [--kernel ELF] [--scenario NAME]... [--cpus N,M] [--accel kvm] [--repeat N] [--out DIR]`
 //!
 //! `--minimal` boots the minimal kernel (`tests/kernel/minimal`, crashkit
 //! in 20 lines) with its own scenario table ([`scenario::MINIMAL`]), after
 //! checking where its linker put the record it never named
 //! ([`record_section`]).
 //!
-//! `crashkit-qemu-runner --bench` runs the in-guest benchmark (see
-//! `bench.rs`; docs/benchmarks.md has its results).
+//! `--demo DIR` boots one crash (scenario [`DEMO_SCENARIO`] with
+//! [`DEMO_CPUS`] CPUs), checks it like a test, prints the crash record's
+//! summary and leaves the record, the summary and the serial log in `DIR`;
+//! then boots the same crash with the kernel halting after it and leaves
+//! QEMU's ELF dump of it as `DIR/qemu-dump.elf` (what `cargo xtask demo`
+//! shows, and reads with `crashkit`).
 //!
-//! `crashkit-qemu-runner --demo DIR` boots one crash (scenario
-//! [`DEMO_SCENARIO`] with [`DEMO_CPUS`] CPUs), checks it like a test, prints
-//! the crash record's summary and leaves the record, the summary and the
-//! serial log in `DIR`; then boots the same crash with the kernel halting
-//! after it and leaves QEMU's ELF dump of it as `DIR/qemu-dump.elf` (what
-//! `cargo xtask demo` shows, and reads with `crashkit`).
-//!
-//! `crashkit-qemu-runner --corpus DIR` makes and checks the real-world dump
-//! corpus of the crashed test kernel in `DIR` (see `corpus.rs`).
-//!
-//! `crashkit-qemu-runner --linux-corpus DIR` makes and checks the dumps of a
-//! crashed Linux guest (Debian's kernel) in `DIR` (see `linux.rs`).
-//!
-//! `crashkit-qemu-runner --kdump-bench CACHE [--rounds N] [--contender NAME]...` runs the kdump
-//! writers' benchmark against makedumpfile on a 1 GiB image made from a
-//! crashed Linux guest (see `kdump_bench.rs`).
-//!
-//! `crashkit-qemu-runner --cli-bench CACHE [--rounds N]` runs the `crashkit`
-//! CLI's benchmark against gdb, libkdumpfile and drgn on dumps of a 16 GiB
-//! machine made from that image (see `cli_bench.rs`).
-//!
-//! It never passes without QEMU: a missing `qemu-system-x86_64` is an error
-//! (`cargo xtask test` installs it first).
+//! A new scenario is a row of [`scenario::ALL`] (or [`scenario::MINIMAL`])
+//! and a function of the test kernel's scenario table. It never passes
+//! without QEMU: a missing `qemu-system-x86_64` is an error (`cargo xtask
+//! test` installs it first).
 
-mod bench;
-mod cli_bench;
-mod cli_check;
-mod corpus;
-mod host;
-mod kdump_bench;
-mod linux;
-mod qemu;
-mod qmp;
 mod record_section;
-mod rewrite;
 mod scenario;
 
 use std::path::PathBuf;
@@ -59,9 +35,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
+use clap::Parser;
+use crashkit_qemu::qemu::{Boot, Ending, KernelExit, Outcome};
+use crashkit_qemu::qmp;
 use crashkit_record::{RecordView, Summary, scan};
 
-use qemu::{Boot, Ending, KernelExit, Outcome};
 use scenario::Scenario;
 
 /// Hard limit per boot (TCG; a panic with -smp 8 takes a few seconds).
@@ -81,6 +59,39 @@ const DEMO_CPUS: u32 = 4;
 /// scenario).
 const RESETTING: &str = "crashkit-test: final action reached, resetting";
 
+/// Boot the QEMU test kernels per scenario and check the crash record each
+/// boot leaves in guest RAM.
+#[derive(Debug, Parser)]
+#[command(name = "crashkit-scenarios", about, long_about = None)]
+struct Args {
+    /// The kernel's ELF (default: the full test kernel, or the minimal one
+    /// with --minimal, as `cargo xtask` builds them).
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// Boot the minimal kernel with its own scenario table.
+    #[arg(long)]
+    minimal: bool,
+    /// Only this scenario (every row of that name); may be repeated.
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
+    /// Only these CPU counts of each scenario.
+    #[arg(long, value_delimiter = ',', value_name = "N,M")]
+    cpus: Option<Vec<u32>>,
+    /// QEMU's accelerator (`kvm`; TCG unless given).
+    #[arg(long)]
+    accel: Option<String>,
+    /// Boot every job this many times.
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Where each boot's files go (default: target/qemu).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// One crash, checked and summarised, its files and QEMU's dump of it
+    /// left in DIR.
+    #[arg(long, value_name = "DIR")]
+    demo: Option<PathBuf>,
+}
+
 struct Options {
     kernel: PathBuf,
     minimal: bool,
@@ -95,101 +106,21 @@ struct Options {
     repeat: u32,
     out: PathBuf,
     demo: Option<PathBuf>,
-    corpus: Option<PathBuf>,
-    linux_corpus: Option<PathBuf>,
-    bench: bool,
-    kdump_bench: Option<PathBuf>,
-    cli_bench: Option<PathBuf>,
-    cli_bench_measure: Option<PathBuf>,
-    rounds: usize,
-    contenders: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .map(PathBuf::from)
-        .ok_or("no workspace root")?;
-    let mut options = Options {
-        kernel: root.join("tests/kernel/target/x86_64-unknown-none/release/crashkit-test-kernel"),
-        minimal: false,
-        record_at: None,
-        scenarios: Vec::new(),
-        cpus: None,
-        accel: None,
-        repeat: 1,
-        out: root.join("target/qemu"),
-        demo: None,
-        corpus: None,
-        linux_corpus: None,
-        bench: false,
-        kdump_bench: None,
-        cli_bench: None,
-        cli_bench_measure: None,
-        rounds: 5,
-        contenders: Vec::new(),
-    };
-    let mut args = std::env::args().skip(1);
-    let mut names = Vec::new();
-    let mut kernel_given = false;
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--kernel" => {
-                options.kernel = PathBuf::from(value()?);
-                kernel_given = true;
-            }
-            "--minimal" => options.minimal = true,
-            "--out" => options.out = PathBuf::from(value()?),
-            "--demo" => options.demo = Some(PathBuf::from(value()?)),
-            "--corpus" => options.corpus = Some(PathBuf::from(value()?)),
-            "--linux-corpus" => options.linux_corpus = Some(PathBuf::from(value()?)),
-            "--bench" => options.bench = true,
-            "--kdump-bench" => options.kdump_bench = Some(PathBuf::from(value()?)),
-            "--cli-bench" => options.cli_bench = Some(PathBuf::from(value()?)),
-            "--cli-bench-measure" => options.cli_bench_measure = Some(PathBuf::from(value()?)),
-            "--contender" => options.contenders.push(value()?),
-            "--rounds" => {
-                let text = value()?;
-                options.rounds = text
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("--rounds {text}: not a positive number"))?;
-            }
-            "--repeat" => {
-                let text = value()?;
-                options.repeat = text
-                    .parse()
-                    .map_err(|_| format!("--repeat {text}: not a number"))?;
-            }
-            "--scenario" => names.push(value()?),
-            "--cpus" => {
-                let text = value()?;
-                let counts: Result<Vec<u32>, _> = text.split(',').map(str::parse).collect();
-                options.cpus = Some(counts.map_err(|_| format!("--cpus {text}: not N[,M..]"))?);
-            }
-            "--accel" => options.accel = Some(value()?),
-            other => return Err(format!("unknown argument {other:?} (see the crate docs)")),
-        }
-    }
-    let table = if options.minimal {
-        if !kernel_given {
-            options.kernel = root
-                .join("tests/kernel/target/x86_64-unknown-none/release/crashkit-minimal-kernel");
-        }
-        scenario::MINIMAL
+    let args = Args::parse();
+    let (table, default_kernel) = if args.minimal {
+        (scenario::MINIMAL, crashkit_qemu::minimal_kernel())
     } else {
-        scenario::ALL
+        (scenario::ALL, crashkit_qemu::test_kernel())
     };
-    for name in names {
+    let mut scenarios = Vec::new();
+    for name in &args.scenarios {
         // A name may have several rows (one per extra command line).
-        let before = options.scenarios.len();
-        options
-            .scenarios
-            .extend(table.iter().filter(|s| s.name == name));
-        if options.scenarios.len() == before {
+        let before = scenarios.len();
+        scenarios.extend(table.iter().filter(|s| s.name == name));
+        if scenarios.len() == before {
             let names: Vec<_> = table.iter().map(|s| s.name).collect();
             return Err(format!(
                 "no scenario {name:?} (there are: {})",
@@ -197,10 +128,22 @@ fn options() -> Result<Options, String> {
             ));
         }
     }
-    if options.scenarios.is_empty() {
-        options.scenarios = table.iter().collect();
+    if scenarios.is_empty() {
+        scenarios = table.iter().collect();
     }
-    Ok(options)
+    Ok(Options {
+        kernel: args.kernel.unwrap_or(default_kernel),
+        minimal: args.minimal,
+        record_at: None,
+        scenarios,
+        cpus: args.cpus,
+        accel: args.accel,
+        repeat: args.repeat,
+        out: args
+            .out
+            .unwrap_or_else(|| crashkit_qemu::workspace_root().join("target/qemu")),
+        demo: args.demo,
+    })
 }
 
 /// One boot to make.
@@ -220,41 +163,12 @@ fn main() -> ExitCode {
     let mut options = match options() {
         Ok(options) => options,
         Err(error) => {
-            eprintln!("crashkit-qemu-runner: {error}");
+            eprintln!("crashkit-scenarios: {error}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(cache) = &options.kdump_bench {
-        return match kdump_bench::run(cache, options.rounds, &options.contenders) {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("crashkit-qemu-runner: kdump bench: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let cli_bench = match (&options.cli_bench, &options.cli_bench_measure) {
-        (Some(cache), _) => Some(cli_bench::run(cache, options.rounds)),
-        (None, Some(cache)) => Some(cli_bench::measure_only(cache, options.rounds)),
-        (None, None) => None,
-    };
-    if let Some(result) = cli_bench {
-        return match result {
-            Ok(report) => {
-                println!("{report}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("crashkit-qemu-runner: cli bench: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     if let Err(error) = preflight(&options) {
-        eprintln!("crashkit-qemu-runner: {error}");
+        eprintln!("crashkit-scenarios: {error}");
         return ExitCode::FAILURE;
     }
     options.record_at = if options.minimal {
@@ -265,7 +179,7 @@ fn main() -> ExitCode {
             }
             Err(error) => {
                 eprintln!(
-                    "crashkit-qemu-runner: {}: the crash record's section: {error}",
+                    "crashkit-scenarios: {}: the crash record's section: {error}",
                     options.kernel.display()
                 );
                 return ExitCode::FAILURE;
@@ -274,51 +188,11 @@ fn main() -> ExitCode {
     } else {
         None
     };
-    if options.bench {
-        return match bench::run(&options.kernel, &options.out) {
-            Ok(table) => {
-                println!("{table}");
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("crashkit-qemu-runner: bench: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(dir) = &options.linux_corpus {
-        return match linux::make_and_check(dir) {
-            Ok(lines) => {
-                for line in lines {
-                    println!("linux corpus: {line}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("crashkit-qemu-runner: linux corpus: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(dir) = &options.corpus {
-        return match corpus::make_and_check(&options.kernel, dir) {
-            Ok(lines) => {
-                for line in lines {
-                    println!("corpus: {line}");
-                }
-                ExitCode::SUCCESS
-            }
-            Err(error) => {
-                eprintln!("crashkit-qemu-runner: corpus: {error}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     if let Some(dir) = &options.demo {
         return match demo(&options, dir) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("crashkit-qemu-runner: demo: {error}");
+                eprintln!("crashkit-scenarios: demo: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -383,26 +257,8 @@ fn main() -> ExitCode {
 
 /// QEMU and the kernel must be there: a test never passes for want of them.
 fn preflight(options: &Options) -> Result<(), String> {
-    let qemu = std::process::Command::new(qemu::QEMU)
-        .arg("--version")
-        .output()
-        .map_err(|e| {
-            format!(
-                "{} is not runnable ({e}); install qemu-system-x86",
-                qemu::QEMU
-            )
-        })?;
-    if !qemu.status.success() {
-        return Err(format!("`{} --version` failed", qemu::QEMU));
-    }
-    if !options.kernel.is_file() {
-        return Err(format!(
-            "no test kernel at {} (build it: cargo build --release --manifest-path \
-             tests/kernel/Cargo.toml --target x86_64-unknown-none)",
-            options.kernel.display()
-        ));
-    }
-    Ok(())
+    crashkit_qemu::check_qemu()?;
+    crashkit_qemu::check_kernel(&options.kernel)
 }
 
 fn run_job(options: &Options, job: &Job) -> Verdict {
@@ -442,7 +298,7 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: job.scenario.qmp_inject_nmi,
-        ram_mib: crate::qemu::RAM_MIB,
+        ram_mib: crashkit_qemu::qemu::RAM_MIB,
         initrd: None,
         extra: match &options.accel {
             Some(accel) => vec!["-accel".to_owned(), accel.clone()],
@@ -552,7 +408,7 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: false,
-        ram_mib: crate::qemu::RAM_MIB,
+        ram_mib: crashkit_qemu::qemu::RAM_MIB,
         initrd: None,
         extra: Vec::new(),
     };
@@ -592,7 +448,12 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
     // The same crash again, the kernel halting after it, for QEMU's dump of
     // it (what `crashkit` reads next in the demo).
     let dump_dir = dir.join("qemu-dump");
-    let (dumped, _) = corpus::crash_and_dump(&options.kernel, DEMO_SCENARIO, DEMO_CPUS, &dump_dir)?;
+    let (dumped, _) = crashkit_corpus::test_kernel::crash_and_dump(
+        &options.kernel,
+        DEMO_SCENARIO,
+        DEMO_CPUS,
+        &dump_dir,
+    )?;
     let _ = std::fs::remove_file(&dumped.ram);
     let elf = dump_dir.join("qemu.elf");
     let dump = dir.join("qemu-dump.elf");
@@ -607,17 +468,4 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         dump.display()
     );
     Ok(())
-}
-
-/// An error and its causes, `what: why: why...`, for the runner's string
-/// errors.
-pub(crate) fn causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

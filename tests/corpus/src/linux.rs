@@ -1,4 +1,5 @@
-//! `--linux-corpus DIR`: dumps of a crashed Linux guest, made and checked.
+//! `crashkit-corpus linux DIR`: dumps of a crashed Linux guest, made and
+//! checked.
 //!
 //! The guest is Debian's own kernel (the package `linux-image-amd64`
 //! depends on, fetched with `apt-get download`, never installed on this
@@ -30,10 +31,11 @@ use crashkit_dump_format::elf::reader::ElfDump;
 use crashkit_dump_format::read::{Completeness, PageState, Producer};
 
 use crate::cli_check;
-use crate::host::{compare_with_ram, run};
-use crate::qemu::{Boot, Outcome};
-use crate::qmp::{Qmp, wait_for_line};
-use crate::rewrite;
+use crate::oracle::{START_KERNEL_MAP, page_offset};
+use crashkit_qemu::host::{compare_with_ram, run};
+use crashkit_qemu::qemu::{Boot, Outcome};
+use crashkit_qemu::qmp::{Qmp, wait_for_line};
+use crashkit_qemu::rewrite;
 
 /// The line Linux prints when it panics (the guest's `/init` causes it).
 const PANIC_LINE: &str = "Kernel panic - not syncing";
@@ -59,10 +61,12 @@ echo c > /proc/sysrq-trigger
 ";
 
 /// The guest: kernel, initramfs, release.
-pub(crate) struct Guest {
+#[derive(Debug)]
+pub struct Guest {
     vmlinuz: PathBuf,
     initramfs: PathBuf,
-    pub(crate) release: String,
+    /// The kernel's release (its package's).
+    pub release: String,
 }
 
 /// Make and check both guests' dumps; a summary line each.
@@ -190,7 +194,7 @@ fn kernel_package() -> Result<String, String> {
 }
 
 /// Fetch and unpack the packages (once), build the initramfs.
-pub(crate) fn prepare(dir: &Path) -> Result<Guest, String> {
+pub fn prepare(dir: &Path) -> Result<Guest, String> {
     let debs = dir.join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
     let have = |prefix: &str| -> Option<PathBuf> {
@@ -498,7 +502,7 @@ fn console_in_log(console: &str, log: &str) -> Result<usize, String> {
 /// Boot `guest` with `ram_mib` of RAM (KASLR on or off), wait for its
 /// panic, take QEMU's ELF dump to `elf` (and its flattened kdump-zlib dump
 /// to `kdump` when given), quit. The guest RAM file stays in `work`.
-pub(crate) fn crash_and_dump(
+pub fn crash_and_dump(
     guest: &Guest,
     kaslr: bool,
     ram_mib: u32,
@@ -510,7 +514,7 @@ pub(crate) fn crash_and_dump(
 }
 
 /// [`crash_and_dump`] on the QEMU CPU model `cpu` (`-cpu`), if given.
-pub(crate) fn crash_and_dump_on(
+pub fn crash_and_dump_on(
     guest: &Guest,
     kaslr: bool,
     ram_mib: u32,
@@ -949,56 +953,4 @@ fn check_makedumpfile_kdump(
         return Err(format!("{what}: {} CPUs", kdump.cpus().len()));
     }
     Ok(())
-}
-
-/// `__START_KERNEL_map`: where x86_64 Linux maps its image (virtual =
-/// physical - phys_base + this).
-const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
-
-/// Translate `virt` through 4-level page tables at `root` (physical),
-/// reading the tables from the dump; `None` if an entry is missing or not
-/// present. (The CLI's translation, with 5-level paging and every check,
-/// comes with the address work; this is the corpus's own check.)
-fn translate(dump: &ElfDump<'_>, root: u64, virt: u64) -> Option<u64> {
-    let mut table = root;
-    for (level, shift) in [(4, 39u32), (3, 30), (2, 21), (1, 12)] {
-        let index = (virt >> shift) & 511;
-        let mut entry = [0u8; 8];
-        dump.read_phys(table + index * 8, &mut entry).ok()?;
-        let entry = u64::from_le_bytes(entry);
-        if entry & 1 == 0 {
-            return None;
-        }
-        let frame = entry & 0x000f_ffff_ffff_f000;
-        let huge = entry & (1 << 7) != 0 && (level == 3 || level == 2);
-        if huge || level == 1 {
-            let size = 1u64 << shift;
-            return Some((frame & !(size - 1)) | (virt & (size - 1)));
-        }
-        table = frame;
-    }
-    None
-}
-
-/// Linux's direct-map base (`page_offset_base`, randomised under KASLR),
-/// found by translating VMCOREINFO's `SYMBOL(mem_section)` (a direct-map
-/// pointer) through `init_top_pgt`.
-pub(crate) fn page_offset(dump: &ElfDump<'_>) -> Result<u64, String> {
-    let info = dump.vmcoreinfo().ok_or("no VMCOREINFO")?;
-    if info.number("NUMBER(pgtable_l5_enabled)") == Some(1) {
-        return Err("5-level paging: not handled by the corpus check".into());
-    }
-    let phys_base = info.number("NUMBER(phys_base)").ok_or("no phys_base")?;
-    let top = info
-        .number("SYMBOL(init_top_pgt)")
-        .ok_or("no init_top_pgt")?;
-    let root = top.wrapping_sub(START_KERNEL_MAP).wrapping_add(phys_base);
-    let pointer = info.number("SYMBOL(mem_section)").ok_or("no mem_section")?;
-    let phys = translate(dump, root, pointer)
-        .ok_or_else(|| format!("mem_section {pointer:#x} does not translate"))?;
-    let offset = pointer.wrapping_sub(phys);
-    if offset & ((1 << 30) - 1) != 0 {
-        return Err(format!("direct map at {offset:#x} is not 1 GiB aligned"));
-    }
-    Ok(offset)
 }

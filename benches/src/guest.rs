@@ -1,4 +1,4 @@
-//! `--bench`: the in-guest benchmark of issue 5. For `-smp` 2, 4 and 8,
+//! `bench-guest`: the in-guest benchmark of issue 5. For `-smp` 2, 4 and 8,
 //! [`RUNS`] boots of the `nmi-roundtrip` scenario (the guest times, with
 //! its TSC, NMI round trips to one CPU and to all others and prints the
 //! medians) and [`RUNS`] boots of `panic-bsp` (the crash record's phase
@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crashkit_record::{PhaseStamp, RecordView, scan};
 
-use crate::qemu::{Boot, Ending, KernelExit};
+use crashkit_qemu::qemu::{Boot, Ending, KernelExit};
 
 /// Boots per scenario and CPU count.
 pub const RUNS: usize = 7;
@@ -85,7 +85,7 @@ fn boot(
         work_dir: out.join(format!("bench-{scenario}-smp{cpus}-run{run}")),
         timeout: Duration::from_secs(90),
         qmp: false,
-        ram_mib: crate::qemu::RAM_MIB,
+        ram_mib: crashkit_qemu::qemu::RAM_MIB,
         initrd: None,
         extra: Vec::new(),
     };

@@ -1,4 +1,5 @@
-//! `--corpus DIR`: real dumps of the crashed test kernel, made and checked.
+//! `crashkit-corpus test-kernel DIR`: real dumps of the crashed test
+//! kernel, made and checked.
 //!
 //! For each case the test kernel boots with `halt` on its command line: it
 //! crashes as the scenario says, then halts instead of exiting. The runner
@@ -39,10 +40,10 @@ use crashkit_dump_format::{PAGE_SIZE, Registers, elf, notes};
 use crashkit_record::{Decoded, RecordView, scan};
 
 use crate::cli_check;
-use crate::host::{compare_with_ram, run};
-use crate::qemu::Boot;
-use crate::qmp::{Qmp, wait_for_line};
-use crate::rewrite;
+use crashkit_qemu::host::{compare_with_ram, run};
+use crashkit_qemu::qemu::Boot;
+use crashkit_qemu::qmp::{Qmp, wait_for_line};
+use crashkit_qemu::rewrite;
 
 /// The serial line the kernel prints when it halts after the crash (the
 /// kernel's `crash::HALTED`).
@@ -305,7 +306,7 @@ pub fn crash_and_dump(
     scenario: &str,
     cpus: u32,
     work: &Path,
-) -> Result<(crate::qemu::Outcome, Vec<(String, PathBuf)>), String> {
+) -> Result<(crashkit_qemu::qemu::Outcome, Vec<(String, PathBuf)>), String> {
     let qemu_elf = work.join("qemu.elf");
     let _ = std::fs::remove_file(&qemu_elf);
     let boot = Boot {
@@ -315,7 +316,7 @@ pub fn crash_and_dump(
         work_dir: work.to_path_buf(),
         timeout: Duration::from_secs(120),
         qmp: true,
-        ram_mib: crate::qemu::RAM_MIB,
+        ram_mib: crashkit_qemu::qemu::RAM_MIB,
         initrd: None,
         extra: Vec::new(),
     };
@@ -390,7 +391,7 @@ fn check_qemu_kdump(path: &Path, ram: &[u8], cpus: u32) -> Result<String, String
             kdump.cpus().len()
         ));
     }
-    let (present, absent) = crate::host::compare_kdump_with_ram(&kdump, ram)?;
+    let (present, absent) = crashkit_qemu::host::compare_kdump_with_ram(&kdump, ram)?;
     Ok(format!(
         "{} KiB, {present} pages equal to guest RAM, {absent} not in the dump",
         bytes.len() >> 10

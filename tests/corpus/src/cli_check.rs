@@ -22,6 +22,7 @@ use serde_json::Value;
 use crashkit_dump_format::PAGE_SIZE;
 
 /// What the crash was, to check the commands' answers against.
+#[derive(Debug)]
 pub struct Crash<'r> {
     /// Guest RAM, flat from physical address 0.
     pub ram: &'r [u8],
@@ -40,6 +41,7 @@ pub struct Crash<'r> {
 }
 
 /// The crash record as guest RAM has it.
+#[derive(Debug)]
 pub struct Record {
     /// Its physical address.
     pub address: u64,
@@ -50,6 +52,7 @@ pub struct Record {
 }
 
 /// One dump to check: its argument and what its producer and format are.
+#[derive(Debug)]
 pub struct Dump<'a> {
     /// The files (comma-joined parts for a split dump).
     pub files: &'a [PathBuf],

@@ -78,6 +78,7 @@ pub fn wait_for_line(serial: &Path, line: &str, limit: Duration) -> Result<(), S
 }
 
 /// A QMP connection after the capabilities handshake.
+#[derive(Debug)]
 pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,

@@ -1,4 +1,4 @@
-//! `--kdump-bench CACHE [--rounds N]`: issue 11's benchmark. crashkit's
+//! `bench-kdump CACHE [--rounds N] [--contender NAME]...`: issue 11's benchmark. crashkit's
 //! kdump-compressed writer against makedumpfile on one 1 GiB memory image,
 //! in one run, on one core.
 //!
@@ -9,11 +9,11 @@
 //! running kernel's text and data, its page tables, `mem_map`, slab, the
 //! unpacked initramfs, which is also what makedumpfile needs to read to
 //! work at all. The pages the guest left zero are filled with a stated
-//! mix ([`Class`]), so that the whole image has [`ZERO_SHARE`] zero pages.
+//! mix (`Class`), so that the whole image has `ZERO_SHARE` zero pages.
 //! It is written as an ELF vmcore with every page in the file and Linux's
 //! VMCOREINFO, the way /proc/vmcore presents memory to makedumpfile.
 //!
-//! Measured ([`measure`]), after pinning this process (and so its
+//! Measured (`measure`), after pinning this process (and so its
 //! children) to one core: round after round, each contender once per
 //! round, in the same order:
 //! - crashkit: open and map the image, write a kdump-compressed dump of it
@@ -50,8 +50,8 @@ use crashkit_dump_format::sink::Coalescing;
 use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
-use crate::linux;
-use crate::rewrite;
+use crashkit_corpus::linux;
+use crashkit_qemu::rewrite;
 
 /// Guest RAM, and so the image's size.
 const RAM_MIB: u32 = 1024;
@@ -129,10 +129,12 @@ impl Class {
 
 /// A small, fast, seedable generator (splitmix64): the image is the same
 /// every time it is made from the same guest.
-pub(crate) struct Rng(pub(crate) u64);
+#[derive(Debug)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -164,7 +166,7 @@ pub fn run(cache: &Path, rounds: usize, only: &[String]) -> Result<String, Strin
 }
 
 /// The cached image and its mix (one line), made first if missing.
-pub(crate) fn image(cache: &Path) -> Result<(PathBuf, String), String> {
+pub fn image(cache: &Path) -> Result<(PathBuf, String), String> {
     let work = cache.join("kdump-bench");
     let path = work.join(format!("image-v{IMAGE_VERSION}.elf"));
     let mix_path = work.join(format!("image-v{IMAGE_VERSION}.mix"));
@@ -232,10 +234,10 @@ pub(crate) fn image(cache: &Path) -> Result<(PathBuf, String), String> {
         let mut rng = Rng(frame ^ 0x6b63_6b64_756d_7001);
         let class = if page.iter().any(|&b| b != 0) {
             Class::Guest
-        } else if u128::from(rng.next() >> 32) < keep_zero {
+        } else if u128::from(rng.next_u64() >> 32) < keep_zero {
             Class::Zero
         } else {
-            let mut pick = rng.next() % 100;
+            let mut pick = rng.next_u64() % 100;
             let mut chosen = Class::Sparse;
             for (class, weight) in Class::FILL {
                 if pick < weight {
@@ -260,11 +262,11 @@ pub(crate) fn image(cache: &Path) -> Result<(PathBuf, String), String> {
             Class::Slab => slab_page(frame, &mut rng, page),
             Class::Random => page
                 .chunks_exact_mut(8)
-                .for_each(|word| word.copy_from_slice(&rng.next().to_le_bytes())),
+                .for_each(|word| word.copy_from_slice(&rng.next_u64().to_le_bytes())),
             Class::Sparse => {
-                for _ in 0..rng.next() % 16 + 1 {
-                    let at = (rng.next() % 512) as usize * 8;
-                    page[at..at + 8].copy_from_slice(&(rng.next() | 1).to_le_bytes());
+                for _ in 0..rng.next_u64() % 16 + 1 {
+                    let at = (rng.next_u64() % 512) as usize * 8;
+                    page[at..at + 8].copy_from_slice(&(rng.next_u64() | 1).to_le_bytes());
                 }
             }
         }
@@ -274,7 +276,7 @@ pub(crate) fn image(cache: &Path) -> Result<(PathBuf, String), String> {
         .entries()
         .flat_map(|(key, value)| format!("{key}={value}\n").into_bytes())
         .collect();
-    let direct_map = linux::page_offset(&dump)?;
+    let direct_map = crashkit_corpus::oracle::page_offset(&dump)?;
     let partial = work.join("image.partial");
     rewrite::write(
         &dump,
@@ -331,11 +333,11 @@ fn copy_next(source: &[u8], at: &Cell<usize>, page: &mut [u8; PAGE_SIZE as usize
 /// A page of slab objects (see [`Class::Slab`]).
 fn slab_page(frame: u64, rng: &mut Rng, page: &mut [u8; PAGE_SIZE as usize]) {
     const SIZES: [usize; 6] = [64, 96, 128, 192, 256, 512];
-    let size = SIZES[(rng.next() % SIZES.len() as u64) as usize];
+    let size = SIZES[(rng.next_u64() % SIZES.len() as u64) as usize];
     let page_va = DIRECT_MAP + frame * PAGE_SIZE;
     for (index, object) in page.chunks_mut(size).enumerate() {
         let object_va = page_va + (index * size) as u64;
-        if rng.next() % 100 < 15 {
+        if rng.next_u64() % 100 < 15 {
             // Free: the free-list pointer to the next object, the rest
             // zero.
             object.fill(0);
@@ -347,15 +349,15 @@ fn slab_page(frame: u64, rng: &mut Rng, page: &mut [u8; PAGE_SIZE as usize]) {
         for (slot, word) in object.chunks_exact_mut(8).enumerate() {
             let value = match slot % 8 {
                 // A list head linking to a neighbour in the same page.
-                0 | 1 => page_va + (rng.next() % (PAGE_SIZE / 64)) * 64 + 8 * (slot as u64 % 2),
+                0 | 1 => page_va + (rng.next_u64() % (PAGE_SIZE / 64)) * 64 + 8 * (slot as u64 % 2),
                 // A pointer to another object somewhere in RAM.
-                2 => DIRECT_MAP + ((rng.next() % (1 << 30)) & !63),
-                3 => rng.next() % 4096,
-                4 => rng.next() & 0xff,
+                2 => DIRECT_MAP + ((rng.next_u64() % (1 << 30)) & !63),
+                3 => rng.next_u64() % 4096,
+                4 => rng.next_u64() & 0xff,
                 5 => 0,
                 // A function pointer into kernel text.
-                6 => 0xffff_ffff_8100_0000 + (rng.next() % (16 << 20)),
-                _ => 1 + rng.next() % 2,
+                6 => 0xffff_ffff_8100_0000 + (rng.next_u64() % (16 << 20)),
+                _ => 1 + rng.next_u64() % 2,
             };
             word.copy_from_slice(&value.to_le_bytes());
         }
@@ -413,7 +415,7 @@ fn gather(roots: &[PathBuf], want: usize, keep: impl Fn(&Path) -> bool) -> Resul
 
 /// Run this process, and the processes it starts, on one core (the last
 /// one: the first takes most interrupts).
-pub(crate) fn pin_to_one_core() -> Result<(), String> {
+pub fn pin_to_one_core() -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // SAFETY: `set` is a plain bit set owned by this frame; CPU_ZERO and
     // CPU_SET only write inside it, and sched_setaffinity reads
@@ -562,7 +564,7 @@ fn measure(image: &Path, rounds: usize, contenders: &[Contender]) -> Result<Stri
                     if !flag.is_empty() {
                         command.arg(flag);
                     }
-                    crate::host::run(
+                    crashkit_qemu::host::run(
                         command
                             .args(["-d", "1", "--message-level", "4"])
                             .arg(image)
@@ -672,7 +674,8 @@ impl PhysMemory for Mapped<'_, '_> {
 
 /// A file written at offsets, never synced (makedumpfile does not sync
 /// either; the outputs are in memory).
-pub(crate) struct FileSink(pub(crate) File);
+#[derive(Debug)]
+pub struct FileSink(pub File);
 
 impl DumpSink for FileSink {
     type Error = std::io::Error;
@@ -734,13 +737,13 @@ fn write_crashkit(image: &Path, codec: Codec, out: &Path) -> Result<KdumpStats, 
         WriteOptions::default(),
         |_| {},
     )
-    .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))
+    .map_err(|e| format!("writing {}: {}", out.display(), crashkit_qemu::causes(&e)))
 }
 
 /// The image's CPUs (crashkit's notes: registers and control state), as a
 /// capture kernel passes the crashed CPUs' states, and its VMCOREINFO text
 /// (Linux's), for a plan that writes the image again.
-pub(crate) fn cpus_and_vmcoreinfo(dump: &ElfDump<'_>) -> (Vec<CpuState>, Vec<u8>) {
+pub fn cpus_and_vmcoreinfo(dump: &ElfDump<'_>) -> (Vec<CpuState>, Vec<u8>) {
     let cpus = dump
         .cpus()
         .iter()

@@ -1,8 +1,8 @@
-//! `--cli-bench CACHE [--rounds N]`: issue 12's benchmark. The `crashkit`
+//! `bench-cli CACHE [--rounds N] [--measure-only]`: issue 12's benchmark. The `crashkit`
 //! CLI against the tools a kernel developer would otherwise use, as whole
 //! processes (start-up included), on one core, in one run.
 //!
-//! The dumps (made once, kept in `CACHE/cli-bench/`; see [`dumps`]), all
+//! The dumps (made once, kept in `CACHE/cli-bench/`; see `dumps`), all
 //! from the 1 GiB image of a crashed Linux guest that `--kdump-bench`
 //! makes (`CACHE/kdump-bench/`), so they carry Linux's VMCOREINFO and the
 //! guest's CPU notes:
@@ -50,7 +50,7 @@ use crashkit_dump_format::sink::Coalescing;
 use crashkit_dump_format::write::WriteOptions;
 use crashkit_dump_format::{DumpSink, KdumpDump, PAGE_SIZE, PhysMemory, PhysRange};
 
-use crate::kdump_bench;
+use crate::kdump;
 
 /// The 16 GiB machine's memory: the PC's low 640 KiB, 1 MiB to 3 GiB, and
 /// 13 GiB above 4 GiB (the 32-bit PCI hole between), 16 GiB in all but
@@ -86,7 +86,7 @@ struct Dumps {
 /// maps only what it reads.
 pub fn run(cache: &Path, rounds: usize) -> Result<String, String> {
     let cache = std::path::absolute(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
-    let (image, _) = kdump_bench::image(&cache)?;
+    let (image, _) = kdump::image(&cache)?;
     dumps(&image, &cache.join("cli-bench"))?;
     let output =
         Command::new(std::env::current_exe().map_err(|e| format!("where this runner is: {e}"))?)
@@ -115,7 +115,7 @@ pub fn measure_only(cache: &Path, rounds: usize) -> Result<String, String> {
             ));
         }
     }
-    kdump_bench::pin_to_one_core()?;
+    kdump::pin_to_one_core()?;
     let crashkit = std::env::current_exe()
         .map_err(|e| format!("where this runner is: {e}"))?
         .with_file_name("crashkit");
@@ -170,7 +170,7 @@ fn dumps(image: &Path, dir: &Path) -> Result<Dumps, String> {
         );
         let partial = dumps.verify.with_extension("partial");
         let _ = std::fs::remove_file(&partial);
-        crate::host::run(
+        crashkit_qemu::host::run(
             Command::new("makedumpfile")
                 .args(["-c", "-d", "1", "--message-level", "4"])
                 .arg(image)
@@ -245,7 +245,7 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
         .iter()
         .map(|&(start, end)| PhysRange::new(start, end - start))
         .collect();
-    let (cpus, vmcoreinfo) = kdump_bench::cpus_and_vmcoreinfo(&dump);
+    let (cpus, vmcoreinfo) = kdump::cpus_and_vmcoreinfo(&dump);
     let plan = DumpPlan {
         dump_id: [0x16; 16],
         crash_time: 1_796_457_600,
@@ -280,13 +280,13 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
             WriteOptions::default(),
             |_| {},
         )
-        .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))?;
+        .map_err(|e| format!("writing {}: {}", out.display(), crashkit_qemu::causes(&e)))?;
         sink.file
             .set_len(sink.len)
             .map_err(|e| format!("{}: {e}", out.display()))?;
     } else {
-        let mut sink: Box<Coalescing<kdump_bench::FileSink, { 1 << 20 }>> =
-            Box::new(Coalescing::new(kdump_bench::FileSink(output)));
+        let mut sink: Box<Coalescing<kdump::FileSink, { 1 << 20 }>> =
+            Box::new(Coalescing::new(kdump::FileSink(output)));
         write_kdump(
             &plan,
             &mut memory,
@@ -296,7 +296,7 @@ fn write_machine(image: &Path, out: &Path, elf: bool) -> Result<(), String> {
             WriteOptions::default(),
             |_| {},
         )
-        .map_err(|e| format!("writing {}: {}", out.display(), crate::causes(&e)))?;
+        .map_err(|e| format!("writing {}: {}", out.display(), crashkit_qemu::causes(&e)))?;
     }
     Ok(())
 }
@@ -349,14 +349,14 @@ fn scripts(dir: &Path) -> Result<Scripts, String> {
 fn random_pages(image: &Path, count: usize) -> Result<Vec<u64>, String> {
     let bytes = map(image)?;
     let dump = ElfDump::parse(&bytes).map_err(|e| format!("{}: {e}", image.display()))?;
-    let mut rng = kdump_bench::Rng(0x5eed_c11b);
+    let mut rng = kdump::Rng(0x5eed_c11b);
     let mut page = vec![0u8; PAGE_SIZE as usize];
     let mut pages = Vec::new();
     for _ in 0..count * 1000 {
         if pages.len() == count {
             break;
         }
-        let phys = (0x10_0000 + rng.next() % (IMAGE_END - 0x10_0000)) & !(PAGE_SIZE - 1);
+        let phys = (0x10_0000 + rng.next_u64() % (IMAGE_END - 0x10_0000)) & !(PAGE_SIZE - 1);
         if dump.read_phys(phys, &mut page).is_ok() && page.iter().any(|&b| b != 0) {
             pages.push(phys);
         }

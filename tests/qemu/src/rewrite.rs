@@ -17,6 +17,7 @@ use crashkit_dump_format::{DumpSink, PAGE_SIZE, PhysMemory, PhysRange, Registers
 pub type PageFill<'a> = dyn Fn(u64, &mut [u8; PAGE_SIZE as usize]) + 'a;
 
 /// What the new dump gets besides the source's memory and CPUs.
+#[allow(missing_debug_implementations)] // it holds closures
 pub struct Rewrite<'a> {
     /// VMCOREINFO text.
     pub vmcoreinfo: &'a [u8],

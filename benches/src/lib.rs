@@ -1,0 +1,31 @@
+//! `crashkit-benches`: crashkit measured against the tools it stands beside,
+//! each benchmark a binary that prints a Markdown table (results and how
+//! they were made: docs/benchmarks.md). Speed targets are checked here,
+//! never by timed tests.
+//!
+//! | binary (`cargo xtask ...`) | module | what |
+//! |----------------------------|--------|------|
+//! | `bench-kdump` (`bench-kdump`) | [`kdump`] | the kdump-compressed writers against makedumpfile on a 1 GiB image of a crashed Linux guest |
+//! | `bench-cli` (`bench-cli`) | [`cli`] | the `crashkit` CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine |
+//! | `bench-guest` | [`guest`] | NMI round trips and the shootdown, timed inside the QEMU test kernel |
+//!
+//! The criterion benchmarks of single crates stay with their crate
+//! (`nmi/benches`, `shootdown/benches`).
+
+pub mod cli;
+pub mod guest;
+pub mod kdump;
+
+/// Print a benchmark's report, or its error as `NAME: error`; the exit code.
+pub fn report(name: &str, result: Result<String, String>) -> std::process::ExitCode {
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

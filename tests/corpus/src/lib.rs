@@ -1,0 +1,17 @@
+//! `crashkit-corpus`: the dump corpora of the QEMU rig, made in the cache
+//! directory and checked against the guest RAM they came from.
+//!
+//! | module | what |
+//! |--------|------|
+//! | [`test_kernel`] | the crashed test kernel: QEMU's ELF and kdump-compressed dumps, crashkit's ELF of them (readelf, gdb), QEMU's EM_386 dump of a machine at reset |
+//! | [`linux`] | a crashed Debian Linux guest, with and without KASLR and with 5-level paging: QEMU's dumps, makedumpfile's ELF, kdump, flattened and split files |
+//! | [`cli_check`] | every `crashkit` command over a dump, its answers checked against RAM and the crash record |
+//! | [`oracle`] | the corpus's own page-table walk, the independent oracle the format library's `paging` is checked against |
+//!
+//! A new corpus check goes in the module of the dump it reads; a new dump
+//! producer gets a module of its own beside these.
+
+pub mod cli_check;
+pub mod linux;
+pub mod oracle;
+pub mod test_kernel;

@@ -1,0 +1,77 @@
+//! `cargo xtask demo`: the most complete real run crashkit has today (see
+//! README.md), with its artefacts in `target/demo/`: the NMI core and a
+//! kernel panic on the host simulation, then a panic under QEMU, and
+//! `crashkit info`, `cpus --scan`, `record` and `bt -a` on QEMU's dump of it.
+
+use crate::prerequisites;
+use crate::run::{self, BARE_METAL_TARGET, Step, cargo};
+
+/// `cargo xtask demo`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("`demo` takes no arguments (got `{extra}`)"));
+    }
+    prerequisites::rust_toolchain()?;
+    let out_dir = run::workspace_root()?.join("target").join("demo");
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let report = out_dir.join("nmi-demo.txt");
+    let mut run_demo = cargo([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "crashkit-nmi",
+        "--example",
+        "nmi_demo",
+        "--",
+    ]);
+    run_demo.arg(&report);
+    Step::new("NMI core demo on the host simulation", run_demo)
+        .time_limit(10 * 60)
+        .run()?;
+    println!("xtask: demo report written to {}", report.display());
+
+    let mut crash_demo = cargo([
+        "run",
+        "--quiet",
+        "--release",
+        "-p",
+        "crashkit-panic-path",
+        "--example",
+        "crash_demo",
+        "--",
+    ]);
+    crash_demo.arg(&out_dir);
+    Step::new("kernel panic on the host simulation", crash_demo)
+        .time_limit(10 * 60)
+        .run()?;
+
+    prerequisites::qemu()?;
+    crate::test::build_test_kernel()?;
+    let mut qemu_demo = cargo(["run", "--release", "-q", "-p", "crashkit-scenarios", "--"]);
+    qemu_demo.arg("--demo").arg(&out_dir);
+    Step::new("kernel panic under QEMU (4 CPUs)", qemu_demo)
+        .time_limit(10 * 60)
+        .run()?;
+
+    // QEMU's dump of that crash, read by the dump CLI.
+    let dump = out_dir.join("qemu-dump.elf");
+    // QEMU's dump has no crash-record note: `cpus --scan` and `record`
+    // find the record in memory.
+    let kernel = run::workspace_root()?
+        .join("tests/kernel/target")
+        .join(BARE_METAL_TARGET)
+        .join("release/crashkit-test-kernel");
+    let kernel = kernel.to_string_lossy().into_owned();
+    let bt = ["bt", "-a", "--kernel", kernel.as_str()];
+    for command in [&["info"][..], &["cpus", "--scan"], &["record"], &bt] {
+        let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
+        crashkit.args(command).arg(&dump);
+        let name = command.join(" ");
+        Step::new(&format!("crashkit {name} on QEMU's dump"), crashkit)
+            .time_limit(10 * 60)
+            .run()?;
+    }
+    Ok(())
+}

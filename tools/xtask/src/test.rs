@@ -1,0 +1,252 @@
+//! `cargo xtask test` (`.ci/run` calls it): formatting, clippy with
+//! warnings denied, a bare-metal build of every `no_std` crate, rustdoc with
+//! warnings denied, the whole test suite, the dump reader's fuzz target
+//! built, the QEMU crash-injection scenarios of both test kernels, the dump
+//! corpora of the crashed test kernel and of a crashed Linux guest, and the
+//! loom model of the queued spinlock. It installs what it needs first
+//! ([`crate::prerequisites`]).
+
+use std::time::Instant;
+
+use crate::prerequisites;
+use crate::run::{self, BARE_METAL_TARGET, Step, cache_dir, cargo};
+
+/// Crates that must build for `x86_64-unknown-none`.
+const NO_STD_CRATES: &[&str] = &[
+    "crashkit-nmi",
+    "crashkit-record",
+    "crashkit-record-format",
+    "crashkit-shootdown",
+    "crashkit-notifiers",
+    "crashkit-panic-path",
+    "crashkit-dump-format",
+    "crashkit",
+];
+
+/// no_std crates whose optional `alloc` feature must build for the
+/// bare-metal target too (a capture kernel has an allocator).
+const NO_STD_ALLOC_CRATES: &[&str] = &["crashkit-dump-format"];
+
+/// Longest the whole test suite may run before it is killed and reported as
+/// hung (every test bounds itself far below this; this is the backstop).
+pub(crate) const TEST_SUITE_LIMIT_SECS: u64 = 20 * 60;
+
+/// Longest the loom model may take, build included (it explores its models
+/// in seconds; this is the backstop against a hang or a state explosion).
+const LOOM_MODEL_LIMIT_SECS: u64 = 10 * 60;
+
+/// `cargo xtask test`.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    if let Some(extra) = args.first() {
+        return Err(format!("`test` takes no arguments (got `{extra}`)"));
+    }
+    let started = Instant::now();
+    prerequisites::rust_toolchain()?;
+    // Every package the suite uses, before the tests: the probe test in
+    // `cargo test` then runs each one's probe on an installed package.
+    prerequisites::qemu()?;
+    prerequisites::dump_checkers()?;
+
+    Step::new("format", cargo(["fmt", "--all", "--", "--check"])).run()?;
+    Step::new(
+        "clippy",
+        cargo([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )
+    .run()?;
+    for krate in NO_STD_CRATES {
+        Step::new(
+            &format!("bare-metal build of {krate}"),
+            cargo(["build", "--target", BARE_METAL_TARGET, "-p", krate]),
+        )
+        .run()?;
+    }
+    for krate in NO_STD_ALLOC_CRATES {
+        Step::new(
+            &format!("bare-metal build of {krate} with alloc"),
+            cargo([
+                "build",
+                "--target",
+                BARE_METAL_TARGET,
+                "-p",
+                krate,
+                "--features",
+                "alloc",
+            ]),
+        )
+        .run()?;
+    }
+    fuzz_target_check()?;
+    let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
+    rustdoc.env("RUSTDOCFLAGS", "-D warnings");
+    Step::new("rustdoc", rustdoc).run()?;
+    Step::new("tests", cargo(["test", "--workspace", "--all-targets"]))
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    Step::new("doc tests", cargo(["test", "--workspace", "--doc"]))
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    qemu_scenarios()?;
+    loom_model()?;
+
+    println!(
+        "xtask: all checks passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The QEMU crash-injection tests: build the test kernel (its own
+/// workspace, bare-metal target, release), then boot it once per scenario
+/// and CPU count (`tests/scenarios`), which checks the crash record each
+/// boot leaves in guest RAM; then the dump corpora (`tests/corpus`).
+fn qemu_scenarios() -> Result<(), String> {
+    prerequisites::qemu()?;
+    let root = run::workspace_root()?;
+    let manifest = root.join("tests").join("kernel").join("Cargo.toml");
+    // The kernel is its own workspace: the root's fmt and clippy steps do
+    // not see it.
+    let mut format = cargo(["fmt", "--all", "--check"]);
+    format.arg("--manifest-path").arg(&manifest);
+    Step::new("format of the QEMU test kernels", format).run()?;
+    let mut clippy = cargo([
+        "clippy",
+        "--workspace",
+        "--release",
+        "--target",
+        BARE_METAL_TARGET,
+    ]);
+    clippy
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--", "-D", "warnings"]);
+    Step::new("clippy of the QEMU test kernels", clippy).run()?;
+    build_test_kernel()?;
+    Step::new(
+        "QEMU crash-injection scenarios",
+        cargo(["run", "--release", "-q", "-p", "crashkit-scenarios"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
+    // The minimal kernel: crashkit wired in through the facade in at most
+    // 20 lines (the line count is checked by `cargo test -p crashkit`).
+    Step::new(
+        "QEMU scenarios of the minimal kernel",
+        cargo([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "crashkit-scenarios",
+            "--",
+            "--minimal",
+        ]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
+    // The corpus runs check every crashkit command over every dump with
+    // the release binary next to the runner.
+    Step::new(
+        "crashkit CLI, release build",
+        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
+    // The dump corpus of the crashed test kernel: QEMU's ELF dumps and
+    // crashkit's, read back and compared with guest RAM, checked by readelf
+    // and gdb and by every crashkit command; kept in the cache directory
+    // for later use.
+    let mut corpus = cargo(["run", "--release", "-q", "-p", "crashkit-corpus", "--"]);
+    corpus
+        .arg("test-kernel")
+        .arg(cache_dir()?.join("corpus").join("test-kernel"));
+    Step::new("dump corpus of the crashed test kernel", corpus)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()?;
+    // The Linux guest's dumps: Debian's kernel (apt-get download, never
+    // installed), crashed under QEMU with and without KASLR; QEMU's dumps
+    // compared with guest RAM, makedumpfile -E of them read back; every
+    // crashkit command over each.
+    prerequisites::makedumpfile()?;
+    let mut linux = cargo(["run", "--release", "-q", "-p", "crashkit-corpus", "--"]);
+    linux
+        .arg("linux")
+        .arg(cache_dir()?.join("corpus").join("linux"));
+    Step::new("dump corpus of a crashed Linux guest", linux)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()
+}
+
+/// Build the QEMU test kernels (their own workspace, bare-metal, release):
+/// the full test kernel and the minimal one.
+pub(crate) fn build_test_kernel() -> Result<(), String> {
+    let manifest = run::workspace_root()?
+        .join("tests")
+        .join("kernel")
+        .join("Cargo.toml");
+    let mut build = cargo([
+        "build",
+        "--workspace",
+        "--release",
+        "--target",
+        BARE_METAL_TARGET,
+    ]);
+    build.arg("--manifest-path").arg(&manifest);
+    Step::new("QEMU test kernel build", build)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()
+}
+
+/// The loom model of `QSpinLock` (`nmi/tests/loom_qspinlock.rs`): built with
+/// `--cfg loom`, in release mode (loom explores tens of thousands of
+/// executions), into its own target directory so that the changed
+/// `RUSTFLAGS` do not rebuild the normal one.
+fn loom_model() -> Result<(), String> {
+    let mut loom = cargo([
+        "test",
+        "-p",
+        "crashkit-nmi",
+        "--test",
+        "loom_qspinlock",
+        "--release",
+        "--",
+        "--nocapture",
+    ]);
+    // CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
+    loom.env("RUSTFLAGS", "--cfg loom")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env(
+            "CARGO_TARGET_DIR",
+            run::workspace_root()?.join("target").join("loom"),
+        );
+    Step::new("loom model of QSpinLock", loom)
+        .time_limit(LOOM_MODEL_LIMIT_SECS)
+        .run()
+}
+
+/// The dump reader's fuzz target is its own workspace (cargo-fuzz layout):
+/// check its format and that it builds and passes clippy, so it never rots
+/// between fuzzing runs. libFuzzer's build needs g++.
+fn fuzz_target_check() -> Result<(), String> {
+    prerequisites::gxx()?;
+    let manifest = run::workspace_root()?
+        .join("kdump")
+        .join("format")
+        .join("fuzz")
+        .join("Cargo.toml");
+    let mut format = cargo(["fmt", "--check"]);
+    format.arg("--manifest-path").arg(&manifest);
+    Step::new("format of the dump reader's fuzz target", format).run()?;
+    let mut clippy = cargo(["clippy"]);
+    clippy
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--", "-D", "warnings"]);
+    Step::new("clippy of the dump reader's fuzz target", clippy).run()
+}

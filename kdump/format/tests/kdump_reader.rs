@@ -204,3 +204,75 @@ fn crashkit_notes_copied_from_an_elf_dump_make_a_foreign_dump_not_a_broken_one()
         Completeness::Incomplete(_)
     ));
 }
+
+/// Notes with one `NT_PRSTATUS` per layout given (`true`: i386, 144 bytes,
+/// `pr_pid` at 24; `false`: x86_64), then a small VMCOREINFO: what QEMU
+/// writes into a kdump-compressed file when the guest's CPU 0 is (or is
+/// not) in long mode.
+fn notes_with_layouts(i386: &[bool]) -> Vec<u8> {
+    use crashkit_dump_format::notes::{self, prstatus};
+    let mut out = Vec::new();
+    let mut push = |name: &[u8], n_type: u32, desc: &[u8]| {
+        let (head, len) = notes::encode_head(name, n_type, desc.len() as u32);
+        out.extend_from_slice(&head[..len]);
+        out.extend_from_slice(desc);
+        out.resize(out.len() + notes::pad4(desc.len()) - desc.len(), 0);
+    };
+    for (cpu, &small) in i386.iter().enumerate() {
+        let pid = cpu as u32 + 1;
+        if small {
+            let mut desc = [0u8; prstatus::PRSTATUS_I386_SIZE];
+            desc[24..28].copy_from_slice(&pid.to_le_bytes());
+            push(b"CORE", notes::NT_PRSTATUS, &desc);
+        } else {
+            let desc = prstatus::encode_x86_64(pid, &common::registers(pid - 1));
+            push(b"CORE", notes::NT_PRSTATUS, &desc);
+        }
+    }
+    push(b"VMCOREINFO", 0, b"OSRELEASE=kdump-test\nPAGESIZE=4096\n");
+    out
+}
+
+/// QEMU's kdump-compressed dump of a guest whose CPU 0 was not in long
+/// mode: every CPU note is i386 while the header says x86_64. That is a
+/// valid file (QEMU's ELF dumps say `EM_386` in that case): no damage, the
+/// CPUs read as i386, plain and flattened.
+#[test]
+fn qemu_s_i386_cpu_notes_in_a_kdump_file_are_not_damage() {
+    use crashkit_dump_format::read::CpuRegisters;
+    let frames = mixed_frames(16);
+    let file = build(&frames, &notes_with_layouts(&[true, true]));
+    for (what, bytes) in [("plain", file.clone()), ("flattened", flatten(&file, 3000))] {
+        let dump = KdumpDump::parse(&bytes).unwrap();
+        assert_eq!(dump.damage(), &[], "{what}");
+        assert_eq!(dump.completeness(), Completeness::Unknown, "{what}");
+        assert_eq!(dump.cpus().len(), 2, "{what}");
+        assert!(
+            dump.cpus()
+                .iter()
+                .all(|cpu| matches!(cpu.registers, CpuRegisters::I386(_))),
+            "{what}"
+        );
+        check_all(&dump, &frames);
+    }
+}
+
+/// A file that mixes the two layouts is damaged, whichever comes first.
+#[test]
+fn mixed_cpu_note_layouts_in_a_kdump_file_are_damage() {
+    use crashkit_dump_format::read::DamageKind;
+    let frames = mixed_frames(4);
+    for (layouts, expected) in [
+        ([false, true], DamageKind::I386NoteInX86_64Dump),
+        ([true, false], DamageKind::X86_64NoteInI386Dump),
+    ] {
+        let file = build(&frames, &notes_with_layouts(&layouts));
+        let dump = KdumpDump::parse(&file).unwrap();
+        let kinds: Vec<_> = dump.damage().iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [expected], "{layouts:?}");
+        assert_eq!(
+            dump.completeness(),
+            Completeness::Incomplete(crashkit_dump_format::read::Incomplete::Damaged)
+        );
+    }
+}

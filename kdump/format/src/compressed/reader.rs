@@ -379,7 +379,7 @@ impl<'a> KdumpDump<'a> {
         };
         Some(Notes::read(
             bytes,
-            Machine::X86_64,
+            notes_machine(bytes),
             &[(0, offset, segment)],
             damage,
         ))
@@ -774,5 +774,26 @@ impl<'a> KdumpDump<'a> {
             done += step;
         }
         Ok(())
+    }
+}
+
+/// The machine a kdump-compressed file's CPU notes are written for. The
+/// header names no machine of its own that QEMU fills in by CPU mode: when
+/// the guest's CPU 0 is not in long mode (an early-boot crash, a 32-bit
+/// guest), QEMU writes every `NT_PRSTATUS` note in the i386 layout, as it
+/// does in its ELF dumps, which then say `EM_386`. So the notes are i386
+/// when their first `NT_PRSTATUS` is (a file that mixes layouts has the
+/// others flagged, [`DamageKind::X86_64NoteInI386Dump`]); x86_64 otherwise.
+fn notes_machine(bytes: &[u8]) -> Machine {
+    let first = crate::notes::Notes::new(bytes, 0)
+        .map_while(Result::ok)
+        .find(|note| {
+            note.name == crate::notes::NAME_CORE && note.n_type == crate::notes::NT_PRSTATUS
+        });
+    match first {
+        Some(note) if note.desc.len() == crate::notes::prstatus::PRSTATUS_I386_SIZE => {
+            Machine::I386
+        }
+        _ => Machine::X86_64,
     }
 }

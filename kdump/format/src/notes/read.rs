@@ -227,6 +227,12 @@ impl<'a> Notes<'a> {
                     (NAME_CORE, super::NT_PRSTATUS) => {
                         let registers = if let Some((pid, r)) = prstatus::decode_x86_64(found.desc)
                         {
+                            if machine == Machine::I386 {
+                                damage.push(Damage {
+                                    offset: found.offset,
+                                    kind: DamageKind::X86_64NoteInI386Dump,
+                                });
+                            }
                             Some((pid, CpuRegisters::X86_64(r)))
                         } else if let Some((pid, r)) = prstatus::decode_i386(found.desc) {
                             if machine == Machine::X86_64 {

@@ -100,6 +100,10 @@ pub enum DamageKind {
     /// An i386 `NT_PRSTATUS` in a dump whose machine is x86_64; its
     /// registers are read as i386 ones.
     I386NoteInX86_64Dump,
+    /// An x86_64 `NT_PRSTATUS` in a dump whose CPU notes are i386 (an ELF
+    /// dump with `EM_386`, a kdump-compressed file whose first CPU note is
+    /// i386): the layouts are mixed.
+    X86_64NoteInI386Dump,
     /// A second note of a kind there must be one of; the first is used.
     DuplicateNote {
         /// Which note (`CRASHKIT` type, or 0 for `VMCOREINFO`).
@@ -175,6 +179,9 @@ impl fmt::Display for Damage {
             )?,
             DamageKind::I386NoteInX86_64Dump => {
                 f.write_str("i386 NT_PRSTATUS note in an x86_64 dump")?
+            }
+            DamageKind::X86_64NoteInI386Dump => {
+                f.write_str("x86_64 NT_PRSTATUS note in a dump of i386 CPU notes")?
             }
             DamageKind::DuplicateNote { kind } => {
                 write!(f, "second {kind:?} note; the first is used")?

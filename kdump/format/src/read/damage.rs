@@ -136,6 +136,38 @@ pub enum DamageKind {
         /// Control-state notes.
         controls: u32,
     },
+    /// The program header table starts inside the ELF header (`e_phoff`
+    /// below 64).
+    ProgramHeadersInHeader {
+        /// `e_phoff`.
+        phoff: u64,
+    },
+    /// The program header table is not 8-byte aligned (every producer
+    /// aligns it; a shifted `e_phoff` reads headers out of their bytes).
+    ProgramHeadersMisaligned {
+        /// `e_phoff`.
+        phoff: u64,
+    },
+    /// The program header table, as `e_phoff` and `e_phnum` give it, runs
+    /// into a segment's bytes (notes or page data): headers read from data.
+    ProgramHeadersOverlapData {
+        /// The segment whose bytes the table covers.
+        index: u32,
+    },
+    /// No `PT_LOAD` segment, or none that describes any memory.
+    NoMemory,
+    /// No `PT_NOTE` segment: every vmcore producer writes notes (CPUs,
+    /// `VMCOREINFO`).
+    NoNotes,
+    /// A `PT_LOAD` whose physical range ends past the machine's physical
+    /// address width (`NUMBER(MAX_PHYSMEM_BITS)` of `VMCOREINFO`, else 52
+    /// bits).
+    SegmentBeyondPhysicalWidth {
+        /// The segment's program header index.
+        index: u32,
+        /// The width, in bits.
+        bits: u32,
+    },
 }
 
 impl fmt::Display for Damage {
@@ -204,6 +236,26 @@ impl fmt::Display for Damage {
             DamageKind::NotesMissing => {
                 f.write_str("the notes the sub-header points at are not in the file")?
             }
+            DamageKind::ProgramHeadersInHeader { phoff } => write!(
+                f,
+                "program header table at {phoff:#x}, inside the 64-byte ELF header (e_phoff)"
+            )?,
+            DamageKind::ProgramHeadersMisaligned { phoff } => write!(
+                f,
+                "program header table at {phoff:#x} is not 8-byte aligned (e_phoff)"
+            )?,
+            DamageKind::ProgramHeadersOverlapData { index } => write!(
+                f,
+                "the program header table (e_phoff, e_phnum) runs into segment {index}'s bytes"
+            )?,
+            DamageKind::NoMemory => f.write_str("no PT_LOAD segment describes any memory")?,
+            DamageKind::NoNotes => {
+                f.write_str("no PT_NOTE segment (every vmcore producer writes notes)")?
+            }
+            DamageKind::SegmentBeyondPhysicalWidth { index, bits } => write!(
+                f,
+                "segment {index} ends past the {bits}-bit physical address width (p_paddr, p_memsz)"
+            )?,
         }
         write!(f, ", at offset {:#x}", self.offset)
     }

@@ -171,6 +171,77 @@ pub fn elf_cases(base: &Base, mut case: impl FnMut(Vec<u8>, Expect, String)) {
     file[48] |= 1;
     case(file, Expect::NotComplete, "e_flags".into());
 
+    // Damage only the structures together show (each check has its case,
+    // which fails when the check is removed).
+    let mut file = base.file.clone();
+    put_u64(&mut file, 32, 40);
+    case(
+        file,
+        Expect::Damage(|k| matches!(k, DamageKind::ProgramHeadersInHeader { phoff: 40 })),
+        "e_phoff inside the ELF header".into(),
+    );
+    let mut file = base.file.clone();
+    put_u64(&mut file, 32, phoff as u64 + 4);
+    case(
+        file,
+        Expect::Damage(|k| matches!(k, DamageKind::ProgramHeadersMisaligned { .. })),
+        "e_phoff not 8-byte aligned".into(),
+    );
+    if original.header().e_phnum != 0xffff
+        && let Some(first_note) = note_regions.iter().map(|&(offset, _)| offset).min()
+        && first_note > phoff
+    {
+        // Enough headers to read two out of the notes.
+        let reach = (first_note - phoff) / 56 + 2;
+        let mut file = base.file.clone();
+        put_u16(&mut file, 56, reach as u16);
+        case(
+            file,
+            Expect::Damage(|k| matches!(k, DamageKind::ProgramHeadersOverlapData { .. })),
+            format!("e_phnum {reach}: headers read out of the notes"),
+        );
+    }
+    let p_types: Vec<(usize, u32)> = (0..phnum)
+        .map(|i| {
+            let at = phoff + i * 56;
+            (
+                at,
+                u32::from_le_bytes(base.file[at..at + 4].try_into().unwrap()),
+            )
+        })
+        .collect();
+    for (wanted, what, expect) in [
+        (
+            1u32,
+            "no PT_LOAD",
+            Expect::Damage(|k| matches!(k, DamageKind::NoMemory)),
+        ),
+        (
+            4,
+            "no PT_NOTE",
+            Expect::Damage(|k| matches!(k, DamageKind::NoNotes)),
+        ),
+    ] {
+        let mut file = base.file.clone();
+        for &(at, p_type) in &p_types {
+            if p_type == wanted {
+                put_u32(&mut file, at, 0); // PT_NULL
+            }
+        }
+        case(file, expect, what.into());
+    }
+    if let Some(&(at, _)) = p_types.iter().find(|&&(_, p_type)| p_type == 1) {
+        let mut file = base.file.clone();
+        put_u64(&mut file, at + 24, 1 << 52);
+        case(
+            file,
+            Expect::Damage(|k| {
+                matches!(k, DamageKind::SegmentBeyondPhysicalWidth { bits: 52, .. })
+            }),
+            "a PT_LOAD past 52 physical address bits".into(),
+        );
+    }
+
     // Each program header, each way it can be wrong.
     for index in 0..phnum {
         let at = phoff + index * 56;

@@ -149,6 +149,14 @@ impl<'a> ElfDump<'a> {
         }
         let index = memory::SegmentIndex::build(&segments, header.e_phoff, &mut damage);
         let notes = notes::Notes::read(data, machine, &note_segments, &mut damage);
+        check_structure(
+            &header,
+            present,
+            &segments,
+            &note_segments,
+            notes.vmcoreinfo.map(VmcoreInfo::new),
+            &mut damage,
+        );
         let mut dump = Self {
             data,
             header,
@@ -259,5 +267,89 @@ impl<'a> ElfDump<'a> {
     /// The bytes the dump was opened from.
     pub fn bytes(&self) -> &'a [u8] {
         self.data
+    }
+}
+
+/// Checks across the file's structures (each alone may look right): where
+/// the program header table is against the ELF header and the segments'
+/// bytes, that there is memory and there are notes, and that every
+/// segment lies within the machine's physical address width. Every finding
+/// is damage with the offset of the field that shows it.
+fn check_structure(
+    header: &Header,
+    present: u64,
+    segments: &[Segment],
+    note_segments: &[(u32, u64, elf::ProgramHeader)],
+    vmcoreinfo: Option<VmcoreInfo<'_>>,
+    damage: &mut Vec<Damage>,
+) {
+    /// `e_phoff`'s offset in the ELF header.
+    const E_PHOFF: u64 = 32;
+    /// The ELF64 header's size.
+    const EHDR_SIZE: u64 = 64;
+    /// The width when `VMCOREINFO` does not give one: x86_64's architectural
+    /// maximum.
+    const DEFAULT_PHYSICAL_BITS: u32 = 52;
+    let phoff = header.e_phoff;
+    if phoff < EHDR_SIZE {
+        damage.push(Damage {
+            offset: E_PHOFF,
+            kind: DamageKind::ProgramHeadersInHeader { phoff },
+        });
+    } else if !phoff.is_multiple_of(8) {
+        damage.push(Damage {
+            offset: E_PHOFF,
+            kind: DamageKind::ProgramHeadersMisaligned { phoff },
+        });
+    }
+    // The table's bytes against every segment's bytes in the file.
+    let table_end = phoff.saturating_add(present.saturating_mul(PROGRAM_HEADER_SIZE as u64));
+    let overlaps =
+        |start: u64, len: u64| len > 0 && start < table_end && phoff < start.saturating_add(len);
+    let loads = segments
+        .iter()
+        .map(|segment| (segment.index, segment.offset, segment.in_file));
+    let notes = note_segments
+        .iter()
+        .map(|(index, _, ph)| (*index, ph.p_offset, ph.p_filesz));
+    if let Some((index, _, _)) = loads
+        .chain(notes)
+        .find(|&(_, start, len)| overlaps(start, len))
+    {
+        damage.push(Damage {
+            offset: E_PHOFF,
+            kind: DamageKind::ProgramHeadersOverlapData { index },
+        });
+    }
+    if !segments.iter().any(|segment| segment.memsz > 0) {
+        damage.push(Damage {
+            offset: phoff,
+            kind: DamageKind::NoMemory,
+        });
+    }
+    if note_segments.is_empty() {
+        damage.push(Damage {
+            offset: phoff,
+            kind: DamageKind::NoNotes,
+        });
+    }
+    let bits = vmcoreinfo
+        .and_then(|info| info.number("NUMBER(MAX_PHYSMEM_BITS)"))
+        .and_then(|bits| u32::try_from(bits).ok())
+        .filter(|bits| (1..=64).contains(bits))
+        .unwrap_or(DEFAULT_PHYSICAL_BITS);
+    let limit = if bits == 64 { u64::MAX } else { 1u64 << bits };
+    for segment in segments {
+        let end = segment.paddr.saturating_add(segment.memsz);
+        // `end` is exclusive: a segment may end exactly at the limit.
+        if end > limit || (bits < 64 && segment.paddr >= limit) {
+            damage.push(Damage {
+                offset: phoff.saturating_add(u64::from(segment.index) * PROGRAM_HEADER_SIZE as u64),
+                kind: DamageKind::SegmentBeyondPhysicalWidth {
+                    index: segment.index,
+                    bits,
+                },
+            });
+        }
     }
 }

@@ -98,40 +98,16 @@ fn reset_i386(kernel: &Path, work: &Path) -> Result<String, String> {
         initrd: None,
         extra: vec!["-S".into()],
     };
-    let mut taken: Result<Vec<(&str, PathBuf)>, String> =
+    let mut taken: Result<Vec<(String, PathBuf)>, String> =
         Err("the dump was not attempted".to_owned());
     let outcome = boot.run(|work_dir| {
         taken = (|| {
             let mut qmp =
                 Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
-            // Paused from the start (-S): nothing to stop.
-            qmp.execute(&format!(
-                r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
-                dump_path.display()
-            ))?;
-            // And its kdump-compressed forms (flattened), each codec this
-            // QEMU offers: QEMU writes the same i386 notes under a header
-            // that says x86_64.
-            let formats =
-                qmp.execute(r#"{"execute":"query-dump-guest-memory-capability"}"#)?;
-            let mut kdumps = Vec::new();
-            for format in ["kdump-zlib", "kdump-lzo", "kdump-snappy"] {
-                if !formats.contains(&format!("\"{format}\"")) {
-                    continue;
-                }
-                let path = work_dir.join(format!("qemu-{format}.flat"));
-                let _ = std::fs::remove_file(&path);
-                qmp.execute(&format!(
-                    r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}","format":"{format}"}}}}"#,
-                    path.display()
-                ))?;
-                kdumps.push((format, path));
-            }
-            let _ = qmp.execute(r#"{"execute":"quit"}"#);
-            if kdumps.is_empty() {
-                return Err(format!("QEMU offers no kdump format: {formats}"));
-            }
-            Ok(kdumps)
+            // Paused from the start (-S): nothing to stop. Its
+            // kdump-compressed forms carry the same i386 notes under a
+            // header that says x86_64.
+            dump_all_forms(&mut qmp, work_dir, &dump_path)
         })();
     })?;
     let kdumps = taken?;
@@ -438,12 +414,23 @@ fn take_dump(work_dir: &Path, out: &Path) -> Result<Vec<(String, PathBuf)>, Stri
     // after, and a guest that still runs (Linux's panic loop touches its
     // watchdog) would change RAM between the dump and the RAM file read.
     qmp.execute(r#"{"execute":"stop"}"#)?;
+    dump_all_forms(&mut qmp, work_dir, out)
+}
+
+/// Over `qmp`, with the guest stopped: QEMU's ELF dump to `elf`, then its
+/// kdump-compressed dump (flattened) in each format this QEMU offers into
+/// `work_dir`, then quit. The kdump formats taken, as `(format, file)`.
+fn dump_all_forms(
+    qmp: &mut Qmp,
+    work_dir: &Path,
+    elf: &Path,
+) -> Result<Vec<(String, PathBuf)>, String> {
     qmp.execute(&format!(
         r#"{{"execute":"dump-guest-memory","arguments":{{"paging":false,"protocol":"file:{}"}}}}"#,
-        out.display()
+        elf.display()
     ))?;
     // QEMU 7.2 offers kdump-zlib, kdump-lzo and kdump-snappy when built
-    // with them (Debian's is); the reply lists what this one has.
+    // with them (Debian's offers zlib); the reply lists what this one has.
     let formats = qmp.execute(r#"{"execute":"query-dump-guest-memory-capability"}"#)?;
     let mut kdumps = Vec::new();
     for format in ["kdump-zlib", "kdump-lzo", "kdump-snappy"] {

@@ -341,8 +341,9 @@ fn check_structure(
     let limit = if bits == 64 { u64::MAX } else { 1u64 << bits };
     for segment in segments {
         let end = segment.paddr.saturating_add(segment.memsz);
-        // `end` is exclusive: a segment may end exactly at the limit.
-        if end > limit || (bits < 64 && segment.paddr >= limit) {
+        // `end` is exclusive: a segment may end exactly at the limit (an
+        // empty one may not start there).
+        if segment.paddr >= limit || end > limit {
             damage.push(Damage {
                 offset: phoff.saturating_add(u64::from(segment.index) * PROGRAM_HEADER_SIZE as u64),
                 kind: DamageKind::SegmentBeyondPhysicalWidth {

@@ -224,6 +224,159 @@ impl<'a> VmcoreInfo<'a> {
     }
 }
 
+/// What is wrong with `VMCOREINFO` text, as Linux writes it: one
+/// `KEY=VALUE\n` line per entry, ASCII, each number in its key's form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextProblem {
+    /// A line that is not `KEY=VALUE` in UTF-8 (no `=`, an empty key).
+    NotKeyValue,
+    /// A NUL byte inside the text (only trailing NULs, a note's padding,
+    /// are legal).
+    NulByte,
+    /// Text after the last newline: the note is cut, or its size is wrong.
+    Unterminated,
+    /// No `OSRELEASE` line (Linux writes it first).
+    NoOsRelease,
+    /// No `PAGESIZE` line.
+    NoPageSize,
+    /// `PAGESIZE` is not 4096, the x86 page.
+    PageSize,
+    /// A value not in the form Linux writes for its key: hex without `0x`
+    /// for `SYMBOL()` and `KERNELOFFSET`; signed decimal for `NUMBER()`
+    /// and `CRASHTIME`; unsigned decimal for `OFFSET()`, `SIZE()`,
+    /// `LENGTH()` and `PAGESIZE`; an even count of hex digits for
+    /// `BUILD-ID`.
+    ValueForm,
+}
+
+/// One [`TextProblem`] and where: the byte offset in the text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmcoreInfoProblem {
+    /// Offset of the line (or byte) in the note's descriptor.
+    pub at: u64,
+    /// What is wrong.
+    pub problem: TextProblem,
+}
+
+impl fmt::Display for TextProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::NotKeyValue => "a line that is not KEY=VALUE",
+            Self::NulByte => "a NUL byte inside the text",
+            Self::Unterminated => "text after the last newline",
+            Self::NoOsRelease => "no OSRELEASE line",
+            Self::NoPageSize => "no PAGESIZE line",
+            Self::PageSize => "PAGESIZE is not 4096",
+            Self::ValueForm => "a value not in the form Linux writes for its key",
+        })
+    }
+}
+
+impl VmcoreInfo<'_> {
+    /// Check the text against the form Linux writes, calling `report` for
+    /// each problem in text order (then the missing keys). Values of the
+    /// right form are not judged: nothing in the note can tell whether an
+    /// address is right.
+    pub fn check(&self, mut report: impl FnMut(VmcoreInfoProblem)) {
+        let text = self.text;
+        if let Some(at) = text.iter().position(|&b| b == 0) {
+            report(VmcoreInfoProblem {
+                at: at as u64,
+                problem: TextProblem::NulByte,
+            });
+        }
+        let mut at = 0usize;
+        let (mut os_release, mut page_size) = (false, false);
+        for line in text.split(|&b| b == b'\n') {
+            let here = at as u64;
+            at = at.saturating_add(line.len() + 1);
+            if at > text.len() {
+                // The piece after the last newline.
+                if !line.is_empty() {
+                    report(VmcoreInfoProblem {
+                        at: here,
+                        problem: TextProblem::Unterminated,
+                    });
+                }
+                break;
+            }
+            let Some((key, value)) = parse_line(line) else {
+                report(VmcoreInfoProblem {
+                    at: here,
+                    problem: TextProblem::NotKeyValue,
+                });
+                continue;
+            };
+            os_release |= key == "OSRELEASE";
+            if key == "PAGESIZE" {
+                page_size = true;
+                if value_is_in_form(key, value) && value != "4096" {
+                    report(VmcoreInfoProblem {
+                        at: here,
+                        problem: TextProblem::PageSize,
+                    });
+                }
+            }
+            if !value_is_in_form(key, value) {
+                report(VmcoreInfoProblem {
+                    at: here,
+                    problem: TextProblem::ValueForm,
+                });
+            }
+        }
+        let end = text.len() as u64;
+        if !os_release {
+            report(VmcoreInfoProblem {
+                at: end,
+                problem: TextProblem::NoOsRelease,
+            });
+        }
+        if !page_size {
+            report(VmcoreInfoProblem {
+                at: end,
+                problem: TextProblem::NoPageSize,
+            });
+        }
+    }
+}
+
+/// Whether `value` is written as Linux writes `key`'s values (keys Linux
+/// writes free text for, such as `OSRELEASE`, take anything).
+fn value_is_in_form(key: &str, value: &str) -> bool {
+    let hex = |v: &str| !v.is_empty() && v.len() <= 16 && v.bytes().all(|b| b.is_ascii_hexdigit());
+    let unsigned = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 20
+            && v.bytes().all(|b| b.is_ascii_digit())
+            && v.parse::<u64>().is_ok()
+    };
+    let signed = |v: &str| {
+        let magnitude = v.strip_prefix('-').unwrap_or(v);
+        unsigned(magnitude) && v.parse::<i64>().is_ok()
+    };
+    if key.starts_with("SYMBOL(") || key == "KERNELOFFSET" {
+        hex(value)
+    } else if key.starts_with("NUMBER(") {
+        // Some architectures write a NUMBER in hex with `0x` (RISC-V's
+        // `NUMBER(VMALLOC_START)`, arm64's `NUMBER(KERNELPACMASK)`): legal.
+        signed(value) || value.strip_prefix("0x").is_some_and(hex)
+    } else if key == "CRASHTIME" {
+        signed(value)
+    } else if key.starts_with("OFFSET(")
+        || key.starts_with("SIZE(")
+        || key.starts_with("LENGTH(")
+        || key == "PAGESIZE"
+    {
+        unsigned(value)
+    } else if key == "BUILD-ID" {
+        value.len().is_multiple_of(2)
+            && !value.is_empty()
+            && value.bytes().all(|b| b.is_ascii_hexdigit())
+    } else {
+        true
+    }
+}
+
 fn parse_line(line: &[u8]) -> Option<(&str, &str)> {
     let line = core::str::from_utf8(line).ok()?;
     let line = line.strip_suffix('\r').unwrap_or(line);
@@ -316,6 +469,87 @@ NUMBER(phys_base)=-1\nKERNELOFFSET=0\n\0\0\0";
         assert_eq!(info.number("OSRELEASE"), None);
         assert_eq!(info.malformed_lines(), 2);
         assert_eq!(info.entries().count(), 6);
+    }
+
+    fn problems(text: &[u8]) -> Vec<(u64, TextProblem)> {
+        let mut found = Vec::new();
+        VmcoreInfo::new(text).check(|p| found.push((p.at, p.problem)));
+        found
+    }
+
+    #[test]
+    fn linux_forms_pass_the_check() {
+        // Lines as Debian's 6.1 kernel writes them (from a genuine
+        // /proc/vmcore), with the forms each key takes.
+        let text = b"OSRELEASE=6.1.0-26-amd64\nBUILD-ID=5e3b8f0a7d5c\nPAGESIZE=4096\n\
+SYMBOL(init_uts_ns)=ffffffff9b813420\nOFFSET(page.flags)=0\nSIZE(page)=64\n\
+LENGTH(zone.free_area)=11\nNUMBER(phys_base)=-1073741824\nNUMBER(PG_lru)=4\n\
+NUMBER(VMALLOC_START)=0xffffc90000000000\nKERNELOFFSET=1a000000\nCRASHTIME=1733000000\n\0\0";
+        assert_eq!(problems(text), vec![]);
+    }
+
+    #[test]
+    fn each_problem_is_found_where_it_is() {
+        let ok = b"OSRELEASE=6.1\nPAGESIZE=4096\n";
+        assert_eq!(problems(ok), vec![]);
+        let cases: [(&[u8], u64, TextProblem); 12] = [
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\ngarbage\n",
+                28,
+                TextProblem::NotKeyValue,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\n=1\n",
+                28,
+                TextProblem::NotKeyValue,
+            ),
+            (
+                b"OSRELEASE=6\x001\nPAGESIZE=4096\n",
+                11,
+                TextProblem::NulByte,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nSIZE(pa",
+                28,
+                TextProblem::Unterminated,
+            ),
+            (b"PAGESIZE=4096\n", 14, TextProblem::NoOsRelease),
+            (b"OSRELEASE=6.1\n", 14, TextProblem::NoPageSize),
+            (b"OSRELEASE=6.1\nPAGESIZE=8192\n", 14, TextProblem::PageSize),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nSYMBOL(x)=0xffff\n",
+                28,
+                TextProblem::ValueForm,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nKERNELOFFSET=12g4\n",
+                28,
+                TextProblem::ValueForm,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nNUMBER(x)=12a\n",
+                28,
+                TextProblem::ValueForm,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nOFFSET(x.y)=-8\n",
+                28,
+                TextProblem::ValueForm,
+            ),
+            (
+                b"OSRELEASE=6.1\nPAGESIZE=4096\nBUILD-ID=abc\n",
+                28,
+                TextProblem::ValueForm,
+            ),
+        ];
+        for (text, at, problem) in cases {
+            assert_eq!(
+                problems(text),
+                vec![(at, problem)],
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 mod common;
 
-use common::mutations::{Base, Expect, elf_bases as bases, elf_cases, put_u16, put_u64};
+use common::mutations::{Base, Expect, elf_bases as bases, elf_cases, get_u64, put_u16, put_u64};
 use common::{Memory, qemu_style_elf};
 use crashkit_dump_format::elf::reader::ElfDump;
-use crashkit_dump_format::read::{Completeness, Incomplete, PageState, Producer};
+use crashkit_dump_format::read::{Completeness, DamageKind, Incomplete, PageState, Producer};
 use crashkit_dump_format::{PAGE_SIZE, PhysRange};
 
 /// Check one mutated file against its expectation and the invariants.
@@ -135,22 +135,56 @@ fn linux_style_overlap_and_makedumpfile_exclusion() {
     let phoff = dump.header().e_phoff as usize;
     let phnum = dump.program_header_count() as usize;
     let load = file[phoff + 56..phoff + 112].to_vec();
-    // Append a kernel-text PT_LOAD in a new table at the end of the file.
+    // Append a kernel-text PT_LOAD in a new table at the end of the file,
+    // with its own copy of two of the direct map's pages, as Linux writes.
     let new_phoff = file.len();
     let mut table = file[phoff..phoff + phnum * 56].to_vec();
     let mut text = load.clone();
+    let direct = get_u64(&load, 8) as usize;
+    let copy_at = new_phoff + (phnum + 1) * 56;
+    text[8..16].copy_from_slice(&(copy_at as u64).to_le_bytes());
     text[16..24].copy_from_slice(&0xffff_ffff_8100_0000u64.to_le_bytes());
+    text[24..32].copy_from_slice(&(get_u64(&load, 24) + 0x1000).to_le_bytes());
     text[32..40].copy_from_slice(&0x2000u64.to_le_bytes());
     text[40..48].copy_from_slice(&0x2000u64.to_le_bytes());
     table.extend_from_slice(&text);
+    let pages = file[direct + 0x1000..direct + 0x3000].to_vec();
     file.extend_from_slice(&table);
+    file.extend_from_slice(&pages);
     put_u64(&mut file, 32, new_phoff as u64);
     put_u16(&mut file, 56, (phnum + 1) as u16);
     let dump = ElfDump::parse(&file).unwrap();
     assert_eq!(dump.damage(), &[]);
+    assert_eq!(dump.overlap_damage(), &[], "equal bytes in the overlap");
     let mut page = [0u8; 4096];
     dump.read_phys(0x100_1000, &mut page).unwrap();
     assert_eq!(page, memory.expected(0x100_1000));
+    // One byte of the direct map's copy of the text changed: the two
+    // segments disagree, and which is right cannot be told.
+    let mut damaged = file.clone();
+    damaged[direct + 0x1234] ^= 0x40;
+    let dump = ElfDump::parse(&damaged).unwrap();
+    assert_eq!(dump.damage(), &[], "opening reads no page data");
+    let found = dump.overlap_damage();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].kind,
+        DamageKind::OverlapDiffers {
+            index: phnum as u32,
+            other: 1,
+            paddr: 0x100_1234
+        }
+    );
+    assert!(found[0].to_string().contains("0x1001234"), "{}", found[0]);
+    // Outside the overlap, a change is not visible (page bytes carry no
+    // checksum).
+    let mut outside = file.clone();
+    outside[direct + 0x3000] ^= 0x40;
+    assert_eq!(
+        ElfDump::parse(&outside).unwrap().overlap_damage(),
+        &[],
+        "bytes outside the overlap are not compared"
+    );
 
     // makedumpfile -E: p_memsz > p_filesz is excluded, not zero.
     let mut file = qemu_style_elf(&ranges, &memory, 1, false);
@@ -165,4 +199,95 @@ fn linux_style_overlap_and_makedumpfile_exclusion() {
         ElfDump::parse(&file).unwrap().completeness(),
         Completeness::Incomplete(Incomplete::FlagSet)
     );
+}
+
+/// A Linux /proc/vmcore cut inside its RAM segment (section 3 of issue
+/// 23): the headers and notes are whole, so the dump is truncated, not
+/// "damaged"; a page the whole kernel-text segment still holds reads from
+/// it; pages count present only for bytes in the file.
+#[test]
+fn a_cut_linux_vmcore_reads_overlapping_pages_from_the_whole_segment() {
+    // Kernel text first in the file (as Linux writes it), then the direct
+    // map of the same and more memory.
+    let ranges = [
+        PhysRange::new(0x100_1000, 0x2000),
+        PhysRange::new(0x100_0000, 0x8000),
+    ];
+    let memory = Memory::patterned(&ranges, |_| false);
+    let mut file = qemu_style_elf(&ranges, &memory, 1, false);
+    let phoff = ElfDump::parse(&file).unwrap().header().e_phoff as usize;
+    put_u64(&mut file, phoff + 56 + 16, 0xffff_ffff_8100_1000);
+    let whole = ElfDump::parse(&file).unwrap();
+    assert_eq!(whole.damage(), &[]);
+    assert_eq!(whole.overlap_damage(), &[]);
+    let direct = get_u64(&file, phoff + 112 + 8) as usize;
+    let cut = direct + 0x1800;
+    let dump = ElfDump::parse(&file[..cut]).unwrap();
+    let kinds: Vec<_> = dump.damage().iter().map(|d| d.kind).collect();
+    assert!(
+        matches!(kinds.as_slice(), [DamageKind::SegmentPastEnd { index: 2, .. }]),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        dump.completeness(),
+        Completeness::Incomplete(Incomplete::Truncated {
+            len: cut as u64,
+            expected: file.len() as u64
+        })
+    );
+    let mut page = [0u8; 4096];
+    for phys in [0x100_0000u64, 0x100_1000, 0x100_2000] {
+        dump.read_phys(phys, &mut page)
+            .unwrap_or_else(|e| panic!("{phys:#x}: {e:?}"));
+        assert_eq!(page, memory.expected(phys), "{phys:#x}");
+    }
+    assert_eq!(
+        dump.read_phys(0x100_3000, &mut page).unwrap_err().state,
+        PageState::Lost
+    );
+    let counts = dump.page_counts();
+    assert_eq!((counts.present, counts.lost), (3, 5), "{counts:?}");
+}
+
+/// Unusual but legal (docs/cli.md lists them): bytes after the last
+/// segment, a program header turned into PT_NULL, zero padding after the
+/// last note. None is damage.
+#[test]
+fn legal_oddities_stay_valid() {
+    for base in bases() {
+        let original = ElfDump::parse(&base.file).unwrap();
+        let completeness = original.completeness();
+        let mut padded = base.file.clone();
+        padded.extend_from_slice(&[0xa5; 4096]);
+        let dump = ElfDump::parse(&padded).unwrap();
+        assert_eq!(dump.damage(), &[], "{}: padding", base.name);
+        assert_eq!(dump.completeness(), completeness, "{}: padding", base.name);
+
+        // A PT_NULL in place of a PT_LOAD: that memory is gone (a hole),
+        // but nothing is damaged.
+        let phoff = original.header().e_phoff as usize;
+        let load = (0..original.program_header_count() as usize)
+            .map(|i| phoff + i * 56)
+            .filter(|&at| u32::from_le_bytes(base.file[at..at + 4].try_into().unwrap()) == 1)
+            .nth(1)
+            .unwrap();
+        let mut nulled = base.file.clone();
+        nulled[load..load + 4].copy_from_slice(&0u32.to_le_bytes());
+        let dump = ElfDump::parse(&nulled).unwrap();
+        assert_eq!(dump.damage(), &[], "{}: PT_NULL", base.name);
+    }
+    // Zero padding after the last note.
+    let ranges = [PhysRange::new(0, 0x4000)];
+    let memory = Memory::patterned(&ranges, |_| false);
+    let file = qemu_style_elf(&ranges, &memory, 2, false);
+    let dump = ElfDump::parse(&file).unwrap();
+    let phoff = dump.header().e_phoff as usize;
+    let mut padded = file.clone();
+    let filesz = get_u64(&file, phoff + 32);
+    put_u64(&mut padded, phoff + 32, filesz + 64);
+    // The 64 bytes after the notes are the first page's: make them zero.
+    let end = (get_u64(&file, phoff + 8) + filesz) as usize;
+    padded[end..end + 64].fill(0);
+    let dump = ElfDump::parse(&padded).unwrap();
+    assert_eq!(dump.damage(), &[], "zero padding after the notes");
 }

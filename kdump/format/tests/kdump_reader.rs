@@ -276,3 +276,83 @@ fn mixed_cpu_note_layouts_in_a_kdump_file_are_damage() {
         );
     }
 }
+
+/// Each structural class of a kdump-compressed file is found (by opening,
+/// or by `data_layout_damage` for the data layout), and the base has
+/// none: a test per class that fails when its check is removed.
+#[test]
+fn each_structural_class_is_found() {
+    let base = common::mutations::kdump_class_base();
+    let dump = KdumpDump::parse(&base).unwrap();
+    assert_eq!(dump.damage(), &[]);
+    assert_eq!(dump.data_layout_damage(), &[]);
+    assert!(dump.vmcoreinfo().is_some());
+    let mut classes = 0;
+    common::mutations::kdump_class_cases(|file, expected, what| {
+        classes += 1;
+        let dump = KdumpDump::parse(&file).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut found = dump.damage().to_vec();
+        found.extend(dump.data_layout_damage());
+        assert!(
+            found.iter().any(|d| expected(&d.kind)),
+            "{what}: expected damage missing from {found:?}"
+        );
+        for damage in &found {
+            assert!(damage.to_string().contains("offset"), "{what}: {damage}");
+        }
+        assert_ne!(dump.completeness(), Completeness::Complete, "{what}");
+    });
+    assert!(classes >= 17, "{classes}");
+}
+
+/// A cut file (section 3 of issue 23: a 62 MB dump cut to 1 MB read as
+/// "65390 present, 4 lost" with no warning): it says where it is cut, is
+/// incomplete as truncated, and counts a page present only when its data
+/// is in the file.
+#[test]
+fn a_cut_file_counts_only_the_pages_it_holds() {
+    use crashkit_dump_format::read::{DamageKind, Incomplete};
+    let frames = mixed_frames(64);
+    let file = build(&frames, &notes());
+    let whole = KdumpDump::parse(&file).unwrap();
+    let dumpable = whole.page_counts().present;
+    let table = dump_descriptor_offset(&file, 0);
+    let descriptors: Vec<(u64, u64)> = (0..dumpable as usize)
+        .map(|i| {
+            let at = table + 24 * i;
+            let offset = u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+            let size = u32::from_le_bytes(file[at + 8..at + 12].try_into().unwrap());
+            (offset, u64::from(size))
+        })
+        .collect();
+    let data_start = table + 24 * dumpable as usize;
+    for cut in [data_start + (file.len() - data_start) / 2, table + 24 * 7 + 5] {
+        let dump = KdumpDump::parse(&file[..cut]).unwrap();
+        let kinds: Vec<_> = dump.damage().iter().map(|d| d.kind).collect();
+        assert!(
+            matches!(kinds.as_slice(), [DamageKind::FileCut { len, .. }] if *len == cut as u64),
+            "cut at {cut}: {kinds:?}"
+        );
+        assert!(dump.damage()[0].to_string().contains("cut"));
+        assert!(
+            matches!(
+                dump.completeness(),
+                Completeness::Incomplete(Incomplete::Truncated { len, expected })
+                    if len == cut as u64 && expected > len
+            ),
+            "cut at {cut}: {:?}",
+            dump.completeness()
+        );
+        let in_file = descriptors
+            .iter()
+            .enumerate()
+            .filter(|(i, (offset, size))| {
+                table + 24 * (i + 1) <= cut && offset + size <= cut as u64
+            })
+            .count() as u64;
+        let counts = dump.page_counts();
+        assert_eq!(counts.present, in_file, "cut at {cut}");
+        assert_eq!(counts.lost, dumpable - in_file, "cut at {cut}");
+        assert!(in_file < dumpable);
+    }
+}

@@ -186,7 +186,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 }
                 .into(),
                 completeness: elf.completeness().to_string(),
-                damage: elf.damage().iter().map(ToString::to_string).collect(),
+                damage: crate::open::elf_damage(elf),
                 osrelease: vmcoreinfo.and_then(|v| v.get("OSRELEASE").map(str::to_owned)),
                 crash_time: crashkit
                     .map(|c| c.identity.crash_time)

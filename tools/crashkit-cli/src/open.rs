@@ -142,14 +142,11 @@ impl<'a> Dump<'a> {
         }
     }
 
-    /// The completeness the dump claims or shows and what opening found
-    /// wrong (every part's, for a split dump).
+    /// The completeness the dump claims or shows and what is found wrong
+    /// (every part's, for a split dump): [`elf_damage`].
     pub fn health(&self) -> (Completeness, Vec<String>) {
         match self {
-            Dump::Elf(elf) => (
-                elf.completeness(),
-                elf.damage().iter().map(ToString::to_string).collect(),
-            ),
+            Dump::Elf(elf) => (elf.completeness(), elf_damage(elf)),
             Dump::Kdump(parts) => (
                 parts[0].completeness(),
                 parts
@@ -174,6 +171,17 @@ impl<'a> Dump<'a> {
                 .or(parts.first()),
         }
     }
+}
+
+/// What is wrong with an ELF dump: what opening found, and segments that
+/// map the same memory with different bytes (a comparison of the
+/// overlapping bytes, a kernel image's size in a Linux dump).
+pub fn elf_damage(elf: &ElfDump<'_>) -> Vec<String> {
+    elf.damage()
+        .iter()
+        .chain(&elf.overlap_damage())
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// Open the mapped `files` as one dump.

@@ -128,6 +128,11 @@ fn check_part(
     page: &mut [u8],
     progress: &mut dyn FnMut(u64),
 ) {
+    // The descriptors against the layout (data in the metadata, data over
+    // other data): the whole table, no page data.
+    for damage in part.data_layout_damage() {
+        verdict.problem(None, None, damage.to_string());
+    }
     let (first, end) = part.part();
     let end = end.min(part.frames());
     let mut since = 0u64;

@@ -35,6 +35,8 @@ use crate::read::{
 };
 use crate::vmcoreinfo::VmcoreInfo;
 
+/// Data-layout problems [`KdumpDump::data_layout_damage`] lists one by one.
+pub const LAYOUT_PROBLEMS: usize = 16;
 /// Frames per prefix-count block.
 const BLOCK_FRAMES: u64 = 4096;
 /// Newest header version this reader knows.
@@ -237,6 +239,7 @@ impl<'a> KdumpDump<'a> {
             .bytes(bitmaps_at + each, each)
             .ok_or(error(bitmaps_at + each, KdumpErrorKind::BitmapsMissing))?;
         let covered = each * 8;
+        let header_frames = frames;
         let frames = if frames > covered {
             damage.push(Damage {
                 offset: 440,
@@ -286,8 +289,227 @@ impl<'a> KdumpDump<'a> {
         dump.part_base = dump.dumpable_before(part.0);
         dump.descriptors = dump.dumpable_before(part.1).saturating_sub(dump.part_base);
         dump.read_notes();
+        dump.check_structure(header_frames);
         dump.completeness = dump.judge();
         Ok(dump)
+    }
+
+    /// Checks across the headers, bitmaps, notes and descriptor table (each
+    /// alone may look right), as damage with the offset of the field that
+    /// shows it. `header_frames` is the frame count the header names.
+    fn check_structure(&mut self, header_frames: u64) {
+        let mut found = Vec::new();
+        let at = |offset: u64, kind| Damage { offset, kind };
+        // The bitmaps' size: two equal halves, each rounded up to whole
+        // blocks from the frame count, as makedumpfile and QEMU size them.
+        // More than that runs the bitmaps into the descriptors' place.
+        let blocks = u64::from(self.header.bitmap_blocks);
+        let each_needed = header_frames.div_ceil(8).div_ceil(PAGE_SIZE);
+        if !blocks.is_multiple_of(2) || blocks / 2 > each_needed.max(1) {
+            found.push(at(
+                436,
+                DamageKind::BitmapBlocks {
+                    blocks: self.header.bitmap_blocks,
+                    frames: header_frames,
+                },
+            ));
+        }
+        // Version 6's 64-bit frame count, and the 32-bit one beside it
+        // (both writers store the 64-bit count capped at u32::MAX).
+        if self.header.header_version >= 6
+            && self.sub.max_mapnr_64 != 0
+            && u64::from(self.header.max_mapnr) != self.sub.max_mapnr_64.min(u64::from(u32::MAX))
+        {
+            found.push(at(
+                440,
+                DamageKind::MaxMapnrMismatch {
+                    max_mapnr: self.header.max_mapnr,
+                    max_mapnr_64: self.sub.max_mapnr_64,
+                },
+            ));
+        }
+        // A split part's range.
+        if self.sub.split != 0 {
+            let (start, end, field) = if self.header.header_version >= 6 {
+                (self.sub.start_pfn_64, self.sub.end_pfn_64, 80)
+            } else {
+                (self.sub.start_pfn, self.sub.end_pfn, 16)
+            };
+            if start > end || end > header_frames {
+                found.push(at(
+                    PAGE_SIZE + field,
+                    DamageKind::SplitRange {
+                        start,
+                        end,
+                        frames: header_frames,
+                    },
+                ));
+            }
+        }
+        // The CPU count against the notes.
+        if self.header.header_version >= 4
+            && self.notes_region.is_some()
+            && i64::from(self.header.nr_cpus) != self.cpus.len() as i64
+        {
+            found.push(at(
+                460,
+                DamageKind::CpuCount {
+                    header: self.header.nr_cpus,
+                    notes: self.cpus.len() as u32,
+                },
+            ));
+        }
+        // The sub-header's VMCOREINFO copy beside the notes (version 4 on;
+        // in version 3 it is the notes region itself): in the file, and the
+        // same text as the note's.
+        if self.header.header_version >= 4 && self.sub.size_vmcoreinfo > 0 {
+            let copy = self
+                .source
+                .to_vec(self.sub.offset_vmcoreinfo, self.sub.size_vmcoreinfo);
+            match copy {
+                None => found.push(at(PAGE_SIZE + 32, DamageKind::VmcoreinfoMissing)),
+                Some(copy) => {
+                    let note = self.notes(&mut Vec::new()).and_then(|n| n.vmcoreinfo);
+                    let trim = |text: &[u8]| {
+                        let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+                        text.get(..end).unwrap_or(&[]).to_vec()
+                    };
+                    if note.is_some_and(|note| trim(note) != trim(&copy)) {
+                        found.push(at(PAGE_SIZE + 32, DamageKind::VmcoreinfoCopyDiffers));
+                    }
+                }
+            }
+        }
+        // Dumpable frames must be present ones.
+        let mut first_bad = None;
+        let mut bad = 0u64;
+        for (index, (&p, &d)) in self.present.iter().zip(self.dumpable.iter()).enumerate() {
+            let stray = d & !p;
+            if stray != 0 {
+                bad += u64::from(stray.count_ones());
+                first_bad.get_or_insert(index as u64 * 8 + u64::from(stray.trailing_zeros()));
+            }
+        }
+        if let Some(frame) = first_bad {
+            let bitmap = (1 + self.header.sub_hdr_size.max(0) as u64) * PAGE_SIZE
+                + u64::from(self.header.bitmap_blocks) / 2 * PAGE_SIZE;
+            found.push(at(
+                bitmap + frame / 8,
+                DamageKind::DumpableNotPresent { frame, count: bad },
+            ));
+        }
+        if let Some(kind) = self.descriptor_table_damage() {
+            found.push(at(self.first_descriptor, kind));
+        }
+        if let Some(damage) = self.cut() {
+            found.push(damage);
+        }
+        self.damage.extend(found);
+    }
+
+    /// Descriptors read from the end of the table to find where the page
+    /// data ends.
+    const CUT_SCAN: u64 = 4096;
+
+    /// Whether the file ends before its descriptor table, or before the
+    /// data of its last descriptors: the data is written in frame order
+    /// (the shared zero page excepted, which comes first), so the furthest
+    /// data end among the last [`Self::CUT_SCAN`] descriptors is where a
+    /// whole file's data reaches at least. A cut file is then counted
+    /// descriptor by descriptor ([`Self::page_counts`]), so a page is
+    /// present only when its bytes are in the file.
+    fn cut(&self) -> Option<Damage> {
+        let len = self.source.len();
+        let table_end = self
+            .descriptors
+            .saturating_mul(DESCRIPTOR_SIZE as u64)
+            .saturating_add(self.first_descriptor);
+        if table_end > len {
+            return Some(Damage {
+                offset: len,
+                kind: DamageKind::FileCut {
+                    len,
+                    needed: table_end,
+                },
+            });
+        }
+        let mut needed = 0u64;
+        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        let first = self.descriptors.saturating_sub(Self::CUT_SCAN);
+        for index in (first..self.descriptors).rev() {
+            let at = self.first_descriptor + index * DESCRIPTOR_SIZE as u64;
+            if self.source.read(at, &mut bytes).is_err() {
+                break;
+            }
+            if let Some(d) = PageDescriptor::decode(&bytes)
+                && d.offset != 0
+            {
+                needed = needed.max(d.offset.saturating_add(u64::from(d.size)));
+            }
+        }
+        (needed > len).then_some(Damage {
+            offset: len,
+            kind: DamageKind::FileCut { len, needed },
+        })
+    }
+
+    /// Where the page data starts against where the descriptor table, as
+    /// the second bitmap's population sizes it, ends. Every producer writes
+    /// the data right after the table: makedumpfile and QEMU either the
+    /// first page's data or the shared zero page first (4096 zero bytes),
+    /// so the first descriptor's data is at the table's end or one zero
+    /// page after it; crashkit after the descriptors it reserved for every
+    /// planned page (zeros where a page was excluded after planning), so
+    /// any run of zeros may come between (its own files' bitmaps are also
+    /// under the header checksum). A bitmap bit flipped by damage moves
+    /// the table's end by one descriptor and every later frame onto another
+    /// frame's data, which would otherwise decode without complaint.
+    /// (The bitmaps are the same in every part of a split dump, so a flip
+    /// there is found in every part.)
+    fn descriptor_table_damage(&self) -> Option<DamageKind> {
+        if self.descriptors == 0 {
+            return None;
+        }
+        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        self.source.read(self.first_descriptor, &mut bytes).ok()?;
+        let first = PageDescriptor::decode(&bytes)?;
+        if first.offset == 0 {
+            // Never written (an incomplete dump): nothing to compare.
+            return None;
+        }
+        // A split part's table has room for every dumpable frame of the
+        // dump (makedumpfile reserves the whole table in each part and
+        // fills its own frames' descriptors from the start).
+        let reserved = self.dumpable_before(self.frames);
+        let table_end = reserved
+            .checked_mul(DESCRIPTOR_SIZE as u64)?
+            .checked_add(self.first_descriptor)?;
+        let damage = DamageKind::DescriptorTableEnd {
+            descriptors: reserved,
+            first_data: first.offset,
+        };
+        let Some(gap) = first.offset.checked_sub(table_end) else {
+            return Some(damage);
+        };
+        let reserved_gap = self.crashkit().is_some() && !self.notes_copied();
+        if !(reserved_gap || gap == 0 || gap == PAGE_SIZE) {
+            return Some(damage);
+        }
+        // The gap, read in pieces (it is at most the reserved descriptors
+        // or one zero page in a whole file; a damaged one may be larger).
+        let mut offset = table_end;
+        let mut piece = [0u8; 4096];
+        while offset < first.offset {
+            let len = (first.offset - offset).min(piece.len() as u64) as usize;
+            let buf = piece.get_mut(..len)?;
+            // Bytes past the end of a cut file are not judged here.
+            self.source.read(offset, buf).ok()?;
+            if buf.iter().any(|&b| b != 0) {
+                return Some(damage);
+            }
+            offset += len as u64;
+        }
+        None
     }
 
     /// Dumpable frames in `[0, frame)`.
@@ -405,7 +627,19 @@ impl<'a> KdumpDump<'a> {
         {
             return Some(Incomplete::StreamCut);
         }
-        (!self.damage.is_empty()).then_some(Incomplete::Damaged)
+        let mut cut = None;
+        for damage in &self.damage {
+            match damage.kind {
+                DamageKind::FileCut { len, needed } => {
+                    cut = Some(Incomplete::Truncated {
+                        len,
+                        expected: needed,
+                    })
+                }
+                _ => return Some(Incomplete::Damaged),
+            }
+        }
+        cut
     }
 
     /// A crashkit-written file: its completion marker checked as the
@@ -463,6 +697,104 @@ impl<'a> KdumpDump<'a> {
         crc.update(&checksum(&self.present).to_le_bytes());
         crc.update(&checksum(&self.dumpable).to_le_bytes());
         Some(crc.finish())
+    }
+
+    /// Every descriptor of this file's table against the file's layout:
+    /// data inside the headers, bitmaps or descriptor table
+    /// ([`DamageKind::DataInMetadata`]), and data overlapping other data
+    /// ([`DamageKind::DataOverlap`]; only the shared zero page, 4096 raw
+    /// zero bytes, may be named by many descriptors). Reads the whole table
+    /// (24 bytes per dumpable page, no page data), so [`Self::parse`] does
+    /// not; `verify` does. The first [`LAYOUT_PROBLEMS`] are listed, then
+    /// one [`DamageKind::DataLayoutMore`] counts the rest.
+    pub fn data_layout_damage(&self) -> Vec<Damage> {
+        let mut found = Vec::new();
+        let mut more = 0u64;
+        let mut report = |damage: Damage| {
+            if found.len() < LAYOUT_PROBLEMS {
+                found.push(damage);
+            } else {
+                more += 1;
+            }
+        };
+        // The table as reserved: every dumpable frame of the dump (a split
+        // part's too, see `descriptor_table_damage`).
+        let table_end = self
+            .dumpable_before(self.frames)
+            .saturating_mul(DESCRIPTOR_SIZE as u64)
+            .saturating_add(self.first_descriptor);
+        // (data offset, size, flags, index): at most one per 24 bytes of
+        // the file.
+        let mut data = Vec::new();
+        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        for index in 0..self.descriptors {
+            let at = self.first_descriptor + index * DESCRIPTOR_SIZE as u64;
+            if self.source.read(at, &mut bytes).is_err() {
+                break; // A cut table: the pages are lost, counted by reads.
+            }
+            let Some(d) = PageDescriptor::decode(&bytes) else {
+                break;
+            };
+            if d.offset == 0 {
+                continue; // Never written: lost, not misplaced.
+            }
+            if d.offset < table_end {
+                report(Damage {
+                    offset: at,
+                    kind: DamageKind::DataInMetadata { index },
+                });
+                continue;
+            }
+            data.push((d.offset, d.size, d.flags, index));
+        }
+        data.sort_unstable();
+        let zero_page = |size: u32, flags: u32| u64::from(size) == PAGE_SIZE && flags == 0;
+        let mut shared: Option<u64> = None;
+        let mut previous: Option<(u64, u32, u32, u64)> = None;
+        for entry in data {
+            let (offset, size, flags, index) = entry;
+            if let Some((p_offset, p_size, p_flags, p_index)) = previous {
+                let same = (p_offset, p_size, p_flags) == (offset, size, flags);
+                let overlaps = p_offset.saturating_add(u64::from(p_size)) > offset;
+                // One shared zero page (4096 raw bytes, all zero) is
+                // legal; anything else overlapping is not.
+                let legal = same
+                    && zero_page(size, flags)
+                    && match shared {
+                        Some(at) => at == offset,
+                        None => self.is_zero_data(offset),
+                    };
+                if legal {
+                    shared = Some(offset);
+                } else if overlaps {
+                    report(Damage {
+                        offset: self.first_descriptor + index * DESCRIPTOR_SIZE as u64,
+                        kind: DamageKind::DataOverlap {
+                            index,
+                            other: p_index,
+                        },
+                    });
+                }
+            }
+            // The entry reaching furthest stays the one compared with.
+            previous = match previous {
+                Some(p) if p.0 + u64::from(p.1) >= offset + u64::from(size) => Some(p),
+                _ => Some(entry),
+            };
+        }
+        if more > 0 {
+            found.push(Damage {
+                offset: self.first_descriptor,
+                kind: DamageKind::DataLayoutMore { more },
+            });
+        }
+        found
+    }
+
+    /// Whether the page of data at `offset` is in the file and all zero.
+    fn is_zero_data(&self, offset: u64) -> bool {
+        let mut page = [0u8; PAGE_SIZE as usize];
+        self.source.read(offset, &mut page).is_ok() && page.iter().all(|&b| b == 0)
     }
 
     /// The main header.

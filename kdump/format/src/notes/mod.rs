@@ -101,6 +101,42 @@ pub enum NoteError {
         /// `n_descsz` as read.
         descsz: u32,
     },
+    /// A note with `n_namesz` 0: every note a dump producer writes is
+    /// named (`CORE`, `VMCOREINFO`, `QEMU`, `CRASHKIT`). Its sizes still
+    /// place the next note, so the walk goes on.
+    EmptyName {
+        /// File offset of the note header.
+        offset: u64,
+    },
+    /// An all-zero note header with non-zero bytes after it in the
+    /// segment. A zero header ends a per-CPU note buffer in a capture
+    /// kernel's raw notes, but a vmcore's note segments hold only notes and
+    /// zero padding: the notes after it cannot be placed and are not read.
+    ZeroHeader {
+        /// File offset of the zero header.
+        offset: u64,
+        /// Bytes after the header that are not zero padding, up to the
+        /// segment's end.
+        trailing: u64,
+    },
+}
+
+impl NoteError {
+    /// File offset of the note header concerned.
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Self::TruncatedHeader { offset }
+            | Self::PastSegmentEnd { offset, .. }
+            | Self::EmptyName { offset }
+            | Self::ZeroHeader { offset, .. } => offset,
+        }
+    }
+
+    /// Whether the walk stops at this error (the notes after it cannot be
+    /// placed); [`NoteError::EmptyName`] is the one it goes on after.
+    pub fn ends_walk(&self) -> bool {
+        !matches!(self, Self::EmptyName { .. })
+    }
 }
 
 impl core::fmt::Display for NoteError {
@@ -118,6 +154,14 @@ impl core::fmt::Display for NoteError {
                 "note at offset {offset:#x} (name {namesz} bytes, descriptor {descsz} bytes) \
                  runs past the end of its segment"
             ),
+            Self::EmptyName { offset } => {
+                write!(f, "note at offset {offset:#x} has no name (n_namesz 0)")
+            }
+            Self::ZeroHeader { offset, trailing } => write!(
+                f,
+                "all-zero note header at offset {offset:#x} with {trailing} bytes of notes or \
+                 data after it in the segment; those are not read"
+            ),
         }
     }
 }
@@ -125,9 +169,11 @@ impl core::fmt::Display for NoteError {
 impl core::error::Error for NoteError {}
 
 /// Walk the notes of one note segment. Yields notes until the segment
-/// ends, an all-zero header (Linux's per-CPU terminator, padding) is met,
-/// or the bytes are malformed; a malformed note is yielded as one error and
-/// the walk then stops.
+/// ends in zero padding (or nothing), or the bytes are malformed: a
+/// malformed note is yielded as one error and the walk then stops, except
+/// after a note without a name ([`NoteError::ends_walk`]). An all-zero
+/// header with only zeros after it is padding; with anything else after it
+/// it is [`NoteError::ZeroHeader`].
 #[derive(Clone, Debug)]
 pub struct Notes<'a> {
     bytes: &'a [u8],
@@ -174,10 +220,14 @@ impl<'a> Iterator for Notes<'a> {
             return Some(Err(NoteError::TruncatedHeader { offset }));
         };
         if namesz == 0 && descsz == 0 && n_type == 0 {
-            // A terminator followed by non-zero bytes: Linux ends each
-            // per-CPU buffer with one; stop as its readers do.
+            // Zeros to the end were handled above: something follows.
             self.done = true;
-            return None;
+            let after = rest.get(HEADER_SIZE..).unwrap_or(&[]);
+            let last = after.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            return Some(Err(NoteError::ZeroHeader {
+                offset,
+                trailing: last as u64,
+            }));
         }
         let past_end = NoteError::PastSegmentEnd {
             offset,
@@ -204,6 +254,9 @@ impl<'a> Iterator for Notes<'a> {
         // The descriptor's padding may be cut at the very end of a segment;
         // the next step then sees an empty rest and ends the walk.
         self.position = start.saturating_add(next.min(rest.len()));
+        if namesz == 0 {
+            return Some(Err(NoteError::EmptyName { offset }));
+        }
         Some(Ok(Note {
             offset,
             name,
@@ -253,10 +306,33 @@ mod tests {
         let mut seg = note(b"CORE", 1, &[1; 8]);
         seg.extend([0u8; 12]);
         seg.extend(note(b"CORE", 1, &[2; 8]));
+        let results: Vec<_> = Notes::new(&seg, 0).collect();
+        assert_eq!(results.len(), 2, "a zero header ends the walk");
         assert_eq!(
-            Notes::new(&seg, 0).count(),
-            1,
-            "a zero header ends the walk"
+            results[1],
+            Err(NoteError::ZeroHeader {
+                offset: 28,
+                trailing: 28
+            }),
+            "and is reported when notes follow it"
+        );
+        let mut padded = note(b"CORE", 1, &[1; 8]);
+        padded.extend([0u8; 40]);
+        assert!(
+            Notes::new(&padded, 0).all(|r| r.is_ok()),
+            "zero padding to the segment's end is not damage"
+        );
+        let mut nameless = note(b"CORE", 1, &[1; 8]);
+        nameless[0..4].copy_from_slice(&0u32.to_le_bytes());
+        nameless.truncate(12);
+        nameless.extend([1u8; 8]);
+        nameless.extend(note(b"VMCOREINFO", 0, b"A=1\n"));
+        let results: Vec<_> = Notes::new(&nameless, 0).collect();
+        assert_eq!(results[0], Err(NoteError::EmptyName { offset: 0 }));
+        assert_eq!(
+            results[1].map(|n| n.name),
+            Ok(&b"VMCOREINFO"[..]),
+            "the walk goes on after a nameless note"
         );
 
         let whole = note(b"CORE", 1, &[1; 336]);

@@ -15,6 +15,7 @@ use crate::notes::prstatus::{self, I386Registers, Registers};
 use crate::notes::qemu::{QEMU_CPU_STATE_SIZE, QemuCpuState};
 use crate::plan::PhysRange;
 use crate::read::{Damage, DamageKind, Machine, NoteKind, Segment};
+use crate::vmcoreinfo::VmcoreInfo;
 
 /// The registers of one `NT_PRSTATUS` note.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +182,7 @@ impl<'a> Notes<'a> {
         let mut crash_record = None;
         let mut memory_map = Vec::new();
         let mut completion = None;
+        let mut vmcoreinfo_at = 0u64;
         let len = data.len() as u64;
         for &(index, header_offset, ph) in segments {
             let end = ph.p_offset.checked_add(ph.p_filesz);
@@ -204,15 +206,14 @@ impl<'a> Notes<'a> {
                 let found = match found {
                     Ok(found) => found,
                     Err(error) => {
-                        let offset = match error {
-                            super::NoteError::TruncatedHeader { offset }
-                            | super::NoteError::PastSegmentEnd { offset, .. } => offset,
-                        };
                         damage.push(Damage {
-                            offset,
+                            offset: error.offset(),
                             kind: DamageKind::Note(error),
                         });
-                        break;
+                        if error.ends_walk() {
+                            break;
+                        }
+                        continue;
                     }
                 };
                 let size_damage = |note: NoteKind, expected: usize| Damage {
@@ -280,6 +281,7 @@ impl<'a> Notes<'a> {
                             });
                         } else {
                             notes.vmcoreinfo = Some(found.desc);
+                            vmcoreinfo_at = found.desc_offset;
                         }
                     }
                     (NAME_CRASHKIT, n_type) => {
@@ -352,6 +354,9 @@ impl<'a> Notes<'a> {
                 }
             }
         }
+        if let Some(text) = notes.vmcoreinfo {
+            check_vmcoreinfo(text, vmcoreinfo_at, damage);
+        }
         for (cpu, state) in notes.cpus.iter_mut().zip(qemu) {
             cpu.qemu = state;
         }
@@ -383,6 +388,33 @@ impl<'a> Notes<'a> {
         notes
     }
 }
+
+/// Problems of the `VMCOREINFO` text whose descriptor is at file offset
+/// `at`, as damage: the first [`VMCOREINFO_PROBLEMS`], then one that counts
+/// the rest (a note of garbage would otherwise give one per line).
+fn check_vmcoreinfo(text: &[u8], at: u64, damage: &mut Vec<Damage>) {
+    let mut count = 0usize;
+    VmcoreInfo::new(text).check(|problem| {
+        count += 1;
+        if count <= VMCOREINFO_PROBLEMS {
+            damage.push(Damage {
+                offset: at.saturating_add(problem.at),
+                kind: DamageKind::Vmcoreinfo(problem.problem),
+            });
+        }
+    });
+    if count > VMCOREINFO_PROBLEMS {
+        damage.push(Damage {
+            offset: at,
+            kind: DamageKind::VmcoreinfoMore {
+                more: (count - VMCOREINFO_PROBLEMS) as u32,
+            },
+        });
+    }
+}
+
+/// `VMCOREINFO` problems reported one by one.
+const VMCOREINFO_PROBLEMS: usize = 16;
 
 /// The memory map's entries up to the first that is empty, wraps,
 /// overlaps or is out of order (the caller compares the count).

@@ -154,6 +154,111 @@ pub enum DamageKind {
         /// The segment whose bytes the table covers.
         index: u32,
     },
+    /// Segments `index` and `other` map the same physical memory (at
+    /// different virtual addresses, as Linux's kernel text and direct map
+    /// do) but their file bytes differ from physical address `paddr` on:
+    /// one of them is damaged, and which cannot be told. Found by
+    /// comparing page data (`ElfDump::overlap_damage`), not at opening.
+    OverlapDiffers {
+        /// Program header index of the later-starting segment.
+        index: u32,
+        /// The earlier segment (the one reads use).
+        other: u32,
+        /// The first physical address where they differ.
+        paddr: u64,
+    },
+    /// The `VMCOREINFO` text is not as Linux writes it (the offset is
+    /// the line's or the byte's).
+    Vmcoreinfo(crate::vmcoreinfo::TextProblem),
+    /// More `VMCOREINFO` problems than are listed one by one.
+    VmcoreinfoMore {
+        /// Problems not listed.
+        more: u32,
+    },
+    /// A kdump-compressed file's `bitmap_blocks` is odd, or sizes each
+    /// bitmap beyond the blocks `max_mapnr` needs: the bitmaps run into
+    /// the place of the descriptors.
+    BitmapBlocks {
+        /// `bitmap_blocks`.
+        blocks: u32,
+        /// The frame count the header names.
+        frames: u64,
+    },
+    /// `max_mapnr` is not `max_mapnr_64` capped at `u32::MAX`.
+    MaxMapnrMismatch {
+        /// The 32-bit count.
+        max_mapnr: u32,
+        /// The 64-bit count (the one used).
+        max_mapnr_64: u64,
+    },
+    /// A split part's frame range starts after it ends, or ends past the
+    /// frames the header names.
+    SplitRange {
+        /// First frame.
+        start: u64,
+        /// End frame (exclusive).
+        end: u64,
+        /// The frame count.
+        frames: u64,
+    },
+    /// `nr_cpus` differs from the number of `NT_PRSTATUS` notes.
+    CpuCount {
+        /// `nr_cpus`.
+        header: i32,
+        /// CPU notes read.
+        notes: u32,
+    },
+    /// The sub-header's `VMCOREINFO` copy is not in the file.
+    VmcoreinfoMissing,
+    /// The sub-header's `VMCOREINFO` copy differs from the note's text.
+    VmcoreinfoCopyDiffers,
+    /// Frames set in the second (dumpable) bitmap but clear in the first
+    /// (present): `count` of them, the first `frame`.
+    DumpableNotPresent {
+        /// The first such frame.
+        frame: u64,
+        /// How many.
+        count: u64,
+    },
+    /// The descriptor table, sized by the second bitmap's population
+    /// (`descriptors`), does not end where the page data starts (the first
+    /// descriptor's data at `first_data`, with only zeros between): a
+    /// bitmap bit was set or cleared by damage, and every frame after it
+    /// reads another frame's data.
+    DescriptorTableEnd {
+        /// Descriptors the second bitmap counts.
+        descriptors: u64,
+        /// Where the first descriptor's data is.
+        first_data: u64,
+    },
+    /// Page descriptor `index` (of this file's table) points its data
+    /// into the headers, bitmaps or descriptor table.
+    DataInMetadata {
+        /// The descriptor's index in the table.
+        index: u64,
+    },
+    /// Page descriptor `index`'s data overlaps descriptor `other`'s
+    /// (only the shared zero page may be used twice, whole).
+    DataOverlap {
+        /// The descriptor's index.
+        index: u64,
+        /// The other descriptor's index.
+        other: u64,
+    },
+    /// A kdump-compressed file ends at `len`, before its descriptor table
+    /// or its page data ends (at `needed` at least): it is cut, and the
+    /// pages whose bytes are past the end are lost.
+    FileCut {
+        /// The file's length.
+        len: u64,
+        /// Where the table or the data reaches, at least.
+        needed: u64,
+    },
+    /// More data-layout problems than are listed one by one.
+    DataLayoutMore {
+        /// Problems not listed.
+        more: u64,
+    },
     /// No `PT_LOAD` segment, or none that describes any memory.
     NoMemory,
     /// No `PT_NOTE` segment: every vmcore producer writes notes (CPUs,
@@ -236,6 +341,71 @@ impl fmt::Display for Damage {
             DamageKind::NotesMissing => {
                 f.write_str("the notes the sub-header points at are not in the file")?
             }
+            DamageKind::BitmapBlocks { blocks, frames } => write!(
+                f,
+                "bitmap_blocks {blocks} does not fit {frames} frames (two equal bitmaps, \
+                 each of the blocks max_mapnr needs)"
+            )?,
+            DamageKind::MaxMapnrMismatch {
+                max_mapnr,
+                max_mapnr_64,
+            } => write!(
+                f,
+                "max_mapnr {max_mapnr} disagrees with max_mapnr_64 {max_mapnr_64}"
+            )?,
+            DamageKind::SplitRange { start, end, frames } => write!(
+                f,
+                "split part's frames {start}..{end} are not a range within the {frames} frames"
+            )?,
+            DamageKind::CpuCount { header, notes } => write!(
+                f,
+                "nr_cpus {header} but {notes} NT_PRSTATUS notes"
+            )?,
+            DamageKind::VmcoreinfoMissing => f.write_str(
+                "the sub-header's VMCOREINFO (offset_vmcoreinfo, size_vmcoreinfo) is not in the file",
+            )?,
+            DamageKind::VmcoreinfoCopyDiffers => f.write_str(
+                "the sub-header's VMCOREINFO copy differs from the VMCOREINFO note",
+            )?,
+            DamageKind::DumpableNotPresent { frame, count } => write!(
+                f,
+                "{count} frames set in the dumpable bitmap are clear in the present one \
+                 (the first: frame {frame:#x})"
+            )?,
+            DamageKind::DescriptorTableEnd {
+                descriptors,
+                first_data,
+            } => write!(
+                f,
+                "the descriptor table ({descriptors} descriptors by the dumpable bitmap) does not \
+                 end where the page data starts ({first_data:#x}): frames read other frames' data"
+            )?,
+            DamageKind::DataInMetadata { index } => write!(
+                f,
+                "page descriptor {index} points into the headers, bitmaps or descriptor table"
+            )?,
+            DamageKind::DataOverlap { index, other } => write!(
+                f,
+                "page descriptor {index}'s data overlaps descriptor {other}'s"
+            )?,
+            DamageKind::FileCut { len, needed } => write!(
+                f,
+                "the file is cut: it ends at {len:#x}, its descriptors and page data reach \
+                 {needed:#x} at least"
+            )?,
+            DamageKind::DataLayoutMore { more } => {
+                write!(f, "{more} more page descriptors misplaced or overlapping")?
+            }
+            DamageKind::Vmcoreinfo(problem) => write!(f, "VMCOREINFO: {problem}")?,
+            DamageKind::VmcoreinfoMore { more } => write!(f, "VMCOREINFO: {more} more problems")?,
+            DamageKind::OverlapDiffers {
+                index,
+                other,
+                paddr,
+            } => write!(
+                f,
+                "segments {other} and {index} map physical {paddr:#x} with different bytes"
+            )?,
             DamageKind::ProgramHeadersInHeader { phoff } => write!(
                 f,
                 "program header table at {phoff:#x}, inside the 64-byte ELF header (e_phoff)"

@@ -134,7 +134,11 @@ pub fn build(frames: &[Frame], notes: &[u8]) -> Vec<u8> {
         device_blocks: 0,
         written_blocks: 0,
         current_cpu: 0,
-        nr_cpus: 1,
+        // One per NT_PRSTATUS note, as makedumpfile and QEMU count.
+        nr_cpus: crashkit_dump_format::notes::Notes::new(notes, 0)
+            .flatten()
+            .filter(|n| n.name == b"CORE" && n.n_type == 1)
+            .count() as i32,
     };
     let sub = SubHeader {
         dump_level: 1,

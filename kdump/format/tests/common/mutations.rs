@@ -13,6 +13,7 @@ use crashkit_dump_format::PhysRange;
 use crashkit_dump_format::elf::reader::{ElfDump, FormatErrorKind};
 use crashkit_dump_format::notes::{self, prstatus};
 use crashkit_dump_format::read::DamageKind;
+use crashkit_dump_format::vmcoreinfo::TextProblem;
 
 /// What a mutated file must give.
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +85,10 @@ pub fn put_u32(file: &mut [u8], at: usize, v: u32) {
 }
 pub fn put_u64(file: &mut [u8], at: usize, v: u64) {
     file[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 pub fn get_u64(file: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(file[at..at + 8].try_into().unwrap())
@@ -344,6 +349,24 @@ pub fn elf_cases(base: &Base, mut case: impl FnMut(Vec<u8>, Expect, String)) {
                     format!("note at {at:#x}: {what}"),
                 );
             }
+            let mut file = base.file.clone();
+            put_u32(&mut file, at, 0);
+            case(
+                file,
+                Expect::Damage(|k| {
+                    matches!(k, DamageKind::Note(notes::NoteError::EmptyName { .. }))
+                }),
+                format!("note at {at:#x}: namesz 0"),
+            );
+            let mut file = base.file.clone();
+            file[at..at + 12].fill(0);
+            case(
+                file,
+                Expect::Damage(|k| {
+                    matches!(k, DamageKind::Note(notes::NoteError::ZeroHeader { .. }))
+                }),
+                format!("note at {at:#x}: all-zero header"),
+            );
             if name.starts_with(b"CORE") {
                 // An i386-sized descriptor: shrink it and shift nothing
                 // (the walk then misreads what follows, as a bad file would).
@@ -364,6 +387,83 @@ pub fn elf_cases(base: &Base, mut case: impl FnMut(Vec<u8>, Expect, String)) {
             }
             at += 12 + namesz.div_ceil(4) * 4 + descsz.div_ceil(4) * 4;
         }
+    }
+
+    // The VMCOREINFO text, each way it can depart from Linux's form.
+    if let Some(text_at) = find(&base.file, b"OSRELEASE=") {
+        let text_len = base.file[text_at..].iter().position(|&b| b == 0).unwrap();
+        let text = base.file[text_at..text_at + text_len].to_vec();
+        let line = |key: &[u8]| find(&text, key).map(|at| text_at + at);
+        let mut edits: Vec<(usize, Vec<u8>, Expect, &str)> = vec![
+            (
+                text_at + 9,
+                b"X".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::NotKeyValue))),
+                "a line without =",
+            ),
+            (
+                text_at + 11,
+                b"\0".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::NulByte))),
+                "a NUL inside",
+            ),
+            (
+                text_at + text_len - 1,
+                b"x".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::Unterminated))),
+                "text after the last newline",
+            ),
+            (
+                text_at + 8,
+                b"X".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::NoOsRelease))),
+                "no OSRELEASE",
+            ),
+        ];
+        if let Some(at) = line(b"PAGESIZE=") {
+            edits.push((
+                at + 7,
+                b"X".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::NoPageSize))),
+                "no PAGESIZE",
+            ));
+            edits.push((
+                at + 9,
+                b"8192".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::PageSize))),
+                "PAGESIZE 8192",
+            ));
+        }
+        if let Some(at) = line(b"CRASHTIME=") {
+            edits.push((
+                at + 11,
+                b"x".to_vec(),
+                Expect::Damage(|k| matches!(k, DamageKind::Vmcoreinfo(TextProblem::ValueForm))),
+                "CRASHTIME not decimal",
+            ));
+        }
+        for (at, bytes, expect, what) in edits {
+            let mut file = base.file.clone();
+            file[at..at + bytes.len()].copy_from_slice(&bytes);
+            case(file, expect, format!("VMCOREINFO: {what}"));
+        }
+    }
+
+    // A note segment that ends inside its last note.
+    for (index, &(at, p_type)) in p_types.iter().enumerate() {
+        if p_type != 4 {
+            continue;
+        }
+        let mut file = base.file.clone();
+        let filesz = get_u64(&file, at + 32);
+        put_u64(&mut file, at + 32, filesz - 4);
+        case(
+            file,
+            Expect::Damage(|k| {
+                matches!(k, DamageKind::Note(notes::NoteError::PastSegmentEnd { .. }))
+            }),
+            format!("note segment {index} ends inside a note"),
+        );
     }
 
     // Truncation at every 64th byte of the metadata and every 1021st
@@ -422,6 +522,171 @@ pub fn kdump_notes() -> Vec<u8> {
     out
 }
 
+/// A kdump-compressed base for the structural classes: 64 mixed frames,
+/// the notes of [`kdump_notes`], and the sub-header's VMCOREINFO copy
+/// pointing at the note's text (as makedumpfile and QEMU write it).
+pub fn kdump_class_base() -> Vec<u8> {
+    let mut file = build(&mixed_frames(64), &kdump_notes());
+    let text = find(&file, b"OSRELEASE=").unwrap();
+    let len = file[text..].iter().position(|&b| b == 0).unwrap();
+    put_u64(&mut file, 4096 + 32, text as u64);
+    put_u64(&mut file, 4096 + 40, len as u64);
+    file
+}
+
+/// Each structural class of a kdump-compressed file, one mutation each
+/// of [`kdump_class_base`]: `case(file, expected damage, what)`. The
+/// damage is in what opening finds or, for the data layout, in
+/// `data_layout_damage` (`verify`'s check).
+pub fn kdump_class_cases(mut case: impl FnMut(Vec<u8>, fn(&DamageKind) -> bool, &str)) {
+    use crashkit_dump_format::KdumpDump;
+    let base = kdump_class_base();
+    let dump = KdumpDump::parse(&base).unwrap();
+    let header = *dump.header();
+    let bitmaps = (1 + header.sub_hdr_size as usize) * 4096;
+    let each = header.bitmap_blocks as usize / 2 * 4096;
+    let table = bitmaps + 2 * each;
+    let frames = mixed_frames(64);
+    let frame_of = |want: fn(&super::kdump::Frame) -> bool| frames.iter().position(want).unwrap();
+    let set_bit =
+        |file: &mut Vec<u8>, at: usize, frame: usize| file[at + frame / 8] |= 1 << (frame % 8);
+    let clear_bit =
+        |file: &mut Vec<u8>, at: usize, frame: usize| file[at + frame / 8] &= !(1 << (frame % 8));
+    use super::kdump::Frame;
+
+    let mut file = base.clone();
+    put_u32(&mut file, 436, header.bitmap_blocks + 2);
+    case(
+        file,
+        |k| matches!(k, DamageKind::BitmapBlocks { .. }),
+        "bitmap_blocks too large",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 436, header.bitmap_blocks + 1);
+    case(
+        file,
+        |k| matches!(k, DamageKind::BitmapBlocks { .. }),
+        "bitmap_blocks odd",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 460, 7);
+    case(
+        file,
+        |k| {
+            matches!(
+                k,
+                DamageKind::CpuCount {
+                    header: 7,
+                    notes: 1
+                }
+            )
+        },
+        "nr_cpus",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 440, 63);
+    case(
+        file,
+        |k| matches!(k, DamageKind::MaxMapnrMismatch { .. }),
+        "max_mapnr",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 32, base.len() as u64 - 10);
+    case(
+        file,
+        |k| matches!(k, DamageKind::VmcoreinfoMissing),
+        "offset_vmcoreinfo past the end",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 40, u64::MAX - 4096);
+    case(
+        file,
+        |k| matches!(k, DamageKind::VmcoreinfoMissing),
+        "size_vmcoreinfo huge",
+    );
+    let mut file = base.clone();
+    let copy = get_u64(&file, 4096 + 32);
+    put_u64(&mut file, 4096 + 32, copy + 1);
+    case(
+        file,
+        |k| matches!(k, DamageKind::VmcoreinfoCopyDiffers),
+        "VMCOREINFO copy differs",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 56, get_u64(&base, 4096 + 56) + (1 << 40));
+    case(
+        file,
+        |k| matches!(k, DamageKind::NotesMissing),
+        "size_note past the end",
+    );
+    for (start, end, what) in [
+        (10u64, 5u64, "split range reversed"),
+        (0, 65, "split range past max_mapnr"),
+    ] {
+        let mut file = base.clone();
+        put_u32(&mut file, 4096 + 12, 1);
+        put_u64(&mut file, 4096 + 80, start);
+        put_u64(&mut file, 4096 + 88, end);
+        case(file, |k| matches!(k, DamageKind::SplitRange { .. }), what);
+    }
+    let hole = frame_of(|f| matches!(f, Frame::Hole));
+    let mut file = base.clone();
+    set_bit(&mut file, bitmaps + each, hole);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DumpableNotPresent { .. }),
+        "a hole set dumpable",
+    );
+    // The second bitmap's population against the table: a bit set on an
+    // excluded frame, a bit cleared on a dumpable one.
+    let excluded = frame_of(|f| matches!(f, Frame::Excluded));
+    let mut file = base.clone();
+    set_bit(&mut file, bitmaps + each, excluded);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DescriptorTableEnd { .. }),
+        "an excluded frame set dumpable",
+    );
+    let dumpable = frame_of(|f| matches!(f, Frame::Raw(_)));
+    let mut file = base.clone();
+    clear_bit(&mut file, bitmaps + each, dumpable);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DescriptorTableEnd { .. }),
+        "a dumpable frame cleared",
+    );
+    // Descriptors: data in the metadata, data over other data.
+    let mut file = base.clone();
+    put_u64(&mut file, table + 24 * 5, 4096);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DataInMetadata { index: 5 }),
+        "data in the sub-header",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, table + 24 * 5, table as u64 + 24);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DataInMetadata { index: 5 }),
+        "data in the descriptor table",
+    );
+    let mut file = base.clone();
+    let fourth = get_u64(&base, table + 24 * 4);
+    put_u64(&mut file, table + 24 * 5, fourth + 1);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DataOverlap { .. }),
+        "data over other data",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, table + 24 * 5, fourth);
+    case(
+        file,
+        |k| matches!(k, DamageKind::DataOverlap { .. }),
+        "two pages on one compressed page",
+    );
+}
+
 /// Every kdump-compressed mutation, plain and flattened, one at a time:
 /// `case(base name, file, what)`. Every 32-bit field of the header and
 /// sub-header set to extremes, byte flips across the metadata, cuts.
@@ -464,4 +729,6 @@ pub fn kdump_cases(mut case: impl FnMut(&str, &[u8], String)) {
             case(name, &base[..cut], format!("cut at {cut}"));
         }
     }
+    // The structural classes.
+    kdump_class_cases(|file, _, what| case("classes", &file, format!("class: {what}")));
 }

@@ -49,12 +49,15 @@ pub(super) fn judge(dump: &ElfDump<'_>) -> Completeness {
         .filter(|s| s.in_file < s.filesz)
         .map(|s| s.offset.saturating_add(s.filesz))
         .max();
-    // Any damage but a newer format version: "unknown" is for dumps with
-    // nothing wrong seen, and crashkit's writer never writes damage.
-    let metadata_damaged = dump
-        .damage
-        .iter()
-        .any(|d| !matches!(d.kind, DamageKind::NewerFormat { .. }));
+    // Any damage but a newer format version or a segment cut by the end of
+    // the file (that is truncation, said as such): "unknown" is for dumps
+    // with nothing wrong seen, and crashkit's writer never writes damage.
+    let metadata_damaged = dump.damage.iter().any(|d| {
+        !matches!(
+            d.kind,
+            DamageKind::NewerFormat { .. } | DamageKind::SegmentPastEnd { .. }
+        )
+    });
     // A dump without crashkit's notes, or with notes copied from another
     // file: judged as any producer's, by what the file itself shows.
     let foreign = || {

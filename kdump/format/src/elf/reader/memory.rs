@@ -146,8 +146,10 @@ impl SegmentIndex {
     }
 
     /// The segment covering `addr`: the earliest (by start, then program
-    /// header index) whose file bytes cover it, else the earliest whose
-    /// memory size covers it.
+    /// header index) whose bytes in the file cover it, else the earliest
+    /// whose memory size covers it. So in a cut file a page that two
+    /// segments hold (Linux's kernel text and direct map) is read from the
+    /// one that is whole there.
     fn find<'s>(&self, segments: &'s [Segment], addr: u64) -> Option<&'s Segment> {
         let after = self
             .order
@@ -164,7 +166,7 @@ impl SegmentIndex {
             if rel >= segment.memsz {
                 continue;
             }
-            let has_bytes = |s: &Segment| addr - s.paddr < s.filesz;
+            let has_bytes = |s: &Segment| addr - s.paddr < s.in_file;
             best = match best {
                 Some(current) if has_bytes(current) && !has_bytes(segment) => Some(current),
                 _ => Some(segment),
@@ -186,6 +188,65 @@ impl SegmentIndex {
 }
 
 impl ElfDump<'_> {
+    /// Segments that map the same physical memory from file bytes that
+    /// differ ([`DamageKind::OverlapDiffers`]), found by comparing the
+    /// bytes both hold in the file. Linux's kernel-text segment maps pages
+    /// of the direct-map segment again and must hold the same bytes; two
+    /// segments that disagree make every read of those pages a guess.
+    /// This reads page data, so [`ElfDump::parse`] does not do it: the cost
+    /// is one comparison of the overlapping bytes (a kernel image's size in
+    /// a Linux dump). Each segment is compared with the closest earlier
+    /// ones, as the conflict check at opening is.
+    pub fn overlap_damage(&self) -> Vec<Damage> {
+        let mut found = Vec::new();
+        let order = &self.index.order;
+        for (i, position) in order.iter().enumerate() {
+            let Some(segment) = self.segments.get(*position as usize) else {
+                continue;
+            };
+            let earlier = (0..i)
+                .rev()
+                .take(CONFLICT_SCAN)
+                .take_while(|&j| {
+                    self.index
+                        .max_end
+                        .get(j)
+                        .is_some_and(|end| *end > segment.paddr)
+                })
+                .filter_map(|j| order.get(j).and_then(|p| self.segments.get(*p as usize)));
+            for other in earlier {
+                // Both segments' bytes in the file, over their common
+                // physical range.
+                let start = segment.paddr.max(other.paddr);
+                let end = (segment.paddr + segment.in_file).min(other.paddr + other.in_file);
+                if start >= end
+                    || segment.offset.wrapping_sub(segment.paddr)
+                        == other.offset.wrapping_sub(other.paddr)
+                {
+                    continue;
+                }
+                let len = end - start;
+                let bytes = |s: &Segment| {
+                    crate::bytes::slice_at(self.data, s.offset + (start - s.paddr), len)
+                };
+                let (Some(mine), Some(theirs)) = (bytes(segment), bytes(other)) else {
+                    continue;
+                };
+                if let Some(at) = mine.iter().zip(theirs).position(|(a, b)| a != b) {
+                    found.push(Damage {
+                        offset: segment.offset + (start - segment.paddr) + at as u64,
+                        kind: DamageKind::OverlapDiffers {
+                            index: segment.index,
+                            other: other.index,
+                            paddr: start + at as u64,
+                        },
+                    });
+                }
+            }
+        }
+        found
+    }
+
     /// Pages per state from address 0 to the end of the highest segment or
     /// memory-map range: one step per run of one state, so the cost is
     /// that of the program headers and the memory map, not of the memory.

@@ -225,7 +225,10 @@ fn a_cut_linux_vmcore_reads_overlapping_pages_from_the_whole_segment() {
     let dump = ElfDump::parse(&file[..cut]).unwrap();
     let kinds: Vec<_> = dump.damage().iter().map(|d| d.kind).collect();
     assert!(
-        matches!(kinds.as_slice(), [DamageKind::SegmentPastEnd { index: 2, .. }]),
+        matches!(
+            kinds.as_slice(),
+            [DamageKind::SegmentPastEnd { index: 2, .. }]
+        ),
         "{kinds:?}"
     );
     assert_eq!(

@@ -326,7 +326,10 @@ fn a_cut_file_counts_only_the_pages_it_holds() {
         })
         .collect();
     let data_start = table + 24 * dumpable as usize;
-    for cut in [data_start + (file.len() - data_start) / 2, table + 24 * 7 + 5] {
+    for cut in [
+        data_start + (file.len() - data_start) / 2,
+        table + 24 * 7 + 5,
+    ] {
         let dump = KdumpDump::parse(&file[..cut]).unwrap();
         let kinds: Vec<_> = dump.damage().iter().map(|d| d.kind).collect();
         assert!(

@@ -328,14 +328,74 @@ impl<'a> KdumpDump<'a> {
                 },
             ));
         }
-        // A split part's range.
+        // The machine the header names: the reader knows x86's layouts
+        // (QEMU writes "i686" for a 32-bit target).
+        let machine = self.header.utsname.get(4).map(|field| {
+            let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+            field.get(..end).unwrap_or(&[])
+        });
+        if !matches!(
+            machine,
+            Some(b"x86_64" | b"i686" | b"i386" | b"i586" | b"i486")
+        ) {
+            found.push(at(12 + 4 * 65, DamageKind::NotX86Machine));
+        }
+        // Sub-header fields the header's version does not have must be
+        // zero (both writers zero the whole sub-header first): a version
+        // lowered by damage would hide the notes and ranges silently.
+        if let Some(end) = sub_header_fields_end(self.header.header_version)
+            && self.header.signature == *SIGNATURE_KDUMP
+        {
+            let mut raw = [0u8; super::header::SUB_HEADER_SIZE];
+            if self.source.read(PAGE_SIZE, &mut raw).is_ok()
+                && let Some(first) = raw
+                    .get(end..)
+                    .and_then(|rest| rest.iter().position(|&b| b != 0))
+            {
+                found.push(at(
+                    PAGE_SIZE + (end + first) as u64,
+                    DamageKind::FieldsPastVersion {
+                        version: self.header.header_version,
+                    },
+                ));
+            }
+        }
+        // The eraseinfo (version 5 on) must be in the file.
+        if self.header.header_version >= 5
+            && self.sub.size_eraseinfo > 0
+            && !self
+                .source
+                .covers(self.sub.offset_eraseinfo, self.sub.size_eraseinfo)
+        {
+            found.push(at(PAGE_SIZE + 64, DamageKind::EraseinfoMissing));
+        }
+        // Split fields in a whole dump; in a part, both copies of the
+        // range the same (version 6 writes both) and the range not empty.
+        let split_fields = [
+            self.sub.start_pfn,
+            self.sub.end_pfn,
+            self.sub.start_pfn_64,
+            self.sub.end_pfn_64,
+        ];
+        if self.sub.split == 0 && split_fields.iter().any(|&v| v != 0) {
+            found.push(at(
+                PAGE_SIZE + 12,
+                DamageKind::SplitRange {
+                    start: self.sub.start_pfn_64.max(self.sub.start_pfn),
+                    end: self.sub.end_pfn_64.max(self.sub.end_pfn),
+                    frames: header_frames,
+                },
+            ));
+        }
         if self.sub.split != 0 {
             let (start, end, field) = if self.header.header_version >= 6 {
                 (self.sub.start_pfn_64, self.sub.end_pfn_64, 80)
             } else {
                 (self.sub.start_pfn, self.sub.end_pfn, 16)
             };
-            if start > end || end > header_frames {
+            let copies_differ = self.header.header_version >= 6
+                && (self.sub.start_pfn, self.sub.end_pfn) != (start, end);
+            if start >= end || end > header_frames || copies_differ {
                 found.push(at(
                     PAGE_SIZE + field,
                     DamageKind::SplitRange {
@@ -1106,6 +1166,20 @@ impl<'a> KdumpDump<'a> {
             done += step;
         }
         Ok(())
+    }
+}
+
+/// Where the sub-header fields of header version `version` end (the
+/// fields of later versions follow, up to 104 bytes); `None` for version
+/// 6, which has them all.
+fn sub_header_fields_end(version: i32) -> Option<usize> {
+    match version {
+        ..=1 => Some(12),
+        2 => Some(32),
+        3 => Some(48),
+        4 => Some(64),
+        5 => Some(80),
+        _ => None,
     }
 }
 

@@ -254,6 +254,18 @@ pub enum DamageKind {
         /// Where the table or the data reaches, at least.
         needed: u64,
     },
+    /// A kdump-compressed header whose `utsname.machine` is not an x86 one
+    /// (`x86_64`, `i686`, ...): the reader's layouts do not apply.
+    NotX86Machine,
+    /// Sub-header fields of a later header version than `version` are
+    /// set: the version is damaged, or the fields are.
+    FieldsPastVersion {
+        /// `header_version`.
+        version: i32,
+    },
+    /// The sub-header's eraseinfo (`offset_eraseinfo`, `size_eraseinfo`)
+    /// is not in the file.
+    EraseinfoMissing,
     /// More data-layout problems than are listed one by one.
     DataLayoutMore {
         /// Problems not listed.
@@ -355,7 +367,8 @@ impl fmt::Display for Damage {
             )?,
             DamageKind::SplitRange { start, end, frames } => write!(
                 f,
-                "split part's frames {start}..{end} are not a range within the {frames} frames"
+                "split range {start}..{end}: empty, reversed, past the {frames} frames, in a \
+                 dump that is not split, or its two copies differ"
             )?,
             DamageKind::CpuCount { header, notes } => write!(
                 f,
@@ -392,6 +405,16 @@ impl fmt::Display for Damage {
                 f,
                 "the file is cut: it ends at {len:#x}, its descriptors and page data reach \
                  {needed:#x} at least"
+            )?,
+            DamageKind::NotX86Machine => {
+                f.write_str("utsname.machine is not an x86 machine")?
+            }
+            DamageKind::FieldsPastVersion { version } => write!(
+                f,
+                "sub-header fields of a version later than header_version {version} are set"
+            )?,
+            DamageKind::EraseinfoMissing => f.write_str(
+                "the eraseinfo (offset_eraseinfo, size_eraseinfo) is not in the file",
             )?,
             DamageKind::DataLayoutMore { more } => {
                 write!(f, "{more} more page descriptors misplaced or overlapping")?

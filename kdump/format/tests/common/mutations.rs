@@ -629,6 +629,53 @@ pub fn kdump_class_cases(mut case: impl FnMut(Vec<u8>, fn(&DamageKind) -> bool, 
         put_u64(&mut file, 4096 + 88, end);
         case(file, |k| matches!(k, DamageKind::SplitRange { .. }), what);
     }
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 80, 3);
+    case(
+        file,
+        |k| matches!(k, DamageKind::SplitRange { .. }),
+        "split fields in a whole dump",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 4096 + 12, 1);
+    put_u64(&mut file, 4096 + 16, 0);
+    put_u64(&mut file, 4096 + 24, 64);
+    put_u64(&mut file, 4096 + 80, 0);
+    put_u64(&mut file, 4096 + 88, 32);
+    case(
+        file,
+        |k| matches!(k, DamageKind::SplitRange { .. }),
+        "split range copies differ",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 4096 + 12, 1);
+    case(
+        file,
+        |k| matches!(k, DamageKind::SplitRange { .. }),
+        "split part with an empty range",
+    );
+    let mut file = base.clone();
+    put_u32(&mut file, 8, 3);
+    case(
+        file,
+        |k| matches!(k, DamageKind::FieldsPastVersion { version: 3 }),
+        "header_version lowered",
+    );
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 72, 4096);
+    put_u64(&mut file, 4096 + 64, base.len() as u64);
+    case(
+        file,
+        |k| matches!(k, DamageKind::EraseinfoMissing),
+        "eraseinfo past the end",
+    );
+    let mut file = base.clone();
+    file[12 + 4 * 65..12 + 4 * 65 + 6].copy_from_slice(b"arm64\0");
+    case(
+        file,
+        |k| matches!(k, DamageKind::NotX86Machine),
+        "utsname.machine not x86",
+    );
     let hole = frame_of(|f| matches!(f, Frame::Hole));
     let mut file = base.clone();
     set_bit(&mut file, bitmaps + each, hole);

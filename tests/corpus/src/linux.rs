@@ -10,7 +10,9 @@
 //! crashes the kernel with SysRq-c. The runner waits for Linux's panic
 //! line, takes QEMU's dumps over QMP (ELF, and makedumpfile's flattened
 //! kdump-zlib form for the next format), and quits. Booted twice: with
-//! KASLR (Debian's default) and with `nokaslr`.
+//! KASLR (Debian's default) and with `nokaslr`; then on QEMU's `max` CPU
+//! with 5-level paging; then through Linux's own crash path to a genuine
+//! `/proc/vmcore` (the [`crate::kexec`] module).
 //!
 //! Checked against the file-backed guest RAM: QEMU's ELF opens with no
 //! damage, one CPU per `-smp` with QEMU's CPU state, Linux's VMCOREINFO
@@ -38,13 +40,13 @@ use crashkit_qemu::qmp::{Qmp, wait_for_line};
 use crashkit_qemu::rewrite;
 
 /// The line Linux prints when it panics (the guest's `/init` causes it).
-const PANIC_LINE: &str = "Kernel panic - not syncing";
+pub(crate) const PANIC_LINE: &str = "Kernel panic - not syncing";
 /// What `/init` prints once VMCOREINFO has gone to QEMU.
 const READY_LINE: &str = "crashkit-corpus: vmcoreinfo published";
 /// Guest RAM.
-const RAM_MIB: u32 = 256;
+pub(crate) const RAM_MIB: u32 = 256;
 /// Guest CPUs.
-const CPUS: u32 = 2;
+pub(crate) const CPUS: u32 = 2;
 
 /// The guest's `/init`: a busybox shell script.
 const INIT: &str = "#!/bin/busybox sh
@@ -63,7 +65,7 @@ echo c > /proc/sysrq-trigger
 /// The guest: kernel, initramfs, release.
 #[derive(Debug)]
 pub struct Guest {
-    vmlinuz: PathBuf,
+    pub(crate) vmlinuz: PathBuf,
     initramfs: PathBuf,
     /// The kernel's release (its package's).
     pub release: String,
@@ -84,6 +86,10 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
     let line = la57_guest(&guest, &work)
         .map_err(|why| format!("linux-la57 ({}): {why}", work.display()))?;
     lines.push(format!("linux-la57: {line}"));
+    let work = dir.join("linux-proc-vmcore");
+    let line = crate::kexec::make_and_check(&guest, &dir, &work)
+        .map_err(|why| format!("linux-proc-vmcore ({}): {why}", work.display()))?;
+    lines.push(format!("linux-proc-vmcore: {line}"));
     Ok(lines)
 }
 
@@ -265,6 +271,63 @@ pub fn prepare(dir: &Path) -> Result<Guest, String> {
     })
 }
 
+/// kexec-tools from Debian's package and the library packages it needs
+/// (`apt-cache depends --recurse`, the `lib*` ones), fetched once with
+/// `apt-get download` and unpacked into the corpus's root beside the kernel
+/// and busybox, never installed here; the root.
+pub(crate) fn fetch_kexec_tools(dir: &Path) -> Result<PathBuf, String> {
+    let debs = dir.join("debs-kexec");
+    std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
+    let fetched = || -> Vec<PathBuf> {
+        std::fs::read_dir(&debs)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if !fetched().iter().any(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("kexec-tools_"))
+    }) {
+        let depends = run(Command::new("apt-cache").args([
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            "kexec-tools",
+        ]))?;
+        let mut packages: Vec<&str> = depends
+            .lines()
+            .filter(|line| !line.starts_with(' ') && !line.starts_with('<'))
+            .filter(|name| *name == "kexec-tools" || name.starts_with("lib") || *name == "zlib1g")
+            .collect();
+        packages.sort_unstable();
+        packages.dedup();
+        println!(
+            "linux corpus: fetching {} with apt-get download",
+            packages.join(" ")
+        );
+        run(Command::new("apt-get")
+            .arg("download")
+            .args(&packages)
+            .current_dir(&debs))?;
+    }
+    let root = dir.join("unpacked");
+    for deb in fetched() {
+        run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root))?;
+    }
+    Ok(root)
+}
+
 /// An uncompressed `newc` cpio archive, the format Linux unpacks into its
 /// initial root file system: per entry a 110-byte ASCII header (`070701`,
 /// then 13 eight-digit hex fields: inode, mode, uid, gid, nlink, mtime,
@@ -272,13 +335,13 @@ pub fn prepare(dir: &Path) -> Result<Guest, String> {
 /// NUL, checksum 0), the name and NUL padded to 4, the data padded to 4;
 /// ended by the entry `TRAILER!!!`.
 #[derive(Default)]
-struct Cpio {
+pub(crate) struct Cpio {
     bytes: Vec<u8>,
     inode: u32,
 }
 
 impl Cpio {
-    fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
+    pub(crate) fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
         self.inode += 1;
         let nlink = if mode & 0o170_000 == 0o040_000 { 2 } else { 1 };
         let fields = [
@@ -314,7 +377,7 @@ impl Cpio {
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> Vec<u8> {
         self.entry("TRAILER!!!", 0, &[], (0, 0));
         self.bytes
     }
@@ -467,7 +530,7 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
 /// the same order; the log has more (messages below the console's level).
 /// The console repeats the prefix on a record's continuation lines where
 /// dmesg indents them: compared without it. The lines compared.
-fn console_in_log(console: &str, log: &str) -> Result<usize, String> {
+pub(crate) fn console_in_log(console: &str, log: &str) -> Result<usize, String> {
     let body = |line: &str| -> String {
         let line = line.trim_end_matches('\r');
         // The text after the prefix, or after the indentation; leading
@@ -559,7 +622,7 @@ pub fn crash_and_dump_on(
     Ok(outcome)
 }
 
-fn tail(serial: &str) -> String {
+pub(crate) fn tail(serial: &str) -> String {
     let lines: Vec<&str> = serial.lines().collect();
     lines[lines.len().saturating_sub(30)..].join("\n")
 }

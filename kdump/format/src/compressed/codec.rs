@@ -53,8 +53,10 @@ pub const ZSTD_MAX_WINDOW: u64 = 8 << 20;
 /// Decode `data`, compressed with the codec of descriptor `flags` (0:
 /// raw), into `page`, which it must fill exactly.
 pub fn decode_page(flags: u32, data: &[u8], page: &mut [u8]) -> Result<(), DecodeError> {
-    let written = match flags & (FLAG_ZLIB | FLAG_LZO | FLAG_SNAPPY | FLAG_ZSTD) {
-        0 if flags == 0 => {
+    // Exactly one codec's flag, or none (raw): every producer writes one of
+    // these values, so other bits set are damage, not a codec to guess.
+    let written = match flags {
+        0 => {
             if data.len() != page.len() {
                 return Err(if data.len() > page.len() {
                     DecodeError::TooLong

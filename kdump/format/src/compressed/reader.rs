@@ -360,12 +360,14 @@ impl<'a> KdumpDump<'a> {
                 ));
             }
         }
-        // The eraseinfo (version 5 on) must be in the file.
+        // The eraseinfo (version 5 on) must be in the file, after the
+        // descriptor table (makedumpfile appends it after the pages).
         if self.header.header_version >= 5
             && self.sub.size_eraseinfo > 0
-            && !self
-                .source
-                .covers(self.sub.offset_eraseinfo, self.sub.size_eraseinfo)
+            && (self.sub.offset_eraseinfo < self.first_descriptor
+                || !self
+                    .source
+                    .covers(self.sub.offset_eraseinfo, self.sub.size_eraseinfo))
         {
             found.push(at(PAGE_SIZE + 64, DamageKind::EraseinfoMissing));
         }
@@ -438,6 +440,34 @@ impl<'a> KdumpDump<'a> {
                         found.push(at(PAGE_SIZE + 32, DamageKind::VmcoreinfoCopyDiffers));
                     }
                 }
+            }
+        }
+        // No bit past the frames the header names, in either bitmap: the
+        // writers leave them clear, so a set one is damage (of the bitmap,
+        // or of max_mapnr, which then hides frames).
+        let past = |bitmap: &[u8]| -> Option<u64> {
+            let first_byte = usize::try_from(header_frames / 8).ok()?;
+            let partial = (header_frames % 8) as u32;
+            (first_byte..bitmap.len()).find_map(|byte| {
+                let mut bits = *bitmap.get(byte)?;
+                if byte == first_byte && partial > 0 {
+                    bits &= !((1u8 << partial) - 1);
+                }
+                (bits != 0).then(|| byte as u64 * 8 + u64::from(bits.trailing_zeros()))
+            })
+        };
+        let bitmaps_at = (1 + self.header.sub_hdr_size.max(0) as u64) * PAGE_SIZE;
+        let each_len = u64::from(self.header.bitmap_blocks) / 2 * PAGE_SIZE;
+        for (bitmap, at_bitmap) in [
+            (&self.present, bitmaps_at),
+            (&self.dumpable, bitmaps_at + each_len),
+        ] {
+            if let Some(frame) = past(bitmap) {
+                found.push(at(
+                    at_bitmap + frame / 8,
+                    DamageKind::BitPastMaxMapnr { frame },
+                ));
+                break;
             }
         }
         // Dumpable frames must be present ones.

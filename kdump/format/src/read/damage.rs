@@ -212,6 +212,12 @@ pub enum DamageKind {
     VmcoreinfoMissing,
     /// The sub-header's `VMCOREINFO` copy differs from the note's text.
     VmcoreinfoCopyDiffers,
+    /// A bitmap bit is set for `frame`, at or past the frame count the
+    /// header names (`max_mapnr`).
+    BitPastMaxMapnr {
+        /// The first such frame.
+        frame: u64,
+    },
     /// Frames set in the second (dumpable) bitmap but clear in the first
     /// (present): `count` of them, the first `frame`.
     DumpableNotPresent {
@@ -264,7 +270,7 @@ pub enum DamageKind {
         version: i32,
     },
     /// The sub-header's eraseinfo (`offset_eraseinfo`, `size_eraseinfo`)
-    /// is not in the file.
+    /// is not in the file, or lies in the headers or bitmaps.
     EraseinfoMissing,
     /// More data-layout problems than are listed one by one.
     DataLayoutMore {
@@ -380,6 +386,10 @@ impl fmt::Display for Damage {
             DamageKind::VmcoreinfoCopyDiffers => f.write_str(
                 "the sub-header's VMCOREINFO copy differs from the VMCOREINFO note",
             )?,
+            DamageKind::BitPastMaxMapnr { frame } => write!(
+                f,
+                "a bitmap bit is set for frame {frame:#x}, past the frames max_mapnr names"
+            )?,
             DamageKind::DumpableNotPresent { frame, count } => write!(
                 f,
                 "{count} frames set in the dumpable bitmap are clear in the present one \
@@ -414,7 +424,8 @@ impl fmt::Display for Damage {
                 "sub-header fields of a version later than header_version {version} are set"
             )?,
             DamageKind::EraseinfoMissing => f.write_str(
-                "the eraseinfo (offset_eraseinfo, size_eraseinfo) is not in the file",
+                "the eraseinfo (offset_eraseinfo, size_eraseinfo) is not in the file, or lies in \
+                 the headers or bitmaps",
             )?,
             DamageKind::DataLayoutMore { more } => {
                 write!(f, "{more} more page descriptors misplaced or overlapping")?

@@ -670,11 +670,25 @@ pub fn kdump_class_cases(mut case: impl FnMut(Vec<u8>, fn(&DamageKind) -> bool, 
         "eraseinfo past the end",
     );
     let mut file = base.clone();
+    put_u64(&mut file, 4096 + 72, 100);
+    case(
+        file,
+        |k| matches!(k, DamageKind::EraseinfoMissing),
+        "eraseinfo in the header",
+    );
+    let mut file = base.clone();
     file[12 + 4 * 65..12 + 4 * 65 + 6].copy_from_slice(b"arm64\0");
     case(
         file,
         |k| matches!(k, DamageKind::NotX86Machine),
         "utsname.machine not x86",
+    );
+    let mut file = base.clone();
+    set_bit(&mut file, bitmaps, 64 + 9);
+    case(
+        file,
+        |k| matches!(k, DamageKind::BitPastMaxMapnr { frame: 73 }),
+        "a present bit past max_mapnr",
     );
     let hole = frame_of(|f| matches!(f, Frame::Hole));
     let mut file = base.clone();

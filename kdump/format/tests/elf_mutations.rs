@@ -294,3 +294,101 @@ fn legal_oddities_stay_valid() {
     let dump = ElfDump::parse(&padded).unwrap();
     assert_eq!(dump.damage(), &[], "zero padding after the notes");
 }
+
+/// "No structural mutation verifies unless docs/cli.md lists its class as
+/// legal", for the ELF bases: no mutation of crashkit's dump verifies (its
+/// completion marker's checksum covers the metadata); a mutation of the
+/// QEMU-style dump that verifies changed only fields nothing reads or can
+/// check: ELF header fields other than the ones the reader uses, the
+/// section header QEMU writes (read only under PN_XNUM), `p_flags`,
+/// `p_vaddr`, `p_align`, a `PT_NOTE`'s `p_paddr` and `p_memsz`, a
+/// `PT_LOAD`'s `p_memsz` grown (makedumpfile's excluded tail), note names'
+/// padding and note descriptors (register values).
+#[test]
+fn a_mutation_that_verifies_changed_only_what_no_reader_relies_on() {
+    use crashkit_dump_format::notes::Notes;
+    for base in bases() {
+        let dump = ElfDump::parse(&base.file).unwrap();
+        let phoff = dump.header().e_phoff as usize;
+        let phnum = dump.program_header_count() as usize;
+        let p_type = |i: usize| {
+            u32::from_le_bytes(
+                base.file[phoff + i * 56..phoff + i * 56 + 4]
+                    .try_into()
+                    .unwrap(),
+            )
+        };
+        let mut note_content: Vec<(usize, usize)> = Vec::new();
+        let mut note_regions = Vec::new();
+        for i in (0..phnum).filter(|&i| p_type(i) == 4) {
+            let offset = get_u64(&base.file, phoff + i * 56 + 8) as usize;
+            let len = get_u64(&base.file, phoff + i * 56 + 32) as usize;
+            note_regions.push(offset..offset + len);
+            for note in Notes::new(&base.file[offset..offset + len], offset as u64).flatten() {
+                let name_end = note.offset as usize + 12 + note.name.len() + 1;
+                note_content.push((name_end, note.desc_offset as usize));
+                let desc = note.desc_offset as usize;
+                note_content.push((desc, desc + note.desc.len()));
+            }
+        }
+        let legal = |at: usize, file: &[u8]| -> bool {
+            if at < 64 {
+                // Used: magic, class, data (0..6), e_type, e_machine (16..20),
+                // e_phoff, e_shoff (32..48), e_flags' bit 0 (48),
+                // e_phentsize, e_phnum (54..58).
+                let used = matches!(at, 0..6 | 16..20 | 32..48 | 54..58);
+                let incomplete_bit = at == 48 && (file[48] ^ base.file[48]) & 1 != 0;
+                return !(used || incomplete_bit);
+            }
+            if at < phoff {
+                return true;
+            }
+            if at < phoff + phnum * 56 {
+                let (i, field) = ((at - phoff) / 56, (at - phoff) % 56);
+                let memsz_grew =
+                    get_u64(file, phoff + i * 56 + 40) >= get_u64(&base.file, phoff + i * 56 + 40);
+                return match (p_type(i), field) {
+                    (_, 4..8 | 16..24 | 48..56) => true,
+                    (4, 24..32 | 40..48) => true,
+                    (1, 40..48) => memsz_grew,
+                    _ => false,
+                };
+            }
+            if note_regions.iter().any(|r| r.contains(&at)) {
+                return note_content
+                    .iter()
+                    .any(|&(start, end)| (start..end).contains(&at));
+            }
+            true // page data
+        };
+        let (mut verified, mut cases) = (0, 0);
+        elf_cases(&base, |file, _, what| {
+            if file.len() != base.file.len() {
+                return;
+            }
+            cases += 1;
+            let Ok(dump) = ElfDump::parse(&file) else {
+                return;
+            };
+            if !dump.damage().is_empty()
+                || !dump.overlap_damage().is_empty()
+                || matches!(dump.completeness(), Completeness::Incomplete(_))
+            {
+                return;
+            }
+            verified += 1;
+            assert!(!base.crashkit, "{}: {what} verifies", base.name);
+            for at in (0..file.len()).filter(|&at| file[at] != base.file[at]) {
+                assert!(
+                    legal(at, &file),
+                    "{}: {what}: verifies although byte {at} changed",
+                    base.name
+                );
+            }
+        });
+        println!(
+            "{}: {verified} of {cases} same-length mutations verify",
+            base.name
+        );
+    }
+}

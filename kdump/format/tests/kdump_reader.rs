@@ -359,3 +359,106 @@ fn a_cut_file_counts_only_the_pages_it_holds() {
         assert!(in_file < dumpable);
     }
 }
+
+/// What `crashkit verify` checks, in the library: no damage found opening
+/// or in the data layout, not known incomplete, every frame of the part
+/// read whole or left out.
+fn verifies(file: &[u8]) -> bool {
+    let Ok(dump) = KdumpDump::parse(file) else {
+        return false;
+    };
+    if !dump.damage().is_empty()
+        || !dump.data_layout_damage().is_empty()
+        || matches!(dump.completeness(), Completeness::Incomplete(_))
+    {
+        return false;
+    }
+    let mut page = vec![0u8; 4096];
+    let (first, end) = dump.part();
+    (first..end.min(dump.frames())).all(|frame| match dump.read_page(frame, &mut page) {
+        Ok(()) => true,
+        Err(problem) => matches!(problem.state, PageState::Hole | PageState::Excluded),
+    })
+}
+
+/// "No structural mutation verifies unless docs/cli.md lists its class as
+/// legal": every mutation of the plain base that still verifies changed
+/// only bytes nothing checks or can check (the header's free text and
+/// informational fields, padding, note contents, page data, `page_flags`,
+/// a first-bitmap bit of a frame that is not dumpable, hole against
+/// excluded), each region as docs/cli.md lists it.
+#[test]
+fn a_mutation_that_verifies_changed_only_what_no_reader_relies_on() {
+    use crashkit_dump_format::notes::Notes;
+    let base = build(&mixed_frames(64), &notes());
+    let dump = KdumpDump::parse(&base).unwrap();
+    let header = *dump.header();
+    let sub = *dump.sub_header();
+    let bitmaps = (1 + header.sub_hdr_size as usize) * 4096;
+    let each = header.bitmap_blocks as usize / 2 * 4096;
+    let table = bitmaps + 2 * each;
+    let data = table + 24 * dump.descriptor_count() as usize;
+    let (notes_at, notes_len) = (sub.offset_note as usize, sub.size_note as usize);
+    // Note descriptors: content (register values, VMCOREINFO text of the
+    // right form; the form itself is checked).
+    let descriptors: Vec<(usize, usize)> = Notes::new(&base[notes_at..notes_at + notes_len], 0)
+        .flatten()
+        .map(|n| {
+            let at = notes_at + n.desc_offset as usize;
+            (at, at + n.desc.len())
+        })
+        .collect();
+    let dumpable = |frame: usize| base[bitmaps + each + frame / 8] & (1 << (frame % 8)) != 0;
+    let machine = 12 + 4 * 65..12 + 4 * 65 + b"x86_64\0".len();
+    let legal = |at: usize, file: &[u8]| -> bool {
+        let field_u64 =
+            |offset: usize| u64::from_le_bytes(file[offset..offset + 8].try_into().unwrap());
+        match at {
+            _ if machine.contains(&at) => false,
+            // utsname, timestamp, status, total_ram_blocks, device_blocks,
+            // written_blocks, current_cpu, padding to the sub-header.
+            12..428 | 444..460 | 464..4096 => true,
+            // phys_base, dump_level.
+            4096..4108 => true,
+            // An offset whose size is 0 points at nothing.
+            4128..4136 => field_u64(4136) == 0,
+            4160..4168 => field_u64(4168) == 0,
+            _ if (notes_at..notes_at + notes_len).contains(&at) => descriptors
+                .iter()
+                .any(|&(start, end)| (start..end).contains(&at)),
+            // After the sub-header and notes, to the bitmaps: padding.
+            _ if at >= notes_at + notes_len && at < bitmaps => true,
+            // The first bitmap's bit of a frame that is not dumpable.
+            _ if (bitmaps..bitmaps + each).contains(&at) => {
+                let byte = at - bitmaps;
+                (0..8).all(|bit| {
+                    base[at] & (1 << bit) == file[at] & (1 << bit) || !dumpable(byte * 8 + bit)
+                })
+            }
+            // page_flags of a descriptor.
+            _ if (table..data).contains(&at) => (at - table) % 24 >= 16,
+            _ => at >= data,
+        }
+    };
+    let (mut verified, mut cases) = (0, 0);
+    common::mutations::kdump_cases(|name, file, what| {
+        if name != "plain" || file.len() != base.len() {
+            return;
+        }
+        cases += 1;
+        if !verifies(file) {
+            return;
+        }
+        verified += 1;
+        for at in (0..file.len()).filter(|&at| file[at] != base[at]) {
+            assert!(
+                legal(at, file),
+                "{what}: verifies although byte {at} changed ({:#x} -> {:#x})",
+                base[at],
+                file[at]
+            );
+        }
+    });
+    assert!(cases > 1000, "{cases}");
+    println!("{verified} of {cases} same-length mutations verify, each in a legal region");
+}

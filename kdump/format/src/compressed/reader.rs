@@ -317,7 +317,6 @@ impl<'a> KdumpDump<'a> {
         // Version 6's 64-bit frame count, and the 32-bit one beside it
         // (both writers store the 64-bit count capped at u32::MAX).
         if self.header.header_version >= 6
-            && self.sub.max_mapnr_64 != 0
             && u64::from(self.header.max_mapnr) != self.sub.max_mapnr_64.min(u64::from(u32::MAX))
         {
             found.push(at(
@@ -407,6 +406,10 @@ impl<'a> KdumpDump<'a> {
                     },
                 ));
             }
+        }
+        // Notes (version 4 on): QEMU and makedumpfile always write them.
+        if self.header.header_version >= 4 && self.sub.size_note == 0 {
+            found.push(at(PAGE_SIZE + 56, DamageKind::NoNotes));
         }
         // The CPU count against the notes.
         if self.header.header_version >= 4

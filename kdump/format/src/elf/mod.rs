@@ -9,7 +9,7 @@
 
 pub use goblin::elf::header::{EI_CLASS, EI_DATA, EI_VERSION, ELFCLASS64, ELFDATA2LSB, ELFMAG};
 pub use goblin::elf::header::{EM_386, EM_X86_64, ET_CORE, EV_CURRENT};
-pub use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE};
+pub use goblin::elf::program_header::{PF_R, PF_W, PF_X, PT_LOAD, PT_NOTE, PT_NULL};
 pub use goblin::elf64::header::Header;
 pub use goblin::elf64::program_header::ProgramHeader;
 pub use goblin::elf64::section_header::SectionHeader;

@@ -183,6 +183,7 @@ impl<'a> Notes<'a> {
         let mut memory_map = Vec::new();
         let mut completion = None;
         let mut vmcoreinfo_at = 0u64;
+        let mut crashkit_seen = None;
         let len = data.len() as u64;
         for &(index, header_offset, ph) in segments {
             let end = ph.p_offset.checked_add(ph.p_filesz);
@@ -285,6 +286,7 @@ impl<'a> Notes<'a> {
                         }
                     }
                     (NAME_CRASHKIT, n_type) => {
+                        crashkit_seen.get_or_insert(found.offset);
                         let duplicate = Damage {
                             offset: found.offset,
                             kind: DamageKind::DuplicateNote {
@@ -357,8 +359,29 @@ impl<'a> Notes<'a> {
         if let Some(text) = notes.vmcoreinfo {
             check_vmcoreinfo(text, vmcoreinfo_at, damage);
         }
+        // QEMU writes one CPU-state note per CPU note: a count that
+        // differs means a CPU note's name or type was damaged (the CPU
+        // would vanish silently) or a state note was.
+        if notes.qemu_notes > 0 && notes.qemu_notes != notes.cpus.len() {
+            damage.push(Damage {
+                offset: segments.first().map_or(0, |(_, header, _)| *header),
+                kind: DamageKind::QemuNoteCount {
+                    cpus: notes.cpus.len() as u32,
+                    states: notes.qemu_notes as u32,
+                },
+            });
+        }
         for (cpu, state) in notes.cpus.iter_mut().zip(qemu) {
             cpu.qemu = state;
+        }
+        // crashkit's other notes without its identity: the identity note's
+        // name or type is damaged, and with it the dump would be judged as
+        // another producer's (no marker, no checksum).
+        if let (None, Some(offset)) = (identity, crashkit_seen) {
+            damage.push(Damage {
+                offset,
+                kind: DamageKind::CrashkitIdentityMissing,
+            });
         }
         if let Some((identity, identity_offset)) = identity {
             if !controls.is_empty() && controls.len() != notes.cpus.len() {

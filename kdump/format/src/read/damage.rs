@@ -277,9 +277,37 @@ pub enum DamageKind {
         /// Problems not listed.
         more: u64,
     },
+    /// Program header `index` has a `p_type` no vmcore producer writes
+    /// (only `PT_LOAD`, `PT_NOTE` and `PT_NULL` are): it is ignored.
+    UnknownSegmentType {
+        /// Program header index.
+        index: u32,
+        /// The type found.
+        p_type: u32,
+    },
+    /// A QEMU dump's CPU notes and CPU-state notes differ in number (QEMU
+    /// writes one of each per CPU).
+    QemuNoteCount {
+        /// `NT_PRSTATUS` notes read.
+        cpus: u32,
+        /// QEMU CPU-state notes.
+        states: u32,
+    },
+    /// crashkit notes without crashkit's identity note: the identity's
+    /// name or type is damaged (the dump cannot be judged as crashkit's).
+    CrashkitIdentityMissing,
+    /// Segments `index` and `other` read the same file bytes as different
+    /// physical memory.
+    SharedFileBytes {
+        /// Program header index.
+        index: u32,
+        /// The segment whose bytes it shares.
+        other: u32,
+    },
     /// No `PT_LOAD` segment, or none that describes any memory.
     NoMemory,
-    /// No `PT_NOTE` segment: every vmcore producer writes notes (CPUs,
+    /// No `PT_NOTE` segment, or a kdump-compressed file (header version
+    /// 4 on) with `size_note` 0: every vmcore producer writes notes (CPUs,
     /// `VMCOREINFO`).
     NoNotes,
     /// A `PT_LOAD` whose physical range ends past the machine's physical
@@ -453,9 +481,25 @@ impl fmt::Display for Damage {
                 "the program header table (e_phoff, e_phnum) runs into segment {index}'s bytes"
             )?,
             DamageKind::NoMemory => f.write_str("no PT_LOAD segment describes any memory")?,
-            DamageKind::NoNotes => {
-                f.write_str("no PT_NOTE segment (every vmcore producer writes notes)")?
-            }
+            DamageKind::UnknownSegmentType { index, p_type } => write!(
+                f,
+                "program header {index} has type {p_type:#x}, which no vmcore producer writes; \
+                 ignored"
+            )?,
+            DamageKind::QemuNoteCount { cpus, states } => write!(
+                f,
+                "{cpus} CPU notes but {states} QEMU CPU-state notes (QEMU writes one of each per CPU)"
+            )?,
+            DamageKind::CrashkitIdentityMissing => f.write_str(
+                "crashkit notes without crashkit's identity note (its name or type is damaged)",
+            )?,
+            DamageKind::SharedFileBytes { index, other } => write!(
+                f,
+                "segments {other} and {index} read the same file bytes as different memory"
+            )?,
+            DamageKind::NoNotes => f.write_str(
+                "no notes (no PT_NOTE segment, or size_note 0): every vmcore producer writes them",
+            )?,
             DamageKind::SegmentBeyondPhysicalWidth { index, bits } => write!(
                 f,
                 "segment {index} ends past the {bits}-bit physical address width (p_paddr, p_memsz)"

@@ -237,6 +237,53 @@ pub fn elf_cases(base: &Base, mut case: impl FnMut(Vec<u8>, Expect, String)) {
     }
     if let Some(&(at, _)) = p_types.iter().find(|&&(_, p_type)| p_type == 1) {
         let mut file = base.file.clone();
+        put_u32(&mut file, at, 0x101);
+        case(
+            file,
+            Expect::Damage(|k| matches!(k, DamageKind::UnknownSegmentType { p_type: 0x101, .. })),
+            "a PT_LOAD's p_type damaged".into(),
+        );
+    }
+    if base.crashkit {
+        // The identity note's name damaged: crashkit's other notes show it.
+        let at = find(&base.file, b"CRASHKIT").unwrap();
+        let mut file = base.file.clone();
+        file[at + 3] ^= 0x20;
+        case(
+            file,
+            Expect::Damage(|k| matches!(k, DamageKind::CrashkitIdentityMissing)),
+            "the identity note's name damaged".into(),
+        );
+    }
+    let loads: Vec<usize> = p_types
+        .iter()
+        .filter(|&&(_, p_type)| p_type == 1)
+        .map(|&(at, _)| at)
+        .collect();
+    if let [first, second, ..] = loads[..] {
+        let mut file = base.file.clone();
+        put_u64(&mut file, first + 8, get_u64(&base.file, second + 8));
+        case(
+            file,
+            Expect::Damage(|k| matches!(k, DamageKind::SharedFileBytes { .. })),
+            "two PT_LOADs on the same file bytes".into(),
+        );
+    }
+    if base.name == "qemu"
+        && let Some(&(notes_at, _)) = note_regions.first()
+    {
+        // The first CPU note's type damaged: QEMU's count of CPU-state
+        // notes shows the CPU that would vanish.
+        let mut file = base.file.clone();
+        put_u32(&mut file, notes_at + 8, 0x101);
+        case(
+            file,
+            Expect::Damage(|k| matches!(k, DamageKind::QemuNoteCount { cpus: 1, states: 2 })),
+            "a CPU note's type damaged".into(),
+        );
+    }
+    if let Some(&(at, _)) = p_types.iter().find(|&&(_, p_type)| p_type == 1) {
+        let mut file = base.file.clone();
         put_u64(&mut file, at + 24, 1 << 52);
         case(
             file,
@@ -612,6 +659,9 @@ pub fn kdump_class_cases(mut case: impl FnMut(Vec<u8>, fn(&DamageKind) -> bool, 
         |k| matches!(k, DamageKind::VmcoreinfoCopyDiffers),
         "VMCOREINFO copy differs",
     );
+    let mut file = base.clone();
+    put_u64(&mut file, 4096 + 56, 0);
+    case(file, |k| matches!(k, DamageKind::NoNotes), "size_note 0");
     let mut file = base.clone();
     put_u64(&mut file, 4096 + 56, get_u64(&base, 4096 + 56) + (1 << 40));
     case(

@@ -144,7 +144,14 @@ impl<'a> ElfDump<'a> {
                     }
                 }
                 elf::PT_NOTE => note_segments.push((index, offset, ph)),
-                _ => {}
+                // Padding (crashkit's reserved slots, makedumpfile's).
+                elf::PT_NULL => {}
+                // No vmcore producer writes another type: a damaged
+                // p_type would drop its memory or notes silently.
+                p_type => damage.push(Damage {
+                    offset,
+                    kind: DamageKind::UnknownSegmentType { index, p_type },
+                }),
             }
         }
         let index = memory::SegmentIndex::build(&segments, header.e_phoff, &mut damage);
@@ -320,6 +327,34 @@ fn check_structure(
             offset: E_PHOFF,
             kind: DamageKind::ProgramHeadersOverlapData { index },
         });
+    }
+    // Two PT_LOADs reading the same file bytes as different physical
+    // memory (a moved p_offset reads its neighbour's pages): every
+    // producer gives each segment bytes of its own, or the same bytes for
+    // the same memory.
+    let mut by_offset: Vec<&Segment> = segments.iter().filter(|s| s.in_file > 0).collect();
+    by_offset.sort_unstable_by_key(|s| (s.offset, s.index));
+    let mut furthest: Option<&Segment> = None;
+    for segment in by_offset {
+        if let Some(other) = furthest {
+            let overlaps = other.offset.saturating_add(other.in_file) > segment.offset;
+            let same_memory = other.offset.wrapping_sub(other.paddr)
+                == segment.offset.wrapping_sub(segment.paddr);
+            if overlaps && !same_memory {
+                damage.push(Damage {
+                    offset: phoff
+                        .saturating_add(u64::from(segment.index) * PROGRAM_HEADER_SIZE as u64),
+                    kind: DamageKind::SharedFileBytes {
+                        index: segment.index,
+                        other: other.index,
+                    },
+                });
+            }
+        }
+        furthest = match furthest {
+            Some(f) if f.offset + f.in_file >= segment.offset + segment.in_file => Some(f),
+            _ => Some(segment),
+        };
     }
     if !segments.iter().any(|segment| segment.memsz > 0) {
         damage.push(Damage {

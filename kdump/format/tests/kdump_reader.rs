@@ -462,3 +462,78 @@ fn a_mutation_that_verifies_changed_only_what_no_reader_relies_on() {
     assert!(cases > 1000, "{cases}");
     println!("{verified} of {cases} same-length mutations verify, each in a legal region");
 }
+
+/// A split set checked as a whole (`compressed::split::check_set`), on
+/// parts made from one file by setting each one's range (the set check
+/// reads headers, notes, bitmaps and ranges, not descriptors): the whole
+/// set passes; a missing, doubled, overlapping or foreign part, or a whole
+/// dump among parts, is named.
+#[test]
+fn split_sets_are_checked_as_a_whole() {
+    use crashkit_dump_format::compressed::split::{SetProblem, check_set};
+    let whole = build(&mixed_frames(64), &notes());
+    let part = |start: u64, end: u64| {
+        let mut file = whole.clone();
+        file[4096 + 12..4096 + 16].copy_from_slice(&1u32.to_le_bytes());
+        for (at, value) in [(16, start), (24, end), (80, start), (88, end)] {
+            file[4096 + at..4096 + at + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        file
+    };
+    let (a, b, c) = (part(0, 20), part(20, 40), part(40, 64));
+    let mut foreign = b.clone();
+    let text = common::mutations::find(&foreign, b"kdump-test").unwrap();
+    foreign[text] = b'K';
+    let check = |files: &[&Vec<u8>]| {
+        let parts: Vec<KdumpDump<'_>> =
+            files.iter().map(|f| KdumpDump::parse(f).unwrap()).collect();
+        check_set(&parts)
+    };
+    assert_eq!(check(&[&a, &b, &c]), vec![]);
+    assert_eq!(check(&[&c, &a, &b]), vec![], "in any order");
+    assert_eq!(check(&[&whole]), vec![], "a whole dump alone");
+    assert_eq!(
+        check(&[&a, &c]),
+        vec![SetProblem::Missing { start: 20, end: 40 }]
+    );
+    assert_eq!(
+        check(&[&b]),
+        vec![
+            SetProblem::Missing { start: 0, end: 20 },
+            SetProblem::Missing { start: 40, end: 64 }
+        ]
+    );
+    assert_eq!(
+        check(&[&a, &b, &b, &c]),
+        vec![SetProblem::Doubled { part: 2, of: 1 }]
+    );
+    let wide = part(10, 40);
+    assert_eq!(
+        check(&[&a, &wide, &c]),
+        vec![SetProblem::Overlap { part: 1, other: 0 }]
+    );
+    let problems = check(&[&a, &foreign, &c]);
+    assert_eq!(
+        problems,
+        vec![
+            SetProblem::Foreign {
+                part: 1,
+                first: 0,
+                what: "notes"
+            },
+            SetProblem::Missing { start: 20, end: 40 }
+        ]
+    );
+    assert!(
+        problems[0]
+            .to_string()
+            .contains("part 2 is not of the same dump as part 1")
+    );
+    assert_eq!(
+        check(&[&a, &whole]),
+        vec![
+            SetProblem::NotSplit { part: 1 },
+            SetProblem::Missing { start: 20, end: 64 }
+        ]
+    );
+}

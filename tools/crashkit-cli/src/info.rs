@@ -251,10 +251,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 },
                 machine,
                 completeness: first.completeness().to_string(),
-                damage: parts
-                    .iter()
-                    .flat_map(|p| p.damage().iter().map(ToString::to_string))
-                    .collect(),
+                damage: crate::open::kdump_damage(parts),
                 osrelease: vmcoreinfo
                     .as_ref()
                     .and_then(|v| v.get("OSRELEASE").map(str::to_owned)),

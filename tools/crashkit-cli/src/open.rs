@@ -147,13 +147,7 @@ impl<'a> Dump<'a> {
     pub fn health(&self) -> (Completeness, Vec<String>) {
         match self {
             Dump::Elf(elf) => (elf.completeness(), elf_damage(elf)),
-            Dump::Kdump(parts) => (
-                parts[0].completeness(),
-                parts
-                    .iter()
-                    .flat_map(|p| p.damage().iter().map(ToString::to_string))
-                    .collect(),
-            ),
+            Dump::Kdump(parts) => (parts[0].completeness(), kdump_damage(parts)),
             // Nothing in a raw image says whether it is whole.
             Dump::Ram(_) => (Completeness::Unknown, Vec::new()),
         }
@@ -181,6 +175,21 @@ pub fn elf_damage(elf: &ElfDump<'_>) -> Vec<String> {
         .iter()
         .chain(&elf.overlap_damage())
         .map(ToString::to_string)
+        .collect()
+}
+
+/// What is wrong with a kdump-compressed dump: each part's damage, then
+/// what the parts of a split dump show together (a part foreign, doubled or
+/// missing; "part N" is the N-th file given).
+pub fn kdump_damage(parts: &[KdumpDump<'_>]) -> Vec<String> {
+    parts
+        .iter()
+        .flat_map(|p| p.damage().iter().map(ToString::to_string))
+        .chain(
+            crashkit_dump_format::compressed::split::check_set(parts)
+                .iter()
+                .map(|problem| format!("split dump: {problem}")),
+        )
         .collect()
 }
 

@@ -20,4 +20,6 @@ pub mod matcher;
 #[cfg(feature = "alloc")]
 pub mod reader;
 pub mod snappy;
+#[cfg(feature = "alloc")]
+pub mod split;
 pub mod writer;

@@ -884,6 +884,17 @@ impl<'a> KdumpDump<'a> {
         found
     }
 
+    /// The notes region's bytes (the sub-header's notes, or version 3's
+    /// VMCOREINFO), for comparing the parts of a split dump.
+    pub(crate) fn notes_region_bytes(&self) -> Option<&[u8]> {
+        self.notes_bytes()
+    }
+
+    /// Both bitmaps, for comparing the parts of a split dump.
+    pub(crate) fn bitmaps(&self) -> (&[u8], &[u8]) {
+        (&self.present, &self.dumpable)
+    }
+
     /// Whether the page of data at `offset` is in the file and all zero.
     fn is_zero_data(&self, offset: u64) -> bool {
         let mut page = [0u8; PAGE_SIZE as usize];

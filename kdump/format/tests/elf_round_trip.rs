@@ -293,8 +293,8 @@ fn a_full_device_leaves_a_readable_incomplete_dump() {
                 }
                 PageState::Lost => lost += 1,
                 PageState::Excluded => {}
-                PageState::Hole | PageState::Corrupt => {
-                    panic!("a page of the map reads as a hole or corrupt")
+                PageState::Hole | PageState::Corrupt | PageState::InOtherPart => {
+                    panic!("a page of the map reads as a hole, corrupt or in another part")
                 }
             }
         }

@@ -87,6 +87,8 @@ pub struct Pages {
     pub hole: u64,
     /// Meant to be there, missing.
     pub lost: u64,
+    /// In parts of a split dump that were not given.
+    pub in_parts_not_given: u64,
 }
 
 /// One VMCOREINFO line.
@@ -134,6 +136,7 @@ fn pages(counts: PageCounts) -> Pages {
         excluded: counts.excluded,
         hole: counts.hole,
         lost: counts.lost,
+        in_parts_not_given: counts.in_other_parts,
     }
 }
 
@@ -213,8 +216,9 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
             // dumpable frames from the part that holds each.
             let first = &parts[0];
             let mut counts = first.page_counts();
-            // Each part counts the dumpable frames it does not hold as lost.
-            let dumpable = counts.present + counts.lost;
+            // Each part counts the dumpable frames it does not hold as in
+            // other parts: what no part given holds is in parts not given.
+            let dumpable = counts.present + counts.lost + counts.in_other_parts;
             if parts.len() > 1 {
                 let (mut present, mut lost) = (0u64, 0u64);
                 for part in parts {
@@ -222,8 +226,9 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                     present += own.present;
                     lost += own.lost;
                 }
-                counts.present = present;
-                counts.lost = lost.saturating_sub((parts.len() as u64 - 1) * dumpable);
+                counts.present = present.min(dumpable);
+                counts.lost = lost.min(dumpable - counts.present);
+                counts.in_other_parts = dumpable - counts.present - counts.lost;
             }
             let crashkit = first.crashkit();
             let qemu = first.cpus().iter().any(|c| c.qemu.is_some());
@@ -386,12 +391,17 @@ pub fn render(info: &Info) -> String {
     line(
         "PAGES",
         format!(
-            "{} present, {} zero, {} excluded, {} hole, {} lost (of {} KiB each)",
+            "{} present, {} zero, {} excluded, {} hole, {} lost{} (of {} KiB each)",
             p.present,
             p.zero,
             p.excluded,
             p.hole,
             p.lost,
+            if p.in_parts_not_given > 0 {
+                format!(", {} in parts not given", p.in_parts_not_given)
+            } else {
+                String::new()
+            },
             PAGE_SIZE >> 10
         ),
     );

@@ -213,11 +213,17 @@ pub fn translate(dump: &Dump<'_>, space: &Space, virt: u64) -> Translation {
             "table not in the dump",
             None,
             None,
-            Some(format!(
-                "the {} at {entry_address:#x} is in a page the dump has as {}",
-                level.entry_name(),
-                error.name()
-            )),
+            Some(match error {
+                PageState::InOtherPart => format!(
+                    "the {} at {entry_address:#x} is in a page of a part not given",
+                    level.entry_name()
+                ),
+                other => format!(
+                    "the {} at {entry_address:#x} is in a page the dump has as {}",
+                    level.entry_name(),
+                    other.name()
+                ),
+            }),
         ),
         Outcome::Reserved { level } => (
             "malformed",

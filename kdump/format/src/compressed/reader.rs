@@ -14,7 +14,8 @@
 //! has offset 0 (the writer stopped, `DUMP_DH_COMPRESSED_INCOMPLETE`), or
 //! data past the end of the file, *lost*; data that does not decode to
 //! exactly one page, *corrupt*. A `--split` part has descriptors only for
-//! its own frame range; frames of other parts read as *lost* from it.
+//! its own frame range; frames of other parts read as *in another part*
+//! from it ([`PageState::InOtherPart`]), never as lost.
 
 use alloc::borrow::Cow;
 use alloc::vec::Vec;
@@ -1031,7 +1032,7 @@ impl<'a> KdumpDump<'a> {
     /// When the dump is known incomplete (its header says so, or it is cut
     /// or damaged) the descriptors are read too: one never written, or
     /// whose data is not in the file, is lost. A split part counts the
-    /// dumpable frames of other parts as lost; [`Self::part`] says which
+    /// dumpable frames of other parts as in other parts; [`Self::part`] says which
     /// are its own.
     pub fn page_counts(&self) -> PageCounts {
         let mut counts = PageCounts::default();
@@ -1113,7 +1114,7 @@ impl<'a> KdumpDump<'a> {
             return Err(PageState::Excluded);
         }
         if frame < self.part.0 || frame >= self.part.1 {
-            return Err(PageState::Lost);
+            return Err(PageState::InOtherPart);
         }
         Ok(self.dumpable_before(frame) - self.part_base)
     }

@@ -20,6 +20,9 @@ pub enum PageState {
     /// Its data is in the file but does not decode to one page (a
     /// kdump-compressed page that is malformed or the wrong size).
     Corrupt,
+    /// Dumpable, but in another part of a split dump: this file holds no
+    /// descriptor for it (a part not given to the reader, not a page lost).
+    InOtherPart,
 }
 
 /// How many pages of a dump are in each state, from its metadata alone
@@ -37,6 +40,8 @@ pub struct PageCounts {
     pub hole: u64,
     /// Meant to be in the dump, not there.
     pub lost: u64,
+    /// In parts of a split dump that were not given.
+    pub in_other_parts: u64,
 }
 
 impl PageCounts {
@@ -49,6 +54,7 @@ impl PageCounts {
             PageState::Excluded => &mut self.excluded,
             PageState::Hole => &mut self.hole,
             PageState::Lost => &mut self.lost,
+            PageState::InOtherPart => &mut self.in_other_parts,
         };
         *slot = slot.saturating_add(n);
     }
@@ -64,6 +70,7 @@ impl PageState {
             Self::Hole => "hole",
             Self::Lost => "lost",
             Self::Corrupt => "corrupt",
+            Self::InOtherPart => "in a part not given",
         }
     }
 }

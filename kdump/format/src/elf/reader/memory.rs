@@ -281,6 +281,7 @@ impl ElfDump<'_> {
             excluded: pages(bytes.excluded),
             hole: pages(bytes.hole),
             lost: pages(bytes.lost),
+            in_other_parts: 0,
         }
     }
 

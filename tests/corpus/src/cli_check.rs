@@ -80,7 +80,8 @@ pub fn crashkit() -> Result<PathBuf, String> {
     }
 }
 
-fn run(crashkit: &Path, args: &[&str]) -> Result<Output, String> {
+/// Run `crashkit` with `args`; its output, whatever the exit code.
+pub(crate) fn run(crashkit: &Path, args: &[&str]) -> Result<Output, String> {
     Command::new(crashkit)
         .args(args)
         .output()

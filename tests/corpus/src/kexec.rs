@@ -499,11 +499,8 @@ fn truncated(work: &Path, vmcore: &Path, dump: &ElfDump<'_>) -> Result<String, S
         ));
     }
     let log = |file: &Path| {
-        Command::new(&crashkit)
-            .arg("log")
-            .arg(file)
-            .output()
-            .map_err(|e| format!("crashkit log: {e}"))
+        let file = file.to_str().ok_or("a path that is not UTF-8")?;
+        cli_check::run(&crashkit, &["log", file])
     };
     let (full, short) = (log(vmcore)?, log(&path)?);
     let _ = std::fs::remove_file(&path);

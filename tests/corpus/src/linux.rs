@@ -225,10 +225,7 @@ fn split_sets(a: &Path, b: &Path) -> Result<String, String> {
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let output = Command::new(&crashkit)
-            .args(["verify", &argument])
-            .output()
-            .map_err(|e| format!("crashkit verify: {e}"))?;
+        let output = cli_check::run(&crashkit, &["verify", &argument])?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         match expected {
             None if output.status.code() != Some(0) => {
@@ -248,12 +245,8 @@ fn split_sets(a: &Path, b: &Path) -> Result<String, String> {
     }
     // A page of a part not given reads as that, not as lost or zeros.
     let alone = part(a, 2);
-    let output = Command::new(&crashkit)
-        .arg("rd")
-        .arg(&alone)
-        .args(["-p", "0x100000", "16"])
-        .output()
-        .map_err(|e| format!("crashkit rd: {e}"))?;
+    let alone = alone.to_str().ok_or("a path that is not UTF-8")?;
+    let output = cli_check::run(&crashkit, &["rd", alone, "-p", "0x100000", "16"])?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.contains("in a part not given") {
         return Err(format!("rd of part 1's page from part 2 alone: {stdout}"));

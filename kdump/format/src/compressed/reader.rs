@@ -301,6 +301,9 @@ impl<'a> KdumpDump<'a> {
     fn check_structure(&mut self, header_frames: u64) {
         let mut found = Vec::new();
         let at = |offset: u64, kind| Damage { offset, kind };
+        // Where the two bitmaps are: the descriptors follow them directly.
+        let each_len = self.present.len() as u64;
+        let bitmaps_at = self.first_descriptor.saturating_sub(2 * each_len);
         // The bitmaps' size: two equal halves, each rounded up to whole
         // blocks from the frame count, as makedumpfile and QEMU size them.
         // More than that runs the bitmaps into the descriptors' place.
@@ -436,11 +439,9 @@ impl<'a> KdumpDump<'a> {
                 None => found.push(at(PAGE_SIZE + 32, DamageKind::VmcoreinfoMissing)),
                 Some(copy) => {
                     let note = self.notes(&mut Vec::new()).and_then(|n| n.vmcoreinfo);
-                    let trim = |text: &[u8]| {
-                        let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-                        text.get(..end).unwrap_or(&[]).to_vec()
-                    };
-                    if note.is_some_and(|note| trim(note) != trim(&copy)) {
+                    if note.is_some_and(|note| {
+                        without_trailing_nuls(note) != without_trailing_nuls(&copy)
+                    }) {
                         found.push(at(PAGE_SIZE + 32, DamageKind::VmcoreinfoCopyDiffers));
                     }
                 }
@@ -460,8 +461,6 @@ impl<'a> KdumpDump<'a> {
                 (bits != 0).then(|| byte as u64 * 8 + u64::from(bits.trailing_zeros()))
             })
         };
-        let bitmaps_at = (1 + self.header.sub_hdr_size.max(0) as u64) * PAGE_SIZE;
-        let each_len = u64::from(self.header.bitmap_blocks) / 2 * PAGE_SIZE;
         for (bitmap, at_bitmap) in [
             (&self.present, bitmaps_at),
             (&self.dumpable, bitmaps_at + each_len),
@@ -485,10 +484,8 @@ impl<'a> KdumpDump<'a> {
             }
         }
         if let Some(frame) = first_bad {
-            let bitmap = (1 + self.header.sub_hdr_size.max(0) as u64) * PAGE_SIZE
-                + u64::from(self.header.bitmap_blocks) / 2 * PAGE_SIZE;
             found.push(at(
-                bitmap + frame / 8,
+                bitmaps_at + each_len + frame / 8,
                 DamageKind::DumpableNotPresent { frame, count: bad },
             ));
         }
@@ -527,20 +524,13 @@ impl<'a> KdumpDump<'a> {
                 },
             });
         }
-        let mut needed = 0u64;
-        let mut bytes = [0u8; DESCRIPTOR_SIZE];
         let first = self.descriptors.saturating_sub(Self::CUT_SCAN);
-        for index in (first..self.descriptors).rev() {
-            let at = self.first_descriptor + index * DESCRIPTOR_SIZE as u64;
-            if self.source.read(at, &mut bytes).is_err() {
-                break;
-            }
-            if let Some(d) = PageDescriptor::decode(&bytes)
-                && d.offset != 0
-            {
-                needed = needed.max(d.offset.saturating_add(u64::from(d.size)));
-            }
-        }
+        let needed = (first..self.descriptors)
+            .filter_map(|index| self.table_descriptor(index))
+            .filter(|d| d.offset != 0)
+            .map(|d| d.offset.saturating_add(u64::from(d.size)))
+            .max()
+            .unwrap_or(0);
         (needed > len).then_some(Damage {
             offset: len,
             kind: DamageKind::FileCut { len, needed },
@@ -564,22 +554,14 @@ impl<'a> KdumpDump<'a> {
         if self.descriptors == 0 {
             return None;
         }
-        let mut bytes = [0u8; DESCRIPTOR_SIZE];
-        self.source.read(self.first_descriptor, &mut bytes).ok()?;
-        let first = PageDescriptor::decode(&bytes)?;
+        let first = self.table_descriptor(0)?;
         if first.offset == 0 {
             // Never written (an incomplete dump): nothing to compare.
             return None;
         }
-        // A split part's table has room for every dumpable frame of the
-        // dump (makedumpfile reserves the whole table in each part and
-        // fills its own frames' descriptors from the start).
-        let reserved = self.dumpable_before(self.frames);
-        let table_end = reserved
-            .checked_mul(DESCRIPTOR_SIZE as u64)?
-            .checked_add(self.first_descriptor)?;
+        let table_end = self.reserved_table_end();
         let damage = DamageKind::DescriptorTableEnd {
-            descriptors: reserved,
+            descriptors: self.dumpable_before(self.frames),
             first_data: first.offset,
         };
         let Some(gap) = first.offset.checked_sub(table_end) else {
@@ -604,6 +586,33 @@ impl<'a> KdumpDump<'a> {
             offset += len as u64;
         }
         None
+    }
+
+    /// File offset of descriptor `index` of this file's table.
+    fn descriptor_offset(&self, index: u64) -> Option<u64> {
+        index
+            .checked_mul(DESCRIPTOR_SIZE as u64)?
+            .checked_add(self.first_descriptor)
+    }
+
+    /// Descriptor `index` of this file's table as written (offset 0 when
+    /// never written); `None` when it is not in the file.
+    fn table_descriptor(&self, index: u64) -> Option<PageDescriptor> {
+        let mut bytes = [0u8; DESCRIPTOR_SIZE];
+        self.source
+            .read(self.descriptor_offset(index)?, &mut bytes)
+            .ok()?;
+        PageDescriptor::decode(&bytes)
+    }
+
+    /// Where the descriptor table ends as reserved: room for every
+    /// dumpable frame of the dump. A split part's table too: makedumpfile
+    /// reserves the whole table in each part and fills its own frames'
+    /// descriptors from the start.
+    fn reserved_table_end(&self) -> u64 {
+        self.dumpable_before(self.frames)
+            .saturating_mul(DESCRIPTOR_SIZE as u64)
+            .saturating_add(self.first_descriptor)
     }
 
     /// Dumpable frames in `[0, frame)`.
@@ -811,23 +820,14 @@ impl<'a> KdumpDump<'a> {
                 more += 1;
             }
         };
-        // The table as reserved: every dumpable frame of the dump (a split
-        // part's too, see `descriptor_table_damage`).
-        let table_end = self
-            .dumpable_before(self.frames)
-            .saturating_mul(DESCRIPTOR_SIZE as u64)
-            .saturating_add(self.first_descriptor);
-        // (data offset, size, flags, index): at most one per 24 bytes of
-        // the file.
+        let table_end = self.reserved_table_end();
+        // (data offset, size, flags, index): one per descriptor read from
+        // the file, so at most one per 24 bytes of it.
         let mut data = Vec::new();
-        let mut bytes = [0u8; DESCRIPTOR_SIZE];
         for index in 0..self.descriptors {
-            let at = self.first_descriptor + index * DESCRIPTOR_SIZE as u64;
-            if self.source.read(at, &mut bytes).is_err() {
+            let (Some(at), Some(d)) = (self.descriptor_offset(index), self.table_descriptor(index))
+            else {
                 break; // A cut table: the pages are lost, counted by reads.
-            }
-            let Some(d) = PageDescriptor::decode(&bytes) else {
-                break;
             };
             if d.offset == 0 {
                 continue; // Never written: lost, not misplaced.
@@ -898,6 +898,7 @@ impl<'a> KdumpDump<'a> {
 
     /// Whether the page of data at `offset` is in the file and all zero.
     fn is_zero_data(&self, offset: u64) -> bool {
+        // A fixed page on the stack: nothing sized by the file.
         let mut page = [0u8; PAGE_SIZE as usize];
         self.source.read(offset, &mut page).is_ok() && page.iter().all(|&b| b == 0)
     }
@@ -1122,15 +1123,7 @@ impl<'a> KdumpDump<'a> {
     /// The descriptor of frame `frame`.
     pub fn descriptor(&self, frame: u64) -> Result<PageDescriptor, PageState> {
         let index = self.frame_state(frame)?;
-        let at = index
-            .checked_mul(DESCRIPTOR_SIZE as u64)
-            .and_then(|o| o.checked_add(self.first_descriptor))
-            .ok_or(PageState::Lost)?;
-        let mut bytes = [0u8; DESCRIPTOR_SIZE];
-        self.source
-            .read(at, &mut bytes)
-            .map_err(|_| PageState::Lost)?;
-        let descriptor = PageDescriptor::decode(&bytes).ok_or(PageState::Lost)?;
+        let descriptor = self.table_descriptor(index).ok_or(PageState::Lost)?;
         if descriptor.offset == 0 {
             return Err(PageState::Lost);
         }
@@ -1212,6 +1205,12 @@ impl<'a> KdumpDump<'a> {
         }
         Ok(())
     }
+}
+
+/// `text` without the NULs that pad it to its note's or field's size.
+fn without_trailing_nuls(text: &[u8]) -> &[u8] {
+    let end = text.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    text.get(..end).unwrap_or(&[])
 }
 
 /// Where the sub-header fields of header version `version` end (the

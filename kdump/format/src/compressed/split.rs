@@ -105,7 +105,8 @@ pub fn check_set(parts: &[KdumpDump<'_>]) -> Vec<SetProblem> {
     if parts.len() == 1 && !split(first) {
         return problems;
     }
-    // Which parts are of the first one's dump.
+    // Which parts are of the first one's dump (one entry per file the
+    // caller opened, not a count read from a file).
     let mut same = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {
         if !split(part) {

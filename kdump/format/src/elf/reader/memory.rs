@@ -110,26 +110,28 @@ impl SegmentIndex {
         order.retain(|position| !dropped.contains(position));
         let mut max_end = Vec::with_capacity(order.len());
         let mut running = 0u64;
-        for (i, position) in order.iter().enumerate() {
+        for position in &order {
+            if let Some(segment) = segments.get(*position as usize) {
+                running = running.max(segment.paddr + segment.memsz);
+            }
+            max_end.push(running);
+        }
+        let index = Self { order, max_end };
+        for (i, position) in index.order.iter().enumerate() {
             let Some(segment) = segments.get(*position as usize) else {
                 continue;
             };
             // A conflict: an earlier-starting segment that still covers
             // this one's start, with the same virtual mapping but other
-            // file bytes. Looked for among the closest earlier segments
-            // only (a report, not a rule: the lookup does not depend on it).
-            let conflict = (0..i)
-                .rev()
-                .take(CONFLICT_SCAN)
-                .take_while(|&j| max_end.get(j).is_some_and(|end| *end > segment.paddr))
-                .filter_map(|j| order.get(j).and_then(|p| segments.get(*p as usize)))
-                .find(|other| {
-                    other.paddr + other.memsz > segment.paddr
-                        && other.vaddr.wrapping_sub(other.paddr)
-                            == segment.vaddr.wrapping_sub(segment.paddr)
-                        && other.offset.wrapping_sub(other.paddr)
-                            != segment.offset.wrapping_sub(segment.paddr)
-                });
+            // file bytes (a report, not a rule: the lookup does not depend
+            // on it).
+            let conflict = index.earlier(segments, i, segment.paddr).find(|other| {
+                other.paddr + other.memsz > segment.paddr
+                    && other.vaddr.wrapping_sub(other.paddr)
+                        == segment.vaddr.wrapping_sub(segment.paddr)
+                    && other.offset.wrapping_sub(other.paddr)
+                        != segment.offset.wrapping_sub(segment.paddr)
+            });
             if let Some(other) = conflict {
                 damage.push(Damage {
                     offset: header_offset(segment.index),
@@ -139,10 +141,25 @@ impl SegmentIndex {
                     },
                 });
             }
-            running = running.max(segment.paddr + segment.memsz);
-            max_end.push(running);
         }
-        Self { order, max_end }
+        index
+    }
+
+    /// The segments before position `i` in start order that may still
+    /// cover `paddr` (the running maximum end passes it), nearest first;
+    /// the closest [`CONFLICT_SCAN`] only, so a check over all segments
+    /// stays linear.
+    fn earlier<'s>(
+        &'s self,
+        segments: &'s [Segment],
+        i: usize,
+        paddr: u64,
+    ) -> impl Iterator<Item = &'s Segment> + 's {
+        (0..i)
+            .rev()
+            .take(CONFLICT_SCAN)
+            .take_while(move |&j| self.max_end.get(j).is_some_and(|end| *end > paddr))
+            .filter_map(|j| self.order.get(j).and_then(|p| segments.get(*p as usize)))
     }
 
     /// The segment covering `addr`: the earliest (by start, then program
@@ -204,16 +221,7 @@ impl ElfDump<'_> {
             let Some(segment) = self.segments.get(*position as usize) else {
                 continue;
             };
-            let earlier = (0..i)
-                .rev()
-                .take(CONFLICT_SCAN)
-                .take_while(|&j| {
-                    self.index
-                        .max_end
-                        .get(j)
-                        .is_some_and(|end| *end > segment.paddr)
-                })
-                .filter_map(|j| order.get(j).and_then(|p| self.segments.get(*p as usize)));
+            let earlier = self.index.earlier(&self.segments, i, segment.paddr);
             for other in earlier {
                 // Both segments' bytes in the file, over their common
                 // physical range.

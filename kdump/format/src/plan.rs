@@ -43,10 +43,13 @@ pub struct KernelImage {
 pub struct CpuState {
     /// The `pr_reg` registers (an x86_64 `NT_PRSTATUS`).
     pub registers: Registers,
-    /// Control registers; `control.cpu` is the CPU's index, and its note
-    /// gets `pr_pid` = index + 1 (distinct and non-zero, so gdb shows one
-    /// thread per CPU).
+    /// Control registers; `control.cpu` is the CPU's index.
     pub control: ControlState,
+    /// The `NT_PRSTATUS` note's `pr_pid`: `None` gives index + 1 (distinct
+    /// and non-zero, so gdb shows one thread per CPU), the crash path's
+    /// choice; `Some` keeps a value from elsewhere (`crashkit convert`
+    /// keeps the source's, which for Linux is the task each CPU ran).
+    pub pid: Option<u32>,
 }
 
 /// Everything the writer needs to know besides memory and the sink.

@@ -556,3 +556,56 @@ fn bad_plans_are_refused_before_any_write() {
         assert_eq!(sink.writes, 0);
     }
 }
+
+/// crash takes an ELF vmcore whose first `PT_LOAD` has a page-aligned
+/// offset and a non-zero `p_align` for the netdump format and will not
+/// open it as a kdump vmcore: every `PT_LOAD` has `p_align` 0, as Linux's,
+/// QEMU's and makedumpfile's. (`p_align` is the last u64 of the 56-byte
+/// `Elf64_Phdr`, @48; `e_phoff` @32, `e_phnum` @56 of the header.)
+#[test]
+fn every_load_segment_has_p_align_0() {
+    let machine = Machine::new();
+    let mut memory = Memory::patterned(&machine.ranges, standard_zero);
+    let (file, _) = write(&machine.plan(), &mut memory);
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    let phoff = u64_at(32) as usize;
+    let phnum = u16::from_le_bytes([file[56], file[57]]) as usize;
+    let mut loads = 0;
+    for i in 0..phnum {
+        let ph = phoff + i * 56;
+        if u32::from_le_bytes(file[ph..ph + 4].try_into().unwrap()) == 1 {
+            assert_eq!(u64_at(ph + 48), 0, "PT_LOAD {i}");
+            loads += 1;
+        }
+    }
+    assert!(loads > 2, "{loads} PT_LOADs");
+}
+
+/// A plan's PIDs are written as given (`crashkit convert` keeps Linux's,
+/// where idle CPUs repeat PID 0), and each CPU still gets its own control
+/// state: the reader pairs control-state notes with CPU notes by position.
+#[test]
+fn given_pids_are_kept_and_control_states_pair_by_position() {
+    let mut machine = Machine::new();
+    for (cpu, pid) in machine.cpus.iter_mut().zip([0, 0, 731, 0]) {
+        cpu.pid = Some(pid);
+    }
+    let mut memory = Memory::patterned(&machine.ranges, standard_zero);
+    let (file, _) = write(&machine.plan(), &mut memory);
+    let dump = ElfDump::parse(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(dump.damage().is_empty(), "{:?}", dump.damage());
+    // The panicking CPU (2) first, then the others in order.
+    let read: Vec<(u32, Option<u32>)> = dump
+        .cpus()
+        .iter()
+        .map(|c| (c.pid, c.control.map(|s| s.cpu)))
+        .collect();
+    assert_eq!(
+        read,
+        [(731, Some(2)), (0, Some(0)), (0, Some(1)), (0, Some(3))]
+    );
+    for cpu in dump.cpus() {
+        let index = cpu.control.map(|s| s.cpu).unwrap_or(u32::MAX) as usize;
+        assert_eq!(cpu.control, Some(machine.cpus[index].control));
+    }
+}

@@ -401,3 +401,65 @@ fn memory_runs_are_the_ranges_written_whatever_their_alignment() {
         assert_eq!(runs, want);
     }
 }
+
+/// makedumpfile and crash read VMCOREINFO through the sub-header's
+/// `offset_vmcoreinfo`/`size_vmcoreinfo`, and translate kernel-text
+/// addresses with its `phys_base`: a Linux kernel's VMCOREINFO (its
+/// `NUMBER(phys_base)` negative under KASLR) must land there. Offsets from
+/// makedumpfile's `struct kdump_sub_header` (docs/dump-formats.md section
+/// 5), not from the writer's own encoder: `phys_base` @0, `offset_vmcoreinfo`
+/// @32, `size_vmcoreinfo` @40, in the block after the header.
+#[test]
+fn the_sub_header_points_at_vmcoreinfo_and_carries_its_phys_base() {
+    let mut machine = Machine::new();
+    let mut info = [0u8; 512];
+    let mut writer = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut info);
+    writer
+        .os_release("6.1.0-57-amd64")
+        .page_size(4096)
+        .symbol("init_uts_ns", 0xffff_ffff_a07f_b000)
+        .number("phys_base", -150_994_944)
+        .crash_time(1_796_582_573);
+    machine.vmcoreinfo = writer.as_bytes().to_vec();
+    let mut memory = memory_of(&machine);
+    let mut sink = VecSink::default();
+    write_kdump(
+        &machine.plan(),
+        &mut memory,
+        &mut sink,
+        &mut |_| false,
+        &mut RawPages,
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let file = sink.bytes;
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    let sub = 4096;
+    assert_eq!(u64_at(sub), (-150_994_944i64) as u64, "phys_base");
+    let offset = u64_at(sub + 32) as usize;
+    let size = u64_at(sub + 40) as usize;
+    assert_eq!(size, machine.vmcoreinfo.len());
+    assert_eq!(&file[offset..offset + size], &machine.vmcoreinfo[..]);
+    // The same bytes as the VMCOREINFO note's descriptor: one copy.
+    assert_eq!(&file[offset - 12..offset], b"VMCOREINFO\0\0");
+
+    // No VMCOREINFO: no pointer, phys_base 0.
+    machine.vmcoreinfo.clear();
+    let mut sink = VecSink::default();
+    write_kdump(
+        &machine.plan(),
+        &mut memory,
+        &mut sink,
+        &mut |_| false,
+        &mut RawPages,
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let file = sink.bytes;
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    assert_eq!((u64_at(sub), u64_at(sub + 32), u64_at(sub + 40)), (0, 0, 0));
+    let dump = KdumpDump::parse(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(dump.damage().is_empty(), "{:?}", dump.damage());
+}

@@ -107,9 +107,15 @@ pub fn make_and_check(guest: &Guest, dir: &Path, work: &Path) -> Result<String, 
     let (equal, differ) = compare(&dump, &ram)?;
     let cli = every_command(work, &vmcore, &dump, &ram)?;
     let cut = truncated(work, &vmcore, &dump)?;
+    let converted = crate::convert_check::check(work, &vmcore, true)
+        .map_err(|why| format!("crashkit convert of /proc/vmcore: {why}"))?;
+    let kdump = work.join("makedumpfile-c-d31.kdump");
+    let converted_kdump = crate::convert_check::check(work, &kdump, false)
+        .map_err(|why| format!("crashkit convert of makedumpfile -c -d 31: {why}"))?;
     Ok(format!(
         "kexec'd and copied in {:.1} s; /proc/vmcore {} MiB: {facts}; {equal} pages equal to \
-         guest RAM ({differ} below 1 MiB differ); {cli}; {cut}",
+         guest RAM ({differ} below 1 MiB differ); {cli}; {cut}; /proc/vmcore {converted}; \
+         makedumpfile -c -d 31 {converted_kdump}",
         elapsed.as_secs_f64(),
         bytes.len() >> 20
     ))

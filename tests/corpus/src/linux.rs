@@ -475,6 +475,13 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let qemu_kdump = check_kdump(&kdump_path, &dump, guest, kaslr)?;
     let makedumpfile = makedumpfile_kdump(&dump, work, guest)?;
     let cli = every_command(work, &ram)?;
+    let converted = if kaslr {
+        let line = crate::convert_check::check(work, &elf_path, true)
+            .map_err(|why| format!("crashkit convert of QEMU's ELF: {why}"))?;
+        format!("; QEMU's ELF {line}")
+    } else {
+        String::new()
+    };
     // Checked: the RAM file and makedumpfile's input (crashkit's ELF of all
     // pages) are not kept; the dumps are.
     let _ = std::fs::remove_file(&outcome.ram);
@@ -482,7 +489,7 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     Ok(format!(
         "booted in {:.1} s; QEMU ELF {} MiB, {compared} pages equal to guest RAM; {facts}; \
          kdump-zlib (flattened) {} KiB: {qemu_kdump}; {filtered}; {makedumpfile}; \
-         crashkit CLI on each: {cli}",
+         crashkit CLI on each: {cli}{converted}",
         outcome.elapsed.as_secs_f64(),
         bytes.len() >> 20,
         kdump_len >> 10

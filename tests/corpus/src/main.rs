@@ -29,6 +29,15 @@ enum Corpus {
         /// Where the corpus is made and kept (the packages are fetched once).
         dir: PathBuf,
     },
+    /// `crashkit convert`'s files of one Linux guest's dump, checked with
+    /// makedumpfile, crash, libkdumpfile and gdb (the Linux corpus runs
+    /// this on its dumps; here on any).
+    Convert {
+        /// The dump to convert.
+        source: PathBuf,
+        /// Where the converted files are written (and deleted).
+        work: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +54,16 @@ fn main() -> ExitCode {
             let result = crashkit_qemu::check_qemu()
                 .and_then(|()| crashkit_corpus::linux::make_and_check(dir));
             ("linux corpus", result)
+        }
+        Corpus::Convert { source, work } => {
+            let elf = std::fs::File::open(source)
+                .and_then(|mut f| {
+                    let mut magic = [0u8; 4];
+                    std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic)
+                })
+                .is_ok_and(|magic| magic == *b"\x7fELF");
+            let result = crashkit_corpus::convert_check::check(work, source, elf).map(|l| vec![l]);
+            ("convert check", result)
         }
     };
     match result {

@@ -6,9 +6,11 @@
 //! have, excluded, lost or corrupt, is left out and counted), the CPUs'
 //! registers and control state, VMCOREINFO, crashkit's crash record,
 //! panicking CPU, crash time, direct map and kernel image where the source
-//! says them. Zero pages are left out (ELF: zero tails; kdump: one shared
-//! page) unless `--keep-zero`. The output is a new dump with its own id and
-//! completion marker. The output file must not exist.
+//! says them (another producer's ELF says them in its segments' virtual
+//! addresses), the CPUs' PIDs. Zero pages: an ELF keeps them as holes of a
+//! sparse file (`--zero-tails` leaves them out as zero tails), a kdump file
+//! shares one; `--keep-zero` writes them. The output is a new dump with its
+//! own id and completion marker. The output file must not exist.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -23,7 +25,7 @@ use crashkit_dump_format::compressed::writer::{
     KdumpStats, LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages, write_kdump,
 };
 use crashkit_dump_format::plan::{CpuState, DumpPlan, KernelImage};
-use crashkit_dump_format::read::Cpu;
+use crashkit_dump_format::read::{Cpu, Segment};
 use crashkit_dump_format::sink::Coalescing;
 use crashkit_dump_format::write::{Progress, WriteOptions};
 use crashkit_dump_format::{DumpSink, PAGE_SIZE, PhysMemory, PhysRange, write_elf_dump};
@@ -78,18 +80,72 @@ impl PhysMemory for Source<'_, '_> {
     }
 }
 
-/// A file written at offsets.
-struct FileSink(File);
+/// A new file written at offsets. `sparse`: a whole page of zeros that
+/// lands past everything written so far is not written (the file is new,
+/// so those bytes read as zeros already, and on most filesystems take no
+/// space); a page written before is always written again.
+struct FileSink {
+    file: File,
+    sparse: bool,
+    /// One past the last byte written or skipped.
+    frontier: u64,
+}
+
+impl FileSink {
+    fn new(file: File, sparse: bool) -> Self {
+        Self {
+            file,
+            sparse,
+            frontier: 0,
+        }
+    }
+}
 
 impl DumpSink for FileSink {
     type Error = std::io::Error;
 
     fn write_at(&mut self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
-        self.0.write_all_at(bytes, offset)
+        let end = offset.saturating_add(bytes.len() as u64);
+        if !self.sparse {
+            self.frontier = self.frontier.max(end);
+            return self.file.write_all_at(bytes, offset);
+        }
+        // Cut at page boundaries of the file; write runs of pages that
+        // must be written, skip fresh zero pages.
+        let mut at = 0usize;
+        let mut run_start = 0usize;
+        while at < bytes.len() {
+            let here = offset + at as u64;
+            let page_end = (here / PAGE_SIZE + 1) * PAGE_SIZE;
+            let next = at + (page_end - here).min((bytes.len() - at) as u64) as usize;
+            let chunk = &bytes[at..next];
+            let skip = here.is_multiple_of(PAGE_SIZE)
+                && chunk.len() as u64 == PAGE_SIZE
+                && here >= self.frontier
+                && chunk.iter().all(|&b| b == 0);
+            if skip {
+                if run_start < at {
+                    self.file
+                        .write_all_at(&bytes[run_start..at], offset + run_start as u64)?;
+                }
+                run_start = next;
+            }
+            at = next;
+        }
+        if run_start < bytes.len() {
+            self.file
+                .write_all_at(&bytes[run_start..], offset + run_start as u64)?;
+        }
+        self.frontier = self.frontier.max(end);
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.sync_data()
+        // Skipped zero pages at the end still count toward the length.
+        if self.file.metadata()?.len() < self.frontier {
+            self.file.set_len(self.frontier)?;
+        }
+        self.file.sync_data()
     }
 }
 
@@ -121,7 +177,7 @@ fn facts(dump: &Dump<'_>) -> Facts {
         match dump {
             Dump::Elf(elf) => (
                 elf.cpus(),
-                elf.vmcoreinfo().map(text),
+                elf.vmcoreinfo(),
                 elf.crashkit().cloned(),
                 elf.segments()
                     .iter()
@@ -131,7 +187,7 @@ fn facts(dump: &Dump<'_>) -> Facts {
             ),
             Dump::Kdump(parts) => (
                 parts[0].cpus(),
-                parts[0].vmcoreinfo().map(text),
+                parts[0].vmcoreinfo(),
                 parts[0].crashkit(),
                 parts[0].memory_runs(),
                 u64::try_from(parts[0].header().timestamp.0).unwrap_or(0),
@@ -145,10 +201,29 @@ fn facts(dump: &Dump<'_>) -> Facts {
             ),
         };
     let identity = crashkit.as_ref().map(|c| c.identity);
+    // As `info` reads it: crashkit's identity, the kdump header's
+    // timestamp, VMCOREINFO's CRASHTIME (Linux's, in /proc/vmcore).
     let crash_time = identity
         .map(|i| i.crash_time)
         .filter(|&t| t > 0)
-        .unwrap_or(timestamp);
+        .or(Some(timestamp).filter(|&t| t > 0))
+        .or_else(|| vmcoreinfo.as_ref().and_then(|v| v.number("CRASHTIME")))
+        .unwrap_or(0);
+    // Virtual addresses: crashkit's identity says them; another producer's
+    // ELF says them in its segments.
+    let (direct_map, kernel_image) = match (identity, dump) {
+        (Some(i), _) => (
+            i.direct_map,
+            i.kernel_image
+                .map(|(phys_start, virt_start, len)| KernelImage {
+                    phys_start,
+                    virt_start,
+                    len,
+                }),
+        ),
+        (None, Dump::Elf(elf)) => virtual_layout(elf.segments()),
+        (None, _) => (None, None),
+    };
     Facts {
         ranges: pages(ranges),
         cpus: cpus
@@ -156,22 +231,58 @@ fn facts(dump: &Dump<'_>) -> Facts {
             .enumerate()
             .filter_map(|(index, cpu)| cpu.writer_state(index as u32))
             .collect(),
-        vmcoreinfo: vmcoreinfo.unwrap_or_default(),
+        vmcoreinfo: vmcoreinfo.map(text).unwrap_or_default(),
         crash_record: crashkit
             .as_ref()
             .and_then(|c| c.crash_record.map(<[u8]>::to_vec))
             .unwrap_or_default(),
         panic_cpu: identity.and_then(|i| i.panic_cpu),
         crash_time,
-        direct_map: identity.and_then(|i| i.direct_map),
-        kernel_image: identity
-            .and_then(|i| i.kernel_image)
-            .map(|(phys_start, virt_start, len)| KernelImage {
-                phys_start,
-                virt_start,
-                len,
-            }),
+        direct_map,
+        kernel_image,
     }
+}
+
+/// The direct-map offset and kernel image of another producer's ELF, from
+/// its segments' `p_vaddr - p_paddr`: the offset most bytes share is the
+/// direct map (Linux's page offset), and one page-aligned segment at another
+/// offset is the kernel image (Linux's kernel-text segment at
+/// `__START_KERNEL_map`). Segments with `p_vaddr` 0 say nothing, and an
+/// offset of 0 is no direct map: QEMU writes `p_vaddr` = `p_paddr` when it
+/// knows no virtual addresses, and makedumpfile, taking those for kernel
+/// addresses, cannot find the kernel's page tables (`p_vaddr` 0 sends it to
+/// VMCOREINFO's `phys_base`). More than one other offset keeps the direct
+/// map only: the writers have one kernel image.
+fn virtual_layout(segments: &[Segment]) -> (Option<u64>, Option<KernelImage>) {
+    let mapped: Vec<(u64, &Segment)> = segments
+        .iter()
+        .filter(|s| s.vaddr != 0 && s.memsz > 0)
+        .map(|s| (s.vaddr.wrapping_sub(s.paddr), s))
+        .collect();
+    let mut bytes_at: Vec<(u64, u64)> = Vec::new();
+    for &(delta, segment) in &mapped {
+        match bytes_at.iter_mut().find(|(d, _)| *d == delta) {
+            Some((_, bytes)) => *bytes = bytes.saturating_add(segment.memsz),
+            None => bytes_at.push((delta, segment.memsz)),
+        }
+    }
+    let Some(&(direct, _)) = bytes_at.iter().max_by_key(|(_, bytes)| *bytes) else {
+        return (None, None);
+    };
+    let others: Vec<&Segment> = mapped
+        .iter()
+        .filter(|(delta, _)| *delta != direct)
+        .map(|(_, s)| *s)
+        .collect();
+    let image = match others.as_slice() {
+        [one] if one.paddr % PAGE_SIZE == 0 && one.vaddr % PAGE_SIZE == 0 => Some(KernelImage {
+            phys_start: one.paddr,
+            virt_start: one.vaddr,
+            len: one.memsz.div_ceil(PAGE_SIZE) * PAGE_SIZE,
+        }),
+        _ => None,
+    };
+    (Some(direct).filter(|&offset| offset != 0), image)
 }
 
 fn text(info: crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>) -> Vec<u8> {
@@ -218,13 +329,26 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// How an output holds zero pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ZeroPages {
+    /// ELF: in the segments, as holes of a sparse file (every reader reads
+    /// zeros; they take no disk space); kdump: one shared page.
+    Holes,
+    /// ELF: left out of the file as zero tails (`p_memsz > p_filesz`, as
+    /// crashkit's crash path writes them); kdump: one shared page.
+    Tails,
+    /// Written as they are.
+    Written,
+}
+
 /// Convert `dump` into `out`; `progress(done, total)` now and then.
 pub fn convert(
     dump: &Dump<'_>,
     out: &Path,
     format: Format,
     codec: Codec,
-    keep_zero: bool,
+    zero: ZeroPages,
     progress: &mut dyn FnMut(u64, u64),
 ) -> anyhow::Result<Written> {
     let facts = facts(dump);
@@ -243,7 +367,14 @@ pub fn convert(
         panic_cpu: facts.panic_cpu,
         vmcoreinfo: &facts.vmcoreinfo,
         crash_record: &facts.crash_record,
-        exclude_zero_pages: !keep_zero,
+        // An ELF's zero tails are read wrongly by makedumpfile 1.7 (its
+        // mmap path takes the file bytes after a segment's data for its
+        // tail) and as no data by libkdumpfile, so by default an ELF keeps
+        // its zero pages, as holes; a kdump file shares one zero page.
+        exclude_zero_pages: !matches!(
+            (format, zero),
+            (_, ZeroPages::Written) | (Format::Elf, ZeroPages::Holes)
+        ),
         // Room to split segments at every run of left-out pages.
         extra_segments: 65_536,
     };
@@ -276,8 +407,9 @@ pub fn convert(
     };
     let written = match format {
         Format::Elf => {
+            let sparse = zero == ZeroPages::Holes;
             let mut sink: Box<Coalescing<FileSink, { 1 << 20 }>> =
-                Box::new(Coalescing::new(FileSink(file)));
+                Box::new(Coalescing::new(FileSink::new(file, sparse)));
             let stats = write_elf_dump(
                 &plan,
                 &mut memory,
@@ -296,7 +428,7 @@ pub fn convert(
         }
         Format::Kdump => {
             let mut sink: Box<Coalescing<FileSink, { 1 << 20 }>> =
-                Box::new(Coalescing::new(FileSink(file)));
+                Box::new(Coalescing::new(FileSink::new(file, false)));
             let stats = write_kdump(
                 &plan,
                 &mut memory,
@@ -351,4 +483,100 @@ pub fn render(out: &Path, format: Format, written: &Written) -> String {
         written.pages_left_out,
         written.bytes
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(paddr: u64, vaddr: u64, memsz: u64) -> Segment {
+        Segment {
+            index: 0,
+            paddr,
+            vaddr,
+            offset: 0x1000,
+            filesz: memsz,
+            memsz,
+            flags: 7,
+            in_file: memsz,
+        }
+    }
+
+    /// The three program headers of the genuine `/proc/vmcore` in the
+    /// corpus (readelf): kernel text, then two direct-map ranges.
+    #[test]
+    fn linux_segments_give_the_direct_map_and_the_kernel_image() {
+        let segments = [
+            segment(0x15c0_0000, 0xffff_ffff_9ec0_0000, 0x343_0000),
+            segment(0x10_0000, 0xffff_8a25_c010_0000, 0xcf0_0000),
+            segment(0x1500_0000, 0xffff_8a25_d500_0000, 0xafd_c000),
+        ];
+        assert_eq!(
+            virtual_layout(&segments),
+            (
+                Some(0xffff_8a25_c000_0000),
+                Some(KernelImage {
+                    phys_start: 0x15c0_0000,
+                    virt_start: 0xffff_ffff_9ec0_0000,
+                    len: 0x343_0000,
+                })
+            )
+        );
+    }
+
+    /// QEMU's ELF (readelf of the corpus's): `p_vaddr` = `p_paddr`, or 0.
+    #[test]
+    fn qemu_identity_addresses_are_no_virtual_addresses() {
+        let segments = [
+            segment(0, 0, 0xa_0000),
+            segment(0xc_0000, 0xc_0000, 0xff4_0000),
+            segment(0xfd00_0000, 0xfd00_0000, 0x100_0000),
+        ];
+        assert_eq!(virtual_layout(&segments), (None, None));
+        assert_eq!(virtual_layout(&[segment(0, 0, 0x1000)]), (None, None));
+    }
+
+    /// Two segments at two other offsets: which is the kernel is unknown,
+    /// so only the direct map is kept.
+    #[test]
+    fn more_than_one_odd_segment_keeps_only_the_direct_map() {
+        let segments = [
+            segment(0x10_0000, 0xffff_8880_0010_0000, 0x1000_0000),
+            segment(0x200_0000, 0xffff_ffff_8100_0000, 0x10_0000),
+            segment(0x300_0000, 0xffff_ffff_c000_0000, 0x10_0000),
+        ];
+        assert_eq!(
+            virtual_layout(&segments),
+            (Some(0xffff_8880_0000_0000), None)
+        );
+    }
+
+    /// The sparse sink skips only fresh zero pages: a zero page over bytes
+    /// written before is written, and skipped pages at the end still make
+    /// the file long enough.
+    #[test]
+    fn the_sparse_sink_skips_only_fresh_zero_pages() {
+        let dir = std::env::temp_dir().join(format!("crashkit-sparse-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&dir)
+            .unwrap();
+        let mut sink = FileSink::new(file, true);
+        let page = PAGE_SIZE as usize;
+        let mut bytes = vec![0u8; 4 * page];
+        bytes[page..2 * page].fill(0xaa);
+        sink.write_at(0, &bytes).unwrap();
+        // Zeros over the page of 0xaa: must land.
+        sink.write_at(PAGE_SIZE, &vec![0u8; page]).unwrap();
+        // A fresh zero page past the end: skipped, but the length counts.
+        sink.write_at(6 * PAGE_SIZE, &vec![0u8; page]).unwrap();
+        sink.flush().unwrap();
+        let written = std::fs::read(&dir).unwrap();
+        let _ = std::fs::remove_file(&dir);
+        assert_eq!(written.len(), 7 * page);
+        assert!(written.iter().all(|&b| b == 0));
+    }
 }

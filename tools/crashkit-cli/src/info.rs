@@ -201,11 +201,17 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 linux: false,
                 panic_message: None,
                 panic_phase: None,
-                memory: ranges(
-                    elf.segments()
-                        .iter()
-                        .map(|s| PhysRange::new(s.paddr, s.memsz)),
-                ),
+                // crashkit's memory map names the memory the dump covers,
+                // pages left out included (as a kdump file's first bitmap
+                // does); other producers' segments are all there is.
+                memory: match crashkit {
+                    Some(c) if !c.memory_map.is_empty() => ranges(c.memory_map.iter().copied()),
+                    _ => ranges(
+                        elf.segments()
+                            .iter()
+                            .map(|s| PhysRange::new(s.paddr, s.memsz)),
+                    ),
+                },
                 pages: pages(elf.page_counts()),
                 vmcoreinfo: entries(vmcoreinfo),
             }

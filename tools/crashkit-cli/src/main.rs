@@ -181,10 +181,15 @@ enum Command {
         /// The page codec of a kdump-compressed output.
         #[arg(long, value_enum, default_value = "zlib")]
         codec: convert::Codec,
-        /// Write zero pages too (by default they are left out: ELF zero
-        /// tails, one shared kdump page).
-        #[arg(long)]
+        /// Write zero pages as they are (by default an ELF holds them as
+        /// holes of a sparse file and a kdump file shares one zero page).
+        #[arg(long, conflicts_with = "zero_tails")]
         keep_zero: bool,
+        /// ELF: leave zero pages out as zero tails (`p_memsz > p_filesz`),
+        /// as crashkit's crash path does; makedumpfile then needs
+        /// `--non-mmap` and libkdumpfile reads them as no data.
+        #[arg(long)]
+        zero_tails: bool,
     },
 }
 
@@ -424,11 +429,17 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             to,
             codec,
             keep_zero,
+            zero_tails,
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
+            let zero = match (keep_zero, zero_tails) {
+                (true, _) => convert::ZeroPages::Written,
+                (false, true) => convert::ZeroPages::Tails,
+                (false, false) => convert::ZeroPages::Holes,
+            };
             let written = with_progress(cli.json, |progress| {
-                convert::convert(&opened, out, *to, *codec, *keep_zero, progress)
+                convert::convert(&opened, out, *to, *codec, zero, progress)
             });
             let written = written?;
             answer(

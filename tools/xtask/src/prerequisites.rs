@@ -133,6 +133,14 @@ pub const MAKEDUMPFILE: Package = Package {
     probe: &["-v"],
     why: "the Linux dump corpus",
 };
+/// crash: reads the release of every file `crashkit convert` writes from a
+/// Linux guest's dump, as it reads the source's.
+pub const CRASH: Package = Package {
+    name: "crash",
+    program: "crash",
+    probe: &["--version"],
+    why: "the Linux dump corpus",
+};
 /// libkdumpfile's Python binding, as Debian's Python sees it (not a pyenv
 /// `python3` first on PATH).
 pub const LIBKDUMPFILE: Package = Package {
@@ -159,7 +167,16 @@ pub const GXX: Package = Package {
 /// Every Debian package any task installs: the one list `fresh-check`
 /// removes and the probe test walks. (gcc, the linker Rust needs, is
 /// `.ci/run`'s: the xtask cannot link without it.)
-pub const PACKAGES: &[Package] = &[QEMU, BINUTILS, GDB, MAKEDUMPFILE, LIBKDUMPFILE, DRGN, GXX];
+pub const PACKAGES: &[Package] = &[
+    QEMU,
+    BINUTILS,
+    GDB,
+    MAKEDUMPFILE,
+    CRASH,
+    LIBKDUMPFILE,
+    DRGN,
+    GXX,
+];
 
 /// `qemu-system-x86_64`. Without it the QEMU tests cannot run, and that is
 /// an error, never a skip.
@@ -211,6 +228,13 @@ pub fn cargo_fuzz() -> Result<(), String> {
 /// makedumpfile, which filters the Linux guest's dump in the corpus.
 pub fn makedumpfile() -> Result<(), String> {
     ensure(&MAKEDUMPFILE)
+}
+
+/// makedumpfile and crash, which the Linux corpus runs on the guest's dumps
+/// and on `crashkit convert`'s files of them.
+pub fn linux_corpus_tools() -> Result<(), String> {
+    ensure(&MAKEDUMPFILE)?;
+    ensure(&CRASH)
 }
 
 /// `package` works (its probe passes), installing it from Debian with apt

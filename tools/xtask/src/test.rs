@@ -172,8 +172,9 @@ fn qemu_scenarios() -> Result<(), String> {
     // The Linux guest's dumps: Debian's kernel (apt-get download, never
     // installed), crashed under QEMU with and without KASLR; QEMU's dumps
     // compared with guest RAM, makedumpfile -E of them read back; every
-    // crashkit command over each.
-    prerequisites::makedumpfile()?;
+    // crashkit command over each; crashkit convert's files of them read by
+    // makedumpfile, crash, libkdumpfile and gdb.
+    prerequisites::linux_corpus_tools()?;
     let mut linux = cargo(["run", "--release", "-q", "-p", "crashkit-corpus", "--"]);
     linux
         .arg("linux")

@@ -249,6 +249,8 @@ struct Layout {
     notes_offset: u64,
     notes_len: u64,
     completion_desc: u64,
+    /// File offset of the VMCOREINFO note's descriptor, if the plan has one.
+    vmcoreinfo_desc: Option<u64>,
     frames: u64,
     bitmap_each: u64,
     bitmaps_at: u64,
@@ -261,9 +263,17 @@ impl Layout {
         let notes_offset = PAGE_SIZE + SUB_HEADER_SIZE as u64;
         let mut notes_len = 0u64;
         let mut completion = None;
+        let mut vmcoreinfo_desc = None;
         emit_notes(plan, |piece| {
-            if let Piece::CompletionDesc = piece {
-                completion = Some(notes_offset + notes_len);
+            match piece {
+                Piece::CompletionDesc => completion = Some(notes_offset + notes_len),
+                // The descriptor is handed on as the plan's own slice.
+                Piece::Bytes(bytes)
+                    if !plan.vmcoreinfo.is_empty() && core::ptr::eq(bytes, plan.vmcoreinfo) =>
+                {
+                    vmcoreinfo_desc = Some(notes_offset + notes_len);
+                }
+                _ => {}
             }
             notes_len += piece.len() as u64;
             Ok::<(), ()>(())
@@ -285,6 +295,7 @@ impl Layout {
             notes_offset,
             notes_len,
             completion_desc: completion?,
+            vmcoreinfo_desc,
             frames,
             bitmap_each,
             bitmaps_at,
@@ -353,6 +364,16 @@ fn utsname(plan: &DumpPlan<'_>) -> [[u8; super::header::UTS_FIELD]; 6] {
     utsname
 }
 
+/// The sub-header's `phys_base`: VMCOREINFO's `NUMBER(phys_base)` (a Linux
+/// kernel's physical load offset, negative under KASLR, stored as its two's
+/// complement as makedumpfile stores it), else 0. makedumpfile and crash
+/// translate kernel-text addresses of a kdump-compressed file with it.
+fn phys_base(plan: &DumpPlan<'_>) -> u64 {
+    crate::vmcoreinfo::VmcoreInfo::new(plan.vmcoreinfo)
+        .number("NUMBER(phys_base)")
+        .unwrap_or(0)
+}
+
 /// Write a kdump-compressed dump of `plan` from `memory` to `sink`, pages
 /// compressed by `encoder` (zero pages shared, a page that does not shrink
 /// stored raw). `filter` and the plan's exclusions leave pages out; the
@@ -393,8 +414,15 @@ where
         nr_cpus: plan.cpus.len() as i32,
     };
     let sub = SubHeader {
-        phys_base: 0,
+        phys_base: phys_base(plan),
         dump_level: if plan.exclude_zero_pages { 1 } else { 0 },
+        // makedumpfile and crash take VMCOREINFO from here, not from the
+        // notes: the field points at the note's descriptor, as
+        // makedumpfile's own files do.
+        offset_vmcoreinfo: layout.vmcoreinfo_desc.unwrap_or(0),
+        size_vmcoreinfo: layout
+            .vmcoreinfo_desc
+            .map_or(0, |_| plan.vmcoreinfo.len() as u64),
         offset_note: layout.notes_offset,
         size_note: layout.notes_len,
         max_mapnr_64: layout.frames,

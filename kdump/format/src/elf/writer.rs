@@ -82,7 +82,11 @@ impl Open {
             p_paddr: self.paddr,
             p_filesz: self.file_pages * PAGE_SIZE,
             p_memsz: (self.file_pages + self.zero_pages) * PAGE_SIZE,
-            p_align: PAGE_SIZE,
+            // 0, as Linux, QEMU and makedumpfile write it: crash takes a
+            // vmcore whose first PT_LOAD has a page-aligned offset and a
+            // non-zero p_align for the old netdump format, and refuses it
+            // as a kdump ELF (`crash --osrelease` says "unknown").
+            p_align: 0,
         })
     }
 }

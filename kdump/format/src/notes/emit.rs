@@ -92,7 +92,7 @@ pub(crate) fn emit_notes<E>(
             .map(|(_, cpu)| cpu),
     );
     for cpu in ordered.clone() {
-        let pid = cpu.control.cpu.saturating_add(1);
+        let pid = cpu.pid.unwrap_or(cpu.control.cpu.saturating_add(1));
         let desc = super::prstatus::encode_x86_64(pid, &cpu.registers);
         emit_note(&mut out, NAME_CORE, super::NT_PRSTATUS, &desc)?;
     }

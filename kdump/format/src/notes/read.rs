@@ -3,8 +3,9 @@
 //!
 //! CPUs are the `CORE`/`NT_PRSTATUS` notes in order. QEMU writes all its
 //! `CORE` notes, then one `QEMU` note per CPU in the same order, so the
-//! i-th of each belong together; crashkit's control-state notes carry the
-//! CPU index and are matched by it (`pr_pid` = index + 1).
+//! i-th of each belong together; crashkit writes its control-state notes in
+//! the order of its `CORE` notes, so they pair the same way (each carries
+//! the CPU's index).
 
 use alloc::vec::Vec;
 
@@ -105,7 +106,11 @@ impl Cpu {
                 ..ControlState::default()
             },
         };
-        Some(crate::plan::CpuState { registers, control })
+        Some(crate::plan::CpuState {
+            registers,
+            control,
+            pid: Some(self.pid),
+        })
     }
 }
 
@@ -393,11 +398,23 @@ impl<'a> Notes<'a> {
                     },
                 });
             }
-            for cpu in &mut notes.cpus {
-                cpu.control = controls
-                    .iter()
-                    .find(|c| c.cpu.checked_add(1) == Some(cpu.pid))
-                    .copied();
+            // The writer puts the control-state notes in the order of the
+            // CPU notes; matching by position, not by `pr_pid`, keeps a
+            // converted dump's PIDs (Linux's, which repeat: idle CPUs
+            // all run PID 0) from losing the control state. With the
+            // counts apart (damage, above) position means nothing, and
+            // the crash path's `pr_pid` = index + 1 pairs what it can.
+            if controls.len() == notes.cpus.len() {
+                for (cpu, control) in notes.cpus.iter_mut().zip(&controls) {
+                    cpu.control = Some(*control);
+                }
+            } else {
+                for cpu in &mut notes.cpus {
+                    cpu.control = controls
+                        .iter()
+                        .find(|c| c.cpu.checked_add(1) == Some(cpu.pid))
+                        .copied();
+                }
             }
             notes.crashkit = Some(CrashkitNotes {
                 identity,

@@ -161,6 +161,7 @@ pub fn cpu_state(cpu: u32) -> CpuState {
             gs_base: Some(0xffff_8880_0000_0000 + u64::from(cpu)),
             ..ControlState::default()
         },
+        pid: None,
     }
 }
 

@@ -162,6 +162,7 @@ pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
             ..Registers::default()
         },
         control: ControlState::default(),
+        pid: None,
     }];
     let info = vmcoreinfo();
     let plan = DumpPlan {

@@ -83,6 +83,7 @@ fn with_cpus<T>(
                 apic_id: cpu as u32,
                 ..ControlState::default()
             },
+            pid: None,
         })
         .collect();
     f(&DumpPlan {

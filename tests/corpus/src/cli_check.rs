@@ -58,7 +58,8 @@ pub struct Dump<'a> {
     pub files: &'a [PathBuf],
     /// `format` as `info --json` says it.
     pub format: &'static str,
-    /// `producer` as `info --json` says it.
+    /// `producer` as `info --json` says it, then ` from ` and its
+    /// `made_from` where it has one (`makedumpfile from qemu`).
     pub producer: &'static str,
     /// Whether the crash record is in a note (crashkit's dumps and the
     /// files makedumpfile made of them) rather than only in memory.
@@ -132,10 +133,16 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
 
     expect(crashkit, &["info", arg], 0)?;
     let info = json(crashkit, &["--json", "info", arg], 0)?;
-    if info["format"] != dump.format || info["producer"] != dump.producer {
+    // `producer`, then ` from ` and `made_from` when the JSON has one.
+    let producer = match (info["producer"].as_str(), info["made_from"].as_str()) {
+        (Some(producer), Some(from)) => format!("{producer} from {from}"),
+        (Some(producer), None) => producer.to_owned(),
+        (None, _) => String::new(),
+    };
+    if info["format"] != dump.format || producer != dump.producer {
         return Err(fail(format!(
-            "info says {} by {}, not {} by {}",
-            info["format"], info["producer"], dump.format, dump.producer
+            "info says {} by {producer:?}, not {} by {:?}",
+            info["format"], dump.format, dump.producer
         )));
     }
     if info["cpus"] != crash.cpus {

@@ -437,8 +437,8 @@ fn every_command(
     let mut lines = Vec::new();
     for (path, format, producer) in [
         (vmcore.to_path_buf(), "elf", "linux"),
-        (kdump, "kdump-compressed", "makedumpfile"),
-        (elf, "elf", "linux"),
+        (kdump, "kdump-compressed", "makedumpfile from linux"),
+        (elf, "elf", "makedumpfile from linux"),
     ] {
         let files = [path];
         let dump = cli_check::Dump {

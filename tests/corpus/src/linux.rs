@@ -501,8 +501,21 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
 /// flattened and split outputs (the parts named together), and QEMU's ELF
 /// converted by `crashkit convert` to the kdump codecs nobody else here
 /// writes (raw, snappy, zstd).
+///
+/// Also QEMU's flattened kdump-zlib reassembled by `makedumpfile -R`:
+/// QEMU's own bytes, so still QEMU's. (makedumpfile 1.7.2 cannot make a
+/// file of its own from QEMU's dumps of this guest: it reads no QEMU ELF,
+/// and refiltering QEMU's kdump file fails at any dump level.)
 fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
     let crashkit = cli_check::crashkit()?;
+    let reassembled = work.join("qemu-kdump-zlib.kdump");
+    let _ = std::fs::remove_file(&reassembled);
+    let flat = work.join("qemu-kdump-zlib.flat");
+    let stream = std::fs::File::open(&flat).map_err(|e| format!("{}: {e}", flat.display()))?;
+    run(Command::new("makedumpfile")
+        .arg("-R")
+        .arg(&reassembled)
+        .stdin(stream))?;
     // Virtual pages whose physical address Linux's layout gives: the
     // kernel's first page of text (`_stext`, in the image mapping: minus
     // __START_KERNEL_map, plus phys_base) and pages of the direct map
@@ -551,23 +564,28 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
             "kdump-compressed-flattened",
             "qemu",
         ),
-        (one("makedumpfile-E-d31.elf"), "elf", "rewritten"),
+        (
+            one("makedumpfile-E-d31.elf"),
+            "elf",
+            "makedumpfile from crashkit",
+        ),
         (
             one("makedumpfile-c-d1.kdump"),
             "kdump-compressed",
-            "makedumpfile",
+            "makedumpfile from crashkit",
         ),
         (
             one("makedumpfile-l-d31.kdump"),
             "kdump-compressed",
-            "makedumpfile",
+            "makedumpfile from crashkit",
         ),
         (
             one("makedumpfile-F-c-d1.flat"),
             "kdump-compressed-flattened",
-            "makedumpfile",
+            "makedumpfile from crashkit",
         ),
-        (split, "kdump-compressed", "makedumpfile"),
+        (split, "kdump-compressed", "makedumpfile from crashkit"),
+        (vec![reassembled.clone()], "kdump-compressed", "qemu"),
     ];
     let mut lines = Vec::new();
     for (files, format, producer) in &dumps {
@@ -579,6 +597,7 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
         };
         lines.push(cli_check::check(&crashkit, &dump, &crash)?);
     }
+    let _ = std::fs::remove_file(&reassembled);
     // The codecs no producer here writes (makedumpfile 1.7.2 has neither
     // snappy nor zstd; QEMU offers only zlib): QEMU's ELF converted by
     // `crashkit convert`, checked the same way, then deleted.

@@ -24,9 +24,14 @@ use crate::record;
 pub struct CpuLine {
     /// Place in the dump's notes; null for a CPU without a note.
     pub cpu: Option<usize>,
-    /// `pr_pid` of its `NT_PRSTATUS` note (crashkit: the CPU index; Linux
-    /// and QEMU: a thread id or the CPU index plus one).
+    /// `pr_pid` of its `NT_PRSTATUS` note: in Linux's dumps the task the
+    /// CPU ran (idle CPUs: 0); crashkit and QEMU write the CPU index plus
+    /// one, a counter and no task.
     pub pid: Option<u32>,
+    /// `pid` is the CPU's index plus one (QEMU's and crashkit's counter):
+    /// when every CPU's is, the text leaves the PID column out.
+    #[serde(skip)]
+    pub pid_counts_cpus: bool,
     /// The CPU's index in the crash record (crashkit's control state says
     /// it; QEMU writes CPUs in index order), when there is a record.
     pub index: Option<u32>,
@@ -108,6 +113,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
             CpuLine {
                 cpu: Some(place),
                 pid: Some(cpu.pid),
+                pid_counts_cpus: index.checked_add(1) == Some(cpu.pid),
                 index: record.map(|_| index),
                 state: slot(index).map(|s| s.state.clone()),
                 panicking: panic == Some(index),
@@ -130,6 +136,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
         lines.push(CpuLine {
             cpu: None,
             pid: None,
+            pid_counts_cpus: true,
             index: u32::try_from(cpu.cpu).ok(),
             state: Some(cpu.state.clone()),
             panicking: panic.is_some_and(|p| usize::try_from(p).ok() == Some(cpu.cpu)),
@@ -148,13 +155,23 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
 pub fn render_lines(lines: &[CpuLine], hint: bool) -> String {
     let dash = || "-".to_owned();
     let hex = |value: Option<u64>| value.map_or_else(dash, |v| format!("{v:#018x}"));
-    let mut out = String::from("CPU   PID  STATE         MODE    CPL  RIP                 RSP\n");
+    // QEMU's and crashkit's pr_pid only count CPUs: no column for them.
+    let pids = !lines.iter().all(|l| l.pid_counts_cpus);
+    let mut out = String::from(if pids {
+        "CPU   PID  STATE         MODE    CPL  RIP                 RSP\n"
+    } else {
+        "CPU   STATE         MODE    CPL  RIP                 RSP\n"
+    });
     for line in lines {
         out.push_str(&format!(
-            "{:>3}{} {:>4}  {:<12}  {:<6}  {:>3}  {:<18}  {}\n",
+            "{:>3}{}{}  {:<12}  {:<6}  {:>3}  {:<18}  {}\n",
             line.cpu.map_or_else(dash, |c| c.to_string()),
             if line.panicking { '*' } else { ' ' },
-            line.pid.map_or_else(dash, |p| p.to_string()),
+            if pids {
+                format!(" {:>4}", line.pid.map_or_else(dash, |p| p.to_string()))
+            } else {
+                String::new()
+            },
             line.state.clone().unwrap_or_else(dash),
             line.mode.unwrap_or("-"),
             line.cpl.map_or_else(dash, |c| c.to_string()),

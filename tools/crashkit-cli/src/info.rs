@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crashkit_dump_format::read::{Machine, PageCounts, Producer};
+use crashkit_dump_format::read::{Machine, PageCounts};
 use crashkit_dump_format::vmcoreinfo::VmcoreInfo;
 use crashkit_dump_format::{PAGE_SIZE, PhysRange};
 
@@ -25,10 +25,12 @@ pub struct Info {
     pub files: Vec<String>,
     /// `elf`, `kdump-compressed` or `kdump-compressed-flattened`.
     pub format: &'static str,
-    /// Who wrote it: `crashkit`, `qemu`, `linux` (/proc/vmcore),
-    /// `makedumpfile`, `rewritten` (an ELF dump of another tool that kept
-    /// crashkit's notes: makedumpfile `-E` of a crashkit dump), `unknown`.
+    /// Who wrote the file: `crashkit`, `qemu`, `linux` (/proc/vmcore),
+    /// `makedumpfile`, `unknown` ([`crate::provenance`]).
     pub producer: &'static str,
+    /// What the producer made it from, where its notes say (`crashkit`,
+    /// `qemu`, `linux`); null for a file written from memory.
+    pub made_from: Option<&'static str>,
     /// `x86_64` or `i386`.
     pub machine: String,
     /// `complete`, `incomplete: <why>` or `unknown` (no marker to tell).
@@ -47,10 +49,14 @@ pub struct Info {
     /// Size of the crash record the dump carries in a note (`crashkit
     /// record` decodes it, or scans memory for one when there is no note).
     pub crash_record_bytes: Option<usize>,
-    /// A dump of Linux (VMCOREINFO names `init_uts_ns`): no crash record
-    /// to look for.
+    /// A dump of Linux (VMCOREINFO names `init_uts_ns`).
     #[serde(skip)]
     pub linux: bool,
+    /// A dump of a kernel that is not crashkit's: a VMCOREINFO without
+    /// crashkit's `CRASHKIT_VERSION` (Linux's among them), and no crash
+    /// record note. No crash record to look for, so no CRASH RECORD line.
+    #[serde(skip)]
+    pub other_kernel: bool,
     /// The panic message: from the crash record's note (lossy UTF-8), or
     /// in a Linux dump Linux's `Kernel panic - not syncing` line from its
     /// log.
@@ -144,6 +150,12 @@ fn pages(counts: PageCounts) -> Pages {
 pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
     let mut info = gather_metadata(files, dump);
     info.linux = dump.is_linux();
+    info.other_kernel = info.crash_record_bytes.is_none()
+        && info.producer != "crashkit"
+        && info.made_from != Some("crashkit")
+        && dump
+            .vmcoreinfo()
+            .is_some_and(|v| v.get("CRASHKIT_VERSION").is_none());
     if info.linux {
         // Linux's own panic line, from its log (a bounded read of the
         // printk ring, not of every page); a log that cannot be read
@@ -163,6 +175,7 @@ pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
 
 /// [`Info`] from the dump's headers and notes, without the record's facts.
 fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
+    let provenance = crate::provenance::of(dump);
     let names = files
         .parts
         .iter()
@@ -176,13 +189,8 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 schema: SCHEMA,
                 files: names,
                 format: "elf",
-                producer: match elf.producer() {
-                    Producer::Crashkit if elf.notes_copied() => "rewritten",
-                    Producer::Crashkit => "crashkit",
-                    Producer::Qemu => "qemu",
-                    Producer::LinuxKdump => "linux",
-                    Producer::Unknown => "unknown",
-                },
+                producer: provenance.producer,
+                made_from: provenance.made_from,
                 machine: match elf.machine() {
                     Machine::X86_64 => "x86_64",
                     Machine::I386 => "i386",
@@ -199,6 +207,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 panic_cpu: crashkit.and_then(|c| c.identity.panic_cpu),
                 crash_record_bytes: crashkit.and_then(|c| c.crash_record.map(<[u8]>::len)),
                 linux: false,
+                other_kernel: false,
                 panic_message: None,
                 panic_phase: None,
                 // crashkit's memory map names the memory the dump covers,
@@ -237,7 +246,6 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 counts.in_other_parts = dumpable - counts.present - counts.lost;
             }
             let crashkit = first.crashkit();
-            let qemu = first.cpus().iter().any(|c| c.qemu.is_some());
             let machine = String::from_utf8_lossy(&first.header().utsname[4])
                 .trim_end_matches('\0')
                 .to_owned();
@@ -253,13 +261,8 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 } else {
                     "kdump-compressed"
                 },
-                producer: if crashkit.is_some() && !first.notes_copied() {
-                    "crashkit"
-                } else if qemu {
-                    "qemu"
-                } else {
-                    "makedumpfile"
-                },
+                producer: provenance.producer,
+                made_from: provenance.made_from,
                 machine,
                 completeness: first.completeness().to_string(),
                 damage: crate::open::kdump_damage(parts),
@@ -277,6 +280,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                     .as_ref()
                     .and_then(|c| c.crash_record.map(<[u8]>::len)),
                 linux: false,
+                other_kernel: false,
                 panic_message: None,
                 panic_phase: None,
                 memory: ranges(first.memory_runs()),
@@ -290,6 +294,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
             files: names,
             format: "raw-ram",
             producer: "unknown",
+            made_from: None,
             machine: "unknown".into(),
             completeness: crashkit_dump_format::read::Completeness::Unknown.to_string(),
             damage: Vec::new(),
@@ -299,6 +304,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
             panic_cpu: None,
             crash_record_bytes: None,
             linux: false,
+            other_kernel: false,
             panic_message: None,
             panic_phase: None,
             memory: ranges([PhysRange::new(0, bytes.len() as u64)]),
@@ -333,6 +339,15 @@ pub fn utc(seconds: u64) -> String {
     )
 }
 
+/// `bytes` in MiB, or in KiB below 1 MiB (a small dump is not "0 MiB").
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes.div_ceil(1 << 10))
+    }
+}
+
 /// The text form: one `LABEL: value` line per fact, then VMCOREINFO.
 pub fn render(info: &Info) -> String {
     let mut out = String::new();
@@ -340,9 +355,18 @@ pub fn render(info: &Info) -> String {
         out.push_str(&format!("{label:>12}: {value}\n"));
     };
     line("FILES", info.files.join(", "));
+    let provenance = crate::provenance::Provenance {
+        producer: info.producer,
+        made_from: info.made_from,
+    };
     line(
         "FORMAT",
-        format!("{} ({}), {}", info.format, info.producer, info.machine),
+        format!(
+            "{} ({}), {}",
+            info.format,
+            provenance.describe(),
+            info.machine
+        ),
     );
     line("COMPLETE", info.completeness.clone());
     for damage in &info.damage {
@@ -366,10 +390,11 @@ pub fn render(info: &Info) -> String {
     );
     match info.crash_record_bytes {
         Some(bytes) => line("CRASH RECORD", format!("{bytes} bytes (crashkit record)")),
-        None if info.linux => {}
+        None if info.linux || info.other_kernel => {}
         None => line(
             "CRASH RECORD",
-            "not in a note (`crashkit record` scans memory for one)".into(),
+            "not in a note (if the kernel is crashkit's, `crashkit record` scans memory for one)"
+                .into(),
         ),
     }
     if let Some(message) = &info.panic_message {
@@ -387,9 +412,10 @@ pub fn render(info: &Info) -> String {
     line(
         "MEMORY",
         format!(
-            "{} MiB in {} ranges: {}",
-            total >> 20,
+            "{} in {} range{}: {}",
+            size(total),
             ranges.len(),
+            if ranges.len() == 1 { "" } else { "s" },
             ranges.join(", ")
         ),
     );

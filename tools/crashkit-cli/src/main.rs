@@ -19,6 +19,7 @@ mod cpus;
 mod info;
 mod log;
 mod open;
+mod provenance;
 mod rd;
 mod record;
 mod vaddr;
@@ -194,25 +195,76 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version are answers, not errors; a usage error under
+        // `--json` is JSON like every other error.
+        Err(error)
+            if std::env::args().any(|a| a == "--json")
+                && !matches!(
+                    error.kind(),
+                    clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+                ) =>
+        {
+            let rendered = error.render().to_string();
+            let message = rendered.trim().trim_start_matches("error: ");
+            return json_error(2, "usage", message);
+        }
+        Err(error) => error.exit(),
+    };
     match run(&cli) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("crashkit: {error:#}");
-            let code = if error.downcast_ref::<open::InputError>().is_some() {
-                3
+            let (code, kind) = if error.downcast_ref::<open::InputError>().is_some() {
+                (3, "input")
             } else if error.downcast_ref::<cpus::NoSuchCpu>().is_some()
                 || error.downcast_ref::<rd::BadRange>().is_some()
                 || error.downcast_ref::<vaddr::NoSpace>().is_some()
                 || error.downcast_ref::<UsageError>().is_some()
             {
-                2
+                (2, "usage")
             } else {
-                1
+                (1, "failed")
             };
+            if cli.json {
+                return json_error(code, kind, &format!("{error:#}"));
+            }
+            eprintln!("crashkit: {error:#}");
             ExitCode::from(code)
         }
     }
+}
+
+/// An error under `--json`: `{"schema": 1, "error": {"exit_code", "kind",
+/// "message"}}` on standard output (where the answer would have been), and
+/// the exit code it names.
+fn json_error(code: u8, kind: &str, message: &str) -> ExitCode {
+    #[derive(serde::Serialize)]
+    struct Failure<'m> {
+        exit_code: u8,
+        kind: &'m str,
+        message: &'m str,
+    }
+    #[derive(serde::Serialize)]
+    struct Answer<'m> {
+        schema: u32,
+        error: Failure<'m>,
+    }
+    let value = Answer {
+        schema: info::SCHEMA,
+        error: Failure {
+            exit_code: code,
+            kind,
+            message,
+        },
+    };
+    match json(&value) {
+        Ok(text) => {
+            let _ = print(&text);
+        }
+        Err(_) => eprintln!("crashkit: {message}"),
+    }
+    ExitCode::from(code)
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {

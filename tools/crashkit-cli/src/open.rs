@@ -69,7 +69,15 @@ impl Files {
     /// Map one file for reading (a dump's part, or the kernel's ELF).
     pub fn map_plain(path: &Path) -> anyhow::Result<Mmap> {
         let file = File::open(path).map_err(|e| input_error(path, e))?;
-        let len = file.metadata().map_err(|e| input_error(path, e))?.len();
+        let metadata = file.metadata().map_err(|e| input_error(path, e))?;
+        // mmap of a directory fails with ENODEV, "No such device".
+        if metadata.is_dir() {
+            return Err(input_error(
+                path,
+                "a directory, not a dump file (name the file, or a split dump's parts joined by commas)",
+            ));
+        }
+        let len = metadata.len();
         if len == 0 {
             return Err(input_error(path, "empty file"));
         }

@@ -3,9 +3,12 @@
 //! standard error and the exit code). The corpus: the dumps
 //! `tests/common` writes (ELF, kdump-compressed, flattened), QEMU's
 //! kdump-zlib dump of the crashed test kernel (`tests/corpus`, 1.5 MB)
-//! with the kernel's ELF that crashed (2.8 MB, for `bt`), and
+//! with the kernel's ELF that crashed (2.8 MB, for `bt`),
 //! one part of makedumpfile's split dump of the crashed Linux guest
-//! (`tests/corpus`, 2.2 MB).
+//! (`tests/corpus`, 2.2 MB), and the first 16 or 64 KiB (headers and
+//! notes) of the Linux guest's `/proc/vmcore`, of makedumpfile's `-E` and
+//! `-c` files of it and of QEMU's ELF of the test kernel, for the producer
+//! labels.
 //!
 //! Regenerate on purpose only: `CRASHKIT_GOLDEN=update cargo test -p
 //! crashkit --test golden`, then review the diff.
@@ -142,7 +145,92 @@ fn every_command_matches_its_golden_output() {
     ] {
         cases.push((format!("synthetic-{command}"), generated.as_path(), args));
     }
-    // Errors are output too.
+    // Who wrote each file (docs/cli.md, "Producers"): the first 16 or 64
+    // KiB of real files (headers and notes; cut, so they read as
+    // incomplete) of the corpus's crashed Linux guest (`/proc/vmcore` and
+    // makedumpfile's `-E -d 31` and `-c -d 31` files of it) and of QEMU's
+    // ELF of the crashed test kernel; crashkit's and QEMU's kdump files
+    // and makedumpfile's of a crashkit dump are above.
+    for (tag, dump) in [
+        ("linux", "linux-proc-vmcore.head16k.elf"),
+        (
+            "makedumpfile-E-of-linux",
+            "linux-proc-vmcore.makedumpfile-E-d31.head16k.elf",
+        ),
+        (
+            "makedumpfile-c-of-linux",
+            "linux-proc-vmcore.makedumpfile-c-d31.head64k.kdump",
+        ),
+        ("qemu-elf", "qemu-test-kernel-panic-ap.head16k.elf"),
+    ] {
+        cases.push((
+            format!("producer-{tag}-info"),
+            corpus.as_path(),
+            vec!["info", dump],
+        ));
+    }
+    cases.push((
+        "producer-makedumpfile-c-of-linux-info-json".into(),
+        corpus.as_path(),
+        vec![
+            "--json",
+            "info",
+            "linux-proc-vmcore.makedumpfile-c-d31.head64k.kdump",
+        ],
+    ));
+    // makedumpfile's file of a QEMU dump: makedumpfile 1.7.2 makes none
+    // here (it reads no QEMU ELF and fails to refilter QEMU's kdump files
+    // of the guest), so this is QEMU's kdump file with the one mark
+    // makedumpfile leaves, a whole utsname in the header (QEMU fills only
+    // `machine`), written in: the rule's test, not a real file.
+    let mut refiltered = std::fs::read(corpus.join(qemu)).unwrap();
+    let header = flattened_first_record(&refiltered);
+    for (i, field) in [
+        &b"Linux"[..],
+        b"(none)",
+        b"6.1.0-57-amd64",
+        b"#1 SMP",
+        b"x86_64",
+        b"(none)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let at = header + 12 + 65 * i;
+        refiltered[at..at + 65].fill(0);
+        refiltered[at..at + field.len()].copy_from_slice(field);
+    }
+    std::fs::write(
+        generated.join("golden-makedumpfile-of-qemu.flat"),
+        &refiltered,
+    )
+    .unwrap();
+    cases.push((
+        "producer-makedumpfile-of-qemu-info".into(),
+        generated.as_path(),
+        vec!["info", "golden-makedumpfile-of-qemu.flat"],
+    ));
+    // Errors are output too; under --json as JSON.
+    cases.push((
+        "error-directory".into(),
+        corpus.as_path(),
+        vec!["info", "."],
+    ));
+    cases.push((
+        "error-json-input".into(),
+        corpus.as_path(),
+        vec!["--json", "info", "../golden.rs"],
+    ));
+    cases.push((
+        "error-json-usage".into(),
+        corpus.as_path(),
+        vec!["--json", "regs", qemu, "7"],
+    ));
+    cases.push((
+        "error-json-arguments".into(),
+        corpus.as_path(),
+        vec!["--json", "info", "--bogus", qemu],
+    ));
     cases.push((
         "error-not-a-dump".into(),
         corpus.as_path(),
@@ -182,4 +270,21 @@ fn every_command_matches_its_golden_output() {
         cases.len(),
         differ.join("\n")
     );
+}
+
+/// The file offset of the data of a flattened stream's first record, which
+/// must be at reassembled offset 0 (the kdump header): a 4096-byte stream
+/// header, then per record a big-endian i64 offset and i64 size.
+fn flattened_first_record(stream: &[u8]) -> usize {
+    let be = |at: usize| i64::from_be_bytes(stream[at..at + 8].try_into().unwrap());
+    assert!(
+        stream.starts_with(b"makedumpfile"),
+        "not a flattened stream"
+    );
+    assert_eq!(be(4096), 0, "first record not at offset 0");
+    assert!(
+        be(4096 + 8) >= 464,
+        "first record shorter than a kdump header"
+    );
+    4096 + 16
 }

@@ -248,7 +248,25 @@ pub fn survives(args: &[&str], path: &str, what: &str) {
         output.status
     );
     assert!(!stderr.contains("panicked"), "{what}: {args:?}: {stderr}");
-    if output.status.code() == Some(3) {
+    if output.status.code() == Some(3) && args.contains(&"--json") {
+        // Under --json the error is JSON on standard output.
+        let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{what}: {args:?}: error not JSON: {e}"));
+        assert_eq!(answer["schema"], 1, "{what}: {args:?}: {answer}");
+        assert_eq!(
+            answer["error"]["exit_code"], 3,
+            "{what}: {args:?}: {answer}"
+        );
+        assert_eq!(
+            answer["error"]["kind"], "input",
+            "{what}: {args:?}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(&format!("{path}: ")) && !message.contains('\n'),
+            "{what}: {args:?}: {message}"
+        );
+    } else if output.status.code() == Some(3) {
         assert_eq!(
             stderr.lines().count(),
             1,

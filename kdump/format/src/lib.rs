@@ -40,6 +40,7 @@
 //! | [`elf`] | the ELF vmcore: ELF64 structs, [`elf::writer`] (`write_elf_dump`), `elf::reader` (`ElfDump`, feature `alloc`) |
 //! | [`compressed`] | makedumpfile's kdump-compressed format and its flattened form: headers, page codecs, writer, reader |
 //! | [`notes`] | the ELF notes every format carries: the note encoding, `NT_PRSTATUS` registers, QEMU's and crashkit's notes, their one producer (`notes::emit`) and a dump's notes read (`notes::read`) |
+//! | [`device`] | the dump device: the dump file between two headers written after it, so a torn dump never reads as whole ([`device::DeviceSink`], [`device::DeviceDump`]) |
 //! | [`plan`] | what a writer is told to write: ranges, exclusions, CPUs, VMCOREINFO, the crash record |
 //! | [`sink`] | where a writer reads and writes: physical memory, the sink, the page filter, write coalescing |
 //! | [`write`](mod@write) | what both writers share: options, progress, statistics, the error that stops a dump |
@@ -65,6 +66,7 @@ extern crate alloc;
 mod bytes;
 pub mod compressed;
 pub mod crc32c;
+pub mod device;
 pub mod elf;
 pub mod notes;
 pub mod paging;

@@ -69,6 +69,45 @@ pub struct Info {
     pub pages: Pages,
     /// Every VMCOREINFO entry, in file order.
     pub vmcoreinfo: Vec<Entry>,
+    /// When the file is a crashkit dump device (or its image): what its
+    /// headers say. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceInfo>,
+}
+
+/// A dump device's headers, as `info` reports them.
+#[derive(Debug, Serialize)]
+pub struct DeviceInfo {
+    /// `whole`, `saved` (whole, copied out with `save --clear`) or `torn`.
+    pub state: &'static str,
+    /// Why a torn dump is torn.
+    pub torn: Option<String>,
+    /// The dump's id, in hex.
+    pub dump_id: String,
+    /// Bytes of the dump file on the device.
+    pub data_bytes: u64,
+    /// The device's length as its writer used it.
+    pub device_bytes: u64,
+    /// The dump did not fit (its file is cut).
+    pub did_not_fit: bool,
+}
+
+fn device_info(data: &[u8]) -> Option<DeviceInfo> {
+    use crashkit_dump_format::device::{DeviceDump, FLAG_DID_NOT_FIT};
+    let (state, header, torn) = match crate::open::device(data)? {
+        DeviceDump::Whole(h) => ("whole", h, None),
+        DeviceDump::Saved(h) => ("saved", h, None),
+        DeviceDump::Torn(h, why) => ("torn", h, Some(why.to_string())),
+        DeviceDump::Empty | DeviceDump::Unreadable(_) => return None,
+    };
+    Some(DeviceInfo {
+        state,
+        torn,
+        dump_id: header.dump_id.iter().map(|b| format!("{b:02x}")).collect(),
+        data_bytes: header.data_len,
+        device_bytes: header.device_len,
+        did_not_fit: header.flags & FLAG_DID_NOT_FIT != 0,
+    })
 }
 
 /// A physical range `[start, end)`.
@@ -149,6 +188,7 @@ fn pages(counts: PageCounts) -> Pages {
 /// Gather [`Info`] from an opened dump.
 pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
     let mut info = gather_metadata(files, dump);
+    info.device = files.parts.first().and_then(|(_, map)| device_info(map));
     info.linux = dump.is_linux();
     info.other_kernel = info.crash_record_bytes.is_none()
         && info.producer != "crashkit"
@@ -223,6 +263,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 },
                 pages: pages(elf.page_counts()),
                 vmcoreinfo: entries(vmcoreinfo),
+                device: None,
             }
         }
         Dump::Kdump(parts) => {
@@ -286,6 +327,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 memory: ranges(first.memory_runs()),
                 pages: pages(counts),
                 vmcoreinfo: entries(vmcoreinfo),
+                device: None,
             }
         }
         // A raw image of RAM: memory from 0 to its end, nothing else known.
@@ -313,6 +355,7 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 ..PageCounts::default()
             }),
             vmcoreinfo: Vec::new(),
+            device: None,
         },
     }
 }
@@ -355,6 +398,27 @@ pub fn render(info: &Info) -> String {
         out.push_str(&format!("{label:>12}: {value}\n"));
     };
     line("FILES", info.files.join(", "));
+    if let Some(device) = &info.device {
+        line(
+            "DEVICE",
+            format!(
+                "crashkit dump device of {}: {} dump {}, {} bytes{}{}",
+                size(device.device_bytes),
+                device.state,
+                device.dump_id,
+                device.data_bytes,
+                if device.did_not_fit {
+                    " (it did not fit)"
+                } else {
+                    ""
+                },
+                device
+                    .torn
+                    .as_ref()
+                    .map_or(String::new(), |why| format!(": {why}"))
+            ),
+        );
+    }
     let provenance = crate::provenance::Provenance {
         producer: info.producer,
         made_from: info.made_from,

@@ -9,7 +9,7 @@
 //! or damaged still answers, with a warning on standard error.
 //!
 //! Commands: `info`, `cpus`, `regs`, `record`, `rd` (virtual or `-p`
-//! physical), `vtop`, `bt`, `log`, `verify`, `convert` (clap's definitions
+//! physical), `vtop`, `bt`, `log`, `verify`, `convert`, `save` (clap's definitions
 //! below; `tests/commands_doc.rs` checks this list, the README's and the
 //! manual's against them). The manual is docs/cli.md.
 
@@ -22,6 +22,7 @@ mod open;
 mod provenance;
 mod rd;
 mod record;
+mod save;
 mod vaddr;
 mod verify;
 
@@ -170,7 +171,8 @@ enum Command {
         dump: String,
     },
     /// Write the dump again as an ELF vmcore, a kdump-compressed file or a
-    /// flattened stream, with zero pages left out and a codec of choice.
+    /// flattened stream, zero pages stored as holes or shared, with a codec
+    /// of choice.
     Convert {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
@@ -191,6 +193,20 @@ enum Command {
         /// `--non-mmap` and libkdumpfile reads them as no data.
         #[arg(long)]
         zero_tails: bool,
+    },
+    /// Copy the dump a capture kernel wrote on a dump device (or an image
+    /// of one) into a file, after checking both of the device's headers.
+    Save {
+        /// The dump device or its image file.
+        device: std::path::PathBuf,
+        /// The new file (it must not exist).
+        out: std::path::PathBuf,
+        /// Copy a torn dump, or one saved before, anyway.
+        #[arg(long)]
+        force: bool,
+        /// After a whole dump is saved, mark the device's dump as saved.
+        #[arg(long)]
+        clear: bool,
     },
 }
 
@@ -475,6 +491,22 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Save {
+            device,
+            out,
+            force,
+            clear,
+        } => {
+            let saved = save::save(device, out, *force, *clear)?;
+            answer(
+                cli.json,
+                Versioned {
+                    save: Some(&saved),
+                    ..Versioned::default()
+                },
+                || save::render(&saved),
+            )?;
+        }
         Command::Convert {
             dump,
             out,
@@ -554,6 +586,8 @@ struct Versioned<'a> {
     verify: Option<&'a verify::Verdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     convert: Option<&'a convert::Written>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    save: Option<&'a save::Saved>,
 }
 
 impl Default for Versioned<'_> {
@@ -569,6 +603,7 @@ impl Default for Versioned<'_> {
             bt: None,
             verify: None,
             convert: None,
+            save: None,
         }
     }
 }

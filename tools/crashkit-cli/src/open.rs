@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crashkit_dump_format::compressed::flat;
 use crashkit_dump_format::compressed::header::{SIGNATURE_DISKDUMP, SIGNATURE_KDUMP};
+use crashkit_dump_format::device::{self, DeviceDump};
 use crashkit_dump_format::read::Completeness;
 use crashkit_dump_format::{ElfDump, KdumpDump};
 use memmap2::Mmap;
@@ -77,7 +78,13 @@ impl Files {
                 "a directory, not a dump file (name the file, or a split dump's parts joined by commas)",
             ));
         }
-        let len = metadata.len();
+        let mut len = metadata.len();
+        // A block device (a dump device) reports no length: seek its end.
+        if len == 0 && std::os::unix::fs::FileTypeExt::is_block_device(&metadata.file_type()) {
+            let mut file = &file;
+            len = std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))
+                .map_err(|e| input_error(path, e))?;
+        }
         if len == 0 {
             return Err(input_error(path, "empty file"));
         }
@@ -87,8 +94,17 @@ impl Files {
         // mapped would make reads fault (SIGBUS); dumps and kernels are not
         // written while they are analysed, and the readers never assume
         // more than the length seen here.
-        unsafe { Mmap::map(&file) }.map_err(|e| input_error(path, e))
+        unsafe {
+            memmap2::MmapOptions::new()
+                .len(len_usize(path, len)?)
+                .map(&file)
+        }
+        .map_err(|e| input_error(path, e))
     }
+}
+
+fn len_usize(path: &Path, len: u64) -> anyhow::Result<usize> {
+    usize::try_from(len).map_err(|_| input_error(path, "larger than this machine can map"))
 }
 
 /// What a file is, by its first bytes.
@@ -201,22 +217,72 @@ pub fn kdump_damage(parts: &[KdumpDump<'_>]) -> Vec<String> {
         .collect()
 }
 
+/// What a crashkit dump device (or an image of one) holds, if `data` is
+/// one: the verdict on its headers.
+pub fn device(data: &[u8]) -> Option<DeviceDump> {
+    if !data.starts_with(&device::MAGIC) {
+        return None;
+    }
+    let block = usize::try_from(device::BLOCK).ok()?;
+    Some(DeviceDump::read(
+        data.get(..block)?,
+        data.len() as u64,
+        |at| {
+            let at = usize::try_from(at).ok()?;
+            data.get(at..at.checked_add(block)?)
+        },
+    ))
+}
+
+/// The dump file's bytes in `data`: all of it, or on a crashkit dump
+/// device the dump it holds (a torn one: everything up to the trailing
+/// header's block, whose own completeness then says what is there).
+fn payload<'a>(path: &Path, data: &'a [u8]) -> anyhow::Result<&'a [u8]> {
+    let start = device::DATA_OFFSET as usize;
+    let range = match device(data) {
+        None => return Ok(data),
+        Some(DeviceDump::Whole(h) | DeviceDump::Saved(h)) => {
+            start..start.saturating_add(usize::try_from(h.data_len).unwrap_or(usize::MAX))
+        }
+        Some(DeviceDump::Torn(h, _)) => {
+            let end = h.device_len.min(data.len() as u64);
+            start..usize::try_from(end.saturating_sub(device::BLOCK)).unwrap_or(0)
+        }
+        Some(DeviceDump::Empty) => return Err(input_error(path, "an empty dump device")),
+        Some(DeviceDump::Unreadable(problem)) => {
+            return Err(input_error(
+                path,
+                format!("a crashkit dump device: {problem}, at offset 0"),
+            ));
+        }
+    };
+    data.get(range).filter(|d| !d.is_empty()).ok_or_else(|| {
+        input_error(
+            path,
+            "a crashkit dump device with no dump data in it, at offset 0x1000",
+        )
+    })
+}
+
 /// Open the mapped `files` as one dump.
 pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
     let mut kinds = Vec::new();
+    let mut datas = Vec::new();
     for (path, map) in &files.parts {
-        kinds.push(detect(map).map_err(|what| input_error(path, what))?);
+        let data = payload(path, map)?;
+        kinds.push(detect(data).map_err(|what| input_error(path, what))?);
+        datas.push(data);
     }
     match kinds.as_slice() {
         [Kind::Elf] => {
-            let (path, map) = &files.parts[0];
-            let elf = ElfDump::parse(map).map_err(|e| input_error(path, e))?;
+            let path = &files.parts[0].0;
+            let elf = ElfDump::parse(datas[0]).map_err(|e| input_error(path, e))?;
             Ok(Dump::Elf(Box::new(elf)))
         }
         kinds if kinds.iter().all(|&k| k == Kind::Kdump) => {
             let mut parts = Vec::new();
-            for (path, map) in &files.parts {
-                parts.push(KdumpDump::parse(map).map_err(|e| input_error(path, e))?);
+            for ((path, _), data) in files.parts.iter().zip(&datas) {
+                parts.push(KdumpDump::parse(data).map_err(|e| input_error(path, e))?);
             }
             parts.sort_by_key(|p| p.part().0);
             Ok(Dump::Kdump(parts))

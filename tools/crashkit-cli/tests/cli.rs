@@ -846,3 +846,89 @@ fn a_failed_write_says_where_and_why() {
         "a debug dump of the error: {stderr}"
     );
 }
+
+/// `save` on a dump device image: a whole dump is copied out and opens;
+/// `--clear` marks it saved, and a saved or torn dump is refused unless
+/// `--force`; `info` on the device says what is there, and every command
+/// reads the dump in place.
+#[test]
+fn save_copies_a_whole_dump_and_refuses_torn_or_saved_ones() {
+    let image = common::device(1 << 20);
+    let device = file("dump-device.img", &image);
+    let device = device.to_str().unwrap();
+    let dir = std::path::Path::new(device).parent().unwrap().to_path_buf();
+    let out = |name: &str| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        path.to_str().unwrap().to_owned()
+    };
+
+    let info = crashkit(&["info", device]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert_eq!(info.status.code(), Some(0), "{info:?}");
+    assert!(
+        text.contains("DEVICE: crashkit dump device of 1 MiB: whole dump 0909090909090909"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FORMAT: kdump-compressed (crashkit)"),
+        "{text}"
+    );
+    assert!(text.contains("COMPLETE: complete"), "{text}");
+
+    let saved = out("saved.kdump");
+    let run = crashkit(&["save", device, &saved]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let copy = std::fs::read(&saved).unwrap();
+    let plain = kdump();
+    let first_difference = copy.iter().zip(&plain).position(|(a, b)| a != b);
+    assert!(
+        copy.len() == plain.len() && first_difference.is_none(),
+        "the copy is {} bytes, the dump file {}; first difference at {first_difference:?}",
+        copy.len(),
+        plain.len()
+    );
+    assert_eq!(crashkit(&["verify", &saved]).status.code(), Some(0));
+
+    let again = out("again.kdump");
+    let run = crashkit(&["--json", "save", "--clear", device, &again]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    let answer = json(&run);
+    assert_eq!(answer["save"]["state"], "whole");
+    assert_eq!(answer["save"]["cleared"], true);
+    assert_eq!(answer["save"]["completeness"], "complete");
+    let info = json(&crashkit(&["--json", "info", device]));
+    assert_eq!(info["device"]["state"], "saved");
+
+    let third = out("third.kdump");
+    let run = crashkit(&["save", device, &third]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("was saved already"));
+    assert_eq!(
+        crashkit(&["save", "--force", device, &third]).status.code(),
+        Some(0)
+    );
+
+    // The trailing header gone (a dump cut before its last steps): torn.
+    let mut torn = image.clone();
+    let last = torn.len() - 4096;
+    torn[last..].fill(0);
+    let torn_device = file("torn-device.img", &torn);
+    let torn_device = torn_device.to_str().unwrap();
+    let fourth = out("fourth.kdump");
+    let run = crashkit(&["save", torn_device, &fourth]);
+    assert_eq!(run.status.code(), Some(1), "{run:?}");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("is torn: the trailing header does not read"),
+        "{stderr}"
+    );
+    let run = crashkit(&["save", "--force", torn_device, &fourth]);
+    assert_eq!(run.status.code(), Some(0), "{run:?}");
+    assert!(String::from_utf8_lossy(&run.stdout).contains("torn dump"));
+
+    // Not a device: an input error.
+    let plain = file("not-a-device.elf", &elf());
+    let run = crashkit(&["save", plain.to_str().unwrap(), &out("fifth")]);
+    assert_eq!(run.status.code(), Some(3), "{run:?}");
+}

@@ -210,6 +210,17 @@ fn every_command_matches_its_golden_output() {
         generated.as_path(),
         vec!["info", "golden-makedumpfile-of-qemu.flat"],
     ));
+    // A dump device image (docs/kdump.md) holding the kdump dump above:
+    // every command reads the dump in place; info says what the device
+    // holds.
+    std::fs::write(generated.join("golden-device.img"), common::device(1 << 20)).unwrap();
+    for (command, args) in [
+        ("info", vec!["info", "golden-device.img"]),
+        ("info-json", vec!["--json", "info", "golden-device.img"]),
+        ("cpus", vec!["cpus", "golden-device.img"]),
+    ] {
+        cases.push((format!("device-{command}"), generated.as_path(), args));
+    }
     // Errors are output too; under --json as JSON.
     cases.push((
         "error-directory".into(),

@@ -20,6 +20,7 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-notifiers",
     "crashkit-panic-path",
     "crashkit-dump-format",
+    "crashkit-kdump-load",
     "crashkit",
 ];
 

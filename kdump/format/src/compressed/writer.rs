@@ -487,6 +487,13 @@ impl<S: DumpSink, E: PageEncoder> Writer<'_, '_, S, E> {
         write_notes(plan, self.layout.notes_offset, |at, bytes| {
             self.put(at, bytes)
         })?;
+        // The rest of the sub-header's last block: zeros, not what the
+        // device held before (an older dump's bytes would be carried in
+        // the new file's slack).
+        let notes_end = self.layout.notes_offset + self.layout.notes_len;
+        let slack = (1 + self.layout.sub_blocks) * PAGE_SIZE - notes_end;
+        let slack = ZERO_PAGE.get(..slack as usize).unwrap_or(&[]);
+        self.put(notes_end, slack)?;
         let blocks = self.layout.bitmap_each / PAGE_SIZE;
         for block in 0..blocks {
             self.planned(block);

@@ -162,6 +162,46 @@ pub fn flattened() -> Vec<u8> {
     })
 }
 
+/// A dump device image of `len` bytes (filled with 0x5a) holding the plan
+/// as a kdump-compressed dump, written through the format library's
+/// `DeviceSink` as a capture kernel writes it.
+pub fn device(len: usize) -> Vec<u8> {
+    use crashkit_dump_format::device::{DeviceSink, Format};
+    struct Disk(Vec<u8>);
+    impl DumpSink for Disk {
+        type Error = ();
+        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<(), ()> {
+            let at = offset as usize;
+            self.0
+                .get_mut(at..at + bytes.len())
+                .ok_or(())?
+                .copy_from_slice(bytes);
+            Ok(())
+        }
+    }
+    with_plan(|plan| {
+        let mut sink = DeviceSink::begin(
+            Disk(vec![0x5a; len]),
+            len as u64,
+            Format::Kdump,
+            plan.dump_id,
+            plan.crash_time,
+        )
+        .unwrap();
+        let stats = write_kdump(
+            plan,
+            &mut Memory([0; 4096]),
+            &mut sink,
+            &mut |_| false,
+            &mut LzoPages::default(),
+            WriteOptions::default(),
+            |_| {},
+        )
+        .unwrap();
+        sink.finish(stats.total_length).unwrap().0.0
+    })
+}
+
 /// The plan written as a kdump-compressed dump (LZO) to `sink`.
 fn write_kdump_to<S: DumpSink>(plan: &DumpPlan<'_>, sink: &mut S)
 where

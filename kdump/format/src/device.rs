@@ -15,10 +15,10 @@
 //!
 //! Write order ([`DeviceSink`]), so that a write cut anywhere never reads as
 //! a whole dump, new or old:
-//! 1. the leading header, state [`State::Writing`], with the new dump's
-//!    identity (this replaces the previous dump's leading header in one
-//!    block write), and the last block zeroed (the previous trailing
-//!    header); flush;
+//! 1. the last block zeroed (the previous trailing header), then the
+//!    leading header, state [`State::Writing`], with the new dump's
+//!    identity (replacing the previous dump's leading header in one block
+//!    write); flush;
 //! 2. the dump file's bytes; a write past the room there is refused and
 //!    remembered, and the dump is then marked as not fitting;
 //! 3. flush; the trailing header, state [`State::Complete`]; flush; the
@@ -393,12 +393,15 @@ impl<S: crate::DumpSink> DeviceSink<S> {
             data_len: 0,
             flags: 0,
         };
+        // One block buffer (the crash path's stack is small): zeros for the
+        // previous trailing header, then the new leading header. Either
+        // order is safe: with one of the two done, the headers disagree.
         let mut block = [0u8; BLOCK as usize];
+        inner
+            .write_at(device_len - BLOCK, &block)
+            .map_err(BeginError::Device)?;
         put(&mut block, 0, &header.encode());
         inner.write_at(0, &block).map_err(BeginError::Device)?;
-        inner
-            .write_at(device_len - BLOCK, &[0u8; BLOCK as usize])
-            .map_err(BeginError::Device)?;
         inner.flush().map_err(BeginError::Device)?;
         Ok(Self {
             inner,

@@ -402,6 +402,22 @@ fn memory_runs_are_the_ranges_written_whatever_their_alignment() {
     }
 }
 
+/// `machine` written with raw pages into a fresh file.
+fn write_raw(machine: &Machine, memory: &mut Memory) -> Vec<u8> {
+    let mut sink = VecSink::default();
+    write_kdump(
+        &machine.plan(),
+        memory,
+        &mut sink,
+        &mut |_| false,
+        &mut RawPages,
+        WriteOptions::default(),
+        |_| {},
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    sink.bytes
+}
+
 /// makedumpfile and crash read VMCOREINFO through the sub-header's
 /// `offset_vmcoreinfo`/`size_vmcoreinfo`, and translate kernel-text
 /// addresses with its `phys_base`: a Linux kernel's VMCOREINFO (its
@@ -422,18 +438,7 @@ fn the_sub_header_points_at_vmcoreinfo_and_carries_its_phys_base() {
         .crash_time(1_796_582_573);
     machine.vmcoreinfo = writer.as_bytes().to_vec();
     let mut memory = memory_of(&machine);
-    let mut sink = VecSink::default();
-    write_kdump(
-        &machine.plan(),
-        &mut memory,
-        &mut sink,
-        &mut |_| false,
-        &mut RawPages,
-        WriteOptions::default(),
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"));
-    let file = sink.bytes;
+    let file = write_raw(&machine, &mut memory);
     let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
     let sub = 4096;
     assert_eq!(u64_at(sub), (-150_994_944i64) as u64, "phys_base");
@@ -446,18 +451,7 @@ fn the_sub_header_points_at_vmcoreinfo_and_carries_its_phys_base() {
 
     // No VMCOREINFO: no pointer, phys_base 0.
     machine.vmcoreinfo.clear();
-    let mut sink = VecSink::default();
-    write_kdump(
-        &machine.plan(),
-        &mut memory,
-        &mut sink,
-        &mut |_| false,
-        &mut RawPages,
-        WriteOptions::default(),
-        |_| {},
-    )
-    .unwrap_or_else(|e| panic!("{e:?}"));
-    let file = sink.bytes;
+    let file = write_raw(&machine, &mut memory);
     let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
     assert_eq!((u64_at(sub), u64_at(sub + 32), u64_at(sub + 40)), (0, 0, 0));
     let dump = KdumpDump::parse(&file).unwrap_or_else(|e| panic!("{e}"));

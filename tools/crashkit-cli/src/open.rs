@@ -88,18 +88,17 @@ impl Files {
         if len == 0 {
             return Err(input_error(path, "empty file"));
         }
+        let len = len_usize(path, len)?;
+        let mut options = memmap2::MmapOptions::new();
+        options.len(len);
         // SAFETY: the map is read only and lives as long as its owner
         // (`Files`, or the caller's binding), which outlives every reader
-        // made from it. Another process truncating the file while it is
+        // made from it; its length is the file's (or the block device's,
+        // sought above). Another process truncating the file while it is
         // mapped would make reads fault (SIGBUS); dumps and kernels are not
         // written while they are analysed, and the readers never assume
         // more than the length seen here.
-        unsafe {
-            memmap2::MmapOptions::new()
-                .len(len_usize(path, len)?)
-                .map(&file)
-        }
-        .map_err(|e| input_error(path, e))
+        unsafe { options.map(&file) }.map_err(|e| input_error(path, e))
     }
 }
 

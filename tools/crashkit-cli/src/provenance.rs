@@ -73,7 +73,8 @@ pub fn of(dump: &Dump<'_>) -> Provenance {
 }
 
 fn elf_provenance(elf: &ElfDump<'_>) -> Provenance {
-    let rewriter = if makedumpfile_elf_layout(elf) {
+    let makedumpfile = makedumpfile_elf_layout(elf);
+    let rewriter = if makedumpfile {
         "makedumpfile"
     } else {
         "unknown"
@@ -83,9 +84,7 @@ fn elf_provenance(elf: &ElfDump<'_>) -> Provenance {
         Producer::Crashkit => Provenance::new(rewriter, Some("crashkit")),
         Producer::Qemu if elf.header().e_phoff != 64 => Provenance::new("qemu", None),
         Producer::Qemu => Provenance::new(rewriter, Some("qemu")),
-        Producer::LinuxKdump if makedumpfile_elf_layout(elf) => {
-            Provenance::new("makedumpfile", Some("linux"))
-        }
+        Producer::LinuxKdump if makedumpfile => Provenance::new("makedumpfile", Some("linux")),
         Producer::LinuxKdump => Provenance::new("linux", None),
         Producer::Unknown => Provenance::new("unknown", None),
     }

@@ -10,7 +10,7 @@
 //! the file's own completeness says what is in it.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -50,61 +50,13 @@ pub struct Saved {
     pub cleared: bool,
 }
 
-/// A device's (or image file's) length: block devices report 0 in their
-/// metadata, so the end is sought.
-pub fn device_len(file: &mut File) -> std::io::Result<u64> {
-    let len = file.metadata()?.len();
-    if len > 0 {
-        return Ok(len);
-    }
-    let end = file.seek(SeekFrom::End(0))?;
-    file.seek(SeekFrom::Start(0))?;
-    Ok(end)
-}
-
-/// Judge the dump on an open device of `len` bytes.
-pub fn judge(file: &File, len: u64) -> std::io::Result<DeviceDump> {
-    let mut first = vec![0u8; BLOCK as usize];
-    let got = read_block(file, 0, len, &mut first)?;
-    if !got {
-        return Ok(DeviceDump::Empty);
-    }
-    let mut last = vec![0u8; BLOCK as usize];
-    let mut trailing_error = None;
-    let verdict = DeviceDump::read(&first, len, |at| {
-        match read_block(file, at, len, &mut last) {
-            Ok(true) => Some(&last[..]),
-            Ok(false) => None,
-            Err(error) => {
-                trailing_error = Some(error);
-                None
-            }
-        }
-    });
-    match trailing_error {
-        Some(error) => Err(error),
-        None => Ok(verdict),
-    }
-}
-
-/// Read the block at `at` of a device of `len` bytes; `false` past its end.
-fn read_block(file: &File, at: u64, len: u64, block: &mut [u8]) -> std::io::Result<bool> {
-    if at.checked_add(BLOCK).is_none_or(|end| end > len) {
-        return Ok(false);
-    }
-    file.read_exact_at(block, at)?;
-    Ok(true)
-}
-
 /// Save the dump on `device` into `out`.
 pub fn save(device: &Path, out: &Path, force: bool, clear: bool) -> anyhow::Result<Saved> {
-    let mut file = File::options()
-        .read(true)
-        .write(clear)
-        .open(device)
-        .map_err(|e| input(device, e))?;
-    let len = device_len(&mut file).map_err(|e| input(device, e))?;
-    let verdict = judge(&file, len).map_err(|e| input(device, e))?;
+    // Mapped as every command maps a dump (a block device's length
+    // sought), and judged by the same reader `info` uses.
+    let map = open::Files::map_plain(device)?;
+    let len = map.len() as u64;
+    let verdict = open::device(&map).unwrap_or(DeviceDump::Empty);
     let (header, state, torn, copy_len) = match verdict {
         DeviceDump::Empty => {
             return Err(input(
@@ -138,10 +90,19 @@ pub fn save(device: &Path, out: &Path, force: bool, clear: bool) -> anyhow::Resu
             hex(&header.dump_id)
         ),
     };
-    copy(&file, DATA_OFFSET, copy_len, out)?;
+    let data = usize::try_from(DATA_OFFSET)
+        .ok()
+        .zip(usize::try_from(copy_len).ok())
+        .and_then(|(at, n)| map.get(at..at.checked_add(n)?))
+        .ok_or_else(|| input(device, "the dump runs past the device's end"))?;
+    copy(data, out)?;
     let completeness = check_copy(out)?;
     let cleared = clear && state == "whole";
     if cleared {
+        let file = File::options()
+            .write(true)
+            .open(device)
+            .map_err(|e| input(device, e))?;
         mark_saved(&file, &header)
             .with_context(|| format!("marking {} saved", device.display()))?;
     }
@@ -175,22 +136,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Copy `len` bytes from `at` of `from` into the new file `out`.
-fn copy(from: &File, at: u64, len: u64, out: &Path) -> anyhow::Result<()> {
+/// Write `data` (the dump file's bytes on the device) to the new file `out`.
+fn copy(data: &[u8], out: &Path) -> anyhow::Result<()> {
     let mut to = File::options()
         .write(true)
         .create_new(true)
         .open(out)
         .with_context(|| format!("creating {}", out.display()))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, from.try_clone()?);
-    reader.seek(SeekFrom::Start(at))?;
-    let copied = std::io::copy(&mut reader.take(len), &mut to)
-        .with_context(|| format!("writing {}", out.display()))?;
-    if copied != len {
-        bail!("the device ended after {copied} of {len} bytes");
-    }
-    to.flush()?;
-    to.sync_all()
+    to.write_all(data)
+        .and_then(|()| to.sync_all())
         .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }

@@ -21,6 +21,7 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-panic-path",
     "crashkit-dump-format",
     "crashkit-kdump-load",
+    "crashkit-kdump-handover",
     "crashkit",
 ];
 
@@ -205,31 +206,43 @@ pub(crate) fn build_test_kernel() -> Result<(), String> {
         .run()
 }
 
-/// The loom model of `QSpinLock` (`nmi/tests/loom_qspinlock.rs`): built with
-/// `--cfg loom`, in release mode (loom explores tens of thousands of
-/// executions), into its own target directory so that the changed
-/// `RUSTFLAGS` do not rebuild the normal one.
+/// The loom models: `QSpinLock` (`nmi/tests/loom_qspinlock.rs`) and the
+/// capture kernel's hand-over slot (`kdump/handover/tests/loom_capture.rs`).
+/// Built with `--cfg loom`, in release mode (loom explores tens of
+/// thousands of executions), into their own target directory so that the
+/// changed `RUSTFLAGS` do not rebuild the normal one.
 fn loom_model() -> Result<(), String> {
-    let mut loom = cargo([
-        "test",
-        "-p",
-        "crashkit-nmi",
-        "--test",
-        "loom_qspinlock",
-        "--release",
-        "--",
-        "--nocapture",
-    ]);
-    // CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
-    loom.env("RUSTFLAGS", "--cfg loom")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env(
-            "CARGO_TARGET_DIR",
-            run::workspace_root()?.join("target").join("loom"),
-        );
-    Step::new("loom model of QSpinLock", loom)
-        .time_limit(LOOM_MODEL_LIMIT_SECS)
-        .run()
+    let models = [
+        ("crashkit-nmi", "loom_qspinlock", "loom model of QSpinLock"),
+        (
+            "crashkit-kdump-handover",
+            "loom_capture",
+            "loom model of the hand-over slot",
+        ),
+    ];
+    for (package, test, name) in models {
+        let mut loom = cargo([
+            "test",
+            "-p",
+            package,
+            "--test",
+            test,
+            "--release",
+            "--",
+            "--nocapture",
+        ]);
+        // CARGO_ENCODED_RUSTFLAGS would take precedence over RUSTFLAGS.
+        loom.env("RUSTFLAGS", "--cfg loom")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env(
+                "CARGO_TARGET_DIR",
+                run::workspace_root()?.join("target").join("loom"),
+            );
+        Step::new(name, loom)
+            .time_limit(LOOM_MODEL_LIMIT_SECS)
+            .run()?;
+    }
+    Ok(())
 }
 
 /// The dump reader's fuzz target is its own workspace (cargo-fuzz layout):

@@ -5,8 +5,11 @@
 //! QEMU's `inject-nmi` and a board's NMI button arrive; which CPUs take them
 //! is the kernel's [`ExternalNmi`] choice), and NMI IPIs to one CPU or to
 //! every CPU but the sender. Nothing else in the local vector table is
-//! touched: LINT0 (where firmware leaves the 8259 PIC in virtual-wire mode),
-//! the timer, the error and the performance-counter entries are the kernel's.
+//! touched while the kernel runs: LINT0 (where firmware leaves the 8259 PIC
+//! in virtual-wire mode), the timer, the error and the performance-counter
+//! entries are the kernel's. The one exception is the hand-over to a capture
+//! kernel, which shuts the panicking CPU's APIC down
+//! ([`LocalApic::shut_down`]).
 //! The file has two halves: pure encodings (register numbers, ICR and
 //! register values), unit-tested on the host against tables written from the
 //! SDM; then [`LocalApic`], the only code that touches the hardware,
@@ -18,7 +21,10 @@
 //! - The registers used, by xAPIC MMIO offset / x2APIC MSR (table 10-1,
 //!   table 10-6): ID 0x020 / 0x802, spurious-interrupt vector 0x0F0 /
 //!   0x80F, ICR 0x300 and 0x310 / 0x830 (one 64-bit MSR), LVT LINT1 0x360 /
-//!   0x836. (0x350 / 0x835 is LVT LINT0, which crashkit does not touch.)
+//!   0x836. (0x350 / 0x835 is LVT LINT0, which crashkit touches only to mask
+//!   it at the hand-over.) The shutdown also writes the LVT timer 0x320,
+//!   thermal 0x330, performance counters 0x340, error 0x370 and the timer's
+//!   initial count 0x380 (MSRs 0x832-0x838).
 //! - xAPIC registers are 32 bits wide, 16-byte aligned in a 4 KiB MMIO page,
 //!   and must be accessed with aligned 32-bit loads and stores (10.4.1); the
 //!   page is mapped uncacheable, so its accesses are not reordered with
@@ -78,16 +84,46 @@ enum Register {
     InterruptCommandHigh = 0x310,
     /// LVT LINT1 (10.5.1, figure 10-8). Not 0x350: that is LINT0.
     LvtLint1 = 0x360,
+    /// LVT timer (10.5.1); written only by [`LocalApic::shut_down`].
+    LvtTimer = 0x320,
+    /// LVT thermal sensor; only by `shut_down`.
+    LvtThermal = 0x330,
+    /// LVT performance-monitoring counters; only by `shut_down`.
+    LvtPerformance = 0x340,
+    /// LVT LINT0; only by `shut_down`.
+    LvtLint0 = 0x350,
+    /// LVT error; only by `shut_down`.
+    LvtError = 0x370,
+    /// Timer initial count (10.5.4): 0 stops the timer; only by
+    /// `shut_down`.
+    TimerInitialCount = 0x380,
 }
 
 impl Register {
     /// Every register this file reaches (the SDM table test walks it).
     #[cfg(test)]
-    const ALL: [Register; 5] = [
+    const ALL: [Register; 11] = [
         Register::Id,
         Register::SpuriousVector,
         Register::InterruptCommandLow,
         Register::InterruptCommandHigh,
+        Register::LvtLint1,
+        Register::LvtTimer,
+        Register::LvtThermal,
+        Register::LvtPerformance,
+        Register::LvtLint0,
+        Register::LvtError,
+        Register::TimerInitialCount,
+    ];
+
+    /// The LVT entries [`LocalApic::shut_down`] masks, in the order it
+    /// masks them.
+    const SHUT_DOWN_LVT: [Register; 6] = [
+        Register::LvtTimer,
+        Register::LvtThermal,
+        Register::LvtPerformance,
+        Register::LvtError,
+        Register::LvtLint0,
         Register::LvtLint1,
     ];
 }
@@ -377,6 +413,27 @@ impl LocalApic {
         self.write(Register::LvtLint1, setting.lint1_value(cpu));
     }
 
+    /// Shut the calling CPU's APIC down before the hand-over to a capture
+    /// kernel (docs/kdump.md, "At the crash"; Linux's `lapic_shutdown` does
+    /// the same for kexec): the timer stopped (initial count 0), every LVT
+    /// entry masked (timer, thermal, performance counters, error, LINT0,
+    /// LINT1, each keeping its other bits), then the APIC software-disabled
+    /// (SVR bit 8 clear). The APIC stays globally enabled in the same mode,
+    /// so the capture kernel finds it where the crashed kernel had it. A
+    /// disabled APIC still takes NMI, INIT and SIPI messages (10.4.7.2), so
+    /// the capture kernel must install its IDT before anything can send it
+    /// one. Pending fixed interrupts stay pending; none is delivered again
+    /// until the capture kernel enables the APIC.
+    pub fn shut_down(&self) {
+        self.write(Register::TimerInitialCount, 0);
+        for register in Register::SHUT_DOWN_LVT {
+            let value = self.read(register);
+            self.write(register, value | LVT_MASKED);
+        }
+        let svr = self.read(Register::SpuriousVector);
+        self.write(Register::SpuriousVector, svr & !SOFTWARE_ENABLE);
+    }
+
     /// Send an NMI to the CPU with APIC ID `apic_id` (physical destination;
     /// the calling CPU's own ID is allowed).
     ///
@@ -492,8 +549,9 @@ impl LocalApic {
                 let address = base.wrapping_add(register.mmio_offset());
                 // SAFETY: as in `read`: an aligned 32-bit volatile store to
                 // this CPU's own APIC register. The values written are the
-                // encodings above (SVR enable, LVT NMI, ICR words), none of
-                // which affects memory. Interrupting code on this CPU may
+                // encodings above (SVR enable or disable, LVT NMI or
+                // masked, timer count 0, ICR words), none of which affects
+                // memory. Interrupting code on this CPU may
                 // write the same registers; the one harmful interleaving (ICR
                 // high rewritten between our two ICR writes) is documented in
                 // the module's limitations.
@@ -503,8 +561,8 @@ impl LocalApic {
             }
             Mode::X2Apic => {
                 let mut msr = Msr::new(register.msr());
-                // SAFETY: as in `read`; writing SVR or LVT LINT1 (MSR 0x836)
-                // changes only this CPU's interrupt routing.
+                // SAFETY: as in `read`; writing SVR, an LVT entry or the
+                // timer count changes only this CPU's interrupt routing.
                 unsafe { msr.write(u64::from(value)) };
             }
         }
@@ -600,6 +658,12 @@ mod tests {
             Register::InterruptCommandLow => "Interrupt Command Register (ICR) bits 0-31",
             Register::InterruptCommandHigh => "Interrupt Command Register (ICR) bits 32-63",
             Register::LvtLint1 => "LVT LINT1 Register",
+            Register::LvtTimer => "LVT Timer Register",
+            Register::LvtThermal => "LVT Thermal Sensor Register",
+            Register::LvtPerformance => "LVT Performance Monitoring Counters Register",
+            Register::LvtLint0 => "LVT LINT0 Register",
+            Register::LvtError => "LVT Error Register",
+            Register::TimerInitialCount => "Initial Count Register (for Timer)",
         }
     }
 
@@ -633,12 +697,31 @@ mod tests {
         // turned the PIC's virtual-wire interrupts on LINT0 into NMIs.
         assert_ne!(Register::LvtLint1.mmio_offset(), 0x350);
         assert_ne!(Register::LvtLint1.msr(), 0x835);
-        for register in Register::ALL {
+    }
+
+    /// The hand-over's shutdown masks every LVT entry the SDM's table
+    /// lists (10.5.1: timer, thermal, performance counters, LINT0, LINT1,
+    /// error; CMCI is left: it exists only where IA32_MCG_CAP says so, and
+    /// the capture kernel does not enable machine-check interrupts), and
+    /// nothing but the shutdown writes the ones the kernel owns.
+    #[test]
+    fn shut_down_masks_every_lvt_entry_of_the_sdm_table() {
+        let lvt_rows = SDM_APIC_REGISTERS
+            .iter()
+            .filter(|row| row.0.starts_with("LVT ") && !row.0.contains("CMCI"));
+        for &(name, offset, _) in lvt_rows {
             assert!(
-                !matches!(register.mmio_offset(), 0x320..=0x350 | 0x370 | 0x2F0),
-                "{register:?} is an LVT entry crashkit leaves to the kernel"
+                Register::SHUT_DOWN_LVT
+                    .iter()
+                    .any(|r| r.mmio_offset() == offset),
+                "{name} ({offset:#x}) is not masked by shut_down"
             );
         }
+        assert_eq!(Register::SHUT_DOWN_LVT.len(), 6);
+        // Figure 10-8: the mask is bit 16 in every LVT entry.
+        assert_eq!(LVT_MASKED, 0x1_0000);
+        // 10.9: SVR bit 8 is the software enable.
+        assert_eq!(SOFTWARE_ENABLE, 0x100);
     }
 
     /// IA32_APIC_BASE as the SDM lists it (vol. 4, table 2-2 "IA-32

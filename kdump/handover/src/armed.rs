@@ -1,0 +1,161 @@
+//! [`Capture`]: the prepared hand-over, written once by the CPU that loads
+//! the capture kernel and read by whichever CPU panics.
+//!
+//! State machine (one `AtomicU8`):
+//!
+//! ```text
+//! Empty --arm: CAS Empty->Arming--> Arming --arm: store Armed--> Armed
+//! ```
+//!
+//! There is no way back: once `Armed`, the [`Ready`] never changes, so a
+//! reader that saw `Armed` reads it without further care. A crash while
+//! another CPU is in `Arming` (stopped by the shootdown half way) finds no
+//! capture kernel rather than a half-written one. Reloading a capture
+//! kernel at run time is not supported yet (docs/kdump.md).
+
+use core::mem::MaybeUninit;
+
+#[cfg(not(loom))]
+use core::cell::UnsafeCell;
+#[cfg(not(loom))]
+use core::sync::atomic::{AtomicU8, Ordering};
+#[cfg(loom)]
+use loom::cell::UnsafeCell;
+#[cfg(loom)]
+use loom::sync::atomic::{AtomicU8, Ordering};
+
+use crate::control::Ready;
+
+const EMPTY: u8 = 0;
+const ARMING: u8 = 1;
+const ARMED: u8 = 2;
+
+/// Why [`Capture::arm`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlreadyArmed;
+
+impl core::fmt::Display for AlreadyArmed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("a capture kernel is already armed (or being armed)")
+    }
+}
+
+/// The prepared hand-over of one kernel (a `static`).
+pub struct Capture {
+    state: AtomicU8,
+    ready: UnsafeCell<MaybeUninit<Ready>>,
+}
+
+impl core::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Capture")
+            .field("ready", &self.ready())
+            .finish()
+    }
+}
+
+// SAFETY: `ready` is written only by the one `arm` call that won the
+// Empty->Arming CAS, before the Release store of Armed; it is read only
+// after an Acquire load saw Armed, and never written again. So no access
+// races with a write, from any CPU or any context.
+#[allow(unsafe_code)]
+unsafe impl Sync for Capture {}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Capture {
+    /// An empty slot.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        Self {
+            state: AtomicU8::new(EMPTY),
+            ready: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// An empty slot (loom's atomics are not `const`).
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        Self {
+            state: AtomicU8::new(EMPTY),
+            ready: UnsafeCell::new(MaybeUninit::uninit()),
+        }
+    }
+
+    /// Arm the hand-over with what [`prepare`](crate::prepare) returned.
+    /// Once only.
+    ///
+    /// # Safety
+    /// For the rest of the kernel's life, on every CPU:
+    /// 1. the reservation (`ready.loaded.reservation`) is mapped readable
+    ///    at `ready.reservation_virt`, contiguously, and nothing writes it
+    ///    (the kernel neither allocates from it nor maps it elsewhere
+    ///    writable); the trampoline's page in that mapping is executable;
+    /// 2. [`hand_over`](Self::hand_over) is called only in ring 0 with
+    ///    interrupts off, by the panic path once the other CPUs are stopped
+    ///    (it jumps to the capture kernel and never comes back).
+    #[allow(unsafe_code)]
+    pub unsafe fn arm(&self, ready: Ready) -> Result<(), AlreadyArmed> {
+        // Relaxed: winning the CAS publishes nothing (no data is written
+        // before it); it only makes this call the one writer of `ready`.
+        if self
+            .state
+            .compare_exchange(EMPTY, ARMING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(AlreadyArmed);
+        }
+        self.write(ready);
+        // Release: publishes the write above; pairs with the Acquire load
+        // in `ready`.
+        self.state.store(ARMED, Ordering::Release);
+        Ok(())
+    }
+
+    /// The armed hand-over, if arming has finished.
+    pub fn ready(&self) -> Option<Ready> {
+        // Acquire: pairs with `arm`'s Release store, so the `Ready` written
+        // before it is visible here.
+        if self.state.load(Ordering::Acquire) != ARMED {
+            return None;
+        }
+        Some(self.read())
+    }
+
+    /// The one write of `ready`, by the `arm` call that won the CAS.
+    #[allow(unsafe_code)]
+    fn write(&self, ready: Ready) {
+        // SAFETY: only the `arm` call that won the Empty->Arming CAS gets
+        // here, once; readers read only after seeing ARMED, stored after
+        // this write.
+        #[cfg(not(loom))]
+        unsafe {
+            (*self.ready.get()).write(ready);
+        }
+        // SAFETY: as above; loom checks that no read overlaps it.
+        #[cfg(loom)]
+        self.ready.with_mut(|slot| unsafe {
+            (*slot).write(ready);
+        });
+    }
+
+    /// A read of `ready`, after an Acquire load saw ARMED.
+    #[allow(unsafe_code)]
+    fn read(&self) -> Ready {
+        // SAFETY: ARMED was stored (Release) after the one write of
+        // `ready`, and the caller's Acquire load saw it, so the value is
+        // initialized and this read races with no write (none follows).
+        #[cfg(not(loom))]
+        unsafe {
+            (*self.ready.get()).assume_init_read()
+        }
+        // SAFETY: as above; loom checks it.
+        #[cfg(loom)]
+        self.ready
+            .with(|slot| unsafe { (*slot).assume_init_read() })
+    }
+}

@@ -22,6 +22,7 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-dump-format",
     "crashkit-kdump-load",
     "crashkit-kdump-handover",
+    "crashkit-kdump-capture",
     "crashkit",
 ];
 

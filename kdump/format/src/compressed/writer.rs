@@ -91,6 +91,15 @@ pub struct LzoPages {
     encoder: super::lzo::Lzo1x,
 }
 
+impl LzoPages {
+    /// An encoder (const, for a `static`).
+    pub const fn new() -> Self {
+        Self {
+            encoder: super::lzo::Lzo1x::new(),
+        }
+    }
+}
+
 impl PageEncoder for LzoPages {
     fn flag(&self) -> u32 {
         super::header::FLAG_LZO

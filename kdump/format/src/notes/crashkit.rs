@@ -153,6 +153,24 @@ pub struct ControlState {
 }
 
 impl ControlState {
+    /// CPU `cpu` with no control register known (const, for a `static`).
+    pub const fn unknown(cpu: u32) -> Self {
+        Self {
+            cpu,
+            apic_id: 0,
+            cr0: None,
+            cr2: None,
+            cr3: None,
+            cr4: None,
+            efer: None,
+            fs_base: None,
+            gs_base: None,
+            kernel_gs_base: None,
+            idtr_base: None,
+            gdtr_base: None,
+        }
+    }
+
     /// Descriptor size of version 1.
     pub const SIZE: usize = 96;
 

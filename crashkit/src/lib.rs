@@ -41,9 +41,14 @@
 //!   writes its own dump.
 //! - `dump-format-alloc`: the same with its `alloc` parts (readers that
 //!   decompress into owned buffers), for a capture kernel with a heap.
+//! - `kdump`: the dump path (module `kdump`): a capture kernel (crashkit ships
+//!   one, `crashkit-capture`) loaded into a reservation at boot, handed
+//!   over to by the panic path's dump step.
 
 #![no_std]
 
+#[cfg(feature = "kdump")]
+pub mod kdump;
 mod reset;
 mod setup;
 mod state;

@@ -20,8 +20,11 @@ mod common;
 
 use common::{read, root};
 
-/// The most crashkit-specific lines the minimal kernel may have.
+/// The most crashkit-specific lines the minimal kernel may have for the
+/// panic path.
 const LIMIT: usize = 20;
+/// The most lines wiring the dump path may add (issue 25).
+const DUMP_LIMIT: usize = 10;
 
 /// The names `crashkit::prelude` exports, read from the facade's source.
 fn prelude_names() -> Vec<String> {
@@ -57,6 +60,8 @@ struct Counted {
     file: String,
     number: usize,
     text: String,
+    /// It wires the dump path (`crashkit::kdump`), not the panic path.
+    dump: bool,
 }
 
 /// Opening minus closing brackets on a line of code.
@@ -70,10 +75,25 @@ fn bracket_balance(code: &str) -> i32 {
         .sum()
 }
 
-/// The crashkit-specific lines of one Rust file.
-fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Counted>) {
+/// Whether a line of code names crashkit: the word `crashkit`, or one of
+/// `names`.
+fn names_crashkit(code: &str, names: &[String]) -> bool {
+    words(code).any(|word| word == "crashkit" || names.iter().any(|name| name == word))
+}
+
+/// The crashkit-specific lines of one Rust file, each with whether it
+/// wires the dump path (its statement names `dump_names` or is the
+/// `dump:` field of `crashkit::kernel!`).
+fn rust_lines(
+    file: &str,
+    source: &str,
+    names: &[String],
+    dump_names: &[String],
+    counted: &mut Vec<Counted>,
+) {
     let lines: Vec<&str> = source.lines().collect();
     let mut marked = vec![false; lines.len()];
+    let mut dump = vec![false; lines.len()];
     let mut depth = 0i32;
     for (index, line) in lines.iter().enumerate() {
         let code = code(line);
@@ -82,13 +102,52 @@ fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Coun
         if in_invocation || (code.contains("crashkit::") && code.contains('!')) {
             depth += bracket_balance(code);
             marked[index] = true;
+            dump[index] = code.trim_start().starts_with("dump:");
             continue;
         }
-        if words(code).any(|word| word == "crashkit" || names.iter().any(|name| name == word)) {
+        if names_crashkit(code, names) {
             marked[index] = true;
         }
+        dump[index] = words(code).any(|word| dump_names.iter().any(|name| name == word));
     }
-    // Comments directly above a counted line (not `//!`).
+    // A statement over several lines (from a line after a `;`, `{` or `}`
+    // to the line that closes its brackets with `;`) counts whole when one
+    // of its lines does, and wires the dump path when one of them does.
+    let mut index = 0;
+    while index < lines.len() {
+        let previous = lines[..index]
+            .iter()
+            .rev()
+            .map(|line| code(line).trim())
+            .find(|code| !code.is_empty());
+        let starts =
+            previous.is_none_or(|p| p.ends_with(';') || p.ends_with('{') || p.ends_with('}'));
+        let mut end = index;
+        let mut balance = 0;
+        let mut closes = false;
+        if starts {
+            while end < lines.len() {
+                balance += bracket_balance(code(lines[end]));
+                if balance <= 0 {
+                    closes = code(lines[end]).trim().ends_with(';');
+                    break;
+                }
+                end += 1;
+            }
+        }
+        if closes && end > index && end < lines.len() {
+            let any = marked[index..=end].iter().any(|&m| m);
+            let wires = dump[index..=end].iter().any(|&d| d);
+            for line in index..=end {
+                marked[line] |= any;
+                dump[line] |= wires && any;
+            }
+            index = end + 1;
+        } else {
+            index += 1;
+        }
+    }
+    // Comments directly above a counted line (not `//!`), with its kind.
     for index in (0..lines.len()).rev() {
         if marked[index] {
             let mut above = index;
@@ -97,6 +156,7 @@ fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Coun
                 if (text.starts_with("//") && !text.starts_with("//!")) || text.starts_with("#[") {
                     above -= 1;
                     marked[above] = true;
+                    dump[above] = dump[index];
                 } else {
                     break;
                 }
@@ -109,9 +169,43 @@ fn rust_lines(file: &str, source: &str, names: &[String], counted: &mut Vec<Coun
                 file: file.to_owned(),
                 number: index + 1,
                 text: (*line).to_owned(),
+                dump: dump[index],
             });
         }
     }
+}
+
+/// The names a `use crashkit::...;` line imports (`self` and globs
+/// aside): crashkit's names too.
+fn imported_names(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .map(|line| code(line).trim())
+        .filter(|code| code.starts_with("use crashkit::"))
+        .flat_map(|code| {
+            words(code)
+                .filter(|word| *word != "use" && *word != "self" && *word != "crashkit")
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The dump path's names: those imported from `crashkit::kdump`, the
+/// module itself, and the `dump:` hook's return type.
+fn dump_names(source: &str) -> Vec<String> {
+    let mut names = vec!["kdump".to_owned(), "DumpAttempt".to_owned()];
+    for line in source.lines() {
+        let code = code(line).trim();
+        if let Some(rest) = code.strip_prefix("use crashkit::kdump") {
+            names.extend(
+                words(rest)
+                    .filter(|word| *word != "self")
+                    .map(str::to_owned),
+            );
+        }
+    }
+    names
 }
 
 /// The kernel types `crashkit::kernel!` declares in `source`.
@@ -162,8 +256,11 @@ fn count() -> Vec<Counted> {
         })
         .collect();
     let mut names = prelude_names();
+    let mut dump = Vec::new();
     for (_, text) in &texts {
         names.extend(kernel_types(text));
+        names.extend(imported_names(text));
+        dump.extend(dump_names(text));
     }
     assert!(
         names.iter().any(|n| n == "NotifierLock") && names.iter().any(|n| n == "Crash"),
@@ -171,7 +268,7 @@ fn count() -> Vec<Counted> {
     );
     let mut counted = Vec::new();
     for (name, text) in &texts {
-        rust_lines(name, text, &names, &mut counted);
+        rust_lines(name, text, &names, &dump, &mut counted);
     }
 
     let manifest = read(&kernel.join("Cargo.toml"));
@@ -186,6 +283,7 @@ fn count() -> Vec<Counted> {
                 file: "tests/kernel/minimal/Cargo.toml".to_owned(),
                 number: index + 1,
                 text: line.to_owned(),
+                dump: false,
             });
         }
     }
@@ -212,19 +310,20 @@ fn count() -> Vec<Counted> {
                 file: "tests/kernel/base/linker.ld".to_owned(),
                 number: index + 1,
                 text: line.to_owned(),
+                dump: false,
             });
         }
     }
     counted
 }
 
-/// The number the README states: "**N crashkit-specific lines**".
-fn stated() -> usize {
+/// The number the README states before `marker` ("**N crashkit-specific
+/// lines**", "**M for the dump path**").
+fn stated(marker: &str) -> usize {
     let readme = read(&root().join("tests/kernel/minimal/README.md"));
-    let marker = " crashkit-specific lines";
     let at = readme
         .find(marker)
-        .expect("the README states \"N crashkit-specific lines\"");
+        .unwrap_or_else(|| panic!("the README states \"N{marker}\""));
     let digits: String = readme[..at]
         .chars()
         .rev()
@@ -236,27 +335,44 @@ fn stated() -> usize {
         .collect();
     digits
         .parse()
-        .expect("a number before \"crashkit-specific lines\"")
+        .unwrap_or_else(|_| panic!("a number before \"{marker}\""))
 }
 
 #[test]
-fn the_minimal_kernel_wires_crashkit_in_at_most_20_lines_as_its_readme_says() {
+fn the_minimal_kernel_wires_crashkit_in_at_most_20_lines_and_its_dump_path_in_10() {
     let counted = count();
     let listing: Vec<String> = counted
         .iter()
-        .map(|c| format!("{}:{}: {}", c.file, c.number, c.text))
+        .map(|c| {
+            format!(
+                "{}:{}:{} {}",
+                c.file,
+                c.number,
+                if c.dump { " [dump]" } else { "" },
+                c.text
+            )
+        })
         .collect();
     println!("{}", listing.join("\n"));
+    let dump = counted.iter().filter(|c| c.dump).count();
+    let panic = counted.len() - dump;
     assert!(
-        counted.len() <= LIMIT,
-        "{} crashkit-specific lines, more than {LIMIT}:\n{}",
-        counted.len(),
+        panic <= LIMIT,
+        "{panic} crashkit-specific lines for the panic path, more than {LIMIT}:\n{}",
+        listing.join("\n")
+    );
+    assert!(
+        dump <= DUMP_LIMIT,
+        "{dump} lines wire the dump path, more than {DUMP_LIMIT}:\n{}",
         listing.join("\n")
     );
     assert_eq!(
-        counted.len(),
-        stated(),
-        "the README states a different count; the lines are:\n{}",
+        (counted.len(), dump),
+        (
+            stated(" crashkit-specific lines"),
+            stated(" for the dump path")
+        ),
+        "the README states other counts (total, dump path); the lines are:\n{}",
         listing.join("\n")
     );
 }
@@ -301,10 +417,37 @@ fn the_counting_rules_count_what_they_say() {
                   crashkit::kernel! {\n    struct Crash;\n    cpus: 8,\n}\n\
                   fn main() {}\n";
     let mut counted = Vec::new();
-    rust_lines("x.rs", source, &names, &mut counted);
+    rust_lines("x.rs", source, &names, &[], &mut counted);
     let numbers: Vec<usize> = counted.iter().map(|c| c.number).collect();
     // The console's doc and declaration, and the invocation's four lines;
     // not the file docs, the `use`, the APIC const (no crashkit name in
     // this list) with its comment, nor the unrelated static.
     assert_eq!(numbers, [6, 7, 9, 10, 11, 12]);
+}
+
+#[test]
+fn a_statement_over_several_lines_counts_whole_and_the_dump_path_apart() {
+    let source = "use crashkit::kdump::{self, Capture};\n\
+                  fn main() {\n\
+                  \x20   let x = 1;\n\
+                  \x20   // SAFETY: an argument\n\
+                  \x20   let armed = unsafe {\n\
+                  \x20       kdump::load(x)\n\
+                  \x20   };\n\
+                  \x20   other(\n\
+                  \x20       x,\n\
+                  \x20   );\n\
+                  }\n";
+    let names = imported_names(source);
+    assert_eq!(names, ["kdump", "Capture"]);
+    let dump = dump_names(source);
+    let mut counted = Vec::new();
+    rust_lines("x.rs", source, &names, &dump, &mut counted);
+    let lines: Vec<(usize, bool)> = counted.iter().map(|c| (c.number, c.dump)).collect();
+    // The `use`, and the `let armed` statement whole with its SAFETY
+    // comment, all dump path; not `fn main`, `let x`, nor `other(..)`.
+    assert_eq!(
+        lines,
+        [(1, true), (4, true), (5, true), (6, true), (7, true)]
+    );
 }

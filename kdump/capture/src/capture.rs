@@ -189,6 +189,23 @@ where
             (None, false)
         }
     };
+    // The panic line, on this console too: a kernel whose console
+    // notifier runs after the dump step has not printed it yet.
+    if let Some(view) = &record {
+        let panic = view.panic();
+        let message = panic.message();
+        let _ = writeln!(
+            console,
+            "crashkit-capture: the crashed kernel's panic (cpu {}): {}{}",
+            panic.owner_cpu().map_or(-1, i64::from),
+            message.as_str().unwrap_or("(not UTF-8)"),
+            if message.truncated() {
+                " [truncated]"
+            } else {
+                ""
+            }
+        );
+    }
     let (cpus, without, panic_cpu) = match &record {
         Some(view) => cpu_states(view, inputs.entry, &mut scratch.cpus),
         None => (0, 0, None),

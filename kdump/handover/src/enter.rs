@@ -51,9 +51,11 @@ impl Capture {
     }
 }
 
-/// Clear CR4.PGE (flushing global TLB entries, which a CR3 write keeps),
-/// then jump to the trampoline at its virtual address with the entry
-/// registers loaded (see `control::TRAMPOLINE`).
+/// Keep CR0, CR3 and CR4 in r9, r10 and r11 for the capture kernel (the
+/// panicking CPU's control state in the dump), clear CR4.PGE (flushing
+/// global TLB entries, which a CR3 write keeps), then jump to the
+/// trampoline at its virtual address with the entry registers loaded (see
+/// `control::TRAMPOLINE`, which leaves r9-r11 alone).
 ///
 /// # Safety
 /// Ring 0, interrupts off; `ready` describes a checked control area whose
@@ -68,7 +70,10 @@ unsafe fn jump(ready: &Ready) -> ! {
     unsafe {
         core::arch::asm!(
             "cli",
+            "mov r9, cr0",
+            "mov r10, cr3",
             "mov rax, cr4",
+            "mov r11, rax",
             "btr rax, 7",
             "mov cr4, rax",
             "jmp r8",

@@ -475,10 +475,11 @@ fn virtual_pages(crashkit: &Path, arg: &str, crash: &Crash<'_>) -> Result<(u32, 
 /// `crashkit bt -a` on the ELF dump `dump` of the test kernel `kernel`:
 /// every CPU's frames are the ones gdb unwinds from the same notes with
 /// the same ELF (`thread apply all bt`: each of crashkit's frame
-/// addresses, in order, is gdb's), the CPU at `panicking` (its place in
-/// the notes) goes through the panic handler, and the CPUs at `parked`
-/// (stopped CPUs in a dump taken after the shootdown) are in the
-/// shootdown's stop handler.
+/// addresses, in order, is gdb's), the CPU numbered `panicking` (as `cpus`
+/// and `bt` number CPUs: the record's index in the test kernel's dumps)
+/// goes through the panic handler, and the CPUs numbered `parked` (stopped
+/// CPUs in a dump taken after the shootdown) are in the shootdown's stop
+/// handler.
 ///
 /// Where the NMI stub switched stacks downwards (the NMI's IST stack lies
 /// above the interrupted stack), gdb stops with "previous frame inner to
@@ -572,9 +573,23 @@ pub fn backtraces(
         .collect();
     let mut frames_total = 0;
     let mut past_gdb = 0;
+    // `cpus` and `bt` number CPUs alike (the record's index where the
+    // notes carry it, else the place in the notes): a trace's `cpu` is that
+    // number, the record's index in the test kernel's dumps.
+    let line_of = |number: usize| {
+        cpus["cpus"]
+            .as_array()
+            .and_then(|lines| {
+                lines
+                    .iter()
+                    .find(|l| l["cpu"].as_u64() == Some(number as u64))
+            })
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
     for trace in &traces {
         let place = trace["cpu"].as_u64().unwrap_or(u64::MAX) as usize;
-        let pid = cpus["cpus"][place]["pid"].as_u64().ok_or("no pid")?;
+        let pid = line_of(place)["pid"].as_u64().ok_or("no pid")?;
         let ours: Vec<u64> = trace["frames"]
             .as_array()
             .map(|f| f.iter().filter_map(|f| f["pc"].as_u64()).collect())
@@ -638,7 +653,15 @@ pub fn backtraces(
         let first = trace["frames"][0]["functions"][0]["name"]
             .as_str()
             .unwrap_or("??");
-        let function = named["cpus"][place]["function"].as_str().unwrap_or("");
+        let function = named["cpus"]
+            .as_array()
+            .and_then(|lines| {
+                lines
+                    .iter()
+                    .find(|l| l["cpu"].as_u64() == Some(place as u64))
+            })
+            .and_then(|line| line["function"].as_str())
+            .unwrap_or("");
         if !function.starts_with(first) {
             return Err(format!(
                 "cpus --kernel: CPU {place} in {function:?}, bt's #0 is {first:?}"

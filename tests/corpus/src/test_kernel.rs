@@ -334,11 +334,14 @@ fn one_case(
             .filter(|&i| r.states[i] == "Stopped")
             .collect()
     });
-    for (path, panicking_place, parked) in [
+    // The CLI numbers both dumps' CPUs by the record's index (QEMU's notes
+    // are in CPU order; crashkit's carry the index in their control state,
+    // the panicking CPU's note first).
+    for (path, panicking, parked) in [
         (&qemu_elf, owner, &parked[..]),
-        (&crashkit_path, 0, &[][..]),
+        (&crashkit_path, owner, &[][..]),
     ] {
-        let line = cli_check::backtraces(&crashkit, path, &kernel_path, panicking_place, parked)
+        let line = cli_check::backtraces(&crashkit, path, &kernel_path, panicking, parked)
             .map_err(|why| format!("bt on {}: {why}", path.display()))?;
         cli_lines.push(line);
     }

@@ -20,6 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
+use crashkit::kdump::{AfterDump, Capture, Device, DumpFormat, PhysRange, Setup};
 use crashkit::prelude::*;
 use kernel_base::exit::{ExitCode, exit};
 use kernel_base::{APIC_BASE, MAX_CPUS, println};
@@ -39,7 +40,113 @@ crashkit::kernel! {
     final_action: reboot(reboot),
     external_nmi: external_nmi(),
     nmi_handlers: 8,
+    dump: dump,
     before_stop: before_stop,
+}
+
+/// The capture kernel's reservation: 16 MiB at 64 MiB, where
+/// `crashkit-capture` is linked (its build's default `CRASHKIT_CAPTURE_BASE`).
+/// Nothing in this kernel allocates memory, so nothing else uses it.
+pub const RESERVATION: PhysRange = PhysRange::new(0x400_0000, 0x100_0000);
+
+/// The hand-over to the capture kernel, armed at boot when QEMU gives one
+/// as boot module 0 (`-initrd crashkit-capture`).
+static CAPTURE: Capture = Capture::new();
+
+/// The panic path's dump step.
+fn dump() -> DumpAttempt {
+    crashkit::kdump::hand_over(&CAPTURE, &APIC)
+}
+
+/// VMCOREINFO for the dump: the release, the page size, the record.
+static mut VMCOREINFO: [u8; 256] = [0; 256];
+
+/// Load the capture kernel from boot module 0, if there is one: the
+/// reservation above, the memory map from the start info, the first
+/// virtio-blk disk, the format from `dumpfmt=lzo|zlib|raw|elf` (LZO1X by
+/// default), a reset after the dump.
+pub fn load_capture(boot: &kernel_base::Boot) {
+    let Some(module) = boot.info.module else {
+        return;
+    };
+    let format = match boot.option("dumpfmt") {
+        None | Some("lzo") => DumpFormat::KdumpLzo,
+        Some("zlib") => DumpFormat::KdumpZlib,
+        Some("raw") => DumpFormat::KdumpRaw,
+        Some("elf") => DumpFormat::Elf,
+        Some(other) => kernel_base::fail(format_args!("dumpfmt={other}: lzo, zlib, raw or elf")),
+    };
+    let mut ram = [PhysRange::default(); kernel_base::pvh::MAX_RAM_RANGES];
+    for (to, from) in ram.iter_mut().zip(boot.info.ram()) {
+        *to = PhysRange::new(from.start, from.len);
+    }
+    let ram = &ram[..boot.info.ram().len()];
+    let image = kernel_base::image();
+    let record = &raw const *K::record() as u64;
+    let record_len = crashkit::record::CrashRecord::<{ MAX_CPUS }, 16>::TOTAL_SIZE as u64;
+    // SAFETY: written once here, on the boot CPU before the APs start;
+    // read only through the slice below (copied into the control area).
+    let buffer = unsafe { &mut *core::ptr::addr_of_mut!(VMCOREINFO) };
+    let mut info = crashkit::dump_format::vmcoreinfo::VmcoreInfoWriter::new(buffer);
+    info.os_release("crashkit-test-kernel")
+        .page_size(4096)
+        .crashkit(env!("CARGO_PKG_VERSION"), record, record_len);
+    let text_len = info.as_bytes().len();
+    let setup = Setup {
+        record: PhysRange::new(record, record_len),
+        memory_map: ram,
+        format,
+        level: if format == DumpFormat::KdumpZlib {
+            6
+        } else {
+            0
+        },
+        after: AfterDump::Reset,
+        device: Device::VirtioBlkPci {
+            address: None,
+            ecam: None,
+        },
+        vmcoreinfo: buffer.get(..text_len).unwrap_or(&[]),
+        direct_map: None,
+        kernel_image: None,
+        // SAFETY: RDTSC has no side effect.
+        boot_id: unsafe { core::arch::x86_64::_rdtsc() },
+    };
+    let kept = [
+        // Low memory: the start info, the AP trampoline, ACPI tables.
+        PhysRange::new(0, 0x10_0000),
+        PhysRange::new(image.start, image.len.next_multiple_of(4096)),
+        PhysRange::new(
+            module.start / 4096 * 4096,
+            module.len.next_multiple_of(4096) + 4096,
+        ),
+    ];
+    // SAFETY: the module is boot memory QEMU put there, identity mapped.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.len as usize) };
+    // SAFETY: the reservation is RAM this kernel never uses (it allocates
+    // nothing), identity mapped read-write-execute by the boot stub, and
+    // `kept` keeps it off the module; the panic path calls `dump` as
+    // `hand_over` requires.
+    match unsafe {
+        crashkit::kdump::load_capture(
+            &CAPTURE,
+            bytes,
+            RESERVATION,
+            RESERVATION.start as usize,
+            &kept,
+            &setup,
+        )
+    } {
+        Ok(ready) => println!(
+            "crashkit-test: capture kernel loaded: {} bytes, entry {:#x}, {:?}, {} RAM ranges",
+            module.len,
+            ready.loaded.entry,
+            format,
+            ram.len()
+        ),
+        Err(error) => kernel_base::fail(format_args!("capture kernel not loaded: {error}")),
+    }
 }
 
 /// Which CPUs take external NMIs (LINT1): `extnmi=bsp|all|none` on the

@@ -60,6 +60,7 @@ fn main(boot: &'static Boot) -> ! {
         &raw const *K::record() as usize,
         crashkit::record::CrashRecord::<{ kernel_base::MAX_CPUS }, 16>::TOTAL_SIZE
     );
+    crash::load_capture(boot);
     kernel_base::idt::build(idt::fill);
     scenario::common_setup();
     (scenario.setup)();

@@ -26,6 +26,7 @@
 //! without QEMU: a missing `qemu-system-x86_64` is an error (`cargo xtask
 //! test` installs it first).
 
+mod capture;
 mod record_section;
 mod scenario;
 
@@ -86,6 +87,17 @@ struct Args {
     /// Where each boot's files go (default: target/qemu).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Boot the capture subset (`capture::SUBSET`): the test kernel loads
+    /// the capture kernel and hands over to it; the dump it writes on a
+    /// virtio-blk disk is saved, verified and compared with guest RAM.
+    #[arg(long)]
+    capture: bool,
+    /// Two crashes through the capture kernel (`panic-ap`, 4 CPUs), the
+    /// dumps written by the guest checked as `--capture` checks them and
+    /// left as DIR/vmcore (ELF) and DIR/vmcore.kdump (LZO1X), each disk
+    /// image beside them.
+    #[arg(long, value_name = "DIR")]
+    capture_demo: Option<PathBuf>,
     /// One crash, checked and summarised, its files and QEMU's dump of it
     /// left in DIR.
     #[arg(long, value_name = "DIR")]
@@ -106,6 +118,8 @@ struct Options {
     repeat: u32,
     out: PathBuf,
     demo: Option<PathBuf>,
+    capture: bool,
+    capture_demo: Option<PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -138,6 +152,8 @@ fn options() -> Result<Options, String> {
         scenarios,
         cpus: args.cpus,
         accel: args.accel,
+        capture: args.capture,
+        capture_demo: args.capture_demo,
         repeat: args.repeat,
         out: args
             .out
@@ -151,6 +167,8 @@ struct Job {
     scenario: &'static Scenario,
     cpus: u32,
     round: u32,
+    /// `--capture`: the dump format the capture kernel writes.
+    format: Option<&'static str>,
 }
 
 /// What one boot found.
@@ -188,6 +206,16 @@ fn main() -> ExitCode {
     } else {
         None
     };
+    if let Some(dir) = &options.capture_demo {
+        scenario::set_capture(true);
+        return match capture_demo(&options, dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("crashkit-scenarios: capture demo: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(dir) = &options.demo {
         return match demo(&options, dir) {
             Ok(()) => ExitCode::SUCCESS,
@@ -197,8 +225,40 @@ fn main() -> ExitCode {
             }
         };
     }
+    scenario::set_capture(options.capture);
     let mut jobs = Vec::new();
+    if options.capture {
+        for path in [capture::capture_kernel(), capture::crashkit_cli()] {
+            if let Err(error) = crashkit_qemu::check_kernel(&path) {
+                eprintln!("crashkit-scenarios: --capture: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     for round in 0..options.repeat {
+        if options.capture {
+            let subset = if options.minimal {
+                capture::MINIMAL_SUBSET
+            } else {
+                capture::SUBSET
+            };
+            for &(name, cpus, format) in subset {
+                let selected = options.scenarios.iter().find(|s| s.name == name);
+                let wanted = options
+                    .cpus
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&cpus));
+                if let Some(scenario) = selected.filter(|_| wanted) {
+                    jobs.push(Job {
+                        scenario,
+                        cpus,
+                        round,
+                        format: Some(format),
+                    });
+                }
+            }
+            continue;
+        }
         for scenario in &options.scenarios {
             for &cpus in scenario.cpus {
                 if options
@@ -212,6 +272,7 @@ fn main() -> ExitCode {
                     scenario,
                     cpus,
                     round,
+                    format: None,
                 });
             }
         }
@@ -262,15 +323,17 @@ fn preflight(options: &Options) -> Result<(), String> {
 }
 
 fn run_job(options: &Options, job: &Job) -> Verdict {
+    let append = match job.format {
+        Some(format) => format!("{} dumpfmt={format}", job.scenario.append)
+            .trim_start()
+            .to_owned(),
+        None => job.scenario.append.to_owned(),
+    };
     let label = format!(
         "{}{}{} -smp {}{}",
         job.scenario.name,
-        if job.scenario.append.is_empty() {
-            ""
-        } else {
-            " "
-        },
-        job.scenario.append,
+        if append.is_empty() { "" } else { " " },
+        append,
         job.cpus,
         if options.repeat > 1 {
             format!(" (run {})", job.round + 1)
@@ -281,8 +344,7 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
     let work_dir = options.out.join(format!(
         "{}{}-smp{}-run{}",
         job.scenario.name,
-        job.scenario
-            .append
+        append
             .split_whitespace()
             .map(|word| format!("-{}", word.replace('=', "-")))
             .collect::<String>(),
@@ -292,19 +354,31 @@ fn run_job(options: &Options, job: &Job) -> Verdict {
     let boot = Boot {
         kernel: &options.kernel,
         cpus: job.cpus,
-        append: format!("scenario={} {}", job.scenario.name, job.scenario.append)
+        append: format!("scenario={} {append}", job.scenario.name)
             .trim_end()
             .to_owned(),
         work_dir: work_dir.clone(),
         timeout: BOOT_TIMEOUT,
         qmp: job.scenario.qmp_inject_nmi,
         ram_mib: crashkit_qemu::qemu::RAM_MIB,
-        initrd: None,
+        initrd: job.format.map(|_| capture::capture_kernel()),
         extra: match &options.accel {
             Some(accel) => vec!["-accel".to_owned(), accel.clone()],
             None => Vec::new(),
         },
     };
+    let mut boot = boot;
+    if job.format.is_some() {
+        match capture::disk(&work_dir) {
+            Ok(extra) => boot.extra.extend(extra),
+            Err(why) => {
+                return Verdict {
+                    label,
+                    result: Err(why),
+                };
+            }
+        }
+    }
     let mut injected = String::new();
     let result = boot
         .run(|dir| {
@@ -342,7 +416,8 @@ fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> 
             tail.join("\n")
         )
     };
-    let expected = if job.scenario.ends_in_reset {
+    // The capture kernel resets the machine after the dump.
+    let expected = if job.scenario.ends_in_reset || job.format.is_some() {
         Ending::Reset
     } else {
         Ending::Kernel(KernelExit::Ran)
@@ -352,7 +427,7 @@ fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> 
     }
     // A reset is also how a triple fault ends: the kernel says first that
     // it reached its final action.
-    if job.scenario.ends_in_reset && !outcome.serial.contains(RESETTING) {
+    if job.scenario.ends_in_reset && job.format.is_none() && !outcome.serial.contains(RESETTING) {
         return Err(context(format!(
             "QEMU ended with a reset, but serial lacks {RESETTING:?}"
         )));
@@ -387,11 +462,83 @@ fn judge(options: &Options, job: &Job, outcome: &Outcome) -> Result<(), String> 
             Summary(view)
         ))
     })?;
+    if job.format.is_some() {
+        let work_dir = outcome.ram.parent().unwrap_or(std::path::Path::new("."));
+        capture::check(
+            work_dir,
+            &options.kernel,
+            &outcome.serial,
+            &memory,
+            &outcome.ram,
+            *at,
+            view,
+            job.cpus,
+        )
+        .map_err(|why| context(format!("the dump the capture kernel wrote: {why}")))?;
+    }
     match job.scenario.serial_check {
         Some(check) => check(view, job.cpus, &outcome.serial)
             .map_err(|why| context(format!("serial and record disagree: {why}"))),
         None => Ok(()),
     }
+}
+
+/// `--capture-demo DIR`: `panic-ap` on 4 CPUs twice through the capture
+/// kernel, as ELF and as kdump-compressed LZO1X; each boot judged as the
+/// `--capture` boots are (saved with `crashkit save`, verified, compared
+/// with guest RAM, read by the other tools); the saved dumps and the disk
+/// images left in `dir`.
+fn capture_demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
+    let scenario = scenario::ALL
+        .iter()
+        .find(|s| s.name == "panic-ap")
+        .ok_or("panic-ap is not in the table")?;
+    for (format, name) in [("elf", "vmcore"), ("lzo", "vmcore.kdump")] {
+        let job = Job {
+            scenario,
+            cpus: DEMO_CPUS,
+            round: 0,
+            format: Some(format),
+        };
+        let work_dir = dir.join(format!("capture-{format}"));
+        let _ = std::fs::remove_dir_all(&work_dir);
+        let mut boot = Boot {
+            kernel: &options.kernel,
+            cpus: DEMO_CPUS,
+            append: format!("scenario=panic-ap dumpfmt={format}"),
+            work_dir: work_dir.clone(),
+            timeout: BOOT_TIMEOUT,
+            qmp: false,
+            ram_mib: crashkit_qemu::qemu::RAM_MIB,
+            initrd: Some(capture::capture_kernel()),
+            extra: Vec::new(),
+        };
+        boot.extra.extend(capture::disk(&work_dir)?);
+        println!(
+            "capture demo: booting the test kernel with {DEMO_CPUS} CPUs, panic-ap, dumpfmt={format}: \
+             cpu1 panics, the capture kernel writes the dump on a virtio-blk disk"
+        );
+        let outcome = boot.run(|_| {})?;
+        judge(options, &job, &outcome)?;
+        let _ = std::fs::remove_file(&outcome.ram);
+        let saved = work_dir.join("vmcore");
+        let target = dir.join(name);
+        std::fs::copy(&saved, &target)
+            .map_err(|e| format!("{} to {}: {e}", saved.display(), target.display()))?;
+        for line in outcome
+            .serial
+            .lines()
+            .filter(|l| l.starts_with("crashkit-capture:"))
+        {
+            println!("  {line}");
+        }
+        println!(
+            "capture demo: saved with `crashkit save {}` and checked: {}",
+            work_dir.join("disk.img").display(),
+            target.display()
+        );
+    }
+    Ok(())
 }
 
 /// `--demo DIR`: one crash, checked, summarised, its files left in `dir`.
@@ -421,6 +568,7 @@ fn demo(options: &Options, dir: &std::path::Path) -> Result<(), String> {
         scenario,
         cpus: DEMO_CPUS,
         round: 0,
+        format: None,
     };
     judge(options, &job, &outcome)?;
     let memory = std::fs::read(&outcome.ram)

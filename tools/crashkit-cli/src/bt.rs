@@ -328,7 +328,8 @@ pub fn check_build_id(dump: &Dump<'_>, kernel: &Kernel<'_>, path: &Path) -> anyh
     Ok(())
 }
 
-/// The backtraces of `which` CPUs (`None`: the panicking one, else 0).
+/// The backtraces of `which` CPUs, by number ([`cpus::number`]; `None`:
+/// the panicking one, else the first note).
 pub fn backtraces(
     dump: &Dump<'_>,
     kernel: &Kernel<'_>,
@@ -339,26 +340,31 @@ pub fn backtraces(
         list.get(place)
             .is_some_and(|c| panic == Some(cpus::cpu_index(place, c)))
     };
-    let places =
-        which.unwrap_or_else(|| vec![(0..list.len()).find(|&p| is_panicking(p)).unwrap_or(0)]);
+    let numbers = which.unwrap_or_else(|| {
+        vec![cpus::number(
+            list,
+            (0..list.len()).find(|&p| is_panicking(p)).unwrap_or(0),
+        )]
+    });
     let mut out = Vec::new();
-    for place in places {
-        let Some(cpu) = list.get(place) else {
+    for number in numbers {
+        let found = cpus::place(list, number);
+        let Some((place, cpu)) = found.and_then(|place| Some((place, list.get(place)?))) else {
             bail!(crate::cpus::NoSuchCpu {
-                asked: place,
+                asked: number,
                 count: list.len()
             });
         };
         let CpuRegisters::X86_64(registers) = cpu.registers else {
             out.push(Backtrace {
-                cpu: place,
+                cpu: number,
                 panicking: is_panicking(place),
                 frames: Vec::new(),
                 stopped: "i386 registers: not unwound".into(),
             });
             continue;
         };
-        let (frames, stopped) = match vaddr::space(dump, Some(place)) {
+        let (frames, stopped) = match vaddr::space(dump, Some(number)) {
             Ok(space) => unwind(dump, &space, kernel, &registers),
             // The first frame needs no memory; the rest need the stack.
             Err(why) => (
@@ -372,7 +378,7 @@ pub fn backtraces(
             ),
         };
         out.push(Backtrace {
-            cpu: place,
+            cpu: number,
             panicking: is_panicking(place),
             frames,
             stopped,

@@ -2,8 +2,13 @@
 //! has register notes for, a line each, and every register the dump holds
 //! for one of them.
 //!
-//! CPUs are numbered by their place in the dump's notes (crashkit writes
-//! the panicking CPU first; QEMU writes them in CPU-index order). Where a
+//! CPUs are numbered as the kernel numbered them where the dump says so:
+//! crashkit's control-state notes carry each CPU's index (the crash
+//! record's, the panic message's), and crashkit writes the panicking CPU's
+//! note first, for gdb; when every note has one and no two agree, `cpus`,
+//! `regs N`, `bt N` and `--cpu N` use those numbers, in that order.
+//! Otherwise a CPU's number is its place in the notes (QEMU and Linux write
+//! them in CPU-index order) ([`number`], [`place`]). Where a
 //! dump has several sources for a register, each is shown under its own
 //! heading: `NT_PRSTATUS` (the general registers), crashkit's control
 //! state, QEMU's CPU state (control registers and segment caches).
@@ -22,7 +27,8 @@ use crate::record;
 /// record knows that has none.
 #[derive(Debug, Serialize)]
 pub struct CpuLine {
-    /// Place in the dump's notes; null for a CPU without a note.
+    /// The CPU's number ([`number`]: its index in crashkit's control state,
+    /// else its place in the notes); null for a CPU without a note.
     pub cpu: Option<usize>,
     /// `pr_pid` of its `NT_PRSTATUS` note: in Linux's dumps the task the
     /// CPU ran (idle CPUs: 0); crashkit and QEMU write the CPU index plus
@@ -77,6 +83,38 @@ fn panic_cpu(elf: &ElfDump<'_>) -> Option<u32> {
     elf.crashkit().and_then(|c| c.identity.panic_cpu)
 }
 
+/// Whether the notes number their CPUs themselves: every note has
+/// crashkit's control state, and no two give the same index.
+fn numbered_by_control(list: &[Cpu]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    !list.is_empty()
+        && list
+            .iter()
+            .all(|cpu| cpu.control.is_some_and(|c| seen.insert(c.cpu)))
+}
+
+/// The number the CLI gives the CPU at `place` in the notes: its index in
+/// crashkit's control state when the notes number themselves, else the
+/// place.
+pub fn number(list: &[Cpu], place: usize) -> usize {
+    match list.get(place).and_then(|cpu| cpu.control) {
+        Some(control) if numbered_by_control(list) => control.cpu as usize,
+        _ => place,
+    }
+}
+
+/// The place in the notes of the CPU numbered `number` ([`number`]).
+pub fn place(list: &[Cpu], number: usize) -> Option<usize> {
+    (0..list.len()).find(|&place| self::number(list, place) == number)
+}
+
+/// Every CPU's number, ascending.
+pub fn numbers(list: &[Cpu]) -> Vec<usize> {
+    let mut numbers: Vec<usize> = (0..list.len()).map(|place| number(list, place)).collect();
+    numbers.sort_unstable();
+    numbers
+}
+
 /// The CPU index the crash record uses for the CPU at `place` in the
 /// notes: crashkit's control state says it; QEMU writes CPUs in
 /// CPU-index order; crashkit's own `NT_PRSTATUS` has it as `pr_pid`.
@@ -111,7 +149,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
             };
             let index = cpu_index(place, cpu);
             CpuLine {
-                cpu: Some(place),
+                cpu: Some(number(cpus, place)),
                 pid: Some(cpu.pid),
                 pid_counts_cpus: index.checked_add(1) == Some(cpu.pid),
                 index: record.map(|_| index),
@@ -125,6 +163,7 @@ pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
             }
         })
         .collect();
+    lines.sort_by_key(|line| line.cpu);
     for cpu in record.map_or(&[][..], |r| &r.cpus) {
         let noted = cpus
             .iter()
@@ -203,7 +242,7 @@ pub fn render_lines(lines: &[CpuLine], hint: bool) -> String {
 /// Every register the dump holds for one CPU.
 #[derive(Debug, Serialize)]
 pub struct CpuRegs {
-    /// Place in the dump's notes.
+    /// The CPU's number ([`number`]).
     pub cpu: usize,
     /// `pr_pid`.
     pub pid: u32,
@@ -272,16 +311,22 @@ impl std::fmt::Display for NoSuchCpu {
 
 impl std::error::Error for NoSuchCpu {}
 
-/// The registers of CPU `asked` (default: the panicking CPU, else 0).
+/// The registers of CPU `asked` (a number, [`number`]; default: the
+/// panicking CPU, else the first note).
 pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu> {
     let (cpus, panic) = cpus_of(dump);
-    let index = asked
-        .or_else(|| {
-            cpus.iter()
-                .enumerate()
-                .position(|(place, c)| panic == Some(cpu_index(place, c)))
-        })
-        .unwrap_or(0);
+    let chosen = match asked {
+        Some(asked) => place(cpus, asked).ok_or(NoSuchCpu {
+            asked,
+            count: cpus.len(),
+        })?,
+        None => cpus
+            .iter()
+            .enumerate()
+            .position(|(place, c)| panic == Some(cpu_index(place, c)))
+            .unwrap_or(0),
+    };
+    let index = chosen;
     let cpu = cpus.get(index).ok_or(NoSuchCpu {
         asked: index,
         count: cpus.len(),
@@ -317,7 +362,7 @@ pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu>
             .collect(),
     });
     Ok(CpuRegs {
-        cpu: index,
+        cpu: number(cpus, index),
         pid: cpu.pid,
         panicking: panic == Some(cpu_index(index, cpu)),
         prstatus,

@@ -414,7 +414,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 bt::Kernel::parse(&kernel_file).with_context(|| format!("{}", path.display()))?;
             bt::check_build_id(&opened, &elf, &path).map_err(|e| UsageError(format!("{e:#}")))?;
             let which = if *all {
-                Some((0..cpus::cpus_of(&opened).0.len()).collect())
+                Some(cpus::numbers(cpus::cpus_of(&opened).0))
             } else {
                 cpu.map(|c| vec![c])
             };

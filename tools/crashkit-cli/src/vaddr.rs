@@ -70,13 +70,15 @@ pub fn space(dump: &Dump<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
     {
         return Ok(space);
     }
-    let place = cpu
-        .or_else(|| {
-            list.iter()
-                .enumerate()
-                .position(|(place, c)| panic == Some(cpus::cpu_index(place, c)))
-        })
-        .unwrap_or(0);
+    let place = match cpu {
+        // A number ([`cpus::number`]); one the dump lacks is refused below.
+        Some(number) => cpus::place(list, number).unwrap_or(usize::MAX),
+        None => list
+            .iter()
+            .enumerate()
+            .position(|(place, c)| panic == Some(cpus::cpu_index(place, c)))
+            .unwrap_or(0),
+    };
     let Some(chosen) = list.get(place) else {
         return Err(NoSpace(match cpu {
             Some(asked) => format!("no CPU {asked}: the dump has {}", list.len()),
@@ -87,8 +89,9 @@ pub fn space(dump: &Dump<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
     };
     let cr3 = chosen.cr3().ok_or_else(|| {
         NoSpace(format!(
-            "CPU {place} has no CR3 in the dump (neither crashkit's control state nor \
+            "CPU {} has no CR3 in the dump (neither crashkit's control state nor \
              QEMU's CPU state){}; read physical memory with -p",
+            cpus::number(list, place),
             if dump.is_linux() {
                 ""
             } else {

@@ -147,29 +147,29 @@ fn cpus_and_regs_show_every_cpu_and_register() {
         let text = crashkit(&["cpus", path]);
         assert_eq!(text.status.code(), Some(0), "{name}");
         let stdout = String::from_utf8_lossy(&text.stdout);
-        // crashkit writes the panicking CPU (1) first; its pr_pid is the
-        // CPU index plus one, a counter, so there is no PID column.
-        // States come from the crash record's note.
+        // crashkit writes the panicking CPU (1) first, for gdb; its
+        // control-state note numbers it, so `cpus` lists it as CPU 1, in
+        // number order. Its pr_pid is the CPU index plus one, a counter, so
+        // there is no PID column. States come from the crash record's note.
         assert!(
-            stdout.starts_with("CPU   STATE ")
-                && stdout.contains("  0*  PanicOwner    x86_64    0  0xffffffff81000001"),
-            "{name}:\n{stdout}"
-        );
-        assert!(
-            stdout.contains("  1   Stopped       x86_64    0  0xffffffff81000000"),
+            stdout.starts_with(
+                "CPU   STATE         MODE    CPL  RIP                 RSP\n  \
+                 0   Stopped       x86_64    0  0xffffffff81000000"
+            ) && stdout.contains("\n  1*  PanicOwner    x86_64    0  0xffffffff81000001"),
             "{name}:\n{stdout}"
         );
         let cpus = json(&crashkit(&["--json", "cpus", path]));
         assert_eq!(cpus["schema"], 1);
-        assert_eq!(cpus["cpus"][0]["panicking"], true);
-        assert_eq!(cpus["cpus"][0]["rip"], 0xffff_ffff_8100_0001u64);
-        assert_eq!(cpus["cpus"][1]["panicking"], false);
-        assert_eq!(cpus["cpus"][0]["state"], "PanicOwner");
-        assert_eq!(cpus["cpus"][1]["state"], "Stopped");
+        assert_eq!(cpus["cpus"][1]["cpu"], 1);
+        assert_eq!(cpus["cpus"][1]["panicking"], true);
+        assert_eq!(cpus["cpus"][1]["rip"], 0xffff_ffff_8100_0001u64);
+        assert_eq!(cpus["cpus"][0]["panicking"], false);
+        assert_eq!(cpus["cpus"][1]["state"], "PanicOwner");
+        assert_eq!(cpus["cpus"][0]["state"], "Stopped");
 
         // Without a CPU: the panicking one.
         let regs = json(&crashkit(&["--json", "regs", path]));
-        assert_eq!(regs["regs"]["cpu"], 0);
+        assert_eq!(regs["regs"]["cpu"], 1);
         assert_eq!(regs["regs"]["panicking"], true);
         let prstatus = regs["regs"]["prstatus"].as_array().unwrap();
         assert_eq!(prstatus.len(), 27, "every pr_reg slot");
@@ -178,10 +178,10 @@ fn cpus_and_regs_show_every_cpu_and_register() {
             regs["regs"]["control"].is_array(),
             "crashkit's control state"
         );
-        let text = crashkit(&["regs", path, "1"]);
+        let text = crashkit(&["regs", path, "0"]);
         let stdout = String::from_utf8_lossy(&text.stdout);
         assert!(
-            stdout.starts_with("CPU 1 (pid 1)\nNT_PRSTATUS\n"),
+            stdout.starts_with("CPU 0 (pid 1)\nNT_PRSTATUS\n"),
             "{stdout}"
         );
         assert!(stdout.contains("rip: 0xffffffff81000000"), "{stdout}");
@@ -458,7 +458,7 @@ fn cpus_lists_a_recorded_cpu_without_a_register_note() {
     let text = crashkit(&["cpus", path]);
     let stdout = String::from_utf8_lossy(&text.stdout);
     assert!(
-        stdout.contains("  0*  PanicOwner    x86_64    0  0xffffffff81000001"),
+        stdout.contains("  1*  PanicOwner    x86_64    0  0xffffffff81000001"),
         "{stdout}"
     );
     assert!(
@@ -651,7 +651,7 @@ fn bt_refuses_a_kernel_that_is_not_the_dumps_and_names_what_it_has() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.starts_with("CPU 0 (panicking)\n #0  0xffffffff81000001 in ??"),
+        stdout.starts_with("CPU 1 (panicking)\n #0  0xffffffff81000001 in ??"),
         "{stdout}"
     );
 }

@@ -1,7 +1,11 @@
 //! `cargo xtask demo`: the most complete real run crashkit has today (see
 //! README.md), with its artefacts in `target/demo/`: the NMI core and a
 //! kernel panic on the host simulation, then a panic under QEMU, and
-//! `crashkit info`, `cpus --scan`, `record` and `bt -a` on QEMU's dump of it.
+//! `crashkit info`, `cpus --scan`, `record` and `bt -a` on QEMU's dump of it;
+//! then two panics whose dumps the guest writes through the capture kernel
+//! (`target/demo/vmcore`, ELF, and `target/demo/vmcore.kdump`, LZO1X),
+//! saved with `crashkit save` and read with `info`, `cpus`, `bt -a` and
+//! `verify`.
 
 use crate::prerequisites;
 use crate::run::{self, BARE_METAL_TARGET, Step, cargo};
@@ -72,6 +76,28 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Step::new(&format!("crashkit {name} on QEMU's dump"), crashkit)
             .time_limit(10 * 60)
             .run()?;
+    }
+
+    // The same kind of crash, the dump written by the guest itself.
+    crate::test::capture_kernel()?;
+    let mut capture_demo = cargo(["run", "--release", "-q", "-p", "crashkit-scenarios", "--"]);
+    capture_demo.arg("--capture-demo").arg(&out_dir);
+    Step::new(
+        "two panics under QEMU, dumps written through the capture kernel",
+        capture_demo,
+    )
+    .time_limit(10 * 60)
+    .run()?;
+    for file in ["vmcore", "vmcore.kdump"] {
+        let dump = out_dir.join(file);
+        for command in [&["info"][..], &["cpus"], &bt, &["verify"]] {
+            let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
+            crashkit.args(command).arg(&dump);
+            let name = command.join(" ");
+            Step::new(&format!("crashkit {name} on {file}"), crashkit)
+                .time_limit(10 * 60)
+                .run()?;
+        }
     }
     Ok(())
 }

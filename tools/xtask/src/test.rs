@@ -1,9 +1,12 @@
 //! `cargo xtask test` (`.ci/run` calls it): formatting, clippy with
 //! warnings denied, a bare-metal build of every `no_std` crate, rustdoc with
 //! warnings denied, the whole test suite, the dump reader's fuzz target
-//! built, the QEMU crash-injection scenarios of both test kernels, the dump
-//! corpora of the crashed test kernel and of a crashed Linux guest, and the
-//! loom model of the queued spinlock. It installs what it needs first
+//! built, the capture kernel built (format, clippy), the QEMU
+//! crash-injection scenarios of both test kernels, without and with the
+//! capture kernel writing the dump (a stated subset, `tests/scenarios`'s
+//! `capture` module), the dump corpora of the crashed test kernel and of a
+//! crashed Linux guest, and the loom models of the queued spinlock and the
+//! hand-over slot. It installs what it needs first
 //! ([`crate::prerequisites`]).
 
 use std::time::Instant;
@@ -25,6 +28,9 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-kdump-capture",
     "crashkit",
 ];
+
+/// The facade's features that must build for the bare-metal target too.
+const FACADE_FEATURES: &[&str] = &["kdump", "dump-format"];
 
 /// no_std crates whose optional `alloc` feature must build for the
 /// bare-metal target too (a capture kernel has an allocator).
@@ -67,6 +73,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         Step::new(
             &format!("bare-metal build of {krate}"),
             cargo(["build", "--target", BARE_METAL_TARGET, "-p", krate]),
+        )
+        .run()?;
+    }
+    for feature in FACADE_FEATURES {
+        Step::new(
+            &format!("bare-metal build of crashkit with {feature}"),
+            cargo([
+                "build",
+                "--target",
+                BARE_METAL_TARGET,
+                "-p",
+                "crashkit",
+                "--features",
+                feature,
+            ]),
         )
         .run()?;
     }
@@ -131,9 +152,35 @@ fn qemu_scenarios() -> Result<(), String> {
         .args(["--", "-D", "warnings"]);
     Step::new("clippy of the QEMU test kernels", clippy).run()?;
     build_test_kernel()?;
+    capture_kernel()?;
+    // The capture boots and the corpus runs check dumps with every crashkit
+    // command, the release binary next to the runner.
+    Step::new(
+        "crashkit CLI, release build",
+        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
     Step::new(
         "QEMU crash-injection scenarios",
         cargo(["run", "--release", "-q", "-p", "crashkit-scenarios"]),
+    )
+    .time_limit(TEST_SUITE_LIMIT_SECS)
+    .run()?;
+    // The capture subset: the panic path hands over to crashkit-capture,
+    // which writes the dump on a virtio-blk disk; each saved with `crashkit
+    // save`, verified and compared with guest RAM.
+    Step::new(
+        "QEMU scenarios through the capture kernel",
+        cargo([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "crashkit-scenarios",
+            "--",
+            "--capture",
+        ]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
@@ -153,11 +200,20 @@ fn qemu_scenarios() -> Result<(), String> {
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
-    // The corpus runs check every crashkit command over every dump with
-    // the release binary next to the runner.
+    // The minimal kernel's dump wiring (at most 10 lines) through the
+    // capture kernel.
     Step::new(
-        "crashkit CLI, release build",
-        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
+        "QEMU scenarios of the minimal kernel through the capture kernel",
+        cargo([
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "crashkit-scenarios",
+            "--",
+            "--minimal",
+            "--capture",
+        ]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
@@ -183,6 +239,29 @@ fn qemu_scenarios() -> Result<(), String> {
         .arg("linux")
         .arg(cache_dir()?.join("corpus").join("linux"));
     Step::new("dump corpus of a crashed Linux guest", linux)
+        .time_limit(TEST_SUITE_LIMIT_SECS)
+        .run()
+}
+
+/// The capture kernel (`kdump/capture-kernel`, its own workspace): format,
+/// clippy and its release build, which the capture boots load.
+pub(crate) fn capture_kernel() -> Result<(), String> {
+    let manifest = run::workspace_root()?
+        .join("kdump")
+        .join("capture-kernel")
+        .join("Cargo.toml");
+    let mut format = cargo(["fmt", "--all", "--check"]);
+    format.arg("--manifest-path").arg(&manifest);
+    Step::new("format of the capture kernel", format).run()?;
+    let mut clippy = cargo(["clippy", "--release", "--target", BARE_METAL_TARGET]);
+    clippy
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--", "-D", "warnings"]);
+    Step::new("clippy of the capture kernel", clippy).run()?;
+    let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
+    build.arg("--manifest-path").arg(&manifest);
+    Step::new("capture kernel build", build)
         .time_limit(TEST_SUITE_LIMIT_SECS)
         .run()
 }

@@ -40,7 +40,26 @@ use crate::exit::{ExitCode, exit};
 
 pub use crate::cpu::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
 pub use crate::percpu::MAX_CPUS;
+pub use crate::pvh::Region;
 pub use crate::serial::Serial;
+
+unsafe extern "C" {
+    /// The linker script's first byte of the kernel image.
+    static __kernel_start: u8;
+    /// One past its last byte (`.bss` included).
+    static __kernel_end: u8;
+}
+
+/// The kernel image in physical memory (identity mapped: its addresses
+/// are its physical addresses), `.bss` included.
+pub fn image() -> Region {
+    let start = (&raw const __kernel_start) as u64;
+    let end = (&raw const __kernel_end) as u64;
+    Region {
+        start,
+        len: end.saturating_sub(start),
+    }
+}
 
 /// Virtual (= physical) address of the xAPIC page (the boot stub maps it
 /// uncacheable; the MADT and IA32_APIC_BASE are checked to agree).
@@ -77,6 +96,36 @@ impl Boot {
             .cmdline()
             .split_ascii_whitespace()
             .any(|word| word == flag)
+    }
+
+    /// Boot module 0 (QEMU's `-initrd`), if there is one.
+    pub fn module(&self) -> Option<&'static [u8]> {
+        let module = self.info.module?;
+        // SAFETY: the loader put the module in RAM at this physical
+        // address, identity mapped by the boot stub; nothing in this
+        // kernel writes it (it allocates nothing).
+        Some(unsafe { core::slice::from_raw_parts(module.start as *const u8, module.len as usize) })
+    }
+
+    /// The memory map's RAM ranges as `(start, length)`.
+    pub fn ram(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.info.ram().iter().map(|r| (r.start, r.len))
+    }
+
+    /// What the kernel itself keeps, as `(start, length)`: low memory
+    /// (the start info, the AP trampoline, ACPI tables), the kernel image,
+    /// boot module 0.
+    pub fn kept(&self) -> [(u64, u64); 3] {
+        let image = image();
+        let module = self.info.module.unwrap_or_default();
+        [
+            (0, 0x10_0000),
+            (image.start, image.len.next_multiple_of(4096)),
+            (
+                module.start / 4096 * 4096,
+                module.len.next_multiple_of(4096) + 4096,
+            ),
+        ]
     }
 }
 

@@ -1,6 +1,8 @@
 //! The PVH `hvm_start_info` QEMU hands the kernel in `ebx` (Xen's
 //! `arch-x86/hvm/start_info.h` layout, version 0 and 1): the magic, the
-//! command line and the ACPI RSDP address.
+//! command line, the ACPI RSDP address, the boot modules (QEMU's `-initrd`
+//! is module 0: a capture kernel, for the dump path) and, in version 1,
+//! the memory map (RAM ranges, for the dump).
 //!
 //! [`BootInfo::read`] copies what the kernel needs out of guest memory at
 //! once (the command line into a fixed buffer, truncated if longer), so
@@ -12,8 +14,10 @@ pub const MAGIC: u32 = 0x336e_c578;
 /// Bytes of the command line kept (the rest is dropped).
 pub const CMDLINE_CAPACITY: usize = 256;
 
-/// The fixed part of `hvm_start_info` (version 0; version 1 appends a
-/// memory map this kernel does not use).
+/// Most RAM ranges kept from the memory map.
+pub const MAX_RAM_RANGES: usize = 32;
+
+/// `hvm_start_info` (version 1; version 0 ends before `memmap_paddr`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 struct StartInfo {
@@ -24,6 +28,38 @@ struct StartInfo {
     modlist_paddr: u64,
     cmdline_paddr: u64,
     rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+/// `hvm_modlist_entry`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct ModuleEntry {
+    paddr: u64,
+    size: u64,
+    cmdline_paddr: u64,
+    reserved: u64,
+}
+
+/// `hvm_memmap_table_entry` (the E820 layout: type 1 is RAM).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct MemmapEntry {
+    addr: u64,
+    size: u64,
+    kind: u32,
+    reserved: u32,
+}
+
+/// A physical range, `[start, start + len)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub start: u64,
+    /// Bytes.
+    pub len: u64,
 }
 
 /// Why the start info was refused.
@@ -49,6 +85,12 @@ pub struct BootInfo {
     pub rsdp: u64,
     /// The start info's version.
     pub version: u32,
+    /// Boot module 0 (QEMU's `-initrd`), if any.
+    pub module: Option<Region>,
+    /// RAM ranges of the memory map (type 1), page aligned inward, in the
+    /// map's order (QEMU's is sorted); empty before version 1.
+    ram: [Region; MAX_RAM_RANGES],
+    ram_count: usize,
 }
 
 impl BootInfo {
@@ -87,12 +129,55 @@ impl BootInfo {
                 cmdline_len = index + 1;
             }
         }
+        let module = (info.nr_modules > 0 && info.modlist_paddr != 0).then(|| {
+            // SAFETY: the loader's module list, identity mapped; entry 0
+            // exists (nr_modules > 0).
+            let entry =
+                unsafe { core::ptr::read_unaligned(info.modlist_paddr as *const ModuleEntry) };
+            Region {
+                start: entry.paddr,
+                len: entry.size,
+            }
+        });
+        let mut ram = [Region::default(); MAX_RAM_RANGES];
+        let mut ram_count = 0;
+        if info.version >= 1 && info.memmap_paddr != 0 {
+            for index in 0..info.memmap_entries as usize {
+                // SAFETY: the loader's memory map, identity mapped, with
+                // `memmap_entries` entries of 24 bytes.
+                let entry = unsafe {
+                    core::ptr::read_unaligned(
+                        (info.memmap_paddr as usize + index * 24) as *const MemmapEntry,
+                    )
+                };
+                let start = entry.addr.next_multiple_of(4096);
+                let end = (entry.addr.saturating_add(entry.size)) / 4096 * 4096;
+                if entry.kind == 1
+                    && end > start
+                    && let Some(slot) = ram.get_mut(ram_count)
+                {
+                    *slot = Region {
+                        start,
+                        len: end - start,
+                    };
+                    ram_count += 1;
+                }
+            }
+        }
         Ok(Self {
             cmdline,
             cmdline_len,
             rsdp: info.rsdp_paddr,
             version: info.version,
+            module,
+            ram,
+            ram_count,
         })
+    }
+
+    /// The RAM ranges of the memory map.
+    pub fn ram(&self) -> &[Region] {
+        self.ram.get(..self.ram_count).unwrap_or(&[])
     }
 
     /// The command line (as much as fit; invalid UTF-8 gives "").

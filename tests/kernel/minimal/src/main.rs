@@ -10,6 +10,7 @@ mod scenario;
 
 use core::fmt::Write;
 
+use crashkit::kdump::{self, Capture, PhysRange};
 use crashkit::prelude::*;
 use kernel_base::{Boot, Serial};
 
@@ -22,8 +23,14 @@ crashkit::kernel! {
     apic: APIC,
     final_action: reboot(kernel_base::exit_ran),
     console: CONSOLE,
+    dump: dump,
 }
 crashkit::panic_handler!(Crash);
+
+static CAPTURE: Capture = Capture::new();
+fn dump() -> DumpAttempt {
+    kdump::hand_over(&CAPTURE, &APIC)
+}
 
 /// The console: COM1 behind a lock every CPU prints through.
 static CONSOLE: NotifierLock<Crash, Serial> = NotifierLock::new(Serial);
@@ -41,6 +48,15 @@ kernel_base::entry!(main);
 fn main(boot: &'static Boot) -> ! {
     println!("minimal: booting, {} CPUs", boot.cpus.apic_ids().len());
     let scenario = scenario::select(boot);
+    let reservation = PhysRange::new(64 << 20, 16 << 20);
+    // SAFETY: 64-80 MiB is RAM this kernel never uses, identity mapped; `dump` is the panic path's.
+    let armed = boot.module().map(|image| unsafe {
+        kdump::load_identity::<Crash>(&CAPTURE, image, reservation, boot.ram(), boot.kept())
+    });
+    println!(
+        "minimal: capture kernel: {:?}",
+        armed.map(|r| r.map(|ready| ready.loaded.entry))
+    );
     Crash::set_tsc_hz(boot.tsc_hz);
     // SAFETY: kernel-base gives each CPU its own stacks in IST slots 0-2; the IDT is not loaded yet.
     kernel_base::idt::build(|idt| unsafe { Crash::install_entries(idt, &IstSlots::DEFAULT) });

@@ -1,0 +1,164 @@
+//! The dump path (feature `kdump`, docs/kdump.md): load a capture kernel
+//! into a reservation before any crash, hand over to it at the crash.
+//!
+//! ```ignore
+//! static CAPTURE: Capture = Capture::new();
+//! fn dump() -> DumpAttempt { kdump::hand_over(&CAPTURE, &APIC) }
+//! crashkit::kernel! { /* ... */ dump: dump }
+//! // At boot, with the capture kernel's ELF (a boot module, or
+//! // include_bytes!) and a reservation the kernel never uses:
+//! // SAFETY: the reservation is free RAM mapped at `virt`, never used again.
+//! unsafe { kdump::load_capture(&CAPTURE, image, reservation, virt, &kept, &setup) }?;
+//! ```
+
+use crashkit_kdump_load::load;
+use crashkit_nmi::arch::x86_64::LocalApic;
+use crashkit_panic_path::DumpAttempt;
+
+pub use crashkit_dump_format::PhysRange;
+pub use crashkit_kdump_handover::{
+    AfterDump, Capture, Device, DumpFormat, HandOverError, KernelImage, PciAddress, PrepareError,
+    Ready, Setup,
+};
+pub use crashkit_kdump_load::{CaptureImage, LoadError};
+
+/// Why [`load_capture`] did not arm the hand-over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadCaptureError {
+    /// The image is refused (or does not fit the reservation).
+    Image(LoadError),
+    /// The control area cannot be prepared.
+    Prepare(PrepareError),
+    /// A capture kernel is already armed.
+    AlreadyArmed,
+}
+
+impl core::fmt::Display for LoadCaptureError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Image(error) => write!(f, "capture image: {error}"),
+            Self::Prepare(error) => write!(f, "hand-over: {error}"),
+            Self::AlreadyArmed => f.write_str("a capture kernel is already armed"),
+        }
+    }
+}
+
+/// Check `image` (the capture kernel's ELF) against `reservation` and the
+/// ranges the running kernel keeps (`kept`: its image, the boot module
+/// holding `image`, anything else it uses), copy it in, prepare the
+/// control area for `setup`, and arm `capture`. Allocates nothing.
+///
+/// # Safety
+/// `reservation` is RAM that nothing else uses, now or later (the kernel
+/// neither allocates from it nor lets a device write it), mapped
+/// read-write and executable, contiguously, at virtual address `virt` for
+/// the kernel's life; `image` does not overlap it. The rest is
+/// [`Capture::arm`]'s contract: the panic path calls [`hand_over`] in
+/// ring 0 with interrupts off.
+pub unsafe fn load_capture(
+    capture: &Capture,
+    image: &[u8],
+    reservation: PhysRange,
+    virt: usize,
+    kept: &[PhysRange],
+    setup: &Setup<'_>,
+) -> Result<Ready, LoadCaptureError> {
+    let checked = CaptureImage::check(image, reservation, kept).map_err(LoadCaptureError::Image)?;
+    let len = usize::try_from(reservation.len)
+        .map_err(|_| LoadCaptureError::Image(LoadError::BadReservation))?;
+    // SAFETY: the caller's contract: `len` bytes mapped read-write at
+    // `virt`, used by nothing else, not overlapping `image`. This slice is
+    // the only reference to them while it lives.
+    let bytes = unsafe {
+        core::slice::from_raw_parts_mut(core::ptr::with_exposed_provenance_mut::<u8>(virt), len)
+    };
+    let loaded = load(&checked, bytes).map_err(LoadCaptureError::Image)?;
+    let ready = crashkit_kdump_handover::prepare(&loaded, setup, bytes, virt as u64)
+        .map_err(LoadCaptureError::Prepare)?;
+    // SAFETY: the caller's contract is `arm`'s.
+    unsafe { capture.arm(ready) }.map_err(|_| LoadCaptureError::AlreadyArmed)?;
+    Ok(ready)
+}
+
+/// [`load_capture`] for a kernel whose memory is identity mapped (virtual
+/// = physical, as the kernels built on bootloaders that identity-map RAM,
+/// and crashkit's test kernels): the reservation is reached at its
+/// physical address; the memory map is `ram`'s `(start, length)` pairs
+/// (page aligned, sorted, at most 256); `kept` the ranges the kernel uses
+/// (its image, low memory, the boot module holding `image`); the record is
+/// `K`'s; VMCOREINFO names crashkit and the record, its `OSRELEASE` the
+/// kernel type's path (`my_kernel::Crash`: the crate that crashed; a kernel
+/// with a release string of its own calls [`load_capture`]); the dump is
+/// kdump-compressed LZO1X on the first virtio-blk disk, then a reset.
+///
+/// # Safety
+/// As [`load_capture`]'s, with `virt` = the reservation's physical start.
+pub unsafe fn load_identity<K: crashkit_panic_path::Kernel>(
+    capture: &Capture,
+    image: &[u8],
+    reservation: PhysRange,
+    ram: impl IntoIterator<Item = (u64, u64)>,
+    kept: impl IntoIterator<Item = (u64, u64)>,
+) -> Result<Ready, LoadCaptureError> {
+    const MAX: usize = crashkit_kdump_handover::block::MAX_RANGES;
+    let mut memory = [PhysRange::default(); MAX];
+    let mut count = 0;
+    for ((start, len), slot) in ram.into_iter().zip(memory.iter_mut()) {
+        *slot = PhysRange::new(start, len);
+        count += 1;
+    }
+    let mut kept_ranges = [PhysRange::default(); 16];
+    let mut kept_count = 0;
+    for ((start, len), slot) in kept.into_iter().zip(kept_ranges.iter_mut()) {
+        *slot = PhysRange::new(start, len);
+        kept_count += 1;
+    }
+    let record = core::ptr::from_ref(K::record());
+    let record = PhysRange::new(record as u64, core::mem::size_of_val(K::record()) as u64);
+    let mut text = [0u8; 256];
+    let mut info = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut text);
+    info.os_release(core::any::type_name::<K>())
+        .page_size(4096)
+        .crashkit(env!("CARGO_PKG_VERSION"), record.start, record.len);
+    let len = info.as_bytes().len();
+    let setup = Setup {
+        record,
+        memory_map: memory.get(..count).unwrap_or(&[]),
+        format: DumpFormat::KdumpLzo,
+        level: 0,
+        after: AfterDump::Reset,
+        device: Device::VirtioBlkPci {
+            address: None,
+            ecam: None,
+        },
+        vmcoreinfo: text.get(..len).unwrap_or(&[]),
+        direct_map: None,
+        kernel_image: None,
+        // RDTSC: the boot's own count, distinct per boot.
+        // SAFETY: RDTSC reads the time-stamp counter, no side effect.
+        boot_id: unsafe { core::arch::x86_64::_rdtsc() },
+    };
+    // SAFETY: the caller's contract; identity mapped, so the reservation
+    // is mapped at its physical address.
+    unsafe {
+        load_capture(
+            capture,
+            image,
+            reservation,
+            reservation.start as usize,
+            kept_ranges.get(..kept_count).unwrap_or(&[]),
+            &setup,
+        )
+    }
+}
+
+/// The `dump:` hook's body: hand over to the armed capture kernel. Returns
+/// only when that did not happen, with [`HandOverError::code`] as the
+/// record's `dump_detail` (1 nothing armed, 2 bad mapping, 3 the image
+/// changed, 4 the control area changed).
+pub fn hand_over(capture: &Capture, apic: &LocalApic) -> DumpAttempt {
+    match capture.hand_over(apic) {
+        HandOverError::NotArmed => DumpAttempt::NotConfigured,
+        error => DumpAttempt::Failed(error.code()),
+    }
+}

@@ -98,6 +98,23 @@ pub fn disk(work_dir: &Path) -> Result<Vec<String>, String> {
     ])
 }
 
+/// The [`Opened`] of either reader (their methods share names, not a
+/// trait).
+macro_rules! opened {
+    ($dump:ident) => {
+        Opened {
+            completeness: $dump.completeness(),
+            record: $dump
+                .crashkit()
+                .and_then(|c| c.crash_record)
+                .map(<[u8]>::to_vec),
+            cpus: $dump.cpus().len(),
+            first_rip: $dump.cpus().first().and_then(|c| rip(&c.registers)),
+            read: Box::new(move |phys, page: &mut [u8]| $dump.read_phys(phys, page).is_ok()),
+        }
+    };
+}
+
 /// What the checks need of a saved dump, whichever its format.
 struct Opened<'a> {
     completeness: Completeness,
@@ -180,28 +197,10 @@ pub fn check(
         read,
     } = if file.starts_with(b"\x7fELF") {
         let dump = ElfDump::parse(&file).map_err(|e| format!("the saved ELF: {e}"))?;
-        Opened {
-            completeness: dump.completeness(),
-            record: dump
-                .crashkit()
-                .and_then(|c| c.crash_record)
-                .map(<[u8]>::to_vec),
-            cpus: dump.cpus().len(),
-            first_rip: dump.cpus().first().and_then(|c| rip(&c.registers)),
-            read: Box::new(move |phys, page: &mut [u8]| dump.read_phys(phys, page).is_ok()),
-        }
+        opened!(dump)
     } else {
         let dump = KdumpDump::parse(&file).map_err(|e| format!("the saved kdump file: {e}"))?;
-        Opened {
-            completeness: dump.completeness(),
-            record: dump
-                .crashkit()
-                .and_then(|c| c.crash_record)
-                .map(<[u8]>::to_vec),
-            cpus: dump.cpus().len(),
-            first_rip: dump.cpus().first().and_then(|c| rip(&c.registers)),
-            read: Box::new(move |phys, page: &mut [u8]| dump.read_phys(phys, page).is_ok()),
-        }
+        opened!(dump)
     };
     if completeness != Completeness::Complete {
         return Err(format!("the saved dump is {completeness:?}"));

@@ -161,62 +161,30 @@ fn qemu_scenarios() -> Result<(), String> {
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;
-    Step::new(
-        "QEMU crash-injection scenarios",
-        cargo(["run", "--release", "-q", "-p", "crashkit-scenarios"]),
-    )
-    .time_limit(TEST_SUITE_LIMIT_SECS)
-    .run()?;
-    // The capture subset: the panic path hands over to crashkit-capture,
-    // which writes the dump on a virtio-blk disk; each saved with `crashkit
-    // save`, verified and compared with guest RAM.
-    Step::new(
-        "QEMU scenarios through the capture kernel",
-        cargo([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "crashkit-scenarios",
-            "--",
-            "--capture",
-        ]),
-    )
-    .time_limit(TEST_SUITE_LIMIT_SECS)
-    .run()?;
-    // The minimal kernel: crashkit wired in through the facade in at most
-    // 20 lines (the line count is checked by `cargo test -p crashkit`).
-    Step::new(
-        "QEMU scenarios of the minimal kernel",
-        cargo([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "crashkit-scenarios",
-            "--",
-            "--minimal",
-        ]),
-    )
-    .time_limit(TEST_SUITE_LIMIT_SECS)
-    .run()?;
-    // The minimal kernel's dump wiring (at most 10 lines) through the
-    // capture kernel.
-    Step::new(
-        "QEMU scenarios of the minimal kernel through the capture kernel",
-        cargo([
-            "run",
-            "--release",
-            "-q",
-            "-p",
-            "crashkit-scenarios",
-            "--",
-            "--minimal",
-            "--capture",
-        ]),
-    )
-    .time_limit(TEST_SUITE_LIMIT_SECS)
-    .run()?;
+    // Each kernel's scenarios (`crashkit-scenarios` with these options):
+    // - the full test kernel, every scenario and CPU count;
+    // - the capture subset: the panic path hands over to crashkit-capture,
+    //   which writes the dump on a virtio-blk disk, each saved with
+    //   `crashkit save`, verified and compared with guest RAM;
+    // - the minimal kernel: crashkit wired in through the facade in at most
+    //   20 lines (the line count is checked by `cargo test -p crashkit`);
+    // - its dump wiring (at most 10 lines) through the capture kernel.
+    let runs: [(&str, &[&str]); 4] = [
+        ("QEMU crash-injection scenarios", &[]),
+        ("QEMU scenarios through the capture kernel", &["--capture"]),
+        ("QEMU scenarios of the minimal kernel", &["--minimal"]),
+        (
+            "QEMU scenarios of the minimal kernel through the capture kernel",
+            &["--minimal", "--capture"],
+        ),
+    ];
+    for (name, options) in runs {
+        let mut scenarios = cargo(["run", "--release", "-q", "-p", "crashkit-scenarios", "--"]);
+        scenarios.args(options);
+        Step::new(name, scenarios)
+            .time_limit(TEST_SUITE_LIMIT_SECS)
+            .run()?;
+    }
     // The dump corpus of the crashed test kernel: QEMU's ELF dumps and
     // crashkit's, read back and compared with guest RAM, checked by readelf
     // and gdb and by every crashkit command; kept in the cache directory

@@ -1,5 +1,10 @@
-//! [`Capture`]: the prepared hand-over, written once by the CPU that loads
-//! the capture kernel and read by whichever CPU panics.
+//! [`Slot`]: a value written once by one CPU and read by any CPU in any
+//! context afterwards; the prepared hand-over lives in one
+//! ([`Capture`](crate::Capture) = `Slot<Ready>`), written by the CPU that
+//! loads the capture kernel and read by whichever CPU panics.
+//!
+//! Generic and free of the crate's other modules, so its loom model
+//! (`tests/loom_capture.rs`) builds this file alone.
 //!
 //! State machine (one `AtomicU8`):
 //!
@@ -7,7 +12,7 @@
 //! Empty --arm: CAS Empty->Arming--> Arming --arm: store Armed--> Armed
 //! ```
 //!
-//! There is no way back: once `Armed`, the [`Ready`] never changes, so a
+//! There is no way back: once `Armed`, the value never changes, so a
 //! reader that saw `Armed` reads it without further care. A crash while
 //! another CPU is in `Arming` (stopped by the shootdown half way) finds no
 //! capture kernel rather than a half-written one. Reloading a capture
@@ -24,13 +29,11 @@ use loom::cell::UnsafeCell;
 #[cfg(loom)]
 use loom::sync::atomic::{AtomicU8, Ordering};
 
-use crate::control::Ready;
-
 const EMPTY: u8 = 0;
 const ARMING: u8 = 1;
 const ARMED: u8 = 2;
 
-/// Why [`Capture::arm`] refused.
+/// Why [`Slot::arm`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AlreadyArmed;
 
@@ -40,15 +43,15 @@ impl core::fmt::Display for AlreadyArmed {
     }
 }
 
-/// The prepared hand-over of one kernel (a `static`).
-pub struct Capture {
+/// A value armed once (a `static`).
+pub struct Slot<T: Copy> {
     state: AtomicU8,
-    ready: UnsafeCell<MaybeUninit<Ready>>,
+    ready: UnsafeCell<MaybeUninit<T>>,
 }
 
-impl core::fmt::Debug for Capture {
+impl<T: Copy + core::fmt::Debug> core::fmt::Debug for Slot<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Capture")
+        f.debug_struct("Slot")
             .field("ready", &self.ready())
             .finish()
     }
@@ -58,16 +61,17 @@ impl core::fmt::Debug for Capture {
 // Empty->Arming CAS, before the Release store of Armed; it is read only
 // after an Acquire load saw Armed, and never written again. So no access
 // races with a write, from any CPU or any context.
+// `T: Send`: the value is written on one CPU and read on others.
 #[allow(unsafe_code)]
-unsafe impl Sync for Capture {}
+unsafe impl<T: Copy + Send> Sync for Slot<T> {}
 
-impl Default for Capture {
+impl<T: Copy> Default for Slot<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Capture {
+impl<T: Copy> Slot<T> {
     /// An empty slot.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
@@ -86,20 +90,21 @@ impl Capture {
         }
     }
 
-    /// Arm the hand-over with what [`prepare`](crate::prepare) returned.
-    /// Once only.
+    /// Arm the slot with `ready`. Once only.
     ///
     /// # Safety
-    /// For the rest of the kernel's life, on every CPU:
+    /// What the value's readers rely on. For [`Capture`](crate::Capture),
+    /// `ready` being what [`prepare`](crate::prepare) returned, for the
+    /// rest of the kernel's life, on every CPU:
     /// 1. the reservation (`ready.loaded.reservation`) is mapped readable
     ///    at `ready.reservation_virt`, contiguously, and nothing writes it
     ///    (the kernel neither allocates from it nor maps it elsewhere
     ///    writable); the trampoline's page in that mapping is executable;
-    /// 2. [`hand_over`](Self::hand_over) is called only in ring 0 with
-    ///    interrupts off, by the panic path once the other CPUs are stopped
-    ///    (it jumps to the capture kernel and never comes back).
+    /// 2. `Capture::hand_over` is called only in ring 0 with interrupts
+    ///    off, by the panic path once the other CPUs are stopped (it jumps
+    ///    to the capture kernel and never comes back).
     #[allow(unsafe_code)]
-    pub unsafe fn arm(&self, ready: Ready) -> Result<(), AlreadyArmed> {
+    pub unsafe fn arm(&self, ready: T) -> Result<(), AlreadyArmed> {
         // Relaxed: winning the CAS publishes nothing (no data is written
         // before it); it only makes this call the one writer of `ready`.
         if self
@@ -116,8 +121,8 @@ impl Capture {
         Ok(())
     }
 
-    /// The armed hand-over, if arming has finished.
-    pub fn ready(&self) -> Option<Ready> {
+    /// The armed value, if arming has finished.
+    pub fn ready(&self) -> Option<T> {
         // Acquire: pairs with `arm`'s Release store, so the `Ready` written
         // before it is visible here.
         if self.state.load(Ordering::Acquire) != ARMED {
@@ -128,7 +133,7 @@ impl Capture {
 
     /// The one write of `ready`, by the `arm` call that won the CAS.
     #[allow(unsafe_code)]
-    fn write(&self, ready: Ready) {
+    fn write(&self, ready: T) {
         // SAFETY: only the `arm` call that won the Empty->Arming CAS gets
         // here, once; readers read only after seeing ARMED, stored after
         // this write.
@@ -145,7 +150,7 @@ impl Capture {
 
     /// A read of `ready`, after an Acquire load saw ARMED.
     #[allow(unsafe_code)]
-    fn read(&self) -> Ready {
+    fn read(&self) -> T {
         // SAFETY: ARMED was stored (Release) after the one write of
         // `ready`, and the caller's Acquire load saw it, so the value is
         // initialized and this read races with no write (none follows).

@@ -4,10 +4,9 @@
 use crashkit_nmi::arch::x86_64::LocalApic;
 
 use crate::HandOverError;
-use crate::armed::Capture;
 use crate::control::{Ready, check};
 
-impl Capture {
+impl crate::Capture {
     /// Hand over to the armed capture kernel: check the reservation
     /// (image SHA-256, control-area CRC-32C), shut the calling CPU's local
     /// APIC down, and jump through the trampoline. Returns only if there

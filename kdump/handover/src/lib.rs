@@ -24,8 +24,11 @@
 //! | [`block`] | the hand-over block: layout, encoding, checked decoding |
 //! | [`memory_map`] | the memory map's entries |
 //! | `control` | the control area: [`prepare`] at load time, [`check`] at the crash |
-//! | `armed` | [`Capture`]: the prepared hand-over, published once to every CPU |
+//! | [`armed`] | [`Slot`]: a value published once to every CPU; [`Capture`] is the hand-over's |
 //! | `enter` | the crash-time shutdown and jump (x86_64) |
+//!
+//! Built with `--cfg loom` (the model of [`Slot`]), only `armed` is
+//! compiled, and none of the dependencies.
 //!
 //! # Invariants
 //! - Nothing allocates; the crash-time half takes no lock, waits for
@@ -36,21 +39,32 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
-mod armed;
+pub mod armed;
+#[cfg(not(loom))]
 pub mod block;
+#[cfg(not(loom))]
 mod control;
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(loom)))]
 mod enter;
+#[cfg(not(loom))]
 pub mod memory_map;
 
-pub use armed::Capture;
+pub use armed::{AlreadyArmed, Slot};
+#[cfg(not(loom))]
 pub use block::{AfterDump, BlockError, Device, DumpFormat, HandOver, KernelImage, PciAddress};
+#[cfg(not(loom))]
 pub use control::{
     CONTROL_LEN, CheckError, PrepareError, Ready, Setup, TRAMPOLINE, check, prepare,
 };
 
+/// The prepared hand-over of one kernel (a `static`), armed once with what
+/// [`prepare`] returned.
+#[cfg(not(loom))]
+pub type Capture = Slot<Ready>;
+
 /// Why the hand-over did not happen (the panic path stores
 /// [`code`](Self::code) in the record's `dump_detail`).
+#[cfg(not(loom))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HandOverError {
     /// No capture kernel was armed (or arming had not finished).
@@ -59,6 +73,7 @@ pub enum HandOverError {
     Check(CheckError),
 }
 
+#[cfg(not(loom))]
 impl HandOverError {
     /// The stored code (docs/kdump.md lists them): 1 not armed, 2 the
     /// reservation's mapping is wrong, 3 the image changed, 4 the control

@@ -67,10 +67,11 @@ pub const MINIMAL_SUBSET: &[(&str, u32, &str)] = &[
     ("unresponsive", 2, "lzo"),
 ];
 
-/// The capture kernel as `cargo xtask` builds it.
+/// The capture kernel as `cargo xtask` builds it (into the test kernels'
+/// target directory, where the crates both link are built once).
 pub fn capture_kernel() -> PathBuf {
     crashkit_qemu::workspace_root()
-        .join("kdump/capture-kernel/target/x86_64-unknown-none/release/crashkit-capture")
+        .join("tests/kernel/target/x86_64-unknown-none/release/crashkit-capture")
 }
 
 /// The `crashkit` CLI as `cargo xtask` builds it (release).

@@ -212,12 +212,14 @@ fn qemu_scenarios() -> Result<(), String> {
 }
 
 /// The capture kernel (`kdump/capture-kernel`, its own workspace): format,
-/// clippy and its release build, which the capture boots load.
+/// clippy and its release build, which the capture boots load. Built into
+/// the test kernels' target directory (`tests/kernel/target`, after them):
+/// the crates both link (the dump formats, the loader, the hand-over)
+/// compile once.
 pub(crate) fn capture_kernel() -> Result<(), String> {
-    let manifest = run::workspace_root()?
-        .join("kdump")
-        .join("capture-kernel")
-        .join("Cargo.toml");
+    let root = run::workspace_root()?;
+    let manifest = root.join("kdump").join("capture-kernel").join("Cargo.toml");
+    let target_dir = root.join("tests").join("kernel").join("target");
     let mut format = cargo(["fmt", "--all", "--check"]);
     format.arg("--manifest-path").arg(&manifest);
     Step::new("format of the capture kernel", format).run()?;
@@ -225,10 +227,16 @@ pub(crate) fn capture_kernel() -> Result<(), String> {
     clippy
         .arg("--manifest-path")
         .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
         .args(["--", "-D", "warnings"]);
     Step::new("clippy of the capture kernel", clippy).run()?;
     let mut build = cargo(["build", "--release", "--target", BARE_METAL_TARGET]);
-    build.arg("--manifest-path").arg(&manifest);
+    build
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir);
     Step::new("capture kernel build", build)
         .time_limit(TEST_SUITE_LIMIT_SECS)
         .run()

@@ -47,10 +47,8 @@ struct Identity<'a> {
 
 impl PhysMemory for Identity<'_> {
     fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
-        let mapped = self
-            .ranges
-            .iter()
-            .any(|r| phys >= r.start && phys.saturating_add(4096) <= r.start.saturating_add(r.len));
+        let page = PhysRange::new(phys, 4096);
+        let mapped = self.ranges.iter().any(|r| r.contains(&page));
         if !mapped || !phys.is_multiple_of(4096) {
             return None;
         }
@@ -128,7 +126,7 @@ extern "C" fn capture_main(block: u64, cr0: u64, cr3: u64, cr4: u64) -> ! {
         let ram = memory
             .iter()
             .chain([&handover.reservation])
-            .any(|r| r.start < region + (1 << 21) && region < r.start.saturating_add(r.len));
+            .any(|r| r.overlaps(&PhysRange::new(region, 1 << 21)));
         mapped = mapped.and(mapper.map_large(region, !ram));
         region += 1 << 21;
     }

@@ -23,6 +23,23 @@ impl PhysRange {
     pub const fn end(&self) -> Option<u64> {
         self.start.checked_add(self.len)
     }
+
+    /// Whether `inner` lies wholly in this range (never, if either wraps).
+    pub const fn contains(&self, inner: &PhysRange) -> bool {
+        match (self.end(), inner.end()) {
+            (Some(end), Some(inner_end)) => inner.start >= self.start && inner_end <= end,
+            _ => false,
+        }
+    }
+
+    /// Whether the two ranges share a byte (a wrapping range shares all:
+    /// the careful answer for a range read from hostile bytes).
+    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+        match (self.end(), other.end()) {
+            (Some(end), Some(other_end)) => self.start < other_end && other.start < end,
+            _ => true,
+        }
+    }
 }
 
 /// The kernel image, written a second time at its link addresses (as

@@ -134,33 +134,34 @@ impl<T: Copy> Slot<T> {
     /// The one write of `ready`, by the `arm` call that won the CAS.
     #[allow(unsafe_code)]
     fn write(&self, ready: T) {
+        #[cfg(not(loom))]
         // SAFETY: only the `arm` call that won the Empty->Arming CAS gets
         // here, once; readers read only after seeing ARMED, stored after
         // this write.
-        #[cfg(not(loom))]
         unsafe {
             (*self.ready.get()).write(ready);
         }
-        // SAFETY: as above; loom checks that no read overlaps it.
         #[cfg(loom)]
-        self.ready.with_mut(|slot| unsafe {
-            (*slot).write(ready);
+        self.ready.with_mut(|slot| {
+            // SAFETY: as above; loom checks that no read overlaps it.
+            unsafe { (*slot).write(ready) };
         });
     }
 
     /// A read of `ready`, after an Acquire load saw ARMED.
     #[allow(unsafe_code)]
     fn read(&self) -> T {
+        #[cfg(not(loom))]
         // SAFETY: ARMED was stored (Release) after the one write of
         // `ready`, and the caller's Acquire load saw it, so the value is
         // initialized and this read races with no write (none follows).
-        #[cfg(not(loom))]
         unsafe {
             (*self.ready.get()).assume_init_read()
         }
-        // SAFETY: as above; loom checks it.
         #[cfg(loom)]
-        self.ready
-            .with(|slot| unsafe { (*slot).assume_init_read() })
+        self.ready.with(|slot| {
+            // SAFETY: as above; loom checks it.
+            unsafe { (*slot).assume_init_read() }
+        })
     }
 }

@@ -336,21 +336,6 @@ fn range_at(bytes: &[u8], at: usize) -> PhysRange {
     PhysRange::new(u64_at(bytes, at), u64_at(bytes, at + 8))
 }
 
-/// Whether `inner` lies wholly in `outer` (wrapping ranges never do).
-pub(crate) fn contains(outer: PhysRange, inner: PhysRange) -> bool {
-    match (outer.end(), inner.end()) {
-        (Some(end), Some(inner_end)) => inner.start >= outer.start && inner_end <= end,
-        _ => false,
-    }
-}
-
-fn overlaps(a: PhysRange, b: PhysRange) -> bool {
-    match (a.end(), b.end()) {
-        (Some(a_end), Some(b_end)) => a.start < b_end && b.start < a_end,
-        _ => true,
-    }
-}
-
 const PAGE: u64 = 4096;
 
 fn page_aligned(range: PhysRange) -> bool {
@@ -487,18 +472,18 @@ impl HandOver {
             return Err(BlockError::BadReservation);
         }
         let control = range_at(bytes, offset::CONTROL);
-        if !page_aligned(control) || !contains(reservation, control) {
+        if !page_aligned(control) || !reservation.contains(&control) {
             return Err(BlockError::BadControl);
         }
         let record = range_at(bytes, offset::RECORD);
-        if record.len == 0 || record.end().is_none() || overlaps(record, reservation) {
+        if record.len == 0 || record.end().is_none() || record.overlaps(&reservation) {
             return Err(BlockError::BadRecord);
         }
         let memory_map = u64_at(bytes, offset::MEMORY_MAP);
         let memory_map_count = u32_at(bytes, offset::MEMORY_MAP + 8);
         let map_bytes = u64::from(memory_map_count) * RANGE_ENTRY_LEN as u64;
         if memory_map_count as usize > MAX_RANGES
-            || !contains(control, PhysRange::new(memory_map, map_bytes))
+            || !control.contains(&PhysRange::new(memory_map, map_bytes))
             || !memory_map.is_multiple_of(8)
         {
             return Err(BlockError::BadMemoryMap);
@@ -545,7 +530,7 @@ impl HandOver {
         };
         let vmcoreinfo = range_at(bytes, offset::VMCOREINFO);
         if vmcoreinfo.len > MAX_VMCOREINFO
-            || (vmcoreinfo.len > 0 && !contains(control, vmcoreinfo))
+            || (vmcoreinfo.len > 0 && !control.contains(&vmcoreinfo))
             || (vmcoreinfo.len == 0 && vmcoreinfo.start != 0)
         {
             return Err(BlockError::BadVmcoreinfo);
@@ -571,8 +556,8 @@ impl HandOver {
             Some(image)
         };
         let entry = u64_at(bytes, offset::ENTRY);
-        if !contains(reservation, PhysRange::new(entry, 1))
-            || contains(control, PhysRange::new(entry, 1))
+        if !reservation.contains(&PhysRange::new(entry, 1))
+            || control.contains(&PhysRange::new(entry, 1))
         {
             return Err(BlockError::BadEntry);
         }

@@ -20,7 +20,7 @@ use crashkit_dump_format::crc32c;
 use crashkit_kdump_load::Loaded;
 
 use crate::block::{
-    AfterDump, BLOCK_LEN, Device, DumpFormat, HandOver, KernelImage, MAX_VMCOREINFO, contains,
+    AfterDump, BLOCK_LEN, Device, DumpFormat, HandOver, KernelImage, MAX_VMCOREINFO,
 };
 use crate::memory_map::{self, MapError};
 
@@ -289,11 +289,7 @@ pub fn prepare(
         return Err(PrepareError::VmcoreinfoTooLong);
     }
     let record = setup.record;
-    let record_ok = record.len > 0
-        && record
-            .end()
-            .is_some_and(|end| end <= res.start || record.start >= res.start + res.len);
-    if !record_ok {
+    if record.len == 0 || record.end().is_none() || record.overlaps(&res) {
         return Err(PrepareError::BadRecord);
     }
     let control_at = (control.start - res.start) as usize;
@@ -389,7 +385,6 @@ pub fn prepare(
         .ok_or(PrepareError::BadMapping)?
         .copy_from_slice(&encoded);
     HandOver::decode(&encoded).map_err(PrepareError::Block)?;
-    debug_assert!(contains(res, control));
 
     let checked = reservation
         .get(control_at..control_at + CHECKED_LEN as usize)

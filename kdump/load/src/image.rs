@@ -17,22 +17,6 @@ pub const MAX_SEGMENTS: usize = 16;
 /// `e_type` of an executable.
 const ET_EXEC: u16 = 2;
 
-/// Whether the two ranges share a byte (a wrapping range shares all).
-fn overlaps(a: &PhysRange, b: &PhysRange) -> bool {
-    match (a.end(), b.end()) {
-        (Some(a_end), Some(b_end)) => a.start < b_end && b.start < a_end,
-        _ => true,
-    }
-}
-
-/// Whether `inner` lies wholly in `outer`.
-fn contains(outer: &PhysRange, inner: &PhysRange) -> bool {
-    match (outer.end(), inner.end()) {
-        (Some(end), Some(inner_end)) => inner.start >= outer.start && inner_end <= end,
-        _ => false,
-    }
-}
-
 /// One `PT_LOAD` of the image.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Segment {
@@ -181,7 +165,7 @@ impl<'a> CaptureImage<'a> {
         // keeps every segment off the running kernel too.
         if let Some(&kernel) = kernel
             .iter()
-            .find(|k| k.len > 0 && overlaps(k, &reservation))
+            .find(|k| k.len > 0 && k.overlaps(&reservation))
         {
             return Err(LoadError::ReservationOverlapsKernel { kernel });
         }
@@ -234,12 +218,12 @@ impl<'a> CaptureImage<'a> {
             {
                 return Err(LoadError::SegmentPastFile { index });
             }
-            if !contains(&reservation, &memory) {
+            if !reservation.contains(&memory) {
                 return Err(LoadError::OutsideReservation { index });
             }
             if let Some(earlier) = segments[..count]
                 .iter()
-                .position(|s| overlaps(&s.memory, &memory))
+                .position(|s| s.memory.overlaps(&memory))
             {
                 return Err(LoadError::SegmentsOverlap {
                     first: indexes[earlier],
@@ -261,7 +245,7 @@ impl<'a> CaptureImage<'a> {
         let entry = header.e_entry;
         let loaded = segments[..count]
             .iter()
-            .any(|s| contains(&s.memory, &PhysRange::new(entry, 1)));
+            .any(|s| s.memory.contains(&PhysRange::new(entry, 1)));
         if !loaded {
             return Err(LoadError::EntryNotLoaded { entry });
         }

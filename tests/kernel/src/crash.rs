@@ -66,7 +66,7 @@ static mut VMCOREINFO: [u8; 256] = [0; 256];
 /// virtio-blk disk, the format from `dumpfmt=lzo|zlib|raw|elf` (LZO1X by
 /// default), a reset after the dump.
 pub fn load_capture(boot: &kernel_base::Boot) {
-    let Some(module) = boot.info.module else {
+    let Some(image) = boot.module() else {
         return;
     };
     let format = match boot.option("dumpfmt") {
@@ -77,11 +77,12 @@ pub fn load_capture(boot: &kernel_base::Boot) {
         Some(other) => kernel_base::fail(format_args!("dumpfmt={other}: lzo, zlib, raw or elf")),
     };
     let mut ram = [PhysRange::default(); kernel_base::pvh::MAX_RAM_RANGES];
-    for (to, from) in ram.iter_mut().zip(boot.info.ram()) {
-        *to = PhysRange::new(from.start, from.len);
+    let mut count = 0;
+    for (to, (start, len)) in ram.iter_mut().zip(boot.ram()) {
+        *to = PhysRange::new(start, len);
+        count += 1;
     }
-    let ram = &ram[..boot.info.ram().len()];
-    let image = kernel_base::image();
+    let ram = &ram[..count];
     let record = &raw const *K::record() as u64;
     let record_len = crashkit::record::CrashRecord::<{ MAX_CPUS }, 16>::TOTAL_SIZE as u64;
     // SAFETY: written once here, on the boot CPU before the APs start;
@@ -112,18 +113,8 @@ pub fn load_capture(boot: &kernel_base::Boot) {
         // SAFETY: RDTSC has no side effect.
         boot_id: unsafe { core::arch::x86_64::_rdtsc() },
     };
-    let kept = [
-        // Low memory: the start info, the AP trampoline, ACPI tables.
-        PhysRange::new(0, 0x10_0000),
-        PhysRange::new(image.start, image.len.next_multiple_of(4096)),
-        PhysRange::new(
-            module.start / 4096 * 4096,
-            module.len.next_multiple_of(4096) + 4096,
-        ),
-    ];
-    // SAFETY: the module is boot memory QEMU put there, identity mapped.
-    let bytes =
-        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.len as usize) };
+    // What this kernel keeps: low memory, its image, the module (kernel-base's list).
+    let kept = boot.kept().map(|(start, len)| PhysRange::new(start, len));
     // SAFETY: the reservation is RAM this kernel never uses (it allocates
     // nothing), identity mapped read-write-execute by the boot stub, and
     // `kept` keeps it off the module; the panic path calls `dump` as
@@ -131,7 +122,7 @@ pub fn load_capture(boot: &kernel_base::Boot) {
     match unsafe {
         crashkit::kdump::load_capture(
             &CAPTURE,
-            bytes,
+            image,
             RESERVATION,
             RESERVATION.start as usize,
             &kept,
@@ -140,7 +131,7 @@ pub fn load_capture(boot: &kernel_base::Boot) {
     } {
         Ok(ready) => println!(
             "crashkit-test: capture kernel loaded: {} bytes, entry {:#x}, {:?}, {} RAM ranges",
-            module.len,
+            image.len(),
             ready.loaded.entry,
             format,
             ram.len()

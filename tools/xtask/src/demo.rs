@@ -78,7 +78,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             .run()?;
     }
 
-    // The same kind of crash, the dump written by the guest itself.
+    // The same kind of crash, the dump written by the guest itself; each
+    // saved dump is checked with readelf, gdb, libkdumpfile and makedumpfile.
+    prerequisites::dump_checkers()?;
     crate::test::capture_kernel()?;
     let mut capture_demo = cargo(["run", "--release", "-q", "-p", "crashkit-scenarios", "--"]);
     capture_demo.arg("--capture-demo").arg(&out_dir);

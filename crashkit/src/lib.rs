@@ -89,8 +89,8 @@ pub mod prelude {
     pub use crashkit_nmi::arch::x86_64::{ExternalNmi, LocalApic, X86Platform};
     pub use crashkit_nmi::lock::{Mutex, MutexGuard, QueueDomain};
     pub use crashkit_nmi::{
-        ContextKind, CpuIndex, NmiEvent, NmiHandler, NmiOutcome, Platform, RegisterFrame,
-        UnknownNmiPolicy,
+        ContextKind, ControlRegisters, CpuIndex, NmiEvent, NmiHandler, NmiOutcome, Platform,
+        RegisterFrame, UnknownNmiPolicy,
     };
     pub use crashkit_notifiers::{
         BodyResult, LockedBody, Notifier, NotifierList, NotifierLock, PanicContext,

@@ -30,6 +30,7 @@
 pub mod arch;
 mod chain;
 mod context;
+pub mod control;
 mod cpu;
 mod cpu_contexts;
 mod frame;
@@ -47,6 +48,7 @@ pub use chain::{
 pub use context::{
     ContextGuard, ContextKind, ContextSnapshot, ContextTracker, MAX_NESTING, NestingOverflow,
 };
+pub use control::ControlRegisters;
 pub use cpu::{CpuIndex, CpuIndexOutOfRange};
 pub use cpu_contexts::{CpuContexts, EnterError};
 pub use frame::RegisterFrame;

@@ -8,7 +8,7 @@
 //! Every method must be callable from NMI context and on the panic path: no
 //! allocation, no lock, bounded time.
 
-use crate::CpuIndex;
+use crate::{ControlRegisters, CpuIndex};
 
 /// Why an NMI could not be sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,4 +89,13 @@ pub trait Platform: Sync {
     /// checks still arrive. x86_64: `cli`. The simulation blocks the
     /// calling thread's interrupt signal.
     fn disable_interrupts(&self);
+
+    /// The calling CPU's control state ([`ControlRegisters`]), saved with its
+    /// registers when it stops or panics. x86_64 in ring 0 reads them all;
+    /// the default reads none (every valid bit clear), which a platform
+    /// that cannot read them (the host simulation: they are privileged)
+    /// keeps or replaces with what it knows.
+    fn control_registers(&self) -> ControlRegisters {
+        ControlRegisters::NONE
+    }
 }

@@ -48,7 +48,12 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             if let Some(slot) = K::record().cpu_slots().get(cpu.as_usize()) {
                 // A refusal means the slot is final already (a shootdown of
                 // an earlier, failed owner?): nothing to add.
-                let _ = slot.record_owner(frame, K::nmi_depth(), platform.now_ns());
+                let _ = slot.record_owner(
+                    frame,
+                    &platform.control_registers(),
+                    K::nmi_depth(),
+                    platform.now_ns(),
+                );
             }
             // `fmt::Error` means the buffer filled up; the record says it
             // was truncated.

@@ -21,7 +21,7 @@
 //! # Who writes what
 //! The owner writes `state` (the transitions above), `nmis_sent` and
 //! `first_nmi_ns`. The stopping CPU writes `stop_path`, `nmi_depth`,
-//! `stopped_ns` and `frame`, then publishes them with its `Stopped` state
+//! `stopped_ns`, `frame` and `control`, then publishes them with its `Stopped` state
 //! (Release); a reader that sees `Stopped` (Acquire) sees them. The owner's
 //! own slot is written by the owner alone.
 //!
@@ -30,7 +30,7 @@
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crashkit_nmi::RegisterFrame;
+use crashkit_nmi::{ControlRegisters, RegisterFrame};
 use crashkit_record_format::{CpuState, StopPath};
 
 /// Why [`CpuSlot::record_stop`] did not record.
@@ -52,7 +52,7 @@ impl core::error::Error for StopRefused {}
 
 /// One CPU's slot: shootdown state, NMI bookkeeping, saved registers.
 ///
-/// `#[repr(C)]`, 200 bytes, 8-byte aligned; offsets in
+/// `#[repr(C)]`, 280 bytes, 8-byte aligned; offsets in
 /// `docs/crash-record.md`.
 #[repr(C)]
 pub struct CpuSlot {
@@ -63,15 +63,17 @@ pub struct CpuSlot {
     first_nmi_ns: AtomicU64,
     stopped_ns: AtomicU64,
     frame: UnsafeCell<RegisterFrame>,
+    control: UnsafeCell<ControlRegisters>,
 }
 
-// SAFETY: every field but `frame` is an atomic. `frame` has one writer at a
+// SAFETY: every field but `frame` and `control` is an atomic. `frame` and
+// `control` (the "saved state" below) have one writer at a
 // time: the stopping CPU itself in `record_stop` (before it publishes
 // `Stopped` and parks for good), or the panic owner for its own slot in
 // `record_owner` (before it publishes `PanicOwner`); both transitions are a
 // compare-and-swap from a non-final state, so only one of them ever writes a
-// given slot's frame and nobody writes it after publication. Readers
-// (`registers`) read it only after an Acquire load saw a state that has
+// given slot's saved state and nobody writes it after publication. Readers
+// (`registers`, `control`) read it only after an Acquire load saw a state that has
 // registers, which pairs with the writer's Release publication.
 unsafe impl Sync for CpuSlot {}
 
@@ -101,7 +103,7 @@ const FINAL: [u32; 3] = [
 
 impl CpuSlot {
     /// Size of a slot in bytes (the record's format relies on it).
-    pub const SIZE: usize = 200;
+    pub const SIZE: usize = 280;
 
     /// A slot no shootdown has touched.
     pub const fn new() -> Self {
@@ -113,6 +115,7 @@ impl CpuSlot {
             first_nmi_ns: AtomicU64::new(0),
             stopped_ns: AtomicU64::new(0),
             frame: UnsafeCell::new(RegisterFrame::ZERO),
+            control: UnsafeCell::new(ControlRegisters::NONE),
         }
     }
 
@@ -186,11 +189,13 @@ impl CpuSlot {
     }
 
     /// Called by the CPU this slot belongs to, in NMI context, just before
-    /// it parks for good: save `frame` and how it stopped, then publish
-    /// `Stopped`. Refused (nothing written) if the slot is already final.
+    /// it parks for good: save `frame`, `control` and how it stopped, then
+    /// publish `Stopped`. Refused (nothing written) if the slot is already
+    /// final.
     pub fn record_stop(
         &self,
         frame: &RegisterFrame,
+        control: &ControlRegisters,
         path: StopPath,
         nmi_depth: u32,
         now_ns: u64,
@@ -204,8 +209,11 @@ impl CpuSlot {
         // the slot is not final, so neither the owner (which only writes
         // its own slot) nor an earlier stop of this CPU (which would have
         // parked it) has written it, and no reader reads it before the
-        // Release below.
-        unsafe { self.frame.get().write(*frame) };
+        // Release below. The same holds for `control`.
+        unsafe {
+            self.frame.get().write(*frame);
+            self.control.get().write(*control);
+        }
         // Relaxed: published by the Release CAS below.
         self.stop_path.store(path as u32, Ordering::Relaxed);
         self.nmi_depth.store(nmi_depth, Ordering::Relaxed);
@@ -214,12 +222,13 @@ impl CpuSlot {
     }
 
     /// Called by the panic owner for its own slot: save the registers it
-    /// panicked with and the NMI-like contexts it panicked in (`nmi_depth`:
-    /// 1 or more for a panic raised in an NMI handler), and publish
-    /// `PanicOwner`. Refused if the slot is final.
+    /// panicked with, its control state, and the NMI-like contexts it
+    /// panicked in (`nmi_depth`: 1 or more for a panic raised in an NMI
+    /// handler), and publish `PanicOwner`. Refused if the slot is final.
     pub fn record_owner(
         &self,
         frame: &RegisterFrame,
+        control: &ControlRegisters,
         nmi_depth: u32,
         now_ns: u64,
     ) -> Result<(), StopRefused> {
@@ -228,9 +237,13 @@ impl CpuSlot {
         if let Some(refused) = self.refuse_if_final(current) {
             return Err(refused);
         }
-        // SAFETY: the owner is the only writer of its own slot's frame (see
-        // `Sync` above), and no reader reads it before the Release below.
-        unsafe { self.frame.get().write(*frame) };
+        // SAFETY: the owner is the only writer of its own slot's frame and
+        // control state (see `Sync` above), and no reader reads them before
+        // the Release below.
+        unsafe {
+            self.frame.get().write(*frame);
+            self.control.get().write(*control);
+        }
         // Relaxed: published by the Release CAS below.
         self.nmi_depth.store(nmi_depth, Ordering::Relaxed);
         self.stopped_ns.store(now_ns, Ordering::Relaxed);
@@ -277,6 +290,17 @@ impl CpuSlot {
         // by a Release after the frame's only write (see `Sync` above);
         // nothing writes the frame afterwards.
         Some(unsafe { self.frame.get().read() })
+    }
+
+    /// The saved control state, if the slot's state has registers
+    /// (`Stopped`, `PanicOwner`); its `valid` bits say which were read.
+    pub fn control(&self) -> Option<ControlRegisters> {
+        if !self.state()?.has_registers() {
+            return None;
+        }
+        // SAFETY: as in `registers`: written once before the Release
+        // publication that `state` (Acquire) saw, never afterwards.
+        Some(unsafe { self.control.get().read() })
     }
 
     /// How the CPU stopped; `None` if the stored value is not a path.
@@ -336,7 +360,13 @@ mod tests {
         assert!(slot.mark_nmi_sent(10));
         assert_eq!(slot.registers(), None);
         assert_eq!(
-            slot.record_stop(&frame(0x1234), StopPath::Nmi, 1, 20),
+            slot.record_stop(
+                &frame(0x1234),
+                &ControlRegisters::NONE,
+                StopPath::Nmi,
+                1,
+                20
+            ),
             Ok(())
         );
         assert_eq!(slot.state(), Some(CpuState::Stopped));
@@ -348,10 +378,43 @@ mod tests {
             "a stopped CPU is not unresponsive"
         );
         assert_eq!(
-            slot.record_stop(&frame(0x5678), StopPath::Poll, 2, 30),
+            slot.record_stop(
+                &frame(0x5678),
+                &ControlRegisters::NONE,
+                StopPath::Poll,
+                2,
+                30
+            ),
             Err(StopRefused::Final(CpuState::Stopped))
         );
         assert_eq!(slot.registers().map(|f| f.rip), Some(0x1234));
+    }
+
+    #[test]
+    fn the_control_state_is_saved_with_the_registers() {
+        let control = ControlRegisters {
+            valid: crashkit_nmi::control::valid::CR3,
+            cr3: 0x1000,
+            ..ControlRegisters::NONE
+        };
+        let slot = CpuSlot::new();
+        assert_eq!(slot.control(), None);
+        assert!(slot.mark_nmi_sent(1));
+        assert_eq!(slot.control(), None, "not before the CPU stopped");
+        assert_eq!(
+            slot.record_stop(&frame(1), &control, StopPath::Nmi, 1, 2),
+            Ok(())
+        );
+        assert_eq!(slot.control(), Some(control));
+        let absent = CpuSlot::new();
+        assert!(absent.mark_absent());
+        assert_eq!(
+            absent
+                .record_stop(&frame(1), &control, StopPath::Nmi, 1, 2)
+                .ok(),
+            None
+        );
+        assert_eq!(absent.control(), None);
     }
 
     #[test]
@@ -361,7 +424,10 @@ mod tests {
         slot.count_nmi_sent();
         assert!(slot.mark_unresponsive());
         assert_eq!(slot.state(), Some(CpuState::Unresponsive));
-        assert_eq!(slot.record_stop(&frame(1), StopPath::Poll, 2, 99), Ok(()));
+        assert_eq!(
+            slot.record_stop(&frame(1), &ControlRegisters::NONE, StopPath::Poll, 2, 99),
+            Ok(())
+        );
         assert_eq!(slot.state(), Some(CpuState::Stopped));
         assert_eq!(slot.nmis_sent(), 2);
         assert_eq!(slot.nmi_depth(), 2);
@@ -370,7 +436,10 @@ mod tests {
     #[test]
     fn a_cpu_may_stop_through_a_poll_before_its_nmi() {
         let slot = CpuSlot::new();
-        assert_eq!(slot.record_stop(&frame(7), StopPath::Poll, 1, 5), Ok(()));
+        assert_eq!(
+            slot.record_stop(&frame(7), &ControlRegisters::NONE, StopPath::Poll, 1, 5),
+            Ok(())
+        );
         assert!(!slot.mark_nmi_sent(6), "no NmiSent after Stopped");
         assert_eq!(slot.state(), Some(CpuState::Stopped));
         assert_eq!(slot.nmis_sent(), 1, "the NMI still went out and counts");
@@ -381,7 +450,10 @@ mod tests {
     #[test]
     fn owner_and_absent_slots_are_final() {
         let owner = CpuSlot::new();
-        assert_eq!(owner.record_owner(&frame(42), 1, 3), Ok(()));
+        assert_eq!(
+            owner.record_owner(&frame(42), &ControlRegisters::NONE, 1, 3),
+            Ok(())
+        );
         assert_eq!(owner.nmi_depth(), 1);
         assert_eq!(owner.state(), Some(CpuState::PanicOwner));
         assert_eq!(owner.registers().map(|f| f.rip), Some(42));
@@ -389,7 +461,7 @@ mod tests {
         let absent = CpuSlot::new();
         assert!(absent.mark_absent());
         assert_eq!(
-            absent.record_stop(&frame(1), StopPath::Nmi, 1, 1),
+            absent.record_stop(&frame(1), &ControlRegisters::NONE, StopPath::Nmi, 1, 1),
             Err(StopRefused::Final(CpuState::Absent))
         );
         assert_eq!(absent.registers(), None);
@@ -404,6 +476,7 @@ mod tests {
         assert_eq!(core::mem::offset_of!(CpuSlot, first_nmi_ns), 16);
         assert_eq!(core::mem::offset_of!(CpuSlot, stopped_ns), 24);
         assert_eq!(core::mem::offset_of!(CpuSlot, frame), 32);
+        assert_eq!(core::mem::offset_of!(CpuSlot, control), 200);
     }
 
     #[test]

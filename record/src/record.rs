@@ -317,13 +317,15 @@ impl<const CPUS: usize, const NOTIFIERS: usize> CrashRecord<CPUS, NOTIFIERS> {
     /// [`CrashRecord::snapshot`] when that cannot be guaranteed.
     pub unsafe fn as_bytes(&self) -> &[u8] {
         // SAFETY: the record is `#[repr(C)]` and made only of integers,
-        // byte arrays, atomics of integers and `CpuSlot` (integers and an
-        // `UnsafeCell<RegisterFrame>` of 21 `u64`s); `new` checks at
+        // byte arrays, atomics of integers and `CpuSlot` (integers, an
+        // `UnsafeCell<RegisterFrame>` of 21 `u64`s and an
+        // `UnsafeCell<ControlRegisters>` of integers without padding);
+        // `new` checks at
         // compile time that its size is the sum of its parts, so there is
         // no padding and every byte is initialised. The pointer and length
         // cover exactly `*self`, which outlives the slice. The caller
         // guarantees that no write (atomic or through `CpuSlot`'s frame
-        // cell) happens while the slice lives, so its reads race nothing.
+        // and control cells) happens while the slice lives, so its reads race nothing.
         unsafe {
             core::slice::from_raw_parts(core::ptr::from_ref(self).cast::<u8>(), size_of::<Self>())
         }
@@ -348,6 +350,26 @@ fn snapshot_cpu(put: &mut Writer<'_>, at: usize, slot: &CpuSlot) {
     {
         for (index, register) in frame.to_array().into_iter().enumerate() {
             put.u64(at + cpu::FRAME + index * 8, register);
+        }
+    }
+    if let Some(control) = slot.control() {
+        put.u32(at + cpu::CONTROL_VALID, control.valid);
+        let registers = [
+            control.cr0,
+            control.cr2,
+            control.cr3,
+            control.cr4,
+            control.efer,
+            control.fs_base,
+            control.gs_base,
+            control.kernel_gs_base,
+        ];
+        for (index, register) in registers.into_iter().enumerate() {
+            put.u64(at + cpu::CONTROL + index * 8, register);
+        }
+        let selectors = [control.ds, control.es, control.fs, control.gs];
+        for (index, selector) in selectors.into_iter().enumerate() {
+            put.u16(at + cpu::SELECTORS + index * 2, selector);
         }
     }
 }
@@ -417,7 +439,7 @@ mod tests {
         assert_eq!(offset_of!(Record, cpus), Record::CPUS_OFFSET);
         assert_eq!(offset_of!(Record, notifiers), Record::NOTIFIERS_OFFSET);
         assert_eq!(size_of::<Record>(), Record::TOTAL_SIZE);
-        assert_eq!(Record::TOTAL_SIZE, 80 + 728 + 3 * 200 + 2 * 80);
+        assert_eq!(Record::TOTAL_SIZE, 80 + 728 + 3 * 280 + 2 * 80);
         assert_eq!(core::mem::align_of::<Record>(), 8);
         // An empty table and an empty notifier list still lay out.
         assert_eq!(size_of::<CrashRecord<0, 0>>(), 808);
@@ -432,6 +454,11 @@ mod tests {
                 &crashkit_nmi::RegisterFrame {
                     rip: 0xdead,
                     ..Default::default()
+                },
+                &crashkit_nmi::ControlRegisters {
+                    valid: crashkit_nmi::control::valid::CR3,
+                    cr3: 0x7000,
+                    ..crashkit_nmi::ControlRegisters::NONE
                 },
                 crate::StopPath::Nmi,
                 1,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::frame;
 
-use crashkit_nmi::{CpuIndex, Platform};
+use crashkit_nmi::{ControlRegisters, CpuIndex, Platform};
 use crashkit_record::SlotFrame;
 use crashkit_record::{
     CpuState, CrashRecord, Decoded, NotifierEntry, NotifierList, NotifierOutcome, PanicPhase,
@@ -254,8 +254,14 @@ fn threads_as_cpus_write_while_the_owner_records_and_a_reader_parses() {
                     } else {
                         StopPath::Poll
                     };
-                    slot.record_stop(&cpu_frame(cpu), path, 1, 5_000 + cpu as u64)
-                        .unwrap();
+                    slot.record_stop(
+                        &cpu_frame(cpu),
+                        &ControlRegisters::NONE,
+                        path,
+                        1,
+                        5_000 + cpu as u64,
+                    )
+                    .unwrap();
                 })
             })
             .collect();
@@ -269,7 +275,7 @@ fn threads_as_cpus_write_while_the_owner_records_and_a_reader_parses() {
         panic.set_owner(CpuIndex(0));
         panic.set_phase(PanicPhase::Claimed);
         record.cpu_slots()[0]
-            .record_owner(&frame(0x4200), 0, 2)
+            .record_owner(&frame(0x4200), &ControlRegisters::NONE, 0, 2)
             .unwrap();
         let mut writer = panic.message_writer();
         for piece in pieces() {
@@ -329,7 +335,13 @@ fn cpus_stopped_by_simulated_nmis_record_their_interrupted_registers() {
             };
             record.panic().add_qspinlock_fallback();
             if slot
-                .record_stop(frame, StopPath::Nmi, 1, cpu.platform().now_ns())
+                .record_stop(
+                    frame,
+                    &cpu.platform().control_registers(),
+                    StopPath::Nmi,
+                    1,
+                    cpu.platform().now_ns(),
+                )
                 .is_ok()
             {
                 cpu.park();
@@ -350,7 +362,12 @@ fn cpus_stopped_by_simulated_nmis_record_their_interrupted_registers() {
             panic.set_owner(cpu.index());
             panic.set_phase(PanicPhase::Claimed);
             record.cpu_slots()[0]
-                .record_owner(&frame(0x4200), 0, platform.now_ns())
+                .record_owner(
+                    &frame(0x4200),
+                    &platform.control_registers(),
+                    0,
+                    platform.now_ns(),
+                )
                 .unwrap();
             let mut writer = panic.message_writer();
             for piece in pieces() {
@@ -384,6 +401,14 @@ fn cpus_stopped_by_simulated_nmis_record_their_interrupted_registers() {
         expected[0] = CpuOutcome::Finished;
         assert_eq!(report.outcomes, expected, "{report}");
         check_final(record, StopPath::Nmi, (CPUS - 1) as u32);
+        for (index, slot) in record.cpu_slots().iter().enumerate() {
+            let control = slot.control().expect("every CPU saved its control state");
+            assert_eq!(
+                control.cr3,
+                crashkit_sim::simulated_cr3(CpuIndex(index as u32)),
+                "CPU {index}'s control state is its own"
+            );
+        }
         assert_eq!(record.panic().shootdown().send_errors, 0);
         assert_eq!(
             record.notifier(5).map(|n| n.outcome()),

@@ -5,7 +5,7 @@
 
 use core::fmt::Write as _;
 
-use crashkit_nmi::{CpuIndex, RegisterFrame};
+use crashkit_nmi::{ControlRegisters, CpuIndex, RegisterFrame};
 use crashkit_record::{
     CrashRecord, DumpResult, FinalAction, NotifierEntry, NotifierList, NotifierOutcome, PanicPhase,
     PhaseStamp, RecordView, ShootdownTotals,
@@ -29,8 +29,14 @@ fn example() -> Vec<u8> {
         ss: 0x10,
         ..RegisterFrame::ZERO
     };
+    // Only CR3 read (a platform that knows nothing else).
+    let control = ControlRegisters {
+        valid: crashkit_nmi::control::valid::CR3,
+        cr3: 0x0010_3000,
+        ..ControlRegisters::NONE
+    };
     record.cpu_slots()[0]
-        .record_owner(&frame, 0, 0x1100)
+        .record_owner(&frame, &control, 0, 0x1100)
         .unwrap();
     panic.set_phase(PanicPhase::StoppingCpus);
     panic.record_shootdown(&ShootdownTotals::default());
@@ -96,6 +102,11 @@ fn the_documented_example_is_this_record() {
     let bytes = example();
     let view = RecordView::parse(&bytes).unwrap();
     assert_eq!(view.panic().message().as_str(), Some("oops"));
+    let control = view.cpu(0).and_then(|cpu| cpu.control()).unwrap();
+    assert_eq!(
+        (control.get("cr3"), control.get("cr0")),
+        (Some(0x0010_3000), None)
+    );
     let rendered = render(&bytes);
     let doc = include_str!("../../docs/crash-record.md");
     assert!(

@@ -66,14 +66,21 @@ fn check_filled(view: &RecordView<'_>) {
     );
     assert_eq!(stopped.frame(), Some(frame(0x1000)));
     assert_eq!(stopped.registers(), frame(0x1000).to_array());
+    let control = stopped.control().expect("a stopped CPU's control state");
+    assert_eq!(control.get("cr0"), Some(0x1000));
+    assert_eq!(control.get("cr3"), Some(0x1002));
+    assert_eq!(control.get("kernel_gs_base"), Some(0x1007));
+    assert_eq!(control.selectors, Some([0x1008, 0x1009, 0x100a, 0x100b]));
     let late = &cpus[1];
     assert_eq!(late.state(), Decoded::Known(CpuState::Unresponsive));
     assert_eq!(late.nmis_sent(), 2);
     assert_eq!(late.frame(), None, "no registers without a stop");
+    assert_eq!(late.control(), None, "no control state either");
     let owner = &cpus[2];
     assert_eq!(owner.state(), Decoded::Known(CpuState::PanicOwner));
     assert_eq!(owner.frame(), Some(frame(0x2000)));
     assert_eq!(owner.stopped_ns(), 1_500);
+    assert_eq!(owner.control().and_then(|c| c.get("efer")), Some(0x2004));
     assert_eq!(cpus[3].state(), Decoded::Known(CpuState::Absent));
     assert!(view.cpu(4).is_none());
 
@@ -229,6 +236,21 @@ fn a_grown_record_reads_the_same() {
 }
 
 #[test]
+fn a_slot_from_before_the_control_state_has_none() {
+    // A version-1 writer from before the control state wrote 200-byte CPU
+    // slots; the reader takes the stride from the table and finds no
+    // control state in them, rather than reading the next slot's bytes.
+    let mut bytes = filled_bytes();
+    let at = header::SECTION_TABLE + layout::SECTION_ENTRY_SIZE + section_entry::SLOT_SIZE;
+    bytes[at..at + 4].copy_from_slice(&(layout::cpu::MIN_SIZE as u32).to_le_bytes());
+    let view = RecordView::parse(&bytes).unwrap();
+    let cpu = view.cpu(0).unwrap();
+    assert_eq!(cpu.state(), Decoded::Known(CpuState::Stopped));
+    assert!(cpu.has_registers());
+    assert_eq!(cpu.control(), None);
+}
+
+#[test]
 fn a_big_endian_record_reads_the_same() {
     // Byte-swap every integer field of the filled record, as a big-endian
     // writer would have laid it out.
@@ -263,6 +285,13 @@ fn a_big_endian_record_reads_the_same() {
         fields.extend([(at, 4), (at + 4, 4), (at + 8, 4), (at + 12, 4)]);
         for i in 0..2 + 21 {
             fields.push((at + 16 + i * 8, 8));
+        }
+        fields.extend([(at + layout::cpu::CONTROL_VALID, 4), (at + 204, 4)]);
+        for i in 0..layout::cpu::CONTROL_COUNT {
+            fields.push((at + layout::cpu::CONTROL + i * 8, 8));
+        }
+        for i in 0..4 {
+            fields.push((at + layout::cpu::SELECTORS + i * 2, 2));
         }
     }
     for n in 0..3 {

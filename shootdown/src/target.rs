@@ -116,7 +116,13 @@ impl Shootdown {
             // wrote for another CPU) or `Stopped` (impossible: a stopped CPU
             // runs nothing). Nothing can be recorded then, and stopping is
             // still right: the shootdown's owner is in charge.
-            let _ = slot.record_stop(frame, path, nmi_depth, platform.now_ns());
+            let _ = slot.record_stop(
+                frame,
+                &platform.control_registers(),
+                path,
+                nmi_depth,
+                platform.now_ns(),
+            );
         }
         platform.park()
     }

@@ -73,7 +73,13 @@ impl Platform for Scripted {
                     rip: 0x1000 + index as u64,
                     ..RegisterFrame::ZERO
                 };
-                let _ = slot.record_stop(&frame, StopPath::Nmi, 1, self.now_ns());
+                let _ = slot.record_stop(
+                    &frame,
+                    &self.control_registers(),
+                    StopPath::Nmi,
+                    1,
+                    self.now_ns(),
+                );
             }
         }
     }

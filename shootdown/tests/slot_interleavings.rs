@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
-use crashkit_nmi::RegisterFrame;
+use crashkit_nmi::{ControlRegisters, RegisterFrame};
 use crashkit_record::{CpuSlot, CpuState, StopPath, StopRefused};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +80,9 @@ fn apply(slot: &CpuSlot, step: Step) -> Answer {
         }
         Step::MarkUnresponsive => Answer::Moved(slot.mark_unresponsive()),
         Step::MarkAbsent => Answer::Moved(slot.mark_absent()),
-        Step::Stop(path) => Answer::Stop(slot.record_stop(&frame(), path, 2, 20)),
+        Step::Stop(path) => {
+            Answer::Stop(slot.record_stop(&frame(), &ControlRegisters::NONE, path, 2, 20))
+        }
     }
 }
 
@@ -231,7 +233,10 @@ fn owner_and_target_racing_on_threads_agree_with_the_table() {
             for _ in 0..round % 7 {
                 std::hint::spin_loop();
             }
-            assert_eq!(slot.record_stop(&frame(), StopPath::Nmi, 2, 20), Ok(()));
+            assert_eq!(
+                slot.record_stop(&frame(), &ControlRegisters::NONE, StopPath::Nmi, 2, 20),
+                Ok(())
+            );
             owner.join().expect("the owner thread")
         });
         assert_eq!(slot.state(), Some(CpuState::Stopped), "round {round}");

@@ -119,10 +119,11 @@ pub fn ranges_to_dump(
 }
 
 /// The CPU notes from the record: one per CPU slot but those the record
-/// calls absent (no such CPU), registers where the record has them (zeros
-/// otherwise: unresponsive, or not yet reached by the shootdown), the panicking CPU's control registers
-/// from the entry. Returns the count, how many had no registers, and the
-/// panicking CPU.
+/// calls absent (no such CPU), registers and control state where the record
+/// has them (zeros and "unknown" otherwise: unresponsive, or not yet reached
+/// by the shootdown). The panicking CPU's CR0, CR3 and CR4 the record lacks
+/// come from the entry (the values at the jump). Returns the count, how many
+/// had no registers, and the panicking CPU.
 fn cpu_states(
     record: &RecordView<'_>,
     entry: EntryState,
@@ -146,10 +147,13 @@ fn cpu_states(
             None => without += 1,
         }
         let mut control = ControlState::unknown(index as u32);
+        if let Some(saved) = slot.control() {
+            fill_control(&mut control, &mut frame, &saved);
+        }
         if owner == Some(index as u32) {
-            control.cr0 = Some(entry.cr0);
-            control.cr3 = Some(entry.cr3);
-            control.cr4 = Some(entry.cr4);
+            control.cr0 = control.cr0.or(Some(entry.cr0));
+            control.cr3 = control.cr3.or(Some(entry.cr3));
+            control.cr4 = control.cr4.or(Some(entry.cr4));
         }
         *state = CpuState {
             registers: Registers::from_array(frame),
@@ -159,6 +163,38 @@ fn cpu_states(
         count += 1;
     }
     (count, without, owner)
+}
+
+/// The record's control state into the note's fields and the `pr_reg`
+/// slots past the record's 21 registers (`fs_base`, `gs_base`, `ds`, `es`,
+/// `fs`, `gs`).
+fn fill_control(
+    control: &mut ControlState,
+    frame: &mut [u64; Registers::NAMES.len()],
+    saved: &crashkit_record_format::ControlView,
+) {
+    control.cr0 = saved.get("cr0");
+    control.cr2 = saved.get("cr2");
+    control.cr3 = saved.get("cr3");
+    control.cr4 = saved.get("cr4");
+    control.efer = saved.get("efer");
+    control.fs_base = saved.get("fs_base");
+    control.gs_base = saved.get("gs_base");
+    control.kernel_gs_base = saved.get("kernel_gs_base");
+    let mut set = |name: &str, value: Option<u64>| {
+        if let (Some(value), Some(at)) = (value, Registers::NAMES.iter().position(|n| *n == name))
+            && let Some(slot) = frame.get_mut(at)
+        {
+            *slot = value;
+        }
+    };
+    set("fs_base", control.fs_base);
+    set("gs_base", control.gs_base);
+    if let Some(selectors) = saved.selectors {
+        for (name, value) in ["ds", "es", "fs", "gs"].into_iter().zip(selectors) {
+            set(name, Some(u64::from(value)));
+        }
+    }
 }
 
 /// Write the dump the block asks for onto `device`, in the dump-device

@@ -139,11 +139,19 @@ fn run(
     format: DumpFormat,
     disk: &mut Disk,
 ) -> Result<crashkit_kdump_capture::Outcome, CaptureError<&'static str>> {
+    run_with(format, disk, RECORD)
+}
+
+fn run_with(
+    format: DumpFormat,
+    disk: &mut Disk,
+    record: &[u8],
+) -> Result<crashkit_kdump_capture::Outcome, CaptureError<&'static str>> {
     let block = block(format);
     let mut memory = ram();
     let inputs = Inputs {
         block: &block,
-        record: RECORD,
+        record,
         vmcoreinfo: b"OSRELEASE=capture-test\nPAGESIZE=4096\n",
         memory_map: &MEMORY_MAP,
         entry: EntryState {
@@ -250,6 +258,111 @@ fn every_format_captures_every_page_but_the_reservation_and_every_cpu() {
                 check_pages(&|phys, buf| dump.read_phys(phys, buf).is_ok(), &mut page);
             }
         }
+    }
+}
+
+/// A record from the current writer: CPU 0 panicked, CPU 1 stopped, CPU
+/// 2 never answered; both CPUs with registers saved their control state.
+fn record_with_control_state() -> Vec<u8> {
+    use crashkit_nmi::{ControlRegisters, CpuIndex, RegisterFrame, control::valid};
+    use crashkit_record::{CrashRecord, PanicPhase, StopPath};
+    let record = CrashRecord::<3, 1>::new();
+    let control = |base: u64| ControlRegisters {
+        valid: valid::ALL,
+        reserved: 0,
+        cr0: 0x8005_0033,
+        cr2: base + 2,
+        cr3: base,
+        cr4: 0x6b0,
+        efer: 0xd01,
+        fs_base: base + 5,
+        gs_base: base + 6,
+        kernel_gs_base: base + 7,
+        ds: 0x18,
+        es: 0x18,
+        fs: 0,
+        gs: 0x2b,
+    };
+    let frame = |rip| RegisterFrame {
+        rip,
+        ..RegisterFrame::ZERO
+    };
+    record.panic().set_owner(CpuIndex(0));
+    record.panic().set_phase(PanicPhase::Claimed);
+    let slots = record.cpu_slots();
+    slots[0]
+        .record_owner(&frame(0x1000), &control(0x30_0000), 0, 1)
+        .unwrap();
+    slots[1].mark_nmi_sent(2);
+    slots[1]
+        .record_stop(&frame(0x2000), &control(0x31_0000), StopPath::Nmi, 1, 3)
+        .unwrap();
+    slots[2].mark_nmi_sent(2);
+    slots[2].mark_unresponsive();
+    let mut bytes = vec![0; CrashRecord::<3, 1>::TOTAL_SIZE];
+    record.snapshot(&mut bytes).unwrap();
+    bytes
+}
+
+#[test]
+fn every_stopped_cpu_gets_its_control_state_in_the_notes() {
+    let record = record_with_control_state();
+    for format in [DumpFormat::KdumpLzo, DumpFormat::Elf] {
+        let mut disk = Disk::new(16 << 20);
+        let outcome = run_with(format, &mut disk, &record).unwrap();
+        assert_eq!((outcome.cpus, outcome.cpus_without_registers), (3, 1));
+        let (_, file) = whole_file(&disk);
+        let cpus = match format {
+            DumpFormat::Elf => ElfDump::parse(file).unwrap().cpus().to_vec(),
+            _ => KdumpDump::parse(file).unwrap().cpus().to_vec(),
+        };
+        let control_of = |cpu: u32| {
+            cpus.iter()
+                .filter_map(|c| c.control)
+                .find(|c| c.cpu == cpu)
+                .unwrap()
+        };
+        // The owner's CR3 is the record's (the page tables it panicked
+        // with), not the entry's.
+        assert_eq!(control_of(0).cr3, Some(0x30_0000), "{format:?}");
+        let stopped = control_of(1);
+        assert_eq!(
+            (
+                stopped.cr3,
+                stopped.cr2,
+                stopped.efer,
+                stopped.kernel_gs_base
+            ),
+            (
+                Some(0x31_0000),
+                Some(0x31_0002),
+                Some(0xd01),
+                Some(0x31_0007)
+            ),
+            "{format:?}"
+        );
+        let never = control_of(2);
+        assert_eq!((never.cr3, never.cr0), (None, None), "{format:?}");
+        // The selectors and bases went into `pr_reg`.
+        let crashkit_dump_format::notes::read::CpuRegisters::X86_64(registers) = cpus
+            .iter()
+            .find(|c| c.control.is_some_and(|k| k.cpu == 1))
+            .unwrap()
+            .registers
+        else {
+            panic!("x86_64 registers");
+        };
+        assert_eq!(
+            (
+                registers.rip,
+                registers.fs_base,
+                registers.gs_base,
+                registers.ds,
+                registers.gs
+            ),
+            (0x2000, 0x31_0005, 0x31_0006, 0x18, 0x2b),
+            "{format:?}"
+        );
     }
 }
 

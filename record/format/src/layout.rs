@@ -227,8 +227,52 @@ pub mod cpu {
     pub const RSP: usize = 19;
     /// Index of `cs` in `FRAME` (its low two bits are the privilege level).
     pub const CS: usize = 17;
-    /// Size of a CPU slot in version 1.
-    pub const SIZE: usize = 200;
+    /// The smallest CPU slot a version-1 reader accepts: the fields above
+    /// (`state` to `FRAME`), as the first version-1 writers wrote them.
+    pub const MIN_SIZE: usize = 200;
+    /// `u32`, [`control`] bits: which control registers were saved (0:
+    /// none, or a writer from before the control state; a slot shorter than
+    /// [`SIZE`] has none either).
+    pub const CONTROL_VALID: usize = 200;
+    /// `u32`, zero (reserved).
+    pub const CONTROL_RESERVED: usize = 204;
+    /// `[u64; 8]`, CR0, CR2, CR3, CR4, EFER, FS base, GS base, kernel GS
+    /// base, in [`CONTROL_NAMES`] order.
+    pub const CONTROL: usize = 208;
+    /// Registers in `CONTROL`.
+    pub const CONTROL_COUNT: usize = 8;
+    /// The control registers' names, in `CONTROL` order; register `i` is
+    /// valid when bit `i` of `CONTROL_VALID` is set.
+    pub const CONTROL_NAMES: [&str; CONTROL_COUNT] = [
+        "cr0",
+        "cr2",
+        "cr3",
+        "cr4",
+        "efer",
+        "fs_base",
+        "gs_base",
+        "kernel_gs_base",
+    ];
+    /// `[u16; 4]`, the selectors `ds`, `es`, `fs`, `gs`, valid when
+    /// [`control::SELECTORS`] is set.
+    pub const SELECTORS: usize = 272;
+    /// The selectors' names, in `SELECTORS` order.
+    pub const SELECTOR_NAMES: [&str; 4] = ["ds", "es", "fs", "gs"];
+    /// Size of a CPU slot as this crate writes it (version 1 grown by the
+    /// control state, a compatible growth).
+    pub const SIZE: usize = 280;
+
+    /// Bits of `CONTROL_VALID` (the same as the NMI core's
+    /// `ControlRegisters::valid` and, for bits 0 to 7, the dump's
+    /// `ControlState` note).
+    pub mod control {
+        /// Bit `i` (0 to 7): `CONTROL` register `i` is valid.
+        pub const fn register(index: usize) -> u32 {
+            1 << index
+        }
+        /// The four selectors are valid.
+        pub const SELECTORS: u32 = 1 << 16;
+    }
 }
 
 /// Offsets of a notifier slot's fields.
@@ -262,7 +306,9 @@ const _: () = assert!(panic::MESSAGE + panic::MESSAGE_CAPACITY == panic::SIZE);
 const _: () =
     assert!(panic::ESCALATION_LOG + panic::ESCALATION_LOG_LEN * escalation::SIZE == panic::MESSAGE);
 const _: () = assert!(panic::STAMPS + panic::STAMP_COUNT * 8 == panic::ESCALATION_LOG);
-const _: () = assert!(cpu::FRAME + cpu::REGISTER_COUNT * 8 == cpu::SIZE);
+const _: () = assert!(cpu::FRAME + cpu::REGISTER_COUNT * 8 == cpu::MIN_SIZE);
+const _: () = assert!(cpu::CONTROL + cpu::CONTROL_COUNT * 8 == cpu::SELECTORS);
+const _: () = assert!(cpu::SELECTORS + 4 * 2 == cpu::SIZE);
 const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::RIP].as_bytes(), b"rip"));
 const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::RSP].as_bytes(), b"rsp"));
 const _: () = assert!(matches!(cpu::REGISTER_NAMES[cpu::CS].as_bytes(), b"cs"));

@@ -28,7 +28,7 @@ pub use codes::{
 };
 pub use notifier_codes::{NotifierList, NotifierOutcome};
 pub use parse::{
-    ByteOrder, CpuSlotView, Header, NotifierView, PanicView, ParseError, ParseErrorKind,
-    RecordView, Scan, SectionDescriptor, Summary, TextView, scan,
+    ByteOrder, ControlView, CpuSlotView, Header, NotifierView, PanicView, ParseError,
+    ParseErrorKind, RecordView, Scan, SectionDescriptor, Summary, TextView, scan,
 };
 pub use shootdown::{CpuState, ShootdownTotals, StopPath};

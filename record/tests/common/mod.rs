@@ -5,7 +5,7 @@
 
 use core::fmt::Write;
 
-use crashkit_nmi::{CpuIndex, RegisterFrame};
+use crashkit_nmi::{ControlRegisters, CpuIndex, RegisterFrame};
 use crashkit_record::{
     CrashRecord, DumpResult, FinalAction, NotifierEntry, NotifierList, NotifierOutcome, PanicPhase,
     PhaseStamp, ShootdownTotals, Skipped, StopPath,
@@ -24,6 +24,27 @@ pub fn frame(base: u64) -> RegisterFrame {
         *r = base + i as u64;
     }
     RegisterFrame::from_array(regs)
+}
+
+/// A control state with every register valid, each `base` plus its index
+/// (CR0 = base, CR2 = base + 1, ..., selectors base + 8 onwards).
+pub fn control(base: u64) -> ControlRegisters {
+    ControlRegisters {
+        valid: crashkit_nmi::control::valid::ALL,
+        reserved: 0,
+        cr0: base,
+        cr2: base + 1,
+        cr3: base + 2,
+        cr4: base + 3,
+        efer: base + 4,
+        fs_base: base + 5,
+        gs_base: base + 6,
+        kernel_gs_base: base + 7,
+        ds: (base + 8) as u16,
+        es: (base + 9) as u16,
+        fs: (base + 10) as u16,
+        gs: (base + 11) as u16,
+    }
 }
 
 /// The shootdown totals the filled record holds.
@@ -53,11 +74,13 @@ pub fn fill(record: &Record) {
     write!(message, "kernel panic at {file}:{line}: ").unwrap();
     write!(message, "out of memory (é€😀)").unwrap();
     let slots = record.cpu_slots();
-    slots[2].record_owner(&frame(0x2000), 0, 1_500).unwrap();
+    slots[2]
+        .record_owner(&frame(0x2000), &control(0x2000), 0, 1_500)
+        .unwrap();
     panic.set_phase(PanicPhase::StoppingCpus);
     assert!(slots[0].mark_nmi_sent(2_000));
     slots[0]
-        .record_stop(&frame(0x1000), StopPath::Nmi, 2, 2_100)
+        .record_stop(&frame(0x1000), &control(0x1000), StopPath::Nmi, 2, 2_100)
         .unwrap();
     assert!(slots[1].mark_nmi_sent(2_000));
     slots[1].count_nmi_sent();

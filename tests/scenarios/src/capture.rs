@@ -253,11 +253,53 @@ pub fn check(
             "only {compared} pages of guest RAM are in the dump"
         ));
     }
+    every_cpu_translates(&cli, &saved, view)?;
     if file.starts_with(b"\x7fELF") {
         elf_tools(&saved, kernel, cpus)
     } else {
         kdump_tools(work_dir, &saved, &file, ram_path)
     }
+}
+
+/// `crashkit vtop --cpu N` for every CPU the record saved registers for
+/// (the panicking CPU and every stopped one): the walk uses that CPU's CR3
+/// from the record's control state and maps its stack pointer to itself
+/// (the test kernel identity-maps its first 4 GiB).
+fn every_cpu_translates(cli: &Path, saved: &Path, view: &RecordView<'_>) -> Result<(), String> {
+    let mut checked = 0;
+    for (index, cpu) in view.cpus().enumerate() {
+        let (Some(frame), Some(control)) = (cpu.frame(), cpu.control()) else {
+            continue;
+        };
+        let cr3 = control
+            .get("cr3")
+            .ok_or(format!("CPU {index} stopped without a CR3 in the record"))?;
+        let what = format!("crashkit vtop --cpu {index}");
+        let out = run(
+            Command::new(cli)
+                .args(["vtop", "--json", "--cpu", &index.to_string()])
+                .arg(saved)
+                .arg(format!("{:#x}", frame.rsp)),
+            &what,
+        )?;
+        let json: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| format!("{what}: not JSON ({e}): {out}"))?;
+        let vtop = &json["vtop"];
+        if vtop["space"]["cr3"].as_u64() != Some(cr3)
+            || vtop["result"] != "mapped"
+            || vtop["phys"].as_u64() != Some(frame.rsp)
+        {
+            return Err(format!(
+                "{what} of rsp {:#x}: expected a walk through CR3 {cr3:#x} to itself, got {out}",
+                frame.rsp
+            ));
+        }
+        checked += 1;
+    }
+    if checked == 0 {
+        return Err("no CPU of the record has a control state".to_owned());
+    }
+    Ok(())
 }
 
 /// readelf and gdb on an ELF dump.

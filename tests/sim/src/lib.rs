@@ -67,6 +67,6 @@ mod socket;
 
 pub use cpu::{Masked, SimCpu};
 pub use machine::{CpuOutcome, EntryFn, EntryKind, MAX_CPUS, Machine, RunReport};
-pub use platform::{SimCpuStats, SimPlatform, current_cpu};
+pub use platform::{SimCpuStats, SimPlatform, current_cpu, simulated_cr3};
 pub use rng::Rng;
 pub use socket::{AlreadyPlugged, Socket};

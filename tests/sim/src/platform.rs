@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use crashkit_nmi::{CpuIndex, NmiSendError, Platform};
+use crashkit_nmi::{ControlRegisters, CpuIndex, NmiSendError, Platform};
 
 use crate::rng::mix;
 use crate::signals::{CURRENT, signal_of};
@@ -239,6 +239,14 @@ pub fn current_cpu() -> Option<CpuIndex> {
     unsafe { current.as_ref() }.map(SimCpu::index)
 }
 
+/// The CR3 a simulated CPU reports ([`Platform::control_registers`]): a
+/// made-up page-table address, different per CPU (`0x10_0000 + index *
+/// 0x1000`), so a test can tell that each CPU's control state landed in its
+/// own slot. User-mode threads cannot read the real control registers.
+pub const fn simulated_cr3(cpu: CpuIndex) -> u64 {
+    0x10_0000 + cpu.0 as u64 * 0x1000
+}
+
 impl Platform for SimPlatform {
     /// The CPU whose thread calls; [`CpuIndex::UNKNOWN`] (as the trait
     /// asks) on a thread that is not one of this machine's CPUs.
@@ -283,6 +291,20 @@ impl Platform for SimPlatform {
             }
         }
         Ok(())
+    }
+
+    /// Only CR3, made up ([`simulated_cr3`]); nothing on a thread that is
+    /// not one of this machine's CPUs.
+    fn control_registers(&self) -> ControlRegisters {
+        let cpu = self.current_cpu();
+        if cpu.is_unknown() {
+            return ControlRegisters::NONE;
+        }
+        ControlRegisters {
+            valid: crashkit_nmi::control::valid::CR3,
+            cr3: simulated_cr3(cpu),
+            ..ControlRegisters::NONE
+        }
     }
 
     /// Blocks the interrupt signal on the calling thread (a simulated CPU,

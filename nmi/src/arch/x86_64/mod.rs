@@ -18,6 +18,8 @@
 //! - `capture`: [`RegisterFrame::capture`](crate::RegisterFrame::capture),
 //!   the calling CPU's own registers at the capture point (for a CPU that
 //!   stops itself, and for the panic owner); runs in any privilege level.
+//! - `control`: [`ControlRegisters::capture`](crate::ControlRegisters::capture),
+//!   the calling CPU's control registers, FS/GS bases and selectors (ring 0).
 //!
 //! What is tested where: on the host (`cargo test`), the ICR and register
 //! encodings, the x2APIC mode transition, the CPU table, the TSC conversion,
@@ -32,8 +34,10 @@
 
 pub mod apic;
 mod capture;
+mod control;
 pub mod entry;
 mod platform;
 
 pub use apic::{ApicError, ExternalNmi, LocalApic};
+pub use control::{MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_KERNEL_GS_BASE};
 pub use platform::{RegisterCpuError, X86Platform};

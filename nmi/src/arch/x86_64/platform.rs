@@ -44,7 +44,7 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use super::apic::{ApicError, LocalApic};
-use crate::{CpuIndex, NmiSendError, Platform};
+use crate::{ControlRegisters, CpuIndex, NmiSendError, Platform};
 
 /// Slot value of an unregistered CPU. It is the x2APIC broadcast ID and out of
 /// xAPIC range, so no CPU can be registered with it.
@@ -353,6 +353,16 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
     /// instructions fault in user mode.
     fn disable_interrupts(&self) {
         x86_64::instructions::interrupts::disable();
+    }
+
+    /// Every register of [`ControlRegisters`], read from the CPU.
+    fn control_registers(&self) -> ControlRegisters {
+        // SAFETY: `X86Platform` is a ring-0 kernel's platform: its `park`
+        // and `disable_interrupts` (`cli`, `hlt`) and its APIC accesses are
+        // privileged too, so a caller of any of its CPU-facing methods is in
+        // ring 0 on an x86_64 CPU, which is `capture`'s contract. Reading
+        // the registers changes no state another context relies on.
+        unsafe { ControlRegisters::capture() }
     }
 
     fn park(&self) -> ! {

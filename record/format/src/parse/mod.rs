@@ -17,7 +17,7 @@ mod view;
 pub use bytes::ByteOrder;
 pub use error::{ParseError, ParseErrorKind};
 pub use summary::Summary;
-pub use view::{CpuSlotView, NotifierView, PanicView, TextView};
+pub use view::{ControlView, CpuSlotView, NotifierView, PanicView, TextView};
 
 use bytes::Bytes;
 
@@ -74,7 +74,7 @@ pub struct RecordView<'a> {
 /// The version-1 section kinds a reader requires, with their slot sizes.
 const REQUIRED: [(u32, usize); 3] = [
     (section_kind::PANIC, layout::panic::SIZE),
-    (section_kind::CPUS, layout::cpu::SIZE),
+    (section_kind::CPUS, layout::cpu::MIN_SIZE),
     (section_kind::NOTIFIERS, layout::notifier::SIZE),
 ];
 

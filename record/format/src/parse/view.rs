@@ -222,6 +222,46 @@ impl<'a> CpuSlotView<'a> {
     pub fn saved_registers(&self) -> Option<[u64; cpu::REGISTER_COUNT]> {
         self.has_registers().then(|| self.registers())
     }
+
+    /// The control state saved with the registers: `None` if the state
+    /// has no registers, or the slot is too short to hold it (a writer from
+    /// before the control state). Registers whose valid bit is clear are
+    /// `None` in the result.
+    pub fn control(&self) -> Option<ControlView> {
+        if !self.has_registers() || self.bytes.data.len() < cpu::SIZE {
+            return None;
+        }
+        let valid = self.bytes.u32(cpu::CONTROL_VALID);
+        Some(ControlView {
+            valid,
+            registers: core::array::from_fn(|index| {
+                (valid & cpu::control::register(index) != 0)
+                    .then(|| self.bytes.u64(cpu::CONTROL + index * 8))
+            }),
+            selectors: (valid & cpu::control::SELECTORS != 0)
+                .then(|| core::array::from_fn(|index| self.bytes.u16(cpu::SELECTORS + index * 2))),
+        })
+    }
+}
+
+/// A CPU's saved control state ([`CpuSlotView::control`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlView {
+    /// The stored valid bits (unknown bits kept).
+    pub valid: u32,
+    /// CR0, CR2, CR3, CR4, EFER, FS base, GS base, kernel GS base
+    /// ([`cpu::CONTROL_NAMES`] order); `None` where the valid bit is clear.
+    pub registers: [Option<u64>; cpu::CONTROL_COUNT],
+    /// `ds`, `es`, `fs`, `gs`, if saved.
+    pub selectors: Option<[u16; 4]>,
+}
+
+impl ControlView {
+    /// Control register `name` ([`cpu::CONTROL_NAMES`]), if saved.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        let index = cpu::CONTROL_NAMES.iter().position(|n| *n == name)?;
+        self.registers.get(index).copied().flatten()
+    }
 }
 
 /// One recorded notifier outcome of a parsed record.

@@ -18,7 +18,9 @@ pub trait CrashLog: Sync + 'static {
     fn record_notifier(&self, entry: &NotifierEntry<'_>) -> Result<(), Full>;
 }
 
-impl<const CPUS: usize, const NOTIFIERS: usize> CrashLog for CrashRecord<CPUS, NOTIFIERS> {
+impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize> CrashLog
+    for CrashRecord<CPUS, NOTIFIERS, EXCLUSIONS>
+{
     fn panic_section(&self) -> &PanicSection {
         self.panic()
     }

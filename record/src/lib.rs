@@ -21,6 +21,10 @@
 //!   state machine and the registers each CPU saved when it stopped;
 //! - a **notifier slot** ([`NotifierSlot`]): one notifier's outcome, in run
 //!   order;
+//! - the **dump section** ([`DumpSection`]): which writer wrote the dump,
+//!   why, how it ended, and the memory the in-place writer changed;
+//! - an **exclusion slot** ([`ExclusionSlot`]): a range of memory a dump
+//!   must leave out, registered at run time without a lock;
 //! - the **reader** ([`RecordView`]): validates bytes and gives typed
 //!   access, `no_std` and without allocation, for the CLI and for tests.
 //!
@@ -40,6 +44,8 @@
 #![cfg_attr(not(test), no_std)]
 
 mod cpu;
+pub mod dump;
+pub mod exclusion;
 mod notifier;
 mod panic;
 mod record;
@@ -48,14 +54,17 @@ mod text;
 pub use cpu::{CpuSlot, StopRefused};
 pub use crashkit_record_format::layout;
 pub use crashkit_record_format::{
-    ByteOrder, Code, CpuSlotView, CpuState, Decoded, DumpResult, Escalation, FinalAction, Header,
-    NotifierList, NotifierOutcome, NotifierView, PanicPhase, PanicView, ParseError, ParseErrorKind,
-    PhaseStamp, RecordView, Scan, SectionDescriptor, ShootdownTotals, Skipped, StopPath, Summary,
-    TextView, scan,
+    ByteOrder, ChangedKind, ChangedRange, Code, ControlView, CpuSlotView, CpuState, Decoded,
+    DumpOutcome, DumpPath, DumpResult, DumpView, Escalation, ExclusionView, FallbackReason,
+    FinalAction, Header, NotifierList, NotifierOutcome, NotifierView, PanicPhase, PanicView,
+    ParseError, ParseErrorKind, PhaseStamp, RecordView, Scan, SectionDescriptor, ShootdownTotals,
+    Skipped, StopPath, Summary, TextView, scan,
 };
+pub use dump::DumpSection;
+pub use exclusion::{ExcludeError, Exclusion, ExclusionSlot};
 pub use notifier::{NotifierEntry, NotifierSlot};
 pub use panic::{Full, MessageWriter, PanicSection};
-pub use record::{CrashRecord, SnapshotTooSmall};
+pub use record::{CrashRecord, DEFAULT_EXCLUSIONS, SnapshotTooSmall};
 pub use text::Text;
 
 /// The registers a parsed CPU slot holds, as the kernel-side

@@ -20,7 +20,12 @@ use core::sync::atomic::Ordering;
 use crashkit_nmi::CpuIndex;
 
 use crate::cpu::CpuSlot;
+use crate::dump::DumpSection;
+use crate::exclusion::{ExcludeError, Exclusion, ExclusionSlot};
 use crate::layout::{self, cpu, header, notifier, section_kind};
+
+/// Exclusion slots a record has unless its type says otherwise.
+pub const DEFAULT_EXCLUSIONS: usize = 8;
 use crate::notifier::{NotifierEntry, NotifierSlot};
 use crate::panic::{Full, PanicSection};
 
@@ -63,8 +68,9 @@ struct RecordHeader {
 }
 
 /// The crash record for a machine of `CPUS` CPUs and a panic path that
-/// records up to `NOTIFIERS` notifier outcomes (`#[repr(C)]`, 8-byte
-/// aligned, [`Self::TOTAL_SIZE`] bytes, no padding).
+/// records up to `NOTIFIERS` notifier outcomes, with `EXCLUSIONS` slots for
+/// memory a dump must leave out (`#[repr(C)]`, 8-byte aligned,
+/// [`Self::TOTAL_SIZE`] bytes, no padding).
 ///
 /// ```
 /// use crashkit_record::{CrashRecord, PanicPhase, PhaseStamp};
@@ -84,11 +90,17 @@ struct RecordHeader {
 /// assert_eq!(view.panic().message().as_str(), Some("out of memory"));
 /// ```
 #[repr(C)]
-pub struct CrashRecord<const CPUS: usize, const NOTIFIERS: usize> {
+pub struct CrashRecord<
+    const CPUS: usize,
+    const NOTIFIERS: usize,
+    const EXCLUSIONS: usize = DEFAULT_EXCLUSIONS,
+> {
     header: RecordHeader,
     panic: PanicSection,
     cpus: [CpuSlot; CPUS],
     notifiers: [NotifierSlot; NOTIFIERS],
+    dump: DumpSection,
+    exclusions: [ExclusionSlot; EXCLUSIONS],
 }
 
 /// [`CrashRecord::snapshot`]'s buffer was too small.
@@ -112,31 +124,42 @@ impl fmt::Display for SnapshotTooSmall {
 
 impl core::error::Error for SnapshotTooSmall {}
 
-impl<const CPUS: usize, const NOTIFIERS: usize> Default for CrashRecord<CPUS, NOTIFIERS> {
+impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize> Default
+    for CrashRecord<CPUS, NOTIFIERS, EXCLUSIONS>
+{
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const CPUS: usize, const NOTIFIERS: usize> fmt::Debug for CrashRecord<CPUS, NOTIFIERS> {
+impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize> fmt::Debug
+    for CrashRecord<CPUS, NOTIFIERS, EXCLUSIONS>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CrashRecord")
             .field("cpus", &CPUS)
             .field("notifiers", &NOTIFIERS)
+            .field("exclusions", &EXCLUSIONS)
             .field("panic", &self.panic)
             .finish_non_exhaustive()
     }
 }
 
-impl<const CPUS: usize, const NOTIFIERS: usize> CrashRecord<CPUS, NOTIFIERS> {
+impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize>
+    CrashRecord<CPUS, NOTIFIERS, EXCLUSIONS>
+{
     /// Where the panic section starts.
     pub const PANIC_OFFSET: usize = layout::HEADER_SIZE;
     /// Where the CPU slots start.
     pub const CPUS_OFFSET: usize = Self::PANIC_OFFSET + layout::panic::SIZE;
     /// Where the notifier slots start.
     pub const NOTIFIERS_OFFSET: usize = Self::CPUS_OFFSET + CPUS * cpu::SIZE;
+    /// Where the dump section starts.
+    pub const DUMP_OFFSET: usize = Self::NOTIFIERS_OFFSET + NOTIFIERS * notifier::SIZE;
+    /// Where the exclusion slots start.
+    pub const EXCLUSIONS_OFFSET: usize = Self::DUMP_OFFSET + layout::dump::SIZE;
     /// The record's size in bytes.
-    pub const TOTAL_SIZE: usize = Self::NOTIFIERS_OFFSET + NOTIFIERS * notifier::SIZE;
+    pub const TOTAL_SIZE: usize = Self::EXCLUSIONS_OFFSET + EXCLUSIONS * layout::exclusion::SIZE;
 
     /// An empty record (no panic), its header filled in. Usable in a
     /// `static`; a record too large for the format's 32-bit sizes does not
@@ -171,12 +194,48 @@ impl<const CPUS: usize, const NOTIFIERS: usize> CrashRecord<CPUS, NOTIFIERS> {
                         NOTIFIERS,
                         notifier::SIZE,
                     ),
+                    SectionEntry::new(
+                        section_kind::EXCLUSIONS,
+                        Self::EXCLUSIONS_OFFSET,
+                        EXCLUSIONS,
+                        layout::exclusion::SIZE,
+                    ),
+                    SectionEntry::new(section_kind::DUMP, Self::DUMP_OFFSET, 1, layout::dump::SIZE),
                 ],
             },
             panic: PanicSection::new(),
             cpus: [const { CpuSlot::new() }; CPUS],
             notifiers: [const { NotifierSlot::new() }; NOTIFIERS],
+            dump: DumpSection::new(),
+            exclusions: [const { ExclusionSlot::new() }; EXCLUSIONS],
         }
+    }
+
+    /// Leave `len` bytes of physical memory at `start` out of any dump
+    /// (see [`crate::exclusion`]'s docs for the order to keep: register,
+    /// then write the secret). Lock-free and bounded: callable from any
+    /// context, NMI included.
+    pub fn exclude(&self, start: u64, len: u64) -> Result<Exclusion, ExcludeError> {
+        crate::exclusion::exclude(&self.exclusions, start, len)
+    }
+
+    /// Let a registered range into dumps again (wipe the secret first).
+    /// Lock-free and bounded. Returns false if `exclusion` is not this
+    /// record's (its slot was not active).
+    pub fn include_again(&self, exclusion: Exclusion) -> bool {
+        self.exclusions
+            .get(exclusion.slot())
+            .is_some_and(ExclusionSlot::release)
+    }
+
+    /// The exclusion slots.
+    pub const fn exclusion_slots(&self) -> &[ExclusionSlot] {
+        &self.exclusions
+    }
+
+    /// The dump section.
+    pub const fn dump(&self) -> &DumpSection {
+        &self.dump
     }
 
     /// The panic section: phase, owner, stamps, counters, message.
@@ -264,6 +323,14 @@ impl<const CPUS: usize, const NOTIFIERS: usize> CrashRecord<CPUS, NOTIFIERS> {
             put.u64(at + notifier::DURATION_NS, duration_ns);
             put.bytes(at + notifier::NAME, &name);
         }
+        self.snapshot_dump(&mut put, Self::DUMP_OFFSET);
+        for (index, slot) in self.exclusions.iter().enumerate() {
+            let at = Self::EXCLUSIONS_OFFSET + index * layout::exclusion::SIZE;
+            let (state, start, len) = slot.words();
+            put.u32(at + layout::exclusion::STATE, state);
+            put.u64(at + layout::exclusion::START, start);
+            put.u64(at + layout::exclusion::LEN, len);
+        }
         Ok(needed)
     }
 
@@ -284,6 +351,24 @@ impl<const CPUS: usize, const NOTIFIERS: usize> CrashRecord<CPUS, NOTIFIERS> {
             put.u32(at + layout::section_entry::OFFSET, entry.offset);
             put.u32(at + layout::section_entry::COUNT, entry.count);
             put.u32(at + layout::section_entry::SLOT_SIZE, entry.slot_size);
+        }
+    }
+
+    fn snapshot_dump(&self, put: &mut Writer<'_>, at: usize) {
+        use layout::dump as d;
+        let copy = self.dump.words();
+        for (index, word) in copy.words.into_iter().enumerate() {
+            put.u32(at + index * 4, word);
+        }
+        for (index, long) in copy.longs.into_iter().enumerate() {
+            put.u64(at + d::PAGES_WRITTEN + index * 8, long);
+        }
+        for (index, (start, len, kind, flags)) in copy.changed.into_iter().enumerate() {
+            let entry = at + d::CHANGED + index * d::changed::SIZE;
+            put.u64(entry + d::changed::START, start);
+            put.u64(entry + d::changed::LEN, len);
+            put.u32(entry + d::changed::KIND, kind);
+            put.u32(entry + d::changed::FLAGS, flags);
         }
     }
 
@@ -439,10 +524,15 @@ mod tests {
         assert_eq!(offset_of!(Record, cpus), Record::CPUS_OFFSET);
         assert_eq!(offset_of!(Record, notifiers), Record::NOTIFIERS_OFFSET);
         assert_eq!(size_of::<Record>(), Record::TOTAL_SIZE);
-        assert_eq!(Record::TOTAL_SIZE, 80 + 728 + 3 * 280 + 2 * 80);
+        assert_eq!(offset_of!(Record, dump), Record::DUMP_OFFSET);
+        assert_eq!(offset_of!(Record, exclusions), Record::EXCLUSIONS_OFFSET);
+        assert_eq!(
+            Record::TOTAL_SIZE,
+            112 + 728 + 3 * 280 + 2 * 80 + 248 + DEFAULT_EXCLUSIONS * 24
+        );
         assert_eq!(core::mem::align_of::<Record>(), 8);
         // An empty table and an empty notifier list still lay out.
-        assert_eq!(size_of::<CrashRecord<0, 0>>(), 808);
+        assert_eq!(size_of::<CrashRecord<0, 0, 0>>(), 840 + 248);
     }
 
     #[test]

@@ -11,11 +11,13 @@ use crashkit_record::{
     PhaseStamp, RecordView, ShootdownTotals,
 };
 
-/// One CPU (the owner), one notifier slot.
-type Example = CrashRecord<1, 1>;
+/// One CPU (the owner), one notifier slot, one exclusion slot.
+type Example = CrashRecord<1, 1, 1>;
 
 fn example() -> Vec<u8> {
     let record = Example::new();
+    // A secret at boot: 8 KiB at 2 MiB, left out of any dump.
+    let _secret = record.exclude(0x20_0000, 0x2000).unwrap();
     let panic = record.panic();
     panic.stamp(PhaseStamp::PanicEntry, 0x1000);
     panic.set_owner(CpuIndex(0));

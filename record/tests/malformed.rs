@@ -104,7 +104,7 @@ fn header_sizes_that_lie_are_caught() {
             ParseErrorKind::BadSize {
                 field: "total_size",
                 value: 79,
-                minimum: 80
+                minimum: 112
             }
         )
     );
@@ -119,7 +119,7 @@ fn header_sizes_that_lie_are_caught() {
         at(
             header::SECTION_TABLE_OFFSET,
             ParseErrorKind::SectionTableOutsideHeader {
-                end: 80,
+                end: 112,
                 header_size: 64
             }
         )
@@ -147,10 +147,10 @@ fn header_sizes_that_lie_are_caught() {
         )
     );
     assert_eq!(
-        error_after(|b| put_u32(b, header::SECTION_COUNT, 4)).kind,
+        error_after(|b| put_u32(b, header::SECTION_COUNT, 6)).kind,
         ParseErrorKind::SectionTableOutsideHeader {
-            end: 96,
-            header_size: 80
+            end: 128,
+            header_size: 112
         }
     );
     assert_eq!(
@@ -165,6 +165,55 @@ fn header_sizes_that_lie_are_caught() {
 }
 
 #[test]
+fn a_dump_section_that_lies_is_caught() {
+    let dump = Record::DUMP_OFFSET;
+    assert_eq!(
+        error_after(|b| put_u32(b, dump + layout::dump::CHANGED_COUNT, 9)),
+        at(
+            dump + layout::dump::CHANGED_COUNT,
+            ParseErrorKind::TooLarge {
+                field: "changed_count",
+                value: 9,
+                limit: 8
+            }
+        )
+    );
+    assert_eq!(
+        error_after(|b| put_u32(b, entry(4, section_entry::COUNT), 0)),
+        at(
+            entry(4, section_entry::COUNT),
+            ParseErrorKind::BadSlotCount {
+                kind: section_kind::DUMP,
+                count: 0
+            }
+        )
+    );
+    assert_eq!(
+        error_after(|b| put_u32(b, entry(4, section_entry::SLOT_SIZE), 247)),
+        at(
+            entry(4, section_entry::SLOT_SIZE),
+            ParseErrorKind::SlotTooSmall {
+                kind: section_kind::DUMP,
+                slot_size: 247,
+                minimum: 248
+            }
+        )
+    );
+}
+
+#[test]
+fn a_record_without_the_newer_sections_reads() {
+    // A writer from before the exclusion and dump sections: three table
+    // entries. The reader has neither and says so.
+    let mut bytes = filled_bytes();
+    put_u32(&mut bytes, header::SECTION_COUNT, 3);
+    let view = RecordView::parse(&bytes).unwrap();
+    assert!(!view.has_exclusions());
+    assert_eq!(view.exclusions().count(), 0);
+    assert!(view.dump().is_none());
+}
+
+#[test]
 fn sections_that_lie_are_caught() {
     let cpus = section_kind::CPUS;
     // Past the end, by offset and by a huge count (no overflow: u64 sums).
@@ -172,12 +221,12 @@ fn sections_that_lie_are_caught() {
     assert_eq!(error.offset, entry(1, section_entry::OFFSET));
     assert!(matches!(
         error.kind,
-        ParseErrorKind::SectionOutOfBounds { kind, end: 2_820, total_size: 2_168 } if kind == cpus
+        ParseErrorKind::SectionOutOfBounds { kind, end: 2_820, total_size: 2_640 } if kind == cpus
     ));
     let error = error_after(|b| put_u32(b, entry(1, section_entry::COUNT), u32::MAX));
     assert!(matches!(
         error.kind,
-        ParseErrorKind::SectionOutOfBounds { end, .. } if end == 808 + u64::from(u32::MAX) * 280
+        ParseErrorKind::SectionOutOfBounds { end, .. } if end == 840 + u64::from(u32::MAX) * 280
     ));
     let error = error_after(|b| put_u32(b, entry(2, section_entry::SLOT_SIZE), u32::MAX));
     assert!(matches!(

@@ -11,9 +11,38 @@ use common::{MESSAGE, Record, TOTALS, fill, filled_bytes, frame, get_u32, put_u1
 use crashkit_record::SlotFrame;
 use crashkit_record::layout::{self, header, section_entry};
 use crashkit_record::{
-    ByteOrder, CpuState, Decoded, DumpResult, FinalAction, NotifierList, NotifierOutcome,
-    PanicPhase, PhaseStamp, RecordView, Skipped, StopPath, scan,
+    ByteOrder, ChangedKind, ChangedRange, CpuState, Decoded, DumpOutcome, DumpPath, DumpResult,
+    FallbackReason, FinalAction, NotifierList, NotifierOutcome, PanicPhase, PhaseStamp, RecordView,
+    Skipped, StopPath, scan,
 };
+
+/// The exclusion and dump sections `fill` wrote.
+fn check_filled_sections(view: &RecordView<'_>) {
+    assert!(view.has_exclusions());
+    assert_eq!(
+        view.exclusions().collect::<Vec<_>>(),
+        [(0x20_0000, 0x3000), (0x40_0000, 0x10)],
+        "the removed range is not excluded; the slot it freed was reused"
+    );
+    let dump = view.dump().expect("the dump section");
+    assert_eq!(dump.path(), Decoded::Known(DumpPath::InPlace));
+    assert_eq!(dump.reason(), Decoded::Known(FallbackReason::ImageChanged));
+    assert_eq!(dump.handover_error(), 3);
+    assert_eq!(dump.outcome(), Decoded::Known(DumpOutcome::Complete));
+    assert_eq!((dump.pages_written(), dump.data_bytes()), (1234, 0x10_0000));
+    assert_eq!(dump.started_finished_ns(), (4_000, 4_500));
+    let changed: Vec<_> = dump.changed().collect();
+    assert_eq!(changed.len(), 2);
+    assert_eq!(
+        changed[1],
+        ChangedRange {
+            start: 0x9_0000,
+            len: 0x6_0000,
+            kind: Decoded::Known(ChangedKind::WriterState),
+            left_out: true
+        }
+    );
+}
 
 /// Every value `fill` wrote, read back through the parser.
 fn check_filled(view: &RecordView<'_>) {
@@ -83,6 +112,8 @@ fn check_filled(view: &RecordView<'_>) {
     assert_eq!(owner.control().and_then(|c| c.get("efer")), Some(0x2004));
     assert_eq!(cpus[3].state(), Decoded::Known(CpuState::Absent));
     assert!(view.cpu(4).is_none());
+
+    check_filled_sections(view);
 
     assert_eq!(view.notifier_slot_count(), 3);
     let notifiers: Vec<_> = view.notifiers().collect();
@@ -178,7 +209,8 @@ fn grown(v1: &[u8]) -> Vec<u8> {
     const ENTRY: usize = layout::SECTION_ENTRY_SIZE + 4;
     const SLOT_EXTRA: usize = 8;
     let table = layout::HEADER_FIXED_SIZE + EXTRA_FIXED;
-    let header_size = table + 4 * ENTRY;
+    let sections = layout::SECTION_COUNT;
+    let header_size = table + (sections + 1) * ENTRY;
     let mut out = vec![0u8; header_size];
     out[..layout::HEADER_FIXED_SIZE].copy_from_slice(&v1[..layout::HEADER_FIXED_SIZE]);
     out[layout::HEADER_FIXED_SIZE..table].fill(0xEE);
@@ -186,7 +218,7 @@ fn grown(v1: &[u8]) -> Vec<u8> {
     let unknown_at = out.len();
     out.extend_from_slice(&[0x77; 24]);
     let mut entries = vec![(99u32, unknown_at as u32, 2u32, 12u32)];
-    for index in 0..3 {
+    for index in 0..sections {
         let at = header::SECTION_TABLE + index * layout::SECTION_ENTRY_SIZE;
         let kind = get_u32(v1, at + section_entry::KIND);
         let offset = get_u32(v1, at + section_entry::OFFSET) as usize;
@@ -215,7 +247,7 @@ fn grown(v1: &[u8]) -> Vec<u8> {
     put_u16(&mut out, header::HEADER_SIZE, header_size as u16);
     put_u16(&mut out, header::SECTION_TABLE_OFFSET, table as u16);
     put_u16(&mut out, header::SECTION_ENTRY_SIZE, ENTRY as u16);
-    put_u32(&mut out, header::SECTION_COUNT, 4);
+    put_u32(&mut out, header::SECTION_COUNT, sections as u32 + 1);
     let total = out.len();
     put_u32(&mut out, header::TOTAL_SIZE, total as u32);
     out
@@ -227,7 +259,7 @@ fn a_grown_record_reads_the_same() {
     let view = RecordView::parse(&bytes).unwrap();
     check_filled(&view);
     let sections: Vec<_> = view.sections().collect();
-    assert_eq!(sections.len(), 4);
+    assert_eq!(sections.len(), layout::SECTION_COUNT + 1);
     assert_eq!(
         sections[0].kind, 99,
         "unknown kinds are listed, not refused"
@@ -266,7 +298,7 @@ fn a_big_endian_record_reads_the_same() {
         (header::SECTION_ENTRY_SIZE, 2),
         (header::SECTION_COUNT, 4),
     ];
-    for i in 0..3 * 4 {
+    for i in 0..layout::SECTION_COUNT * 4 {
         fields.push((header::SECTION_TABLE + i * 4, 4));
     }
     let panic = Record::PANIC_OFFSET;
@@ -299,10 +331,26 @@ fn a_big_endian_record_reads_the_same() {
         fields.extend([(at, 4), (at + 4, 4), (at + 8, 4), (at + 12, 4)]);
         fields.extend([(at + 16, 8), (at + 24, 4), (at + 28, 4)]);
     }
+    let dump = Record::DUMP_OFFSET;
+    for i in 0..6 {
+        fields.push((dump + i * 4, 4));
+    }
+    for i in 0..4 {
+        fields.push((dump + layout::dump::PAGES_WRITTEN + i * 8, 8));
+    }
+    for i in 0..layout::dump::CHANGED_CAPACITY {
+        let at = dump + layout::dump::CHANGED + i * layout::dump::changed::SIZE;
+        fields.extend([(at, 8), (at + 8, 8), (at + 16, 4), (at + 20, 4)]);
+    }
+    for i in 0..crashkit_record::DEFAULT_EXCLUSIONS {
+        let at = Record::EXCLUSIONS_OFFSET + i * layout::exclusion::SIZE;
+        fields.extend([(at, 4), (at + 4, 4), (at + 8, 8), (at + 16, 8)]);
+    }
     for (at, width) in fields {
         swap(&mut be, at, width);
     }
     let view = RecordView::parse(&be).unwrap();
+    check_filled_sections(&view);
     assert_eq!(view.header().byte_order, ByteOrder::Big);
     let panic = view.panic();
     assert_eq!(panic.phase(), Decoded::Known(PanicPhase::Halted));

@@ -224,6 +224,7 @@ extern "C" fn capture_main(block: u64, cr0: u64, cr3: u64, cr4: u64) -> ! {
         record,
         vmcoreinfo,
         memory_map: memory,
+        left_out: &[],
         entry: EntryState { cr0, cr3, cr4 },
         dump_id: machine::dump_id(handover.boot_id),
         crash_time: machine::rtc_seconds(),

@@ -44,6 +44,9 @@ pub struct Inputs<'a> {
     pub memory_map: &'a [PhysRange],
     /// The panicking CPU's control registers.
     pub entry: EntryState,
+    /// Ranges to leave out besides the record's exclusion slots (the
+    /// in-place writer's own state; empty for a capture kernel).
+    pub left_out: &'a [PhysRange],
     /// This dump's id.
     pub dump_id: [u8; 16],
     /// Seconds since 1970 (0: unknown).
@@ -84,6 +87,61 @@ pub enum CaptureError<E> {
     Plan(crashkit_dump_format::plan::PlanError),
     /// The writer ran out of program-header slots.
     SegmentTableFull,
+}
+
+/// The most exclusion ranges a capture passes to the writer; more are
+/// merged (a merged range covers both, so more is left out, never less).
+pub const MAX_EXCLUSIONS: usize = 64;
+
+/// Ranges no byte of which may reach the device: the record's exclusion
+/// slots (secrets, `docs/crash-record.md`) and `extra` (the in-place
+/// writer's own state), sorted by start into `out`. Clamped to the
+/// physical address space (a range from a damaged record that wraps is
+/// cut at 2^52, never dropped); past [`MAX_EXCLUSIONS`], a range is merged
+/// into its nearest neighbour.
+pub fn exclusions_to_apply(
+    record: Option<&RecordView<'_>>,
+    extra: &[PhysRange],
+    out: &mut [PhysRange; MAX_EXCLUSIONS],
+) -> usize {
+    /// x86_64's largest physical address width.
+    const PHYS_LIMIT: u64 = 1 << 52;
+    let mut count = 0usize;
+    let recorded = record
+        .into_iter()
+        .flat_map(|view| view.exclusions())
+        .map(|(start, len)| PhysRange::new(start, len));
+    for range in recorded.chain(extra.iter().copied()) {
+        if range.len == 0 || range.start >= PHYS_LIMIT {
+            continue;
+        }
+        let end = range.start.saturating_add(range.len).min(PHYS_LIMIT);
+        let range = PhysRange::new(range.start, end - range.start);
+        insert_sorted(out, &mut count, range);
+    }
+    count
+}
+
+/// Insert `range` into the sorted `out[..count]`; when full, widen the
+/// entry nearest to it to cover both.
+fn insert_sorted(out: &mut [PhysRange; MAX_EXCLUSIONS], count: &mut usize, range: PhysRange) {
+    let used = &mut out[..*count];
+    let at = used.partition_point(|r| r.start <= range.start);
+    if *count == MAX_EXCLUSIONS {
+        // The neighbour before `at` (or the first), widened.
+        let index = at.saturating_sub(1).min(MAX_EXCLUSIONS - 1);
+        let near = out[index];
+        let start = near.start.min(range.start);
+        let end = near
+            .start
+            .saturating_add(near.len)
+            .max(range.start.saturating_add(range.len));
+        out[index] = PhysRange::new(start, end - start);
+        return;
+    }
+    out.copy_within(at..*count, at + 1);
+    out[at] = range;
+    *count += 1;
 }
 
 /// The memory map with the reservation cut out, into `out`.
@@ -247,11 +305,13 @@ where
         None => (0, 0, None),
     };
     let range_count = ranges_to_dump(inputs.memory_map, block.reservation, &mut scratch.ranges);
+    let exclusion_count =
+        exclusions_to_apply(record.as_ref(), inputs.left_out, &mut scratch.exclusions);
     let plan = DumpPlan {
         dump_id: inputs.dump_id,
         crash_time: inputs.crash_time,
         ranges: &scratch.ranges[..range_count],
-        exclusions: &[],
+        exclusions: &scratch.exclusions[..exclusion_count],
         direct_map: block.direct_map,
         kernel_image: block.kernel_image.map(|k| KernelImage {
             phys_start: k.phys,
@@ -411,6 +471,7 @@ where
 pub struct Scratch {
     cpus: [CpuState; MAX_CPUS],
     ranges: [PhysRange; MAX_RANGES],
+    exclusions: [PhysRange; MAX_EXCLUSIONS],
     lzo: LzoPages,
     zlib: ZlibPages,
 }
@@ -425,6 +486,7 @@ impl Scratch {
                 pid: None,
             }; MAX_CPUS],
             ranges: [PhysRange::new(0, 0); MAX_RANGES],
+            exclusions: [PhysRange::new(0, 0); MAX_EXCLUSIONS],
             lzo: LzoPages::new(),
             zlib: ZlibPages::new(),
         }

@@ -25,7 +25,7 @@ mod capture;
 pub mod sector;
 
 pub use capture::{
-    CaptureError, EntryState, Inputs, MAX_CPUS, MAX_RANGES, Outcome, Scratch, capture,
-    ranges_to_dump,
+    CaptureError, EntryState, Inputs, MAX_CPUS, MAX_EXCLUSIONS, MAX_RANGES, Outcome, Scratch,
+    capture, exclusions_to_apply, ranges_to_dump,
 };
 pub use sector::{SectorDevice, SectorError, SectorSink};

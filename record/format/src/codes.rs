@@ -117,6 +117,10 @@ code_enum! {
         Failed = 3,
         /// An escalation skipped the hand-over.
         Skipped = 4,
+        /// The hand-over did not happen and the in-place writer wrote the
+        /// dump in the crashed kernel (`dump_detail` is its `DumpOutcome`
+        /// code; the dump section says why and how).
+        WrittenInPlace = 5,
     }
 }
 

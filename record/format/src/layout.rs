@@ -33,8 +33,10 @@ pub const HEADER_FIXED_SIZE: usize = 32;
 /// Size of one section table entry in version 1.
 pub const SECTION_ENTRY_SIZE: usize = 16;
 
-/// Section table entries a version-1 writer emits (panic, CPUs, notifiers).
-pub const SECTION_COUNT: usize = 3;
+/// Section table entries this writer emits (panic, CPUs, notifiers,
+/// exclusions, dump). The first version-1 writers emitted the first three;
+/// a reader requires only those.
+pub const SECTION_COUNT: usize = 5;
 
 /// Size of the whole header in version 1 (fixed part and section table).
 pub const HEADER_SIZE: usize = HEADER_FIXED_SIZE + SECTION_COUNT * SECTION_ENTRY_SIZE;
@@ -62,6 +64,12 @@ pub mod section_kind {
     pub const CPUS: u32 = 2;
     /// The notifier outcome slots, in run order.
     pub const NOTIFIERS: u32 = 3;
+    /// The exclusion slots: memory a dump must leave out (secrets),
+    /// registered at run time. Optional (older records lack it).
+    pub const EXCLUSIONS: u32 = 4;
+    /// The dump section (exactly one slot): which path wrote the dump, why,
+    /// and the pages its writer changed. Optional (older records lack it).
+    pub const DUMP: u32 = 5;
 }
 
 /// Offsets of the header's fields.
@@ -301,7 +309,79 @@ pub mod notifier {
     pub const NAME_TRUNCATED: u32 = 1;
 }
 
-const _: () = assert!(HEADER_SIZE == 80);
+/// Offsets of an exclusion slot's fields (`ExclusionSlot`).
+pub mod exclusion {
+    /// `u32`, the slot's state: [`FREE`], [`WRITING`] or [`ACTIVE`].
+    pub const STATE: usize = 0;
+    /// `u32`, zero (reserved).
+    pub const RESERVED: usize = 4;
+    /// `u64`, the range's physical start.
+    pub const START: usize = 8;
+    /// `u64`, the range's length in bytes (0: nothing).
+    pub const LEN: usize = 16;
+    /// Size of a slot.
+    pub const SIZE: usize = 24;
+    /// `STATE`: unused.
+    pub const FREE: u32 = 0;
+    /// `STATE`: being registered or removed; `START` and `LEN` may be the
+    /// old range, the new one, or zero: a dump writer leaves out whatever
+    /// non-empty range they hold.
+    pub const WRITING: u32 = 1;
+    /// `STATE`: registered; `START` and `LEN` are the range.
+    pub const ACTIVE: u32 = 2;
+}
+
+/// Offsets of the dump section's fields (one slot, `DumpSection`).
+pub mod dump {
+    /// `u32`, a `DumpPath` code: which writer wrote the dump.
+    pub const PATH: usize = 0;
+    /// `u32`, a `FallbackReason` code: why the in-place writer ran.
+    pub const REASON: usize = 4;
+    /// `u32`, a `DumpOutcome` code: how the writing ended.
+    pub const OUTCOME: usize = 8;
+    /// `u32`, changed ranges recorded in `CHANGED` (publishes them).
+    pub const CHANGED_COUNT: usize = 12;
+    /// `u32`, the hand-over's error code that sent the dump to the
+    /// in-place writer (docs/kdump.md), 0 none.
+    pub const HANDOVER_ERROR: usize = 16;
+    /// `u32`, zero (reserved).
+    pub const RESERVED: usize = 20;
+    /// `u64`, pages the in-place writer wrote.
+    pub const PAGES_WRITTEN: usize = 24;
+    /// `u64`, bytes of the dump file it wrote.
+    pub const DATA_BYTES: usize = 32;
+    /// `u64`, platform nanoseconds when the writer started.
+    pub const STARTED_NS: usize = 40;
+    /// `u64`, platform nanoseconds when it finished.
+    pub const FINISHED_NS: usize = 48;
+    /// `[entry; CHANGED_CAPACITY]`, memory the writer changed while
+    /// writing, below.
+    pub const CHANGED: usize = 56;
+    /// Entries in `CHANGED`.
+    pub const CHANGED_CAPACITY: usize = 8;
+    /// Size of the section's one slot.
+    pub const SIZE: usize = CHANGED + CHANGED_CAPACITY * changed::SIZE;
+
+    /// Offsets of a `CHANGED` entry's fields.
+    pub mod changed {
+        /// `u64`, physical start.
+        pub const START: usize = 0;
+        /// `u64`, length in bytes.
+        pub const LEN: usize = 8;
+        /// `u32`, a `ChangedKind` code: what the writer kept there.
+        pub const KIND: usize = 16;
+        /// `u32`, bit 0 ([`LEFT_OUT`]): the range is not in the dump.
+        pub const FLAGS: usize = 20;
+        /// Size of an entry.
+        pub const SIZE: usize = 24;
+        /// `FLAGS` bit: the writer left the range out of the dump (its own
+        /// state, which held nothing at the crash).
+        pub const LEFT_OUT: u32 = 1;
+    }
+}
+
+const _: () = assert!(HEADER_SIZE == 112);
+const _: () = assert!(dump::SIZE == 248);
 const _: () = assert!(panic::MESSAGE + panic::MESSAGE_CAPACITY == panic::SIZE);
 const _: () =
     assert!(panic::ESCALATION_LOG + panic::ESCALATION_LOG_LEN * escalation::SIZE == panic::MESSAGE);

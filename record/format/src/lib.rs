@@ -18,6 +18,7 @@
 #[macro_use]
 mod code_enum;
 mod codes;
+mod dump_codes;
 pub mod layout;
 mod notifier_codes;
 mod parse;
@@ -26,9 +27,11 @@ mod shootdown;
 pub use codes::{
     Code, Decoded, DumpResult, Escalation, FinalAction, PanicPhase, PhaseStamp, Skipped,
 };
+pub use dump_codes::{ChangedKind, DumpOutcome, DumpPath, FallbackReason};
 pub use notifier_codes::{NotifierList, NotifierOutcome};
 pub use parse::{
-    ByteOrder, ControlView, CpuSlotView, Header, NotifierView, PanicView, ParseError,
-    ParseErrorKind, RecordView, Scan, SectionDescriptor, Summary, TextView, scan,
+    ByteOrder, ChangedRange, ControlView, CpuSlotView, DumpView, ExclusionView, Header,
+    NotifierView, PanicView, ParseError, ParseErrorKind, RecordView, Scan, SectionDescriptor,
+    Summary, TextView, scan,
 };
 pub use shootdown::{CpuState, ShootdownTotals, StopPath};

@@ -7,8 +7,8 @@ use core::fmt::Write;
 
 use crashkit_nmi::{ControlRegisters, CpuIndex, RegisterFrame};
 use crashkit_record::{
-    CrashRecord, DumpResult, FinalAction, NotifierEntry, NotifierList, NotifierOutcome, PanicPhase,
-    PhaseStamp, ShootdownTotals, Skipped, StopPath,
+    ChangedKind, CrashRecord, DumpOutcome, DumpResult, FallbackReason, FinalAction, NotifierEntry,
+    NotifierList, NotifierOutcome, PanicPhase, PhaseStamp, ShootdownTotals, Skipped, StopPath,
 };
 
 /// The record the tests fill: 4 CPUs, 3 notifier slots.
@@ -126,6 +126,20 @@ pub fn fill(record: &Record) {
         .unwrap();
     panic.add_reentry();
     panic.set_phase(PanicPhase::DumpHandover);
+    // A secret registered, one registered and removed (its slot is then
+    // reused by the third).
+    let secret = record.exclude(0x20_0000, 0x3000).unwrap();
+    assert_eq!(secret.slot(), 0);
+    let gone = record.exclude(0x30_0000, 0x1000).unwrap();
+    assert!(record.include_again(gone));
+    let _kept = record.exclude(0x40_0000, 0x10).unwrap();
+    let dump = record.dump();
+    dump.choose_in_place(FallbackReason::ImageChanged, 3, 4_000);
+    dump.add_changed(0x7000, 0x4000, ChangedKind::Stack, false)
+        .unwrap();
+    dump.add_changed(0x9_0000, 0x6_0000, ChangedKind::WriterState, true)
+        .unwrap();
+    dump.finish(DumpOutcome::Complete, 1234, 0x10_0000, 4_500);
     panic.set_dump_result(DumpResult::Failed, 0x22);
     panic.set_phase(PanicPhase::FinalAction);
     panic.set_final_action(FinalAction::Halt);

@@ -89,6 +89,49 @@ pub struct Report {
     pub cpus: Vec<CpuReport>,
     /// Notifier outcomes, in run order.
     pub notifiers: Vec<NotifierReport>,
+    /// The dump section (records from before it have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dump: Option<DumpReport>,
+    /// Ranges left out of dumps, `[start, len]` (records from before the
+    /// exclusion section have none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclusions: Vec<(u64, u64)>,
+}
+
+/// The dump section, decoded.
+#[derive(Debug, Serialize)]
+pub struct DumpReport {
+    /// `None`, `CaptureKernel` or `InPlace`.
+    pub path: String,
+    /// Why the in-place writer ran.
+    pub reason: String,
+    /// The hand-over's error code (0: none).
+    pub handover_error: u32,
+    /// How the in-place writing ended (`Running` in the dump's own copy).
+    pub outcome: String,
+    /// Pages the in-place writer wrote.
+    pub pages_written: u64,
+    /// Bytes it wrote.
+    pub data_bytes: u64,
+    /// When the chosen writer started and the in-place one finished.
+    pub started_ns: Option<u64>,
+    /// See `started_ns`.
+    pub finished_ns: Option<u64>,
+    /// Memory the in-place writer changed while writing.
+    pub changed: Vec<ChangedReport>,
+}
+
+/// One range the in-place writer changed.
+#[derive(Debug, Serialize)]
+pub struct ChangedReport {
+    /// Physical start.
+    pub start: u64,
+    /// Length.
+    pub len: u64,
+    /// `Stack`, `Record` or `WriterState`.
+    pub kind: String,
+    /// Whether it is left out of the dump.
+    pub left_out: bool,
 }
 
 /// The panic section, decoded.
@@ -184,6 +227,10 @@ pub struct CpuReport {
     /// The registers it saved, `[name, value]`, when its state says they
     /// are valid.
     pub registers: Option<Vec<(&'static str, u64)>>,
+    /// The control state it saved, `[name, value]` for each register it
+    /// read (records from before the control state have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<Vec<(&'static str, u64)>>,
 }
 
 /// One notifier outcome.
@@ -498,6 +545,20 @@ fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -
                         .zip(values)
                         .collect()
                 }),
+                control: slot.control().map(|control| {
+                    let registers = cpu_layout::CONTROL_NAMES
+                        .iter()
+                        .copied()
+                        .zip(control.registers)
+                        .filter_map(|(name, value)| Some((name, value?)));
+                    let selectors = control.selectors.into_iter().flat_map(|values| {
+                        cpu_layout::SELECTOR_NAMES
+                            .iter()
+                            .copied()
+                            .zip(values.map(u64::from))
+                    });
+                    registers.chain(selectors).collect()
+                }),
             })
             .collect(),
         notifiers: view
@@ -510,6 +571,29 @@ fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -
                 duration_ns: slot.duration_ns(),
             })
             .collect(),
+        dump: view.dump().map(|dump| {
+            let (started, finished) = dump.started_finished_ns();
+            DumpReport {
+                path: name(dump.path()),
+                reason: name(dump.reason()),
+                handover_error: dump.handover_error(),
+                outcome: name(dump.outcome()),
+                pages_written: dump.pages_written(),
+                data_bytes: dump.data_bytes(),
+                started_ns: stamped(started),
+                finished_ns: stamped(finished),
+                changed: dump
+                    .changed()
+                    .map(|changed| ChangedReport {
+                        start: changed.start,
+                        len: changed.len,
+                        kind: name(changed.kind),
+                        left_out: changed.left_out,
+                    })
+                    .collect(),
+            }
+        }),
+        exclusions: view.exclusions().collect(),
     }
 }
 

@@ -17,7 +17,10 @@ mod view;
 pub use bytes::ByteOrder;
 pub use error::{ParseError, ParseErrorKind};
 pub use summary::Summary;
-pub use view::{ControlView, CpuSlotView, NotifierView, PanicView, TextView};
+pub use view::{
+    ChangedRange, ControlView, CpuSlotView, DumpView, ExclusionView, NotifierView, PanicView,
+    TextView,
+};
 
 use bytes::Bytes;
 
@@ -69,14 +72,23 @@ pub struct RecordView<'a> {
     panic: SectionDescriptor,
     cpus: SectionDescriptor,
     notifiers: SectionDescriptor,
+    exclusions: Option<SectionDescriptor>,
+    dump: Option<SectionDescriptor>,
 }
 
-/// The version-1 section kinds a reader requires, with their slot sizes.
-const REQUIRED: [(u32, usize); 3] = [
+/// The section kinds this reader knows, with their smallest slot sizes;
+/// the first [`REQUIRED`] of them every record has, the others only
+/// records from writers that know them.
+const KNOWN: [(u32, usize); 5] = [
     (section_kind::PANIC, layout::panic::SIZE),
     (section_kind::CPUS, layout::cpu::MIN_SIZE),
     (section_kind::NOTIFIERS, layout::notifier::SIZE),
+    (section_kind::EXCLUSIONS, layout::exclusion::SIZE),
+    (section_kind::DUMP, layout::dump::SIZE),
 ];
+
+/// How many of [`KNOWN`]'s kinds a record must have.
+const REQUIRED: usize = 3;
 
 fn fail<T>(offset: usize, kind: ParseErrorKind) -> Result<T, ParseError> {
     Err(ParseError { offset, kind })
@@ -164,13 +176,23 @@ impl<'a> RecordView<'a> {
             section_entry_size: b.u16(header::SECTION_ENTRY_SIZE),
             section_count: b.u32(header::SECTION_COUNT),
         };
-        let [panic, cpus, notifiers] = read_table(b, &header)?;
+        let [panic, cpus, notifiers, exclusions, dump] = read_table(b, &header)?;
+        let required = |section: Option<SectionDescriptor>| {
+            section.unwrap_or(SectionDescriptor {
+                kind: 0,
+                offset: 0,
+                count: 0,
+                slot_size: 0,
+            })
+        };
         let view = Self {
             bytes: b,
             header,
-            panic,
-            cpus,
-            notifiers,
+            panic: required(panic),
+            cpus: required(cpus),
+            notifiers: required(notifiers),
+            exclusions,
+            dump,
         };
         view.check_lengths()?;
         Ok(view)
@@ -217,7 +239,35 @@ impl<'a> RecordView<'a> {
                 return too_large(at, "name_len", name_len, capacity);
             }
         }
+        if let Some(dump) = &self.dump {
+            if dump.count != 1 {
+                return fail(
+                    self.section_entry_at(section_kind::DUMP) + section_entry::COUNT,
+                    ParseErrorKind::BadSlotCount {
+                        kind: dump.kind,
+                        count: dump.count,
+                    },
+                );
+            }
+            let at = dump.offset as usize + layout::dump::CHANGED_COUNT;
+            let count = self.bytes.u32(at);
+            let capacity = layout::dump::CHANGED_CAPACITY as u32;
+            if count > capacity {
+                return too_large(at, "changed_count", count, capacity);
+            }
+        }
         Ok(())
+    }
+
+    /// The byte offset of the first section table entry of `kind` (for
+    /// error offsets; the table start if there is none).
+    fn section_entry_at(&self, kind: u32) -> usize {
+        let table = usize::from(self.header.section_table_offset);
+        let stride = usize::from(self.header.section_entry_size);
+        (0..self.header.section_count as usize)
+            .map(|index| table + index * stride)
+            .find(|&at| self.bytes.u32(at + section_entry::KIND) == kind)
+            .unwrap_or(table)
     }
 
     fn slot_offset(&self, section: &SectionDescriptor, index: usize) -> usize {
@@ -301,6 +351,36 @@ impl<'a> RecordView<'a> {
         let view = *self;
         (0..view.notifier_count()).filter_map(move |index| view.notifier(index))
     }
+
+    /// Whether the record has an exclusion section (writers from before it
+    /// have none).
+    pub fn has_exclusions(&self) -> bool {
+        self.exclusions.is_some()
+    }
+
+    /// Every exclusion slot, in slot order, used or not.
+    pub fn exclusion_slots(&self) -> impl Iterator<Item = ExclusionView> + use<'a> {
+        let view = *self;
+        let section = self.exclusions;
+        let count = section.map_or(0, |s| s.count as usize);
+        (0..count).filter_map(move |index| {
+            let slot = view.slot(section.as_ref()?, index)?;
+            Some(ExclusionView::new(slot))
+        })
+    }
+
+    /// The ranges a dump must leave out: every slot being written or
+    /// registered that holds a non-empty range (see
+    /// [`layout::exclusion::WRITING`]), as `(start, len)`.
+    pub fn exclusions(&self) -> impl Iterator<Item = (u64, u64)> + use<'a> {
+        self.exclusion_slots().filter_map(|slot| slot.range())
+    }
+
+    /// The dump section, if the record has one.
+    pub fn dump(&self) -> Option<DumpView<'a>> {
+        let section = self.dump?;
+        self.slot(&section, 0).map(DumpView::new)
+    }
 }
 
 /// Section table entry `index` (the table was checked to fit the header).
@@ -315,8 +395,12 @@ fn entry(bytes: Bytes<'_>, header: &Header, index: usize) -> SectionDescriptor {
     }
 }
 
-/// Check the section table and return the three required sections.
-fn read_table(b: Bytes<'_>, header: &Header) -> Result<[SectionDescriptor; 3], ParseError> {
+/// Check the section table and return the known sections, in [`KNOWN`]'s
+/// order (the required ones always `Some`).
+fn read_table(
+    b: Bytes<'_>,
+    header: &Header,
+) -> Result<[Option<SectionDescriptor>; KNOWN.len()], ParseError> {
     let table = usize::from(header.section_table_offset);
     if table < layout::HEADER_FIXED_SIZE {
         return fail(
@@ -354,13 +438,13 @@ fn read_table(b: Bytes<'_>, header: &Header) -> Result<[SectionDescriptor; 3], P
             },
         );
     }
-    let mut found: [Option<SectionDescriptor>; 3] = [None; 3];
+    let mut found: [Option<SectionDescriptor>; KNOWN.len()] = [None; KNOWN.len()];
     let count = header.section_count as usize;
     for index in 0..count {
         let at = table + index * usize::from(header.section_entry_size);
         let section = entry(b, header, index);
         check_section(&section, at, header)?;
-        if let Some(position) = REQUIRED.iter().position(|&(kind, _)| kind == section.kind)
+        if let Some(position) = KNOWN.iter().position(|&(kind, _)| kind == section.kind)
             && let Some(slot) = found.get_mut(position)
         {
             if slot.is_some() {
@@ -384,21 +468,12 @@ fn read_table(b: Bytes<'_>, header: &Header) -> Result<[SectionDescriptor; 3], P
             }
         }
     }
-    let mut sections = [SectionDescriptor {
-        kind: 0,
-        offset: 0,
-        count: 0,
-        slot_size: 0,
-    }; 3];
-    for ((out, found), &(kind, _)) in sections.iter_mut().zip(found).zip(&REQUIRED) {
-        match found {
-            Some(section) => *out = section,
-            None => {
-                return fail(table, ParseErrorKind::MissingSection { kind });
-            }
+    for (found, &(kind, _)) in found.iter().zip(&KNOWN).take(REQUIRED) {
+        if found.is_none() {
+            return fail(table, ParseErrorKind::MissingSection { kind });
         }
     }
-    Ok(sections)
+    Ok(found)
 }
 
 /// One entry's bounds, slot size and count (entry at byte `at`).
@@ -426,7 +501,7 @@ fn check_section(
             },
         );
     }
-    if let Some(&(_, minimum)) = REQUIRED.iter().find(|&&(kind, _)| kind == section.kind)
+    if let Some(&(_, minimum)) = KNOWN.iter().find(|&&(kind, _)| kind == section.kind)
         && (section.slot_size as usize) < minimum
     {
         return fail(

@@ -5,7 +5,7 @@
 use core::fmt;
 
 use crate::layout::cpu as cpu_layout;
-use crate::{CpuState, Decoded, NotifierList, PhaseStamp, RecordView, Skipped, StopPath};
+use crate::{CpuState, Decoded, DumpPath, NotifierList, PhaseStamp, RecordView, Skipped, StopPath};
 
 /// Displays a [`RecordView`] as a report: the panic, its timeline, every
 /// CPU, every notifier outcome, escalations and counters.
@@ -189,6 +189,44 @@ impl fmt::Display for Summary<'_, '_> {
             Name(panic.dump_result()),
             panic.dump_detail()
         )?;
+
+        if let Some(dump) = record.dump()
+            && dump.path() != Decoded::Known(DumpPath::None)
+        {
+            write!(f, "  dump path {}", Name(dump.path()))?;
+            if dump.path() == Decoded::Known(DumpPath::InPlace) {
+                let (started, finished) = dump.started_finished_ns();
+                write!(
+                    f,
+                    " ({}, hand-over error {}): {}, {} pages, {} bytes, {} -> {} ms",
+                    Name(dump.reason()),
+                    dump.handover_error(),
+                    Name(dump.outcome()),
+                    dump.pages_written(),
+                    dump.data_bytes(),
+                    since(started),
+                    since(finished)
+                )?;
+            }
+            writeln!(f)?;
+            for changed in dump.changed() {
+                writeln!(
+                    f,
+                    "    changed while writing: {:#x}+{:#x} {}{}",
+                    changed.start,
+                    changed.len,
+                    Name(changed.kind),
+                    if changed.left_out {
+                        " (left out of the dump)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+        }
+        for (start, len) in record.exclusions() {
+            writeln!(f, "  excluded from dumps: {start:#x}+{len:#x}")?;
+        }
 
         let totals = panic.shootdown();
         writeln!(

@@ -5,7 +5,8 @@
 
 use super::bytes::Bytes;
 use crate::codes::{Decoded, DumpResult, Escalation, FinalAction, PanicPhase, PhaseStamp, Skipped};
-use crate::layout::{self, cpu, escalation, notifier, panic};
+use crate::dump_codes::{ChangedKind, DumpOutcome, DumpPath, FallbackReason};
+use crate::layout::{self, cpu, dump, escalation, exclusion, notifier, panic};
 use crate::notifier_codes::{NotifierList, NotifierOutcome};
 use crate::shootdown::{CpuState, ShootdownTotals, StopPath};
 
@@ -302,5 +303,115 @@ impl<'a> NotifierView<'a> {
             bytes: self.bytes.slice(notifier::NAME, len),
             truncated: self.bytes.u32(notifier::FLAGS) & notifier::NAME_TRUNCATED != 0,
         }
+    }
+}
+
+/// One exclusion slot of a parsed record.
+#[derive(Clone, Copy, Debug)]
+pub struct ExclusionView {
+    /// The stored state ([`layout::exclusion`]'s `FREE`, `WRITING`,
+    /// `ACTIVE`, or a value no writer stores).
+    pub state: u32,
+    /// Physical start.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+impl ExclusionView {
+    pub(super) fn new(bytes: Bytes<'_>) -> Self {
+        Self {
+            state: bytes.u32(exclusion::STATE),
+            start: bytes.u64(exclusion::START),
+            len: bytes.u64(exclusion::LEN),
+        }
+    }
+
+    /// The range a dump must leave out, if any: a slot registered or being
+    /// written with a non-empty range. A state no writer stores counts as
+    /// being written (leaving memory out is the safe mistake).
+    pub fn range(&self) -> Option<(u64, u64)> {
+        (self.state != exclusion::FREE && self.len != 0).then_some((self.start, self.len))
+    }
+}
+
+/// The dump section of a parsed record.
+#[derive(Clone, Copy, Debug)]
+pub struct DumpView<'a> {
+    bytes: Bytes<'a>,
+}
+
+/// One range the in-place writer changed ([`DumpView::changed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangedRange {
+    /// Physical start.
+    pub start: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// What the writer kept there.
+    pub kind: Decoded<ChangedKind>,
+    /// Whether the writer left the range out of the dump.
+    pub left_out: bool,
+}
+
+impl<'a> DumpView<'a> {
+    pub(super) fn new(bytes: Bytes<'a>) -> Self {
+        Self { bytes }
+    }
+
+    /// Which writer the dump path chose.
+    pub fn path(&self) -> Decoded<DumpPath> {
+        Decoded::from_code(self.bytes.u32(dump::PATH))
+    }
+
+    /// Why the in-place writer ran.
+    pub fn reason(&self) -> Decoded<FallbackReason> {
+        Decoded::from_code(self.bytes.u32(dump::REASON))
+    }
+
+    /// How the in-place writing ended.
+    pub fn outcome(&self) -> Decoded<DumpOutcome> {
+        Decoded::from_code(self.bytes.u32(dump::OUTCOME))
+    }
+
+    /// The hand-over's error code that sent the dump to the in-place
+    /// writer (0: none).
+    pub fn handover_error(&self) -> u32 {
+        self.bytes.u32(dump::HANDOVER_ERROR)
+    }
+
+    /// Pages the in-place writer wrote.
+    pub fn pages_written(&self) -> u64 {
+        self.bytes.u64(dump::PAGES_WRITTEN)
+    }
+
+    /// Bytes of the dump file it wrote.
+    pub fn data_bytes(&self) -> u64 {
+        self.bytes.u64(dump::DATA_BYTES)
+    }
+
+    /// When the writer started and finished (platform nanoseconds; 0: not
+    /// stamped).
+    pub fn started_finished_ns(&self) -> (u64, u64) {
+        (
+            self.bytes.u64(dump::STARTED_NS),
+            self.bytes.u64(dump::FINISHED_NS),
+        )
+    }
+
+    /// The ranges the writer changed while writing (at most
+    /// [`dump::CHANGED_CAPACITY`]; the parser checked the count).
+    pub fn changed(&self) -> impl Iterator<Item = ChangedRange> + use<'a> {
+        let bytes = self.bytes;
+        let count = (bytes.u32(dump::CHANGED_COUNT) as usize).min(dump::CHANGED_CAPACITY);
+        (0..count).map(move |index| {
+            let at = dump::CHANGED + index * dump::changed::SIZE;
+            ChangedRange {
+                start: bytes.u64(at + dump::changed::START),
+                len: bytes.u64(at + dump::changed::LEN),
+                kind: Decoded::from_code(bytes.u32(at + dump::changed::KIND)),
+                left_out: bytes.u32(at + dump::changed::FLAGS) & dump::changed::LEFT_OUT != 0,
+            }
+        })
     }
 }

@@ -137,12 +137,21 @@ impl ExclusionSlot {
         {
             return false;
         }
+        if stopped_here() {
+            return true;
+        }
         // Relaxed: published by the Release store of ACTIVE. `start`
         // before `len` (see the module docs: a non-zero `len` is never
         // paired with another registration's `start`); on x86 stores leave
         // in program order, and the dump reads after this CPU stopped.
         self.start.store(start, Ordering::Relaxed);
+        if stopped_here() {
+            return true;
+        }
         self.len.store(len, Ordering::Relaxed);
+        if stopped_here() {
+            return true;
+        }
         // Release: publishes `start` and `len` to a reader's Acquire load
         // of the state (`range`).
         self.state.store(ACTIVE, Ordering::Release);
@@ -161,10 +170,19 @@ impl ExclusionSlot {
         {
             return false;
         }
+        if stopped_here() {
+            return true;
+        }
         // Relaxed: published by the Release store of FREE; `len` first (see
         // the module docs).
         self.len.store(0, Ordering::Relaxed);
+        if stopped_here() {
+            return true;
+        }
         self.start.store(0, Ordering::Relaxed);
+        if stopped_here() {
+            return true;
+        }
         // Release: the caller wiped the secret before removing it; a reader
         // that sees FREE (Acquire) and then reads that memory sees the
         // wipe, and the cleared range.
@@ -196,6 +214,40 @@ impl ExclusionSlot {
             self.start.load(Ordering::Relaxed),
             self.len.load(Ordering::Relaxed),
         )
+    }
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// Test builds: steps this thread may still take inside `claim` and
+    /// `release` before it behaves as a CPU the shootdown stopped there
+    /// (it returns at once and never finishes); `None`: no limit.
+    static STEPS_LEFT: core::cell::Cell<Option<u32>> = const { core::cell::Cell::new(None) };
+    /// Test builds: set when this thread stopped (see `STEPS_LEFT`).
+    static STOPPED: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Whether the calling CPU stops here (test builds only: see
+/// `STEPS_LEFT`; always false otherwise).
+#[inline(always)]
+fn stopped_here() -> bool {
+    #[cfg(test)]
+    {
+        STEPS_LEFT.with(|left| match left.get() {
+            Some(0) => {
+                STOPPED.with(|stopped| stopped.set(true));
+                true
+            }
+            Some(n) => {
+                left.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
+    }
+    #[cfg(not(test))]
+    {
+        false
     }
 }
 
@@ -241,6 +293,64 @@ mod tests {
         let c = exclude(&slots, 0x9000, 1).unwrap();
         assert_eq!(c.slot(), 0);
         assert_eq!(slots[0].range(), Some((0x9000, 1)));
+    }
+
+    /// Every point at which a CPU can be stopped inside a registration, a
+    /// removal and a second registration of one slot (the exhaustive
+    /// interleaving of one writer with the dump, which reads after the
+    /// writer stopped): what the dump reads is never a range that mixes
+    /// two registrations, a registered secret is excluded from the moment
+    /// its registration returns until its removal starts, and an
+    /// unfinished registration excludes its own range or nothing.
+    #[test]
+    fn a_cpu_stopped_at_any_step_leaves_a_slot_a_dump_reads_safely() {
+        const A: (u64, u64) = (0x1000, 0x2000);
+        const B: (u64, u64) = (0x9000, 0x10);
+        // Steps: claim A (3 stops), release (3), claim B (3), plus the end.
+        for budget in 0..=10u32 {
+            let slot = ExclusionSlot::new();
+            STEPS_LEFT.with(|left| left.set(Some(budget)));
+            let mut finished = Vec::new();
+            // Each operation runs only if the previous ones finished (a
+            // stopped CPU runs nothing more).
+            STOPPED.with(|stopped| stopped.set(false));
+            let running = || !STOPPED.with(|stopped| stopped.get());
+            if slot.claim(A.0, A.1) && running() {
+                finished.push("claim A");
+                if slot.release() && running() {
+                    finished.push("release");
+                    if slot.claim(B.0, B.1) && running() {
+                        finished.push("claim B");
+                    }
+                }
+            }
+            STEPS_LEFT.with(|left| left.set(None));
+            let read = slot.range();
+            assert!(
+                [None, Some(A), Some(B)].contains(&read),
+                "budget {budget}: the dump reads {read:x?}, a mix"
+            );
+            let allowed: &[Option<(u64, u64)>] = match finished.as_slice() {
+                // Stopped inside the first registration: its range or
+                // nothing yet (its secret is not written yet either).
+                [] => &[None, Some(A)],
+                // Stopped inside the removal: still excluded, or gone
+                // (the caller wiped it before removing).
+                ["claim A"] => &[Some(A), None],
+                // Stopped inside the second registration.
+                ["claim A", "release"] => &[None, Some(B)],
+                _ => &[Some(B)],
+            };
+            assert!(
+                allowed.contains(&read),
+                "budget {budget}, finished {finished:?}: read {read:x?}"
+            );
+            if budget == 3 {
+                // The registration returned; the removal stopped before it
+                // cleared anything: the secret is still left out.
+                assert_eq!(read, Some(A));
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! 2. checks the hand-over block and its memory map (a refused block: the
 //!    reason on the console, no dump, a reset);
 //! 3. builds its own identity map of what it reads ([`paging`]);
-//! 4. finds the virtio-blk disk the block names ([`pci`], [`virtio`]);
+//! 4. finds the virtio-blk disk the block names (`crashkit-kdump-pc`, the
+//!    driver the in-place writer uses too);
 //! 5. writes the dump with `crashkit-kdump-capture` (progress on COM1,
 //!    the completion marker and the device headers last);
 //! 6. resets or halts, as the block says.
@@ -17,23 +18,14 @@
 mod entry;
 mod machine;
 mod paging;
-mod pci;
 mod serial;
-mod virtio;
 
+use crate::serial::Serial;
 use crashkit_dump_format::{PhysMemory, PhysRange};
 use crashkit_kdump_capture::sector::WINDOW;
 use crashkit_kdump_capture::{EntryState, Inputs, Scratch, capture};
 use crashkit_kdump_handover::block::{BLOCK_LEN, MAX_RANGES};
 use crashkit_kdump_handover::{AfterDump, Device, HandOver, memory_map};
-use virtio_drivers::device::blk::VirtIOBlk;
-use virtio_drivers::transport::DeviceType;
-use virtio_drivers::transport::pci::bus::{Command, DeviceFunction, PciRoot};
-use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
-
-use crate::pci::Access;
-use crate::serial::Serial;
-use crate::virtio::{Disk, IdentityHal};
 
 /// The writers' window, in .bss (identity mapped: the device reaches it).
 static mut WINDOW_BUFFER: [u8; WINDOW] = [0; WINDOW];
@@ -136,7 +128,7 @@ extern "C" fn capture_main(block: u64, cr0: u64, cr3: u64, cr4: u64) -> ! {
     {
         mapped = mapped.and(mapper.map_range(*range, false));
     }
-    let Device::VirtioBlkPci { address, ecam } = handover.device;
+    let Device::VirtioBlkPci { ecam, .. } = handover.device;
     mapped = mapped.and(mapper.map_large_at(paging::LOW_ALIAS, 0, false));
     if let Some(base) = ecam {
         mapped = mapped.and(mapper.map_range(PhysRange::new(base, 256 << 20), true));
@@ -150,54 +142,22 @@ extern "C" fn capture_main(block: u64, cr0: u64, cr3: u64, cr4: u64) -> ! {
         count, handover.record.start, handover.record.len, handover.format
     );
 
-    // The device.
-    let access = ecam.map_or(Access::Ports, Access::Ecam);
-    let mut root = PciRoot::new(access);
-    let function = match address {
-        Some(pci) => Some(DeviceFunction {
-            bus: pci.bus,
-            device: pci.device,
-            function: pci.function,
-        }),
-        None => (0..=255u8).find_map(|bus| {
-            root.enumerate_bus(bus)
-                .find(|(_, info)| virtio_device_type(info) == Some(DeviceType::Block))
-                .map(|(function, _)| function)
-        }),
+    // The device: `crashkit-kdump-pc` finds it and has its BARs mapped
+    // (uncacheable) wherever firmware put them; identity mapped, so both
+    // offsets are 0.
+    crashkit_kdump_pc::virtio::set_offsets(0, 0);
+    let mut map_bar = |range: PhysRange| {
+        let mapped = mapper.map_range(range, true).is_ok();
+        mapper.activate();
+        mapped
     };
-    let Some(function) = function else {
-        refuse(format_args!("no virtio-blk device on PCI"));
-    };
-    // Map the BARs (uncacheable) wherever firmware put them, and let the
-    // function decode memory and master the bus.
-    if let Ok(bars) = root.bars(function) {
-        for bar in bars.iter().flatten() {
-            if let Some((base, size)) = bar.memory_address_size()
-                && mapper.map_range(PhysRange::new(base, size), true).is_err()
-            {
-                refuse(format_args!(
-                    "out of page-table pages for the device's BARs"
-                ));
-            }
-        }
-    }
-    mapper.activate();
-    let (_, command) = root.get_status_command(function);
-    root.set_command(
-        function,
-        command | Command::MEMORY_SPACE | Command::BUS_MASTER,
-    );
-    let transport = match PciTransport::new::<IdentityHal, _>(&mut root, function) {
-        Ok(transport) => transport,
-        Err(error) => refuse(format_args!("virtio-blk at {function}: {error}")),
-    };
-    let disk = match VirtIOBlk::<IdentityHal, _>::new(transport) {
-        Ok(disk) => Disk(disk),
-        Err(error) => refuse(format_args!("virtio-blk at {function}: {error}")),
+    let disk = match crashkit_kdump_pc::virtio::open(handover.device, &mut map_bar) {
+        Ok(disk) => disk,
+        Err(error) => refuse(format_args!("{error}")),
     };
     println!(
-        "crashkit-capture: dump device: virtio-blk at {function}, {} MiB",
-        disk.0.capacity() / 2048
+        "crashkit-capture: dump device: virtio-blk, {} MiB",
+        disk.mib()
     );
 
     // SAFETY: the record range is mapped (above) and in the crashed
@@ -226,8 +186,8 @@ extern "C" fn capture_main(block: u64, cr0: u64, cr3: u64, cr4: u64) -> ! {
         memory_map: memory,
         left_out: &[],
         entry: EntryState { cr0, cr3, cr4 },
-        dump_id: machine::dump_id(handover.boot_id),
-        crash_time: machine::rtc_seconds(),
+        dump_id: crashkit_kdump_pc::id::dump_id(handover.boot_id),
+        crash_time: crashkit_kdump_pc::clock::rtc_seconds(),
     };
     // SAFETY: the window and scratch statics are used only here, once, on
     // the one CPU this kernel runs on.

@@ -4,29 +4,16 @@
 
 use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction};
 
+use crate::port::{inl, outl};
+
 /// How configuration space is reached.
 #[derive(Clone, Copy, Debug)]
 pub enum Access {
     /// Ports 0xCF8 (address) and 0xCFC (data).
     Ports,
-    /// Memory-mapped at this base (identity mapped, uncacheable).
+    /// Memory-mapped at this base: its 256 MiB (every bus) mapped
+    /// uncacheable at the same address (the caller maps it).
     Ecam(u64),
-}
-
-fn outl(port: u16, value: u32) {
-    // SAFETY: port I/O in ring 0 to the PCI configuration ports; no memory.
-    unsafe {
-        core::arch::asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    };
-}
-
-fn inl(port: u16) -> u32 {
-    let value: u32;
-    // SAFETY: as in `outl`.
-    unsafe {
-        core::arch::asm!("in eax, dx", out("eax") value, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    value
 }
 
 impl Access {
@@ -55,9 +42,10 @@ impl ConfigurationAccess for Access {
             }
             Self::Ecam(base) => {
                 let address = Self::ecam_address(base, function, offset);
-                // SAFETY: the block's ECAM base is mapped uncacheable by
-                // `capture_main` (256 MiB, every bus); an aligned 32-bit
-                // read of configuration space has no side effect on memory.
+                // SAFETY: `Ecam`'s contract: the window is mapped
+                // uncacheable at its address (the capture kernel's page
+                // tables, or the crashed kernel's); an aligned 32-bit read
+                // of configuration space has no side effect on memory.
                 unsafe { core::ptr::read_volatile(address as *const u32) }
             }
         }

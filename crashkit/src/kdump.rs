@@ -1,5 +1,7 @@
 //! The dump path (feature `kdump`, docs/kdump.md): load a capture kernel
-//! into a reservation before any crash, hand over to it at the crash.
+//! into a reservation before any crash, hand over to it at the crash; with
+//! an in-place writer armed too ([`dump`]), the crashed kernel writes the
+//! dump itself when there is no capture kernel to hand over to.
 //!
 //! ```ignore
 //! static CAPTURE: Capture = Capture::new();
@@ -16,6 +18,7 @@ use crashkit_nmi::arch::x86_64::LocalApic;
 use crashkit_panic_path::DumpAttempt;
 
 pub use crashkit_dump_format::PhysRange;
+pub use crashkit_kdump_fallback::{Config as InPlaceConfig, ConfigError, InPlace, Why};
 pub use crashkit_kdump_handover::{
     AfterDump, Capture, Device, DumpFormat, HandOverError, KernelImage, PciAddress, PrepareError,
     Ready, Setup,
@@ -160,5 +163,102 @@ pub fn hand_over(capture: &Capture, apic: &LocalApic) -> DumpAttempt {
     match capture.hand_over(apic) {
         HandOverError::NotArmed => DumpAttempt::NotConfigured,
         error => DumpAttempt::Failed(error.code()),
+    }
+}
+
+/// The `dump:` hook's body with both writers: hand over to the armed
+/// capture kernel; if that does not happen (nothing armed, or its checks
+/// failed), let the armed in-place writer write the dump in this kernel
+/// ([`InPlace::write`]) and return [`DumpAttempt::WrittenInPlace`] with its
+/// outcome, after which the panic path runs the post-dump notifiers and the
+/// final action. Without an in-place writer, as [`hand_over`].
+pub fn dump<K: crashkit_panic_path::Kernel>(
+    capture: &Capture,
+    in_place: &InPlace,
+    apic: &LocalApic,
+) -> DumpAttempt {
+    use crashkit_nmi::Platform;
+    use crashkit_panic_path::CrashLog;
+    let record = K::record();
+    if capture.ready().is_some() {
+        record
+            .dump_section()
+            .choose_capture_kernel(K::platform().now_ns());
+    }
+    let error = capture.hand_over(apic);
+    let why = Why::from_handover_code(error.code());
+    match in_place.write(record, why, &|| K::platform().now_ns()) {
+        Some(outcome) => DumpAttempt::WrittenInPlace(outcome.code()),
+        None => match error {
+            HandOverError::NotArmed => DumpAttempt::NotConfigured,
+            error => DumpAttempt::Failed(error.code()),
+        },
+    }
+}
+
+/// Arm `in_place` for an identity-mapped kernel, with the facts
+/// [`load_identity`] gives its capture kernel: the memory map `ram`, the
+/// VMCOREINFO naming `K`'s record, LZO1X on the first virtio-blk disk, BARs
+/// reached where firmware put them below 4 GiB (`map_bar` says whether a
+/// BAR is mapped), progress on `console`; `reservation` (a capture kernel's,
+/// or empty) is left out of the dump.
+///
+/// # Safety
+/// [`InPlace::arm`]'s: the kernel is identity mapped (RAM, its statics and
+/// stacks, the BARs `map_bar` accepts), and nothing but the dump path
+/// drives the disk at the crash.
+pub unsafe fn arm_in_place_identity<K: crashkit_panic_path::Kernel>(
+    in_place: &InPlace,
+    ram: impl IntoIterator<Item = (u64, u64)>,
+    reservation: PhysRange,
+    map_bar: fn(PhysRange) -> bool,
+    console: Option<fn(&str)>,
+) -> Result<(), ArmInPlaceError> {
+    const MAX: usize = crashkit_kdump_handover::block::MAX_RANGES;
+    let mut memory = [PhysRange::default(); MAX];
+    let mut count = 0;
+    for ((start, len), slot) in ram.into_iter().zip(memory.iter_mut()) {
+        *slot = PhysRange::new(start, len);
+        count += 1;
+    }
+    let record = core::ptr::from_ref(K::record());
+    let record = PhysRange::new(record as u64, core::mem::size_of_val(K::record()) as u64);
+    let mut text = [0u8; 256];
+    let mut info = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut text);
+    info.os_release(core::any::type_name::<K>())
+        .page_size(4096)
+        .crashkit(env!("CARGO_PKG_VERSION"), record.start, record.len);
+    let len = info.as_bytes().len();
+    // RDTSC: the boot's own count, distinct per boot.
+    // SAFETY: RDTSC reads the time-stamp counter, no side effect.
+    let boot_id = unsafe { core::arch::x86_64::_rdtsc() };
+    let mut config = InPlaceConfig::identity(
+        memory.get(..count).unwrap_or(&[]),
+        text.get(..len).unwrap_or(&[]),
+        map_bar,
+        boot_id,
+    )
+    .map_err(ArmInPlaceError::Config)?;
+    config.reservation = reservation;
+    config.console = console;
+    // SAFETY: the caller's contract.
+    unsafe { in_place.arm(config) }.map_err(|_| ArmInPlaceError::AlreadyArmed)
+}
+
+/// Why [`arm_in_place_identity`] did not arm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArmInPlaceError {
+    /// The memory map or VMCOREINFO is refused.
+    Config(ConfigError),
+    /// An in-place writer is already armed.
+    AlreadyArmed,
+}
+
+impl core::fmt::Display for ArmInPlaceError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Config(error) => write!(f, "in-place writer: {error}"),
+            Self::AlreadyArmed => f.write_str("an in-place writer is already armed"),
+        }
     }
 }

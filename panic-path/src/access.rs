@@ -6,7 +6,7 @@
 use crashkit_notifiers::{
     ListSummary, NotifierList, NotifierRecorder, PanicInputs, Registry, Resumed, RunError,
 };
-use crashkit_record::{CpuSlot, CrashRecord, Full, NotifierEntry, PanicSection};
+use crashkit_record::{CpuSlot, CrashRecord, DumpSection, Full, NotifierEntry, PanicSection};
 
 /// The crash record as the panic path writes it.
 pub trait CrashLog: Sync + 'static {
@@ -16,6 +16,13 @@ pub trait CrashLog: Sync + 'static {
     fn cpu_slots(&self) -> &[CpuSlot];
     /// Append one notifier outcome.
     fn record_notifier(&self, entry: &NotifierEntry<'_>) -> Result<(), Full>;
+    /// The dump section (which writer wrote the dump; the dump path's).
+    fn dump_section(&self) -> &DumpSection;
+    /// Copy the record into `out` as a dump would hold it; the bytes
+    /// written, `None` if `out` is too small.
+    fn snapshot_into(&self, out: &mut [u8]) -> Option<usize>;
+    /// The record's address and size in the kernel's memory.
+    fn span(&self) -> (usize, usize);
 }
 
 impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize> CrashLog
@@ -31,6 +38,18 @@ impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize> CrashLo
 
     fn record_notifier(&self, entry: &NotifierEntry<'_>) -> Result<(), Full> {
         CrashRecord::record_notifier(self, entry)
+    }
+
+    fn dump_section(&self) -> &DumpSection {
+        self.dump()
+    }
+
+    fn snapshot_into(&self, out: &mut [u8]) -> Option<usize> {
+        self.snapshot(out).ok()
+    }
+
+    fn span(&self) -> (usize, usize) {
+        (core::ptr::from_ref(self) as usize, Self::TOTAL_SIZE)
     }
 }
 

@@ -66,6 +66,12 @@ pub enum DumpAttempt {
     /// The hand-over failed; the code is the hook's own, stored in the
     /// record's `dump_detail`.
     Failed(u32),
+    /// The hand-over did not happen and the in-place writer wrote the dump
+    /// in this kernel; the code is its `DumpOutcome`, stored in
+    /// `dump_detail` (the record's dump section says why and how). The
+    /// post-dump notifiers and the final action run next, as after a
+    /// failed hand-over.
+    WrittenInPlace(u32),
 }
 
 /// The integrator's glue: one zero-sized type per kernel.

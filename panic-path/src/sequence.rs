@@ -82,6 +82,9 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             match K::dump() {
                 DumpAttempt::NotConfigured => panic.set_dump_result(DumpResult::NotConfigured, 0),
                 DumpAttempt::Failed(detail) => panic.set_dump_result(DumpResult::Failed, detail),
+                DumpAttempt::WrittenInPlace(outcome) => {
+                    panic.set_dump_result(DumpResult::WrittenInPlace, outcome);
+                }
             }
             panic.stamp(PhaseStamp::DumpHandoverEnd, platform.now_ns());
         }

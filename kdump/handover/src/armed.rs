@@ -132,6 +132,23 @@ impl<T: Copy> Slot<T> {
     }
 
     /// The one write of `ready`, by the `arm` call that won the CAS.
+    /// The armed value, by reference (for a `T` too large to copy onto a
+    /// crash path's stack); `None` until [`arm`](Self::arm) completed.
+    #[cfg(not(loom))]
+    pub fn get(&self) -> Option<&T> {
+        // Acquire: pairs with the Release store of ARMED in `arm`, so the
+        // value written before it is visible.
+        if self.state.load(Ordering::Acquire) != ARMED {
+            return None;
+        }
+        #[allow(unsafe_code)]
+        // SAFETY: ARMED is stored (Release) after the one write of the
+        // value, and no code writes it afterwards (`arm` refuses once the
+        // state left EMPTY); the Acquire above makes the write visible, so
+        // a shared reference for as long as `self` lives is sound.
+        Some(unsafe { (*self.ready.get()).assume_init_ref() })
+    }
+
     #[allow(unsafe_code)]
     fn write(&self, ready: T) {
         #[cfg(not(loom))]

@@ -20,7 +20,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use crashkit::kdump::{AfterDump, Capture, Device, DumpFormat, PhysRange, Setup};
+use crashkit::kdump::{AfterDump, Capture, Device, DumpFormat, InPlace, PhysRange, Setup};
 use crashkit::prelude::*;
 use kernel_base::exit::{ExitCode, exit};
 use kernel_base::{APIC_BASE, MAX_CPUS, println};
@@ -53,9 +53,111 @@ pub const RESERVATION: PhysRange = PhysRange::new(0x400_0000, 0x100_0000);
 /// as boot module 0 (`-initrd crashkit-capture`).
 static CAPTURE: Capture = Capture::new();
 
-/// The panic path's dump step.
+/// The in-place writer behind it, armed with it (`capture=none` arms it
+/// alone): the crashed kernel writes the dump itself when the hand-over
+/// does not happen.
+static IN_PLACE: InPlace = InPlace::new();
+
+/// `pause=1`: after an in-place dump, say so on the raw serial port (no
+/// lock: no memory changes) and wait 2 s before the panic path goes on, so
+/// the runner can copy guest RAM as the writer left it (the post-dump
+/// notifiers change memory afterwards).
+static PAUSE_AFTER_DUMP: AtomicBool = AtomicBool::new(false);
+
+/// The panic path's dump step: hand over, or write in place.
 fn dump() -> DumpAttempt {
-    crashkit::kdump::hand_over(&CAPTURE, &APIC)
+    let attempt = crashkit::kdump::dump::<K>(&CAPTURE, &IN_PLACE, &APIC);
+    // Relaxed: set at boot on the boot CPU, before any CPU can panic.
+    if matches!(attempt, DumpAttempt::WrittenInPlace(_)) && PAUSE_AFTER_DUMP.load(Ordering::Relaxed)
+    {
+        use core::fmt::Write as _;
+        let _ = kernel_base::serial::Serial
+            .write_str("crashkit-test: in-place dump returned, pausing\n");
+        kernel_base::time::delay_us(2_000_000);
+    }
+    attempt
+}
+
+/// The in-place writer's console: the kernel's (bounded lock).
+fn dump_console(text: &str) {
+    kernel_base::print!("{text}");
+}
+
+/// A BAR the in-place writer may use: the boot stub identity-maps the
+/// first 4 GiB, the top GiB uncacheable, where firmware puts the BARs.
+fn bar_mapped(bar: PhysRange) -> bool {
+    bar.start >= 0xC000_0000 && bar.end().is_some_and(|end| end <= 1 << 32)
+}
+
+/// `secret=1`: two pages registered as a secret at boot, then filled with
+/// a pattern drawn at run time (the runner finds them through the record's
+/// exclusion slots and looks for the pattern on the device).
+#[repr(C, align(4096))]
+struct Secret([u8; 8192]);
+static mut SECRET: Secret = Secret([0; 8192]);
+
+/// `fill=N`: N MiB of RAM from 16 MiB on (but what the kernel keeps and
+/// the reservation) filled with bytes no codec compresses, so the dump has
+/// that much to write: the runner's torn-dump scenario stops the machine
+/// part way through it.
+pub fn fill_memory(boot: &kernel_base::Boot) {
+    let Some(mib) = boot.option("fill").and_then(|n| n.parse::<u64>().ok()) else {
+        return;
+    };
+    let start = 16u64 << 20;
+    let end = (start + (mib.min(40) << 20)).min(RESERVATION.start);
+    // SAFETY: RDTSC has no side effect.
+    let mut x = unsafe { core::arch::x86_64::_rdtsc() } | 1;
+    let mut filled = 0u64;
+    for page in (start..end).step_by(4096) {
+        let kept = boot
+            .kept()
+            .into_iter()
+            .any(|(at, len)| page < at.saturating_add(len) && at < page + 4096);
+        if kept
+            || !boot
+                .ram()
+                .any(|(at, len)| at <= page && page + 4096 <= at + len)
+        {
+            continue;
+        }
+        let words = page as *mut u64;
+        for index in 0..512 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // SAFETY: `page` is RAM (the memory map says so) that this
+            // kernel neither keeps nor uses (it allocates nothing), identity
+            // mapped; 512 words fill exactly the page.
+            unsafe { words.add(index).write_volatile(x) };
+        }
+        filled += 1;
+    }
+    println!("crashkit-test: fill: {filled} pages of incompressible bytes from {start:#x}");
+}
+
+/// Register and fill the secret (`secret=1`).
+pub fn keep_secret(boot: &kernel_base::Boot) {
+    if boot.option("secret") != Some("1") {
+        return;
+    }
+    let address = core::ptr::addr_of!(SECRET) as u64;
+    // Registered before it is written (the exclusion slots' rule).
+    if let Err(error) = K::record().exclude(address, 8192) {
+        kernel_base::fail(format_args!("secret not registered: {error}"));
+    }
+    // SAFETY: RDTSC has no side effect.
+    let mut x = unsafe { core::arch::x86_64::_rdtsc() } | 1;
+    // SAFETY: written once here, on the boot CPU before the APs start;
+    // nothing else refers to it.
+    let secret = unsafe { &mut *core::ptr::addr_of_mut!(SECRET) };
+    for byte in secret.0.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = x as u8;
+    }
+    println!("crashkit-test: secret registered at {address:#x}, 8192 bytes");
 }
 
 /// VMCOREINFO for the dump: the release, the page size, the record.
@@ -69,6 +171,30 @@ pub fn load_capture(boot: &kernel_base::Boot) {
     let Some(image) = boot.module() else {
         return;
     };
+    // The in-place writer, whenever there is a disk to write to (the
+    // runner gives the capture kernel and a disk together).
+    let ram_ranges = boot.ram();
+    // SAFETY: this kernel is identity mapped (RAM, statics, stacks, the
+    // BARs `bar_mapped` accepts), and nothing else drives the disk.
+    let armed = unsafe {
+        crashkit::kdump::arm_in_place_identity::<K>(
+            &IN_PLACE,
+            ram_ranges,
+            RESERVATION,
+            bar_mapped,
+            Some(dump_console),
+        )
+    };
+    if let Err(error) = armed {
+        kernel_base::fail(format_args!("{error}"));
+    }
+    // Relaxed: read by `dump` on the panicking CPU, which starts later.
+    PAUSE_AFTER_DUMP.store(boot.option("pause") == Some("1"), Ordering::Relaxed);
+    let mode = boot.option("capture");
+    if mode == Some("none") {
+        println!("crashkit-test: capture=none: no capture kernel loaded");
+        return;
+    }
     let format = match boot.option("dumpfmt") {
         None | Some("lzo") => DumpFormat::KdumpLzo,
         Some("zlib") => DumpFormat::KdumpZlib,
@@ -137,6 +263,16 @@ pub fn load_capture(boot: &kernel_base::Boot) {
             ram.len()
         ),
         Err(error) => kernel_base::fail(format_args!("capture kernel not loaded: {error}")),
+    }
+    if mode == Some("corrupt") {
+        // Memory corruption reaching the loaded image: one byte of its
+        // first page flipped, as a stray write would.
+        let at = (RESERVATION.start + 0x40) as *mut u8;
+        // SAFETY: the reservation is identity mapped and this kernel's
+        // alone; the byte is inside the loaded image (it starts at the
+        // reservation), which only the hand-over's check reads.
+        unsafe { at.write_volatile(at.read_volatile() ^ 0x5a) };
+        println!("crashkit-test: capture=corrupt: one byte of the loaded image flipped");
     }
 }
 

@@ -61,6 +61,8 @@ fn main(boot: &'static Boot) -> ! {
         crashkit::record::CrashRecord::<{ kernel_base::MAX_CPUS }, 16>::TOTAL_SIZE
     );
     crash::load_capture(boot);
+    crash::keep_secret(boot);
+    crash::fill_memory(boot);
     kernel_base::idt::build(idt::fill);
     scenario::common_setup();
     (scenario.setup)();

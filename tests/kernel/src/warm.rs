@@ -53,7 +53,13 @@ pub fn ap(_cpu: usize) -> ! {
     for _ in 0..ROUNDS {
         let slot = CpuSlot::new();
         let now = K::platform().now_ns();
-        let _ = slot.record_stop(&RegisterFrame::capture(), &ControlRegisters::NONE, StopPath::Nmi, 1, now);
+        let _ = slot.record_stop(
+            &RegisterFrame::capture(),
+            &ControlRegisters::NONE,
+            StopPath::Nmi,
+            1,
+            now,
+        );
     }
     machine::idle()
 }

@@ -81,6 +81,8 @@ pub fn crashkit_cli() -> PathBuf {
 
 /// The test kernel's reservation (its `crash::RESERVATION`): never dumped.
 const RESERVATION: (u64, u64) = (0x400_0000, 0x100_0000);
+/// The same, for the fault checks.
+pub const RESERVATION_RANGE: (u64, u64) = RESERVATION;
 /// The dump disk's size.
 const DISK_BYTES: u64 = 64 << 20;
 

@@ -27,6 +27,7 @@
 //! test` installs it first).
 
 mod capture;
+mod faults;
 mod record_section;
 mod scenario;
 
@@ -102,6 +103,14 @@ struct Args {
     /// left in DIR.
     #[arg(long, value_name = "DIR")]
     demo: Option<PathBuf>,
+    /// Boot the dump path's faults (`faults::FAULTS`): a corrupted or
+    /// missing capture kernel (the in-place writer), secrets, a device too
+    /// small, a dump torn part way, an earlier dump replaced.
+    #[arg(long)]
+    dump_faults: bool,
+    /// With --dump-faults: only this fault; may be repeated.
+    #[arg(long = "fault", value_name = "NAME")]
+    faults: Vec<String>,
 }
 
 struct Options {
@@ -120,6 +129,8 @@ struct Options {
     demo: Option<PathBuf>,
     capture: bool,
     capture_demo: Option<PathBuf>,
+    dump_faults: bool,
+    faults: Vec<String>,
 }
 
 fn options() -> Result<Options, String> {
@@ -154,6 +165,8 @@ fn options() -> Result<Options, String> {
         accel: args.accel,
         capture: args.capture,
         capture_demo: args.capture_demo,
+        dump_faults: args.dump_faults,
+        faults: args.faults,
         repeat: args.repeat,
         out: args
             .out
@@ -224,6 +237,9 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         };
+    }
+    if options.dump_faults {
+        return dump_faults(&options);
     }
     scenario::set_capture(options.capture);
     let mut jobs = Vec::new();
@@ -310,6 +326,87 @@ fn main() -> ExitCode {
         failed.len()
     );
     if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `--dump-faults`: every fault of `faults::FAULTS` (or those named), at
+/// each of its CPU counts, `--repeat` times; two boots at a time.
+fn dump_faults(options: &Options) -> ExitCode {
+    for path in [capture::capture_kernel(), capture::crashkit_cli()] {
+        if let Err(error) = crashkit_qemu::check_kernel(&path) {
+            eprintln!("crashkit-scenarios: --dump-faults: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let mut jobs = Vec::new();
+    for round in 0..options.repeat {
+        for fault in faults::FAULTS {
+            if !options.faults.is_empty() && !options.faults.iter().any(|f| f == fault.name) {
+                continue;
+            }
+            for &cpus in fault.cpus {
+                if options
+                    .cpus
+                    .as_ref()
+                    .is_none_or(|only| only.contains(&cpus))
+                {
+                    jobs.push((fault, cpus, round));
+                }
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::new());
+    let passed = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..JOBS {
+            scope.spawn(|| {
+                while let Some(&(fault, cpus, round)) = jobs.get(next.fetch_add(1, SeqCst)) {
+                    let started = std::time::Instant::now();
+                    let label = format!(
+                        "fault {} ({} {}) -smp {cpus}{}",
+                        fault.name,
+                        fault.scenario,
+                        fault.append,
+                        if options.repeat > 1 {
+                            format!(" (run {})", round + 1)
+                        } else {
+                            String::new()
+                        }
+                    );
+                    match faults::run_fault(&options.kernel, &options.out, fault, cpus, round) {
+                        Ok(()) => {
+                            passed.fetch_add(1, SeqCst);
+                            println!(
+                                "qemu: {label} ... ok ({:.2} s)",
+                                started.elapsed().as_secs_f64()
+                            );
+                        }
+                        Err(why) => {
+                            println!("qemu: {label} ... FAILED");
+                            if let Ok(mut all) = failures.lock() {
+                                all.push((label, why));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap_or_default();
+    for (label, why) in &failures {
+        eprintln!("\n==== {label} FAILED ====\n{why}");
+    }
+    println!(
+        "qemu: {} fault boots, {} passed, {} failed",
+        jobs.len(),
+        passed.load(SeqCst),
+        failures.len()
+    );
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

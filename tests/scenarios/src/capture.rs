@@ -113,6 +113,11 @@ macro_rules! opened {
                 .map(<[u8]>::to_vec),
             cpus: $dump.cpus().len(),
             first_rip: $dump.cpus().first().and_then(|c| rip(&c.registers)),
+            by_index: $dump
+                .cpus()
+                .iter()
+                .filter_map(|c| Some((c.control?.cpu, rip(&c.registers)?, all_zero(&c.registers))))
+                .collect(),
             read: Box::new(move |phys, page: &mut [u8]| $dump.read_phys(phys, page).is_ok()),
         }
     };
@@ -127,12 +132,59 @@ struct Opened<'a> {
     cpus: usize,
     /// The first CPU note's RIP.
     first_rip: Option<u64>,
+    /// Each CPU note by its control state's CPU index: (index, RIP,
+    /// whether every register is zero).
+    by_index: Vec<(u32, u64, bool)>,
     /// Read a physical page; false where the dump has none.
     read: PageReader<'a>,
 }
 
 /// Reads a physical page into the buffer; false where the dump has none.
 type PageReader<'a> = Box<dyn Fn(u64, &mut [u8]) -> bool + 'a>;
+
+/// Whether a note's registers are all zero (a CPU without saved ones).
+fn all_zero(registers: &CpuRegisters) -> bool {
+    match registers {
+        CpuRegisters::X86_64(r) => r.to_array().iter().all(|&v| v == 0),
+        CpuRegisters::I386(r) => r.to_array().iter().all(|&v| v == 0),
+    }
+}
+
+/// Every CPU slot of the record but the absent ones has a note: a CPU that
+/// never answered the shootdown (`Unresponsive`) with zero registers (the
+/// record says why), every CPU with saved registers with its own RIP.
+pub fn every_cpu_as_the_record_says(
+    view: &RecordView<'_>,
+    by_index: &[(u32, u64, bool)],
+) -> Result<(), String> {
+    use crashkit_record::{CpuState, Decoded};
+    for (index, slot) in view.cpus().enumerate() {
+        let state = slot.state();
+        if state == Decoded::Known(CpuState::Absent) {
+            continue;
+        }
+        let note = by_index.iter().find(|(cpu, _, _)| *cpu as usize == index);
+        let Some(&(_, note_rip, zero)) = note else {
+            return Err(format!("CPU {index} ({state:?} in the record) has no note"));
+        };
+        match slot.frame() {
+            Some(frame) if frame.rip != note_rip => {
+                return Err(format!(
+                    "CPU {index}'s note has RIP {note_rip:#x}, the record {:#x}",
+                    frame.rip
+                ));
+            }
+            Some(_) => {}
+            None if !zero => {
+                return Err(format!(
+                    "CPU {index} has no registers in the record ({state:?}) but its note has some"
+                ));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
 
 fn rip(registers: &CpuRegisters) -> Option<u64> {
     match registers {
@@ -197,6 +249,7 @@ pub fn check(
         record: notes_record,
         cpus: cpu_notes,
         first_rip,
+        by_index,
         read,
     } = if file.starts_with(b"\x7fELF") {
         let dump = ElfDump::parse(&file).map_err(|e| format!("the saved ELF: {e}"))?;
@@ -214,6 +267,7 @@ pub fn check(
     if cpu_notes != cpus as usize {
         return Err(format!("{cpu_notes} CPU notes for -smp {cpus}"));
     }
+    every_cpu_as_the_record_says(view, &by_index)?;
     let owner = view.panic().owner_cpu().ok_or("the record has no owner")?;
     let saved_rip = view
         .cpu(owner as usize)

@@ -4,7 +4,8 @@
 //! built, the capture kernel built (format, clippy), the QEMU
 //! crash-injection scenarios of both test kernels, without and with the
 //! capture kernel writing the dump (a stated subset, `tests/scenarios`'s
-//! `capture` module), the dump corpora of the crashed test kernel and of a
+//! `capture` module), the dump path's faults (`faults` there), the dump
+//! corpora of the crashed test kernel and of a
 //! crashed Linux guest, and the loom models of the queued spinlock and the
 //! hand-over slot. It installs what it needs first
 //! ([`crate::prerequisites`]).
@@ -26,6 +27,8 @@ const NO_STD_CRATES: &[&str] = &[
     "crashkit-kdump-load",
     "crashkit-kdump-handover",
     "crashkit-kdump-capture",
+    "crashkit-kdump-pc",
+    "crashkit-kdump-fallback",
     "crashkit",
 ];
 
@@ -168,10 +171,14 @@ fn qemu_scenarios() -> Result<(), String> {
     //   `crashkit save`, verified and compared with guest RAM;
     // - the minimal kernel: crashkit wired in through the facade in at most
     //   20 lines (the line count is checked by `cargo test -p crashkit`);
-    // - its dump wiring (at most 10 lines) through the capture kernel.
-    let runs: [(&str, &[&str]); 4] = [
+    // - its dump wiring (at most 10 lines) through the capture kernel;
+    // - the dump path's faults: a corrupted or missing capture kernel (the
+    //   in-place writer), secrets on both paths, a device too small, a dump
+    //   torn part way, an earlier dump replaced.
+    let runs: [(&str, &[&str]); 5] = [
         ("QEMU crash-injection scenarios", &[]),
         ("QEMU scenarios through the capture kernel", &["--capture"]),
+        ("QEMU dump-path faults", &["--dump-faults"]),
         ("QEMU scenarios of the minimal kernel", &["--minimal"]),
         (
             "QEMU scenarios of the minimal kernel through the capture kernel",

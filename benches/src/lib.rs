@@ -8,11 +8,13 @@
 //! | `bench-kdump` (`bench-kdump`) | [`kdump`] | the kdump-compressed writers against makedumpfile on a 1 GiB image of a crashed Linux guest |
 //! | `bench-cli` (`bench-cli`) | [`cli`] | the `crashkit` CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine |
 //! | `bench-guest` | [`guest`] | NMI round trips and the shootdown, timed inside the QEMU test kernel |
+//! | `bench-dump` | [`dump`] | the dump path per phase, capture kernel and in-place writer, beside Linux's kdump |
 //!
 //! The criterion benchmarks of single crates stay with their crate
 //! (`nmi/benches`, `shootdown/benches`).
 
 pub mod cli;
+pub mod dump;
 pub mod guest;
 pub mod kdump;
 

@@ -79,6 +79,7 @@ echo c > /proc/sysrq-trigger
 
 /// The capture kernel's `/init`.
 const CAPTURE_INIT: &str = "#!/bin/busybox sh
+echo 'crashkit-corpus: capture kernel up'
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev
@@ -119,6 +120,82 @@ pub fn make_and_check(guest: &Guest, dir: &Path, work: &Path) -> Result<String, 
         elapsed.as_secs_f64(),
         bytes.len() >> 20
     ))
+}
+
+/// What the capture kernel's `/init` prints first.
+const CAPTURE_UP_LINE: &str = "crashkit-corpus: capture kernel up";
+
+/// Linux's kdump, timed from the host (issue 26's benchmark): wall time
+/// from the panic line to the capture kernel's `/init`, and from there to
+/// `/proc/vmcore` copied to the virtio disk (a plain copy, `dd bs=1M`).
+#[derive(Clone, Copy, Debug)]
+pub struct KdumpTimes {
+    /// Panic line to the capture kernel's `/init` (the crash path, kexec,
+    /// the capture kernel's boot).
+    pub panic_to_capture: Duration,
+    /// `/init` to the copy's end (the virtio modules, the copy, `sync`).
+    pub capture_to_saved: Duration,
+    /// Bytes of `/proc/vmcore`.
+    pub bytes: u64,
+}
+
+/// Crash the guest with `ram_mib` MiB through Linux's kdump once and time
+/// it (serial lines polled every millisecond).
+pub fn time_kdump(
+    guest: &Guest,
+    dir: &Path,
+    work: &Path,
+    ram_mib: u32,
+) -> Result<KdumpTimes, String> {
+    let initramfs = build_initramfs(guest, dir)?;
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let disk = work.join("vmcore-disk.img");
+    let file = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+    file.set_len(u64::from(ram_mib + 64) << 20)
+        .map_err(|e| format!("{}: {e}", disk.display()))?;
+    drop(file);
+    let boot = Boot {
+        kernel: &guest.vmlinuz,
+        cpus: linux::CPUS,
+        append: format!("console=ttyS0 {CRASHKERNEL} panic=0"),
+        work_dir: work.to_path_buf(),
+        timeout: Duration::from_secs(600),
+        qmp: false,
+        ram_mib,
+        initrd: Some(initramfs),
+        extra: vec![
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio", disk.display()),
+        ],
+    };
+    let mut seen = [None; 3];
+    let outcome = boot.run(|dir| {
+        seen = crashkit_qemu::qmp::line_times(
+            &dir.join("serial.log"),
+            &[linux::PANIC_LINE, CAPTURE_UP_LINE, SAVED_LINE],
+            &["reboot: Power down", "copying /proc/vmcore failed"],
+            Duration::from_secs(600),
+        );
+    })?;
+    let _ = std::fs::remove_file(&disk);
+    let _ = std::fs::remove_file(&outcome.ram);
+    let bytes = outcome
+        .serial
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(SAVED_LINE))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    let ([Some(panic), Some(up), Some(saved)], Some(bytes)) = (seen, bytes) else {
+        return Err(format!(
+            "no timed /proc/vmcore ({:?}, lines seen {seen:?}):\n{}",
+            outcome.ending,
+            linux::tail(&outcome.serial)
+        ));
+    };
+    Ok(KdumpTimes {
+        panic_to_capture: up.saturating_duration_since(panic),
+        capture_to_saved: saved.saturating_duration_since(up),
+        bytes,
+    })
 }
 
 /// The first kernel's initramfs: the corpus's busybox and `qemu_fw_cfg`

@@ -144,3 +144,32 @@ impl Qmp {
         Ok(reply)
     }
 }
+
+/// When each of `lines` first appeared in `serial` (polled every
+/// millisecond, from the host), until all did, or one of `over` appeared
+/// (the guest's last words: a test kernel's final action, Linux's power
+/// off), or `limit` passed; `None` for a line never seen.
+pub fn line_times<const N: usize>(
+    serial: &Path,
+    lines: &[&str; N],
+    over: &[&str],
+    limit: Duration,
+) -> [Option<Instant>; N] {
+    let started = Instant::now();
+    let mut seen = [None; N];
+    while started.elapsed() < limit && seen.iter().any(Option::is_none) {
+        let text = std::fs::read(serial).unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        let now = Instant::now();
+        for (when, line) in seen.iter_mut().zip(lines) {
+            if when.is_none() && text.contains(line) {
+                *when = Some(now);
+            }
+        }
+        if over.iter().any(|line| text.contains(line)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    seen
+}

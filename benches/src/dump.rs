@@ -146,9 +146,12 @@ fn record_phases(view: &RecordView<'_>) -> (u64, u64, u64) {
     let panic = view.panic();
     let at = |stamp| panic.stamp_ns(stamp);
     let span = |a: PhaseStamp, b: PhaseStamp| at(b).saturating_sub(at(a));
+    // The lists before the dump: after an in-place dump the post-dump lists
+    // run too and move the end stamp past the dump step.
+    let notifiers_end = at(PhaseStamp::NotifiersEnd).min(at(PhaseStamp::DumpHandoverStart));
     (
         span(PhaseStamp::ShootdownStart, PhaseStamp::ShootdownEnd),
-        span(PhaseStamp::NotifiersStart, PhaseStamp::NotifiersEnd),
+        notifiers_end.saturating_sub(at(PhaseStamp::NotifiersStart)),
         span(PhaseStamp::PanicEntry, PhaseStamp::DumpHandoverStart),
     )
 }
@@ -189,8 +192,8 @@ pub fn run_crashkit(
     rounds: usize,
 ) -> Result<String, String> {
     let mut table = String::from(
-        "| writer | RAM | CPUs | shootdown (µs) | notifiers (µs) | panic entry to dump step (ms) | to the writer's start (ms) | writing (ms) | total (ms) | dump bytes | MB/s |\n\
-         |--------|----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n",
+        "| writer | RAM | CPUs | shootdown (µs) | notifiers before the dump (µs) | panic entry to dump step (ms) | to the writer's start (ms) | writing (ms) | total (ms) | dump bytes | dump MB/s | RAM read MB/s |\n\
+         |--------|----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|-----:|\n",
     );
     for in_place in [false, true] {
         for ram in RAM {
@@ -213,7 +216,7 @@ pub fn run_crashkit(
                 let bytes = pick(|r| r.bytes);
                 let total = pick(|r| r.total);
                 table.push_str(&format!(
-                    "| {} | {ram} MiB | {cpus} | {} | {} | {} | {} | {} | {} | {bytes} | {:.1} |\n",
+                    "| {} | {ram} MiB | {cpus} | {} | {} | {} | {} | {} | {} | {bytes} | {:.1} | {:.0} |\n",
                     if in_place {
                         "in place"
                     } else {
@@ -226,6 +229,7 @@ pub fn run_crashkit(
                     ms(writing),
                     ms(total),
                     bytes as f64 / (writing.max(1) as f64 / 1e9) / 1e6,
+                    f64::from(ram) * 1_048_576.0 / (writing.max(1) as f64 / 1e9) / 1e6,
                 ));
                 eprintln!(
                     "bench-dump: {} {ram} MiB -smp {cpus}: {rounds} boots in {:.0} s",

@@ -130,11 +130,25 @@ impl<E: core::error::Error + 'static> core::error::Error for DumpError<E> {
 /// A page of zeros for every writer that writes zeros.
 pub(crate) static ZERO_PAGE: [u8; PAGE_SIZE as usize] = [0; PAGE_SIZE as usize];
 
-/// Whether a page is all zeros (64-byte blocks OR-folded, which the
-/// compiler vectorises, with an early exit per block).
+/// Whether a page is all zeros: 64-byte blocks of eight 8-byte words
+/// OR-folded, with an early exit per block. Words, not bytes: a bare-metal
+/// target has no SIMD to vectorise a byte loop with, and under QEMU's TCG a
+/// byte loop costs eight times the instructions (a capture kernel scans
+/// every page of the machine).
 pub(crate) fn is_zero(page: &[u8]) -> bool {
-    page.chunks(64)
-        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+    let mut blocks = page.chunks_exact(64);
+    let words_zero = blocks.by_ref().all(|block| {
+        block
+            .chunks_exact(8)
+            .map(|word| {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(word);
+                u64::from_ne_bytes(bytes)
+            })
+            .fold(0u64, |acc, word| acc | word)
+            == 0
+    });
+    words_zero && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 /// A cursor over the sorted exclusions for one ascending walk.
@@ -165,5 +179,22 @@ impl<'a> Exclusions<'a> {
             return range.start < page_end;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_page_with_one_byte_set_anywhere_is_not_zero() {
+        let mut page = [0u8; 4096];
+        assert!(super::is_zero(&page));
+        for at in 0..page.len() {
+            page[at] = 0x80;
+            assert!(!super::is_zero(&page), "byte {at}");
+            page[at] = 0;
+        }
+        // A length that is not a multiple of 64 checks its tail too.
+        assert!(!super::is_zero(&[0, 0, 0, 1]));
+        assert!(super::is_zero(&[0; 100]));
     }
 }

@@ -25,6 +25,44 @@ pub use crashkit_kdump_handover::{
 };
 pub use crashkit_kdump_load::{CaptureImage, LoadError};
 
+/// The most memory-map ranges a hand-over block (and the in-place
+/// writer) takes.
+const MAX_RANGES: usize = crashkit_kdump_handover::block::MAX_RANGES;
+
+/// Up to `N` `(start, length)` pairs as ranges; the rest are dropped.
+fn ranges<const N: usize>(pairs: impl IntoIterator<Item = (u64, u64)>) -> ([PhysRange; N], usize) {
+    let mut out = [PhysRange::default(); N];
+    let mut count = 0;
+    for ((start, len), slot) in pairs.into_iter().zip(out.iter_mut()) {
+        *slot = PhysRange::new(start, len);
+        count += 1;
+    }
+    (out, count)
+}
+
+/// What both identity-mapped set-ups tell their writer of `K`: its record's
+/// range (virtual = physical) and VMCOREINFO naming crashkit, the record
+/// and, as `OSRELEASE`, the kernel type's path.
+struct IdentityFacts {
+    record: PhysRange,
+    text: [u8; 256],
+    len: usize,
+}
+
+impl IdentityFacts {
+    fn of<K: crashkit_panic_path::Kernel>() -> Self {
+        let record = core::ptr::from_ref(K::record());
+        let record = PhysRange::new(record as u64, core::mem::size_of_val(K::record()) as u64);
+        let mut text = [0u8; 256];
+        let mut info = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut text);
+        info.os_release(core::any::type_name::<K>())
+            .page_size(4096)
+            .crashkit(env!("CARGO_PKG_VERSION"), record.start, record.len);
+        let len = info.as_bytes().len();
+        Self { record, text, len }
+    }
+}
+
 /// Why [`load_capture`] did not arm the hand-over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadCaptureError {
@@ -103,27 +141,10 @@ pub unsafe fn load_identity<K: crashkit_panic_path::Kernel>(
     ram: impl IntoIterator<Item = (u64, u64)>,
     kept: impl IntoIterator<Item = (u64, u64)>,
 ) -> Result<Ready, LoadCaptureError> {
-    const MAX: usize = crashkit_kdump_handover::block::MAX_RANGES;
-    let mut memory = [PhysRange::default(); MAX];
-    let mut count = 0;
-    for ((start, len), slot) in ram.into_iter().zip(memory.iter_mut()) {
-        *slot = PhysRange::new(start, len);
-        count += 1;
-    }
-    let mut kept_ranges = [PhysRange::default(); 16];
-    let mut kept_count = 0;
-    for ((start, len), slot) in kept.into_iter().zip(kept_ranges.iter_mut()) {
-        *slot = PhysRange::new(start, len);
-        kept_count += 1;
-    }
-    let record = core::ptr::from_ref(K::record());
-    let record = PhysRange::new(record as u64, core::mem::size_of_val(K::record()) as u64);
-    let mut text = [0u8; 256];
-    let mut info = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut text);
-    info.os_release(core::any::type_name::<K>())
-        .page_size(4096)
-        .crashkit(env!("CARGO_PKG_VERSION"), record.start, record.len);
-    let len = info.as_bytes().len();
+    let (memory, count) = ranges::<MAX_RANGES>(ram);
+    let (kept_ranges, kept_count) = ranges::<16>(kept);
+    let facts = IdentityFacts::of::<K>();
+    let (record, text, len) = (facts.record, facts.text, facts.len);
     let setup = Setup {
         record,
         memory_map: memory.get(..count).unwrap_or(&[]),
@@ -214,21 +235,9 @@ pub unsafe fn arm_in_place_identity<K: crashkit_panic_path::Kernel>(
     map_bar: fn(PhysRange) -> bool,
     console: Option<fn(&str)>,
 ) -> Result<(), ArmInPlaceError> {
-    const MAX: usize = crashkit_kdump_handover::block::MAX_RANGES;
-    let mut memory = [PhysRange::default(); MAX];
-    let mut count = 0;
-    for ((start, len), slot) in ram.into_iter().zip(memory.iter_mut()) {
-        *slot = PhysRange::new(start, len);
-        count += 1;
-    }
-    let record = core::ptr::from_ref(K::record());
-    let record = PhysRange::new(record as u64, core::mem::size_of_val(K::record()) as u64);
-    let mut text = [0u8; 256];
-    let mut info = crashkit_dump_format::vmcoreinfo::VmcoreInfoWriter::new(&mut text);
-    info.os_release(core::any::type_name::<K>())
-        .page_size(4096)
-        .crashkit(env!("CARGO_PKG_VERSION"), record.start, record.len);
-    let len = info.as_bytes().len();
+    let (memory, count) = ranges::<MAX_RANGES>(ram);
+    let facts = IdentityFacts::of::<K>();
+    let (text, len) = (facts.text, facts.len);
     // RDTSC: the boot's own count, distinct per boot.
     // SAFETY: RDTSC reads the time-stamp counter, no side effect.
     let boot_id = unsafe { core::arch::x86_64::_rdtsc() };

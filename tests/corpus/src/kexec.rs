@@ -122,6 +122,38 @@ pub fn make_and_check(guest: &Guest, dir: &Path, work: &Path) -> Result<String, 
     ))
 }
 
+/// The boot that crashes the guest through kdump: `ram_mib` of RAM, the
+/// `crashkernel=` reservation, `initramfs`, and a virtio disk for the copy
+/// (RAM plus 64 MiB, sparse) in `work`; the disk's path.
+fn kdump_boot<'a>(
+    guest: &'a Guest,
+    initramfs: &Path,
+    work: &Path,
+    ram_mib: u32,
+    timeout: Duration,
+) -> Result<(Boot<'a>, PathBuf), String> {
+    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let disk = work.join("vmcore-disk.img");
+    let file = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+    file.set_len(u64::from(ram_mib + 64) << 20)
+        .map_err(|e| format!("{}: {e}", disk.display()))?;
+    let boot = Boot {
+        kernel: &guest.vmlinuz,
+        cpus: linux::CPUS,
+        append: format!("console=ttyS0 {CRASHKERNEL} panic=0"),
+        work_dir: work.to_path_buf(),
+        timeout,
+        qmp: false,
+        ram_mib,
+        initrd: Some(initramfs.to_path_buf()),
+        extra: vec![
+            "-drive".into(),
+            format!("file={},format=raw,if=virtio", disk.display()),
+        ],
+    };
+    Ok((boot, disk))
+}
+
 /// What the capture kernel's `/init` prints first.
 const CAPTURE_UP_LINE: &str = "crashkit-corpus: capture kernel up";
 
@@ -148,26 +180,7 @@ pub fn time_kdump(
     ram_mib: u32,
 ) -> Result<KdumpTimes, String> {
     let initramfs = build_initramfs(guest, dir)?;
-    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let disk = work.join("vmcore-disk.img");
-    let file = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
-    file.set_len(u64::from(ram_mib + 64) << 20)
-        .map_err(|e| format!("{}: {e}", disk.display()))?;
-    drop(file);
-    let boot = Boot {
-        kernel: &guest.vmlinuz,
-        cpus: linux::CPUS,
-        append: format!("console=ttyS0 {CRASHKERNEL} panic=0"),
-        work_dir: work.to_path_buf(),
-        timeout: Duration::from_secs(600),
-        qmp: false,
-        ram_mib,
-        initrd: Some(initramfs),
-        extra: vec![
-            "-drive".into(),
-            format!("file={},format=raw,if=virtio", disk.display()),
-        ],
-    };
+    let (boot, disk) = kdump_boot(guest, &initramfs, work, ram_mib, Duration::from_secs(600))?;
     let mut seen = [None; 3];
     let outcome = boot.run(|dir| {
         seen = crashkit_qemu::qmp::line_times(
@@ -321,26 +334,7 @@ fn crash_and_capture(
     initramfs: &Path,
     work: &Path,
 ) -> Result<(PathBuf, Vec<u8>, Duration), String> {
-    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
-    let disk = work.join("vmcore-disk.img");
-    let file = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
-    file.set_len(u64::from(RAM_MIB + 64) << 20)
-        .map_err(|e| format!("{}: {e}", disk.display()))?;
-    drop(file);
-    let boot = Boot {
-        kernel: &guest.vmlinuz,
-        cpus: linux::CPUS,
-        append: format!("console=ttyS0 {CRASHKERNEL} panic=0"),
-        work_dir: work.to_path_buf(),
-        timeout: Duration::from_secs(480),
-        qmp: false,
-        ram_mib: RAM_MIB,
-        initrd: Some(initramfs.to_path_buf()),
-        extra: vec![
-            "-drive".into(),
-            format!("file={},format=raw,if=virtio", disk.display()),
-        ],
-    };
+    let (boot, disk) = kdump_boot(guest, initramfs, work, RAM_MIB, Duration::from_secs(480))?;
     let outcome = boot.run(|_| {})?;
     let serial = &outcome.serial;
     let size = serial

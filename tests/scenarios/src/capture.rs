@@ -89,10 +89,18 @@ const DISK_BYTES: u64 = 64 << 20;
 /// Make the boot's disk (sparse, zero) and return QEMU's extra arguments.
 pub fn disk(work_dir: &Path) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(work_dir).map_err(|e| format!("{}: {e}", work_dir.display()))?;
-    let path = work_dir.join("disk.img");
-    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    file.set_len(DISK_BYTES)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    disk_at(&work_dir.join("disk.img"), DISK_BYTES, false)
+}
+
+/// The disk at `path`, `bytes` long (sparse, zero; made anew unless
+/// `keep` and it exists), as QEMU's extra arguments: a virtio-blk PCI
+/// function.
+pub fn disk_at(path: &Path, bytes: u64, keep: bool) -> Result<Vec<String>, String> {
+    if !keep || !path.exists() {
+        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.set_len(bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(vec![
         "-drive".to_owned(),
         format!("file={},format=raw,if=none,id=dump", path.display()),
@@ -193,7 +201,9 @@ fn rip(registers: &CpuRegisters) -> Option<u64> {
     }
 }
 
-fn run(command: &mut Command, what: &str) -> Result<String, String> {
+/// Run `command`; its output (standard output, then error), and whether
+/// it exited with success.
+pub fn output(command: &mut Command, what: &str) -> Result<(bool, String), String> {
     let output = command
         .output()
         .map_err(|e| format!("{what}: cannot run: {e}"))?;
@@ -203,9 +213,25 @@ fn run(command: &mut Command, what: &str) -> Result<String, String> {
         String::from_utf8_lossy(&output.stderr)
     );
     if output.status.success() {
-        Ok(text)
+        Ok((true, text))
     } else {
-        Err(format!("{what}: {}\n{text}", output.status))
+        Ok((false, format!("{what}: {}\n{text}", output.status)))
+    }
+}
+
+/// Run `command`, which must succeed; its output.
+pub fn run(command: &mut Command, what: &str) -> Result<String, String> {
+    match output(command, what)? {
+        (true, text) => Ok(text),
+        (false, why) => Err(why),
+    }
+}
+
+/// Run `command`, which must fail; its output.
+pub fn run_failing(command: &mut Command, what: &str) -> Result<String, String> {
+    match output(command, what)? {
+        (true, text) => Err(format!("{what} succeeded but must not:\n{text}")),
+        (false, why) => Ok(why),
     }
 }
 

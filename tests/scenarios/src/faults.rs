@@ -30,7 +30,7 @@ use crashkit_record::{
     ChangedKind, Decoded, DumpOutcome, DumpPath, DumpResult, FallbackReason, RecordView, scan,
 };
 
-use crate::capture;
+use crate::capture::{self, disk_at, run, run_failing};
 
 /// One fault's boots.
 #[derive(Clone, Copy, Debug)]
@@ -124,54 +124,6 @@ const SMALL_DISK: u64 = 1 << 20;
 
 /// How long one boot may take.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn run(command: &mut Command, what: &str) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("{what}: cannot run: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{what}: {}\n{text}", output.status))
-    }
-}
-
-/// Run `command`, which must fail; its output.
-fn run_failing(command: &mut Command, what: &str) -> Result<String, String> {
-    let output = command
-        .output()
-        .map_err(|e| format!("{what}: cannot run: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Err(format!("{what} succeeded but must not:\n{text}"))
-    } else {
-        Ok(text)
-    }
-}
-
-/// The disk at `path`, `bytes` long (made anew unless `keep`).
-fn disk_at(path: &Path, bytes: u64, keep: bool) -> Result<Vec<String>, String> {
-    if !keep || !path.exists() {
-        let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        file.set_len(bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-    }
-    Ok(vec![
-        "-drive".to_owned(),
-        format!("file={},format=raw,if=none,id=dump", path.display()),
-        "-device".to_owned(),
-        "virtio-blk-pci,drive=dump".to_owned(),
-    ])
-}
 
 /// What the runner does while a boot runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -201,7 +201,8 @@ pub fn dump<K: crashkit_panic_path::Kernel>(
     use crashkit_nmi::Platform;
     use crashkit_panic_path::CrashLog;
     let record = K::record();
-    if capture.ready().is_some() {
+    // By reference: the panic path's stack need not hold a copy of it.
+    if capture.get().is_some() {
         record
             .dump_section()
             .choose_capture_kernel(K::platform().now_ns());

@@ -142,14 +142,9 @@ static STATE: StateCell = StateCell(UnsafeCell::new(State {
 /// differs between the dump and memory).
 static TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// The writer's state while the one writer holds it.
-struct Taken {
-    state: &'static mut State,
-}
-
 /// The writer's state, the first time only. A panic inside the writer
 /// re-enters the panic path, whose dump step then finds it taken.
-fn take() -> Option<Taken> {
+fn take() -> Option<&'static mut State> {
     // Relaxed: the flag only has to be won once; the state it guards is
     // used by the winner alone, on one CPU (the panic owner).
     if TAKEN.swap(true, Ordering::Relaxed) {
@@ -158,8 +153,7 @@ fn take() -> Option<Taken> {
     // SAFETY: the swap returned false exactly once in the kernel's life,
     // so this is the only `&mut` ever made to the state (see
     // `StateCell`).
-    let state = unsafe { &mut *STATE.0.get() };
-    Some(Taken { state })
+    Some(unsafe { &mut *STATE.0.get() })
 }
 
 /// The virtual range of the writer's state.
@@ -214,14 +208,18 @@ impl InPlace {
         now_ns: &dyn Fn() -> u64,
     ) -> Option<DumpOutcome> {
         let config = self.config()?;
-        crashkit_kdump_pc::virtio::set_offsets(
-            (config.virt_to_phys)(crashkit_kdump_pc::virtio::dma_pool().0).map_or(0, |phys| {
-                (crashkit_kdump_pc::virtio::dma_pool().0 as u64).wrapping_sub(phys)
-            }),
-            config.mmio_offset,
-        );
-        let pool = crashkit_kdump_pc::virtio::dma_pool();
-        let pool = phys_pages(config, pool.0, pool.1);
+        // The DMA pool's translation: a pool this kernel cannot translate
+        // gets no device (a DMA address guessed wrong would have the disk
+        // write the wrong memory).
+        let (pool_virt, pool_len) = crashkit_kdump_pc::virtio::dma_pool();
+        let pool_phys = (config.virt_to_phys)(pool_virt);
+        if let Some(phys) = pool_phys {
+            crashkit_kdump_pc::virtio::set_offsets(
+                (pool_virt as u64).wrapping_sub(phys),
+                config.mmio_offset,
+            );
+        }
+        let pool = phys_pages(config, pool_virt, pool_len);
         // This CPU's control registers now: the crashed kernel's own, for
         // a record whose owner slot lacks them.
         // SAFETY: the panic path runs in ring 0 (`arm`'s contract).
@@ -237,6 +235,7 @@ impl InPlace {
             device_state: pool,
         };
         Some(self.write_with(record, why, now_ns, start, &mut || {
+            pool_phys?;
             let mut map = |range| (config.map_bar)(range);
             crashkit_kdump_pc::virtio::open(config.device, &mut map).ok()
         }))
@@ -256,7 +255,7 @@ impl InPlace {
         let Some(config) = self.config() else {
             return DumpOutcome::NoDevice;
         };
-        let Some(taken) = take() else {
+        let Some(state) = take() else {
             return DumpOutcome::Busy;
         };
         // Everything from here runs on the writer's own stack, so the
@@ -270,7 +269,7 @@ impl InPlace {
             bounce,
             lines,
             stack,
-        } = &mut *taken.state;
+        } = state;
         let top = stack.0.as_mut_ptr_range().end;
         let mut outcome = DumpOutcome::Refused;
         let mut work = || {
@@ -296,8 +295,8 @@ impl InPlace {
             );
         };
         // SAFETY: `top` is the end of the writer's stack, a 16-byte
-        // aligned array of this state that nothing else uses while
-        // `taken` is held (see `State`), large enough for the work
+        // aligned array of this state, which `take` hands out once for
+        // the kernel's life (see `State`), large enough for the work
         // (`OWN_STACK`).
         unsafe { on_stack(top, &mut work) };
         outcome

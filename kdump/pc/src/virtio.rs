@@ -54,6 +54,8 @@ static MMIO_OFFSET: AtomicU64 = AtomicU64::new(0);
 
 /// Set the two translations before [`open`] (both 0 when identity mapped).
 pub fn set_offsets(dma_offset: u64, mmio_offset: u64) {
+    // Relaxed: read later by the same CPU (the one that opens and drives
+    // the disk), in program order.
     DMA_OFFSET.store(dma_offset, Ordering::Relaxed);
     MMIO_OFFSET.store(mmio_offset, Ordering::Relaxed);
 }
@@ -97,6 +99,8 @@ unsafe impl Hal for PoolHal {
                 .add(first * 4096)
         };
         let pointer = NonNull::new(address).unwrap_or(NonNull::dangling());
+        // Relaxed: `set_offsets` ran earlier on this same CPU (see the
+        // static), so program order makes its store visible.
         let phys = (address as u64).wrapping_sub(DMA_OFFSET.load(Ordering::Relaxed));
         (phys, pointer)
     }
@@ -106,6 +110,7 @@ unsafe impl Hal for PoolHal {
     }
 
     unsafe fn mmio_phys_to_virt(paddr: PhysAddr, _size: usize) -> NonNull<u8> {
+        // Relaxed: as `DMA_OFFSET` in `dma_alloc`.
         let virt = paddr.wrapping_add(MMIO_OFFSET.load(Ordering::Relaxed));
         NonNull::new(virt as *mut u8).unwrap_or(NonNull::dangling())
     }
@@ -114,6 +119,7 @@ unsafe impl Hal for PoolHal {
         // Buffers the writers hand the driver are in the pool or the
         // caller's window, both at the DMA offset (the window is a static
         // of the same program as the pool).
+        // Relaxed: as in `dma_alloc`.
         (buffer.as_ptr().cast::<u8>() as u64).wrapping_sub(DMA_OFFSET.load(Ordering::Relaxed))
     }
 

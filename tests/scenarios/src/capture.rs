@@ -131,24 +131,35 @@ macro_rules! opened {
     };
 }
 
+/// A saved dump (`crashkit save`'s file), ELF or kdump-compressed.
+pub fn open(file: &[u8]) -> Result<Opened<'_>, String> {
+    if file.starts_with(b"\x7fELF") {
+        let dump = ElfDump::parse(file).map_err(|e| format!("the saved ELF: {e}"))?;
+        Ok(opened!(dump))
+    } else {
+        let dump = KdumpDump::parse(file).map_err(|e| format!("the saved kdump file: {e}"))?;
+        Ok(opened!(dump))
+    }
+}
+
 /// What the checks need of a saved dump, whichever its format.
-struct Opened<'a> {
-    completeness: Completeness,
+pub struct Opened<'a> {
+    pub completeness: Completeness,
     /// The crash record note's bytes.
-    record: Option<Vec<u8>>,
+    pub record: Option<Vec<u8>>,
     /// CPU notes.
-    cpus: usize,
+    pub cpus: usize,
     /// The first CPU note's RIP.
-    first_rip: Option<u64>,
+    pub first_rip: Option<u64>,
     /// Each CPU note by its control state's CPU index: (index, RIP,
     /// whether every register is zero).
-    by_index: Vec<(u32, u64, bool)>,
+    pub by_index: Vec<(u32, u64, bool)>,
     /// Read a physical page; false where the dump has none.
-    read: PageReader<'a>,
+    pub read: PageReader<'a>,
 }
 
 /// Reads a physical page into the buffer; false where the dump has none.
-type PageReader<'a> = Box<dyn Fn(u64, &mut [u8]) -> bool + 'a>;
+pub type PageReader<'a> = Box<dyn Fn(u64, &mut [u8]) -> bool + 'a>;
 
 /// Whether a note's registers are all zero (a CPU without saved ones).
 fn all_zero(registers: &CpuRegisters) -> bool {
@@ -277,13 +288,7 @@ pub fn check(
         first_rip,
         by_index,
         read,
-    } = if file.starts_with(b"\x7fELF") {
-        let dump = ElfDump::parse(&file).map_err(|e| format!("the saved ELF: {e}"))?;
-        opened!(dump)
-    } else {
-        let dump = KdumpDump::parse(&file).map_err(|e| format!("the saved kdump file: {e}"))?;
-        opened!(dump)
-    };
+    } = open(&file)?;
     if completeness != Completeness::Complete {
         return Err(format!("the saved dump is {completeness:?}"));
     }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crashkit_dump_format::{ElfDump, KdumpDump};
+use crashkit_dump_format::KdumpDump;
 use crashkit_qemu::qemu::{Boot, Ending, KernelExit, Outcome};
 use crashkit_qemu::qmp::Qmp;
 use crashkit_record::{
@@ -241,20 +241,9 @@ fn save(disk: &Path, saved: &Path) -> Result<String, String> {
 
 /// The crash record note of a saved dump.
 fn noted_record(file: &[u8]) -> Result<Vec<u8>, String> {
-    let record = if file.starts_with(b"\x7fELF") {
-        ElfDump::parse(file)
-            .map_err(|e| format!("the saved ELF: {e}"))?
-            .crashkit()
-            .and_then(|c| c.crash_record)
-            .map(<[u8]>::to_vec)
-    } else {
-        KdumpDump::parse(file)
-            .map_err(|e| format!("the saved kdump file: {e}"))?
-            .crashkit()
-            .and_then(|c| c.crash_record)
-            .map(<[u8]>::to_vec)
-    };
-    record.ok_or_else(|| "the saved dump has no crash record note".to_owned())
+    capture::open(file)?
+        .record
+        .ok_or_else(|| "the saved dump has no crash record note".to_owned())
 }
 
 /// Run one fault at `cpus` CPUs, round `round`; `Ok(label)` or why not.
@@ -580,21 +569,12 @@ fn secret_absent(
     }
     // Every page the dump reads back, decompressed.
     let file = read(saved)?;
+    let read_page = capture::open(&file)?.read;
     let mut page = vec![0u8; 4096];
     let mut pages = Vec::new();
-    if file.starts_with(b"\x7fELF") {
-        let dump = ElfDump::parse(&file).map_err(|e| format!("{e}"))?;
-        for phys in (0..memory.len() as u64).step_by(4096) {
-            if dump.read_phys(phys, &mut page).is_ok() {
-                pages.extend_from_slice(&page);
-            }
-        }
-    } else {
-        let dump = KdumpDump::parse(&file).map_err(|e| format!("{e}"))?;
-        for phys in (0..memory.len() as u64).step_by(4096) {
-            if dump.read_phys(phys, &mut page).is_ok() {
-                pages.extend_from_slice(&page);
-            }
+    for phys in (0..memory.len() as u64).step_by(4096) {
+        if read_page(phys, &mut page) {
+            pages.extend_from_slice(&page);
         }
     }
     if let Some(at) = find_piece(&pages, pattern) {

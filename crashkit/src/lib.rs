@@ -44,11 +44,19 @@
 //! - `kdump`: the dump path (module `kdump`): a capture kernel (crashkit ships
 //!   one, `crashkit-capture`) loaded into a reservation at boot, handed
 //!   over to by the panic path's dump step.
+//! - `crash-log`: the crash log (module `log`, `kernel!`'s `crash_log:`
+//!   field): per-CPU, per-context rings that survive into every dump and
+//!   `crashkit log --kernel ELF` decodes (docs/crash-log.md).
+//! - `defmt`: `crash-log` plus crashkit's defmt global logger over the
+//!   rings, and the crash path's own events logged through defmt (the
+//!   kernel links with `-Tdefmt.x`; `DEFMT_LOG=info` keeps them).
 
 #![no_std]
 
 #[cfg(feature = "kdump")]
 pub mod kdump;
+#[cfg(feature = "crash-log")]
+pub mod log;
 mod reset;
 mod setup;
 mod state;
@@ -85,6 +93,8 @@ pub use crashkit_nmi::{nmi_entry_stub, nmi_entry_stub_with_error_code};
 /// The names a kernel's glue and its notifiers use:
 /// `use crashkit::prelude::*;`.
 pub mod prelude {
+    #[cfg(feature = "crash-log")]
+    pub use crate::log::LogKernel;
     pub use crate::{Gate, IstSlots};
     pub use crashkit_nmi::arch::x86_64::{ExternalNmi, LocalApic, X86Platform};
     pub use crashkit_nmi::lock::{Mutex, MutexGuard, QueueDomain};
@@ -118,9 +128,13 @@ mod notifiers_doc {}
 /// What the macros name. Not public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(feature = "crash-log")]
+    pub use crate::log::{LogHooks, LogKernel};
     pub use crate::state::{
         CONSOLE_BUDGET_NS, EntryStubs, IstSlots, KernelState, install_entries, report_panic,
     };
+    #[cfg(feature = "crash-log")]
+    pub use crashkit_log::LogRings;
     pub use crashkit_nmi::arch::x86_64::entry::InstallError;
     pub use crashkit_nmi::arch::x86_64::{ExternalNmi, RegisterCpuError, X86Platform};
     pub use crashkit_nmi::lock::{CpuQueue, QueueDomain};

@@ -42,6 +42,7 @@
 /// | `config: EXPR` (optional) | a `PanicConfig` for the other choices (shootdown timing, informational list before the dump, second panickers' wait; its `final_action` is replaced by the field above) |
 /// | `dump: PATH` (optional) | an `fn() -> DumpAttempt`: the hand-over to a capture kernel |
 /// | `before_stop: PATH` (optional) | an `fn()` called on the panic owner just before the shootdown's stop handler is installed |
+/// | `crash_log: EXPR` (optional, feature `crash-log`) | the crash log: three rings per CPU of `EXPR` bytes each (a power of two, at least 256), `K::install_log` and `K::log_hooks` (`crashkit::log::LogKernel`); with feature `defmt`, defmt's global logger once installed (docs/crash-log.md) |
 ///
 /// # Example
 ///
@@ -154,6 +155,7 @@ macro_rules! kernel {
         $(, config: $config:expr)?
         $(, dump: $dump:path)?
         $(, before_stop: $before_stop:path)?
+        $(, crash_log: $log_bytes:expr)?
         $(,)?
     ) => {
         $(#[$meta])*
@@ -199,6 +201,7 @@ macro_rules! kernel {
                 ck::NmiHandler::new("crashkit-stop", |event| STATE.stop(event));
 
             $crate::__kernel_x86!([$($apic)?] $name [$($external)?]);
+            $($crate::__kernel_log!($name, $log_bytes);)?
             $crate::__kernel_platform!(check [$($apic)?] [$($platform)?] [$($external)?]);
 
             impl $name {
@@ -323,6 +326,57 @@ macro_rules! kernel {
                 )?
             }
         };
+    };
+}
+
+/// `kernel!`'s `crash_log:` field: the rings, the hooks, `LogKernel`.
+#[cfg(feature = "crash-log")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kernel_log {
+    ($name:ident, $bytes:expr) => {
+        /// The crash log's rings (docs/crash-log.md).
+        static LOG: ck::LogRings<__CRASHKIT_CPUS, { $bytes }> = ck::LogRings::new();
+        static LOG_HOOKS: ck::LogHooks = ck::LogHooks {
+            begin: || $crate::log::begin(&LOG, STATE.platform(), STATE.log_place()),
+            write: |bytes| $crate::log::write(&LOG, STATE.log_place(), bytes),
+            end: || $crate::log::end(&LOG, STATE.platform(), STATE.log_place()),
+        };
+
+        impl $name {
+            /// The crash log's rings.
+            pub fn crash_log() -> &'static ck::LogRings<__CRASHKIT_CPUS, { $bytes }> {
+                &LOG
+            }
+        }
+
+        impl ck::LogKernel for $name {
+            fn log_hooks() -> &'static ck::LogHooks {
+                &LOG_HOOKS
+            }
+            fn log_area() -> (u64, u64) {
+                (
+                    ::core::ptr::from_ref(&LOG) as u64,
+                    ::core::mem::size_of_val(&LOG) as u64,
+                )
+            }
+            fn install_log(build_id: &[u8]) {
+                let (address, size) = <$name as ck::LogKernel>::log_area();
+                LOG.install(build_id, address);
+                RECORD.set_log(address, size);
+                $crate::log::install_global(&LOG_HOOKS);
+            }
+        }
+    };
+}
+
+/// `kernel!`'s `crash_log:` field without the feature.
+#[cfg(not(feature = "crash-log"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __kernel_log {
+    ($name:ident, $bytes:expr) => {
+        ::core::compile_error!("kernel!'s `crash_log:` needs crashkit's feature `crash-log`");
     };
 }
 

@@ -406,6 +406,18 @@ impl<const CPUS: usize, const HANDLERS: usize, const NOTIFIERS: usize, P: Platfo
         }
     }
 
+    /// Where the calling code runs, for the crash log: its CPU and its
+    /// innermost NMI-like context (`None`: normal context, or a CPU the
+    /// trackers do not cover).
+    pub fn log_place(&self) -> (CpuIndex, Option<ContextKind>) {
+        let cpu = self.platform.current_cpu();
+        let context = self
+            .contexts
+            .get(cpu)
+            .and_then(|tracker| tracker.snapshot().innermost());
+        (cpu, context)
+    }
+
     /// The calling CPU's index for the lock domain.
     pub fn current_cpu(&self) -> CpuIndex {
         self.platform.current_cpu()

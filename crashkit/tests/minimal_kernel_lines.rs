@@ -14,7 +14,13 @@
 //! - is a `//` or `///` comment directly above such a line (a `SAFETY`
 //!   argument, an item's docs); `//!` file docs and blank lines never count;
 //! - is a line of the linker script (kernel-base's, which the kernel links
-//!   with) that mentions the crash record outside a comment.
+//!   with) that mentions the crash record outside a comment;
+//! - is a line of `build.rs` that passes defmt's linker script (`defmt.x`,
+//!   which the crash log's string table needs).
+//!
+//! The crash log's lines (issue 27: at most 3) are those whose statement
+//! names `install_log`, `kernel!`'s `crash_log:` field, and the `defmt.x`
+//! line.
 
 mod common;
 
@@ -25,6 +31,8 @@ use common::{read, root};
 const LIMIT: usize = 20;
 /// The most lines wiring the dump path may add (issue 25).
 const DUMP_LIMIT: usize = 10;
+/// The most lines enabling the crash log may add (issue 27).
+const LOG_LIMIT: usize = 3;
 
 /// The names `crashkit::prelude` exports, read from the facade's source.
 fn prelude_names() -> Vec<String> {
@@ -62,6 +70,8 @@ struct Counted {
     text: String,
     /// It wires the dump path (`crashkit::kdump`), not the panic path.
     dump: bool,
+    /// It enables the crash log.
+    log: bool,
 }
 
 /// Opening minus closing brackets on a line of code.
@@ -94,6 +104,7 @@ fn rust_lines(
     let lines: Vec<&str> = source.lines().collect();
     let mut marked = vec![false; lines.len()];
     let mut dump = vec![false; lines.len()];
+    let mut log = vec![false; lines.len()];
     let mut depth = 0i32;
     for (index, line) in lines.iter().enumerate() {
         let code = code(line);
@@ -103,12 +114,14 @@ fn rust_lines(
             depth += bracket_balance(code);
             marked[index] = true;
             dump[index] = code.trim_start().starts_with("dump:");
+            log[index] = code.trim_start().starts_with("crash_log:");
             continue;
         }
         if names_crashkit(code, names) {
             marked[index] = true;
         }
         dump[index] = words(code).any(|word| dump_names.iter().any(|name| name == word));
+        log[index] = words(code).any(|word| word == "install_log");
     }
     // A statement over several lines (from a line after a `;`, `{` or `}`
     // to the line that closes its brackets with `;`) counts whole when one
@@ -138,9 +151,11 @@ fn rust_lines(
         if closes && end > index && end < lines.len() {
             let any = marked[index..=end].iter().any(|&m| m);
             let wires = dump[index..=end].iter().any(|&d| d);
+            let logs = log[index..=end].iter().any(|&l| l);
             for line in index..=end {
                 marked[line] |= any;
                 dump[line] |= wires && any;
+                log[line] |= logs && any;
             }
             index = end + 1;
         } else {
@@ -157,6 +172,7 @@ fn rust_lines(
                     above -= 1;
                     marked[above] = true;
                     dump[above] = dump[index];
+                    log[above] = log[index];
                 } else {
                     break;
                 }
@@ -170,6 +186,7 @@ fn rust_lines(
                 number: index + 1,
                 text: (*line).to_owned(),
                 dump: dump[index],
+                log: log[index],
             });
         }
     }
@@ -284,6 +301,20 @@ fn count() -> Vec<Counted> {
                 number: index + 1,
                 text: line.to_owned(),
                 dump: false,
+                log: false,
+            });
+        }
+    }
+
+    let build = read(&kernel.join("build.rs"));
+    for (index, line) in build.lines().enumerate() {
+        if code(line).contains("defmt.x") {
+            counted.push(Counted {
+                file: "tests/kernel/minimal/build.rs".to_owned(),
+                number: index + 1,
+                text: line.to_owned(),
+                dump: false,
+                log: true,
             });
         }
     }
@@ -311,6 +342,7 @@ fn count() -> Vec<Counted> {
                 number: index + 1,
                 text: line.to_owned(),
                 dump: false,
+                log: false,
             });
         }
     }
@@ -348,14 +380,21 @@ fn the_minimal_kernel_wires_crashkit_in_at_most_20_lines_and_its_dump_path_in_10
                 "{}:{}:{} {}",
                 c.file,
                 c.number,
-                if c.dump { " [dump]" } else { "" },
+                if c.dump {
+                    " [dump]"
+                } else if c.log {
+                    " [log]"
+                } else {
+                    ""
+                },
                 c.text
             )
         })
         .collect();
     println!("{}", listing.join("\n"));
     let dump = counted.iter().filter(|c| c.dump).count();
-    let panic = counted.len() - dump;
+    let log = counted.iter().filter(|c| c.log && !c.dump).count();
+    let panic = counted.len() - dump - log;
     assert!(
         panic <= LIMIT,
         "{panic} crashkit-specific lines for the panic path, more than {LIMIT}:\n{}",
@@ -366,13 +405,19 @@ fn the_minimal_kernel_wires_crashkit_in_at_most_20_lines_and_its_dump_path_in_10
         "{dump} lines wire the dump path, more than {DUMP_LIMIT}:\n{}",
         listing.join("\n")
     );
+    assert!(
+        log <= LOG_LIMIT,
+        "{log} lines enable the crash log, more than {LOG_LIMIT}:\n{}",
+        listing.join("\n")
+    );
     assert_eq!(
-        (counted.len(), dump),
+        (counted.len(), dump, log),
         (
             stated(" crashkit-specific lines"),
-            stated(" for the dump path")
+            stated(" for the dump path"),
+            stated(" for the crash log")
         ),
-        "the README states other counts (total, dump path); the lines are:\n{}",
+        "the README states other counts (total, dump path, crash log); the lines are:\n{}",
         listing.join("\n")
     );
 }

@@ -89,7 +89,9 @@ impl<const CPUS: usize, const BYTES: usize> LogRings<CPUS, BYTES> {
     /// the area's own address, the stamps' clock, and each ring's CPU and
     /// context. Once, at boot, before other CPUs log.
     pub fn install(&self, build_id: &[u8], address: u64) {
-        let id = build_id.get(..layout::BUILD_ID_CAPACITY).unwrap_or(build_id);
+        let id = build_id
+            .get(..layout::BUILD_ID_CAPACITY)
+            .unwrap_or(build_id);
         for (i, &byte) in id.iter().enumerate() {
             self.set_byte(at::BUILD_ID + i, byte);
         }
@@ -128,10 +130,11 @@ impl<const CPUS: usize, const BYTES: usize> LogRings<CPUS, BYTES> {
     /// [`SIZE`](Self::SIZE) bytes); returns the bytes written.
     pub fn copy_to(&self, out: &mut [u8]) -> usize {
         let mut written = 0;
-        for (slot, byte) in out
-            .iter_mut()
-            .zip(self.header.iter().flat_map(|w| w.load(Relaxed).to_le_bytes()))
-        {
+        for (slot, byte) in out.iter_mut().zip(
+            self.header
+                .iter()
+                .flat_map(|w| w.load(Relaxed).to_le_bytes()),
+        ) {
             *slot = byte;
             written += 1;
         }
@@ -151,7 +154,10 @@ impl<const CPUS: usize, const BYTES: usize> LogRings<CPUS, BYTES> {
         let shift = 8 * (offset % 8);
         // Relaxed: written at install, on the boot CPU alone.
         let value = word.load(Relaxed);
-        word.store(value & !(0xFFu64 << shift) | u64::from(byte) << shift, Relaxed);
+        word.store(
+            value & !(0xFFu64 << shift) | u64::from(byte) << shift,
+            Relaxed,
+        );
     }
 }
 
@@ -164,7 +170,10 @@ mod tests {
         type A = LogRings<3, 512>;
         assert_eq!(core::mem::offset_of!(A, header), 0);
         assert_eq!(core::mem::offset_of!(A, rings), HEADER_SIZE);
-        assert_eq!(A::SIZE, HEADER_SIZE + 3 * CONTEXTS * (RING_HEADER_SIZE + 512));
+        assert_eq!(
+            A::SIZE,
+            HEADER_SIZE + 3 * CONTEXTS * (RING_HEADER_SIZE + 512)
+        );
         // The copy is the memory, byte for byte.
         let area = A::new();
         area.install(&[9; 20], 0xfeed);

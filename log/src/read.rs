@@ -16,13 +16,19 @@ use crate::rzcobs;
 use crate::{LogContext, crc};
 
 fn u16_at(bytes: &[u8], offset: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(bytes.get(offset..offset + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        bytes.get(offset..offset + 2)?.try_into().ok()?,
+    ))
 }
 fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(bytes.get(offset..offset + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        bytes.get(offset..offset + 4)?.try_into().ok()?,
+    ))
 }
 fn u64_at(bytes: &[u8], offset: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(bytes.get(offset..offset + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        bytes.get(offset..offset + 8)?.try_into().ok()?,
+    ))
 }
 
 /// Why bytes are not a log area.
@@ -282,7 +288,12 @@ impl<'a> RingView<'a> {
             high = self.head;
         }
         summary.torn_bytes = self.head - high;
-        let byte = |position: u64| self.data.get((position % size) as usize).copied().unwrap_or(0);
+        let byte = |position: u64| {
+            self.data
+                .get((position % size) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
         let mut at = low;
         if low > 0 {
             // The window starts inside an overwritten frame: skip to the
@@ -332,9 +343,8 @@ impl<'a> RingView<'a> {
                             }
                         }
                         Some(want) if frame.seq != want => {
-                            summary.missing = summary
-                                .missing
-                                .saturating_add(frame.seq.wrapping_sub(want));
+                            summary.missing =
+                                summary.missing.saturating_add(frame.seq.wrapping_sub(want));
                         }
                         Some(_) => {}
                     }
@@ -360,9 +370,7 @@ impl<'a> RingView<'a> {
             // (torn) if any, the rest lost.
             let begun = self.next_seq.wrapping_sub(next);
             let torn = u32::from(summary.torn_bytes > 0 || self.depth > 0);
-            summary.missing = summary
-                .missing
-                .saturating_add(begun.saturating_sub(torn));
+            summary.missing = summary.missing.saturating_add(begun.saturating_sub(torn));
         } else if low > 0 {
             summary.overwritten = self.next_seq;
         }
@@ -375,12 +383,7 @@ fn check<'d>(encoded: &[u8], out: &'d mut [u8; MAX_DECODED]) -> Result<Frame<'d>
         rzcobs::DecodeError::Malformed => Damage::Encoding,
         rzcobs::DecodeError::TooLong => Damage::TooLong,
     })?;
-    let content = decoded.len()
-        - decoded
-            .iter()
-            .rev()
-            .take_while(|&&b| b == 0)
-            .count();
+    let content = decoded.len() - decoded.iter().rev().take_while(|&&b| b == 0).count();
     if decoded.len() - content > 6 {
         return Err(Damage::Padding);
     }

@@ -344,7 +344,10 @@ mod tests {
         assert_eq!(core::mem::offset_of!(R, context), at::CONTEXT);
         assert_eq!(core::mem::offset_of!(R, cpu), at::CPU);
         assert_eq!(core::mem::offset_of!(R, reserved), at::RESERVED);
-        assert_eq!(core::mem::offset_of!(R, data), crate::layout::RING_HEADER_SIZE);
+        assert_eq!(
+            core::mem::offset_of!(R, data),
+            crate::layout::RING_HEADER_SIZE
+        );
         assert_eq!(core::mem::size_of::<R>(), 64 + 256);
     }
 

@@ -157,7 +157,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                data.push(if x.is_multiple_of(5) { 0 } else { (x >> 8) as u8 });
+                data.push(if x.is_multiple_of(5) {
+                    0
+                } else {
+                    (x >> 8) as u8
+                });
             }
             cases.push(data);
         }

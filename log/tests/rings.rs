@@ -10,7 +10,13 @@ use crashkit_log::{LogContext, LogRings};
 fn message(n: u32) -> Vec<u8> {
     let len = (n as usize * 7) % 61;
     (0..len)
-        .map(|i| if (i + n as usize).is_multiple_of(5) { 0 } else { (n as usize * 31 + i) as u8 })
+        .map(|i| {
+            if (i + n as usize).is_multiple_of(5) {
+                0
+            } else {
+                (n as usize * 31 + i) as u8
+            }
+        })
         .collect()
 }
 
@@ -120,11 +126,18 @@ fn random_damage_resyncs_and_never_decodes_as_another_message() {
         let (_, _, summary, frames) = read_all(&bytes).remove(0);
         for (seq, stamp, defmt) in &frames {
             assert_eq!(*stamp, u64::from(*seq), "round {round}");
-            assert_eq!(*defmt, message(*seq), "round {round}: frame {seq} decoded wrong");
+            assert_eq!(
+                *defmt,
+                message(*seq),
+                "round {round}: frame {seq} decoded wrong"
+            );
         }
         // At most a few frames per damaged byte are lost; the rest are read.
         let whole = read_all(&clean).remove(0).2.frames;
-        assert!(summary.frames + 3 * 8 * 2 >= whole, "round {round}: {summary:?}");
+        assert!(
+            summary.frames + 3 * 8 * 2 >= whole,
+            "round {round}: {summary:?}"
+        );
     }
 }
 
@@ -142,7 +155,10 @@ fn a_nested_writer_in_the_same_context_is_counted_and_leaves_no_trace() {
     let (_, _, summary, frames) = read_all(&snapshot(&log)).remove(0);
     assert_eq!(frames, vec![(0, 5, message(7))]);
     assert_eq!(summary.frames, 1);
-    assert_eq!(log.ring(0, LogContext::Normal).map(|r| r.dropped()), Some(1));
+    assert_eq!(
+        log.ring(0, LogContext::Normal).map(|r| r.dropped()),
+        Some(1)
+    );
 }
 
 #[test]
@@ -162,10 +178,17 @@ fn the_header_is_checked_field_by_field() {
     let log: LogRings<2, 512> = LogRings::new();
     let bytes = snapshot(&log);
     assert!(AreaView::parse(&bytes).is_ok());
-    assert!(!AreaView::parse(&bytes).map(|a| a.installed()).unwrap_or(true));
+    assert!(
+        !AreaView::parse(&bytes)
+            .map(|a| a.installed())
+            .unwrap_or(true)
+    );
     assert_eq!(
         AreaView::parse(&bytes[..100]).err(),
-        Some(AreaError::Truncated { need: 128, have: 100 })
+        Some(AreaError::Truncated {
+            need: 128,
+            have: 100
+        })
     );
     assert!(matches!(
         AreaView::parse(&bytes[..bytes.len() - 1]),
@@ -178,13 +201,19 @@ fn the_header_is_checked_field_by_field() {
     for at in 8..32 {
         let mut bad = bytes.clone();
         bad[at] ^= 0x10;
-        assert!(AreaView::parse(&bad).is_err(), "byte {at} changed unnoticed");
+        assert!(
+            AreaView::parse(&bad).is_err(),
+            "byte {at} changed unnoticed"
+        );
     }
     let mut bad = bytes.clone();
     bad[36] = 33;
     assert!(matches!(
         AreaView::parse(&bad),
-        Err(AreaError::Field { name: "build_id_len", .. })
+        Err(AreaError::Field {
+            name: "build_id_len",
+            ..
+        })
     ));
 }
 

@@ -104,7 +104,10 @@ fn signal_nmis_in_half_written_frames_lose_nothing_uncounted() {
                         cpu.park();
                     }
                     log(rings, me, NMI, LogContext::Nmi, true);
-                    if COUNTS.counters[me][NMI as usize].load(SeqCst).is_multiple_of(2) {
+                    if COUNTS.counters[me][NMI as usize]
+                        .load(SeqCst)
+                        .is_multiple_of(2)
+                    {
                         log(rings, me, NMI, LogContext::Normal, false);
                     }
                 }
@@ -173,8 +176,14 @@ fn signal_nmis_in_half_written_frames_lose_nothing_uncounted() {
                 }
                 Item::Damaged { .. } => damaged += 1,
             });
-            assert_eq!(damaged, 0, "round {round}: CPU {cpu} {context:?}: {summary:?}");
-            assert_eq!(summary.missing, 0, "round {round}: CPU {cpu} {context:?}: {summary:?}");
+            assert_eq!(
+                damaged, 0,
+                "round {round}: CPU {cpu} {context:?}: {summary:?}"
+            );
+            assert_eq!(
+                summary.missing, 0,
+                "round {round}: CPU {cpu} {context:?}: {summary:?}"
+            );
             // Every attempt either began a frame or was dropped and counted.
             let attempts = COUNTS.attempts[cpu][context as usize].load(SeqCst);
             assert_eq!(

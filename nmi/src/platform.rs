@@ -90,6 +90,25 @@ pub trait Platform: Sync {
     /// calling thread's interrupt signal.
     fn disable_interrupts(&self);
 
+    /// Mask maskable interrupts on the calling CPU for a short section
+    /// and say whether they were enabled, for
+    /// [`restore_interrupts`](Self::restore_interrupts): the crash log's
+    /// normal-context writer holds them off for one frame. x86_64:
+    /// `pushfq`'s IF, then `cli`. The simulation blocks the interrupt
+    /// signal. The default masks nothing and says "disabled", so the
+    /// restore does nothing: a platform that cannot mask leaves an
+    /// interrupt free to find a frame half written (its message is then
+    /// dropped and counted, never mixed in).
+    fn save_and_disable_interrupts(&self) -> bool {
+        false
+    }
+
+    /// Undo [`save_and_disable_interrupts`](Self::save_and_disable_interrupts):
+    /// enable maskable interrupts if `enabled` (they were on before).
+    fn restore_interrupts(&self, enabled: bool) {
+        let _ = enabled;
+    }
+
     /// The calling CPU's control state ([`ControlRegisters`]), saved with its
     /// registers when it stops or panics. x86_64 in ring 0 reads them all;
     /// the default reads none (every valid bit clear), which a platform

@@ -153,15 +153,18 @@ impl<const N: usize> Registry<N> {
                 // this report rather than repeating it forever.
                 self.cursor.done_with(list, position);
                 summary.add(NotifierOutcome::Panicked);
-                recorder.record(&NotifierReport {
-                    list,
-                    name: notifier.name(),
-                    priority: position.priority,
-                    sequence: position.sequence,
-                    outcome: NotifierOutcome::Panicked,
-                    duration_ns: inputs.now_ns().saturating_sub(started_ns),
-                    budget_ns: notifier.budget_ns(),
-                });
+                record(
+                    recorder,
+                    &NotifierReport {
+                        list,
+                        name: notifier.name(),
+                        priority: position.priority,
+                        sequence: position.sequence,
+                        outcome: NotifierOutcome::Panicked,
+                        duration_ns: inputs.now_ns().saturating_sub(started_ns),
+                        budget_ns: notifier.budget_ns(),
+                    },
+                );
                 let action = match self.policy {
                     EscalationPolicy::NextNotifier => Action::Run,
                     EscalationPolicy::NextList => {
@@ -218,7 +221,10 @@ impl<const N: usize> Registry<N> {
                 Action::Run => self.run_one(list, candidate, inputs, recorder, summary),
                 Action::MarkNotRun => {
                     summary.add(NotifierOutcome::NotRun);
-                    recorder.record(&report(list, candidate, NotifierOutcome::NotRun, 0));
+                    record(
+                        recorder,
+                        &report(list, candidate, NotifierOutcome::NotRun, 0),
+                    );
                 }
             }
         }
@@ -253,7 +259,7 @@ impl<const N: usize> Registry<N> {
             Some(BodyResult::Degraded) => NotifierOutcome::Degraded,
         };
         summary.add(outcome);
-        recorder.record(&report(list, candidate, outcome, duration));
+        record(recorder, &report(list, candidate, outcome, duration));
     }
 }
 
@@ -278,4 +284,17 @@ fn report(
         duration_ns,
         budget_ns: candidate.notifier.budget_ns(),
     }
+}
+
+/// Hand `report` to the recorder, and (feature `defmt`) to the crash log.
+fn record(recorder: &mut impl NotifierRecorder, report: &NotifierReport) {
+    #[cfg(feature = "defmt")]
+    defmt::info!(
+        "notifier {=str} ({=str} list): {=str} in {=u64} ns",
+        report.name,
+        report.list.variant_name(),
+        report.outcome.variant_name(),
+        report.duration_ns
+    );
+    recorder.record(report);
 }

@@ -27,6 +27,8 @@ pub(crate) fn run_from<K: Kernel>(
     let mut step = start;
     loop {
         if step == Step::Park {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("the panic path gave up: parking this CPU");
             park::<K>(FinalAction::HaltAfterFailure);
         }
         if step.runs(config.informational_before_dump) {
@@ -58,13 +60,31 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             // `fmt::Error` means the buffer filled up; the record says it
             // was truncated.
             let _ = write!(panic.message_writer(), "{message}");
+            #[cfg(feature = "defmt")]
+            defmt::error!(
+                "panic on CPU {=u32}: {=str}",
+                cpu.0,
+                panic.message().as_str().unwrap_or("(not UTF-8)")
+            );
         }
         Step::StopCpus => {
             panic.set_phase(PanicPhase::StoppingCpus);
             panic.stamp(PhaseStamp::ShootdownStart, platform.now_ns());
             K::install_stop_handler();
+            #[cfg(feature = "defmt")]
+            defmt::info!("stopping the other CPUs");
             let summary = K::shootdown().stop_other_cpus(platform, &K::CONFIG.shootdown);
             panic.record_shootdown(&summary.totals);
+            #[cfg(feature = "defmt")]
+            defmt::info!(
+                "shootdown: {=u32} stopped, {=u32} unresponsive, {=u32} absent; NMIs {=u32} sent, {=u32} resent, {=u32} send errors",
+                summary.totals.stopped,
+                summary.totals.unresponsive,
+                summary.totals.absent,
+                summary.totals.nmis_sent,
+                summary.totals.nmis_resent,
+                summary.totals.send_errors
+            );
             panic.stamp(PhaseStamp::ShootdownEnd, platform.now_ns());
         }
         Step::Hypervisor => run_list::<K>(NotifierList::Hypervisor),
@@ -79,10 +99,22 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             // Written before control may leave for the capture kernel, so
             // the capture kernel reads `Started`.
             panic.set_dump_result(DumpResult::Started, 0);
+            #[cfg(feature = "defmt")]
+            defmt::info!("dump hand-over");
             match K::dump() {
-                DumpAttempt::NotConfigured => panic.set_dump_result(DumpResult::NotConfigured, 0),
-                DumpAttempt::Failed(detail) => panic.set_dump_result(DumpResult::Failed, detail),
+                DumpAttempt::NotConfigured => {
+                    #[cfg(feature = "defmt")]
+                    defmt::info!("dump: none configured");
+                    panic.set_dump_result(DumpResult::NotConfigured, 0);
+                }
+                DumpAttempt::Failed(detail) => {
+                    #[cfg(feature = "defmt")]
+                    defmt::error!("dump: failed (detail {=u32:#x})", detail);
+                    panic.set_dump_result(DumpResult::Failed, detail);
+                }
                 DumpAttempt::WrittenInPlace(outcome) => {
+                    #[cfg(feature = "defmt")]
+                    defmt::info!("dump: written in place (outcome {=u32})", outcome);
                     panic.set_dump_result(DumpResult::WrittenInPlace, outcome);
                 }
             }
@@ -93,8 +125,14 @@ fn run_step<K: Kernel>(step: Step, message: &dyn core::fmt::Display, frame: &Reg
             panic.stamp(PhaseStamp::FinalAction, platform.now_ns());
             record_lock_events::<K>();
             match K::CONFIG.final_action {
-                FinalChoice::Halt => park::<K>(FinalAction::Halt),
+                FinalChoice::Halt => {
+                    #[cfg(feature = "defmt")]
+                    defmt::info!("final action: halt");
+                    park::<K>(FinalAction::Halt)
+                }
                 FinalChoice::Reboot => {
+                    #[cfg(feature = "defmt")]
+                    defmt::info!("final action: reboot");
                     panic.set_final_action(FinalAction::Reboot);
                     K::reboot()
                 }

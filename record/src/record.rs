@@ -15,7 +15,8 @@
 use core::fmt;
 use core::mem::size_of;
 use core::ops::Range;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::AtomicU64;
+use core::sync::atomic::Ordering::{self, Relaxed};
 
 use crashkit_nmi::CpuIndex;
 
@@ -101,6 +102,16 @@ pub struct CrashRecord<
     notifiers: [NotifierSlot; NOTIFIERS],
     dump: DumpSection,
     exclusions: [ExclusionSlot; EXCLUSIONS],
+    log: LogSection,
+}
+
+/// The log section: where the kernel's crash log is. Written once at boot
+/// (`set_log`), read post-mortem.
+#[repr(C)]
+#[derive(Debug)]
+struct LogSection {
+    address: AtomicU64,
+    size: AtomicU64,
 }
 
 /// [`CrashRecord::snapshot`]'s buffer was too small.
@@ -158,8 +169,10 @@ impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize>
     pub const DUMP_OFFSET: usize = Self::NOTIFIERS_OFFSET + NOTIFIERS * notifier::SIZE;
     /// Where the exclusion slots start.
     pub const EXCLUSIONS_OFFSET: usize = Self::DUMP_OFFSET + layout::dump::SIZE;
+    /// Where the log section starts.
+    pub const LOG_OFFSET: usize = Self::EXCLUSIONS_OFFSET + EXCLUSIONS * layout::exclusion::SIZE;
     /// The record's size in bytes.
-    pub const TOTAL_SIZE: usize = Self::EXCLUSIONS_OFFSET + EXCLUSIONS * layout::exclusion::SIZE;
+    pub const TOTAL_SIZE: usize = Self::LOG_OFFSET + layout::log::SIZE;
 
     /// An empty record (no panic), its header filled in. Usable in a
     /// `static`; a record too large for the format's 32-bit sizes does not
@@ -201,6 +214,7 @@ impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize>
                         layout::exclusion::SIZE,
                     ),
                     SectionEntry::new(section_kind::DUMP, Self::DUMP_OFFSET, 1, layout::dump::SIZE),
+                    SectionEntry::new(section_kind::LOG, Self::LOG_OFFSET, 1, layout::log::SIZE),
                 ],
             },
             panic: PanicSection::new(),
@@ -208,7 +222,20 @@ impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize>
             notifiers: [const { NotifierSlot::new() }; NOTIFIERS],
             dump: DumpSection::new(),
             exclusions: [const { ExclusionSlot::new() }; EXCLUSIONS],
+            log: LogSection {
+                address: AtomicU64::new(0),
+                size: AtomicU64::new(0),
+            },
         }
+    }
+
+    /// Point the record at the kernel's crash log: `size` bytes at
+    /// `address` (docs/crash-log.md). Once, at boot.
+    pub fn set_log(&self, address: u64, size: u64) {
+        // Relaxed: written once at boot, before any panic; read by a dump's
+        // reader, post-mortem (or by `snapshot`, which takes what it finds).
+        self.log.address.store(address, Relaxed);
+        self.log.size.store(size, Relaxed);
     }
 
     /// Leave `len` bytes of physical memory at `start` out of any dump
@@ -331,6 +358,15 @@ impl<const CPUS: usize, const NOTIFIERS: usize, const EXCLUSIONS: usize>
             put.u64(at + layout::exclusion::START, start);
             put.u64(at + layout::exclusion::LEN, len);
         }
+        // Relaxed: see `set_log`.
+        put.u64(
+            Self::LOG_OFFSET + layout::log::ADDRESS,
+            self.log.address.load(Relaxed),
+        );
+        put.u64(
+            Self::LOG_OFFSET + layout::log::SIZE_BYTES,
+            self.log.size.load(Relaxed),
+        );
         Ok(needed)
     }
 
@@ -526,13 +562,14 @@ mod tests {
         assert_eq!(size_of::<Record>(), Record::TOTAL_SIZE);
         assert_eq!(offset_of!(Record, dump), Record::DUMP_OFFSET);
         assert_eq!(offset_of!(Record, exclusions), Record::EXCLUSIONS_OFFSET);
+        assert_eq!(offset_of!(Record, log), Record::LOG_OFFSET);
         assert_eq!(
             Record::TOTAL_SIZE,
-            112 + 728 + 3 * 280 + 2 * 80 + 248 + DEFAULT_EXCLUSIONS * 24
+            128 + 728 + 3 * 280 + 2 * 80 + 248 + DEFAULT_EXCLUSIONS * 24 + 16
         );
         assert_eq!(core::mem::align_of::<Record>(), 8);
         // An empty table and an empty notifier list still lay out.
-        assert_eq!(size_of::<CrashRecord<0, 0, 0>>(), 840 + 248);
+        assert_eq!(size_of::<CrashRecord<0, 0, 0>>(), 856 + 248 + 16);
     }
 
     #[test]

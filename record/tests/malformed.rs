@@ -104,7 +104,7 @@ fn header_sizes_that_lie_are_caught() {
             ParseErrorKind::BadSize {
                 field: "total_size",
                 value: 79,
-                minimum: 112
+                minimum: 128
             }
         )
     );
@@ -119,7 +119,7 @@ fn header_sizes_that_lie_are_caught() {
         at(
             header::SECTION_TABLE_OFFSET,
             ParseErrorKind::SectionTableOutsideHeader {
-                end: 112,
+                end: 128,
                 header_size: 64
             }
         )
@@ -147,10 +147,10 @@ fn header_sizes_that_lie_are_caught() {
         )
     );
     assert_eq!(
-        error_after(|b| put_u32(b, header::SECTION_COUNT, 6)).kind,
+        error_after(|b| put_u32(b, header::SECTION_COUNT, 7)).kind,
         ParseErrorKind::SectionTableOutsideHeader {
-            end: 128,
-            header_size: 112
+            end: 144,
+            header_size: 128
         }
     );
     assert_eq!(
@@ -221,12 +221,12 @@ fn sections_that_lie_are_caught() {
     assert_eq!(error.offset, entry(1, section_entry::OFFSET));
     assert!(matches!(
         error.kind,
-        ParseErrorKind::SectionOutOfBounds { kind, end: 2_820, total_size: 2_640 } if kind == cpus
+        ParseErrorKind::SectionOutOfBounds { kind, end: 2_820, total_size: 2_672 } if kind == cpus
     ));
     let error = error_after(|b| put_u32(b, entry(1, section_entry::COUNT), u32::MAX));
     assert!(matches!(
         error.kind,
-        ParseErrorKind::SectionOutOfBounds { end, .. } if end == 840 + u64::from(u32::MAX) * 280
+        ParseErrorKind::SectionOutOfBounds { end, .. } if end == 856 + u64::from(u32::MAX) * 280
     ));
     let error = error_after(|b| put_u32(b, entry(2, section_entry::SLOT_SIZE), u32::MAX));
     assert!(matches!(

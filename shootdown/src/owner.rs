@@ -87,9 +87,16 @@ impl Shootdown {
             slot.mark_nmi_sent(sent_ns);
         }
 
+        #[cfg(feature = "defmt")]
+        defmt::debug!(
+            "stop NMI broadcast to {=usize} CPUs",
+            cpu_count.saturating_sub(1)
+        );
         // Step 4. The shortcut reaches every CPU, those without a slot too.
         let others_exist = (0..cpu_count).any(|index| index != owner.as_usize());
         if others_exist && let Err(error) = platform.send_nmi_all_but_self() {
+            #[cfg(feature = "defmt")]
+            defmt::warn!("the stop NMI broadcast failed: sending one by one");
             summary.broadcast_error = Some(error);
             summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);
             for index in (0..cpu_count).filter(|&index| index != owner.as_usize()) {
@@ -192,6 +199,8 @@ impl Shootdown {
             // Counted as an attempt, like the first NMI; a refusal is
             // counted apart.
             slot.count_nmi_sent();
+            #[cfg(feature = "defmt")]
+            defmt::warn!("CPU {=usize} has not stopped: stop NMI resent", index);
             summary.totals.nmis_resent = summary.totals.nmis_resent.saturating_add(1);
             if platform.send_nmi(CpuIndex(raw)).is_err() {
                 summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);
@@ -207,7 +216,7 @@ impl Shootdown {
         owner: CpuIndex,
         summary: &mut ShootdownSummary,
     ) {
-        for (_, slot) in self.targets(covered, owner) {
+        for (_index, slot) in self.targets(covered, owner) {
             summary.totals.nmis_sent = summary.totals.nmis_sent.saturating_add(slot.nmis_sent());
             match slot.state() {
                 Some(CpuState::Stopped) => {
@@ -217,6 +226,8 @@ impl Shootdown {
                     }
                 }
                 Some(CpuState::Unresponsive) => {
+                    #[cfg(feature = "defmt")]
+                    defmt::error!("CPU {=usize} never answered the stop NMI", _index);
                     summary.totals.unresponsive = summary.totals.unresponsive.saturating_add(1);
                 }
                 _ => {}

@@ -124,6 +124,13 @@ impl Shootdown {
                 platform.now_ns(),
             );
         }
+        #[cfg(feature = "defmt")]
+        defmt::info!(
+            "CPU {=u32} stopped ({=str}) at rip {=u64:#x}",
+            cpu.0,
+            path.variant_name(),
+            frame.rip
+        );
         platform.park()
     }
 }

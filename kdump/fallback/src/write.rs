@@ -252,10 +252,20 @@ impl InPlace {
         start: Start,
         open: &mut dyn FnMut() -> Option<D>,
     ) -> DumpOutcome {
+        #[cfg(feature = "defmt")]
+        defmt::warn!(
+            "in-place dump: no hand-over ({=str}, code {=u32}): the crashed kernel writes the dump",
+            why.reason.variant_name(),
+            why.handover_error
+        );
         let Some(config) = self.config() else {
+            #[cfg(feature = "defmt")]
+            defmt::error!("in-place dump: no device configured");
             return DumpOutcome::NoDevice;
         };
         let Some(state) = take() else {
+            #[cfg(feature = "defmt")]
+            defmt::error!("in-place dump: the writer is busy (a re-entered panic)");
             return DumpOutcome::Busy;
         };
         // Everything from here runs on the writer's own stack, so the
@@ -299,6 +309,8 @@ impl InPlace {
         // the kernel's life (see `State`), large enough for the work
         // (`OWN_STACK`).
         unsafe { on_stack(top, &mut work) };
+        // No event here: the rings were read into the dump as they were
+        // before the writing, and the panic path logs the outcome next.
         outcome
     }
 }

@@ -27,6 +27,14 @@ macro_rules! code_enum {
                 self as u32
             }
 
+            /// The variant's name as written in Rust (`SkippedLockBusy`):
+            /// what the crash log's events print.
+            pub const fn variant_name(self) -> &'static str {
+                match self {
+                    $( Self::$variant => stringify!($variant), )+
+                }
+            }
+
             /// The value a stored code names; `None` for a code no writer
             /// of this version stores (a newer writer, or corruption).
             pub const fn from_code(code: u32) -> Option<Self> {

@@ -34,9 +34,9 @@ pub const HEADER_FIXED_SIZE: usize = 32;
 pub const SECTION_ENTRY_SIZE: usize = 16;
 
 /// Section table entries this writer emits (panic, CPUs, notifiers,
-/// exclusions, dump). The first version-1 writers emitted the first three;
-/// a reader requires only those.
-pub const SECTION_COUNT: usize = 5;
+/// exclusions, dump, log). The first version-1 writers emitted the first
+/// three; a reader requires only those.
+pub const SECTION_COUNT: usize = 6;
 
 /// Size of the whole header in version 1 (fixed part and section table).
 pub const HEADER_SIZE: usize = HEADER_FIXED_SIZE + SECTION_COUNT * SECTION_ENTRY_SIZE;
@@ -70,6 +70,9 @@ pub mod section_kind {
     /// The dump section (exactly one slot): which path wrote the dump, why,
     /// and the pages its writer changed. Optional (older records lack it).
     pub const DUMP: u32 = 5;
+    /// The log section (exactly one slot): where the kernel's crash log
+    /// (docs/crash-log.md) is. Optional (older records lack it).
+    pub const LOG: u32 = 6;
 }
 
 /// Offsets of the header's fields.
@@ -331,6 +334,17 @@ pub mod exclusion {
     pub const ACTIVE: u32 = 2;
 }
 
+/// Offsets of the log section's fields (one slot, `LogSection`).
+pub mod log {
+    /// `u64`, the crash log's address as the kernel sees it (identity
+    /// mapped kernels: physical); 0: the kernel has no crash log.
+    pub const ADDRESS: usize = 0;
+    /// `u64`, the crash log's size in bytes.
+    pub const SIZE_BYTES: usize = 8;
+    /// Size of the slot.
+    pub const SIZE: usize = 16;
+}
+
 /// Offsets of the dump section's fields (one slot, `DumpSection`).
 pub mod dump {
     /// `u32`, a `DumpPath` code: which writer wrote the dump.
@@ -380,7 +394,7 @@ pub mod dump {
     }
 }
 
-const _: () = assert!(HEADER_SIZE == 112);
+const _: () = assert!(HEADER_SIZE == 128);
 const _: () = assert!(dump::SIZE == 248);
 const _: () = assert!(panic::MESSAGE + panic::MESSAGE_CAPACITY == panic::SIZE);
 const _: () =

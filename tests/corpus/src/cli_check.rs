@@ -243,10 +243,18 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
             }
             said.push_str(", log as expected");
         }
-        None if log.status.code() != Some(1) => {
-            return Err(fail(format!("log: exit {:?}, not 1", log.status.code())));
+        // A crashkit kernel's dump: its crash log needs the kernel's ELF
+        // (`--kernel`; the crash log check gives it), and says so.
+        None if log.status.code() != Some(2)
+            || !String::from_utf8_lossy(&log.stderr).contains("need the kernel's ELF") =>
+        {
+            return Err(fail(format!(
+                "log without --kernel: exit {:?}, not 2 saying it needs the kernel's ELF: {}",
+                log.status.code(),
+                String::from_utf8_lossy(&log.stderr)
+            )));
         }
-        None => {}
+        None => said.push_str(", log asks for the kernel's ELF"),
     }
     let (compared, absent) = sample_pages(crashkit, arg, crash.ram)?;
     let (virtual_compared, virtual_absent) = virtual_pages(crashkit, arg, crash)?;

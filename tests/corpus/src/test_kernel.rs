@@ -345,6 +345,26 @@ fn one_case(
             .map_err(|why| format!("bt on {}: {why}", path.display()))?;
         cli_lines.push(line);
     }
+    // The crash log in each: found by scanning in QEMU's dumps (they have
+    // no crashkit note), through the record in crashkit's.
+    let stopped: Vec<u64> = crash.record.as_ref().map_or(Vec::new(), |r| {
+        (0..r.states.len())
+            .filter(|&i| r.states[i] == "Stopped")
+            .map(|i| i as u64)
+            .collect()
+    });
+    for (path, _, _, record_note) in &dumps {
+        let expected = crashkit_qemu::crash_log::Expected {
+            owner: u64::from(crash.record.as_ref().map_or(0, |r| r.owner)),
+            stopped: &stopped,
+            found_by: if *record_note { "record" } else { "scan" },
+            after_handover: &[],
+            live: true,
+        };
+        let line = crashkit_qemu::crash_log::check(&crashkit, path, &kernel_path, &expected)
+            .map_err(|why| format!("{}: {why}", path.display()))?;
+        cli_lines.push(line);
+    }
     for (path, format, producer, record_note) in dumps {
         let files = [path];
         let dump = cli_check::Dump {

@@ -42,6 +42,7 @@ crashkit::kernel! {
     nmi_handlers: 8,
     dump: dump,
     before_stop: before_stop,
+    crash_log: 4096,
 }
 
 /// The capture kernel's reservation: 16 MiB at 64 MiB, where

@@ -46,6 +46,14 @@ fn main(boot: &'static Boot) -> ! {
     // `halt`: after the crash, halt for the host's dump instead of exiting.
     crash::set_halt_after_crash(boot.flag("halt"));
     K::set_tsc_hz(boot.tsc_hz);
+    // The crash log, named by the kernel's build-id; crashkit's defmt
+    // logger writes into it from here on.
+    <K as crashkit::log::LogKernel>::install_log(kernel_base::build_id());
+    defmt::info!(
+        "crashkit-test: scenario {=str} on {=usize} CPUs",
+        scenario.name,
+        boot.cpus.apic_ids().len()
+    );
     if scenario.min_cpus > boot.cpus.apic_ids().len() {
         fail(format_args!(
             "scenario {} needs {} CPUs, the machine has {}",

@@ -10,6 +10,7 @@
 //! The rooms: the crash-injection scenarios (`tests/scenarios`), the dump
 //! corpora (`tests/corpus`) and the benchmarks (`benches`).
 
+pub mod crash_log;
 pub mod host;
 pub mod qemu;
 pub mod qmp;

@@ -341,11 +341,35 @@ pub fn check(
         ));
     }
     every_cpu_translates(&cli, &saved, view)?;
+    let stopped = stopped_cpus(view);
+    crashkit_qemu::crash_log::check(
+        &cli,
+        &saved,
+        kernel,
+        &crashkit_qemu::crash_log::Expected {
+            owner: u64::from(owner),
+            stopped: &stopped,
+            found_by: "record",
+            after_handover: &[],
+            live: false,
+        },
+    )?;
     if file.starts_with(b"\x7fELF") {
         elf_tools(&saved, kernel, cpus)
     } else {
         kdump_tools(work_dir, &saved, &file, ram_path)
     }
+}
+
+/// The CPUs the record says the shootdown stopped.
+pub fn stopped_cpus(view: &RecordView<'_>) -> Vec<u64> {
+    view.cpus()
+        .enumerate()
+        .filter(|(_, slot)| {
+            slot.state() == crashkit_record::Decoded::Known(crashkit_record::CpuState::Stopped)
+        })
+        .map(|(index, _)| index as u64)
+        .collect()
 }
 
 /// `crashkit vtop --cpu N` for every CPU the record saved registers for

@@ -269,7 +269,7 @@ pub fn run_fault(
                 disk_at(&disk, 64 << 20, false)?,
                 Watch::SnapshotAt(PAUSED),
             )?;
-            in_place(&outcome, &disk, &saved, reason)
+            in_place(kernel, &outcome, &disk, &saved, reason)
         }
         Kind::CaptureSecret => {
             let outcome = boot(
@@ -427,6 +427,7 @@ fn replace(
 
 /// The in-place checks (see the module docs).
 fn in_place(
+    kernel: &Path,
     outcome: &Outcome,
     disk: &Path,
     saved: &Path,
@@ -538,6 +539,22 @@ fn in_place(
     if !excluded.is_empty() {
         secret_absent(&memory, &view, disk, saved)?;
     }
+    // The crash log in the dump the crashed kernel wrote: the panic path's
+    // events, then the in-place writer's own.
+    let owner = panic.owner_cpu().ok_or("the record has no owner")?;
+    let stopped = capture::stopped_cpus(&view);
+    crashkit_qemu::crash_log::check(
+        &capture::crashkit_cli(),
+        saved,
+        kernel,
+        &crashkit_qemu::crash_log::Expected {
+            owner: u64::from(owner),
+            stopped: &stopped,
+            found_by: "record",
+            after_handover: &["in-place dump: no hand-over"],
+            live: false,
+        },
+    )?;
     Ok(())
 }
 

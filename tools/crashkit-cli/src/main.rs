@@ -16,6 +16,7 @@
 mod bt;
 mod convert;
 mod cpus;
+mod crashlog;
 mod info;
 mod log;
 mod open;
@@ -158,11 +159,20 @@ enum Command {
         #[arg(long, default_value = "/usr/lib/debug")]
         debug_dir: std::path::PathBuf,
     },
-    /// A Linux dump's kernel log (the printk ring buffer of Linux 5.10 and
-    /// later, found through VMCOREINFO), as the console printed it.
+    /// The kernel's log: a crashkit kernel's crash log (defmt frames
+    /// decoded with the kernel's ELF, docs/crash-log.md), or a Linux dump's
+    /// printk ring buffer (Linux 5.10 and later, found through VMCOREINFO),
+    /// as the console printed it.
     Log {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
+        /// The crashkit kernel's ELF, with its `.defmt` section (default:
+        /// found by the crash log's build-id under --debug-dir).
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
+        /// Where `.build-id/xx/rest.debug` files are.
+        #[arg(long, default_value = "/usr/lib/debug")]
+        debug_dir: std::path::PathBuf,
     },
     /// Check the whole dump: structure, completeness, every page decodes
     /// to exactly one page; exit code 1 when anything is wrong.
@@ -428,9 +438,35 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 || bt::render(&traces),
             )?;
         }
-        Command::Log { dump } => {
+        Command::Log {
+            dump,
+            kernel,
+            debug_dir,
+        } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
+            let linux = opened
+                .vmcoreinfo()
+                .is_some_and(|info| info.get("SYMBOL(prb)").is_some());
+            if !linux && let Some((found_by, address, bytes)) = crashlog::find(&opened)? {
+                let id = crashkit_log::read::AreaView::parse(&bytes)
+                    .ok()
+                    .and_then(|area| area.build_id().map(<[u8]>::to_vec));
+                let path = crashlog::kernel_file(id.as_deref(), kernel.as_deref(), debug_dir)
+                    .map_err(|e| UsageError(format!("{e:#}")))?;
+                let elf = open::Files::map_plain(&path)?;
+                let decoded = crashlog::decode(found_by, address, &bytes, &path, &elf)
+                    .map_err(|e| UsageError(format!("{e:#}")))?;
+                answer(
+                    cli.json,
+                    Versioned {
+                        crash_log: Some(&decoded),
+                        ..Versioned::default()
+                    },
+                    || crashlog::render(&decoded),
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let log = log::read(&opened)?;
             answer(
                 cli.json,
@@ -581,6 +617,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<&'a log::Log>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    crash_log: Option<&'a crashlog::CrashLog>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     bt: Option<&'a [bt::Backtrace]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<&'a verify::Verdict>,
@@ -600,6 +638,7 @@ impl Default for Versioned<'_> {
             rd: None,
             vtop: None,
             log: None,
+            crash_log: None,
             bt: None,
             verify: None,
             convert: None,

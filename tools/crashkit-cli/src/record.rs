@@ -346,6 +346,28 @@ impl Hits {
 
 /// Scan every page `dump` holds for the record's magic.
 fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u64, u64)) {
+    let magic = u64::from_le_bytes(layout::MAGIC);
+    let (hits, pages) = scan_pages(dump, magic, progress);
+    found.pages_scanned = Some(pages);
+    found.candidates_not_examined = hits.beyond;
+    for address in hits.addresses {
+        match candidate(dump, address) {
+            Ok(bytes) => found.consider("scan", Some(address), Cow::Owned(bytes)),
+            Err(why) => found.reject("scan", Some(address), why),
+        }
+    }
+}
+
+/// The physical addresses of the first [`MOST_CANDIDATES`] 8-byte-aligned
+/// copies of `magic` (little-endian) in the pages `dump` holds: how
+/// another producer's dump (QEMU's) is searched for crashkit's structures.
+pub fn scan_for(dump: &Dump<'_>, magic: u64) -> Vec<u64> {
+    scan_pages(dump, magic, &mut |_, _| {}).0.addresses
+}
+
+/// Every page `dump` holds, searched for `magic`; the hits and the pages
+/// read.
+fn scan_pages(dump: &Dump<'_>, magic: u64, progress: &mut dyn FnMut(u64, u64)) -> (Hits, u64) {
     let mut hits = Hits::default();
     let mut pages = 0u64;
     match dump {
@@ -363,7 +385,7 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
                         elf.bytes().get(start..start.checked_add(len)?)
                     })
                     .unwrap_or(&[]);
-                magic_in(bytes, segment.paddr, &mut hits);
+                magic_in(bytes, segment.paddr, magic, &mut hits);
                 pages += segment.in_file.div_ceil(PAGE_SIZE);
                 progress(pages, total);
             }
@@ -381,7 +403,7 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
                     {
                         continue;
                     }
-                    magic_in(&page, frame * PAGE_SIZE, &mut hits);
+                    magic_in(&page, frame * PAGE_SIZE, magic, &mut hits);
                     pages += 1;
                     if pages.is_multiple_of(4096) {
                         progress(pages, total);
@@ -394,26 +416,18 @@ fn scan_memory(dump: &Dump<'_>, found: &mut Records, progress: &mut dyn FnMut(u6
             let total = (bytes.len() as u64).div_ceil(PAGE_SIZE);
             // A chunk at a time, for the progress bar.
             for (index, chunk) in bytes.chunks(1 << 24).enumerate() {
-                magic_in(chunk, (index as u64) << 24, &mut hits);
+                magic_in(chunk, (index as u64) << 24, magic, &mut hits);
                 pages += (chunk.len() as u64).div_ceil(PAGE_SIZE);
                 progress(pages, total);
             }
         }
     }
-    found.pages_scanned = Some(pages);
-    found.candidates_not_examined = hits.beyond;
-    for address in hits.addresses {
-        match candidate(dump, address) {
-            Ok(bytes) => found.consider("scan", Some(address), Cow::Owned(bytes)),
-            Err(why) => found.reject("scan", Some(address), why),
-        }
-    }
+    (hits, pages)
 }
 
 /// Push the physical address of every 8-byte-aligned copy of the magic in
 /// `bytes`, which hold memory from physical address `base`.
-fn magic_in(bytes: &[u8], base: u64, hits: &mut Hits) {
-    let magic = u64::from_le_bytes(layout::MAGIC);
+fn magic_in(bytes: &[u8], base: u64, magic: u64, hits: &mut Hits) {
     // Skip to the first 8-byte-aligned physical address.
     let skip = ((8 - base % 8) % 8) as usize;
     let Some(aligned) = bytes.get(skip..) else {
@@ -657,9 +671,10 @@ mod tests {
     #[test]
     fn a_page_full_of_the_magic_keeps_only_the_first_candidates() {
         let page: Vec<u8> = layout::MAGIC.repeat(512);
+        let magic = u64::from_le_bytes(layout::MAGIC);
         let mut hits = Hits::default();
         for frame in 0..4u64 {
-            magic_in(&page, 0x10_0000 + frame * 4096, &mut hits);
+            magic_in(&page, 0x10_0000 + frame * 4096, magic, &mut hits);
         }
         assert_eq!(hits.addresses.len(), MOST_CANDIDATES);
         assert_eq!(hits.beyond, 4 * 512 - MOST_CANDIDATES as u64);
@@ -667,7 +682,7 @@ mod tests {
         // An unaligned base: the first aligned address, and no overflow
         // at the top of the address space.
         let mut top = Hits::default();
-        magic_in(&page[..24], u64::MAX - 20, &mut top);
+        magic_in(&page[..24], u64::MAX - 20, magic, &mut top);
         assert!(top.addresses.iter().all(|a| a % 8 == 0));
     }
 }

@@ -145,6 +145,78 @@ fn every_command_matches_its_golden_output() {
     ] {
         cases.push((format!("synthetic-{command}"), generated.as_path(), args));
     }
+    // A crashkit kernel's crash log (tests/common/crashlog.rs): decoded with
+    // its ELF, as JSON, found by scanning when the dump has no record note,
+    // found by build-id under --debug-dir; refused with another build's
+    // ELF; without an ELF, what it needs.
+    std::fs::write(
+        generated.join("golden-log.elf"),
+        common::crashlog::dump(true),
+    )
+    .unwrap();
+    std::fs::write(
+        generated.join("golden-log-scan.elf"),
+        common::crashlog::dump(false),
+    )
+    .unwrap();
+    let kernel = common::crashlog::kernel_elf(&common::crashlog::BUILD_ID);
+    std::fs::write(generated.join("golden-log-kernel.elf"), &kernel).unwrap();
+    let debug = generated.join("golden-debug/.build-id/c0");
+    std::fs::create_dir_all(&debug).unwrap();
+    std::fs::write(
+        debug.join("ffee00112233445566778899aabbccddee0102.debug"),
+        &kernel,
+    )
+    .unwrap();
+    std::fs::write(
+        generated.join("golden-log-other-kernel.elf"),
+        common::crashlog::kernel_elf(&[0x42; 20]),
+    )
+    .unwrap();
+    for (command, args) in [
+        (
+            "log",
+            vec!["log", "golden-log.elf", "--kernel", "golden-log-kernel.elf"],
+        ),
+        (
+            "log-json",
+            vec![
+                "--json",
+                "log",
+                "golden-log.elf",
+                "--kernel",
+                "golden-log-kernel.elf",
+            ],
+        ),
+        (
+            "log-scan",
+            vec![
+                "log",
+                "golden-log-scan.elf",
+                "--kernel",
+                "golden-log-kernel.elf",
+            ],
+        ),
+        (
+            "log-debug-dir",
+            vec!["log", "golden-log.elf", "--debug-dir", "golden-debug"],
+        ),
+        (
+            "log-wrong-elf",
+            vec![
+                "log",
+                "golden-log.elf",
+                "--kernel",
+                "golden-log-other-kernel.elf",
+            ],
+        ),
+        (
+            "log-no-elf",
+            vec!["log", "golden-log.elf", "--debug-dir", "nowhere"],
+        ),
+    ] {
+        cases.push((format!("crashlog-{command}"), generated.as_path(), args));
+    }
     // Who wrote each file (docs/cli.md, "Producers"): the first 16 or 64
     // KiB of real files (headers and notes; cut, so they read as
     // incomplete) of the corpus's crashed Linux guest (`/proc/vmcore` and

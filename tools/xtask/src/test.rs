@@ -17,6 +17,7 @@ use crate::run::{self, BARE_METAL_TARGET, Step, cache_dir, cargo};
 
 /// Crates that must build for `x86_64-unknown-none`.
 const NO_STD_CRATES: &[&str] = &[
+    "crashkit-log",
     "crashkit-nmi",
     "crashkit-record",
     "crashkit-record-format",
@@ -33,7 +34,7 @@ const NO_STD_CRATES: &[&str] = &[
 ];
 
 /// The facade's features that must build for the bare-metal target too.
-const FACADE_FEATURES: &[&str] = &["kdump", "dump-format"];
+const FACADE_FEATURES: &[&str] = &["kdump", "dump-format", "crash-log", "defmt"];
 
 /// no_std crates whose optional `alloc` feature must build for the
 /// bare-metal target too (a capture kernel has an allocator).

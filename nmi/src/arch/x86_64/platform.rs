@@ -355,6 +355,20 @@ impl<const CPUS: usize> Platform for X86Platform<CPUS> {
         x86_64::instructions::interrupts::disable();
     }
 
+    /// RFLAGS.IF (`pushfq`), then `cli`.
+    fn save_and_disable_interrupts(&self) -> bool {
+        let enabled = x86_64::instructions::interrupts::are_enabled();
+        x86_64::instructions::interrupts::disable();
+        enabled
+    }
+
+    /// `sti` if they were enabled.
+    fn restore_interrupts(&self, enabled: bool) {
+        if enabled {
+            x86_64::instructions::interrupts::enable();
+        }
+    }
+
     /// Every register of [`ControlRegisters`], read from the CPU.
     fn control_registers(&self) -> ControlRegisters {
         // SAFETY: `X86Platform` is a ring-0 kernel's platform: its `park`

@@ -74,17 +74,19 @@ pub struct RecordView<'a> {
     notifiers: SectionDescriptor,
     exclusions: Option<SectionDescriptor>,
     dump: Option<SectionDescriptor>,
+    log: Option<SectionDescriptor>,
 }
 
 /// The section kinds this reader knows, with their smallest slot sizes;
 /// the first [`REQUIRED`] of them every record has, the others only
 /// records from writers that know them.
-const KNOWN: [(u32, usize); 5] = [
+const KNOWN: [(u32, usize); 6] = [
     (section_kind::PANIC, layout::panic::SIZE),
     (section_kind::CPUS, layout::cpu::MIN_SIZE),
     (section_kind::NOTIFIERS, layout::notifier::SIZE),
     (section_kind::EXCLUSIONS, layout::exclusion::SIZE),
     (section_kind::DUMP, layout::dump::SIZE),
+    (section_kind::LOG, layout::log::SIZE),
 ];
 
 /// How many of [`KNOWN`]'s kinds a record must have.
@@ -176,7 +178,7 @@ impl<'a> RecordView<'a> {
             section_entry_size: b.u16(header::SECTION_ENTRY_SIZE),
             section_count: b.u32(header::SECTION_COUNT),
         };
-        let [panic, cpus, notifiers, exclusions, dump] = read_table(b, &header)?;
+        let [panic, cpus, notifiers, exclusions, dump, log] = read_table(b, &header)?;
         let required = |section: Option<SectionDescriptor>| {
             section.unwrap_or(SectionDescriptor {
                 kind: 0,
@@ -193,6 +195,7 @@ impl<'a> RecordView<'a> {
             notifiers: required(notifiers),
             exclusions,
             dump,
+            log,
         };
         view.check_lengths()?;
         Ok(view)
@@ -374,6 +377,16 @@ impl<'a> RecordView<'a> {
     /// [`layout::exclusion::WRITING`]), as `(start, len)`.
     pub fn exclusions(&self) -> impl Iterator<Item = (u64, u64)> + use<'a> {
         self.exclusion_slots().filter_map(|slot| slot.range())
+    }
+
+    /// Where the kernel's crash log is, `(address, size)`, if the record
+    /// has a log section and the kernel installed a log.
+    pub fn log(&self) -> Option<(u64, u64)> {
+        let section = self.log?;
+        let at = self.slot_offset(&section, 0);
+        let address = self.bytes.u64(at + layout::log::ADDRESS);
+        let size = self.bytes.u64(at + layout::log::SIZE_BYTES);
+        (address != 0 && size != 0).then_some((address, size))
     }
 
     /// The dump section, if the record has one.

@@ -48,6 +48,35 @@ unsafe extern "C" {
     static __kernel_start: u8;
     /// One past its last byte (`.bss` included).
     static __kernel_end: u8;
+    /// The `.note.gnu.build-id` section's first byte.
+    static __build_id_note_start: u8;
+    /// One past its last byte (equal to the start: no build-id).
+    static __build_id_note_end: u8;
+}
+
+/// The kernel's GNU build-id (the `NT_GNU_BUILD_ID` note's descriptor, 20
+/// bytes for `--build-id=sha1`), or empty if the kernel was linked without
+/// one. Read from the note the linker script bounds: `namesz`, `descsz`,
+/// `type` (3), `"GNU\0"`, then the descriptor (ELF gABI, "Note Section").
+pub fn build_id() -> &'static [u8] {
+    let start = &raw const __build_id_note_start;
+    let end = &raw const __build_id_note_end;
+    let len = (end as usize).saturating_sub(start as usize);
+    // SAFETY: the linker script puts both symbols around the note section,
+    // which is loaded, read-only and never written: `len` bytes from
+    // `start` are the section's bytes for the kernel's life.
+    let note = unsafe { core::slice::from_raw_parts(start, len) };
+    let word = |at: usize| {
+        note.get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as usize
+    };
+    let (namesz, descsz, kind) = (word(0), word(4), word(8));
+    let desc = 12 + namesz.div_ceil(4) * 4;
+    if kind != 3 || note.get(12..16) != Some(b"GNU\0") {
+        return &[];
+    }
+    note.get(desc..desc + descsz).unwrap_or(&[])
 }
 
 /// The kernel image in physical memory (identity mapped: its addresses

@@ -24,6 +24,7 @@ crashkit::kernel! {
     final_action: reboot(kernel_base::exit_ran),
     console: CONSOLE,
     dump: dump,
+    crash_log: 1024,
 }
 crashkit::panic_handler!(Crash);
 
@@ -58,6 +59,7 @@ fn main(boot: &'static Boot) -> ! {
         armed.map(|r| r.map(|ready| ready.loaded.entry))
     );
     Crash::set_tsc_hz(boot.tsc_hz);
+    Crash::install_log(kernel_base::build_id());
     // SAFETY: kernel-base gives each CPU its own stacks in IST slots 0-2; the IDT is not loaded yet.
     kernel_base::idt::build(|idt| unsafe { Crash::install_entries(idt, &IstSlots::DEFAULT) });
     kernel_base::start_cpus(

@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+pub mod crashlog;
 pub mod linux;
 
 use std::path::PathBuf;

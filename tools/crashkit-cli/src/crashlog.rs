@@ -51,8 +51,11 @@ pub struct CrashLog {
     pub ring_bytes: usize,
     /// Messages from a CPU the area does not cover.
     pub unplaced: u32,
-    /// Every frame of every ring, oldest first.
+    /// Every frame of every ring, oldest first (the last `--tail` ones).
     pub lines: Vec<Line>,
+    /// Messages read but not shown (`--tail`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_shown: usize,
     /// Each ring that was ever written, with what its read found.
     pub rings: Vec<RingReport>,
 }
@@ -108,6 +111,20 @@ pub struct RingReport {
     /// Something in the ring's header disagrees with the rest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub header_problem: Option<String>,
+}
+
+fn is_zero(value: &usize) -> bool {
+    *value == 0
+}
+
+impl CrashLog {
+    /// Keep only the last `count` messages (`--tail`); the rings' accounts
+    /// stay whole.
+    pub fn tail(&mut self, count: usize) {
+        let drop = self.lines.len().saturating_sub(count);
+        self.lines.drain(..drop);
+        self.not_shown = drop;
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -363,6 +380,7 @@ pub fn decode(
         ring_bytes: area.ring_bytes(),
         unplaced: area.unplaced(),
         lines,
+        not_shown: 0,
         rings,
     })
 }
@@ -392,6 +410,12 @@ pub fn render(log: &CrashLog) -> String {
         log.build_id.as_deref().unwrap_or("(none)"),
         log.kernel
     ));
+    if log.not_shown > 0 {
+        out.push_str(&format!(
+            "({} earlier messages not shown: --tail)\n",
+            log.not_shown
+        ));
+    }
     for line in &log.lines {
         let level = line.level.map_or(String::from("-"), |l| l.to_uppercase());
         out.push_str(&format!(

@@ -86,6 +86,22 @@ pub struct Log {
     pub unreadable: Vec<String>,
     /// Descriptors in use between tail and head.
     pub descriptors: u64,
+    /// Records read but not shown (`--tail`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub not_shown: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+impl Log {
+    /// Keep only the last `count` records (`--tail`).
+    pub fn tail(&mut self, count: usize) {
+        let drop = self.records.len().saturating_sub(count);
+        self.records.drain(..drop);
+        self.not_shown = drop as u64;
+    }
 }
 
 /// The offsets and sizes the reader needs, from VMCOREINFO.
@@ -235,6 +251,7 @@ pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
         missing: 0,
         unreadable: Vec::new(),
         descriptors: (in_use + 1).min(count),
+        not_shown: 0,
     };
     let mut by_seq = BTreeMap::new();
     let mut unreadable = BTreeMap::<String, u64>::new();
@@ -377,6 +394,12 @@ pub fn render(log: &Log) -> String {
     }
     for why in &log.unreadable {
         out.push_str(&format!("(not read: {why})\n"));
+    }
+    if log.not_shown > 0 {
+        out.push_str(&format!(
+            "({} earlier records not shown: --tail)\n",
+            log.not_shown
+        ));
     }
     for record in &log.records {
         let prefix = format!(

@@ -173,6 +173,10 @@ enum Command {
         /// Where `.build-id/xx/rest.debug` files are.
         #[arg(long, default_value = "/usr/lib/debug")]
         debug_dir: std::path::PathBuf,
+        /// Only the last N messages (the accounts of what was read stay
+        /// whole).
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
     },
     /// Check the whole dump: structure, completeness, every page decodes
     /// to exactly one page; exit code 1 when anything is wrong.
@@ -442,6 +446,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             dump,
             kernel,
             debug_dir,
+            tail,
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
@@ -449,14 +454,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .vmcoreinfo()
                 .is_some_and(|info| info.get("SYMBOL(prb)").is_some());
             if !linux && let Some((found_by, address, bytes)) = crashlog::find(&opened)? {
-                let id = crashkit_log::read::AreaView::parse(&bytes)
-                    .ok()
-                    .and_then(|area| area.build_id().map(<[u8]>::to_vec));
+                // A damaged area is the dump's problem (exit 1); what
+                // follows (the ELF) is the user's to give (exit 2).
+                let area = crashkit_log::read::AreaView::parse(&bytes)
+                    .with_context(|| format!("the crash log at {address:#x}"))?;
+                let id = area.build_id().map(<[u8]>::to_vec);
                 let path = crashlog::kernel_file(id.as_deref(), kernel.as_deref(), debug_dir)
                     .map_err(|e| UsageError(format!("{e:#}")))?;
                 let elf = open::Files::map_plain(&path)?;
-                let decoded = crashlog::decode(found_by, address, &bytes, &path, &elf)
+                let mut decoded = crashlog::decode(found_by, address, &bytes, &path, &elf)
                     .map_err(|e| UsageError(format!("{e:#}")))?;
+                if let Some(count) = tail {
+                    decoded.tail(*count);
+                }
                 answer(
                     cli.json,
                     Versioned {
@@ -467,7 +477,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 )?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let log = log::read(&opened)?;
+            let mut log = log::read(&opened)?;
+            if let Some(count) = tail {
+                log.tail(*count);
+            }
             answer(
                 cli.json,
                 Versioned {

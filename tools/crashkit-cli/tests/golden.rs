@@ -138,6 +138,7 @@ fn every_command_matches_its_golden_output() {
     let synthetic = "golden-linux.elf";
     for (command, args) in [
         ("log", vec!["log", synthetic]),
+        ("log-tail", vec!["log", synthetic, "--tail", "2"]),
         ("log-json", vec!["--json", "log", synthetic]),
         ("info", vec!["info", synthetic]),
         ("vtop-1g", vec!["vtop", synthetic, "0xffffffff80105000"]),
@@ -213,6 +214,17 @@ fn every_command_matches_its_golden_output() {
         (
             "log-no-elf",
             vec!["log", "golden-log.elf", "--debug-dir", "nowhere"],
+        ),
+        (
+            "log-tail",
+            vec![
+                "log",
+                "golden-log.elf",
+                "--kernel",
+                "golden-log-kernel.elf",
+                "--tail",
+                "4",
+            ],
         ),
     ] {
         cases.push((format!("crashlog-{command}"), generated.as_path(), args));

@@ -1,11 +1,11 @@
 //! `cargo xtask demo`: the most complete real run crashkit has today (see
 //! README.md), with its artefacts in `target/demo/`: the NMI core and a
 //! kernel panic on the host simulation, then a panic under QEMU, and
-//! `crashkit info`, `cpus --scan`, `record` and `bt -a` on QEMU's dump of it;
-//! then two panics whose dumps the guest writes through the capture kernel
-//! (`target/demo/vmcore`, ELF, and `target/demo/vmcore.kdump`, LZO1X),
-//! saved with `crashkit save` and read with `info`, `cpus`, `bt -a` and
-//! `verify`.
+//! `crashkit info`, `cpus --scan`, `record`, the crash log's last lines
+//! (`log --tail 12`) and `bt -a` on QEMU's dump of it; then two panics whose
+//! dumps the guest writes through the capture kernel (`target/demo/vmcore`,
+//! ELF, and `target/demo/vmcore.kdump`, LZO1X), saved with `crashkit save`
+//! and read with `info`, `cpus`, `log --tail 12`, `bt -a` and `verify`.
 
 use crate::prerequisites;
 use crate::run::{self, BARE_METAL_TARGET, Step, cargo};
@@ -69,7 +69,10 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .join("release/crashkit-test-kernel");
     let kernel = kernel.to_string_lossy().into_owned();
     let bt = ["bt", "-a", "--kernel", kernel.as_str()];
-    for command in [&["info"][..], &["cpus", "--scan"], &["record"], &bt] {
+    // The crash log's last lines, after the crash record: what the kernel
+    // said just before it crashed (docs/crash-log.md).
+    let log = ["log", "--tail", "12", "--kernel", kernel.as_str()];
+    for command in [&["info"][..], &["cpus", "--scan"], &["record"], &log, &bt] {
         let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
         crashkit.args(command).arg(&dump);
         let name = command.join(" ");
@@ -92,7 +95,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     .run()?;
     for file in ["vmcore", "vmcore.kdump"] {
         let dump = out_dir.join(file);
-        for command in [&["info"][..], &["cpus"], &bt, &["verify"]] {
+        for command in [&["info"][..], &["cpus"], &log, &bt, &["verify"]] {
             let mut crashkit = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
             crashkit.args(command).arg(&dump);
             let name = command.join(" ");

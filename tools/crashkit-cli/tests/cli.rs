@@ -677,7 +677,10 @@ fn a_damaged_crash_log_never_decodes_as_another_message() {
         decoded_after_damage += printed.len();
     }
     // Most damage leaves most of the log readable.
-    assert!(decoded_after_damage > 150 * known.len() / 2, "{decoded_after_damage}");
+    assert!(
+        decoded_after_damage > 150 * known.len() / 2,
+        "{decoded_after_damage}"
+    );
 }
 
 #[test]

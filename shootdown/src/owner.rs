@@ -199,8 +199,16 @@ impl Shootdown {
             // Counted as an attempt, like the first NMI; a refusal is
             // counted apart.
             slot.count_nmi_sent();
+            // The first resend only: a CPU that never answers is resent to
+            // every interval, and a line each time would overwrite the
+            // panic's own lines in a small ring (the tally counts them all).
             #[cfg(feature = "defmt")]
-            defmt::warn!("CPU {=usize} has not stopped: stop NMI resent", index);
+            if slot.nmis_sent() == 2 {
+                defmt::warn!(
+                    "CPU {=usize} has not stopped: stop NMI resent (and again each interval until the deadline)",
+                    index
+                );
+            }
             summary.totals.nmis_resent = summary.totals.nmis_resent.saturating_add(1);
             if platform.send_nmi(CpuIndex(raw)).is_err() {
                 summary.totals.send_errors = summary.totals.send_errors.saturating_add(1);

@@ -100,8 +100,8 @@ impl Shootdown {
         (cpu != owner).then_some(cpu)
     }
 
-    /// Record `cpu` as stopped (if it has a slot that is not final) and
-    /// park it.
+    /// Log the stop (feature `defmt`), record `cpu` as stopped (if it has
+    /// a slot that is not final) and park it.
     fn stop_here<P: Platform + ?Sized>(
         &self,
         platform: &P,
@@ -110,6 +110,17 @@ impl Shootdown {
         path: StopPath,
         nmi_depth: u32,
     ) -> ! {
+        // Logged before the stop is recorded: the owner goes on (to its
+        // tally, the dump) once it sees the slot `Stopped`, and the slot's
+        // Release publication then covers the whole log frame, so no dump
+        // holds this line half written.
+        #[cfg(feature = "defmt")]
+        defmt::info!(
+            "CPU {=u32} stopped ({=str}) at rip {=u64:#x}",
+            cpu.0,
+            path.variant_name(),
+            frame.rip
+        );
         if let Some(slot) = self.slot(cpu) {
             // A refusal means the slot is final: `Absent` (the platform
             // miscounted its CPUs), `PanicOwner` (a record the panic path
@@ -124,13 +135,6 @@ impl Shootdown {
                 platform.now_ns(),
             );
         }
-        #[cfg(feature = "defmt")]
-        defmt::info!(
-            "CPU {=u32} stopped ({=str}) at rip {=u64:#x}",
-            cpu.0,
-            path.variant_name(),
-            frame.rip
-        );
         platform.park()
     }
 }

@@ -9,5 +9,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rustc-link-arg-bins=-T{dir}/../base/linker.ld");
     println!("cargo:rustc-link-arg-bins=--no-pie");
+    // A GNU build-id, so the tools can tell this ELF from another build.
+    println!("cargo:rustc-link-arg-bins=--build-id=sha1");
     println!("cargo:rustc-link-arg-bins=-Tdefmt.x"); // crashkit's crash log: defmt's string table
 }

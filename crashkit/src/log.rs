@@ -23,6 +23,12 @@
 //! - a writer that finds its ring inside a frame (re-entry in the same
 //!   context: a message logged while formatting a message, or a debug trap
 //!   inside an NMI's frame) drops its message, and the ring counts it.
+//!
+//! The hooks find the writer's ring by the calling CPU's index and
+//! context, and its `Begin` by the ring's nesting depth
+//! (`Ring::innermost`), which relies on one CPU per index: what the
+//! platform's registration gives (a CPU it cannot name gets no ring, and
+//! its messages are counted as unplaced).
 
 use core::sync::atomic::AtomicPtr;
 use core::sync::atomic::Ordering::{Acquire, Release};
@@ -121,8 +127,10 @@ pub fn write<const CPUS: usize, const BYTES: usize>(
     place: (CpuIndex, Option<ContextKind>),
     bytes: &[u8],
 ) {
-    if let Some(ring) = rings.ring(place.0.0 as usize, ring_context(place.1)) {
-        ring.write(bytes);
+    if let Some(ring) = rings.ring(place.0.0 as usize, ring_context(place.1))
+        && let Some(began) = ring.innermost()
+    {
+        ring.write(began, bytes);
     }
 }
 
@@ -137,9 +145,11 @@ pub fn end<const CPUS: usize, const BYTES: usize, P: Platform>(
     let Some(ring) = rings.ring(place.0.0 as usize, context) else {
         return;
     };
-    let owner = ring.innermost_is_owner();
-    let enabled = owner && ring.saved_if();
-    ring.end_innermost();
+    let Some(began) = ring.innermost() else {
+        return;
+    };
+    let enabled = began == Begin::Owner && ring.saved_if();
+    ring.end(began);
     if context == LogContext::Normal && enabled {
         platform.restore_interrupts(true);
     }

@@ -20,6 +20,9 @@
 //! [`layout`], documented byte by byte in docs/crash-log.md.
 
 #![cfg_attr(not(test), no_std)]
+// The rings are atomics and the reader plain bytes: no `unsafe` anywhere
+// (one test views a ring's memory to check the copy against it).
+#![deny(unsafe_code)]
 
 mod area;
 pub mod crc;

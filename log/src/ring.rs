@@ -20,10 +20,11 @@
 //! another CPU) writes nothing, and its `end` counts one dropped message.
 //! Nothing waits: a nested writer never blocks and never panics.
 //!
-//! Writers of one ring nest last-in first-out on its own CPU (an interrupt
-//! returns before what it interrupted goes on), so [`Ring::end_innermost`]
-//! can tell the owner from a nested writer by `depth` alone: 1 is the
-//! owner. A caller that cannot promise that keeps the [`Begin`] instead.
+//! Every writer keeps what `begin` gave it and hands it to `write` and
+//! `end`. Writers of one ring nest last-in first-out on its own CPU (an
+//! interrupt returns before what it interrupted goes on), so a caller that
+//! cannot keep it (defmt's argument-less `write` and `release`) finds it
+//! with [`Ring::innermost`]: depth 1 is the owner.
 //!
 //! # What a reader can rely on
 //! - `head` is reserved before each encoded byte is stored, so every byte
@@ -152,13 +153,10 @@ impl<const BYTES: usize> Ring<BYTES> {
         Begin::Owner
     }
 
-    /// Add `bytes` (defmt's frame bytes) to the frame being written. Does
-    /// nothing unless the calling writer is the owner at depth 1, that is,
-    /// unless no nested writer is inside (they only count).
-    pub fn write(&self, bytes: &[u8]) {
-        // Relaxed: the owner reads the value it (or a nested writer that
-        // already returned, on this CPU) last wrote.
-        if self.depth.load(Relaxed) != 1 {
+    /// Add `bytes` (defmt's frame bytes) to the frame `began` began: the
+    /// owner's go into its frame, a dropped writer's nowhere.
+    pub fn write(&self, began: Begin, bytes: &[u8]) {
+        if began == Begin::Dropped {
             return;
         }
         for &byte in bytes {
@@ -204,23 +202,20 @@ impl<const BYTES: usize> Ring<BYTES> {
         self.depth.fetch_sub(1, Release);
     }
 
-    /// End the innermost writer of this CPU's nesting (1 is the owner,
-    /// deeper a nested writer); nothing if no writer is inside. For callers
-    /// that cannot keep the [`Begin`] (defmt's `release` has no argument)
-    /// and whose writers nest last-in first-out on the ring's CPU.
-    pub fn end_innermost(&self) {
-        // Relaxed: this CPU's own writers set the value (see `write`).
+    /// What the innermost writer of this CPU's nesting got from `begin`
+    /// (`None`: no writer is inside): depth 1 is the owner, deeper a nested
+    /// writer. For callers that cannot keep the [`Begin`] (defmt's `write`
+    /// and `release` take none) and whose writers nest last-in first-out on
+    /// the ring's own CPU: crashkit's logger, whose rings are indexed by the
+    /// calling CPU. Two CPUs on one ring need the [`Begin`] kept.
+    pub fn innermost(&self) -> Option<Begin> {
+        // Relaxed: on the ring's own CPU, the value this CPU's writers (the
+        // current one, and nested ones that already returned) last wrote.
         match self.depth.load(Relaxed) {
-            0 => {}
-            1 => self.end(Begin::Owner),
-            _ => self.end(Begin::Dropped),
+            0 => None,
+            1 => Some(Begin::Owner),
+            _ => Some(Begin::Dropped),
         }
-    }
-
-    /// Whether the innermost writer of this CPU's nesting is the owner.
-    pub fn innermost_is_owner(&self) -> bool {
-        // Relaxed: as in `end_innermost`.
-        self.depth.load(Relaxed) == 1
     }
 
     /// The interrupt flag the owner found, kept for its `end` (the facade's
@@ -263,6 +258,7 @@ impl<const BYTES: usize> Ring<BYTES> {
     /// Copy the ring's header and data, as a reader in the dump sees them,
     /// into `out` (at least `64 + BYTES` bytes); returns the bytes written.
     pub fn copy_to(&self, out: &mut [u8]) -> usize {
+        // Relaxed: see `LogRings::copy_to`.
         let words = [
             self.head.load(Relaxed),
             self.committed.load(Relaxed),
@@ -354,21 +350,21 @@ mod tests {
     #[test]
     fn a_nested_writer_drops_and_counts() {
         let ring = Ring::<256>::new();
+        assert_eq!(ring.innermost(), None);
         let outer = ring.begin(1);
         assert_eq!(outer, Begin::Owner);
-        ring.write(b"ab");
+        ring.write(outer, b"ab");
         let inner = ring.begin(2);
         assert_eq!(inner, Begin::Dropped);
-        ring.write(b"zz");
-        assert!(!ring.innermost_is_owner());
-        ring.end_innermost();
-        ring.write(b"c");
-        ring.end_innermost();
+        assert_eq!(ring.innermost(), Some(Begin::Dropped));
+        ring.write(inner, b"zz");
+        ring.end(inner);
+        assert_eq!(ring.innermost(), Some(Begin::Owner));
+        ring.write(outer, b"c");
+        ring.end(outer);
         assert_eq!(ring.dropped(), 1);
         assert_eq!(ring.frames_begun(), 1);
         assert_eq!(ring.head(), ring.committed());
-        // An unbalanced end does nothing.
-        ring.end_innermost();
-        assert_eq!(ring.dropped(), 1);
+        assert_eq!(ring.innermost(), None);
     }
 }

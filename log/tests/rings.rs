@@ -51,7 +51,7 @@ fn frames_read_back_whole_in_order_across_many_wraps() {
     let ring = log.ring(1, LogContext::Nmi).expect("CPU 1 has an NMI ring");
     for n in 0..1_000u32 {
         let began = ring.begin(u64::from(n) * 10);
-        ring.write(&message(n));
+        ring.write(began, &message(n));
         ring.end(began);
     }
     let bytes = snapshot(&log);
@@ -88,12 +88,12 @@ fn a_torn_frame_is_reported_not_decoded() {
     let ring = log.ring(0, LogContext::Normal).expect("ring");
     for n in 1..4 {
         let began = ring.begin(n);
-        ring.write(&message(n as u32 + 10));
+        ring.write(began, &message(n as u32 + 10));
         ring.end(began);
     }
     // A writer stopped half way (its CPU was stopped by the shootdown).
-    let _torn = ring.begin(99);
-    ring.write(b"half a message");
+    let torn = ring.begin(99);
+    ring.write(torn, b"half a message");
     let (_, _, summary, frames) = read_all(&snapshot(&log)).remove(0);
     assert_eq!(frames.len(), 3);
     assert!(summary.torn_bytes > 0, "{summary:?}");
@@ -108,7 +108,7 @@ fn random_damage_resyncs_and_never_decodes_as_another_message() {
     let ring = log.ring(0, LogContext::Normal).expect("ring");
     for n in 0..300u32 {
         let began = ring.begin(u64::from(n));
-        ring.write(&message(n));
+        ring.write(began, &message(n));
         ring.end(began);
     }
     let clean = snapshot(&log);
@@ -146,11 +146,11 @@ fn a_nested_writer_in_the_same_context_is_counted_and_leaves_no_trace() {
     let log: LogRings<1, 256> = LogRings::new();
     let ring = log.ring(0, LogContext::Normal).expect("ring");
     let outer = ring.begin(5);
-    ring.write(&message(7)[..3]);
+    ring.write(outer, &message(7)[..3]);
     let inner = ring.begin(6);
-    ring.write(b"inner bytes must not appear");
+    ring.write(inner, b"inner bytes must not appear");
     ring.end(inner);
-    ring.write(&message(7)[3..]);
+    ring.write(outer, &message(7)[3..]);
     ring.end(outer);
     let (_, _, summary, frames) = read_all(&snapshot(&log)).remove(0);
     assert_eq!(frames, vec![(0, 5, message(7))]);
@@ -166,7 +166,7 @@ fn an_oversized_message_is_cut_and_said_so() {
     let log: LogRings<1, 4096> = LogRings::new();
     let ring = log.ring(0, LogContext::Normal).expect("ring");
     let began = ring.begin(1);
-    ring.write(&[7u8; 2000]);
+    ring.write(began, &[7u8; 2000]);
     ring.end(began);
     let (_, _, summary, frames) = read_all(&snapshot(&log)).remove(0);
     assert_eq!(summary.cut, 1);
@@ -224,7 +224,7 @@ fn a_damaged_ring_header_is_reported() {
     let ring = log.ring(0, LogContext::Normal).expect("ring");
     for n in 0..5 {
         let began = ring.begin(n);
-        ring.write(&message(n as u32));
+        ring.write(began, &message(n as u32));
         ring.end(began);
     }
     let mut bytes = snapshot(&log);

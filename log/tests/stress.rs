@@ -67,7 +67,7 @@ fn log(rings: &Rings, cpu: usize, kind: u64, context: LogContext, slow: bool) {
         COUNTS.drops[cpu][kind as usize].fetch_add(1, SeqCst);
     }
     for byte in message(stamp) {
-        ring.write(&[byte]);
+        ring.write(began, &[byte]);
         if slow {
             for _ in 0..50 {
                 std::hint::spin_loop();

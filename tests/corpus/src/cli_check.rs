@@ -541,6 +541,7 @@ pub fn backtraces(
     // gdb's frames with an address, per LWP (the notes' pr_pid).
     let mut by_pid: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
     let mut stopped_inner = std::collections::BTreeSet::new();
+    let mut frame0_at_pc = std::collections::BTreeSet::new();
     let mut current = None;
     for line in gdb.lines() {
         if let Some(rest) = line.strip_prefix("Thread ")
@@ -561,6 +562,11 @@ pub fn backtraces(
             && let Ok(address) = u64::from_str_radix(hex, 16)
         {
             by_pid.entry(pid).or_default().push(address);
+        } else if let (Some(pid), Some(rest)) = (current, line.strip_prefix("#0 ")) {
+            // gdb prints frame 0 without its address when the pc starts a
+            // line of the line table: that frame is at the thread's pc.
+            let _ = rest;
+            frame0_at_pc.insert(pid);
         }
     }
     // The record's saved RIPs, by CPU index (the test kernel's indices are
@@ -602,7 +608,12 @@ pub fn backtraces(
             .as_array()
             .map(|f| f.iter().filter_map(|f| f["pc"].as_u64()).collect())
             .unwrap_or_default();
-        let theirs = by_pid.get(&pid).cloned().unwrap_or_default();
+        let mut theirs = by_pid.get(&pid).cloned().unwrap_or_default();
+        if frame0_at_pc.contains(&pid)
+            && let Some(pc) = line_of(place)["rip"].as_u64()
+        {
+            theirs.insert(0, pc);
+        }
         let same = ours.len() >= 2 && theirs.get(..ours.len()) == Some(&ours[..]);
         let past_stack_switch = stopped_inner.contains(&pid)
             && theirs.len() >= 2

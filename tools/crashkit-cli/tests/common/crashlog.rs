@@ -100,8 +100,8 @@ pub fn kernel_elf(id: &[u8]) -> Vec<u8> {
 fn log(rings: &Rings, cpu: usize, context: LogContext, stamp: u64, index: u16, args: &[u8]) {
     let ring = rings.ring(cpu, context).expect("a ring");
     let began = ring.begin(stamp);
-    ring.write(&index.to_le_bytes());
-    ring.write(args);
+    ring.write(began, &index.to_le_bytes());
+    ring.write(began, args);
     ring.end(began);
 }
 
@@ -134,10 +134,10 @@ pub fn area() -> Vec<u8> {
     // A message logged from inside another on CPU 1: dropped, counted.
     let ring = rings.ring(1, LogContext::Normal).expect("a ring");
     let outer = ring.begin(2_100_000);
-    ring.write(&6u16.to_le_bytes());
+    ring.write(outer, &6u16.to_le_bytes());
     let inner = ring.begin(2_100_001);
     assert_eq!(inner, Begin::Dropped);
-    ring.write(&5u16.to_le_bytes());
+    ring.write(inner, &5u16.to_le_bytes());
     ring.end(inner);
     ring.end(outer);
     let mut stop = 0u32.to_le_bytes().to_vec();
@@ -149,8 +149,8 @@ pub fn area() -> Vec<u8> {
     log(&rings, 1, LogContext::Normal, 3_000_000, 4, &[]);
     // CPU 0 stopped half way through a message.
     let torn = rings.ring(0, LogContext::Normal).expect("a ring");
-    let _began = torn.begin(2_400_000);
-    torn.write(&5u16.to_le_bytes());
+    let began = torn.begin(2_400_000);
+    torn.write(began, &5u16.to_le_bytes());
     let mut bytes = vec![0u8; Rings::SIZE];
     rings.copy_to(&mut bytes);
     bytes

@@ -134,6 +134,16 @@ pub fn check(
     if log["build_id"].is_null() {
         return Err("the crash log names no build-id".to_owned());
     }
+    // file:line from the ELF's DWARF: the panic line is the panic path's.
+    let location = lines
+        .get(positions[0])
+        .and_then(|line| line["location"].as_str())
+        .unwrap_or("");
+    if !location.contains("panic-path/src/sequence.rs:") {
+        return Err(format!(
+            "the panic line's location is {location:?}, not in panic-path/src/sequence.rs"
+        ));
+    }
     Ok(format!(
         "crash log: {} lines, the panic path's in order",
         lines.len()

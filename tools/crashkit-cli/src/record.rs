@@ -96,6 +96,10 @@ pub struct Report {
     /// exclusion section have none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub exclusions: Vec<(u64, u64)>,
+    /// Where the kernel's crash log is, `[address, size]` (records from
+    /// before the log section, or of kernels without one, have none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crash_log: Option<(u64, u64)>,
 }
 
 /// The dump section, decoded.
@@ -608,6 +612,7 @@ fn report(view: &RecordView<'_>, found_by: &'static str, address: Option<u64>) -
             }
         }),
         exclusions: view.exclusions().collect(),
+        crash_log: view.log(),
     }
 }
 

@@ -227,6 +227,12 @@ impl fmt::Display for Summary<'_, '_> {
         for (start, len) in record.exclusions() {
             writeln!(f, "  excluded from dumps: {start:#x}+{len:#x}")?;
         }
+        if let Some((address, size)) = record.log() {
+            writeln!(
+                f,
+                "  crash log: {size} bytes at {address:#x} (`crashkit log --kernel ELF` decodes it)"
+            )?;
+        }
 
         let totals = panic.shootdown();
         writeln!(

@@ -118,6 +118,11 @@ pub fn begin<const CPUS: usize, const BYTES: usize, P: Platform>(
     let enabled = context == LogContext::Normal && platform.save_and_disable_interrupts();
     if ring.begin(platform.now_ns()) == Begin::Owner {
         ring.set_saved_if(enabled);
+    } else if enabled {
+        // A dropped writer found interrupts on (the ring's owner is not
+        // this CPU's own nesting: it would have held them off): give them
+        // back now, as its `end` will not.
+        platform.restore_interrupts(true);
     }
 }
 

@@ -318,21 +318,13 @@ impl Platform for SimPlatform {
 
     /// Block the interrupt signal; whether it was unblocked before.
     fn save_and_disable_interrupts(&self) -> bool {
-        let signals = crate::signals::signals_of(&[EntryKind::Interrupt]);
-        let previous = crate::signals::mask(signals.as_slice(), true);
-        let Some(&signal) = signals.as_slice().first() else {
-            return false;
-        };
-        // SAFETY: `previous` is a set `pthread_sigmask` filled in;
-        // `sigismember` only reads it.
-        unsafe { libc::sigismember(&previous, signal) == 0 }
+        crate::signals::save_and_block_interrupts()
     }
 
     /// Unblock the interrupt signal if it was unblocked before.
     fn restore_interrupts(&self, enabled: bool) {
         if enabled {
-            let signals = crate::signals::signals_of(&[EntryKind::Interrupt]);
-            let _previous = crate::signals::mask(signals.as_slice(), false);
+            crate::signals::unblock_interrupts();
         }
     }
 

@@ -98,6 +98,24 @@ pub(crate) fn install() {
 
 /// Add (`block == true`) or remove `signals` from the calling thread's mask;
 /// returns the previous mask.
+/// Block the calling thread's interrupt signal (a CPU's `cli`); whether it
+/// was unblocked before (IF was set).
+pub(crate) fn save_and_block_interrupts() -> bool {
+    let signals = signals_of(&[EntryKind::Interrupt]);
+    let previous = mask(signals.as_slice(), true);
+    let Some(&signal) = signals.as_slice().first() else {
+        return false;
+    };
+    // SAFETY: `previous` is a set `pthread_sigmask` filled in;
+    // `sigismember` only reads it.
+    unsafe { libc::sigismember(&previous, signal) == 0 }
+}
+
+/// Unblock the calling thread's interrupt signal (`sti`).
+pub(crate) fn unblock_interrupts() {
+    let _previous = mask(signals_of(&[EntryKind::Interrupt]).as_slice(), false);
+}
+
 pub(crate) fn mask(signals: &[libc::c_int], block: bool) -> libc::sigset_t {
     // SAFETY: `set` and `old` are local, initialised by `sigemptyset` /
     // written by `pthread_sigmask`; the call changes only the calling

@@ -110,6 +110,18 @@ impl Platform for Socket {
             true,
         );
     }
+
+    /// As the machine's (the calling thread's own signal mask, plugged or
+    /// not).
+    fn save_and_disable_interrupts(&self) -> bool {
+        crate::signals::save_and_block_interrupts()
+    }
+
+    fn restore_interrupts(&self, enabled: bool) {
+        if enabled {
+            crate::signals::unblock_interrupts();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -183,9 +183,19 @@ fn qemu_scenarios() -> Result<(), String> {
     capture_kernel()?;
     // The capture boots and the corpus runs check dumps with every crashkit
     // command, the release binary next to the runner.
+    // `--all-targets`: the features its tests' build unified (a test-only
+    // `object` feature among them), so the binary they built is reused
+    // rather than built again.
     Step::new(
         "crashkit CLI, release build",
-        cargo(["build", "--release", "-q", "-p", "crashkit-cli"]),
+        cargo([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "crashkit-cli",
+            "--all-targets",
+        ]),
     )
     .time_limit(TEST_SUITE_LIMIT_SECS)
     .run()?;

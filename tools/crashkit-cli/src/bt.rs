@@ -280,10 +280,7 @@ pub fn kernel_file(
         (Some(path), _) => Ok(path.to_path_buf()),
         (None, Some(id)) => {
             let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            let path = debug_dir
-                .join(".build-id")
-                .join(&hex[..2.min(hex.len())])
-                .join(format!("{}.debug", hex.get(2..).unwrap_or("")));
+            let path = debug_file(id, debug_dir);
             if path.is_file() {
                 Ok(path)
             } else {
@@ -295,6 +292,16 @@ pub fn kernel_file(
         }
         (None, None) => bail!("no kernel ELF: give --kernel FILE (the dump names no build-id)"),
     }
+}
+
+/// Where a debug directory keeps the ELF of build-id `id`:
+/// `DIR/.build-id/xx/rest.debug`, as gdb and debuginfod lay it out.
+pub fn debug_file(id: &[u8], debug_dir: &Path) -> PathBuf {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    debug_dir
+        .join(".build-id")
+        .join(&hex[..2.min(hex.len())])
+        .join(format!("{}.debug", hex.get(2..).unwrap_or("")))
 }
 
 /// The build-id VMCOREINFO names.

@@ -203,10 +203,7 @@ pub fn kernel_file(
         );
     };
     let hex = hex(id);
-    let path = debug_dir
-        .join(".build-id")
-        .join(&hex[..2.min(hex.len())])
-        .join(format!("{}.debug", hex.get(2..).unwrap_or("")));
+    let path = crate::bt::debug_file(id, debug_dir);
     if path.is_file() {
         Ok(path)
     } else {
@@ -291,53 +288,46 @@ pub fn decode(
         let mut undecodable = 0u32;
         let summary = ring.read(|item| match item {
             Item::Frame(frame) => {
-                let line = match table.decode(frame.defmt) {
-                    Ok((decoded, consumed)) if consumed == frame.defmt.len() || frame.cut => Line {
-                        stamp: frame.stamp,
-                        cpu: ring.cpu,
-                        context,
-                        seq: frame.seq,
-                        level: decoded.level().map(|l| l.as_str()),
-                        message: if frame.cut {
-                            format!("{} [cut by the writer]", decoded.display_message())
-                        } else {
-                            decoded.display_message().to_string()
-                        },
-                        decoded: true,
-                        location: locations
-                            .as_ref()
-                            .and_then(|l| l.get(&decoded.index()))
-                            .map(|l| format!("{}:{}", relative(&l.file).display(), l.line)),
-                    },
-                    Ok((_, consumed)) => {
-                        undecodable += 1;
-                        Line {
-                            stamp: frame.stamp,
-                            cpu: ring.cpu,
-                            context,
-                            seq: frame.seq,
-                            level: None,
-                            message: format!(
-                                "(undecodable: {} bytes left after the message's {consumed}; another build's ELF?)",
-                                frame.defmt.len() - consumed
-                            ),
-                            decoded: false,
-                            location: None,
-                        }
+                // (level, message, location), or why it did not decode.
+                let shown = match table.decode(frame.defmt) {
+                    Ok((decoded, consumed)) if consumed == frame.defmt.len() || frame.cut => {
+                        let message = decoded.display_message().to_string();
+                        Ok((
+                            decoded.level().map(|l| l.as_str()),
+                            if frame.cut {
+                                format!("{message} [cut by the writer]")
+                            } else {
+                                message
+                            },
+                            locations
+                                .as_ref()
+                                .and_then(|l| l.get(&decoded.index()))
+                                .map(|l| format!("{}:{}", relative(&l.file).display(), l.line)),
+                        ))
                     }
-                    Err(error) => {
-                        undecodable += 1;
-                        Line {
-                            stamp: frame.stamp,
-                            cpu: ring.cpu,
-                            context,
-                            seq: frame.seq,
-                            level: None,
-                            message: format!("(undecodable: {error}; {} bytes)", frame.defmt.len()),
-                            decoded: false,
-                            location: None,
-                        }
-                    }
+                    Ok((_, consumed)) => Err(format!(
+                        "(undecodable: {} bytes left after the message's {consumed}; another build's ELF?)",
+                        frame.defmt.len() - consumed
+                    )),
+                    Err(error) => Err(format!(
+                        "(undecodable: {error}; {} bytes)",
+                        frame.defmt.len()
+                    )),
+                };
+                let decoded = shown.is_ok();
+                let (level, message, location) = shown.unwrap_or_else(|why| {
+                    undecodable += 1;
+                    (None, why, None)
+                });
+                let line = Line {
+                    stamp: frame.stamp,
+                    cpu: ring.cpu,
+                    context,
+                    seq: frame.seq,
+                    level,
+                    message,
+                    decoded,
+                    location,
                 };
                 lines.push(line);
             }

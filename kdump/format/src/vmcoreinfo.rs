@@ -179,6 +179,11 @@ impl<'a> VmcoreInfo<'a> {
         }
     }
 
+    /// The text itself (trailing NULs left off).
+    pub fn text(&self) -> &'a [u8] {
+        self.text
+    }
+
     /// Every well-formed `(key, value)` line, in order.
     pub fn entries(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.text.split(|&b| b == b'\n').filter_map(parse_line)

@@ -38,6 +38,10 @@ pub struct Crash<'r> {
     /// The kernel log as `makedumpfile --dump-dmesg` prints it (Linux);
     /// `None` for a kernel without one (`log` must then refuse, exit 1).
     pub log: Option<String>,
+    /// A Linux guest's own `/proc/kallsyms` and console: `sym`, symbolic
+    /// `rd` and the panicking CPU are checked against them
+    /// ([`crate::kallsyms::check`]).
+    pub symbols: Option<&'r crate::kallsyms::Truth>,
 }
 
 /// The crash record as guest RAM has it.
@@ -261,6 +265,10 @@ pub fn check(crashkit: &Path, dump: &Dump<'_>, crash: &Crash<'_>) -> Result<Stri
     let verify = json(crashkit, &["--json", "verify", arg], 0)?;
     if verify["verify"]["ok"] != true {
         return Err(fail(format!("verify: {}", verify["verify"])));
+    }
+    if let Some(truth) = crash.symbols {
+        let line = crate::kallsyms::check(crashkit, arg, truth, crash.ram)?;
+        said.push_str(&format!(", {line}"));
     }
     Ok(format!(
         "info, cpus, regs x{}, {said}, rd -p ({compared} pages equal to RAM, {absent} not in the dump), \

@@ -73,7 +73,7 @@ else
     echo 'crashkit-corpus: kexec -p failed'
     /bin/busybox poweroff -f
 fi
-echo 1 > /proc/sys/kernel/sysrq
+@KALLSYMS@echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 ";
 
@@ -257,7 +257,8 @@ fn build_initramfs(guest: &Guest, dir: &Path) -> Result<PathBuf, String> {
     cpio.entry("dev/console", 0o020_600, &[], (5, 1));
     cpio.entry("bin/busybox", 0o100_755, &busybox, (0, 0));
     cpio.entry("bin/sh", 0o120_777, b"busybox", (0, 0));
-    cpio.entry("init", 0o100_755, INIT.as_bytes(), (0, 0));
+    let init = INIT.replace("@KALLSYMS@", crate::kallsyms::HAND_OUT);
+    cpio.entry("init", 0o100_755, init.as_bytes(), (0, 0));
     let kexec = root.join("sbin/kexec");
     cpio.entry("sbin/kexec", 0o100_755, &read(&kexec)?, (0, 0));
     for (name, path) in needed_libraries(&root, &kexec)? {
@@ -492,12 +493,15 @@ fn every_command(
             &console[..line_start]
         });
     let console_lines = linux::console_in_log(first, &log)?;
+    let truth = crate::kallsyms::truth(ram, first, phys_base)?;
+    let listed = crate::kallsyms::check_list(&crashkit, linux::path_str(vmcore)?, &truth)?;
     let crash = cli_check::Crash {
         ram,
         cpus: linux::CPUS as usize,
         record: None,
         virtual_pages,
         log: Some(log),
+        symbols: Some(&truth),
     };
     let kdump = work.join("makedumpfile-c-d31.kdump");
     let elf = work.join("makedumpfile-E-d31.elf");
@@ -521,8 +525,8 @@ fn every_command(
         lines.push(cli_check::check(&crashkit, &dump, &crash)?);
     }
     Ok(format!(
-        "the log has the console's {console_lines} lines; crashkit CLI on it and makedumpfile's \
-         -c and -E files of it: {}",
+        "the log has the console's {console_lines} lines; {listed}; crashkit CLI on it and \
+         makedumpfile's -c and -E files of it: {}",
         lines.join(" / ")
     ))
 }

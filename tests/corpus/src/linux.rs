@@ -43,6 +43,8 @@ use crashkit_qemu::rewrite;
 pub(crate) const PANIC_LINE: &str = "Kernel panic - not syncing";
 /// What `/init` prints once VMCOREINFO has gone to QEMU.
 const READY_LINE: &str = "crashkit-corpus: vmcoreinfo published";
+/// What it prints when QEMU has no VMCOREINFO device to publish to.
+const NOT_READY_LINE: &str = "crashkit-corpus: no vmcoreinfo in fw_cfg";
 /// Guest RAM.
 pub(crate) const RAM_MIB: u32 = 256;
 /// Guest CPUs.
@@ -58,7 +60,7 @@ if [ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ]; then
 else
     echo 'crashkit-corpus: no vmcoreinfo in fw_cfg'
 fi
-echo 1 > /proc/sys/kernel/sysrq
+@KALLSYMS@echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 ";
 
@@ -82,6 +84,10 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
             .map_err(|why| format!("{name} ({}): {why}", work.display()))?;
         lines.push(format!("{name}: {line}"));
     }
+    let work = dir.join("linux-no-vmcoreinfo");
+    let line = twin_without_vmcoreinfo(&guest, &work, &dir.join("linux-nokaslr"))
+        .map_err(|why| format!("linux-no-vmcoreinfo ({}): {why}", work.display()))?;
+    lines.push(format!("linux-no-vmcoreinfo: {line}"));
     let line = split_sets(&dir.join("linux-kaslr"), &dir.join("linux-nokaslr"))
         .map_err(|why| format!("split sets: {why}"))?;
     lines.push(format!("split sets: {line}"));
@@ -114,11 +120,12 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
         work,
         &elf_path,
         Some(&kdump_path),
-        Some("max"),
+        Machine {
+            cpu: Some("max"),
+            ..Machine::default()
+        },
     )?;
-    let ram = std::fs::read(&outcome.ram)
-        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
-    let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let (ram, bytes) = ram_and_dump(&outcome, &elf_path)?;
     let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
     let compared = compare_with_ram(&dump, &ram, "QEMU's dump")?;
     let info = dump.vmcoreinfo().ok_or("no VMCOREINFO")?;
@@ -155,12 +162,15 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
     let console =
         std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
     let console_lines = console_in_log(&console, &log)?;
+    let truth = crate::kallsyms::truth(&ram, &console, phys_base)?;
+    let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
     let crash = cli_check::Crash {
         ram: &ram,
         cpus: 2,
         record: None,
         virtual_pages,
         log: Some(log),
+        symbols: Some(&truth),
     };
     let mut lines = Vec::new();
     for (path, format) in [
@@ -179,8 +189,94 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
     let _ = std::fs::remove_file(&outcome.ram);
     Ok(format!(
         "5-level paging; QEMU ELF {compared} pages equal to RAM; vtop walks PML5E first; \
-         log has the console's {console_lines} lines; crashkit CLI on ELF and kdump-zlib: {}",
+         log has the console's {console_lines} lines; {listed}; crashkit CLI on ELF and \
+         kdump-zlib: {}",
         lines.join(" / ")
+    ))
+}
+
+/// The guest RAM file a boot left and the ELF dump QEMU wrote, read.
+fn ram_and_dump(outcome: &Outcome, elf_path: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let ram = std::fs::read(&outcome.ram)
+        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
+    let bytes = std::fs::read(elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    Ok((ram, bytes))
+}
+
+/// The KASLR-off guest booted again without QEMU's `-device vmcoreinfo`
+/// (issue 28): QEMU's ELF then has no VMCOREINFO note, and the CLI finds
+/// Linux's own text in memory. `info` must say so and give the same
+/// VMCOREINFO, key for key and value for value, as its twin's note (the
+/// same kernel without KASLR lays itself out the same), and the same
+/// release; `log` must hold this boot's console lines;
+/// and the symbol checks of [`crate::kallsyms`] pass as on every dump.
+fn twin_without_vmcoreinfo(guest: &Guest, work: &Path, twin: &Path) -> Result<String, String> {
+    let elf_path = work.join("qemu.elf");
+    let outcome = crash_and_dump_on(
+        guest,
+        false,
+        RAM_MIB,
+        work,
+        &elf_path,
+        None,
+        Machine {
+            no_vmcoreinfo_device: true,
+            ..Machine::default()
+        },
+    )?;
+    let (ram, bytes) = ram_and_dump(&outcome, &elf_path)?;
+    let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
+    if dump.vmcoreinfo().is_some() {
+        return Err("QEMU's dump has a VMCOREINFO note without the device".into());
+    }
+    let crashkit = cli_check::crashkit()?;
+    let info = |path: &Path| -> Result<serde_json::Value, String> {
+        let output = cli_check::run(&crashkit, &["--json", "info", path_str(path)?])?;
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("info: {e}"))
+    };
+    let ours = info(&elf_path)?;
+    let theirs = info(&twin.join("qemu.elf"))?;
+    if ours["vmcoreinfo_source"]["found_by"] != "scan"
+        || theirs["vmcoreinfo_source"]["found_by"] != "note"
+    {
+        return Err(format!(
+            "info: VMCOREINFO found by {} here, by {} in the twin",
+            ours["vmcoreinfo_source"], theirs["vmcoreinfo_source"]["found_by"]
+        ));
+    }
+    // (Not the panicking CPU: the crashing shell runs on either CPU; each
+    // dump's is checked against its own console below.)
+    for key in ["vmcoreinfo", "osrelease"] {
+        if ours[key] != theirs[key] {
+            return Err(format!(
+                "info: {key} differs from the twin's: {} against {}",
+                ours[key], theirs[key]
+            ));
+        }
+    }
+    let entries = ours["vmcoreinfo"].as_array().map_or(0, Vec::len);
+    // The twin's note (equal to what was found) places the image.
+    let phys_base = ours["vmcoreinfo"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["key"] == "NUMBER(phys_base)")
+        .and_then(|entry| entry["value"].as_str()?.parse::<i64>().ok())
+        .ok_or("no NUMBER(phys_base) found")? as u64;
+    let log = cli_check::run(&crashkit, &["log", path_str(&elf_path)?])?;
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    let console =
+        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
+    let console_lines = console_in_log(&console, &log)?;
+    let truth = crate::kallsyms::truth(&ram, &console, phys_base)?;
+    let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
+    let symbols = crate::kallsyms::check(&crashkit, path_str(&elf_path)?, &truth, &ram)?;
+    let _ = std::fs::remove_file(&outcome.ram);
+    Ok(format!(
+        "QEMU's ELF without a VMCOREINFO note: info finds Linux's text by scanning at {:#x}, \
+         its {entries} entries the twin's note's; log has the console's {console_lines} lines; \
+         {listed}; {symbols}",
+        ours["vmcoreinfo_source"]["address"].as_u64().unwrap_or(0)
     ))
 }
 
@@ -336,7 +432,8 @@ pub fn prepare(dir: &Path) -> Result<Guest, String> {
     cpio.entry("dev/console", 0o020_600, &[], (5, 1));
     cpio.entry("bin/busybox", 0o100_755, &busybox_bytes, (0, 0));
     cpio.entry("bin/sh", 0o120_777, b"busybox", (0, 0));
-    cpio.entry("init", 0o100_755, INIT.as_bytes(), (0, 0));
+    let init = INIT.replace("@KALLSYMS@", crate::kallsyms::HAND_OUT);
+    cpio.entry("init", 0o100_755, init.as_bytes(), (0, 0));
     cpio.entry("qemu_fw_cfg.ko", 0o100_644, &module_bytes, (0, 0));
     let initramfs = dir.join("initramfs.cpio");
     std::fs::write(&initramfs, cpio.finish())
@@ -464,9 +561,7 @@ fn one_guest(guest: &Guest, kaslr: bool, work: &Path) -> Result<String, String> 
     let elf_path = work.join("qemu.elf");
     let kdump_path = work.join("qemu-kdump-zlib.flat");
     let outcome = crash_and_dump(guest, kaslr, RAM_MIB, work, &elf_path, Some(&kdump_path))?;
-    let ram = std::fs::read(&outcome.ram)
-        .map_err(|e| format!("reading {}: {e}", outcome.ram.display()))?;
-    let bytes = std::fs::read(&elf_path).map_err(|e| format!("{}: {e}", elf_path.display()))?;
+    let (ram, bytes) = ram_and_dump(&outcome, &elf_path)?;
     let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
     let facts = check_linux_dump(&dump, guest, kaslr)?;
     let compared = compare_with_ram(&dump, &ram, "QEMU's dump")?;
@@ -546,12 +641,15 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
     let console =
         std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
     let console_lines = console_in_log(&console, &log)?;
+    let truth = crate::kallsyms::truth(ram, &console, phys_base)?;
+    let listed = crate::kallsyms::check_list(&crashkit, path_str(&work.join("qemu.elf"))?, &truth)?;
     let crash = cli_check::Crash {
         ram,
         cpus: 2,
         record: None,
         virtual_pages,
         log: Some(log),
+        symbols: Some(&truth),
     };
     let one = |name: &str| vec![work.join(name)];
     let split: Vec<PathBuf> = (1..=3)
@@ -622,10 +720,16 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
         let _ = std::fs::remove_file(&out);
     }
     Ok(format!(
-        "{} dumps (the log: {console_lines} console lines in it, in order): {}",
+        "{} dumps (the log: {console_lines} console lines in it, in order; {listed}): {}",
         lines.len(),
         lines.join(" / ")
     ))
+}
+
+/// A path as the UTF-8 argument the CLI is given.
+pub(crate) fn path_str(path: &Path) -> Result<&str, String> {
+    path.to_str()
+        .ok_or_else(|| format!("{}: not UTF-8", path.display()))
 }
 
 /// Every line the guest's console printed with a timestamp is in the log
@@ -676,10 +780,20 @@ pub fn crash_and_dump(
     elf: &Path,
     kdump: Option<&Path>,
 ) -> Result<Outcome, String> {
-    crash_and_dump_on(guest, kaslr, ram_mib, work, elf, kdump, None)
+    crash_and_dump_on(guest, kaslr, ram_mib, work, elf, kdump, Machine::default())
 }
 
-/// [`crash_and_dump`] on the QEMU CPU model `cpu` (`-cpu`), if given.
+/// What QEMU emulates beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Machine<'c> {
+    /// The CPU model (`-cpu`).
+    pub cpu: Option<&'c str>,
+    /// Leave out `-device vmcoreinfo`: QEMU's dumps then have no
+    /// VMCOREINFO note (Linux still builds its text in memory).
+    pub no_vmcoreinfo_device: bool,
+}
+
+/// [`crash_and_dump`] on the `machine` given.
 pub fn crash_and_dump_on(
     guest: &Guest,
     kaslr: bool,
@@ -687,7 +801,7 @@ pub fn crash_and_dump_on(
     work: &Path,
     elf: &Path,
     kdump: Option<&Path>,
-    cpu: Option<&str>,
+    machine: Machine<'_>,
 ) -> Result<Outcome, String> {
     for stale in [Some(elf), kdump].into_iter().flatten() {
         let _ = std::fs::remove_file(stale);
@@ -696,8 +810,11 @@ pub fn crash_and_dump_on(
     if !kaslr {
         append.push_str(" nokaslr");
     }
-    let mut extra: Vec<String> = vec!["-device".into(), "vmcoreinfo".into()];
-    if let Some(cpu) = cpu {
+    let mut extra: Vec<String> = Vec::new();
+    if !machine.no_vmcoreinfo_device {
+        extra.extend(["-device".into(), "vmcoreinfo".into()]);
+    }
+    if let Some(cpu) = machine.cpu {
         extra.extend(["-cpu".into(), cpu.to_owned()]);
     }
     let boot = Boot {
@@ -716,9 +833,14 @@ pub fn crash_and_dump_on(
         taken = take_dumps(work_dir, elf, kdump);
     })?;
     taken.map_err(|why| format!("{why}\nserial (last lines):\n{}", tail(&outcome.serial)))?;
-    if !outcome.serial.contains(READY_LINE) {
+    let expected = if machine.no_vmcoreinfo_device {
+        NOT_READY_LINE
+    } else {
+        READY_LINE
+    };
+    if !outcome.serial.contains(expected) {
         return Err(format!(
-            "the guest did not publish VMCOREINFO:\n{}",
+            "the guest did not say {expected:?}:\n{}",
             tail(&outcome.serial)
         ));
     }

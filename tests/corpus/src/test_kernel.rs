@@ -288,6 +288,7 @@ fn one_case(
     let function = check_with_tools(&crashkit_path, &work.join("../kernel.elf"), cpus)?;
     // 3. Every crashkit command over each dump, against RAM and its record.
     let mut crash = cli_check::Crash {
+        symbols: None,
         ram: &ram,
         cpus: cpus as usize,
         record: Some(cli_check::Record {

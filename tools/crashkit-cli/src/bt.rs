@@ -30,7 +30,7 @@ use serde::Serialize;
 use crashkit_dump_format::read::CpuRegisters;
 
 use crate::cpus;
-use crate::open::Dump;
+use crate::open::{Dump, Opened};
 use crate::vaddr::{self, Space};
 
 /// The most frames one unwind gives.
@@ -271,7 +271,7 @@ pub struct Backtrace {
 /// `debug_dir` named by the dump's build-id. A build-id that differs is
 /// an error; one missing on either side is a warning on standard error.
 pub fn kernel_file(
-    dump: &Dump<'_>,
+    dump: &Opened<'_>,
     kernel: Option<&Path>,
     debug_dir: &Path,
 ) -> anyhow::Result<PathBuf> {
@@ -305,7 +305,7 @@ pub fn debug_file(id: &[u8], debug_dir: &Path) -> PathBuf {
 }
 
 /// The build-id VMCOREINFO names.
-fn build_id(dump: &Dump<'_>) -> Option<Vec<u8>> {
+fn build_id(dump: &Opened<'_>) -> Option<Vec<u8>> {
     let info = dump.vmcoreinfo()?;
     let (bytes, len) = info.build_id()?;
     Some(bytes.get(..len)?.to_vec())
@@ -313,7 +313,7 @@ fn build_id(dump: &Dump<'_>) -> Option<Vec<u8>> {
 
 /// Check the kernel's build-id against the dump's: a mismatch is an
 /// error; a missing one a warning.
-pub fn check_build_id(dump: &Dump<'_>, kernel: &Kernel<'_>, path: &Path) -> anyhow::Result<()> {
+pub fn check_build_id(dump: &Opened<'_>, kernel: &Kernel<'_>, path: &Path) -> anyhow::Result<()> {
     let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
     match (build_id(dump), &kernel.build_id) {
         (Some(dump_id), Some(elf_id)) if dump_id != *elf_id => bail!(
@@ -338,7 +338,7 @@ pub fn check_build_id(dump: &Dump<'_>, kernel: &Kernel<'_>, path: &Path) -> anyh
 /// The backtraces of `which` CPUs, by number ([`cpus::number`]; `None`:
 /// the panicking one, else the first note).
 pub fn backtraces(
-    dump: &Dump<'_>,
+    dump: &Opened<'_>,
     kernel: &Kernel<'_>,
     which: Option<Vec<usize>>,
 ) -> anyhow::Result<Vec<Backtrace>> {

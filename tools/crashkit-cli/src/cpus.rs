@@ -20,7 +20,7 @@ use crashkit_dump_format::notes::qemu::SEGMENT_NAMES;
 use crashkit_dump_format::read::{Cpu, CpuRegisters};
 use crashkit_dump_format::{ControlState, ElfDump};
 
-use crate::open::Dump;
+use crate::open::{Dump, Opened};
 use crate::record;
 
 /// One line of `cpus`: a CPU with a register note, or a CPU the crash
@@ -56,27 +56,42 @@ pub struct CpuLine {
     pub cpl: Option<u8>,
     /// `x86_64` or `i386` registers (null: no note).
     pub mode: Option<&'static str>,
-    /// The function RIP is in, with `--kernel` (absent otherwise).
+    /// The function RIP is in: with `--kernel` from its DWARF; else, for a
+    /// Linux dump or with `--system-map`, its symbol as `name+off/size`
+    /// (absent when nothing names it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
 }
 
-/// The CPUs of `dump` and the panicking one, if known (crashkit's
-/// identity note, else the owner in the crash record's note).
-pub fn cpus_of<'d>(dump: &'d Dump<'_>) -> (&'d [Cpu], Option<u32>) {
-    let record_owner = || record::noted(dump).and_then(|view| view.panic().owner_cpu());
+/// The CPU notes of `dump`, in file order.
+pub fn notes<'d>(dump: &'d Dump<'_>) -> &'d [Cpu] {
     match dump {
-        Dump::Elf(elf) => (elf.cpus(), panic_cpu(elf).or_else(record_owner)),
-        Dump::Kdump(parts) => (
-            parts[0].cpus(),
-            parts[0]
-                .crashkit()
-                .and_then(|c| c.identity.panic_cpu)
-                .or_else(record_owner),
-        ),
+        Dump::Elf(elf) => elf.cpus(),
+        Dump::Kdump(parts) => parts[0].cpus(),
         // No CPU notes: the CPUs are the record's (found by scanning).
-        Dump::Ram(_) => (&[], None),
+        Dump::Ram(_) => &[],
     }
+}
+
+/// The CPUs of `dump` and the panicking one, if known, as the index
+/// [`cpu_index`] gives it: crashkit's identity note, else the owner in the
+/// crash record's note, else a Linux dump's `panic_cpu` and log
+/// ([`crate::linux`]).
+pub fn cpus_of<'d>(dump: &'d Opened<'_>) -> (&'d [Cpu], Option<u32>) {
+    let list = notes(dump);
+    let noted = match &**dump {
+        Dump::Elf(elf) => panic_cpu(elf),
+        Dump::Kdump(parts) => parts[0].crashkit().and_then(|c| c.identity.panic_cpu),
+        Dump::Ram(_) => None,
+    };
+    let panic = noted
+        .or_else(|| record::noted(dump).and_then(|view| view.panic().owner_cpu()))
+        .or_else(|| {
+            let linux = dump.linux_panic()?;
+            let place = linux.cpu as usize;
+            Some(cpu_index(place, list.get(place)?))
+        });
+    (list, panic)
 }
 
 fn panic_cpu(elf: &ElfDump<'_>) -> Option<u32> {
@@ -129,7 +144,7 @@ pub fn cpu_index(place: usize, cpu: &Cpu) -> u32 {
 /// The `cpus` lines: every CPU with a note, in note order, then the CPUs
 /// the crash record (`record`, from its note or a scan) knows that have no
 /// register note (the record lists no `Absent` slot).
-pub fn lines(dump: &Dump<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
+pub fn lines(dump: &Opened<'_>, record: Option<&record::Report>) -> Vec<CpuLine> {
     let (cpus, noted_panic) = cpus_of(dump);
     let panic = noted_panic.or_else(|| record.and_then(|r| r.panic.owner_cpu));
     let slot = |index: u32| {
@@ -255,7 +270,9 @@ pub struct CpuRegs {
     pub control: Option<Vec<(&'static str, u64)>>,
     /// QEMU's CPU state, where the dump has it.
     pub qemu: Option<QemuRegs>,
-    /// The function RIP is in, with `--kernel` (absent otherwise).
+    /// The function RIP is in: with `--kernel` from its DWARF; else, for a
+    /// Linux dump or with `--system-map`, its symbol as `name+off/size`
+    /// (absent when nothing names it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function: Option<String>,
 }
@@ -313,7 +330,7 @@ impl std::error::Error for NoSuchCpu {}
 
 /// The registers of CPU `asked` (a number, [`number`]; default: the
 /// panicking CPU, else the first note).
-pub fn regs(dump: &Dump<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu> {
+pub fn regs(dump: &Opened<'_>, asked: Option<usize>) -> Result<CpuRegs, NoSuchCpu> {
     let (cpus, panic) = cpus_of(dump);
     let chosen = match asked {
         Some(asked) => place(cpus, asked).ok_or(NoSuchCpu {

@@ -10,7 +10,7 @@ use crashkit_dump_format::read::{Machine, PageCounts};
 use crashkit_dump_format::vmcoreinfo::VmcoreInfo;
 use crashkit_dump_format::{PAGE_SIZE, PhysRange};
 
-use crate::open::{Dump, Files};
+use crate::open::{Dump, Files, Opened};
 use crate::record;
 
 /// The JSON schema's version: bumped when a field changes meaning or goes.
@@ -69,10 +69,33 @@ pub struct Info {
     pub pages: Pages,
     /// Every VMCOREINFO entry, in file order.
     pub vmcoreinfo: Vec<Entry>,
+    /// Where that VMCOREINFO came from: the dump's note, or (without one,
+    /// or with a note that contradicts memory) Linux's own text found by
+    /// scanning memory.
+    pub vmcoreinfo_source: crate::vmcoreinfo::Source,
+    /// What says which CPU panicked, for a Linux dump (`panic_cpu`, the
+    /// log's stack-dump header, and what disagrees).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linux_panic: Option<crate::linux::PanicCpu>,
+    /// Each CPU's RIP and the symbol it is in, where symbols name it (a
+    /// Linux dump's kallsyms, or --system-map).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rips: Vec<Rip>,
     /// When the file is a crashkit dump device (or its image): what its
     /// headers say. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceInfo>,
+}
+
+/// A CPU's RIP, named.
+#[derive(Debug, Serialize)]
+pub struct Rip {
+    /// The CPU, as `cpus` numbers it.
+    pub cpu: usize,
+    /// Its RIP.
+    pub rip: u64,
+    /// `name+off/size`, when a symbol covers it.
+    pub symbol: Option<String>,
 }
 
 /// A dump device's headers, as `info` reports them.
@@ -186,10 +209,32 @@ fn pages(counts: PageCounts) -> Pages {
 }
 
 /// Gather [`Info`] from an opened dump.
-pub fn gather(files: &Files, dump: &Dump<'_>) -> Info {
+pub fn gather(files: &Files, dump: &Opened<'_>) -> Info {
     let mut info = gather_metadata(files, dump);
     info.device = files.parts.first().and_then(|(_, map)| device_info(map));
+    // The VMCOREINFO the commands use: the note's when sound, else found
+    // in memory.
+    let vmcoreinfo = dump.vmcoreinfo();
+    info.vmcoreinfo = entries(vmcoreinfo);
+    info.osrelease = vmcoreinfo.and_then(|v| v.get("OSRELEASE").map(str::to_owned));
+    info.vmcoreinfo_source = dump.vmcoreinfo_source().clone();
     info.linux = dump.is_linux();
+    if info.linux {
+        info.linux_panic = dump.linux_panic().cloned();
+        if info.panic_cpu.is_none() {
+            info.panic_cpu = info.linux_panic.as_ref().map(|p| p.cpu);
+        }
+        if let Ok(table) = dump.kallsyms() {
+            let list = crate::cpus::notes(dump);
+            info.rips = (0..list.len())
+                .map(|place| Rip {
+                    cpu: crate::cpus::number(list, place),
+                    rip: list[place].rip(),
+                    symbol: table.name_of(list[place].rip()).map(|n| n.to_string()),
+                })
+                .collect();
+        }
+    }
     info.other_kernel = info.crash_record_bytes.is_none()
         && info.producer != "crashkit"
         && info.made_from != Some("crashkit")
@@ -263,6 +308,9 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 },
                 pages: pages(elf.page_counts()),
                 vmcoreinfo: entries(vmcoreinfo),
+                vmcoreinfo_source: crate::vmcoreinfo::Source::default(),
+                linux_panic: None,
+                rips: Vec::new(),
                 device: None,
             }
         }
@@ -327,6 +375,9 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 memory: ranges(first.memory_runs()),
                 pages: pages(counts),
                 vmcoreinfo: entries(vmcoreinfo),
+                vmcoreinfo_source: crate::vmcoreinfo::Source::default(),
+                linux_panic: None,
+                rips: Vec::new(),
                 device: None,
             }
         }
@@ -355,6 +406,9 @@ fn gather_metadata(files: &Files, dump: &Dump<'_>) -> Info {
                 ..PageCounts::default()
             }),
             vmcoreinfo: Vec::new(),
+            vmcoreinfo_source: crate::vmcoreinfo::Source::default(),
+            linux_panic: None,
+            rips: Vec::new(),
             device: None,
         },
     }
@@ -452,6 +506,36 @@ pub fn render(info: &Info) -> String {
             None => info.cpus.to_string(),
         },
     );
+    if let Some(linux) = &info.linux_panic {
+        let mut said = match (linux.panic_cpu, &linux.log_header) {
+            (Some(_), Some((cpu, pid, comm))) if *cpu == linux.cpu => format!(
+                "CPU {} (panic_cpu; the log's header agrees: PID {pid} {comm})",
+                linux.cpu
+            ),
+            (Some(_), _) => format!("CPU {} (panic_cpu)", linux.cpu),
+            (None, Some((_, pid, comm))) => {
+                format!("CPU {} (the log's header: PID {pid} {comm})", linux.cpu)
+            }
+            (None, None) => format!("CPU {}", linux.cpu),
+        };
+        for disagreement in &linux.disagreements {
+            said.push_str(&format!("; but {disagreement}"));
+        }
+        line("PANICKING", said);
+    }
+    for rip in &info.rips {
+        line(
+            "RIP",
+            format!(
+                "CPU {}: {:#018x}{}",
+                rip.cpu,
+                rip.rip,
+                rip.symbol
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(" {s}"))
+            ),
+        );
+    }
     match info.crash_record_bytes {
         Some(bytes) => line("CRASH RECORD", format!("{bytes} bytes (crashkit record)")),
         None if info.linux || info.other_kernel => {}
@@ -501,7 +585,18 @@ pub fn render(info: &Info) -> String {
             PAGE_SIZE >> 10
         ),
     );
-    line("VMCOREINFO", format!("{} entries", info.vmcoreinfo.len()));
+    line(
+        "VMCOREINFO",
+        match info.vmcoreinfo_source.found_by {
+            "note" | "" => format!("{} entries", info.vmcoreinfo.len()),
+            "none" => crate::vmcoreinfo::describe(&info.vmcoreinfo_source),
+            _ => format!(
+                "{} entries, {}",
+                info.vmcoreinfo.len(),
+                crate::vmcoreinfo::describe(&info.vmcoreinfo_source)
+            ),
+        },
+    );
     for entry in &info.vmcoreinfo {
         out.push_str(&format!("              {}={}\n", entry.key, entry.value));
     }

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crashkit_dump_format::vmcoreinfo::VmcoreInfo;
 
-use crate::open::Dump;
+use crate::open::Opened;
 use crate::vaddr;
 
 /// The most descriptors read (Linux's ring is at most 2^22 records, for a
@@ -185,7 +185,7 @@ fn u16_at(bytes: &[u8], at: u64) -> Option<u16> {
 }
 
 /// Read the kernel log of `dump`.
-pub fn read(dump: &Dump<'_>) -> Result<Log, NoLog> {
+pub fn read(dump: &Opened<'_>) -> Result<Log, NoLog> {
     let info = dump
         .vmcoreinfo()
         .ok_or_else(|| NoLog("the dump has no VMCOREINFO: no Linux log to read".into()))?;
@@ -351,6 +351,23 @@ impl Log {
             .rev()
             .map(|r| r.text.as_str())
             .find(|text| text.starts_with("Kernel panic - not syncing"))
+    }
+
+    /// The header Linux prints before a stack dump, `CPU: N PID: P Comm:
+    /// NAME ...`: the last one in the log (the panic's, when the kernel
+    /// panicked), as (CPU, PID, command).
+    pub fn panic_header(&self) -> Option<(u32, u32, String)> {
+        self.records.iter().rev().find_map(|r| {
+            let rest = r.text.strip_prefix("CPU: ")?;
+            let (cpu, rest) = rest.split_once(" PID: ")?;
+            let (pid, rest) = rest.split_once(" Comm: ")?;
+            let comm = rest.split_whitespace().next().unwrap_or("");
+            Some((
+                cpu.trim().parse().ok()?,
+                pid.trim().parse().ok()?,
+                comm.to_owned(),
+            ))
+        })
     }
 }
 

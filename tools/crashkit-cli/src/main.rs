@@ -9,7 +9,7 @@
 //! or damaged still answers, with a warning on standard error.
 //!
 //! Commands: `info`, `cpus`, `regs`, `record`, `rd` (virtual or `-p`
-//! physical), `vtop`, `bt`, `log`, `verify`, `convert`, `save` (clap's definitions
+//! physical), `vtop`, `sym`, `bt`, `log`, `verify`, `convert`, `save` (clap's definitions
 //! below; `tests/commands_doc.rs` checks this list, the README's and the
 //! manual's against them). The manual is docs/cli.md.
 
@@ -18,14 +18,19 @@ mod convert;
 mod cpus;
 mod crashlog;
 mod info;
+mod linux;
 mod log;
 mod open;
 mod provenance;
 mod rd;
 mod record;
 mod save;
+mod scan;
+mod sym;
+mod symbols;
 mod vaddr;
 mod verify;
+mod vmcoreinfo;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -72,6 +77,11 @@ enum Command {
         /// The kernel's ELF: name the function each RIP is in.
         #[arg(long)]
         kernel: Option<std::path::PathBuf>,
+        /// Symbols from this System.map, or a copy of the crashed kernel's
+        /// /proc/kallsyms, instead of the dump's own kallsyms (Linux 6.0
+        /// and later); link-time addresses move by KASLR's offset.
+        #[arg(long, value_name = "FILE")]
+        system_map: Option<std::path::PathBuf>,
     },
     /// Every register the dump holds for one CPU, control state included.
     Regs {
@@ -83,6 +93,11 @@ enum Command {
         /// The kernel's ELF: name the function RIP is in.
         #[arg(long)]
         kernel: Option<std::path::PathBuf>,
+        /// Symbols from this System.map, or a copy of the crashed kernel's
+        /// /proc/kallsyms, instead of the dump's own kallsyms (Linux 6.0
+        /// and later); link-time addresses move by KASLR's offset.
+        #[arg(long, value_name = "FILE")]
+        system_map: Option<std::path::PathBuf>,
     },
     /// The crash record decoded: panic, timeline, shootdown, every CPU,
     /// notifier outcomes, escalations, counters. Read from the dump's note,
@@ -113,9 +128,11 @@ enum Command {
         /// default: a Linux dump's init_top_pgt, else the panicking CPU).
         #[arg(long, conflicts_with = "physical")]
         cpu: Option<usize>,
-        /// The address: hex with 0x, or decimal.
+        /// The address: hex (0x optional), or SYMBOL, SYMBOL+OFF (OFF
+        /// hex).
         addr: String,
-        /// How many bytes (default 64; at most 16 MiB).
+        /// How many bytes, decimal (or hex with 0x; default 64; at most
+        /// 16 MiB).
         len: Option<String>,
         /// Write the bytes themselves to standard output (stops, with an
         /// error, at the first byte the dump does not have).
@@ -126,18 +143,50 @@ enum Command {
         /// image has no page tables to name).
         #[arg(long, requires = "physical")]
         ram: bool,
+        /// Symbols from this System.map, or a copy of the crashed kernel's
+        /// /proc/kallsyms, instead of the dump's own kallsyms (Linux 6.0
+        /// and later); link-time addresses move by KASLR's offset.
+        #[arg(long, value_name = "FILE")]
+        system_map: Option<std::path::PathBuf>,
     },
     /// A virtual address's walk through the dump's page tables, entry by
     /// entry, to its physical address; exit code 1 when it is not mapped.
     Vtop {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
-        /// The virtual address: hex with 0x, or decimal.
+        /// The virtual address: hex (0x optional), or SYMBOL, SYMBOL+OFF.
         addr: String,
         /// Through this CPU's CR3 (default: a Linux dump's init_top_pgt,
         /// else the panicking CPU).
         #[arg(long)]
         cpu: Option<usize>,
+        /// Symbols from this System.map, or a copy of the crashed kernel's
+        /// /proc/kallsyms, instead of the dump's own kallsyms (Linux 6.0
+        /// and later); link-time addresses move by KASLR's offset.
+        #[arg(long, value_name = "FILE")]
+        system_map: Option<std::path::PathBuf>,
+    },
+    /// Symbols without debug information: a NAME's address, the symbol an
+    /// ADDRESS (or NAME+OFF) is in as name+off/size, the symbols a glob
+    /// PATTERN (`*`, `?`) matches. From the dump's own kallsyms (Linux 6.0
+    /// and later), --system-map or --kernel.
+    Sym {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// Names, addresses (hex, 0x optional), NAME+OFF, or patterns.
+        #[arg(required_unless_present = "list")]
+        what: Vec<String>,
+        /// Every symbol, by address (crash's `sym -l`).
+        #[arg(short = 'l', long, conflicts_with = "what")]
+        list: bool,
+        /// The kernel's ELF: symbols from its .symtab.
+        #[arg(long, conflicts_with = "system_map")]
+        kernel: Option<std::path::PathBuf>,
+        /// Symbols from this System.map, or a copy of the crashed kernel's
+        /// /proc/kallsyms, instead of the dump's own kallsyms (Linux 6.0
+        /// and later); link-time addresses move by KASLR's offset.
+        #[arg(long, value_name = "FILE")]
+        system_map: Option<std::path::PathBuf>,
     },
     /// Each CPU's call stack, unwound from its saved registers with the
     /// kernel ELF's call-frame information (frame pointers where there is
@@ -316,6 +365,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             scan,
             ram,
             kernel,
+            system_map,
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_dump(&files, *ram)?;
@@ -329,6 +379,13 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 for line in &mut lines {
                     line.function = line.rip.and_then(|rip| elf.function_name(rip));
                 }
+            } else if let Some(table) = rip_names(&opened, system_map.as_deref())? {
+                for line in &mut lines {
+                    line.function = line
+                        .rip
+                        .and_then(|rip| table.name_of(rip))
+                        .map(|named| named.to_string());
+                }
             }
             answer(
                 cli.json,
@@ -339,19 +396,28 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 || cpus::render_lines(&lines, !opened.is_linux()),
             )?;
         }
-        Command::Regs { dump, cpu, kernel } => {
+        Command::Regs {
+            dump,
+            cpu,
+            kernel,
+            system_map,
+        } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
             let mut regs = cpus::regs(&opened, *cpu)?;
+            let rip = regs
+                .prstatus
+                .iter()
+                .find(|(name, _)| matches!(*name, "rip" | "eip"))
+                .map(|&(_, value)| value);
             if let Some(path) = kernel {
                 let map = open::Files::map_plain(path)?;
                 let elf = open_kernel(&opened, &map, path)?;
-                let rip = regs
-                    .prstatus
-                    .iter()
-                    .find(|(name, _)| matches!(*name, "rip" | "eip"))
-                    .map(|&(_, value)| value);
                 regs.function = rip.and_then(|rip| elf.function_name(rip));
+            } else if let Some(table) = rip_names(&opened, system_map.as_deref())? {
+                regs.function = rip
+                    .and_then(|rip| table.name_of(rip))
+                    .map(|named| named.to_string());
             }
             answer(
                 cli.json,
@@ -370,14 +436,24 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             len,
             raw,
             ram,
+            system_map,
         } => {
-            let addr = rd::number(addr).map_err(rd::BadRange)?;
             let len = match len {
                 Some(text) => rd::number(text).map_err(rd::BadRange)?,
                 None => 64,
             };
             let files = open::Files::map(dump)?;
             let opened = open_dump(&files, *ram)?;
+            let addr = if *physical {
+                sym::address(addr, &mut || {
+                    anyhow::bail!("a physical address is a number, not a symbol")
+                })?
+            } else {
+                let symbols = std::cell::OnceCell::new();
+                sym::address(addr, &mut || {
+                    lookup(&symbols, &opened, system_map.as_deref(), None)
+                })?
+            };
             let mut runs = if *physical {
                 rd::runs(&opened, addr, len)?
             } else {
@@ -490,10 +566,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 || log::render(&log),
             )?;
         }
-        Command::Vtop { dump, addr, cpu } => {
-            let addr = rd::number(addr).map_err(rd::BadRange)?;
+        Command::Vtop {
+            dump,
+            addr,
+            cpu,
+            system_map,
+        } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
+            let symbols = std::cell::OnceCell::new();
+            let addr = sym::address(addr, &mut || {
+                lookup(&symbols, &opened, system_map.as_deref(), None)
+            })?;
             let space = vaddr::space(&opened, *cpu)?;
             let translation = vaddr::translate(&opened, &space, addr);
             answer(
@@ -507,6 +591,37 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             if translation.phys.is_none() {
                 return Ok(ExitCode::from(1));
             }
+        }
+        Command::Sym {
+            dump,
+            what,
+            list,
+            kernel,
+            system_map,
+        } => {
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let table = sym::table(
+                &opened,
+                sym::Files {
+                    system_map: system_map.as_deref(),
+                    kernel: kernel.as_deref(),
+                },
+            )
+            .map_err(|e| UsageError(format!("{e:#}")))?;
+            let answers = if *list {
+                sym::list(&table)
+            } else {
+                sym::answer(&table, what)?
+            };
+            answer(
+                cli.json,
+                Versioned {
+                    sym: Some(&answers),
+                    ..Versioned::default()
+                },
+                || sym::render(&answers),
+            )?;
         }
         Command::Record { dump, scan, ram } => {
             let files = open::Files::map(dump)?;
@@ -588,9 +703,47 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The symbols that name RIPs without a kernel ELF: `--system-map`'s when
+/// given (an error if it cannot be used), else a Linux dump's own kallsyms
+/// when it has them (none otherwise: naming is a bonus, not a need).
+fn rip_names<'o>(
+    dump: &'o open::Opened<'_>,
+    system_map: Option<&std::path::Path>,
+) -> anyhow::Result<Option<sym::Symbols<'o>>> {
+    match system_map {
+        Some(path) => Ok(Some(
+            sym::table(
+                dump,
+                sym::Files {
+                    system_map: Some(path),
+                    kernel: None,
+                },
+            )
+            .map_err(|e| UsageError(format!("{e:#}")))?,
+        )),
+        None if dump.is_linux() => Ok(dump.kallsyms().ok().map(sym::Symbols::Dump)),
+        None => Ok(None),
+    }
+}
+
+/// The symbol table `cell` holds, loaded on first use ([`sym::table`]):
+/// for an address argument that names a symbol.
+fn lookup<'c>(
+    cell: &'c std::cell::OnceCell<Result<sym::Symbols<'c>, String>>,
+    dump: &'c open::Opened<'_>,
+    system_map: Option<&std::path::Path>,
+    kernel: Option<&std::path::Path>,
+) -> anyhow::Result<&'c symbols::Table> {
+    cell.get_or_init(|| {
+        sym::table(dump, sym::Files { system_map, kernel }).map_err(|e| format!("{e:#}"))
+    })
+    .as_deref()
+    .map_err(|why| anyhow::anyhow!("{why}"))
+}
+
 /// Parse the kernel ELF in `map` and check it is the dump's kernel.
 fn open_kernel<'m>(
-    dump: &open::Dump<'_>,
+    dump: &open::Opened<'_>,
     map: &'m [u8],
     path: &std::path::Path,
 ) -> anyhow::Result<bt::Kernel<'m>> {
@@ -628,6 +781,8 @@ struct Versioned<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     vtop: Option<&'a vaddr::Translation>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sym: Option<&'a sym::Answers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<&'a log::Log>,
     #[serde(skip_serializing_if = "Option::is_none")]
     crash_log: Option<&'a crashlog::CrashLog>,
@@ -650,6 +805,7 @@ impl Default for Versioned<'_> {
             record: None,
             rd: None,
             vtop: None,
+            sym: None,
             log: None,
             crash_log: None,
             bt: None,
@@ -706,7 +862,7 @@ fn json(value: &impl serde::Serialize) -> anyhow::Result<String> {
 
 /// Open the mapped `files` as a dump, warning when it is incomplete or
 /// damaged (from what opening found: no page counts, no page read).
-fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Dump<'_>> {
+fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Opened<'_>> {
     let opened = open::open(files)?;
     let (completeness, damage) = opened.health();
     warn(files, &completeness.to_string(), &damage);
@@ -715,7 +871,7 @@ fn open_and_warn(files: &open::Files) -> anyhow::Result<open::Dump<'_>> {
 
 /// Open `files` as a raw RAM image (`--ram`) or as a dump (warning when
 /// it is incomplete or damaged).
-fn open_dump(files: &open::Files, ram: bool) -> anyhow::Result<open::Dump<'_>> {
+fn open_dump(files: &open::Files, ram: bool) -> anyhow::Result<open::Opened<'_>> {
     if ram {
         open::open_ram(files)
     } else {

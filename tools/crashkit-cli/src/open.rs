@@ -147,17 +147,11 @@ pub enum Dump<'a> {
 }
 
 impl<'a> Dump<'a> {
-    /// Whether this is a dump of Linux: its VMCOREINFO names `init_uts_ns`
-    /// (Linux's own utsname), which no crashkit kernel exports. A Linux
-    /// dump has no crash record, so nothing suggests looking for one.
-    pub fn is_linux(&self) -> bool {
-        self.vmcoreinfo()
-            .is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
-    }
-
-    /// The dump's VMCOREINFO, if it has one (every part of a split dump
-    /// carries the same notes).
-    pub fn vmcoreinfo(&self) -> Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>> {
+    /// The VMCOREINFO of the dump's note, if it has one (every part of a
+    /// split dump carries the same notes). The commands use
+    /// [`Opened::vmcoreinfo`], which checks it and looks in memory when it
+    /// is missing or wrong.
+    pub fn noted_vmcoreinfo(&self) -> Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>> {
         match self {
             Dump::Elf(elf) => elf.vmcoreinfo(),
             Dump::Kdump(parts) => parts[0].vmcoreinfo(),
@@ -263,8 +257,104 @@ fn payload<'a>(path: &Path, data: &'a [u8]) -> anyhow::Result<&'a [u8]> {
     })
 }
 
+/// An opened dump and what the commands learn of it once: which
+/// VMCOREINFO describes it (chosen on first use, [`crate::vmcoreinfo`]).
+/// It derefs to the [`Dump`] for everything else.
+pub struct Opened<'a> {
+    dump: Dump<'a>,
+    vmcoreinfo: std::cell::OnceCell<crate::vmcoreinfo::Chosen>,
+    kallsyms: std::cell::OnceCell<Result<crate::symbols::Table, String>>,
+    linux_panic: std::cell::OnceCell<Option<crate::linux::PanicCpu>>,
+}
+
+impl<'a> std::ops::Deref for Opened<'a> {
+    type Target = Dump<'a>;
+    fn deref(&self) -> &Dump<'a> {
+        &self.dump
+    }
+}
+
+impl<'a> Opened<'a> {
+    /// Wrap an opened dump.
+    pub fn new(dump: Dump<'a>) -> Self {
+        Self {
+            dump,
+            vmcoreinfo: std::cell::OnceCell::new(),
+            kallsyms: std::cell::OnceCell::new(),
+            linux_panic: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn chosen(&self) -> &crate::vmcoreinfo::Chosen {
+        self.vmcoreinfo.get_or_init(|| {
+            // A copy (a few KiB): a kdump file's notes are parsed anew
+            // on each call, so the text borrows the reader, not the map.
+            let note = self
+                .dump
+                .noted_vmcoreinfo()
+                .map(|info| info.text().to_vec());
+            let chosen = crate::vmcoreinfo::choose(&self.dump, note);
+            if let Some(problem) = &chosen.source.note_problem {
+                eprintln!(
+                    "crashkit: warning: {problem}: {}",
+                    match chosen.source.address {
+                        Some(at) => format!("using Linux's own text found in memory at {at:#x}"),
+                        None => "not used, and none found in memory".to_owned(),
+                    }
+                );
+            }
+            chosen
+        })
+    }
+
+    /// The VMCOREINFO that describes the dump: its note's when that is
+    /// sound, else Linux's own text found in memory (the first call may
+    /// read every page).
+    pub fn vmcoreinfo(&self) -> Option<crashkit_dump_format::vmcoreinfo::VmcoreInfo<'_>> {
+        self.chosen()
+            .text
+            .as_deref()
+            .map(crashkit_dump_format::vmcoreinfo::VmcoreInfo::new)
+    }
+
+    /// Where [`Self::vmcoreinfo`]'s text came from.
+    pub fn vmcoreinfo_source(&self) -> &crate::vmcoreinfo::Source {
+        &self.chosen().source
+    }
+
+    /// The kernel's own symbol table, decoded from the kallsyms tables its
+    /// VMCOREINFO locates (once; [`crate::symbols::kallsyms`]), or why
+    /// there is none.
+    pub fn kallsyms(&self) -> Result<&crate::symbols::Table, &str> {
+        self.kallsyms
+            .get_or_init(|| crate::symbols::from_dump(self))
+            .as_ref()
+            .map_err(String::as_str)
+    }
+
+    /// Which CPU a Linux dump's kernel panicked on, and what says so
+    /// (once; [`crate::linux::panic_cpu`]).
+    pub fn linux_panic(&self) -> Option<&crate::linux::PanicCpu> {
+        self.linux_panic
+            .get_or_init(|| crate::linux::panic_cpu(self))
+            .as_ref()
+    }
+
+    /// Whether this is a dump of Linux: its VMCOREINFO names `init_uts_ns`
+    /// (Linux's own utsname), which no crashkit kernel exports. A Linux
+    /// dump has no crash record, so nothing suggests looking for one.
+    pub fn is_linux(&self) -> bool {
+        self.vmcoreinfo()
+            .is_some_and(|info| info.get("SYMBOL(init_uts_ns)").is_some())
+    }
+}
+
 /// Open the mapped `files` as one dump.
-pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
+pub fn open(files: &Files) -> anyhow::Result<Opened<'_>> {
+    open_dump(files).map(Opened::new)
+}
+
+fn open_dump(files: &Files) -> anyhow::Result<Dump<'_>> {
     let mut kinds = Vec::new();
     let mut datas = Vec::new();
     for (path, map) in &files.parts {
@@ -296,7 +386,7 @@ pub fn open(files: &Files) -> anyhow::Result<Dump<'_>> {
 /// Open the mapped `files` as a raw RAM image (`--ram`): one file, taken
 /// as physical memory from address 0. A file that is a dump is refused:
 /// read as RAM its headers would be taken for memory at address 0.
-pub fn open_ram(files: &Files) -> anyhow::Result<Dump<'_>> {
+pub fn open_ram(files: &Files) -> anyhow::Result<Opened<'_>> {
     let [(path, map)] = files.parts.as_slice() else {
         return Err(input_error(
             &files.parts[0].0,
@@ -313,5 +403,5 @@ pub fn open_ram(files: &Files) -> anyhow::Result<Dump<'_>> {
             format!("this is {what}, not a raw RAM image: drop --ram, at offset 0"),
         ));
     }
-    Ok(Dump::Ram(&map[..]))
+    Ok(Opened::new(Dump::Ram(&map[..])))
 }

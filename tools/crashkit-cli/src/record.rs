@@ -14,7 +14,6 @@ use std::fmt::Debug;
 use serde::Serialize;
 
 use crashkit_dump_format::read::PageState;
-use crashkit_dump_format::{KdumpDump, PAGE_SIZE};
 use crashkit_record_format::layout::{self, cpu as cpu_layout};
 use crashkit_record_format::{
     CpuState, Decoded, PhaseStamp, RecordView, ShootdownTotals, Skipped, Summary,
@@ -373,59 +372,9 @@ pub fn scan_for(dump: &Dump<'_>, magic: u64) -> Vec<u64> {
 /// read.
 fn scan_pages(dump: &Dump<'_>, magic: u64, progress: &mut dyn FnMut(u64, u64)) -> (Hits, u64) {
     let mut hits = Hits::default();
-    let mut pages = 0u64;
-    match dump {
-        Dump::Elf(elf) => {
-            let total: u64 = elf
-                .segments()
-                .iter()
-                .map(|s| s.in_file.div_ceil(PAGE_SIZE))
-                .sum();
-            for segment in elf.segments() {
-                let bytes = usize::try_from(segment.offset)
-                    .ok()
-                    .and_then(|start| {
-                        let len = usize::try_from(segment.in_file).ok()?;
-                        elf.bytes().get(start..start.checked_add(len)?)
-                    })
-                    .unwrap_or(&[]);
-                magic_in(bytes, segment.paddr, magic, &mut hits);
-                pages += segment.in_file.div_ceil(PAGE_SIZE);
-                progress(pages, total);
-            }
-        }
-        Dump::Kdump(parts) => {
-            let total: u64 = parts.iter().map(KdumpDump::descriptor_count).sum();
-            let mut page = vec![0u8; PAGE_SIZE as usize];
-            for part in parts {
-                let (first, end) = part.part();
-                for frame in first..end.min(part.frames()) {
-                    // Only pages with data: excluded, holes and zero pages
-                    // cannot hold the magic; lost and corrupt pages are
-                    // `verify`'s to report.
-                    if part.descriptor(frame).is_err() || part.read_page(frame, &mut page).is_err()
-                    {
-                        continue;
-                    }
-                    magic_in(&page, frame * PAGE_SIZE, magic, &mut hits);
-                    pages += 1;
-                    if pages.is_multiple_of(4096) {
-                        progress(pages, total);
-                    }
-                }
-            }
-            progress(pages, total);
-        }
-        Dump::Ram(bytes) => {
-            let total = (bytes.len() as u64).div_ceil(PAGE_SIZE);
-            // A chunk at a time, for the progress bar.
-            for (index, chunk) in bytes.chunks(1 << 24).enumerate() {
-                magic_in(chunk, (index as u64) << 24, magic, &mut hits);
-                pages += (chunk.len() as u64).div_ceil(PAGE_SIZE);
-                progress(pages, total);
-            }
-        }
-    }
+    let pages = crate::scan::each_run(dump, progress, &mut |base, bytes| {
+        magic_in(bytes, base, magic, &mut hits);
+    });
     (hits, pages)
 }
 

@@ -20,7 +20,7 @@ use crashkit_dump_format::paging::{
 use crashkit_dump_format::read::PageState;
 
 use crate::cpus;
-use crate::open::Dump;
+use crate::open::{Dump, Opened};
 use crate::rd::{self, Run};
 
 /// `__START_KERNEL_map`: where x86_64 Linux maps its image.
@@ -63,13 +63,15 @@ impl std::error::Error for NoSpace {}
 
 /// The address space `cpu` asks for, else the default: a Linux dump's
 /// `init_top_pgt`, else the panicking CPU's CR3, else CPU 0's.
-pub fn space(dump: &Dump<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
-    let (list, panic) = cpus::cpus_of(dump);
+pub fn space(dump: &Opened<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
+    // First: the panicking CPU of a Linux dump is found through these
+    // tables.
     if cpu.is_none()
         && let Some(space) = linux_space(dump)
     {
         return Ok(space);
     }
+    let (list, panic) = cpus::cpus_of(dump);
     let place = match cpu {
         // A number ([`cpus::number`]); one the dump lacks is refused below.
         Some(number) => cpus::place(list, number).unwrap_or(usize::MAX),
@@ -112,7 +114,7 @@ pub fn space(dump: &Dump<'_>, cpu: Option<usize>) -> Result<Space, NoSpace> {
 }
 
 /// A Linux dump's kernel page tables, from VMCOREINFO.
-fn linux_space(dump: &Dump<'_>) -> Option<Space> {
+fn linux_space(dump: &Opened<'_>) -> Option<Space> {
     let info = dump.vmcoreinfo()?;
     let top = info.number("SYMBOL(init_top_pgt)")?;
     let phys_base = info.signed("NUMBER(phys_base)").unwrap_or(0);

@@ -996,3 +996,147 @@ fn save_copies_a_whole_dump_and_refuses_torn_or_saved_ones() {
     let run = crashkit(&["save", plain.to_str().unwrap(), &out("fifth")]);
     assert_eq!(run.status.code(), Some(3), "{run:?}");
 }
+
+/// The synthetic Linux dump's kallsyms (`common::linux::SYMBOLS`): `sym`
+/// answers from them, `--system-map` files are placed and checked against
+/// them, and the tables' pages with bytes flipped (200 files) never make
+/// `sym`, `cpus`, `info` or a symbolic `rd` panic, hang or exit outside
+/// 0-3.
+#[test]
+fn symbols_come_from_the_dumps_kallsyms_and_survive_its_damage() {
+    let whole = common::linux::elf();
+    let path = file("linux-symbols.elf", &whole);
+    let path = path.to_str().unwrap();
+    let listed = json(&crashkit(&["--json", "sym", "-l", path]));
+    let symbols: Vec<(String, u64)> = listed["sym"]["answers"][0]["symbols"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["address"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64)> = common::linux::SYMBOLS
+        .iter()
+        .map(|(_, name, addr)| ((*name).to_owned(), *addr))
+        .collect();
+    assert_eq!(symbols, expected);
+    // The panicking CPU is panic_cpu's.
+    let cpus = json(&crashkit(&["--json", "cpus", path]));
+    assert_eq!(cpus["cpus"][0]["panicking"], true);
+    assert_eq!(cpus["cpus"][0]["function"], "startup_64+0x0/0x100");
+    // Addresses: hex with or without 0x; decimal is gone.
+    for address in [
+        "ffffffff80106000",
+        "0xffffffff80106000",
+        "init_uts_ns",
+        "panic_cpu-0x200",
+    ] {
+        let read = crashkit(&["rd", "--raw", path, address, "8"]);
+        assert_eq!(read.status.code(), Some(0), "{address}: {read:?}");
+        assert_eq!(&read.stdout[..5], b"Linux", "{address}");
+    }
+
+    // A System.map: the same addresses agree; one that differs is warned
+    // about; another kernel's (_stext elsewhere) is refused.
+    let map: String = common::linux::SYMBOLS
+        .iter()
+        .map(|(kind, name, addr)| format!("{addr:016x} {kind} {name}\n"))
+        .collect();
+    let good = file("linux-symbols.map", map.as_bytes());
+    let good = good.to_str().unwrap();
+    let output = crashkit(&["sym", path, "panic", "--system-map", good]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let moved = map.replace("ffffffff81000100 T panic", "ffffffff81000108 T panic");
+    let moved = file("linux-symbols-moved.map", moved.as_bytes());
+    let output = crashkit(&[
+        "sym",
+        path,
+        "panic",
+        "--system-map",
+        moved.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("disagree on 1 names (first: panic at 0xffffffff81000108"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("ffffffff81000108 (T) panic"));
+    let other = map.replace("ffffffff81000000 T _stext", "ffffffff82000000 T _stext");
+    let other = file("linux-symbols-other.map", other.as_bytes());
+    let output = crashkit(&[
+        "sym",
+        path,
+        "panic",
+        "--system-map",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not the crashed kernel's symbols"));
+
+    // Damage: bytes of the kallsyms pages and init_uts_ns flipped.
+    let pages = common::linux::page_offsets(&whole);
+    let kallsyms_pages = &pages[6..9];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut refused = 0;
+    for round in 0..200 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut bytes = whole.clone();
+        let page = kallsyms_pages[(state as usize) % kallsyms_pages.len()];
+        // Mostly the tables' first bytes, where the counts and names are.
+        let at = page + ((state >> 20) as usize) % if round % 2 == 0 { 4096 } else { 96 };
+        bytes[at] ^= (state >> 40) as u8 | 1;
+        let name = format!("linux-symbols-mutated-{round}.elf");
+        let mutated = file(&name, &bytes);
+        let mutated = mutated.to_str().unwrap();
+        for args in [
+            vec!["sym", mutated, "panic", "ffffffff81000104", "*"],
+            vec!["--json", "sym", "-l", mutated],
+            vec!["cpus", mutated],
+            vec!["info", mutated],
+            vec!["rd", mutated, "init_uts_ns+0x80", "16"],
+        ] {
+            common::survives(&args, mutated, &name);
+        }
+        // What a damaged table may not do: give a symbol VMCOREINFO also
+        // names another address, or addresses out of order. (A name's
+        // letter changed is still a name: that reads.)
+        let output = crashkit(&["--json", "sym", "-l", mutated]);
+        if output.status.code() != Some(0) {
+            refused += 1;
+            continue;
+        }
+        let listed = json(&output);
+        let list = listed["sym"]["answers"][0]["symbols"].as_array().unwrap();
+        let address = |name: &str| {
+            list.iter()
+                .find(|s| s["name"] == name)
+                .and_then(|s| s["address"].as_u64())
+        };
+        for (name, want) in [
+            ("_stext", 0xffff_ffff_8100_0000),
+            ("init_uts_ns", 0xffff_ffff_8010_6000),
+        ] {
+            assert!(
+                address(name).is_none_or(|a| a == want),
+                "{name}: {name} at {:x?}",
+                address(name)
+            );
+        }
+        let addresses: Vec<u64> = list
+            .iter()
+            .map(|s| s["address"].as_u64().unwrap())
+            .collect();
+        assert!(addresses.is_sorted(), "{name}: {addresses:x?}");
+    }
+    assert!(
+        refused >= 20,
+        "only {refused} of 200 damaged tables refused"
+    );
+}

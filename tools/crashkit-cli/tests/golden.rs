@@ -51,6 +51,19 @@ fn every_command_matches_its_golden_output() {
     std::fs::write(generated.join("golden-dump.kdump"), common::kdump()).unwrap();
     std::fs::write(generated.join("golden-dump.flat"), common::flattened()).unwrap();
     std::fs::write(generated.join("golden-linux.elf"), common::linux::elf()).unwrap();
+    // The same memory without a VMCOREINFO note, and with one whose
+    // release is not the kernel's (memory is scanned for Linux's own).
+    std::fs::write(
+        generated.join("golden-linux-no-note.elf"),
+        common::linux::elf_with_note(b""),
+    )
+    .unwrap();
+    let wrong = common::linux::vmcoreinfo().replace("6.1.0-synthetic", "6.1.0-another");
+    std::fs::write(
+        generated.join("golden-linux-wrong-note.elf"),
+        common::linux::elf_with_note(wrong.as_bytes()),
+    )
+    .unwrap();
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let qemu = "qemu-test-kernel-panic-ap.kdump-zlib.flat";
     let mut cases: Vec<(String, &Path, Vec<&str>)> = Vec::new();
@@ -143,6 +156,41 @@ fn every_command_matches_its_golden_output() {
         ("info", vec!["info", synthetic]),
         ("vtop-1g", vec!["vtop", synthetic, "0xffffffff80105000"]),
         ("rd", vec!["rd", synthetic, "0xffffffff80105000", "0x60"]),
+        ("rd-symbol", vec!["rd", synthetic, "init_uts_ns+0x80", "24"]),
+        ("vtop-symbol", vec!["vtop", synthetic, "panic_cpu"]),
+        ("cpus", vec!["cpus", synthetic]),
+        (
+            "sym",
+            vec![
+                "sym",
+                synthetic,
+                "panic",
+                "ffffffff81000104",
+                "panic+0x2f4",
+                "*_cpu*",
+                "fixed_percpu_data",
+                "ffffffff81001001",
+            ],
+        ),
+        (
+            "sym-json",
+            vec!["--json", "sym", synthetic, "sysrq_handle_crash+8"],
+        ),
+        ("sym-list", vec!["sym", "-l", synthetic]),
+        ("sym-unknown", vec!["sym", synthetic, "no_such_symbol"]),
+        ("no-note-info", vec!["info", "golden-linux-no-note.elf"]),
+        (
+            "no-note-log",
+            vec!["log", "golden-linux-no-note.elf", "--tail", "2"],
+        ),
+        (
+            "no-note-sym",
+            vec!["sym", "golden-linux-no-note.elf", "panic"],
+        ),
+        (
+            "wrong-note-info-json",
+            vec!["--json", "info", "golden-linux-wrong-note.elf"],
+        ),
     ] {
         cases.push((format!("synthetic-{command}"), generated.as_path(), args));
     }

@@ -8,7 +8,8 @@
 //!
 //! Each file goes through `info`, `--json info`, `cpus --scan`, `regs`,
 //! `record --scan`, `rd -p`, `rd` and `vtop` (virtual: through whatever
-//! page tables the file names), `bt -a` (with /bin/true as the kernel: any
+//! page tables the file names), `sym` (a name and an address: kallsyms
+//! through whatever VMCOREINFO the file has or memory holds), `bt -a` (with /bin/true as the kernel: any
 //! ELF's call-frame information over hostile registers and stacks), `log`
 //! and `verify`, each under a 1 GiB address-space
 //! limit and a 10 s limit: none may panic, be killed or use an exit code
@@ -32,6 +33,7 @@ const COMMANDS: &[&[&str]] = &[
     &["rd", "-p", "0x100000", "0x10000"],
     &["rd", "0x100000", "0x2000"],
     &["vtop", "0xffffffff81000000"],
+    &["sym", "panic", "ffffffff81000000"],
     &["bt", "-a", "--kernel", "/bin/true"],
     &["log"],
     &["verify"],
@@ -42,8 +44,9 @@ fn every_command(path: &std::path::Path, what: &str) -> usize {
     let path_text = path.to_str().unwrap();
     for command in COMMANDS {
         let mut args: Vec<&str> = command.to_vec();
-        // `rd`, `vtop` and `bt` take the dump before their arguments.
-        let at = if matches!(command[0], "rd" | "vtop" | "bt") {
+        // `rd`, `vtop`, `sym` and `bt` take the dump before their
+        // arguments.
+        let at = if matches!(command[0], "rd" | "vtop" | "sym" | "bt") {
             1
         } else {
             args.len()

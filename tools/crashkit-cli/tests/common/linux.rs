@@ -5,7 +5,10 @@
 //! printk ring whose layout VMCOREINFO gives with Linux 6.1's offsets, and
 //! seven records: sequence numbers 10 to 16 (ten overwritten before them),
 //! one whose text block wraps to the ring's start, one of two lines, one
-//! without text, and one slot reused (not finalized).
+//! without text, and one slot reused (not finalized). Then the kernel's
+//! `init_uts_ns` (its release VMCOREINFO's `OSRELEASE`), `panic_cpu`, and
+//! kallsyms tables VMCOREINFO locates ([`SYMBOLS`]: base-relative offsets
+//! with absolute per-CPU symbols, each byte value its own token).
 
 use crashkit_dump_format::plan::{CpuState, DumpPlan};
 use crashkit_dump_format::write::WriteOptions;
@@ -23,14 +26,48 @@ const DESCS: u64 = BASE + 0x3000;
 const INFOS: u64 = BASE + 0x4000;
 /// The text data ring: 4096 bytes (size_bits 12).
 pub const DATA: u64 = BASE + 0x5000;
+/// `init_uts_ns` (and `panic_cpu` after it).
+const UTS: u64 = BASE + 0x6000;
+const PANIC_CPU: u64 = UTS + 0x200;
+/// The kallsyms tables: count, relative base, token index, token table,
+/// offsets, names.
+pub const KALLSYMS: u64 = BASE + 0x7000;
+const NUM_SYMS: u64 = KALLSYMS;
+const RELATIVE_BASE: u64 = KALLSYMS + 8;
+const TOKEN_INDEX: u64 = KALLSYMS + 0x10;
+const TOKEN_TABLE: u64 = TOKEN_INDEX + 512;
+const OFFSETS: u64 = KALLSYMS + 0x800;
+const NAMES: u64 = KALLSYMS + 0x1000;
+/// Linux's own copy of its VMCOREINFO text, in a page of its own (what a
+/// scan finds when the dump has no note).
+pub const VMCOREINFO_PAGE: u64 = BASE + 0x9000;
 const PAGES: usize = 16;
+/// What `panic_cpu` holds.
+pub const PANICKING: i32 = 0;
+
+/// The kernel's symbols, by address: (type, name, address). Per-CPU
+/// symbols first, at their offsets; the kernel's data below its text.
+pub const SYMBOLS: [(char, &str, u64); 9] = [
+    ('A', "fixed_percpu_data", 0),
+    ('D', "cpu_number", 0x2_0000),
+    ('D', "init_uts_ns", IMAGE + UTS),
+    ('D', "panic_cpu", IMAGE + PANIC_CPU),
+    ('T', "startup_64", IMAGE + 0x100_0000),
+    ('T', "_stext", IMAGE + 0x100_0000),
+    ('T', "panic", IMAGE + 0x100_0100),
+    ('t', "sysrq_handle_crash", IMAGE + 0x100_03f4),
+    ('B', "_end", IMAGE + 0x100_1000),
+];
 
 /// VMCOREINFO: the printk ring's layout as Linux 6.1 exports it.
 pub fn vmcoreinfo() -> String {
     format!(
         "OSRELEASE=6.1.0-synthetic\nPAGESIZE=4096\n\
          BUILD-ID=00112233445566778899aabbccddeeff00112233\n\
-         SYMBOL(init_uts_ns)=ffffffff82bfb000\n\
+         SYMBOL(init_uts_ns)={:x}\nSYMBOL(_stext)={:x}\n\
+         SYMBOL(kallsyms_num_syms)={:x}\nSYMBOL(kallsyms_relative_base)={:x}\n\
+         SYMBOL(kallsyms_token_index)={:x}\nSYMBOL(kallsyms_token_table)={:x}\n\
+         SYMBOL(kallsyms_offsets)={:x}\nSYMBOL(kallsyms_names)={:x}\n\
          SYMBOL(init_top_pgt)={:x}\nNUMBER(phys_base)=0\nNUMBER(pgtable_l5_enabled)=0\n\
          SYMBOL(prb)={:x}\n\
          OFFSET(printk_ringbuffer.desc_ring)=0\nOFFSET(printk_ringbuffer.text_data_ring)=48\n\
@@ -42,6 +79,14 @@ pub fn vmcoreinfo() -> String {
          OFFSET(printk_info.ts_nsec)=8\nOFFSET(printk_info.text_len)=16\n\
          OFFSET(printk_info.caller_id)=20\nOFFSET(prb_data_ring.size_bits)=0\n\
          OFFSET(prb_data_ring.data)=8\n",
+        IMAGE + UTS,
+        IMAGE + 0x100_0000,
+        IMAGE + NUM_SYMS,
+        IMAGE + RELATIVE_BASE,
+        IMAGE + TOKEN_INDEX,
+        IMAGE + TOKEN_TABLE,
+        IMAGE + OFFSETS,
+        IMAGE + NAMES,
         IMAGE + PML4,
         IMAGE + PRB
     )
@@ -137,7 +182,41 @@ impl Memory {
         // Oldest and newest descriptor ids.
         memory.put_u64(RING + 32, 10);
         memory.put_u64(RING + 24, 17);
+        // new_utsname: sysname, nodename, release (65 bytes each).
+        memory.put(UTS, b"Linux");
+        memory.put(UTS + 130, b"6.1.0-synthetic");
+        memory.put(PANIC_CPU, &PANICKING.to_le_bytes());
+        memory.put_kallsyms();
+        memory.put(VMCOREINFO_PAGE, vmcoreinfo().as_bytes());
         memory
+    }
+
+    /// kallsyms as scripts/kallsyms lays it out, with 256 one-byte tokens
+    /// (byte value b stands for itself; names are plain ASCII).
+    fn put_kallsyms(&mut self) {
+        self.put(NUM_SYMS, &(SYMBOLS.len() as u32).to_le_bytes());
+        // The lowest kernel address, as Linux's relative base is.
+        let relative_base = IMAGE + UTS;
+        self.put_u64(RELATIVE_BASE, relative_base);
+        for byte in 0..256u64 {
+            self.put(TOKEN_INDEX + byte * 2, &((byte * 2) as u16).to_le_bytes());
+            self.put(TOKEN_TABLE + byte * 2, &[byte as u8, 0]);
+        }
+        let mut names = Vec::new();
+        for (index, (kind, name, addr)) in SYMBOLS.iter().enumerate() {
+            // Per-CPU offsets as they are; the others below the base by
+            // their distance, negated and less one.
+            let raw = if *addr < 1 << 32 {
+                *addr as u32
+            } else {
+                !(addr - relative_base) as u32
+            };
+            self.put(OFFSETS + index as u64 * 4, &raw.to_le_bytes());
+            names.push(1 + name.len() as u8);
+            names.push(*kind as u8);
+            names.extend_from_slice(name.as_bytes());
+        }
+        self.put(NAMES, &names);
     }
 }
 
@@ -155,6 +234,16 @@ pub fn elf() -> Vec<u8> {
 /// The dump with the pages of `excluded` left out (excluded, as a filter
 /// leaves pages out).
 pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
+    elf_with(excluded, vmcoreinfo().as_bytes())
+}
+
+/// The dump whose VMCOREINFO note is `note` (none when empty; the text
+/// stays in memory, where a scan finds it).
+pub fn elf_with_note(note: &[u8]) -> Vec<u8> {
+    elf_with(&[], note)
+}
+
+fn elf_with(excluded: &[PhysRange], note: &[u8]) -> Vec<u8> {
     let ranges = [PhysRange::new(BASE, PAGES as u64 * 4096)];
     let cpus = [CpuState {
         registers: Registers {
@@ -164,7 +253,6 @@ pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
         control: ControlState::default(),
         pid: None,
     }];
-    let info = vmcoreinfo();
     let plan = DumpPlan {
         dump_id: [7; 16],
         crash_time: 1_796_457_828,
@@ -174,7 +262,7 @@ pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
         kernel_image: None,
         cpus: &cpus,
         panic_cpu: Some(0),
-        vmcoreinfo: info.as_bytes(),
+        vmcoreinfo: note,
         crash_record: &[],
         exclude_zero_pages: true,
         extra_segments: 0,
@@ -192,11 +280,12 @@ pub fn elf_excluding(excluded: &[PhysRange]) -> Vec<u8> {
     sink.0
 }
 
-/// File offsets of the dump's pages that hold the tables and the ring (the
-/// first 6 pages from `BASE`), from the ELF reader.
+/// File offsets of the dump's pages that hold the tables, the ring,
+/// `init_uts_ns`, kallsyms and the VMCOREINFO copy (the first 10 pages
+/// from `BASE`), from the ELF reader.
 pub fn page_offsets(file: &[u8]) -> Vec<usize> {
     let dump = crashkit_dump_format::ElfDump::parse(file).unwrap();
-    (0..6u64)
+    (0..10u64)
         .filter_map(|index| dump.classify(BASE + index * 4096).file_offset)
         .map(|offset| offset as usize)
         .collect()

@@ -82,7 +82,7 @@ pub fn panic_cpu(dump: &Opened<'_>) -> Option<PanicCpu> {
     }
     let cpus = crate::cpus::notes(dump);
     let variable = dump.kallsyms().ok().and_then(|table| {
-        let symbol = table.by_name("panic_cpu").into_iter().next()?;
+        let (symbol, _) = table.by_name("panic_cpu").into_iter().next()?;
         let bytes = Memory::new(dump).read(symbol.addr, 4).ok()?;
         Some(i32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     });

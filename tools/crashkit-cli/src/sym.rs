@@ -21,7 +21,7 @@ pub enum Symbols<'o> {
     /// The dump's kallsyms.
     Dump(&'o Table),
     /// A file's (`--system-map`, `--kernel`).
-    File(Table),
+    File(Box<Table>),
 }
 
 impl Deref for Symbols<'_> {
@@ -100,7 +100,7 @@ pub fn table<'o>(dump: &'o Opened<'_>, files: Files<'_>) -> anyhow::Result<Symbo
         }
     }
     source.push(')');
-    Ok(Symbols::File(Table::new(source, moved)))
+    Ok(Symbols::File(Box::new(Table::new(source, moved))))
 }
 
 /// Names with one address in both tables: how many agree, and how many
@@ -112,23 +112,29 @@ fn cross_check(file: &[(Symbol, u64)], kallsyms: &Table) -> (usize, Option<(usiz
             *counts.entry(&symbol.name).or_default() += 1;
         }
     }
+    // The kallsyms addresses of the names the file has once.
+    let mut theirs: std::collections::HashMap<&str, Vec<u64>> = std::collections::HashMap::new();
+    for (name, addr) in kallsyms.names_and_addresses() {
+        if counts.get(name) == Some(&1) {
+            theirs.entry(name).or_default().push(addr);
+        }
+    }
     let (mut agree, mut differ, mut first) = (0, 0, None);
     for (symbol, _) in file {
         if symbol.module.is_some() || counts.get(symbol.name.as_str()) != Some(&1) {
             continue;
         }
-        let theirs = kallsyms.by_name(&symbol.name);
-        let [theirs] = theirs.as_slice() else {
+        let Some([theirs]) = theirs.get(symbol.name.as_str()).map(Vec::as_slice) else {
             continue;
         };
-        if theirs.addr == symbol.addr {
+        if *theirs == symbol.addr {
             agree += 1;
         } else {
             differ += 1;
             first.get_or_insert_with(|| {
                 format!(
-                    "{} at {:#x} in the file, {:#x} in kallsyms",
-                    symbol.name, symbol.addr, theirs.addr
+                    "{} at {:#x} in the file, {theirs:#x} in kallsyms",
+                    symbol.name, symbol.addr
                 )
             });
         }
@@ -190,7 +196,7 @@ pub fn address<'t>(
         Ok(table) => table.by_name(name),
         Err(_) => Vec::new(),
     };
-    let mut addresses: Vec<u64> = found.iter().map(|s| s.addr).collect();
+    let mut addresses: Vec<u64> = found.iter().map(|(s, _)| s.addr).collect();
     addresses.dedup();
     match addresses.as_slice() {
         [one] => Ok(one.wrapping_add(offset)),
@@ -266,13 +272,13 @@ pub struct Answers {
     pub answers: Vec<Answer>,
 }
 
-fn entry(table: &Table, symbol: &Symbol, offset: Option<u64>) -> Entry {
+fn entry((symbol, size): (Symbol, u64), offset: Option<u64>) -> Entry {
     Entry {
-        name: symbol.name.clone(),
+        name: symbol.name,
         kind: symbol.kind,
         address: symbol.addr,
-        size: table.size_of(symbol),
-        module: symbol.module.clone(),
+        size,
+        module: symbol.module,
         offset,
     }
 }
@@ -283,12 +289,13 @@ pub fn answer(table: &Table, queries: &[String]) -> anyhow::Result<Answers> {
     for query in queries {
         if symbols::is_pattern(query) {
             let (found, total) = table.matching(query, MOST_MATCHES);
+            let listed = found.len();
             answers.push(Answer {
                 query: query.clone(),
                 kind: "pattern",
                 address: None,
-                symbols: found.iter().map(|s| entry(table, s, None)).collect(),
-                not_listed: (total > found.len()).then(|| total - found.len()),
+                symbols: found.into_iter().map(|s| entry(s, None)).collect(),
+                not_listed: (total > listed).then(|| total - listed),
             });
             continue;
         }
@@ -298,7 +305,7 @@ pub fn answer(table: &Table, queries: &[String]) -> anyhow::Result<Answers> {
                 query: query.clone(),
                 kind: "name",
                 address: None,
-                symbols: named.iter().map(|s| entry(table, s, None)).collect(),
+                symbols: named.into_iter().map(|s| entry(s, None)).collect(),
                 not_listed: None,
             });
             continue;
@@ -310,7 +317,7 @@ pub fn answer(table: &Table, queries: &[String]) -> anyhow::Result<Answers> {
             address: Some(addr),
             symbols: table
                 .name_of(addr)
-                .map(|n| entry(table, n.symbol, Some(n.offset)))
+                .map(|n| entry((n.symbol, n.size), Some(n.offset)))
                 .into_iter()
                 .collect(),
             not_listed: None,
@@ -330,17 +337,7 @@ pub fn list(table: &Table) -> Answers {
             query: "--list".into(),
             kind: "list",
             address: None,
-            symbols: table
-                .with_sizes()
-                .map(|(symbol, size)| Entry {
-                    name: symbol.name.clone(),
-                    kind: symbol.kind,
-                    address: symbol.addr,
-                    size,
-                    module: symbol.module.clone(),
-                    offset: None,
-                })
-                .collect(),
+            symbols: table.with_sizes().map(|s| entry(s, None)).collect(),
             not_listed: None,
         }],
     }

@@ -25,7 +25,7 @@
 
 use crashkit_dump_format::vmcoreinfo::VmcoreInfo;
 
-use super::{START_KERNEL_MAP, Symbol};
+use super::{Columns, START_KERNEL_MAP};
 
 /// The most symbols a table may claim (a distribution kernel has about
 /// 150 000; Linux's own limit is far above what fits in its image).
@@ -96,8 +96,8 @@ impl Encoding {
 /// The table as decoded, in the kernel's order (by address), with how.
 #[derive(Debug)]
 pub struct Decoded {
-    /// Every symbol, in table order.
-    pub symbols: Vec<Symbol>,
+    /// Every symbol, in table order (no modules, no sizes).
+    pub columns: Columns,
     /// How the addresses were encoded.
     pub encoding: Encoding,
     /// Whether names' lengths took the two-byte form.
@@ -205,17 +205,16 @@ pub fn decode(info: &VmcoreInfo<'_>, memory: &dyn KernelMemory) -> Result<Decode
     }
     let tokens = tokens(&tables, memory)?;
     let first_guess = long_lengths_by_release(info.get("OSRELEASE"));
-    let (names, long_lengths) = match names(&tables, memory, count, &tokens, first_guess) {
-        Ok(names) => (names, first_guess),
+    let (mut columns, long_lengths) = match names(&tables, memory, count, &tokens, first_guess) {
+        Ok(columns) => (columns, first_guess),
         Err(first) => match names(&tables, memory, count, &tokens, !first_guess) {
-            Ok(names) => (names, !first_guess),
+            Ok(columns) => (columns, !first_guess),
             Err(_) => return Err(first),
         },
     };
     let (raw, offsets, base) = raw_addresses(&tables, memory, count)?;
-    let stext_index = names
-        .iter()
-        .position(|(_, name)| name == "_stext")
+    let stext_index = (0..columns.spans.len())
+        .find(|&i| columns.name(i) == "_stext")
         .ok_or("kallsyms has no _stext to check its addresses against")?;
     let candidates: &[Encoding] = match tables.addresses {
         Addresses::Absolute(_) => &[Encoding::Absolute],
@@ -236,31 +235,26 @@ pub fn decode(info: &VmcoreInfo<'_>, memory: &dyn KernelMemory) -> Result<Decode
                  VMCOREINFO's {stext:#x}: the tables are damaged or of an unknown kind"
             )
         })?;
-    let symbols: Vec<Symbol> = names
-        .into_iter()
-        .zip(&raw)
+    columns.addresses = raw
+        .iter()
         .enumerate()
-        .map(|(index, ((kind, name), &value))| Symbol {
-            name,
-            kind,
-            addr: encoding.address(value, index, offsets, base),
-            module: None,
-        })
+        .map(|(index, &value)| encoding.address(value, index, offsets, base))
         .collect();
     // scripts/kallsyms sorts the table by address.
-    if let Some(at) = symbols.windows(2).position(|w| w[1].addr < w[0].addr) {
+    let addresses = &columns.addresses;
+    if let Some(at) = addresses.windows(2).position(|w| w[1] < w[0]) {
         return Err(format!(
             "kallsyms is not in address order at entry {} ({} {:#x} after {} {:#x}): damaged",
             at + 1,
-            symbols[at + 1].name,
-            symbols[at + 1].addr,
-            symbols[at].name,
-            symbols[at].addr
+            columns.name(at + 1),
+            addresses[at + 1],
+            columns.name(at),
+            addresses[at]
         ));
     }
-    let agreeing = check_against(info, &symbols)?;
+    let agreeing = check_against(info, &columns)?;
     Ok(Decoded {
-        symbols,
+        columns,
         encoding,
         long_lengths,
         agreeing,
@@ -270,7 +264,7 @@ pub fn decode(info: &VmcoreInfo<'_>, memory: &dyn KernelMemory) -> Result<Decode
 /// Every `SYMBOL(name)` of VMCOREINFO whose value is in the kernel image
 /// (`SYMBOL(mem_section)` is a pointer's value, in the direct map) and
 /// which the table has must be one of the table's addresses for that name.
-fn check_against(info: &VmcoreInfo<'_>, symbols: &[Symbol]) -> Result<usize, String> {
+fn check_against(info: &VmcoreInfo<'_>, columns: &Columns) -> Result<usize, String> {
     // (name, VMCOREINFO's address, the table's addresses for it): a few
     // dozen names, so one pass over the table with a short list.
     let mut wanted: Vec<(&str, u64, Vec<u64>)> = info
@@ -281,10 +275,11 @@ fn check_against(info: &VmcoreInfo<'_>, symbols: &[Symbol]) -> Result<usize, Str
             Some((name, value, Vec::new()))
         })
         .collect();
-    for symbol in symbols {
-        for (name, _, found) in &mut wanted {
-            if symbol.name.len() == name.len() && symbol.name == *name {
-                found.push(symbol.addr);
+    for index in 0..columns.spans.len() {
+        let name = columns.name(index);
+        for (wanted_name, _, found) in &mut wanted {
+            if name.len() == wanted_name.len() && name == *wanted_name {
+                found.push(columns.addresses[index]);
             }
         }
     }
@@ -377,14 +372,14 @@ impl Stream<'_> {
     }
 }
 
-/// Every name, as (type letter, name).
+/// Every name and type letter, into columns (addresses 0 until known).
 fn names(
     tables: &Tables,
     memory: &dyn KernelMemory,
     count: u32,
     tokens: &[Vec<u8>],
     long_lengths: bool,
-) -> Result<Vec<(char, String)>, String> {
+) -> Result<Columns, String> {
     let mut stream = Stream {
         memory,
         next: tables.names,
@@ -394,7 +389,7 @@ fn names(
     };
     // Grown as names decode: a hostile count allocates nothing up front
     // (each name takes at least two bytes of the bounded stream).
-    let mut names = Vec::with_capacity((count as usize).min(1 << 16));
+    let mut columns = Columns::default();
     let mut expanded = Vec::with_capacity(64);
     for index in 0..count {
         let fail = |why: String| format!("kallsyms_names, symbol {index}: {why}");
@@ -424,17 +419,19 @@ fn names(
                 String::from_utf8_lossy(&expanded)
             )));
         }
-        if !name.iter().all(|&b| b.is_ascii_graphic()) {
-            return Err(fail(format!(
-                "decodes to {:?}, not printable ASCII",
-                String::from_utf8_lossy(name)
-            )));
-        }
-        // Checked just above: ASCII, so UTF-8.
-        let name = String::from_utf8(name.to_vec()).map_err(|_| fail("not UTF-8".into()))?;
-        names.push((char::from(kind), name));
+        // Printable ASCII, so UTF-8.
+        let name = std::str::from_utf8(name)
+            .ok()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                fail(format!(
+                    "decodes to {:?}, not printable ASCII",
+                    String::from_utf8_lossy(name)
+                ))
+            })?;
+        columns.push(name, kind, 0, None, 0);
     }
-    Ok(names)
+    Ok(columns)
 }
 
 /// The raw address entries (zero-extended), the offsets table's address

@@ -44,16 +44,16 @@ pub struct Symbol {
 
 /// An address named: the symbol it is in, how far in, the symbol's size.
 #[derive(Clone, Debug, Serialize)]
-pub struct Named<'t> {
+pub struct Named {
     /// The symbol.
-    pub symbol: &'t Symbol,
+    pub symbol: Symbol,
     /// Bytes from its start.
     pub offset: u64,
     /// Its size (see the module docs).
     pub size: u64,
 }
 
-impl std::fmt::Display for Named<'_> {
+impl std::fmt::Display for Named {
     /// `name+0xoff/0xsize`, with ` [module]` for a module's symbol.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -68,12 +68,58 @@ impl std::fmt::Display for Named<'_> {
     }
 }
 
+/// Symbols as a table stores them: every name in one string, the rest in
+/// columns, by address (the source's order among equal addresses). A
+/// distribution kernel has about 100 000 symbols: one allocation per name
+/// would be most of the time a command spends on them.
+#[derive(Debug, Default)]
+pub struct Columns {
+    /// Every name, one after another.
+    pub names: String,
+    /// Each symbol's name: its start in `names` and its length.
+    pub spans: Vec<(u32, u32)>,
+    /// Each symbol's type letter (ASCII).
+    pub kinds: Vec<u8>,
+    /// Each symbol's address.
+    pub addresses: Vec<u64>,
+    /// Each symbol's module, as an index into `module_names` (none for the
+    /// kernel's own).
+    pub modules: Vec<Option<u32>>,
+    /// The modules' names.
+    pub module_names: Vec<String>,
+    /// Each symbol's size from its source (0: none given).
+    pub own_sizes: Vec<u64>,
+}
+
+impl Columns {
+    /// Append a symbol.
+    pub fn push(&mut self, name: &str, kind: u8, address: u64, module: Option<u32>, size: u64) {
+        // Names are bounded (1024 bytes) and tables (4 Mi symbols): the
+        // offsets fit in 32 bits.
+        self.spans
+            .push((self.names.len() as u32, name.len() as u32));
+        self.names.push_str(name);
+        self.kinds.push(kind);
+        self.addresses.push(address);
+        self.modules.push(module);
+        self.own_sizes.push(size);
+    }
+
+    /// The name of symbol `index`.
+    fn name(&self, index: usize) -> &str {
+        let (start, len) = self.spans[index];
+        self.names
+            .get(start as usize..(start + len) as usize)
+            .unwrap_or("")
+    }
+}
+
 /// A symbol table and where it came from.
 #[derive(Debug)]
 pub struct Table {
-    /// By address (table order among equal addresses).
-    symbols: Vec<Symbol>,
-    /// `sizes[i]` is `symbols[i]`'s.
+    /// The symbols, by address.
+    columns: Columns,
+    /// Each symbol's size ([`Table::new`]).
     sizes: Vec<u64>,
     /// The first index whose address is in the kernel half.
     first_kernel: usize,
@@ -82,100 +128,128 @@ pub struct Table {
 }
 
 impl Table {
-    /// A table of `symbols`, named `source`. `sizes`, where given, are the
-    /// source's own (an ELF's `st_size`; 0 means none).
+    /// A table of `symbols`, named `source`; the sizes given (an ELF's
+    /// `st_size`) where not 0.
     pub fn new(source: String, mut symbols: Vec<(Symbol, u64)>) -> Self {
         // Stable: equal addresses keep the source's order (kallsyms puts
         // the name Linux prints first).
         symbols.sort_by_key(|(s, _)| s.addr);
-        let addresses: Vec<u64> = symbols.iter().map(|(s, _)| s.addr).collect();
-        let sizes = symbols
-            .iter()
-            .enumerate()
-            .map(|(i, (symbol, own))| {
-                if *own > 0 {
-                    return *own;
+        let mut columns = Columns::default();
+        for (symbol, size) in &symbols {
+            let module = symbol.module.as_ref().map(|m| {
+                match columns.module_names.iter().position(|n| n == m) {
+                    Some(at) => at as u32,
+                    None => {
+                        columns.module_names.push(m.clone());
+                        (columns.module_names.len() - 1) as u32
+                    }
                 }
-                // Nothing past the image's end belongs to `_end`, and
-                // nothing past the last symbol to it.
-                if symbol.name == "_end" {
-                    return 0;
+            });
+            columns.push(&symbol.name, symbol.kind as u8, symbol.addr, module, *size);
+        }
+        Self::from_columns(source, columns)
+    }
+
+    /// A table of `columns`, already in address order (kallsyms checks its
+    /// own order). A symbol's size is its source's, else the distance to
+    /// the next higher address; nothing past the image's end belongs to
+    /// `_end`, and nothing past the last symbol to it.
+    pub fn from_columns(source: String, columns: Columns) -> Self {
+        let addresses = &columns.addresses;
+        let sizes = (0..addresses.len())
+            .map(|index| {
+                let at = addresses[index];
+                // The first address above this one (equal ones share it).
+                let next = addresses[index..].partition_point(|&a| a <= at) + index;
+                match (columns.own_sizes[index], addresses.get(next)) {
+                    (own, _) if own > 0 => own,
+                    _ if columns.name(index) == "_end" => 0,
+                    (_, Some(&next)) => next - at,
+                    (_, None) => 0,
                 }
-                let next = addresses[i..].partition_point(|&a| a <= symbol.addr) + i;
-                addresses.get(next).map_or(0, |&a| a - symbol.addr)
             })
             .collect();
-        let symbols: Vec<Symbol> = symbols.into_iter().map(|(s, _)| s).collect();
-        let first_kernel = symbols.partition_point(|s| s.addr < KERNEL_HALF);
+        let first_kernel = addresses.partition_point(|&a| a < KERNEL_HALF);
         Self {
-            symbols,
+            columns,
             sizes,
             first_kernel,
             source,
         }
     }
 
-    /// The indexes of the symbols named `name`, by address: a scan (a
-    /// command looks up a few names; sorting 100 000 names to look up one
-    /// would cost more than the scans).
-    fn named<'n>(&'n self, name: &'n str) -> impl Iterator<Item = usize> + 'n {
-        self.symbols
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| s.name.len() == name.len() && s.name == name)
-            .map(|(i, _)| i)
+    /// How many symbols.
+    pub fn len(&self) -> usize {
+        self.columns.addresses.len()
     }
 
-    /// The symbols named `name` (static functions may share a name).
-    pub fn by_name(&self, name: &str) -> Vec<&Symbol> {
-        self.named(name).map(|i| &self.symbols[i]).collect()
+    /// Symbol `index`, with its size.
+    fn get(&self, index: usize) -> (Symbol, u64) {
+        let c = &self.columns;
+        (
+            Symbol {
+                name: c.name(index).to_owned(),
+                kind: char::from(c.kinds[index]),
+                addr: c.addresses[index],
+                module: c.modules[index].and_then(|m| c.module_names.get(m as usize).cloned()),
+            },
+            self.sizes[index],
+        )
+    }
+
+    /// The symbols named `name` (static functions may share a name), with
+    /// their sizes, by address: a scan (a command looks up a few names;
+    /// an index of 100 000 names would cost more than the scans).
+    pub fn by_name(&self, name: &str) -> Vec<(Symbol, u64)> {
+        (0..self.len())
+            .filter(|&i| {
+                self.columns.spans[i].1 as usize == name.len() && self.columns.name(i) == name
+            })
+            .map(|i| self.get(i))
+            .collect()
+    }
+
+    /// Every symbol's name and address, by address.
+    pub fn names_and_addresses(&self) -> impl Iterator<Item = (&str, u64)> {
+        (0..self.len()).map(|i| (self.columns.name(i), self.columns.addresses[i]))
     }
 
     /// Every symbol with its size, by address.
-    pub fn with_sizes(&self) -> impl Iterator<Item = (&Symbol, u64)> {
-        self.symbols.iter().zip(self.sizes.iter().copied())
+    pub fn with_sizes(&self) -> impl Iterator<Item = (Symbol, u64)> + '_ {
+        (0..self.len()).map(|i| self.get(i))
     }
 
     /// The symbol `addr` is in: the last one at or below it (the first of
     /// those sharing its address, as Linux names it) whose size covers
     /// it. Kernel-half addresses only: per-CPU offsets are not addresses.
-    pub fn name_of(&self, addr: u64) -> Option<Named<'_>> {
+    pub fn name_of(&self, addr: u64) -> Option<Named> {
         if addr < KERNEL_HALF {
             return None;
         }
-        let kernel = &self.symbols[self.first_kernel..];
-        let after = kernel.partition_point(|s| s.addr <= addr);
-        let last = after.checked_sub(1)?;
-        let at = kernel[last].addr;
-        let first = kernel[..=last].partition_point(|s| s.addr < at);
-        let index = self.first_kernel + first;
-        let size = self.sizes[index];
+        let kernel = &self.columns.addresses[self.first_kernel..];
+        let last = kernel.partition_point(|&a| a <= addr).checked_sub(1)?;
+        let at = kernel[last];
+        let index = self.first_kernel + kernel[..=last].partition_point(|&a| a < at);
+        let (symbol, size) = self.get(index);
         let offset = addr - at;
-        (offset < size || offset == 0).then(|| Named {
-            symbol: &self.symbols[index],
+        (offset < size || offset == 0).then_some(Named {
+            symbol,
             offset,
             size,
         })
     }
 
-    /// `symbol`'s size.
-    pub fn size_of(&self, symbol: &Symbol) -> u64 {
-        self.named(&symbol.name)
-            .find(|&i| self.symbols[i] == *symbol)
-            .map_or(0, |i| self.sizes[i])
-    }
-
     /// The symbols whose names match the glob `pattern` (`*` any run,
-    /// `?` one character), by address; at most `most`, and how many
-    /// matched in all.
-    pub fn matching(&self, pattern: &str, most: usize) -> (Vec<&Symbol>, usize) {
+    /// `?` one character), by address, with their sizes; at most `most`,
+    /// and how many matched in all.
+    pub fn matching(&self, pattern: &str, most: usize) -> (Vec<(Symbol, u64)>, usize) {
         let mut found = Vec::new();
         let mut total = 0;
-        for symbol in &self.symbols {
-            if glob(pattern.as_bytes(), symbol.name.as_bytes()) {
+        for index in 0..self.len() {
+            if glob(pattern.as_bytes(), self.columns.name(index).as_bytes()) {
                 total += 1;
                 if found.len() < most {
-                    found.push(symbol);
+                    found.push(self.get(index));
                 }
             }
         }
@@ -191,7 +265,7 @@ pub fn from_dump(dump: &crate::open::Opened<'_>) -> Result<Table, String> {
     let decoded = kallsyms::decode(&info, &crate::linux::Memory::new(dump))?;
     let source = format!(
         "kallsyms in the dump ({} symbols, {}{}; {} VMCOREINFO symbols agree)",
-        decoded.symbols.len(),
+        decoded.columns.addresses.len(),
         decoded.encoding.name(),
         if decoded.long_lengths {
             ", two-byte lengths"
@@ -200,10 +274,7 @@ pub fn from_dump(dump: &crate::open::Opened<'_>) -> Result<Table, String> {
         },
         decoded.agreeing
     );
-    Ok(Table::new(
-        source,
-        decoded.symbols.into_iter().map(|s| (s, 0)).collect(),
-    ))
+    Ok(Table::from_columns(source, decoded.columns))
 }
 
 /// Whether `text` matches the glob `pattern`: `*` any run of characters,
@@ -285,7 +356,7 @@ mod tests {
             "_end+0x0/0x0"
         );
         assert!(table.name_of(k - 1).is_none());
-        assert_eq!(table.by_name("panic")[0].addr, k + 0x100);
+        assert_eq!(table.by_name("panic")[0].0.addr, k + 0x100);
         let (found, total) = table.matching("_*t", 10);
         assert_eq!((found.len(), total), (2, 2));
     }

@@ -79,7 +79,7 @@ struct Dumps {
 }
 
 /// The benchmark: the dumps (made if missing), then the measurement in a
-/// fresh process of this program (`--cli-bench-measure`): Linux counts a
+/// fresh process of this program (`--measure-only`): Linux counts a
 /// process's peak memory from the address space it was started from (the
 /// one `exec` replaces), so the children of a process that once mapped the
 /// 1 GiB image would all report at least that much. The measuring process
@@ -90,7 +90,7 @@ pub fn run(cache: &Path, rounds: usize) -> Result<String, String> {
     dumps(&image, &cache.join("cli-bench"))?;
     let output =
         Command::new(std::env::current_exe().map_err(|e| format!("where this runner is: {e}"))?)
-            .arg("--cli-bench-measure")
+            .arg("--measure-only")
             .arg(&cache)
             .args(["--rounds", &rounds.to_string()])
             .stderr(Stdio::inherit())
@@ -102,7 +102,7 @@ pub fn run(cache: &Path, rounds: usize) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// `--cli-bench-measure CACHE`: the measurement, on dumps [`run`] made.
+/// `--measure-only`: the measurement, on dumps [`run`] made.
 pub fn measure_only(cache: &Path, rounds: usize) -> Result<String, String> {
     let dir = cache.join("cli-bench");
     let image = cache.join("kdump-bench").join("image-v1.elf");

@@ -340,35 +340,41 @@ fn tokens(tables: &Tables, memory: &dyn KernelMemory) -> Result<Vec<Vec<u8>>, St
 /// `kallsyms_names` read a page at a time.
 struct Stream<'m> {
     memory: &'m dyn KernelMemory,
+    /// The next address to read.
     next: u64,
+    /// Bytes read and not yet taken, from `at`.
     buffer: Vec<u8>,
     at: usize,
+    /// Bytes read in all.
     read: u64,
 }
 
 impl Stream<'_> {
-    fn byte(&mut self) -> Result<u8, String> {
-        if self.at == self.buffer.len() {
+    /// The next `n` bytes, reading pages as needed.
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        while self.buffer.len() - self.at < n {
             if self.read >= MOST_NAME_BYTES {
                 return Err(format!(
                     "kallsyms_names runs past {} MiB",
                     MOST_NAME_BYTES >> 20
                 ));
             }
+            // Drop what was taken before growing.
+            self.buffer.drain(..self.at);
+            self.at = 0;
             // To the page's end; at the end of what is readable (the
             // table's last page cut short), a little at a time.
             let len = 4096 - (self.next % 4096) as usize;
-            self.buffer = read(self.memory, self.next, len, "kallsyms_names")
+            let bytes = read(self.memory, self.next, len, "kallsyms_names")
                 .or_else(|_| read(self.memory, self.next, len.min(16), "kallsyms_names"))
                 .or_else(|_| read(self.memory, self.next, 1, "kallsyms_names"))?;
-            let len = self.buffer.len();
-            self.next = self.next.wrapping_add(len as u64);
-            self.read += len as u64;
-            self.at = 0;
+            self.next = self.next.wrapping_add(bytes.len() as u64);
+            self.read += bytes.len() as u64;
+            self.buffer.extend_from_slice(&bytes);
         }
-        let byte = self.buffer[self.at];
-        self.at += 1;
-        Ok(byte)
+        let taken = &self.buffer[self.at..self.at + n];
+        self.at += n;
+        Ok(taken)
     }
 }
 
@@ -393,16 +399,15 @@ fn names(
     let mut expanded = Vec::with_capacity(64);
     for index in 0..count {
         let fail = |why: String| format!("kallsyms_names, symbol {index}: {why}");
-        let mut len = usize::from(stream.byte().map_err(fail)?);
+        let mut len = usize::from(stream.take(1).map_err(fail)?[0]);
         if long_lengths && len & 0x80 != 0 {
-            len = (len & 0x7f) | usize::from(stream.byte().map_err(fail)?) << 7;
+            len = (len & 0x7f) | usize::from(stream.take(1).map_err(fail)?[0]) << 7;
         }
         if len == 0 {
             return Err(fail("an empty name".into()));
         }
         expanded.clear();
-        for _ in 0..len {
-            let token = stream.byte().map_err(fail)?;
+        for &token in stream.take(len).map_err(fail)? {
             expanded.extend_from_slice(&tokens[usize::from(token)]);
             if expanded.len() > LONGEST_NAME {
                 return Err(fail(format!(

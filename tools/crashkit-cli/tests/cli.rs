@@ -1140,3 +1140,87 @@ fn symbols_come_from_the_dumps_kallsyms_and_survive_its_damage() {
         "only {refused} of 200 damaged tables refused"
     );
 }
+
+/// `--kernel ELF` gives `sym` the ELF's `.symtab`: its own sizes
+/// (`st_size`), its type letters, checked against the dump's kallsyms.
+#[test]
+fn sym_reads_a_kernel_elfs_symbol_table() {
+    use object::write::{Object, Symbol as ElfSymbol, SymbolSection};
+    use object::{
+        Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
+    };
+    let mut elf = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    let text = elf.add_section(Vec::new(), b".text".to_vec(), SectionKind::Text);
+    elf.set_section_data(text, vec![0xcc; 16], 16);
+    let data = elf.add_section(Vec::new(), b".data".to_vec(), SectionKind::Data);
+    elf.set_section_data(data, vec![0; 16], 16);
+    for (name, value, size, section, kind, scope) in [
+        (
+            "_stext",
+            0xffff_ffff_8100_0000u64,
+            0,
+            text,
+            SymbolKind::Text,
+            SymbolScope::Linkage,
+        ),
+        (
+            "panic",
+            0xffff_ffff_8100_0100,
+            0x2f0,
+            text,
+            SymbolKind::Text,
+            SymbolScope::Linkage,
+        ),
+        (
+            "panic_cpu",
+            0xffff_ffff_8010_6200,
+            4,
+            data,
+            SymbolKind::Data,
+            SymbolScope::Compilation,
+        ),
+    ] {
+        elf.add_symbol(ElfSymbol {
+            name: name.as_bytes().to_vec(),
+            value,
+            size,
+            kind,
+            scope,
+            weak: false,
+            section: SymbolSection::Section(section),
+            flags: SymbolFlags::None,
+        });
+    }
+    let kernel = file("sym-kernel.elf", &elf.write().unwrap());
+    let dump = file("sym-kernel-dump.elf", &common::linux::elf());
+    let output = crashkit(&[
+        "sym",
+        dump.to_str().unwrap(),
+        "panic+0x10",
+        "panic_cpu",
+        "--kernel",
+        kernel.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The ELF's st_size (0x2f0), not kallsyms' gap (0x2f4); a local data
+    // symbol is `d`.
+    assert_eq!(
+        text,
+        "ffffffff81000110 (T) panic+0x10/0x2f0\nffffffff80106200 (d) panic_cpu (size 0x4)\n"
+    );
+    let source = json(&crashkit(&[
+        "--json",
+        "sym",
+        dump.to_str().unwrap(),
+        "panic",
+        "--kernel",
+        kernel.to_str().unwrap(),
+    ]));
+    let source = source["sym"]["source"].as_str().unwrap();
+    assert!(
+        source.ends_with("(3 symbols; kallsyms agrees on 3 names)"),
+        "{source}"
+    );
+}

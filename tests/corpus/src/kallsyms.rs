@@ -89,10 +89,94 @@ pub fn from_ram(ram: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes).map_err(|_| "the pieces are not UTF-8".into())
 }
 
-/// The truth of a guest: its kallsyms from `ram`, its `console`, and the
+/// The truth of a guest: its kallsyms from `ram` (also written to
+/// `work/kallsyms.txt`, for [`check_system_maps`]), its `console`, and the
 /// `phys_base` its VMCOREINFO gives.
-pub fn truth(ram: &[u8], console: &str, phys_base: u64) -> Result<Truth, String> {
-    Truth::new(&from_ram(ram)?, console, phys_base)
+pub fn truth(ram: &[u8], console: &str, phys_base: u64, work: &Path) -> Result<Truth, String> {
+    let text = from_ram(ram)?;
+    let path = work.join(KALLSYMS_FILE);
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Truth::new(&text, console, phys_base)
+}
+
+/// Where [`truth`] keeps a guest's kallsyms.
+const KALLSYMS_FILE: &str = "kallsyms.txt";
+
+/// `--system-map` on real files (issue 28): the KASLR guest's dump with
+/// the KASLR-off guest's `/proc/kallsyms`, which is the same kernel's
+/// link-time map, must be moved by `KERNELOFFSET` and agree with the dump's
+/// own kallsyms on every name both have once, giving the KASLR guest's
+/// addresses; with the KASLR guest's own copy, nothing moves and its
+/// module's symbols (`[qemu_fw_cfg]`, which kallsyms in VMCOREINFO does
+/// not have) are found. `kaslr` and `nokaslr` are the guests' work
+/// directories.
+pub fn check_system_maps(kaslr: &Path, nokaslr: &Path) -> Result<String, String> {
+    let crashkit = cli_check::crashkit()?;
+    let dump = kaslr.join("qemu.elf");
+    let dump = dump.to_str().ok_or("a path that is not UTF-8")?;
+    let read_map = |dir: &Path| -> Result<(String, String), String> {
+        let path = dir.join(KALLSYMS_FILE);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = path.to_str().ok_or("a path that is not UTF-8")?.to_owned();
+        Ok((path, text))
+    };
+    let (own_map, own_text) = read_map(kaslr)?;
+    let (link_map, _) = read_map(nokaslr)?;
+    let address = |text: &str, name: &str, module: bool| {
+        text.lines().find_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (addr, _, found) = (fields.next()?, fields.next()?, fields.next()?);
+            (found == name && fields.next().is_some() == module)
+                .then(|| u64::from_str_radix(addr, 16).ok())
+                .flatten()
+        })
+    };
+    let want = address(&own_text, "panic", false).ok_or("no panic in the guest's kallsyms")?;
+    let answer = json(
+        &crashkit,
+        &["--json", "sym", dump, "panic", "--system-map", &link_map],
+    )?;
+    let source = answer["sym"]["source"].as_str().unwrap_or("");
+    let agreed: usize = source
+        .split("kallsyms agrees on ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let got = answer["sym"]["answers"][0]["symbols"][0]["address"].as_u64();
+    if !source.contains("moved by KERNELOFFSET") || agreed < 10_000 || got != Some(want) {
+        return Err(format!(
+            "sym --system-map (the KASLR-off guest's kallsyms) on the KASLR guest's dump: \
+             {source}; panic at {got:x?}, the guest's {want:#x}"
+        ));
+    }
+    // The module's symbols, from the guest's own copy.
+    let module = own_text
+        .lines()
+        .find(|line| {
+            line.ends_with("[qemu_fw_cfg]")
+                && matches!(line.split_whitespace().nth(1), Some("t" | "T"))
+        })
+        .and_then(|line| line.split_whitespace().nth(2))
+        .ok_or("no [qemu_fw_cfg] function in the guest's kallsyms")?
+        .to_owned();
+    let module_address = address(&own_text, &module, true).ok_or("no module address")?;
+    let answer = json(
+        &crashkit,
+        &["--json", "sym", dump, &module, "--system-map", &own_map],
+    )?;
+    let symbol = &answer["sym"]["answers"][0]["symbols"][0];
+    if symbol["module"] != "qemu_fw_cfg" || symbol["address"].as_u64() != Some(module_address) {
+        return Err(format!(
+            "sym {module} --system-map (the guest's own kallsyms): {symbol}"
+        ));
+    }
+    Ok(format!(
+        "--system-map: the KASLR-off guest's map moved by KERNELOFFSET onto the KASLR dump \
+         agrees with its kallsyms on {agreed} names; the guest's own copy names its module's \
+         {module}"
+    ))
 }
 
 /// One line of `/proc/kallsyms`.

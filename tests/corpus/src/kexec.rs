@@ -493,7 +493,7 @@ fn every_command(
             &console[..line_start]
         });
     let console_lines = linux::console_in_log(first, &log)?;
-    let truth = crate::kallsyms::truth(ram, first, phys_base)?;
+    let truth = crate::kallsyms::truth(ram, first, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, linux::path_str(vmcore)?, &truth)?;
     let crash = cli_check::Crash {
         ram,

@@ -84,6 +84,10 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
             .map_err(|why| format!("{name} ({}): {why}", work.display()))?;
         lines.push(format!("{name}: {line}"));
     }
+    let line =
+        crate::kallsyms::check_system_maps(&dir.join("linux-kaslr"), &dir.join("linux-nokaslr"))
+            .map_err(|why| format!("system maps: {why}"))?;
+    lines.push(format!("system maps: {line}"));
     let work = dir.join("linux-no-vmcoreinfo");
     let line = twin_without_vmcoreinfo(&guest, &work, &dir.join("linux-nokaslr"))
         .map_err(|why| format!("linux-no-vmcoreinfo ({}): {why}", work.display()))?;
@@ -162,7 +166,7 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
     let console =
         std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
     let console_lines = console_in_log(&console, &log)?;
-    let truth = crate::kallsyms::truth(&ram, &console, phys_base)?;
+    let truth = crate::kallsyms::truth(&ram, &console, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
     let crash = cli_check::Crash {
         ram: &ram,
@@ -268,7 +272,7 @@ fn twin_without_vmcoreinfo(guest: &Guest, work: &Path, twin: &Path) -> Result<St
     let console =
         std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
     let console_lines = console_in_log(&console, &log)?;
-    let truth = crate::kallsyms::truth(&ram, &console, phys_base)?;
+    let truth = crate::kallsyms::truth(&ram, &console, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
     let symbols = crate::kallsyms::check(&crashkit, path_str(&elf_path)?, &truth, &ram)?;
     let _ = std::fs::remove_file(&outcome.ram);
@@ -641,7 +645,7 @@ fn every_command(work: &Path, ram: &[u8]) -> Result<String, String> {
     let console =
         std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
     let console_lines = console_in_log(&console, &log)?;
-    let truth = crate::kallsyms::truth(ram, &console, phys_base)?;
+    let truth = crate::kallsyms::truth(ram, &console, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, path_str(&work.join("qemu.elf"))?, &truth)?;
     let crash = cli_check::Crash {
         ram,

@@ -106,10 +106,21 @@ impl<'a> Kernel<'a> {
             .filter(|h| h.is_executable() && h.sh_addr != 0)
             .map(|h| (h.sh_addr, h.sh_addr.saturating_add(h.sh_size)))
             .collect();
+        // GNU's build-id note (type 3, name `GNU`): in `.note.gnu.build-id`
+        // for most ELFs, in `.notes` beside Xen's for a vmlinux, and in
+        // the program headers' notes of a file without sections.
+        let is_build_id = |note: &goblin::elf::note::Note<'_>| {
+            note.n_type == 3 && note.name.trim_end_matches('\0') == "GNU"
+        };
         let build_id = elf
-            .iter_note_sections(bytes, Some(".note.gnu.build-id"))
+            .iter_note_sections(bytes, None)
             .and_then(|mut notes| {
-                notes.find_map(|note| note.ok().filter(|n| n.n_type == 3).map(|n| n.desc.to_vec()))
+                notes.find_map(|note| note.ok().filter(is_build_id).map(|n| n.desc.to_vec()))
+            })
+            .or_else(|| {
+                elf.iter_note_headers(bytes).and_then(|mut notes| {
+                    notes.find_map(|note| note.ok().filter(is_build_id).map(|n| n.desc.to_vec()))
+                })
             });
         let mut functions: Vec<(u64, u64, String)> = elf
             .syms

@@ -1224,3 +1224,50 @@ fn sym_reads_a_kernel_elfs_symbol_table() {
         "{source}"
     );
 }
+
+/// A vmlinux keeps its build-id in `.notes`, after other notes (Xen's):
+/// `bt --kernel` finds it there and takes the kernel as the dump's (no
+/// warning, no refusal); a different id in `.notes` is refused.
+#[test]
+fn bt_finds_a_vmlinux_build_id_in_its_notes_section() {
+    use object::write::Object;
+    use object::{Architecture, BinaryFormat, Endianness, SectionKind};
+    let vmlinux = |id: &[u8]| {
+        let mut elf = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+        let notes = elf.add_section(Vec::new(), b".notes".to_vec(), SectionKind::Note);
+        let mut bytes = Vec::new();
+        for (name, kind, desc) in [
+            (&b"Xen\0"[..], 6u32, &b"linux\0\0\0"[..]),
+            (b"GNU\0", 3, id),
+        ] {
+            bytes.extend_from_slice(&4u32.to_le_bytes());
+            bytes.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&kind.to_le_bytes());
+            bytes.extend_from_slice(name);
+            bytes.extend_from_slice(desc);
+            while bytes.len() % 4 != 0 {
+                bytes.push(0);
+            }
+        }
+        elf.set_section_data(notes, bytes, 4);
+        elf.write().unwrap()
+    };
+    let dump = file("bt-notes-dump.elf", &common::linux::elf());
+    let dump = dump.to_str().unwrap();
+    let id = [
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff, 0x00, 0x11, 0x22, 0x33,
+    ];
+    let same = file("bt-notes-vmlinux", &vmlinux(&id));
+    let output = crashkit(&["bt", dump, "--kernel", same.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("build-id"), "{stderr}");
+    assert_ne!(output.status.code(), Some(2), "{output:?}");
+    let other = file("bt-notes-other-vmlinux", &vmlinux(&[0xab; 20]));
+    let output = crashkit(&["bt", dump, "--kernel", other.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("its build-id abab"),
+        "{output:?}"
+    );
+}

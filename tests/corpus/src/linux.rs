@@ -157,15 +157,7 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
         ));
     }
     // The log: its console lines in it; then the same from each dump.
-    let log = Command::new(&crashkit)
-        .arg("log")
-        .arg(&elf_path)
-        .output()
-        .map_err(|e| format!("crashkit log: {e}"))?;
-    let log = String::from_utf8_lossy(&log.stdout).into_owned();
-    let console =
-        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
-    let console_lines = console_in_log(&console, &log)?;
+    let (log, console, console_lines) = log_and_console(&crashkit, &elf_path, work)?;
     let truth = crate::kallsyms::truth(&ram, &console, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
     let crash = cli_check::Crash {
@@ -197,6 +189,22 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
          kdump-zlib: {}",
         lines.join(" / ")
     ))
+}
+
+/// `crashkit log` of the dump at `elf_path`, the console the boot in `work`
+/// printed, and how many of the console's lines are in the log, in order
+/// ([`console_in_log`]).
+fn log_and_console(
+    crashkit: &Path,
+    elf_path: &Path,
+    work: &Path,
+) -> Result<(String, String, usize), String> {
+    let log = cli_check::run(crashkit, &["log", path_str(elf_path)?])?;
+    let log = String::from_utf8_lossy(&log.stdout).into_owned();
+    let console =
+        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
+    let lines = console_in_log(&console, &log)?;
+    Ok((log, console, lines))
 }
 
 /// The guest RAM file a boot left and the ELF dump QEMU wrote, read.
@@ -267,11 +275,7 @@ fn twin_without_vmcoreinfo(guest: &Guest, work: &Path, twin: &Path) -> Result<St
         .find(|entry| entry["key"] == "NUMBER(phys_base)")
         .and_then(|entry| entry["value"].as_str()?.parse::<i64>().ok())
         .ok_or("no NUMBER(phys_base) found")? as u64;
-    let log = cli_check::run(&crashkit, &["log", path_str(&elf_path)?])?;
-    let log = String::from_utf8_lossy(&log.stdout).into_owned();
-    let console =
-        std::fs::read_to_string(work.join("serial.log")).map_err(|e| format!("serial.log: {e}"))?;
-    let console_lines = console_in_log(&console, &log)?;
+    let (_, console, console_lines) = log_and_console(&crashkit, &elf_path, work)?;
     let truth = crate::kallsyms::truth(&ram, &console, phys_base, work)?;
     let listed = crate::kallsyms::check_list(&crashkit, path_str(&elf_path)?, &truth)?;
     let symbols = crate::kallsyms::check(&crashkit, path_str(&elf_path)?, &truth, &ram)?;

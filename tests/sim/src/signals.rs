@@ -96,8 +96,6 @@ pub(crate) fn install() {
     });
 }
 
-/// Add (`block == true`) or remove `signals` from the calling thread's mask;
-/// returns the previous mask.
 /// Block the calling thread's interrupt signal (a CPU's `cli`); whether it
 /// was unblocked before (IF was set).
 pub(crate) fn save_and_block_interrupts() -> bool {
@@ -116,6 +114,8 @@ pub(crate) fn unblock_interrupts() {
     let _previous = mask(signals_of(&[EntryKind::Interrupt]).as_slice(), false);
 }
 
+/// Add (`block == true`) or remove `signals` from the calling thread's mask;
+/// returns the previous mask.
 pub(crate) fn mask(signals: &[libc::c_int], block: bool) -> libc::sigset_t {
     // SAFETY: `set` and `old` are local, initialised by `sigemptyset` /
     // written by `pthread_sigmask`; the call changes only the calling

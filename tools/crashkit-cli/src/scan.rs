@@ -41,6 +41,7 @@ pub fn each_run(
         }
         Dump::Kdump(parts) => {
             let total: u64 = parts.iter().map(KdumpDump::descriptor_count).sum();
+            // One page, reused: the size is the format's constant.
             let mut page = vec![0u8; PAGE_SIZE as usize];
             for part in parts {
                 let (first, end) = part.part();

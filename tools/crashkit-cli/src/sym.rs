@@ -343,30 +343,34 @@ pub fn list(table: &Table) -> Answers {
     }
 }
 
+/// ` [module]` after a module's symbol, nothing after the kernel's.
+fn in_module(module: &Option<String>) -> String {
+    module.as_ref().map_or(String::new(), |m| format!(" [{m}]"))
+}
+
 /// The text of `sym`: crash's `ADDRESS (T) name` lines.
 pub fn render(answers: &Answers) -> String {
     let mut out = String::new();
     for answer in &answers.answers {
         let line = |e: &Entry| {
-            let module = e
-                .module
-                .as_ref()
-                .map_or(String::new(), |m| format!(" [{m}]"));
-            format!("{:016x} ({}) {}{module}", e.address, e.kind, e.name)
+            format!(
+                "{:016x} ({}) {}{}",
+                e.address,
+                e.kind,
+                e.name,
+                in_module(&e.module)
+            )
         };
         match answer.kind {
             "address" => match (answer.address, answer.symbols.first()) {
                 (Some(addr), Some(e)) => {
-                    let module = e
-                        .module
-                        .as_ref()
-                        .map_or(String::new(), |m| format!(" [{m}]"));
                     out.push_str(&format!(
-                        "{addr:016x} ({}) {}+{:#x}/{:#x}{module}\n",
+                        "{addr:016x} ({}) {}+{:#x}/{:#x}{}\n",
                         e.kind,
                         e.name,
                         e.offset.unwrap_or(0),
-                        e.size
+                        e.size,
+                        in_module(&e.module)
                     ));
                 }
                 (Some(addr), None) => {

@@ -396,6 +396,8 @@ fn names(
     // Grown as names decode: a hostile count allocates nothing up front
     // (each name takes at least two bytes of the bounded stream).
     let mut columns = Columns::default();
+    // A constant start; it grows to at most LONGEST_NAME plus one token
+    // (each token ends within LONGEST_TOKEN bytes), checked per token.
     let mut expanded = Vec::with_capacity(64);
     for index in 0..count {
         let fail = |why: String| format!("kallsyms_names, symbol {index}: {why}");

@@ -21,6 +21,7 @@ mod info;
 mod linux;
 mod log;
 mod open;
+mod orc;
 mod provenance;
 mod rd;
 mod record;
@@ -497,18 +498,37 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         } => {
             let files = open::Files::map(dump)?;
             let opened = open_and_warn(&files)?;
-            let path = bt::kernel_file(&opened, kernel.as_deref(), debug_dir)
-                .map_err(|e| UsageError(format!("{e:#}")))?;
-            let kernel_file = open::Files::map_plain(&path)?;
-            let elf =
-                bt::Kernel::parse(&kernel_file).with_context(|| format!("{}", path.display()))?;
-            bt::check_build_id(&opened, &elf, &path).map_err(|e| UsageError(format!("{e:#}")))?;
+            // A Linux dump unwinds with its own ORC tables: the ELF is
+            // optional there (for DWARF's names and lines).
+            let mut no_elf = None;
+            let path = match bt::kernel_file(&opened, kernel.as_deref(), debug_dir) {
+                Ok(path) => Some(path),
+                Err(e) if opened.is_linux() => {
+                    no_elf = Some(format!("{e:#}"));
+                    None
+                }
+                Err(e) => return Err(UsageError(format!("{e:#}")).into()),
+            };
+            let kernel_file = path.as_deref().map(open::Files::map_plain).transpose()?;
+            let elf = match (&path, &kernel_file) {
+                (Some(path), Some(map)) => Some(open_kernel(&opened, map, path)?),
+                _ => None,
+            };
             let which = if *all {
                 Some(cpus::numbers(cpus::cpus_of(&opened).0))
             } else {
                 cpu.map(|c| vec![c])
             };
-            let traces = bt::backtraces(&opened, &elf, which)?;
+            let traces = bt::backtraces(&opened, elf.as_ref(), which).map_err(|e| {
+                match e.downcast::<bt::NoUnwinder>() {
+                    Ok(none) => UsageError(match &no_elf {
+                        Some(why) => format!("{}; {why}", none.0),
+                        None => none.0,
+                    })
+                    .into(),
+                    Err(e) => e,
+                }
+            })?;
             answer(
                 cli.json,
                 Versioned {
@@ -517,6 +537,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 },
                 || bt::render(&traces),
             )?;
+            let early: Vec<String> = traces
+                .iter()
+                .filter(|t| !t.complete)
+                .map(|t| format!("CPU {}", t.cpu))
+                .collect();
+            if !early.is_empty() {
+                eprintln!(
+                    "crashkit: the backtrace stopped before the stack's start on {} (the reason is after its frames)",
+                    early.join(", ")
+                );
+                return Ok(ExitCode::from(1));
+            }
         }
         Command::Log {
             dump,

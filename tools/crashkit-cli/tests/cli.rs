@@ -695,19 +695,27 @@ fn bt_refuses_a_kernel_that_is_not_the_dumps_and_names_what_it_has() {
         stderr.contains("is not the dump's 00112233445566778899aabbccddeeff00112233"),
         "{stderr}"
     );
-    // No kernel named and none under the debug directory: a usage error
-    // that says where it looked.
-    let output = crashkit(&["bt", path, "--debug-dir", "/nonexistent"]);
+    // No kernel named and none under the debug directory, and the
+    // dump's ORC tables left out: a usage error that says both.
+    let without_orc = file(
+        "bt-linux-no-orc.elf",
+        &common::linux::elf_excluding(&[common::linux::orc_page()]),
+    );
+    let without_orc = without_orc.to_str().unwrap();
+    let output = crashkit(&["bt", without_orc, "--debug-dir", "/nonexistent"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("/nonexistent/.build-id/00/112233445566778899aabbccddeeff00112233.debug"),
+        stderr.contains("/nonexistent/.build-id/00/112233445566778899aabbccddeeff00112233.debug")
+            && stderr.contains("Linux's ORC tables cannot be used")
+            && stderr.contains("excluded"),
         "{stderr}"
     );
     // A dump without a build-id: the kernel is taken, with a warning, and
-    // the unwind stops where the ELF has nothing to say.
+    // the unwind stops where the ELF has nothing to say, which is not a
+    // whole stack (exit 1, and the text says it stopped early).
     let output = crashkit(&["bt", elf_path(), "--kernel", "/bin/true"]);
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("warning: the dump names no build-id"),
@@ -715,8 +723,121 @@ fn bt_refuses_a_kernel_that_is_not_the_dumps_and_names_what_it_has() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.starts_with("CPU 1 (panicking)\n #0  0xffffffff81000001 in ??"),
+        stdout.starts_with("CPU 1 (panicking)\n #0  0xffffffff81000001 in ??")
+            && stdout.contains(" (stopped early: "),
         "{stdout}"
+    );
+    assert!(
+        stderr.contains("the backtrace stopped before the stack's start on CPU 1"),
+        "{stderr}"
+    );
+}
+
+/// A Linux dump unwinds with its own ORC tables and kallsyms, no ELF:
+/// the synthetic dump's panicking CPU, from `panic` through
+/// `sysrq_handle_crash` to the system call entry's pt_regs, named as
+/// Linux names return addresses, and complete. Then its tables and stack
+/// damaged a byte at a time: every run ends within the limits, and a
+/// backtrace that reads as complete still starts at `panic` and names
+/// only the kernel's symbols.
+#[test]
+fn bt_unwinds_a_linux_dump_with_its_own_orc_tables() {
+    use common::linux::{RIP, RSP, USER_RIP, USER_RSP};
+    let whole = common::linux::elf();
+    let path = file("bt-orc.elf", &whole);
+    let path = path.to_str().unwrap();
+    let output = crashkit(&["bt", path, "--debug-dir", "/nonexistent"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let want = format!(
+        "CPU 0 (panicking)\n \
+         #0  {RIP:#018x} in panic+0x20/0x2f4\n \
+         #1  0xffffffff810003fa in sysrq_handle_crash+0x6/0x10c\n \
+         #2  0xffffffff81000540 in entry_SYSCALL_64+0x40/0x300\n     \
+         -- pt_regs at {:#x}: from user space, RIP {USER_RIP:#x}, RSP {USER_RSP:#x}\n \
+         (complete: entered from user space (RIP {USER_RIP:#x}, RSP {USER_RSP:#x}))\n",
+        RSP + 24
+    );
+    assert_eq!(stdout, want);
+    let output = crashkit(&["--json", "bt", path, "-a"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let trace = &json["bt"][0];
+    assert_eq!(trace["complete"], true);
+    assert!(
+        trace["unwinder"]
+            .as_str()
+            .unwrap()
+            .starts_with("orc (Linux's tables in the dump: format 1, 5 entries)"),
+        "{trace}"
+    );
+    let steps: Vec<&str> = trace["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["unwound_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["orc", "orc", "orc pt_regs"]);
+    assert_eq!(trace["frames"][2]["interrupted"]["user"], true);
+    assert_eq!(trace["frames"][1]["sp"], RSP + 16);
+
+    let offsets = common::linux::orc_offsets(&whole);
+    let mut complete = 0;
+    let mut refused = 0;
+    let mut runs = 0;
+    for (index, &offset) in offsets.iter().enumerate() {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bytes = whole.clone();
+            bytes[offset] ^= flip;
+            let damaged = file(&format!("bt-orc-damaged.{index}.{flip}"), &bytes);
+            let damaged = damaged.to_str().unwrap();
+            let args = ["--json", "bt", damaged, "-a"];
+            common::survives(&args, damaged, "bt on damaged ORC tables and stack");
+            runs += 1;
+            let output = crashkit(&args);
+            let Ok(json) = serde_json::from_slice::<serde_json::Value>(&output.stdout) else {
+                continue;
+            };
+            if json["error"].is_object() {
+                // Tables that do not read: refused whole, saying why.
+                assert_eq!(output.status.code(), Some(2), "{json}");
+                let message = json["error"]["message"].as_str().unwrap();
+                assert!(message.contains("ORC tables cannot be used"), "{message}");
+                refused += 1;
+                continue;
+            }
+            let trace = &json["bt"][0];
+            if trace["complete"] == true {
+                complete += 1;
+                assert_eq!(output.status.code(), Some(0));
+                let frames = trace["frames"].as_array().unwrap();
+                assert!(
+                    frames[0]["symbol"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("panic+0x20/"),
+                    "{trace}"
+                );
+                for frame in frames {
+                    let symbol = frame["symbol"].as_str().unwrap_or("??");
+                    assert!(
+                        common::linux::SYMBOLS
+                            .iter()
+                            .any(|(_, name, _)| symbol.starts_with(&format!("{name}+"))),
+                        "{symbol}: {trace}"
+                    );
+                }
+            } else {
+                assert_eq!(output.status.code(), Some(1), "{trace}");
+                assert!(!trace["stopped"].as_str().unwrap().is_empty());
+            }
+            let _ = std::fs::remove_file(damaged);
+        }
+    }
+    println!("{complete} complete, {refused} refused, of {runs} damaged dumps");
+    assert!(
+        runs > 700 && complete > 0 && refused > 0 && complete + refused < runs,
+        "{complete} complete and {refused} refused of {runs}"
     );
 }
 
@@ -1027,7 +1148,7 @@ fn symbols_come_from_the_dumps_kallsyms_and_survive_its_damage() {
     // The panicking CPU is panic_cpu's.
     let cpus = json(&crashkit(&["--json", "cpus", path]));
     assert_eq!(cpus["cpus"][0]["panicking"], true);
-    assert_eq!(cpus["cpus"][0]["function"], "startup_64+0x0/0x100");
+    assert_eq!(cpus["cpus"][0]["function"], "panic+0x20/0x2f4");
     // Addresses: hex with or without 0x; decimal is gone.
     for address in [
         "ffffffff80106000",

@@ -177,6 +177,12 @@ fn every_command_matches_its_golden_output() {
             vec!["--json", "sym", synthetic, "sysrq_handle_crash+8"],
         ),
         ("sym-list", vec!["sym", "-l", synthetic]),
+        ("bt", vec!["bt", synthetic]),
+        ("bt-json", vec!["--json", "bt", synthetic]),
+        (
+            "bt-no-vmcoreinfo-note",
+            vec!["bt", "golden-linux-no-note.elf"],
+        ),
         ("sym-unknown", vec!["sym", synthetic, "no_such_symbol"]),
         ("no-note-info", vec!["info", "golden-linux-no-note.elf"]),
         (

@@ -10,7 +10,9 @@
 //! `record --scan`, `rd -p`, `rd` and `vtop` (virtual: through whatever
 //! page tables the file names), `sym` (a name and an address: kallsyms
 //! through whatever VMCOREINFO the file has or memory holds), `bt -a` (with /bin/true as the kernel: any
-//! ELF's call-frame information over hostile registers and stacks), `log`
+//! ELF's call-frame information over hostile registers and stacks; and
+//! without: a Linux dump's ORC tables, wherever the file's VMCOREINFO
+//! and kallsyms place them), `log`
 //! and `verify`, each under a 1 GiB address-space
 //! limit and a 10 s limit: none may panic, be killed or use an exit code
 //! outside 0-3, and an unusable file is one line naming the file.
@@ -35,6 +37,7 @@ const COMMANDS: &[&[&str]] = &[
     &["vtop", "0xffffffff81000000"],
     &["sym", "panic", "ffffffff81000000"],
     &["bt", "-a", "--kernel", "/bin/true"],
+    &["bt", "-a"],
     &["log"],
     &["verify"],
 ];

@@ -8,7 +8,10 @@
 //! without text, and one slot reused (not finalized). Then the kernel's
 //! `init_uts_ns` (its release VMCOREINFO's `OSRELEASE`), `panic_cpu`, and
 //! kallsyms tables VMCOREINFO locates ([`SYMBOLS`]: base-relative offsets
-//! with absolute per-CPU symbols, each byte value its own token).
+//! with absolute per-CPU symbols, each byte value its own token). Last,
+//! ORC tables (format 1, as Linux 6.1's) and the panicking CPU's stack:
+//! `panic`, called by `sysrq_handle_crash`, called by the system call
+//! entry, whose `pt_regs` holds the user space registers.
 
 use crashkit_dump_format::plan::{CpuState, DumpPlan};
 use crashkit_dump_format::write::WriteOptions;
@@ -41,23 +44,66 @@ const NAMES: u64 = KALLSYMS + 0x1000;
 /// Linux's own copy of its VMCOREINFO text, in a page of its own (what a
 /// scan finds when the dump has no note).
 pub const VMCOREINFO_PAGE: u64 = BASE + 0x9000;
+/// The ORC tables: addresses, then entries.
+const ORC: u64 = BASE + 0xa000;
+/// The panicking CPU's stack.
+pub const STACK: u64 = BASE + 0xb000;
+/// Its stack pointer (in the image mapping).
+pub const RSP: u64 = IMAGE + STACK + 0x100;
 const PAGES: usize = 16;
 /// What `panic_cpu` holds.
 pub const PANICKING: i32 = 0;
 
 /// The kernel's symbols, by address: (type, name, address). Per-CPU
 /// symbols first, at their offsets; the kernel's data below its text.
-pub const SYMBOLS: [(char, &str, u64); 9] = [
+pub const SYMBOLS: [(char, &str, u64); 15] = [
     ('A', "fixed_percpu_data", 0),
     ('D', "cpu_number", 0x2_0000),
     ('D', "init_uts_ns", IMAGE + UTS),
     ('D', "panic_cpu", IMAGE + PANIC_CPU),
+    ('R', "__start_orc_unwind_ip", IMAGE + ORC),
+    (
+        'R',
+        "__start_orc_unwind",
+        IMAGE + ORC + 4 * ORC_ENTRIES.len() as u64,
+    ),
+    (
+        'R',
+        "__stop_orc_unwind_ip",
+        IMAGE + ORC + 4 * ORC_ENTRIES.len() as u64,
+    ),
+    (
+        'R',
+        "__stop_orc_unwind",
+        IMAGE + ORC + 10 * ORC_ENTRIES.len() as u64,
+    ),
     ('T', "startup_64", IMAGE + 0x100_0000),
     ('T', "_stext", IMAGE + 0x100_0000),
     ('T', "panic", IMAGE + 0x100_0100),
     ('t', "sysrq_handle_crash", IMAGE + 0x100_03f4),
+    ('T', "entry_SYSCALL_64", IMAGE + 0x100_0500),
+    ('T', "_etext", IMAGE + 0x100_0800),
     ('B', "_end", IMAGE + 0x100_1000),
 ];
+
+/// The ORC entries: (address, sp_offset, flags) in format 1 (`sp_reg`
+/// bits 0-3, `bp_reg` 4-7, `type` 8-9 with CALL 0 and REGS 1, `end` 10;
+/// register 5 is RSP): the start-up code's end of stack, `panic` (CFA at
+/// RSP + 16), `sysrq_handle_crash` (RSP + 8), the system call entry (a
+/// pt_regs at RSP), and the terminator at `_etext` (all zero).
+pub const ORC_ENTRIES: [(u64, i16, u16); 5] = [
+    (IMAGE + 0x100_0000, 0, 1 << 10),
+    (IMAGE + 0x100_0100, 16, 5),
+    (IMAGE + 0x100_03f4, 8, 5),
+    (IMAGE + 0x100_0500, 0, 5 | (1 << 8)),
+    (IMAGE + 0x100_0800, 0, 0),
+];
+
+/// The panicking CPU's RIP: in `panic`.
+pub const RIP: u64 = IMAGE + 0x100_0120;
+/// The user space registers the system call entry saved.
+pub const USER_RIP: u64 = 0x40_1000;
+pub const USER_RSP: u64 = 0x7ffc_1000;
 
 /// VMCOREINFO: the printk ring's layout as Linux 6.1 exports it.
 pub fn vmcoreinfo() -> String {
@@ -187,6 +233,7 @@ impl Memory {
         memory.put(UTS + 130, b"6.1.0-synthetic");
         memory.put(PANIC_CPU, &PANICKING.to_le_bytes());
         memory.put_kallsyms();
+        memory.put_orc();
         memory.put(VMCOREINFO_PAGE, vmcoreinfo().as_bytes());
         memory
     }
@@ -220,6 +267,34 @@ impl Memory {
     }
 }
 
+impl Memory {
+    /// The ORC tables and the stack they unwind.
+    fn put_orc(&mut self) {
+        let entries = ORC + 4 * ORC_ENTRIES.len() as u64;
+        for (index, &(address, sp_offset, flags)) in (0u64..).zip(&ORC_ENTRIES) {
+            let at = IMAGE + ORC + 4 * index;
+            let relative = address.wrapping_sub(at) as i64 as i32;
+            self.put(ORC + 4 * index, &relative.to_le_bytes());
+            self.put(entries + 6 * index, &sp_offset.to_le_bytes());
+            self.put(entries + 6 * index + 4, &flags.to_le_bytes());
+        }
+        // RSP: panic's frame; its return address into sysrq_handle_crash
+        // at RSP + 8; sysrq_handle_crash's into the entry at RSP + 16; the
+        // pt_regs at RSP + 24 (r15 first; ip, cs, flags, sp, ss last).
+        let rsp = STACK + 0x100;
+        self.put_u64(rsp, 0x1111);
+        self.put_u64(rsp + 8, IMAGE + 0x100_03fa);
+        self.put_u64(rsp + 16, IMAGE + 0x100_0540);
+        let regs = rsp + 24;
+        for index in 0..21u64 {
+            self.put_u64(regs + 8 * index, 0xa000 + index);
+        }
+        self.put_u64(regs + 16 * 8, USER_RIP);
+        self.put_u64(regs + 17 * 8, 0x33);
+        self.put_u64(regs + 19 * 8, USER_RSP);
+    }
+}
+
 impl PhysMemory for Memory {
     fn page(&mut self, phys: u64) -> Option<&[u8; 4096]> {
         self.pages.get(((phys - BASE) / 4096) as usize)
@@ -247,7 +322,9 @@ fn elf_with(excluded: &[PhysRange], note: &[u8]) -> Vec<u8> {
     let ranges = [PhysRange::new(BASE, PAGES as u64 * 4096)];
     let cpus = [CpuState {
         registers: Registers {
-            rip: IMAGE + 0x100_0000,
+            rip: RIP,
+            rsp: RSP,
+            cs: 0x10,
             ..Registers::default()
         },
         control: ControlState::default(),
@@ -278,6 +355,21 @@ fn elf_with(excluded: &[PhysRange], note: &[u8]) -> Vec<u8> {
     )
     .unwrap();
     sink.0
+}
+
+/// File offsets of the bytes of the ORC tables and of the stack's first
+/// 200 bytes (where the frames and the pt_regs are).
+pub fn orc_offsets(file: &[u8]) -> Vec<usize> {
+    let dump = crashkit_dump_format::ElfDump::parse(file).unwrap();
+    let page = |phys: u64| dump.classify(phys).file_offset.unwrap() as usize;
+    let tables = page(ORC)..page(ORC) + 10 * ORC_ENTRIES.len();
+    let stack = page(STACK) + 0x100..page(STACK) + 0x100 + 200;
+    tables.chain(stack).collect()
+}
+
+/// The physical range of the ORC tables' page.
+pub fn orc_page() -> PhysRange {
+    PhysRange::new(ORC, 4096)
 }
 
 /// File offsets of the dump's pages that hold the tables, the ring,

@@ -1,0 +1,517 @@
+//! `crashkit bt DUMP [CPU] [-a] [--kernel ELF]`: each CPU's call stack,
+//! unwound from the registers the dump holds for it.
+//!
+//! Two unwinders:
+//! - a Linux dump: the ORC tables the kernel keeps in memory, found
+//!   through its own kallsyms (`orc`, `crate::orc`), the stacks read
+//!   through `init_top_pgt` (Linux's CPU notes have no CR3), frames named
+//!   by kallsyms as Linux's own traces name them (`panic+0x118/0x2f4`), and
+//!   by the kernel ELF's DWARF too (functions, inlined frames, file:line)
+//!   when one is given or found. No vmlinux is needed.
+//! - any other kernel (a crashkit kernel), or Linux without ORC tables:
+//!   the kernel ELF's call-frame information (`.debug_frame`, else
+//!   `.eh_frame`; gimli), frame pointers where there is none (`cfi`),
+//!   the stack read through the CPU's own page tables (`vaddr`).
+//!
+//! The kernel ELF is `--kernel FILE`, or found by the dump's build-id
+//! (VMCOREINFO `BUILD-ID`) under `--debug-dir` as
+//! `.build-id/xx/rest.debug`. An ELF whose build-id differs from the
+//! dump's is refused; a build-id missing on either side is a warning.
+//!
+//! An unwind is bounded: at most [`MOST_FRAMES`] frames, every step checked
+//! (see each unwinder). Each backtrace says how it ended: complete (a
+//! Linux stack's end-of-stack entry, or its entry from user space; a
+//! return address of zero) or stopped early, and why. The command exits
+//! with 1 when any stopped early.
+
+mod cfi;
+mod kernel;
+mod orc;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crashkit_dump_format::read::CpuRegisters;
+
+pub use kernel::{Function, Kernel};
+
+use crate::cpus;
+use crate::open::Opened;
+use crate::symbols::Table;
+use crate::symbols::kallsyms::KernelMemory;
+use crate::vaddr;
+
+/// The most frames one unwind gives.
+pub const MOST_FRAMES: usize = 64;
+
+/// The end of a CFI unwind that reached the outermost frame.
+const OUTERMOST: &str = "the outermost frame (return address 0)";
+
+/// One frame of a backtrace.
+#[derive(Debug, Serialize)]
+pub struct Frame {
+    /// The instruction address (the return address for frames after the
+    /// first, unless an interrupt frame gave it).
+    pub pc: u64,
+    /// The stack pointer in this frame.
+    pub sp: u64,
+    /// The symbol `pc` is in, as Linux prints it (`name+0xoff/0xsize`;
+    /// kallsyms), when the dump has a symbol table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symbol: Option<String>,
+    /// The functions there from the kernel ELF's DWARF, innermost first
+    /// (inlined ones before the one they are inlined into).
+    pub functions: Vec<Function>,
+    /// How the caller's frame was found from this one: `cfi`, `frame
+    /// pointer`, `orc`, `orc pt_regs`, `orc iret frame`; absent on the last
+    /// frame.
+    pub unwound_by: Option<&'static str>,
+    /// The saved registers the caller's frame came from (an interrupt,
+    /// exception or system call entry), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<orc::Interrupted>,
+}
+
+/// One CPU's backtrace.
+#[derive(Debug, Serialize)]
+pub struct Backtrace {
+    /// The CPU as `cpus` numbers it.
+    pub cpu: usize,
+    /// The panicking CPU.
+    pub panicking: bool,
+    /// How it was unwound.
+    pub unwinder: String,
+    /// Innermost first.
+    pub frames: Vec<Frame>,
+    /// The stack was walked to its start ([`Backtrace::stopped`] says
+    /// which); false when it stopped early.
+    pub complete: bool,
+    /// How the unwind ended, or why it stopped.
+    pub stopped: String,
+}
+
+/// Open the kernel ELF for `dump`: `kernel`, else the one under
+/// `debug_dir` named by the dump's build-id. A build-id that differs is
+/// an error; one missing on either side is a warning on standard error.
+pub fn kernel_file(
+    dump: &Opened<'_>,
+    kernel: Option<&Path>,
+    debug_dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let dump_id = build_id(dump);
+    match (kernel, &dump_id) {
+        (Some(path), _) => Ok(path.to_path_buf()),
+        (None, Some(id)) => {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let path = debug_file(id, debug_dir);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                bail!(
+                    "no kernel ELF: give --kernel FILE (the dump's build-id {hex} is not at {})",
+                    path.display()
+                )
+            }
+        }
+        (None, None) => bail!("no kernel ELF: give --kernel FILE (the dump names no build-id)"),
+    }
+}
+
+/// Where a debug directory keeps the ELF of build-id `id`:
+/// `DIR/.build-id/xx/rest.debug`, as gdb and debuginfod lay it out.
+pub fn debug_file(id: &[u8], debug_dir: &Path) -> PathBuf {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    debug_dir
+        .join(".build-id")
+        .join(&hex[..2.min(hex.len())])
+        .join(format!("{}.debug", hex.get(2..).unwrap_or("")))
+}
+
+/// The build-id VMCOREINFO names.
+fn build_id(dump: &Opened<'_>) -> Option<Vec<u8>> {
+    let info = dump.vmcoreinfo()?;
+    let (bytes, len) = info.build_id()?;
+    Some(bytes.get(..len)?.to_vec())
+}
+
+/// Check the kernel's build-id against the dump's: a mismatch is an
+/// error; a missing one a warning.
+pub fn check_build_id(dump: &Opened<'_>, kernel: &Kernel<'_>, path: &Path) -> anyhow::Result<()> {
+    let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    match (build_id(dump), &kernel.build_id) {
+        (Some(dump_id), Some(elf_id)) if dump_id != *elf_id => bail!(
+            "{}: its build-id {} is not the dump's {}: not the kernel that crashed",
+            path.display(),
+            hex(elf_id),
+            hex(&dump_id)
+        ),
+        (None, _) => eprintln!(
+            "crashkit: warning: the dump names no build-id; cannot check that {} is the kernel that crashed",
+            path.display()
+        ),
+        (_, None) => eprintln!(
+            "crashkit: warning: {} has no build-id; cannot check that it is the kernel that crashed",
+            path.display()
+        ),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The ORC unwinder of a Linux dump: its tables, its symbols, its memory.
+struct Linux<'d, 'a> {
+    memory: &'d crate::linux::Memory<'d, 'a>,
+    tables: crate::orc::Tables<'d>,
+    symbols: &'d Table,
+    /// `_stext` .. `_etext`, and `_sinittext` .. `_einittext` when the
+    /// symbols have them: init code is freed after boot, but its ORC
+    /// entries stay, and the boot CPU's idle stack starts there.
+    text: [(u64, u64); 2],
+    end: u64,
+    pages: RefCell<HashMap<u64, Result<Vec<u8>, String>>>,
+}
+
+/// Modules and BPF code live above the image, below the fixmap.
+const MODULES_END: u64 = 0xffff_ffff_ff00_0000;
+
+impl orc::Kernel for Linux<'_, '_> {
+    fn entry(&self, pc: u64) -> Result<Option<(u64, crate::orc::Entry)>, String> {
+        self.tables.find(pc)
+    }
+    fn in_text(&self, addr: u64) -> bool {
+        self.text
+            .iter()
+            .any(|&(start, end)| (start..end).contains(&addr))
+    }
+    fn in_modules(&self, addr: u64) -> bool {
+        (self.end..MODULES_END).contains(&addr)
+    }
+    fn function_start(&self, addr: u64) -> Option<u64> {
+        self.symbols.name_of(addr).map(|named| named.symbol.addr)
+    }
+}
+
+impl orc::Stack for Linux<'_, '_> {
+    fn read_u64(&self, addr: u64) -> Result<u64, String> {
+        let page = addr & !0xfff;
+        let within = (addr - page) as usize;
+        if within > 4096 - 8 {
+            // Across two pages: rare (stacks are 8-byte aligned).
+            let bytes = self.memory.read(addr, 8)?;
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&bytes);
+            return Ok(u64::from_le_bytes(word));
+        }
+        let mut pages = self.pages.borrow_mut();
+        if pages.len() >= 256 && !pages.contains_key(&page) {
+            pages.clear();
+        }
+        match pages
+            .entry(page)
+            .or_insert_with(|| self.memory.read(page, 4096))
+        {
+            Ok(bytes) => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&bytes[within..within + 8]);
+                Ok(u64::from_le_bytes(word))
+            }
+            Err(why) => Err(why.clone()),
+        }
+    }
+}
+
+/// The one address of symbol `name`.
+fn symbol_address(symbols: &Table, name: &str) -> Result<u64, String> {
+    match symbols.by_name(name).as_slice() {
+        [(symbol, _)] => Ok(symbol.addr),
+        [] => Err(format!("no symbol {name}")),
+        several => Err(format!("{} symbols are named {name}", several.len())),
+    }
+}
+
+/// A frame's symbol as Linux prints it: the symbol `lookup` is in, with
+/// the offset of `pc` (a return address names its call's function with
+/// the return address's own offset, as `%pB` does).
+fn linux_symbol(symbols: &Table, pc: u64, lookup: u64) -> Option<String> {
+    let named = symbols.name_of(lookup)?;
+    let mut text = format!(
+        "{}+{:#x}/{:#x}",
+        named.symbol.name,
+        pc.wrapping_sub(named.symbol.addr),
+        named.size
+    );
+    if let Some(module) = &named.symbol.module {
+        text.push_str(&format!(" [{module}]"));
+    }
+    Some(text)
+}
+
+/// The ORC unwinder of `dump`, or why there is none.
+fn linux_unwinder<'d, 'a>(
+    dump: &'d Opened<'a>,
+    memory: &'d crate::linux::Memory<'d, 'a>,
+) -> Result<Linux<'d, 'a>, String> {
+    let symbols = dump
+        .kallsyms()
+        .map_err(|why| format!("no kallsyms: {why}"))?;
+    let release = dump
+        .vmcoreinfo()
+        .and_then(|info| info.get("OSRELEASE").map(str::to_owned));
+    let tables = crate::orc::Tables::locate(symbols, release.as_deref(), memory)?;
+    let init = match (
+        symbol_address(symbols, "_sinittext"),
+        symbol_address(symbols, "_einittext"),
+    ) {
+        (Ok(start), Ok(end)) => (start, end),
+        _ => (0, 0),
+    };
+    let text = [
+        (
+            symbol_address(symbols, "_stext")?,
+            symbol_address(symbols, "_etext")?,
+        ),
+        init,
+    ];
+    let end = symbol_address(symbols, "_end")?;
+    Ok(Linux {
+        memory,
+        tables,
+        symbols,
+        text,
+        end,
+        pages: RefCell::new(HashMap::new()),
+    })
+}
+
+/// The backtraces of `which` CPUs, by number ([`cpus::number`]; `None`:
+/// the panicking one, else the first note). A Linux dump is unwound with
+/// its ORC tables when it has them, else with `kernel`'s CFI; without
+/// either there is nothing to unwind with (an error naming both).
+pub fn backtraces(
+    dump: &Opened<'_>,
+    kernel: Option<&Kernel<'_>>,
+    which: Option<Vec<usize>>,
+) -> anyhow::Result<Vec<Backtrace>> {
+    let (list, panic) = cpus::cpus_of(dump);
+    let is_panicking = |place: usize| {
+        list.get(place)
+            .is_some_and(|c| panic == Some(cpus::cpu_index(place, c)))
+    };
+    let numbers = which.unwrap_or_else(|| {
+        vec![cpus::number(
+            list,
+            (0..list.len()).find(|&p| is_panicking(p)).unwrap_or(0),
+        )]
+    });
+    let memory = crate::linux::Memory::new(dump);
+    let linux = if dump.is_linux() {
+        match linux_unwinder(dump, &memory) {
+            Ok(linux) => Some(linux),
+            Err(why) if kernel.is_some() => {
+                eprintln!(
+                    "crashkit: warning: Linux's ORC tables cannot be used ({why}); unwinding with the kernel ELF's call-frame information"
+                );
+                None
+            }
+            Err(why) => bail!(NoUnwinder(format!(
+                "cannot unwind: Linux's ORC tables cannot be used ({why}), and there is no kernel ELF"
+            ))),
+        }
+    } else {
+        None
+    };
+    if linux.is_none() && kernel.is_none() {
+        bail!(NoUnwinder("no kernel ELF: give --kernel FILE".into()));
+    }
+    let mut out = Vec::new();
+    for number in numbers {
+        let found = cpus::place(list, number);
+        let Some((place, cpu)) = found.and_then(|place| Some((place, list.get(place)?))) else {
+            bail!(crate::cpus::NoSuchCpu {
+                asked: number,
+                count: list.len()
+            });
+        };
+        let panicking = is_panicking(place);
+        let CpuRegisters::X86_64(registers) = cpu.registers else {
+            out.push(Backtrace {
+                cpu: number,
+                panicking,
+                unwinder: "none".into(),
+                frames: Vec::new(),
+                complete: false,
+                stopped: "i386 registers: not unwound".into(),
+            });
+            continue;
+        };
+        if let Some(linux) = &linux {
+            out.push(orc_backtrace(linux, kernel, number, panicking, &registers));
+            continue;
+        }
+        let Some(kernel) = kernel else {
+            bail!(NoUnwinder("no kernel ELF: give --kernel FILE".into()));
+        };
+        let (frames, stopped) = match vaddr::space(dump, Some(number)) {
+            Ok(space) => cfi::unwind(dump, &space, kernel, &registers),
+            // The first frame needs no memory; the rest need the stack.
+            Err(why) => (
+                vec![Frame {
+                    pc: registers.rip,
+                    sp: registers.rsp,
+                    symbol: None,
+                    functions: kernel.symbolise(registers.rip),
+                    unwound_by: None,
+                    interrupted: None,
+                }],
+                format!("no page tables to read the stack with: {why}"),
+            ),
+        };
+        out.push(Backtrace {
+            cpu: number,
+            panicking,
+            unwinder: "cfi (the kernel ELF's call-frame information)".into(),
+            frames,
+            complete: stopped == OUTERMOST,
+            stopped,
+        });
+    }
+    Ok(out)
+}
+
+/// One CPU's backtrace by the ORC tables.
+fn orc_backtrace(
+    linux: &Linux<'_, '_>,
+    kernel: Option<&Kernel<'_>>,
+    number: usize,
+    panicking: bool,
+    registers: &crashkit_dump_format::Registers,
+) -> Backtrace {
+    let (walked, ending) = orc::walk(registers, linux, linux, MOST_FRAMES);
+    let frames = walked
+        .iter()
+        .map(|frame| {
+            let lookup = if frame.exact {
+                frame.pc
+            } else {
+                frame.pc.wrapping_sub(1)
+            };
+            Frame {
+                pc: frame.pc,
+                sp: frame.sp,
+                symbol: linux_symbol(linux.symbols, frame.pc, lookup),
+                functions: kernel.map(|k| k.symbolise(lookup)).unwrap_or_default(),
+                unwound_by: frame.step.map(orc::Step::name),
+                interrupted: frame.interrupted,
+            }
+        })
+        .collect();
+    let stopped = match &ending {
+        orc::Ending::User { rip, rsp } if walked.is_empty() => {
+            format!("the CPU was in user space (RIP {rip:#x}, RSP {rsp:#x}): no kernel stack")
+        }
+        orc::Ending::User { rip, rsp } => {
+            format!("entered from user space (RIP {rip:#x}, RSP {rsp:#x})")
+        }
+        orc::Ending::EndOfStack => format!(
+            "the end of the stack{}",
+            walked
+                .last()
+                .and_then(|f| linux.symbols.name_of(f.pc))
+                .map(|named| format!(" ({}, marked by ORC)", named.symbol.name))
+                .unwrap_or_default()
+        ),
+        orc::Ending::Stopped(why) => why.clone(),
+    };
+    let layout = linux.tables.layout;
+    Backtrace {
+        cpu: number,
+        panicking,
+        unwinder: format!(
+            "orc (Linux's tables in the dump: format {}, {} entries)",
+            layout.version.number(),
+            layout.count
+        ),
+        frames,
+        complete: ending.complete(),
+        stopped,
+    }
+}
+
+/// Nothing to unwind with: a usage error (exit 2).
+#[derive(Debug)]
+pub struct NoUnwinder(pub String);
+
+impl std::fmt::Display for NoUnwinder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoUnwinder {}
+
+/// The text: per CPU, one line a frame, inlined functions under it.
+pub fn render(traces: &[Backtrace]) -> String {
+    let mut out = String::new();
+    for trace in traces {
+        out.push_str(&format!(
+            "CPU {}{}\n",
+            trace.cpu,
+            if trace.panicking { " (panicking)" } else { "" }
+        ));
+        for (index, frame) in trace.frames.iter().enumerate() {
+            let mut functions = frame.functions.iter();
+            let describe = |f: &Function| {
+                let name = f.name.as_deref().unwrap_or("??");
+                match (&f.file, f.line) {
+                    (Some(file), Some(line)) => format!("{name} ({file}:{line})"),
+                    (Some(file), None) => format!("{name} ({file})"),
+                    _ => name.to_owned(),
+                }
+            };
+            let named = functions.next().filter(|f| f.name.is_some());
+            let name = match (named, &frame.symbol) {
+                (Some(first), _) => describe(first),
+                (None, Some(symbol)) => symbol.clone(),
+                (None, None) => "??".to_owned(),
+            };
+            out.push_str(&format!(" #{index:<2} {:#018x} in {name}\n", frame.pc));
+            if named.is_some() {
+                for outer in functions {
+                    out.push_str(&format!("{:25}inlined into {}\n", "", describe(outer)));
+                }
+            }
+            if let Some(regs) = &frame.interrupted {
+                out.push_str(&format!(
+                    "     -- {} at {:#x}: {} RIP {:#x}, RSP {:#x}\n",
+                    if regs.full {
+                        "pt_regs"
+                    } else {
+                        "interrupt frame"
+                    },
+                    regs.at,
+                    if regs.user {
+                        "from user space,"
+                    } else {
+                        "interrupted kernel code at"
+                    },
+                    regs.rip,
+                    regs.rsp
+                ));
+            }
+        }
+        out.push_str(&format!(
+            " ({}: {})\n",
+            if trace.complete {
+                "complete"
+            } else {
+                "stopped early"
+            },
+            trace.stopped
+        ));
+    }
+    out
+}

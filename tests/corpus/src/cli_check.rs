@@ -512,26 +512,24 @@ pub fn backtraces(
 ) -> Result<String, String> {
     let dump_arg = dump.to_str().ok_or("path is not UTF-8")?;
     let kernel_arg = kernel.to_str().ok_or("path is not UTF-8")?;
-    let value = json(
+    // A dump without a build-id warns on stderr: allowed here. Exit 1
+    // says a backtrace stopped before its stack's start, and only then.
+    let output = run(
         crashkit,
         &["--json", "bt", "-a", dump_arg, "--kernel", kernel_arg],
-        0,
-    )
-    .or_else(|_| {
-        // A dump without a build-id warns on stderr: allowed here.
-        let output = run(
-            crashkit,
-            &["--json", "bt", "-a", dump_arg, "--kernel", kernel_arg],
-        )?;
-        if output.status.code() != Some(0) {
-            return Err(format!(
-                "bt: exit {:?}: {}",
-                output.status.code(),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        serde_json::from_slice::<Value>(&output.stdout).map_err(|e| format!("bt: {e}"))
-    })?;
+    )?;
+    let value: Value = serde_json::from_slice(&output.stdout).map_err(|e| format!("bt: {e}"))?;
+    let early = value["bt"]
+        .as_array()
+        .is_some_and(|traces| traces.iter().any(|t| t["complete"] != true));
+    if output.status.code() != Some(if early { 1 } else { 0 }) {
+        return Err(format!(
+            "bt: exit {:?} with{} a backtrace that stopped early: {}",
+            output.status.code(),
+            if early { "" } else { "out" },
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
     let traces = value["bt"].as_array().cloned().unwrap_or_default();
     let cpus = json(crashkit, &["--json", "cpus", dump_arg], 0)?;
     let output = Command::new("gdb")

@@ -201,6 +201,12 @@ pub struct Truth {
     pub panic_cpu: u64,
     /// The console's Call Trace frames, `name+0xoff/0xsize`.
     pub frames: Vec<String>,
+    /// The last Call Trace's reliable frames (those Linux printed without
+    /// `?`), in order, innermost first.
+    pub reliable: Vec<String>,
+    /// The header says a capture kernel was loaded (`Kdump: loaded`): the
+    /// crash went through Linux's kexec path.
+    pub kdump_loaded: bool,
     /// VMCOREINFO's `phys_base`: where the kernel image is in RAM.
     pub phys_base: u64,
 }
@@ -248,19 +254,35 @@ impl Truth {
                 rest.split_once(" PID: ")?.0.parse().ok()
             })
             .ok_or("no `CPU: N PID:` header on the console")?;
-        let frames: Vec<String> = texts
+        let kdump_loaded = texts
             .iter()
-            .filter_map(|t| {
-                let frame = t.strip_prefix("? ").unwrap_or(t);
-                let (name, rest) = frame.split_once("+0x")?;
-                let ok = !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.".contains(&b))
-                    && rest.contains("/0x")
-                    && !rest.contains(' ');
-                ok.then(|| frame.to_owned())
-            })
+            .rev()
+            .find(|t| t.starts_with("CPU: ") && t.contains(" PID: "))
+            .is_some_and(|t| t.contains("Kdump: loaded"));
+        let as_frame = |t: &String| -> Option<String> {
+            let frame = t.strip_prefix("? ").unwrap_or(t);
+            let (name, rest) = frame.split_once("+0x")?;
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.".contains(&b))
+                && rest.contains("/0x")
+                && !rest.contains(' ');
+            ok.then(|| frame.to_owned())
+        };
+        let frames: Vec<String> = texts.iter().filter_map(as_frame).collect();
+        // The last Call Trace: its frame lines up to the first line that is
+        // neither a frame nor a stack marker (`<TASK>`, `<IRQ>`, ...).
+        let trace_start = texts
+            .iter()
+            .rposition(|t| t == "Call Trace:")
+            .ok_or("no Call Trace on the console")?;
+        let reliable: Vec<String> = texts[trace_start + 1..]
+            .iter()
+            .filter(|t| !t.starts_with('<'))
+            .map_while(|t| as_frame(t).map(|f| (t.starts_with("? "), f)))
+            .filter(|(unreliable, _)| !unreliable)
+            .map(|(_, f)| f)
             .collect();
         if frames.len() < 4 {
             return Err(format!(
@@ -272,6 +294,8 @@ impl Truth {
             lines,
             panic_cpu,
             frames,
+            reliable,
+            kdump_loaded,
             phys_base,
         })
     }
@@ -405,9 +429,10 @@ pub fn check(crashkit: &Path, arg: &str, truth: &Truth, ram: &[u8]) -> Result<St
             "only {frames} Call Trace frames and {read} symbols checked"
         )));
     }
+    let backtraces = crate::backtrace::check(crashkit, arg, truth)?;
     Ok(format!(
         "panicking CPU {}, sym of {} names, {frames} Call Trace frames as Linux printed them, \
-         rd of {read} symbols equal to RAM",
+         rd of {read} symbols equal to RAM, {backtraces}",
         truth.panic_cpu,
         names.len()
     ))

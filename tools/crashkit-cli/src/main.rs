@@ -189,9 +189,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         system_map: Option<std::path::PathBuf>,
     },
-    /// Each CPU's call stack, unwound from its saved registers with the
-    /// kernel ELF's call-frame information (frame pointers where there is
-    /// none) and symbolised with inlined frames and file:line.
+    /// Each CPU's call stack, unwound from its saved registers: a Linux
+    /// dump with its own ORC tables and kallsyms (no vmlinux needed), any
+    /// other with the kernel ELF's call-frame information; symbolised with
+    /// inlined frames and file:line when the ELF has DWARF. Exit code 1
+    /// when a stack could not be walked to its start.
     Bt {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
@@ -202,7 +204,8 @@ enum Command {
         #[arg(short = 'a', long = "all", conflicts_with = "cpu")]
         all: bool,
         /// The kernel's ELF with its DWARF (default: found by the dump's
-        /// build-id under --debug-dir).
+        /// build-id under --debug-dir; optional for a Linux dump with ORC
+        /// tables).
         #[arg(long)]
         kernel: Option<std::path::PathBuf>,
         /// Where `.build-id/xx/rest.debug` files are.

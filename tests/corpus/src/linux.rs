@@ -60,7 +60,16 @@ if [ -e /sys/firmware/qemu_fw_cfg/by_name/etc/vmcoreinfo ]; then
 else
     echo 'crashkit-corpus: no vmcoreinfo in fw_cfg'
 fi
-@KALLSYMS@echo 1 > /proc/sys/kernel/sysrq
+@KALLSYMS@case \"$(/bin/busybox cat /proc/cmdline)\" in
+*crashkit.crash=exit*)
+    echo 'crashkit-corpus: init exits'
+    exit 1 ;;
+*crashkit.crash=nmi*)
+    echo 1 > /proc/sys/kernel/unknown_nmi_panic
+    echo 'crashkit-corpus: spinning until an NMI'
+    while :; do :; done ;;
+esac
+echo 1 > /proc/sys/kernel/sysrq
 echo c > /proc/sysrq-trigger
 ";
 
@@ -99,6 +108,15 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
     let line = la57_guest(&guest, &work)
         .map_err(|why| format!("linux-la57 ({}): {why}", work.display()))?;
     lines.push(format!("linux-la57: {line}"));
+    for (name, trigger) in [
+        ("linux-init-exit", Trigger::InitExit),
+        ("linux-nmi", Trigger::Nmi),
+    ] {
+        let work = dir.join(name);
+        let line = other_crash(&guest, trigger, &work)
+            .map_err(|why| format!("{name} ({}): {why}", work.display()))?;
+        lines.push(format!("{name}: {line}"));
+    }
     let work = dir.join("linux-proc-vmcore");
     let line = crate::kexec::make_and_check(&guest, &dir, &work)
         .map_err(|why| format!("linux-proc-vmcore ({}): {why}", work.display()))?;
@@ -188,6 +206,86 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
          log has the console's {console_lines} lines; {listed}; crashkit CLI on ELF and \
          kdump-zlib: {}",
         lines.join(" / ")
+    ))
+}
+
+/// The guest crashed another way (issue 29): its stacks differ from
+/// SysRq-c's. `InitExit`: `/init` exits and Linux panics in `do_exit`
+/// ("Attempted to kill init!"), from the exit system call. `Nmi`: `/init`
+/// spins in user space, QEMU injects an NMI into both CPUs, and Linux
+/// (`unknown_nmi_panic`) panics in NMI context: the panicking CPU's
+/// stack crosses the NMI's `pt_regs` into what it interrupted, and the
+/// other CPU waits in `nmi_panic_self_stop`, also in NMI context. KASLR
+/// on, 128 MiB, QEMU's ELF only: the log holds the console, and the
+/// symbol and backtrace checks of [`crate::kallsyms`] and
+/// [`crate::backtrace`] pass, the Call Trace's reliable frames (the NMI
+/// part and the task part) in the panicking CPU's backtrace.
+fn other_crash(guest: &Guest, trigger: Trigger, work: &Path) -> Result<String, String> {
+    let elf_path = work.join("qemu.elf");
+    let outcome = crash_and_dump_on(
+        guest,
+        true,
+        128,
+        work,
+        &elf_path,
+        None,
+        Machine {
+            trigger,
+            ..Machine::default()
+        },
+    )?;
+    let (ram, bytes) = ram_and_dump(&outcome, &elf_path)?;
+    let dump = ElfDump::parse(&bytes).map_err(|e| format!("QEMU's dump: {e}"))?;
+    let info = dump.vmcoreinfo().ok_or("no VMCOREINFO")?;
+    let phys_base = info.number("NUMBER(phys_base)").ok_or("no phys_base")?;
+    let want = match trigger {
+        Trigger::InitExit => "Kernel panic - not syncing: Attempted to kill init!",
+        Trigger::Nmi => "Kernel panic - not syncing: NMI: Not continuing",
+        Trigger::Sysrq => "Kernel panic - not syncing: sysrq triggered crash",
+    };
+    if !outcome.serial.contains(want) {
+        return Err(format!(
+            "the console does not say {want:?}:\n{}",
+            tail(&outcome.serial)
+        ));
+    }
+    let crashkit = cli_check::crashkit()?;
+    let (_, console, console_lines) = log_and_console(&crashkit, &elf_path, work)?;
+    let truth = crate::kallsyms::truth(&ram, &console, phys_base, work)?;
+    let arg = path_str(&elf_path)?;
+    let symbols = crate::kallsyms::check(&crashkit, arg, &truth, &ram)?;
+    // The stack the trigger leaves.
+    let output = cli_check::run(&crashkit, &["--json", "bt", arg])?;
+    let trace: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("bt: {e}"))?;
+    let frames = trace["bt"][0]["frames"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = frames
+        .iter()
+        .filter_map(|f| f["symbol"].as_str()?.split('+').next())
+        .collect();
+    let crossed: Vec<&serde_json::Value> = frames
+        .iter()
+        .filter(|f| f["interrupted"].is_object())
+        .collect();
+    let shape = match trigger {
+        Trigger::InitExit => names.contains(&"do_exit") && crossed.len() == 1,
+        // The NMI's pt_regs, then what it interrupted: the spinning shell
+        // in user space, or the kernel on its way.
+        Trigger::Nmi => names.iter().any(|n| n.contains("exc_nmi")) && !crossed.is_empty(),
+        Trigger::Sysrq => true,
+    };
+    if !shape {
+        return Err(format!(
+            "the panicking CPU's stack is not the {trigger:?} one: {names:?}"
+        ));
+    }
+    let _ = std::fs::remove_file(&outcome.ram);
+    Ok(format!(
+        "{want:?}; log has the console's {console_lines} lines; {symbols}; the panicking CPU through {}",
+        names.join(" < ")
     ))
 }
 
@@ -799,7 +897,26 @@ pub struct Machine<'c> {
     /// Leave out `-device vmcoreinfo`: QEMU's dumps then have no
     /// VMCOREINFO note (Linux still builds its text in memory).
     pub no_vmcoreinfo_device: bool,
+    /// How the guest crashes.
+    pub trigger: Trigger,
 }
+
+/// How a guest crashes (its `/init` reads `crashkit.crash=` from the
+/// command line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Trigger {
+    /// SysRq-c from the shell: `panic()` from a system call.
+    #[default]
+    Sysrq,
+    /// `/init` exits: "Attempted to kill init!" from `do_exit`.
+    InitExit,
+    /// `/init` spins in user space; QEMU injects an NMI into every CPU and
+    /// Linux (`unknown_nmi_panic`) panics in NMI context.
+    Nmi,
+}
+
+/// What `/init` prints before it spins, waiting for the NMI.
+const SPINNING_LINE: &str = "crashkit-corpus: spinning until an NMI";
 
 /// [`crash_and_dump`] on the `machine` given.
 pub fn crash_and_dump_on(
@@ -817,6 +934,11 @@ pub fn crash_and_dump_on(
     let mut append = String::from("console=ttyS0 panic=0");
     if !kaslr {
         append.push_str(" nokaslr");
+    }
+    match machine.trigger {
+        Trigger::Sysrq => {}
+        Trigger::InitExit => append.push_str(" crashkit.crash=exit"),
+        Trigger::Nmi => append.push_str(" crashkit.crash=nmi"),
     }
     let mut extra: Vec<String> = Vec::new();
     if !machine.no_vmcoreinfo_device {
@@ -838,7 +960,7 @@ pub fn crash_and_dump_on(
     };
     let mut taken = Err("the dumps were not attempted".to_owned());
     let outcome = boot.run(|work_dir| {
-        taken = take_dumps(work_dir, elf, kdump);
+        taken = take_dumps(work_dir, elf, kdump, machine.trigger);
     })?;
     taken.map_err(|why| format!("{why}\nserial (last lines):\n{}", tail(&outcome.serial)))?;
     let expected = if machine.no_vmcoreinfo_device {
@@ -860,16 +982,32 @@ pub(crate) fn tail(serial: &str) -> String {
     lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
-/// Wait for Linux's panic, dump as ELF (and as kdump-zlib), quit.
-fn take_dumps(work_dir: &Path, elf: &Path, kdump: Option<&Path>) -> Result<(), String> {
-    wait_for_line(
-        &work_dir.join("serial.log"),
-        PANIC_LINE,
-        Duration::from_secs(240),
-    )?;
+/// Wait for Linux's panic (injecting the NMI that causes it, for
+/// [`Trigger::Nmi`]), dump as ELF (and as kdump-zlib), quit.
+fn take_dumps(
+    work_dir: &Path,
+    elf: &Path,
+    kdump: Option<&Path>,
+    trigger: Trigger,
+) -> Result<(), String> {
+    let serial = work_dir.join("serial.log");
+    let mut qmp = None;
+    if trigger == Trigger::Nmi {
+        wait_for_line(&serial, SPINNING_LINE, Duration::from_secs(240))?;
+        // The shell is in its loop once it has printed the line.
+        std::thread::sleep(Duration::from_millis(300));
+        let mut connected =
+            Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+        connected.execute(r#"{"execute":"inject-nmi"}"#)?;
+        qmp = Some(connected);
+    }
+    wait_for_line(&serial, PANIC_LINE, Duration::from_secs(240))?;
     // Let the panic finish printing and stop the other CPUs.
     std::thread::sleep(Duration::from_millis(500));
-    let mut qmp = Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?;
+    let mut qmp = match qmp {
+        Some(qmp) => qmp,
+        None => Qmp::connect(&work_dir.join("qmp.sock")).map_err(|e| format!("QMP: {e}"))?,
+    };
     // Stop the guest first: QEMU pauses it during a dump but resumes it
     // after, and a guest that still runs (Linux's panic loop touches its
     // watchdog) would change RAM between the dump and the RAM file read.

@@ -14,7 +14,7 @@
 //! without: a Linux dump's ORC tables, wherever the file's VMCOREINFO
 //! and kallsyms place them), `log`
 //! and `verify`, each under a 1 GiB address-space
-//! limit and a 10 s limit: none may panic, be killed or use an exit code
+//! limit and a 10 s CPU-time limit: none may panic, be killed or use an exit code
 //! outside 0-3, and an unusable file is one line naming the file.
 
 mod common;

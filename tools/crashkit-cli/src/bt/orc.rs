@@ -244,7 +244,7 @@ pub fn walk(
     most: usize,
 ) -> (Vec<Frame>, Ending) {
     let mut frames: Vec<Frame> = Vec::new();
-    if saved.rip < KERNEL_HALF || saved.cs & 3 == 3 {
+    if saved.cs & 3 == 3 {
         // Saved in user mode (a CPU the crash NMI found in user space):
         // no kernel stack to walk.
         return (
@@ -253,6 +253,15 @@ pub fn walk(
                 rip: saved.rip,
                 rsp: saved.rsp,
             },
+        );
+    }
+    if saved.rip < KERNEL_HALF {
+        return (
+            frames,
+            Ending::Stopped(format!(
+                "RIP {:#x} with CS {:#x}: neither kernel code nor user mode",
+                saved.rip, saved.cs
+            )),
         );
     }
     let mut registers = known(saved);

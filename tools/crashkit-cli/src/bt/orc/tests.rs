@@ -453,4 +453,7 @@ fn walks_stop_early_and_say_why() {
     };
     let (frames, ending) = walk(&user, &kernel, &memory, 64);
     assert!(frames.is_empty() && ending.complete(), "{ending:?}");
+    // A low RIP in kernel mode (a CPU never started): not a stack.
+    let (frames, ending) = walk(&registers(0xfff0, 0, 0), &kernel, &memory, 64);
+    stopped(&frames, &ending, 0, "neither kernel code nor user mode");
 }

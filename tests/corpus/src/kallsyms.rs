@@ -355,10 +355,20 @@ pub fn check(crashkit: &Path, arg: &str, truth: &Truth, ram: &[u8]) -> Result<St
             truth.unique(&line.name).map(|_| line.name.as_str())
         })
         .collect();
+    // A frame whose offset is its symbol's size is a return address just
+    // past a function that ends in a call (`do_exit.cold+0x15/0x15`):
+    // Linux names a return address by the byte before it (`%pB`), `sym`
+    // names an address by itself (the next symbol); `bt` names it as
+    // Linux does, checked in [`crate::backtrace`].
+    let past_the_end = |f: &str| {
+        let parts: Vec<&str> = f.split(['+', '/']).collect();
+        parts.len() == 3 && parts[1] == parts[2]
+    };
     let frames: Vec<&String> = truth
         .frames
         .iter()
         .filter(|f| truth.unique(f.split('+').next().unwrap_or("")).is_some())
+        .filter(|f| !past_the_end(f))
         .collect();
     let queries: Vec<String> = frames
         .iter()

@@ -271,7 +271,7 @@ fn other_crash(guest: &Guest, trigger: Trigger, work: &Path) -> Result<String, S
         .filter(|f| f["interrupted"].is_object())
         .collect();
     let shape = match trigger {
-        Trigger::InitExit => names.contains(&"do_exit") && crossed.len() == 1,
+        Trigger::InitExit => names.iter().any(|n| n.starts_with("do_exit")) && crossed.len() == 1,
         // The NMI's pt_regs, then what it interrupted: the spinning shell
         // in user space, or the kernel on its way.
         Trigger::Nmi => names.iter().any(|n| n.contains("exc_nmi")) && !crossed.is_empty(),

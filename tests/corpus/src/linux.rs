@@ -7,12 +7,15 @@
 //! with `apt-get download`), `/dev/console`, and an `/init` that loads
 //! `qemu_fw_cfg.ko` (through it, with QEMU's `-device vmcoreinfo`, Linux
 //! publishes its VMCOREINFO to QEMU), says so on the serial console, and
-//! crashes the kernel with SysRq-c. The runner waits for Linux's panic
+//! crashes the kernel with SysRq-c (or, as the command line's
+//! `crashkit.crash=` says, exits, or spins until QEMU injects an NMI:
+//! [`Trigger`]). The runner waits for Linux's panic
 //! line, takes QEMU's dumps over QMP (ELF, and makedumpfile's flattened
 //! kdump-zlib form for the next format), and quits. Booted twice: with
 //! KASLR (Debian's default) and with `nokaslr`; then on QEMU's `max` CPU
-//! with 5-level paging; then through Linux's own crash path to a genuine
-//! `/proc/vmcore` (the [`crate::kexec`] module).
+//! with 5-level paging; then crashed the two other ways; then through
+//! Linux's own crash path to a genuine `/proc/vmcore` (the [`crate::kexec`]
+//! module).
 //!
 //! Checked against the file-backed guest RAM: QEMU's ELF opens with no
 //! damage, one CPU per `-smp` with QEMU's CPU state, Linux's VMCOREINFO

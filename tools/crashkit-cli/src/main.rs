@@ -14,6 +14,7 @@
 //! manual's against them). The manual is docs/cli.md.
 
 mod bt;
+mod cached;
 mod convert;
 mod cpus;
 mod crashlog;

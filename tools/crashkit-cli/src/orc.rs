@@ -33,11 +33,9 @@
 //! reads go a page at a time through a bounded cache, so a lookup costs
 //! about twenty 4-byte reads and nothing is allocated from a count.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use serde::Serialize;
 
+use crate::cached::Cached;
 use crate::symbols::kallsyms::KernelMemory;
 use crate::symbols::{START_KERNEL_MAP, Table};
 
@@ -49,9 +47,6 @@ pub const ENTRY_SIZE: u64 = 6;
 
 /// How many of the first entries are read to check the version.
 const CHECKED_ENTRIES: u64 = 4096;
-
-/// The most pages the read cache holds (1 MiB) before it starts over.
-const CACHED_PAGES: usize = 256;
 
 /// How many entries at one address are looked through for the real one
 /// (objtool puts a terminator at a section's end, which can share the
@@ -284,11 +279,10 @@ pub struct Layout {
 
 /// The tables of one kernel, read through its memory.
 pub struct Tables<'m> {
-    memory: &'m dyn KernelMemory,
+    /// Their memory, read a page at a time.
+    memory: Cached<'m>,
     /// Where they are.
     pub layout: Layout,
-    /// Pages read so far, by address; a page the dump lacks keeps why.
-    pages: RefCell<HashMap<u64, Result<Vec<u8>, String>>>,
 }
 
 /// The address of the one symbol named `name`.
@@ -363,14 +357,13 @@ impl<'m> Tables<'m> {
             },
         };
         let tables = Self {
-            memory,
+            memory: Cached::new(memory),
             layout: Layout {
                 ip_start,
                 entries_start,
                 count,
                 version,
             },
-            pages: RefCell::new(HashMap::new()),
         };
         for index in 0..count.min(CHECKED_ENTRIES) {
             tables.entry(index).map_err(|why| {
@@ -383,41 +376,18 @@ impl<'m> Tables<'m> {
         Ok(tables)
     }
 
-    /// `len` bytes at `addr`, through the page cache.
-    fn bytes<const N: usize>(&self, addr: u64) -> Result<[u8; N], String> {
-        let mut out = [0u8; N];
-        let mut done = 0;
-        while done < N {
-            let at = addr.wrapping_add(done as u64);
-            let page = at & !0xfff;
-            let within = (at - page) as usize;
-            let take = (4096 - within).min(N - done);
-            let mut pages = self.pages.borrow_mut();
-            if pages.len() >= CACHED_PAGES && !pages.contains_key(&page) {
-                pages.clear();
-            }
-            let read = pages
-                .entry(page)
-                .or_insert_with(|| self.memory.read(page, 4096));
-            match read {
-                Ok(bytes) => out[done..done + take].copy_from_slice(&bytes[within..within + take]),
-                Err(why) => return Err(why.clone()),
-            }
-            done += take;
-        }
-        Ok(out)
-    }
-
     /// The address entry `index` starts at.
     pub fn address(&self, index: u64) -> Result<u64, String> {
         let at = self.layout.ip_start + 4 * index;
-        let offset = i32::from_le_bytes(self.bytes::<4>(at)?);
+        let offset = i32::from_le_bytes(self.memory.bytes::<4>(at)?);
         Ok(at.wrapping_add_signed(i64::from(offset)))
     }
 
     /// Entry `index`.
     pub fn entry(&self, index: u64) -> Result<Entry, String> {
-        let bytes = self.bytes::<6>(self.layout.entries_start + ENTRY_SIZE * index)?;
+        let bytes = self
+            .memory
+            .bytes::<6>(self.layout.entries_start + ENTRY_SIZE * index)?;
         Entry::decode(bytes, self.layout.version)
     }
 

@@ -841,6 +841,52 @@ fn bt_unwinds_a_linux_dump_with_its_own_orc_tables() {
     );
 }
 
+/// The same Linux dump with a kernel ELF that has DWARF (and the dump's
+/// build-id, in `.notes` as a vmlinux keeps it): the frames ORC finds are
+/// named by DWARF, with file:line and the function inlined into another;
+/// the assembly entry, which has no DWARF, by kallsyms.
+#[test]
+fn bt_names_orc_frames_with_the_kernel_elfs_dwarf() {
+    let dump = file("bt-orc-dwarf.elf", &common::linux::elf());
+    let elf = file("bt-orc-dwarf-vmlinux", &common::linux::debug_elf());
+    let output = crashkit(&[
+        "bt",
+        dump.to_str().unwrap(),
+        "--kernel",
+        elf.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.is_empty(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "CPU 0 (panicking)");
+    assert!(
+        lines[1].ends_with("in panic (kernel/panic.c:321)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].ends_with("in crash_now (drivers/tty/sysrq.c:10)"),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].trim_start()
+            == "inlined into sysrq_handle_crash (drivers/tty/sysrq.c:150)",
+        "{stdout}"
+    );
+    assert!(
+        lines[4].ends_with("in entry_SYSCALL_64+0x40/0x300"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with(" (complete: entered from user space"),
+        "{stdout}"
+    );
+}
+
 fn elf_path() -> &'static str {
     static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     PATH.get_or_init(|| file("bt-plain.elf", &elf()).to_str().unwrap().to_owned())

@@ -28,8 +28,6 @@ mod cfi;
 mod kernel;
 mod orc;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -42,7 +40,6 @@ pub use kernel::{Function, Kernel};
 use crate::cpus;
 use crate::open::Opened;
 use crate::symbols::Table;
-use crate::symbols::kallsyms::KernelMemory;
 use crate::vaddr;
 
 /// The most frames one unwind gives.
@@ -163,8 +160,9 @@ pub fn check_build_id(dump: &Opened<'_>, kernel: &Kernel<'_>, path: &Path) -> an
 }
 
 /// The ORC unwinder of a Linux dump: its tables, its symbols, its memory.
-struct Linux<'d, 'a> {
-    memory: &'d crate::linux::Memory<'d, 'a>,
+struct Linux<'d> {
+    /// The stacks, read a page at a time.
+    stacks: crate::cached::Cached<'d>,
     tables: crate::orc::Tables<'d>,
     symbols: &'d Table,
     /// `_stext` .. `_etext`, and `_sinittext` .. `_einittext` when the
@@ -172,13 +170,12 @@ struct Linux<'d, 'a> {
     /// entries stay, and the boot CPU's idle stack starts there.
     text: [(u64, u64); 2],
     end: u64,
-    pages: RefCell<HashMap<u64, Result<Vec<u8>, String>>>,
 }
 
 /// Modules and BPF code live above the image, below the fixmap.
 const MODULES_END: u64 = 0xffff_ffff_ff00_0000;
 
-impl orc::Kernel for Linux<'_, '_> {
+impl orc::Kernel for Linux<'_> {
     fn entry(&self, pc: u64) -> Result<Option<(u64, crate::orc::Entry)>, String> {
         self.tables.find(pc)
     }
@@ -195,32 +192,9 @@ impl orc::Kernel for Linux<'_, '_> {
     }
 }
 
-impl orc::Stack for Linux<'_, '_> {
+impl orc::Stack for Linux<'_> {
     fn read_u64(&self, addr: u64) -> Result<u64, String> {
-        let page = addr & !0xfff;
-        let within = (addr - page) as usize;
-        if within > 4096 - 8 {
-            // Across two pages: rare (stacks are 8-byte aligned).
-            let bytes = self.memory.read(addr, 8)?;
-            let mut word = [0u8; 8];
-            word.copy_from_slice(&bytes);
-            return Ok(u64::from_le_bytes(word));
-        }
-        let mut pages = self.pages.borrow_mut();
-        if pages.len() >= 256 && !pages.contains_key(&page) {
-            pages.clear();
-        }
-        match pages
-            .entry(page)
-            .or_insert_with(|| self.memory.read(page, 4096))
-        {
-            Ok(bytes) => {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(&bytes[within..within + 8]);
-                Ok(u64::from_le_bytes(word))
-            }
-            Err(why) => Err(why.clone()),
-        }
+        self.stacks.u64(addr)
     }
 }
 
@@ -251,10 +225,10 @@ fn linux_symbol(symbols: &Table, pc: u64, lookup: u64) -> Option<String> {
 }
 
 /// The ORC unwinder of `dump`, or why there is none.
-fn linux_unwinder<'d, 'a>(
-    dump: &'d Opened<'a>,
-    memory: &'d crate::linux::Memory<'d, 'a>,
-) -> Result<Linux<'d, 'a>, String> {
+fn linux_unwinder<'d>(
+    dump: &'d Opened<'_>,
+    memory: &'d crate::linux::Memory<'d, '_>,
+) -> Result<Linux<'d>, String> {
     let symbols = dump
         .kallsyms()
         .map_err(|why| format!("no kallsyms: {why}"))?;
@@ -278,12 +252,11 @@ fn linux_unwinder<'d, 'a>(
     ];
     let end = symbol_address(symbols, "_end")?;
     Ok(Linux {
-        memory,
+        stacks: crate::cached::Cached::new(memory),
         tables,
         symbols,
         text,
         end,
-        pages: RefCell::new(HashMap::new()),
     })
 }
 
@@ -384,7 +357,7 @@ pub fn backtraces(
 
 /// One CPU's backtrace by the ORC tables.
 fn orc_backtrace(
-    linux: &Linux<'_, '_>,
+    linux: &Linux<'_>,
     kernel: Option<&Kernel<'_>>,
     number: usize,
     panicking: bool,
@@ -403,7 +376,12 @@ fn orc_backtrace(
                 pc: frame.pc,
                 sp: frame.sp,
                 symbol: linux_symbol(linux.symbols, frame.pc, lookup),
-                functions: kernel.map(|k| k.symbolise(lookup)).unwrap_or_default(),
+                // DWARF's functions only: where the ELF has just a symbol
+                // (assembly), kallsyms names it as Linux does.
+                functions: kernel
+                    .map(|k| k.symbolise(lookup))
+                    .filter(|functions| functions.iter().any(|f| f.file.is_some()))
+                    .unwrap_or_default(),
                 unwound_by: frame.step.map(orc::Step::name),
                 interrupted: frame.interrupted,
             }

@@ -181,59 +181,17 @@ fn known(r: &Registers) -> Known {
     ]
 }
 
-/// A `pt_regs` read at `at`: its registers and CS.
+/// A `pt_regs` read at `at`: its registers and CS. Its 21 words are the
+/// first 21 slots of `NT_PRSTATUS`'s register set, in the same order.
 fn pt_regs(stack: &dyn Stack, at: u64) -> Result<(Known, u64), String> {
-    let mut words = [0u64; PT_REGS_WORDS as usize];
-    for (index, word) in (0u64..).zip(words.iter_mut()) {
-        *word = stack
+    let mut slots = [0u64; Registers::NAMES.len()];
+    for (index, slot) in (0u64..PT_REGS_WORDS).zip(slots.iter_mut()) {
+        *slot = stack
             .read_u64(at.wrapping_add(8 * index))
             .map_err(|why| format!("the pt_regs at {at:#x}: {why}"))?;
     }
-    let [
-        r15,
-        r14,
-        r13,
-        r12,
-        rbp,
-        rbx,
-        r11,
-        r10,
-        r9,
-        r8,
-        rax,
-        rcx,
-        rdx,
-        rsi,
-        rdi,
-        _orig,
-        rip,
-        cs,
-        _flags,
-        rsp,
-        _ss,
-    ] = words;
-    let registers = Registers {
-        r15,
-        r14,
-        r13,
-        r12,
-        rbp,
-        rbx,
-        r11,
-        r10,
-        r9,
-        r8,
-        rax,
-        rcx,
-        rdx,
-        rsi,
-        rdi,
-        rip,
-        cs,
-        rsp,
-        ..Registers::default()
-    };
-    Ok((known(&registers), cs))
+    let registers = Registers::from_array(slots);
+    Ok((known(&registers), registers.cs))
 }
 
 /// Walk from `saved`, at most `most` frames.

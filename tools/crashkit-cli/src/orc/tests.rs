@@ -4,25 +4,7 @@
 
 use super::*;
 use crate::symbols::Symbol;
-
-/// Memory: `bytes` at kernel address `base`, nothing else.
-pub(crate) struct Flat {
-    base: u64,
-    bytes: Vec<u8>,
-}
-
-impl KernelMemory for Flat {
-    fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
-        let start = addr
-            .checked_sub(self.base)
-            .and_then(|s| usize::try_from(s).ok())
-            .ok_or_else(|| format!("{addr:#x} is not mapped"))?;
-        self.bytes
-            .get(start..start.checked_add(len).ok_or("overflow")?)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| format!("{addr:#x} + {len} is not mapped"))
-    }
-}
+use crate::symbols::kallsyms::tests::Flat;
 
 /// An entry as the tests describe it: (sp_reg, bp_reg, kind, signal,
 /// sp_offset, bp_offset); registers by their `ORC_REG_*` number.

@@ -476,4 +476,4 @@ fn raw_addresses(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -382,3 +382,160 @@ pub fn page_offsets(file: &[u8]) -> Vec<usize> {
         .map(|offset| offset as usize)
         .collect()
 }
+
+/// A kernel ELF for the synthetic dump with DWARF of its own making (gimli's
+/// writer; object's ELF writer) and the dump's build-id: `panic` in
+/// `kernel/panic.c` (line 300 from its start, 321 from +0x20), and
+/// `sysrq_handle_crash` in `drivers/tty/sysrq.c`, whose first 16 bytes are
+/// `crash_now` inlined from line 150 (its own line 10). The system call
+/// entry has no DWARF (assembly, as Linux's is).
+pub fn debug_elf() -> Vec<u8> {
+    use gimli::write::{
+        Address, AttributeValue, DwarfUnit, EndianVec, LineProgram, LineString, Sections,
+    };
+    use object::write::{Object, Symbol, SymbolSection};
+    use object::{
+        Architecture, BinaryFormat, Endianness, SectionKind, SymbolFlags, SymbolKind, SymbolScope,
+    };
+
+    let panic = IMAGE + 0x100_0100;
+    let sysrq = IMAGE + 0x100_03f4;
+    let encoding = gimli::Encoding {
+        format: gimli::Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let mut dwarf = DwarfUnit::new(encoding);
+    let mut program = LineProgram::new(
+        encoding,
+        gimli::LineEncoding::default(),
+        LineString::String(b"/build/linux".to_vec()),
+        None,
+        LineString::String(b"kernel/panic.c".to_vec()),
+        None,
+    );
+    let directory = program.default_directory();
+    let panic_c = program.add_file(
+        LineString::String(b"kernel/panic.c".to_vec()),
+        directory,
+        None,
+    );
+    let sysrq_c = program.add_file(
+        LineString::String(b"drivers/tty/sysrq.c".to_vec()),
+        directory,
+        None,
+    );
+    for (start, rows, end) in [
+        (
+            panic,
+            &[(0u64, panic_c, 300u64), (0x20, panic_c, 321)][..],
+            0x2f4u64,
+        ),
+        (sysrq, &[(0, sysrq_c, 10), (0x10, sysrq_c, 151)][..], 0x10c),
+    ] {
+        program.begin_sequence(Some(Address::Constant(start)));
+        for &(offset, file, line) in rows {
+            let row = program.row();
+            row.address_offset = offset;
+            row.file = file;
+            row.line = line;
+            program.generate_row();
+        }
+        program.end_sequence(end);
+    }
+    dwarf.unit.line_program = program;
+    let root = dwarf.unit.root();
+    let cu = dwarf.unit.get_mut(root);
+    cu.set(
+        gimli::DW_AT_name,
+        AttributeValue::String(b"kernel/panic.c".to_vec()),
+    );
+    cu.set(
+        gimli::DW_AT_low_pc,
+        AttributeValue::Address(Address::Constant(IMAGE + 0x100_0000)),
+    );
+    cu.set(gimli::DW_AT_high_pc, AttributeValue::Udata(0x1000));
+    let function = |dwarf: &mut DwarfUnit, name: &[u8], low: u64, size: u64| {
+        let id = dwarf.unit.add(root, gimli::DW_TAG_subprogram);
+        let entry = dwarf.unit.get_mut(id);
+        entry.set(gimli::DW_AT_name, AttributeValue::String(name.to_vec()));
+        entry.set(
+            gimli::DW_AT_low_pc,
+            AttributeValue::Address(Address::Constant(low)),
+        );
+        entry.set(gimli::DW_AT_high_pc, AttributeValue::Udata(size));
+        id
+    };
+    function(&mut dwarf, b"panic", panic, 0x2f4);
+    let outer = function(&mut dwarf, b"sysrq_handle_crash", sysrq, 0x10c);
+    let inline = dwarf.unit.add(root, gimli::DW_TAG_subprogram);
+    let entry = dwarf.unit.get_mut(inline);
+    entry.set(
+        gimli::DW_AT_name,
+        AttributeValue::String(b"crash_now".to_vec()),
+    );
+    entry.set(
+        gimli::DW_AT_inline,
+        AttributeValue::Inline(gimli::DW_INL_inlined),
+    );
+    let inlined = dwarf.unit.add(outer, gimli::DW_TAG_inlined_subroutine);
+    let entry = dwarf.unit.get_mut(inlined);
+    entry.set(
+        gimli::DW_AT_abstract_origin,
+        AttributeValue::UnitRef(inline),
+    );
+    entry.set(
+        gimli::DW_AT_low_pc,
+        AttributeValue::Address(Address::Constant(sysrq)),
+    );
+    entry.set(gimli::DW_AT_high_pc, AttributeValue::Udata(0x10));
+    entry.set(
+        gimli::DW_AT_call_file,
+        AttributeValue::FileIndex(Some(sysrq_c)),
+    );
+    entry.set(gimli::DW_AT_call_line, AttributeValue::Udata(150));
+    let mut sections = Sections::new(EndianVec::new(gimli::LittleEndian));
+    dwarf.write(&mut sections).unwrap();
+
+    let mut elf = Object::new(BinaryFormat::Elf, Architecture::X86_64, Endianness::Little);
+    sections
+        .for_each(|id, data| -> Result<(), ()> {
+            if !data.slice().is_empty() {
+                let section = elf.add_section(
+                    Vec::new(),
+                    id.name().as_bytes().to_vec(),
+                    SectionKind::Debug,
+                );
+                elf.set_section_data(section, data.slice().to_vec(), 1);
+            }
+            Ok(())
+        })
+        .unwrap();
+    for (_, name, addr) in SYMBOLS
+        .iter()
+        .filter(|(kind, ..)| matches!(kind, 'T' | 't'))
+    {
+        elf.add_symbol(Symbol {
+            name: name.as_bytes().to_vec(),
+            value: *addr,
+            size: 0,
+            kind: SymbolKind::Text,
+            scope: SymbolScope::Linkage,
+            weak: false,
+            section: SymbolSection::Absolute,
+            flags: SymbolFlags::None,
+        });
+    }
+    let notes = elf.add_section(Vec::new(), b".notes".to_vec(), SectionKind::Note);
+    let mut note = Vec::new();
+    note.extend_from_slice(&4u32.to_le_bytes());
+    note.extend_from_slice(&20u32.to_le_bytes());
+    note.extend_from_slice(&3u32.to_le_bytes());
+    note.extend_from_slice(b"GNU\0");
+    note.extend_from_slice(&[
+        0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee,
+        0xff, 0x00, 0x11, 0x22, 0x33,
+    ]);
+    elf.set_section_data(notes, note, 4);
+    elf.write().unwrap()
+}

@@ -4,10 +4,11 @@
 
 use super::*;
 
-/// Memory: `bytes` at kernel address `base`, nothing else.
-struct Flat {
-    base: u64,
-    bytes: Vec<u8>,
+/// Memory: `bytes` at kernel address `base`, nothing else (the ORC
+/// tables' tests read theirs through it too).
+pub(crate) struct Flat {
+    pub(crate) base: u64,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl KernelMemory for Flat {

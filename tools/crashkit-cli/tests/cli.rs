@@ -870,8 +870,7 @@ fn bt_names_orc_frames_with_the_kernel_elfs_dwarf() {
         "{stdout}"
     );
     assert!(
-        lines[3].trim_start()
-            == "inlined into sysrq_handle_crash (drivers/tty/sysrq.c:150)",
+        lines[3].trim_start() == "inlined into sysrq_handle_crash (drivers/tty/sysrq.c:150)",
         "{stdout}"
     );
     assert!(

@@ -41,10 +41,15 @@ impl<'m> Cached<'m> {
             let read = pages
                 .entry(page)
                 .or_insert_with(|| self.memory.read(page, 4096));
-            match read {
-                Ok(bytes) => out[done..done + take].copy_from_slice(&bytes[within..within + take]),
+            // A reader gives the whole page or an error; a short page is
+            // an error too, never a panic.
+            let piece = match read {
+                Ok(bytes) => bytes
+                    .get(within..within + take)
+                    .ok_or_else(|| format!("{at:#x}: a page of {} bytes", bytes.len()))?,
                 Err(why) => return Err(why.clone()),
-            }
+            };
+            out[done..done + take].copy_from_slice(piece);
             done += take;
         }
         Ok(out)
@@ -53,5 +58,56 @@ impl<'m> Cached<'m> {
     /// The little-endian word at `addr`.
     pub fn u64(&self, addr: u64) -> Result<u64, String> {
         self.bytes::<8>(addr).map(u64::from_le_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Byte `i` of the kernel half is `i % 251`; pages at and above
+    /// `short` come back 100 bytes long; every read is counted.
+    struct Counting {
+        reads: Cell<u32>,
+        short: u64,
+    }
+
+    impl KernelMemory for Counting {
+        fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>, String> {
+            self.reads.set(self.reads.get() + 1);
+            if addr >= self.short {
+                return Ok(vec![0; 100]);
+            }
+            Ok((addr..addr + len as u64).map(|a| (a % 251) as u8).collect())
+        }
+    }
+
+    #[test]
+    fn reads_cross_pages_read_each_page_once_and_stay_bounded() {
+        let memory = Counting {
+            reads: Cell::new(0),
+            short: 0xffff_ffff_8100_0000,
+        };
+        let cached = Cached::new(&memory);
+        let base = 0xffff_ffff_8000_0ffc_u64;
+        let want: Vec<u8> = (base..base + 8).map(|a| (a % 251) as u8).collect();
+        assert_eq!(cached.bytes::<8>(base).unwrap().to_vec(), want);
+        assert_eq!(memory.reads.get(), 2);
+        assert_eq!(
+            cached.u64(base).unwrap(),
+            u64::from_le_bytes(want.try_into().unwrap())
+        );
+        assert_eq!(memory.reads.get(), 2);
+        // 300 more pages: the cache starts over rather than growing.
+        for page in 0..300u64 {
+            cached
+                .bytes::<1>(0xffff_ffff_8010_0000 + page * 4096)
+                .unwrap();
+        }
+        assert!(cached.pages.borrow().len() <= MOST_PAGES);
+        // A page returned short is an error, not a panic.
+        let why = cached.bytes::<8>(0xffff_ffff_8100_0ff8).unwrap_err();
+        assert!(why.contains("a page of 100 bytes"), "{why}");
     }
 }

@@ -75,6 +75,15 @@ fn evaluate(
     Err("an expression of more than 256 steps".into())
 }
 
+/// How an unwind ends that reached code outside the kernel's text through
+/// a call: the stack's start ([`super::complete_cfi`]).
+pub(super) fn entered_from_outside(ra: u64) -> String {
+    format!(
+        "entered from code outside the kernel's text: return address {ra:#x} follows a call \
+         (a boot or AP trampoline, a bootloader)"
+    )
+}
+
 /// Unwind from the registers a CPU saved; the frames and why it stopped.
 /// Every register is tracked (DWARF numbering), so the rules of an
 /// interrupt stub (expressions over the saved frame) are followed into the
@@ -222,6 +231,19 @@ pub(super) fn unwind(
             return (frames, super::OUTERMOST.into());
         }
         if !kernel.in_text(ra) {
+            // Where the kernel was entered from code that is not in its
+            // ELF (a boot or AP trampoline, a bootloader): a canonical
+            // return address right after a call instruction. Anything else
+            // is a stack this unwind lost.
+            let canonical = (ra as i64) >> 47 == 0 || (ra as i64) >> 47 == -1;
+            let called = canonical
+                && read(ra.wrapping_sub(8))
+                    .ok()
+                    .and_then(|word| super::call::before(ra, word.to_le_bytes()))
+                    .is_some();
+            if called {
+                return (frames, entered_from_outside(ra));
+            }
             return (
                 frames,
                 format!("return address {ra:#x} is outside the kernel's text"),

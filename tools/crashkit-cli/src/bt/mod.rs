@@ -24,6 +24,7 @@
 //! return address of zero) or stopped early, and why. The command exits
 //! with 1 when any stopped early.
 
+mod call;
 mod cfi;
 mod kernel;
 mod orc;
@@ -47,6 +48,13 @@ pub const MOST_FRAMES: usize = 64;
 
 /// The end of a CFI unwind that reached the outermost frame.
 const OUTERMOST: &str = "the outermost frame (return address 0)";
+
+/// Whether a CFI unwind that ended with `stopped` reached its stack's
+/// start: a return address of 0, or a call into the kernel from code
+/// outside its text.
+fn complete_cfi(stopped: &str) -> bool {
+    stopped == OUTERMOST || stopped.starts_with("entered from code outside the kernel's text")
+}
 
 /// One frame of a backtrace.
 #[derive(Debug, Serialize)]
@@ -328,27 +336,50 @@ pub fn backtraces(
         let Some(kernel) = kernel else {
             bail!(NoUnwinder("no kernel ELF: give --kernel FILE".into()));
         };
+        // The CPU's own page tables; a CPU whose CR3 the dump lacks (a
+        // writer that saved control registers for some CPUs only) reads
+        // its stack through another CPU's, the panicking one's first: a
+        // kernel's CPUs share its mappings, and the unwinder says whose.
+        let mut unwinder = "cfi (the kernel ELF's call-frame information)".to_owned();
         let (frames, stopped) = match vaddr::space(dump, Some(number)) {
             Ok(space) => cfi::unwind(dump, &space, kernel, &registers),
-            // The first frame needs no memory; the rest need the stack.
-            Err(why) => (
-                vec![Frame {
-                    pc: registers.rip,
-                    sp: registers.rsp,
-                    symbol: None,
-                    functions: kernel.symbolise(registers.rip),
-                    unwound_by: None,
-                    interrupted: None,
-                }],
-                format!("no page tables to read the stack with: {why}"),
-            ),
+            Err(why) => {
+                let panicking_cpu = (0..list.len())
+                    .find(|&p| is_panicking(p))
+                    .map(|p| cpus::number(list, p));
+                let borrowed = panicking_cpu
+                    .into_iter()
+                    .chain(cpus::numbers(list))
+                    .find_map(|other| Some((other, vaddr::space(dump, Some(other)).ok()?)));
+                match borrowed {
+                    Some((other, space)) => {
+                        unwinder.push_str(&format!(
+                            "; the stack read through CPU {other}'s page tables (this CPU's CR3 is not in the dump)"
+                        ));
+                        cfi::unwind(dump, &space, kernel, &registers)
+                    }
+                    // The first frame needs no memory; the rest need the
+                    // stack.
+                    None => (
+                        vec![Frame {
+                            pc: registers.rip,
+                            sp: registers.rsp,
+                            symbol: None,
+                            functions: kernel.symbolise(registers.rip),
+                            unwound_by: None,
+                            interrupted: None,
+                        }],
+                        format!("no page tables to read the stack with: {why}"),
+                    ),
+                }
+            }
         };
         out.push(Backtrace {
             cpu: number,
             panicking,
-            unwinder: "cfi (the kernel ELF's call-frame information)".into(),
+            unwinder,
             frames,
-            complete: stopped == OUTERMOST,
+            complete: complete_cfi(&stopped),
             stopped,
         });
     }

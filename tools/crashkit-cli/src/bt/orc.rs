@@ -448,12 +448,13 @@ fn call_scan_step(
         if !(kernel.in_text(word) || kernel.in_modules(word)) {
             continue;
         }
-        let Ok(code) = stack.read_u64(word.wrapping_sub(5)) else {
+        // The 8 bytes before the candidate return address.
+        let Ok(code) = stack.read_u64(word.wrapping_sub(8)) else {
             continue;
         };
-        let [opcode, a, b, c, d, ..] = code.to_le_bytes();
-        let target = word.wrapping_add_signed(i64::from(i32::from_le_bytes([a, b, c, d])));
-        if opcode == 0xe8 && target == start {
+        if super::call::before(word, code.to_le_bytes())
+            == Some(super::call::Call::Direct { target: start })
+        {
             let mut next: Known = [None; 17];
             next[RIP] = Some(word);
             next[RSP] = Some(slot.wrapping_add(8));

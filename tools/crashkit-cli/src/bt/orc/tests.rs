@@ -45,10 +45,9 @@ impl Memory {
     /// A direct call (`E8 rel32`) to `target` ending at `ret`.
     fn call_to(&self, ret: u64, target: u64) {
         let rel = i32::try_from(target.wrapping_sub(ret) as i64).unwrap();
+        self.put(ret - 8, &[0x90; 3]);
         self.put(ret - 5, &[0xe8]);
         self.put(ret - 4, &rel.to_le_bytes());
-        // The bytes after, as code is read 8 at a time.
-        self.put(ret, &[0x90; 3]);
     }
 }
 
@@ -331,7 +330,7 @@ fn a_function_without_entries_is_left_by_a_verified_call_and_code_without_tables
     let s = STACK;
     memory.word(s, 0x1234);
     memory.word(s + 8, TEXT + 0x123);
-    memory.put(TEXT + 0x123 - 5, &[0x90; 8]);
+    memory.put(TEXT + 0x123 - 8, &[0x90; 11]);
     memory.word(s + 16, TEXT + 0x523);
     memory.call_to(TEXT + 0x523, TEXT + 0x100);
     memory.word(s + 24, TEXT + 0x623);

@@ -522,6 +522,22 @@ pub fn backtraces(
     let early = value["bt"]
         .as_array()
         .is_some_and(|traces| traces.iter().any(|t| t["complete"] != true));
+    // The test kernel's stacks start where it was entered: the boot CPU's
+    // in the PVH entry, which zeroes RBP (the psABI's deepest frame); the
+    // APs' at the trampoline's call. Every stack must get there.
+    if early {
+        return Err(format!(
+            "bt -a: a backtrace stopped early: {}",
+            value["bt"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|t| t["complete"] != true)
+                .map(|t| format!("CPU {}: {}", t["cpu"], t["stopped"]))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
     if output.status.code() != Some(if early { 1 } else { 0 }) {
         return Err(format!(
             "bt: exit {:?} with{} a backtrace that stopped early: {}",

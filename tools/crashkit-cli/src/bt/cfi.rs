@@ -84,6 +84,16 @@ pub(super) fn entered_from_outside(ra: u64) -> String {
     )
 }
 
+/// How an unwind ends at code without call-frame information whose RBP
+/// is zero: the deepest frame as the psABI marks it
+/// ([`super::complete_cfi`]).
+pub(super) fn deepest_frame(lookup: u64) -> String {
+    format!(
+        "the deepest frame: no call-frame information at {lookup:#x} and RBP 0, \
+         the x86-64 psABI's mark of the stack's start"
+    )
+}
+
 /// Unwind from the registers a CPU saved; the frames and why it stopped.
 /// Every register is tracked (DWARF numbering), so the rules of an
 /// interrupt stub (expressions over the saved frame) are followed into the
@@ -202,7 +212,13 @@ pub(super) fn unwind(
                 (next, "cfi", from_stub)
             }
             None => {
-                let Some(rbp) = registers[6].filter(|&rbp| rbp != 0) else {
+                // The x86-64 psABI (3.4.1): code marks the deepest frame by
+                // setting RBP to zero; entry code without call-frame
+                // information that did so is the stack's start.
+                if registers[6] == Some(0) {
+                    return (frames, deepest_frame(lookup));
+                }
+                let Some(rbp) = registers[6] else {
                     return (
                         frames,
                         format!("no call-frame information at {lookup:#x} and no frame pointer"),

@@ -50,10 +50,13 @@ pub const MOST_FRAMES: usize = 64;
 const OUTERMOST: &str = "the outermost frame (return address 0)";
 
 /// Whether a CFI unwind that ended with `stopped` reached its stack's
-/// start: a return address of 0, or a call into the kernel from code
-/// outside its text.
+/// start: a return address of 0, a call into the kernel from code
+/// outside its text ([`cfi::entered_from_outside`]), or code without
+/// call-frame information with RBP 0 ([`cfi::deepest_frame`]).
 fn complete_cfi(stopped: &str) -> bool {
-    stopped == OUTERMOST || stopped.starts_with("entered from code outside the kernel's text")
+    stopped == OUTERMOST
+        || stopped.starts_with("entered from code outside the kernel's text")
+        || stopped.starts_with("the deepest frame:")
 }
 
 /// One frame of a backtrace.

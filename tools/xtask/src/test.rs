@@ -111,7 +111,21 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .run()?;
     }
     fuzz_target_check()?;
-    let mut rustdoc = cargo(["doc", "--workspace", "--no-deps"]);
+    // The CLI's binary and the facade's library are both `crashkit`: one
+    // `cargo doc` of both writes them into one directory at once, and the
+    // two rustdocs racing there failed a clean CI run with an I/O error
+    // (cargo's "output filename collision"). The CLI first, then the rest,
+    // whose facade is what `target/doc/crashkit` then shows.
+    let mut cli_doc = cargo(["doc", "-p", "crashkit-cli", "--no-deps"]);
+    cli_doc.env("RUSTDOCFLAGS", "-D warnings");
+    Step::new("rustdoc of the crashkit CLI", cli_doc).run()?;
+    let mut rustdoc = cargo([
+        "doc",
+        "--workspace",
+        "--no-deps",
+        "--exclude",
+        "crashkit-cli",
+    ]);
     rustdoc.env("RUSTDOCFLAGS", "-D warnings");
     Step::new("rustdoc", rustdoc).run()?;
     Step::new(

@@ -8,8 +8,9 @@
 //!   the first by name (the trace was printed from another call in it),
 //!   the rest exactly as Linux printed them (`name+0xoff/0xsize`);
 //! - the other CPUs: where no capture kernel was loaded, each stopped in
-//!   `stop_this_cpu` (or, when an NMI panicked every CPU, waits in
-//!   `nmi_panic_self_stop`), entered through an interrupt or NMI (a
+//!   `stop_this_cpu` (or, had an NMI reached it after another CPU's NMI
+//!   panic, waits in `nmi_panic_self_stop`), entered through an interrupt
+//!   or NMI (a
 //!   `pt_regs` crossing) from what it was running; where one was (the console's
 //!   header says `Kdump: loaded`), Linux's crash NMI saved the registers it
 //!   interrupted, so the stack starts in that context, not in NMI code.
@@ -132,8 +133,8 @@ pub fn check(crashkit: &Path, arg: &str, truth: &Truth) -> Result<String, String
             || !crossed
         {
             return Err(fail(format!(
-                "CPU {cpu} is not stopped (stop_this_cpu, or nmi_panic_self_stop when an NMI \
-                 panicked both) through an interrupt: {list:?}"
+                "CPU {cpu} is not stopped (stop_this_cpu, or nmi_panic_self_stop after another \
+                 CPU's NMI panic) through an interrupt: {list:?}"
             )));
         }
     }

@@ -215,10 +215,13 @@ fn la57_guest(guest: &Guest, work: &Path) -> Result<String, String> {
 /// The guest crashed another way (issue 29): its stacks differ from
 /// SysRq-c's. `InitExit`: `/init` exits and Linux panics in `do_exit`
 /// ("Attempted to kill init!"), from the exit system call. `Nmi`: `/init`
-/// spins in user space, QEMU injects an NMI into both CPUs, and Linux
+/// spins in user space, QEMU injects an NMI (QMP `inject-nmi`), and Linux
 /// (`unknown_nmi_panic`) panics in NMI context: the panicking CPU's
-/// stack crosses the NMI's `pt_regs` into what it interrupted, and the
-/// other CPU waits in `nmi_panic_self_stop`, also in NMI context. KASLR
+/// stack crosses the NMI's `pt_regs` into what it interrupted (on the
+/// corpus's boots, the spinning shell in user space). The other CPU is
+/// stopped as in any panic (seen: `stop_this_cpu` through the reboot
+/// vector); one that had taken the NMI too would wait in
+/// `nmi_panic_self_stop`, which the check also takes. KASLR
 /// on, 128 MiB, QEMU's ELF only: the log holds the console, and the
 /// symbol and backtrace checks of [`crate::kallsyms`] and
 /// [`crate::backtrace`] pass, the Call Trace's reliable frames (the NMI
@@ -913,8 +916,8 @@ pub enum Trigger {
     Sysrq,
     /// `/init` exits: "Attempted to kill init!" from `do_exit`.
     InitExit,
-    /// `/init` spins in user space; QEMU injects an NMI into every CPU and
-    /// Linux (`unknown_nmi_panic`) panics in NMI context.
+    /// `/init` spins in user space; QEMU injects an NMI and Linux
+    /// (`unknown_nmi_panic`) panics in NMI context.
     Nmi,
 }
 

@@ -285,15 +285,6 @@ pub struct Tables<'m> {
     pub layout: Layout,
 }
 
-/// The address of the one symbol named `name`.
-fn address(table: &Table, name: &str) -> Result<u64, String> {
-    match table.by_name(name).as_slice() {
-        [(symbol, _)] => Ok(symbol.addr),
-        [] => Err(format!("no symbol {name}")),
-        several => Err(format!("{} symbols are named {name}", several.len())),
-    }
-}
-
 impl<'m> Tables<'m> {
     /// Find the tables through `symbols`, choose their version (the header
     /// hash, else `release`), and check the first entries read in it.
@@ -302,10 +293,10 @@ impl<'m> Tables<'m> {
         release: Option<&str>,
         memory: &'m dyn KernelMemory,
     ) -> Result<Self, String> {
-        let ip_start = address(symbols, "__start_orc_unwind_ip")?;
-        let ip_stop = address(symbols, "__stop_orc_unwind_ip")?;
-        let entries_start = address(symbols, "__start_orc_unwind")?;
-        let entries_stop = address(symbols, "__stop_orc_unwind")?;
+        let ip_start = symbols.address_of("__start_orc_unwind_ip")?;
+        let ip_stop = symbols.address_of("__stop_orc_unwind_ip")?;
+        let entries_start = symbols.address_of("__start_orc_unwind")?;
+        let entries_stop = symbols.address_of("__stop_orc_unwind")?;
         for (name, at) in [
             ("__start_orc_unwind_ip", ip_start),
             ("__stop_orc_unwind_ip", ip_stop),
@@ -340,7 +331,8 @@ impl<'m> Tables<'m> {
                 "{count} ORC entries: more than the {MOST_ENTRIES} this reader takes"
             ));
         }
-        let header = address(symbols, "__start_orc_header")
+        let header = symbols
+            .address_of("__start_orc_header")
             .ok()
             .and_then(|at| memory.read(at, 20).ok());
         let version = match header.as_deref().and_then(Version::of_header) {

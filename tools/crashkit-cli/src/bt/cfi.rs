@@ -75,26 +75,9 @@ fn evaluate(
     Err("an expression of more than 256 steps".into())
 }
 
-/// How an unwind ends that reached code outside the kernel's text through
-/// a call: the stack's start ([`super::complete_cfi`]).
-pub(super) fn entered_from_outside(ra: u64) -> String {
-    format!(
-        "entered from code outside the kernel's text: return address {ra:#x} follows a call \
-         (a boot or AP trampoline, a bootloader)"
-    )
-}
-
-/// How an unwind ends at code without call-frame information whose RBP
-/// is zero: the deepest frame as the psABI marks it
-/// ([`super::complete_cfi`]).
-pub(super) fn deepest_frame(lookup: u64) -> String {
-    format!(
-        "the deepest frame: no call-frame information at {lookup:#x} and RBP 0, \
-         the x86-64 psABI's mark of the stack's start"
-    )
-}
-
-/// Unwind from the registers a CPU saved; the frames and why it stopped.
+/// Unwind from the registers a CPU saved; the frames, how the unwind
+/// ended, and whether that is the stack's start (a return address of 0,
+/// a call from outside the kernel's text, the psABI's deepest frame).
 /// Every register is tracked (DWARF numbering), so the rules of an
 /// interrupt stub (expressions over the saved frame) are followed into the
 /// interrupted code.
@@ -103,7 +86,7 @@ pub(super) fn unwind(
     space: &Space,
     kernel: &Kernel<'_>,
     saved: &crashkit_dump_format::Registers,
-) -> (Vec<Frame>, String) {
+) -> (Vec<Frame>, String, bool) {
     let read = |addr: u64| vaddr::read_u64(dump, space, addr);
     let mut registers: [Option<u64>; REGISTERS] = [
         Some(saved.rax),
@@ -130,7 +113,7 @@ pub(super) fn unwind(
     let mut exact = true;
     loop {
         let (Some(rip), Some(rsp)) = (registers[16], registers[7]) else {
-            return (frames, "the caller's RIP or RSP is not known".into());
+            return (frames, "the caller's RIP or RSP is not known".into(), false);
         };
         let lookup = if exact { rip } else { rip - 1 };
         frames.push(Frame {
@@ -142,7 +125,11 @@ pub(super) fn unwind(
             interrupted: None,
         });
         if frames.len() >= MOST_FRAMES {
-            return (frames, format!("{MOST_FRAMES} frames: the most shown"));
+            return (
+                frames,
+                format!("{MOST_FRAMES} frames: the most shown"),
+                false,
+            );
         }
         let (next, how, next_exact) = match kernel.row(lookup) {
             Some((row, source)) => {
@@ -160,7 +147,7 @@ pub(super) fn unwind(
                 };
                 let cfa = match cfa {
                     Ok(cfa) => cfa,
-                    Err(why) => return (frames, format!("the CFA: {why}")),
+                    Err(why) => return (frames, format!("the CFA: {why}"), false),
                 };
                 let mut next = [None; REGISTERS];
                 next[7] = Some(cfa);
@@ -201,7 +188,7 @@ pub(super) fn unwind(
                         Ok(value) => next[usize::from(number)] = value,
                         // Only the return address must be known.
                         Err(why) if number == 16 => {
-                            return (frames, format!("the return address: {why}"));
+                            return (frames, format!("the return address: {why}"), false);
                         }
                         Err(_) => {}
                     }
@@ -216,18 +203,26 @@ pub(super) fn unwind(
                 // setting RBP to zero; entry code without call-frame
                 // information that did so is the stack's start.
                 if registers[6] == Some(0) {
-                    return (frames, deepest_frame(lookup));
+                    return (
+                        frames,
+                        format!(
+                            "the deepest frame: no call-frame information at {lookup:#x} and RBP 0, \
+                             the x86-64 psABI's mark of the stack's start"
+                        ),
+                        true,
+                    );
                 }
                 let Some(rbp) = registers[6] else {
                     return (
                         frames,
                         format!("no call-frame information at {lookup:#x} and no frame pointer"),
+                        false,
                     );
                 };
                 let (ra, next_rbp) = match (read(rbp.wrapping_add(8)), read(rbp)) {
                     (Ok(ra), Ok(next_rbp)) => (ra, next_rbp),
                     (Err(why), _) | (_, Err(why)) => {
-                        return (frames, format!("the stack is not readable: {why}"));
+                        return (frames, format!("the stack is not readable: {why}"), false);
                     }
                 };
                 let mut next = [None; REGISTERS];
@@ -241,10 +236,14 @@ pub(super) fn unwind(
             }
         };
         let (Some(ra), Some(next_rsp)) = (next[16], next[7]) else {
-            return (frames, "the return address is not known".into());
+            return (frames, "the return address is not known".into(), false);
         };
         if ra == 0 {
-            return (frames, super::OUTERMOST.into());
+            return (
+                frames,
+                "the outermost frame (return address 0)".into(),
+                true,
+            );
         }
         if !kernel.in_text(ra) {
             // Where the kernel was entered from code that is not in its
@@ -258,11 +257,19 @@ pub(super) fn unwind(
                     .and_then(|word| super::call::before(ra, word.to_le_bytes()))
                     .is_some();
             if called {
-                return (frames, entered_from_outside(ra));
+                return (
+                    frames,
+                    format!(
+                        "entered from code outside the kernel's text: return address {ra:#x} \
+                         follows a call (a boot or AP trampoline, a bootloader)"
+                    ),
+                    true,
+                );
             }
             return (
                 frames,
                 format!("return address {ra:#x} is outside the kernel's text"),
+                false,
             );
         }
         // The stack pointer must move up, except out of a stub: an NMI or
@@ -272,6 +279,7 @@ pub(super) fn unwind(
             return (
                 frames,
                 format!("the stack pointer did not move up ({next_rsp:#x})"),
+                false,
             );
         }
         if let Some(last) = frames.last_mut() {

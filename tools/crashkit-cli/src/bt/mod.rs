@@ -46,19 +46,6 @@ use crate::vaddr;
 /// The most frames one unwind gives.
 pub const MOST_FRAMES: usize = 64;
 
-/// The end of a CFI unwind that reached the outermost frame.
-const OUTERMOST: &str = "the outermost frame (return address 0)";
-
-/// Whether a CFI unwind that ended with `stopped` reached its stack's
-/// start: a return address of 0, a call into the kernel from code
-/// outside its text ([`cfi::entered_from_outside`]), or code without
-/// call-frame information with RBP 0 ([`cfi::deepest_frame`]).
-fn complete_cfi(stopped: &str) -> bool {
-    stopped == OUTERMOST
-        || stopped.starts_with("entered from code outside the kernel's text")
-        || stopped.starts_with("the deepest frame:")
-}
-
 /// One frame of a backtrace.
 #[derive(Debug, Serialize)]
 pub struct Frame {
@@ -209,30 +196,13 @@ impl orc::Stack for Linux<'_> {
     }
 }
 
-/// The one address of symbol `name`.
-fn symbol_address(symbols: &Table, name: &str) -> Result<u64, String> {
-    match symbols.by_name(name).as_slice() {
-        [(symbol, _)] => Ok(symbol.addr),
-        [] => Err(format!("no symbol {name}")),
-        several => Err(format!("{} symbols are named {name}", several.len())),
-    }
-}
-
 /// A frame's symbol as Linux prints it: the symbol `lookup` is in, with
 /// the offset of `pc` (a return address names its call's function with
 /// the return address's own offset, as `%pB` does).
 fn linux_symbol(symbols: &Table, pc: u64, lookup: u64) -> Option<String> {
-    let named = symbols.name_of(lookup)?;
-    let mut text = format!(
-        "{}+{:#x}/{:#x}",
-        named.symbol.name,
-        pc.wrapping_sub(named.symbol.addr),
-        named.size
-    );
-    if let Some(module) = &named.symbol.module {
-        text.push_str(&format!(" [{module}]"));
-    }
-    Some(text)
+    let mut named = symbols.name_of(lookup)?;
+    named.offset = pc.wrapping_sub(named.symbol.addr);
+    Some(named.to_string())
 }
 
 /// The ORC unwinder of `dump`, or why there is none.
@@ -248,20 +218,17 @@ fn linux_unwinder<'d>(
         .and_then(|info| info.get("OSRELEASE").map(str::to_owned));
     let tables = crate::orc::Tables::locate(symbols, release.as_deref(), memory)?;
     let init = match (
-        symbol_address(symbols, "_sinittext"),
-        symbol_address(symbols, "_einittext"),
+        symbols.address_of("_sinittext"),
+        symbols.address_of("_einittext"),
     ) {
         (Ok(start), Ok(end)) => (start, end),
         _ => (0, 0),
     };
     let text = [
-        (
-            symbol_address(symbols, "_stext")?,
-            symbol_address(symbols, "_etext")?,
-        ),
+        (symbols.address_of("_stext")?, symbols.address_of("_etext")?),
         init,
     ];
-    let end = symbol_address(symbols, "_end")?;
+    let end = symbols.address_of("_end")?;
     Ok(Linux {
         stacks: crate::cached::Cached::new(memory),
         tables,
@@ -344,7 +311,7 @@ pub fn backtraces(
         // its stack through another CPU's, the panicking one's first: a
         // kernel's CPUs share its mappings, and the unwinder says whose.
         let mut unwinder = "cfi (the kernel ELF's call-frame information)".to_owned();
-        let (frames, stopped) = match vaddr::space(dump, Some(number)) {
+        let (frames, stopped, complete) = match vaddr::space(dump, Some(number)) {
             Ok(space) => cfi::unwind(dump, &space, kernel, &registers),
             Err(why) => {
                 let panicking_cpu = (0..list.len())
@@ -373,6 +340,7 @@ pub fn backtraces(
                             interrupted: None,
                         }],
                         format!("no page tables to read the stack with: {why}"),
+                        false,
                     ),
                 }
             }
@@ -382,7 +350,7 @@ pub fn backtraces(
             panicking,
             unwinder,
             frames,
-            complete: complete_cfi(&stopped),
+            complete,
             stopped,
         });
     }

@@ -209,6 +209,16 @@ impl Table {
             .collect()
     }
 
+    /// The address of the one symbol named `name`; none, or several, is
+    /// an error that says so.
+    pub fn address_of(&self, name: &str) -> Result<u64, String> {
+        match self.by_name(name).as_slice() {
+            [(symbol, _)] => Ok(symbol.addr),
+            [] => Err(format!("no symbol {name}")),
+            several => Err(format!("{} symbols are named {name}", several.len())),
+        }
+    }
+
     /// Every symbol's name and address, by address.
     pub fn names_and_addresses(&self) -> impl Iterator<Item = (&str, u64)> {
         (0..self.len()).map(|i| (self.columns.name(i), self.columns.addresses[i]))

@@ -9,6 +9,7 @@
 //! | [`kallsyms`] | the Linux guests' own `/proc/kallsyms`, handed out through RAM: `sym`, symbolic `rd` and the panicking CPU checked against it |
 //! | [`convert_check`] | `crashkit convert`'s files of a Linux guest's dump, read by makedumpfile, crash, libkdumpfile and gdb as the source is |
 //! | [`backtrace`] | `bt -a` on a Linux guest's dump with no vmlinux, against the Call Trace its console printed |
+//! | [`triage_check`] | `crashkit triage` over a corpus's directories: every file a row, each crash's dumps one signature, different crashes different |
 //! | [`cli_check`] | every `crashkit` command over a dump, its answers checked against RAM and the crash record |
 //! | [`oracle`] | the corpus's own page-table walk, the independent oracle the format library's `paging` is checked against |
 //!
@@ -23,3 +24,4 @@ pub mod kexec;
 pub mod linux;
 pub mod oracle;
 pub mod test_kernel;
+pub mod triage_check;

@@ -72,7 +72,41 @@ pub fn make_and_check(kernel: &Path, dir: &Path) -> Result<Vec<String>, String> 
     let line = reset_i386(kernel, &work)
         .map_err(|why| format!("corpus case reset-i386 ({}): {why}", work.display()))?;
     lines.push(format!("reset-i386: {line}"));
+    lines.push(triage(&dir)?);
     Ok(lines)
+}
+
+/// `crashkit triage` over the whole corpus with the kernel's ELF: each
+/// case's dumps (crashkit's ELF, QEMU's ELF and kdump files) one
+/// signature, the three cases three ([`crate::triage_check`]).
+fn triage(dir: &Path) -> Result<String, String> {
+    let crashes = CASES
+        .iter()
+        .map(|&(scenario, cpus)| {
+            let work = dir.join(format!("{scenario}-smp{cpus}"));
+            let mut dumps: Vec<PathBuf> = std::fs::read_dir(&work)
+                .map_err(|e| format!("{}: {e}", work.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                    name == "crashkit.vmcore"
+                        || name == "qemu.elf"
+                        || (name.starts_with("qemu-") && name.ends_with(".flat"))
+                })
+                .collect();
+            dumps.sort();
+            Ok(crate::triage_check::Crash {
+                name: format!("{scenario}-smp{cpus}"),
+                dumps,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    crate::triage_check::check(
+        &cli_check::crashkit()?,
+        &[dir.to_path_buf()],
+        Some(&dir.join("kernel.elf")),
+        &crashes,
+    )
 }
 
 /// RAM of the reset-state machine: enough that QEMU puts some above 4 GiB

@@ -9,7 +9,8 @@
 //! or damaged still answers, with a warning on standard error.
 //!
 //! Commands: `info`, `cpus`, `regs`, `record`, `rd` (virtual or `-p`
-//! physical), `vtop`, `sym`, `bt`, `log`, `verify`, `convert`, `save` (clap's definitions
+//! physical), `vtop`, `sym`, `bt`, `log`, `verify`, `report`, `triage`,
+//! `convert`, `save` (clap's definitions
 //! below; `tests/commands_doc.rs` checks this list, the README's and the
 //! manual's against them). The manual is docs/cli.md.
 
@@ -26,10 +27,12 @@ mod orc;
 mod provenance;
 mod rd;
 mod record;
+mod report;
 mod save;
 mod scan;
 mod sym;
 mod symbols;
+mod triage;
 mod vaddr;
 mod verify;
 mod vmcoreinfo;
@@ -237,6 +240,49 @@ enum Command {
     Verify {
         /// The dump: a file, or a split dump's parts joined by commas.
         dump: String,
+    },
+    /// One self-contained HTML page about the crash: a summary, the crash
+    /// record's timeline drawn, every CPU's registers and backtrace, the
+    /// log's last lines, the notifiers, the verification, and what could
+    /// not be shown and why. `--json` gives the same content as data.
+    Report {
+        /// The dump: a file, or a split dump's parts joined by commas.
+        dump: String,
+        /// Write the page (or the JSON) to this file instead of standard
+        /// output.
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+        /// The kernel's ELF, for backtraces and a crashkit kernel's crash
+        /// log (default: found by the dump's build-id under --debug-dir;
+        /// optional for a Linux dump with ORC tables).
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
+        /// Where `.build-id/xx/rest.debug` files are.
+        #[arg(long, default_value = "/usr/lib/debug")]
+        debug_dir: std::path::PathBuf,
+        /// Do not read every page to verify the dump.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Many dumps at once: one row each (format, producer, release, panic,
+    /// CPU, a crash signature, completeness), grouped by signature. PATHs
+    /// are files, split dumps' parts joined by commas, or directories.
+    /// Unreadable files are rows with their error.
+    Triage {
+        /// Dump files, split dumps (parts joined by commas), directories.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Also write DIR/index.html and one report per dump under
+        /// DIR/reports/ (each dump then read whole, as `report` does).
+        #[arg(long, value_name = "DIR")]
+        html: Option<std::path::PathBuf>,
+        /// A crashkit kernel's ELF, for the frames of the dumps it crashed
+        /// (matched by build-id; others are looked up under --debug-dir).
+        #[arg(long)]
+        kernel: Option<std::path::PathBuf>,
+        /// Where `.build-id/xx/rest.debug` files are.
+        #[arg(long, default_value = "/usr/lib/debug")]
+        debug_dir: std::path::PathBuf,
     },
     /// Write the dump again as an ELF vmcore, a kdump-compressed file or a
     /// flattened stream, zero pages stored as holes or shared, with a codec
@@ -691,6 +737,65 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Report {
+            dump,
+            output,
+            kernel,
+            debug_dir,
+            no_verify,
+        } => {
+            let files = open::Files::map(dump)?;
+            let opened = open_and_warn(&files)?;
+            let symbols = report::Symbols {
+                kernel: kernel.as_deref(),
+                debug_dir,
+            };
+            let gathered = with_progress(cli.json, |progress| {
+                report::gather(&files, &opened, &symbols, !*no_verify, progress)
+            });
+            let text = if cli.json {
+                json(&Versioned {
+                    report: Some(&gathered),
+                    ..Versioned::default()
+                })?
+            } else {
+                report::html::page(&gathered)
+            };
+            match output {
+                Some(path) => {
+                    std::fs::write(path, text)
+                        .with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("crashkit: wrote {}", path.display());
+                }
+                None => print(&text)?,
+            }
+        }
+        Command::Triage {
+            paths,
+            html,
+            kernel,
+            debug_dir,
+        } => {
+            let kernels = triage::Kernels {
+                kernel: kernel.as_deref(),
+                debug_dir,
+            };
+            let dumps = triage::expand(paths);
+            let mut answer_ = with_progress(cli.json, |progress| {
+                triage::triage(&dumps, &kernels, progress)
+            });
+            if let Some(dir) = html {
+                write_triage_html(dir, &mut answer_, &kernels, cli.json)?;
+            }
+            answer(
+                cli.json,
+                Versioned {
+                    triage: Some(&answer_),
+                    ..Versioned::default()
+                },
+                || triage::render(&answer_),
+            )?;
+        }
         Command::Save {
             device,
             out,
@@ -737,6 +842,54 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `triage --html DIR`: a report per readable dump under DIR/reports/
+/// (numbered in row order, named after the dump's first file), then
+/// DIR/index.html linking them.
+fn write_triage_html(
+    dir: &std::path::Path,
+    triaged: &mut triage::Triage,
+    kernels: &triage::Kernels<'_>,
+    json_wanted: bool,
+) -> anyhow::Result<()> {
+    let reports = dir.join("reports");
+    std::fs::create_dir_all(&reports)
+        .with_context(|| format!("cannot create {}", reports.display()))?;
+    let bar = progress_bar(json_wanted);
+    bar.set_length(triaged.rows.len() as u64);
+    for (index, row) in triaged.rows.iter_mut().enumerate() {
+        bar.set_position(index as u64);
+        if row.error.is_some() {
+            continue;
+        }
+        let Ok(files) = open::Files::map(&row.dump) else {
+            continue;
+        };
+        let Ok(opened) = open::open(&files) else {
+            continue;
+        };
+        let symbols = report::Symbols {
+            kernel: kernels.kernel,
+            debug_dir: kernels.debug_dir,
+        };
+        let gathered = report::gather(&files, &opened, &symbols, true, &mut |_, _| {});
+        let first = row.dump.split(',').next().unwrap_or("dump");
+        let base = std::path::Path::new(first)
+            .file_name()
+            .map_or("dump".into(), |n| n.to_string_lossy().into_owned());
+        let name = format!("{:04}-{base}.html", index + 1);
+        let path = reports.join(&name);
+        std::fs::write(&path, report::html::page(&gathered))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        row.report = Some(format!("reports/{name}"));
+    }
+    bar.finish_and_clear();
+    let index = dir.join("index.html");
+    std::fs::write(&index, triage::html::index(triaged))
+        .with_context(|| format!("cannot write {}", index.display()))?;
+    eprintln!("crashkit: wrote {}", index.display());
+    Ok(())
 }
 
 /// The symbols that name RIPs without a kernel ELF: `--system-map`'s when
@@ -830,6 +983,10 @@ struct Versioned<'a> {
     convert: Option<&'a convert::Written>,
     #[serde(skip_serializing_if = "Option::is_none")]
     save: Option<&'a save::Saved>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<&'a report::Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    triage: Option<&'a triage::Triage>,
 }
 
 impl Default for Versioned<'_> {
@@ -848,6 +1005,8 @@ impl Default for Versioned<'_> {
             verify: None,
             convert: None,
             save: None,
+            report: None,
+            triage: None,
         }
     }
 }

@@ -359,6 +359,87 @@ fn every_command_matches_its_golden_output() {
     ] {
         cases.push((format!("device-{command}"), generated.as_path(), args));
     }
+    // `report` as JSON (the HTML is checked in a browser: tests/browser.rs):
+    // crashkit's dump, the eventful record (every kind of timeline event,
+    // markup in its texts), the crash log decoded, the synthetic Linux dump
+    // (ORC backtraces, its log), QEMU's dump of the test kernel with its
+    // ELF. `--debug-dir nowhere`: no machine's debug files change them.
+    std::fs::write(
+        generated.join("golden-eventful.elf"),
+        common::elf_with_record(&common::eventful_record()),
+    )
+    .unwrap();
+    for (tag, dir, args) in [
+        (
+            "elf-report-json",
+            generated.as_path(),
+            vec!["--json", "report", "golden-dump.elf"],
+        ),
+        (
+            "eventful-report-json",
+            generated.as_path(),
+            vec!["--json", "report", "golden-eventful.elf"],
+        ),
+        (
+            "crashlog-report-json",
+            generated.as_path(),
+            vec![
+                "--json",
+                "report",
+                "golden-log.elf",
+                "--kernel",
+                "golden-log-kernel.elf",
+                "--no-verify",
+            ],
+        ),
+        (
+            "synthetic-report-json",
+            generated.as_path(),
+            vec!["--json", "report", "golden-linux.elf"],
+        ),
+        (
+            "qemu-report-json",
+            corpus.as_path(),
+            vec!["--json", "report", qemu, "--kernel", "test-kernel.elf"],
+        ),
+    ] {
+        let mut args = args;
+        if !args.contains(&"--kernel") {
+            args.extend(["--debug-dir", "nowhere"]);
+        }
+        cases.push((tag.into(), dir, args));
+    }
+    // `triage` over a directory of the dumps above and of files that are
+    // not dumps: every file a row, the same crash (one dump in three
+    // formats) one signature.
+    let set = generated.join("triage-set");
+    std::fs::create_dir_all(&set).unwrap();
+    for name in [
+        "golden-dump.elf",
+        "golden-dump.kdump",
+        "golden-dump.flat",
+        "golden-eventful.elf",
+        "golden-linux.elf",
+        "golden-linux-no-note.elf",
+        "golden-log.elf",
+    ] {
+        std::fs::copy(generated.join(name), set.join(name)).unwrap();
+    }
+    std::fs::write(set.join("notes.txt"), "not a dump\n").unwrap();
+    let dump = std::fs::read(generated.join("golden-dump.elf")).unwrap();
+    std::fs::write(set.join("cut.elf"), &dump[..dump.len() / 3]).unwrap();
+    for (tag, args) in [
+        (
+            "triage",
+            vec!["triage", "triage-set", "--debug-dir", "nowhere"],
+        ),
+        (
+            "triage-json",
+            vec!["--json", "triage", "triage-set", "--debug-dir", "nowhere"],
+        ),
+    ] {
+        cases.push((tag.into(), generated.as_path(), args));
+    }
     // Errors are output too; under --json as JSON.
     cases.push((
         "error-directory".into(),

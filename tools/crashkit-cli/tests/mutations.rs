@@ -15,7 +15,10 @@
 //! and kallsyms place them), `log`
 //! and `verify`, each under a 1 GiB address-space
 //! limit and a 10 s CPU-time limit: none may panic, be killed or use an exit code
-//! outside 0-3, and an unusable file is one line naming the file.
+//! outside 0-3, and an unusable file is one line naming the file. The files
+//! also go, [`BATCH`] at a time, through one `triage` of their directory
+//! (the same memory limit, 10 s of CPU time per 64 files): it must exit 0
+//! with every file in exactly one row.
 
 mod common;
 
@@ -41,6 +44,57 @@ const COMMANDS: &[&[&str]] = &[
     &["log"],
     &["verify"],
 ];
+
+/// Files per `triage` run.
+const BATCH: usize = 256;
+
+/// `triage` over the directory `dir` of `files` (file names): exit 0, no
+/// panic, every file in exactly one row; then the directory is removed.
+fn triage_batch(dir: &std::path::Path, files: usize) {
+    let dir_text = dir.to_str().unwrap();
+    let output = common::bounded_for(
+        &["--json", "triage", dir_text, "--debug-dir", "/nonexistent"],
+        10 * (files as u64).div_ceil(64),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "triage {dir_text}: {:?}\n{stderr}",
+        output.status
+    );
+    assert!(!stderr.contains("panicked"), "triage {dir_text}: {stderr}");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut seen: Vec<String> = answer["triage"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row["dump"]
+                .as_str()
+                .unwrap()
+                .split(',')
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    seen.sort();
+    let mut listed: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(seen, listed, "triage {dir_text}: every file in one row");
+    assert_eq!(listed.len(), files);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// What a worker does: one file through every command, or a batch's
+/// directory through `triage`.
+enum Job {
+    File(PathBuf, String),
+    Batch(PathBuf, usize),
+}
 
 /// Run every command on `path`; the number of runs.
 fn every_command(path: &std::path::Path, what: &str) -> usize {
@@ -69,7 +123,7 @@ fn run_corpus(
 ) -> (usize, usize) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("crashkit-mutations-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let (send, receive) = mpsc::sync_channel::<(PathBuf, String)>(4);
+    let (send, receive) = mpsc::sync_channel::<Job>(4);
     let receive = std::sync::Arc::new(std::sync::Mutex::new(receive));
     let workers: Vec<_> = (0..2)
         .map(|_| {
@@ -78,22 +132,48 @@ fn run_corpus(
                 let mut runs = 0;
                 loop {
                     let next = receive.lock().unwrap().recv();
-                    let Ok((path, what)) = next else {
-                        return runs;
-                    };
-                    runs += every_command(&path, &what);
-                    std::fs::remove_file(&path).unwrap();
+                    match next {
+                        Err(_) => return runs,
+                        Ok(Job::File(path, what)) => {
+                            runs += every_command(&path, &what);
+                            std::fs::remove_file(&path).unwrap();
+                        }
+                        Ok(Job::Batch(dir, files)) => {
+                            triage_batch(&dir, files);
+                            runs += 1;
+                        }
+                    }
                 }
             })
         })
         .collect();
     let mut files = 0usize;
+    let batch_dir = |n: usize| dir.join(format!("triage-{n}"));
+    let mut in_batch = 0usize;
     generate(&mut |bytes, what| {
         let path = dir.join(format!("case-{files}"));
         std::fs::write(&path, &bytes).unwrap();
+        // The same file in this batch's directory (a second name, no
+        // copy), removed with it.
+        let batch = batch_dir(files / BATCH);
+        if files.is_multiple_of(BATCH) {
+            // Left by an earlier run that stopped part way.
+            let _ = std::fs::remove_dir_all(&batch);
+        }
+        std::fs::create_dir_all(&batch).unwrap();
+        std::fs::hard_link(&path, batch.join(format!("case-{files}"))).unwrap();
         files += 1;
-        send.send((path, what)).unwrap();
+        in_batch += 1;
+        send.send(Job::File(path, what)).unwrap();
+        if in_batch == BATCH {
+            send.send(Job::Batch(batch, in_batch)).unwrap();
+            in_batch = 0;
+        }
     });
+    if in_batch > 0 {
+        send.send(Job::Batch(batch_dir((files - 1) / BATCH), in_batch))
+            .unwrap();
+    }
     drop(send);
     let runs = workers.into_iter().map(|w| w.join().unwrap()).sum();
     (files, runs)

@@ -5,7 +5,10 @@
 //! (`log --tail 12`) and `bt -a` on QEMU's dump of it; then two panics whose
 //! dumps the guest writes through the capture kernel (`target/demo/vmcore`,
 //! ELF, and `target/demo/vmcore.kdump`, LZO1X), saved with `crashkit save`
-//! and read with `info`, `cpus`, `log --tail 12`, `bt -a` and `verify`.
+//! and read with `info`, `cpus`, `log --tail 12`, `bt -a` and `verify`;
+//! last, `crashkit report` of the ELF one: `target/demo/report.html`, and
+//! a screenshot of it (`report.png`) when Chromium is installed (docs/
+//! holds one, shown in the README).
 
 use crate::prerequisites;
 use crate::run::{self, BARE_METAL_TARGET, Step, cargo};
@@ -104,5 +107,34 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
                 .run()?;
         }
     }
+
+    // Everything about the ELF one on one page.
+    let page = out_dir.join("report.html");
+    let mut report = cargo(["run", "--release", "-q", "-p", "crashkit-cli", "--"]);
+    report
+        .args(["report", "--kernel", kernel.as_str(), "-o"])
+        .arg(&page)
+        .arg(out_dir.join("vmcore"));
+    Step::new("crashkit report of vmcore", report)
+        .time_limit(10 * 60)
+        .run()?;
+    if prerequisites::CHROMIUM.works() {
+        let shot = out_dir.join("report.png");
+        let mut chromium = std::process::Command::new(prerequisites::CHROMIUM.program);
+        chromium
+            .args(crate::run::HEADLESS_CHROMIUM)
+            .args(["--hide-scrollbars", "--window-size=1100,1500"])
+            .arg(format!(
+                "--user-data-dir={}",
+                out_dir.join("chromium-profile").display()
+            ))
+            .arg(format!("--screenshot={}", shot.display()))
+            .arg(format!("file://{}", page.display()));
+        Step::new("a screenshot of the report (headless Chromium)", chromium)
+            .time_limit(120)
+            .run()?;
+        println!("xtask: its screenshot: {}", shot.display());
+    }
+    println!("xtask: the crash on one page: {}", page.display());
     Ok(())
 }

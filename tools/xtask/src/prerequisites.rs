@@ -164,6 +164,16 @@ pub const GXX: Package = Package {
     why: "libFuzzer, built by the fuzz target",
 };
 
+/// Debian's Chromium: the browser `crashkit report`'s and `triage
+/// --html`'s pages are loaded in (headless, driven through the DevTools
+/// protocol) by the CLI's browser test, and the demo's screenshot.
+pub const CHROMIUM: Package = Package {
+    name: "chromium",
+    program: "chromium",
+    probe: &["--version"],
+    why: "the report pages' browser test",
+};
+
 /// Every Debian package any task installs: the one list `fresh-check`
 /// removes and the probe test walks. (gcc, the linker Rust needs, is
 /// `.ci/run`'s: the xtask cannot link without it.)
@@ -176,6 +186,7 @@ pub const PACKAGES: &[Package] = &[
     LIBKDUMPFILE,
     DRGN,
     GXX,
+    CHROMIUM,
 ];
 
 /// `qemu-system-x86_64`. Without it the QEMU tests cannot run, and that is
@@ -191,6 +202,11 @@ pub fn dump_checkers() -> Result<(), String> {
         ensure(package)?;
     }
     Ok(())
+}
+
+/// Chromium, for the report pages' browser test.
+pub fn browser() -> Result<(), String> {
+    ensure(&CHROMIUM)
 }
 
 /// The peers of the CLI benchmark: gdb, libkdumpfile and drgn.

@@ -59,6 +59,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     // `cargo test` then runs each one's probe on an installed package.
     prerequisites::qemu()?;
     prerequisites::dump_checkers()?;
+    prerequisites::browser()?;
 
     Step::new("format", cargo(["fmt", "--all", "--", "--check"])).run()?;
     Step::new(

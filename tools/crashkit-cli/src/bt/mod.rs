@@ -37,6 +37,8 @@ use serde::Serialize;
 use crashkit_dump_format::read::CpuRegisters;
 
 pub use kernel::{Function, Kernel};
+#[cfg(test)]
+pub use orc::Interrupted;
 
 use crate::cpus;
 use crate::open::Opened;
@@ -134,27 +136,39 @@ fn build_id(dump: &Opened<'_>) -> Option<Vec<u8>> {
 }
 
 /// Check the kernel's build-id against the dump's: a mismatch is an
-/// error; a missing one a warning.
+/// error; a missing one a warning on standard error.
 pub fn check_build_id(dump: &Opened<'_>, kernel: &Kernel<'_>, path: &Path) -> anyhow::Result<()> {
+    if let Some(warning) = build_id_unchecked(dump, kernel, path)? {
+        eprintln!("crashkit: warning: {warning}");
+    }
+    Ok(())
+}
+
+/// [`check_build_id`]'s check: a mismatch is an error, a build-id missing
+/// on either side the warning's text.
+pub fn build_id_unchecked(
+    dump: &Opened<'_>,
+    kernel: &Kernel<'_>,
+    path: &Path,
+) -> anyhow::Result<Option<String>> {
     let hex = |id: &[u8]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
-    match (build_id(dump), &kernel.build_id) {
+    Ok(match (build_id(dump), &kernel.build_id) {
         (Some(dump_id), Some(elf_id)) if dump_id != *elf_id => bail!(
             "{}: its build-id {} is not the dump's {}: not the kernel that crashed",
             path.display(),
             hex(elf_id),
             hex(&dump_id)
         ),
-        (None, _) => eprintln!(
-            "crashkit: warning: the dump names no build-id; cannot check that {} is the kernel that crashed",
+        (None, _) => Some(format!(
+            "the dump names no build-id; cannot check that {} is the kernel that crashed",
             path.display()
-        ),
-        (_, None) => eprintln!(
-            "crashkit: warning: {} has no build-id; cannot check that it is the kernel that crashed",
+        )),
+        (_, None) => Some(format!(
+            "{} has no build-id; cannot check that it is the kernel that crashed",
             path.display()
-        ),
-        _ => {}
-    }
-    Ok(())
+        )),
+        _ => None,
+    })
 }
 
 /// The ORC unwinder of a Linux dump: its tables, its symbols, its memory.

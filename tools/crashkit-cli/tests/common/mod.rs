@@ -229,6 +229,11 @@ where
 /// threads (the mutation corpora make tens of thousands of runs, and the
 /// polling loop this replaced was a third of their time).
 pub fn bounded(args: &[&str]) -> std::process::Output {
+    bounded_for(args, 10)
+}
+
+/// [`bounded`] with `cpu_seconds` of CPU time (a run over many files).
+pub fn bounded_for(args: &[&str], cpu_seconds: u64) -> std::process::Output {
     use std::os::unix::process::CommandExt;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_crashkit"));
     command.args(args).stdin(std::process::Stdio::null());
@@ -237,8 +242,8 @@ pub fn bounded(args: &[&str]) -> std::process::Output {
     // owns; it touches no memory the parent shares, takes no lock and does
     // not allocate.
     unsafe {
-        command.pre_exec(|| {
-            for (resource, value) in [(libc::RLIMIT_AS, 1 << 30), (libc::RLIMIT_CPU, 10)] {
+        command.pre_exec(move || {
+            for (resource, value) in [(libc::RLIMIT_AS, 1 << 30), (libc::RLIMIT_CPU, cpu_seconds)] {
                 let limit = libc::rlimit {
                     rlim_cur: value,
                     rlim_max: value,
@@ -296,4 +301,128 @@ pub fn survives(args: &[&str], path: &str, what: &str) {
             "{what}: {stderr}"
         );
     }
+}
+
+/// A crash record with every kind of event the report's timeline draws,
+/// and markup in its texts (a dump is hostile input: the HTML must show
+/// it as text). Four CPU slots: CPU 0 owns the panic, CPU 1 stopped by
+/// NMI, CPU 2 never answered three NMIs, CPU 3 absent. Notifiers in every
+/// list with four outcomes, one escalation, the final action `Halt`.
+pub fn eventful_record() -> Vec<u8> {
+    use crashkit_nmi::{ControlRegisters, CpuIndex, RegisterFrame};
+    use crashkit_record::{
+        CrashRecord, DumpResult, FinalAction, NotifierEntry, NotifierList, NotifierOutcome,
+        PanicPhase, PhaseStamp, ShootdownTotals, Skipped,
+    };
+    use std::fmt::Write as _;
+
+    const MS: u64 = 1_000_000;
+    let t0 = 5_000 * MS;
+    let record = CrashRecord::<4, 8>::new();
+    let panic = record.panic();
+    panic.set_owner(CpuIndex(0));
+    panic.stamp(PhaseStamp::PanicEntry, t0);
+    let frame = RegisterFrame {
+        rip: 0xffff_ffff_8100_0000,
+        rsp: 0xffff_c900_0000_3f00,
+        ..RegisterFrame::ZERO
+    };
+    let control = ControlRegisters::default();
+    let slot = |cpu| record.cpu_slot(CpuIndex(cpu)).unwrap();
+    slot(0)
+        .record_owner(&frame, &control, 0, t0 + MS / 4)
+        .unwrap();
+    write!(
+        panic.message_writer(),
+        "panicked at src/<script>alert('x')</script>.rs:7:1:\ncpu 0 & \"friends\" <b>panic</b>"
+    )
+    .unwrap();
+    panic.set_phase(PanicPhase::StoppingCpus);
+    panic.stamp(PhaseStamp::ShootdownStart, t0 + MS / 2);
+    assert!(slot(1).mark_nmi_sent(t0 + MS));
+    assert!(slot(2).mark_nmi_sent(t0 + MS));
+    slot(2).count_nmi_sent();
+    slot(2).count_nmi_sent();
+    assert!(slot(3).mark_absent());
+    slot(1)
+        .record_stop(
+            &frame,
+            &control,
+            crashkit_record::StopPath::Nmi,
+            1,
+            t0 + 3 * MS / 2,
+        )
+        .unwrap();
+    assert!(slot(2).mark_unresponsive());
+    panic.record_shootdown(&ShootdownTotals {
+        stopped: 1,
+        unresponsive: 1,
+        absent: 1,
+        nmis_sent: 4,
+        nmis_resent: 2,
+        send_errors: 0,
+    });
+    panic.stamp(PhaseStamp::ShootdownEnd, t0 + 5 * MS);
+    panic.set_phase(PanicPhase::Notifiers);
+    panic.stamp(PhaseStamp::NotifiersStart, t0 + 5 * MS + MS / 10);
+    for (list, outcome, ms, name) in [
+        (
+            NotifierList::Hypervisor,
+            NotifierOutcome::Ran,
+            1,
+            "hv-<i>notify</i>",
+        ),
+        (
+            NotifierList::PreDump,
+            NotifierOutcome::SkippedLockBusy,
+            0,
+            "console-flush",
+        ),
+        (
+            NotifierList::PreDump,
+            NotifierOutcome::OverBudget,
+            2,
+            "nvme-quiesce",
+        ),
+    ] {
+        record
+            .record_notifier(&NotifierEntry::new(list, outcome, 0, ms * MS, name))
+            .unwrap();
+    }
+    panic.set_phase(PanicPhase::DumpHandover);
+    panic.stamp(PhaseStamp::DumpHandoverStart, t0 + 9 * MS);
+    panic
+        .record_escalation(
+            PanicPhase::DumpHandover,
+            Skipped::DUMP_HANDOVER,
+            t0 + 10 * MS,
+        )
+        .unwrap();
+    panic.set_dump_result(DumpResult::Failed, 7);
+    panic.stamp(PhaseStamp::DumpHandoverEnd, t0 + 10 * MS);
+    for (list, outcome, ms, name) in [
+        (
+            NotifierList::Informational,
+            NotifierOutcome::Ran,
+            1,
+            "serial-report",
+        ),
+        (
+            NotifierList::PostDump,
+            NotifierOutcome::Panicked,
+            1,
+            "watchdog-off",
+        ),
+    ] {
+        record
+            .record_notifier(&NotifierEntry::new(list, outcome, 0, ms * MS, name))
+            .unwrap();
+    }
+    panic.stamp(PhaseStamp::NotifiersEnd, t0 + 13 * MS);
+    panic.set_phase(PanicPhase::FinalAction);
+    panic.stamp(PhaseStamp::FinalAction, t0 + 14 * MS);
+    panic.set_final_action(FinalAction::Halt);
+    let mut bytes = vec![0u8; CrashRecord::<4, 8>::TOTAL_SIZE];
+    record.snapshot(&mut bytes).unwrap();
+    bytes
 }

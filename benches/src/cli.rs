@@ -369,15 +369,15 @@ fn random_pages(image: &Path, count: usize) -> Result<Vec<u64>, String> {
 
 /// One whole-process run: wall time and peak resident memory.
 #[derive(Clone, Copy)]
-struct Sample {
-    wall: Duration,
-    max_rss_kib: u64,
+pub(crate) struct Sample {
+    pub(crate) wall: Duration,
+    pub(crate) max_rss_kib: u64,
 }
 
 /// Run `command` to its end with its output discarded; its wall time and
 /// peak memory. A failing command is an error: a benchmark of a failure
 /// measures nothing.
-fn sample(command: &mut Command) -> Result<Sample, String> {
+pub(crate) fn sample(command: &mut Command) -> Result<Sample, String> {
     command
         .stdin(Stdio::null())
         .stdout(Stdio::null())

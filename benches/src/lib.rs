@@ -7,6 +7,7 @@
 //! |----------------------------|--------|------|
 //! | `bench-kdump` (`bench-kdump`) | [`kdump`] | the kdump-compressed writers against makedumpfile on a 1 GiB image of a crashed Linux guest |
 //! | `bench-cli` (`bench-cli`) | [`cli`] | the `crashkit` CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine |
+//! | `bench-triage` (`bench-triage`) | [`triage`] | `crashkit triage` over 100 dumps against a per-file `crashkit info` script and drgn |
 //! | `bench-guest` | [`guest`] | NMI round trips and the shootdown, timed inside the QEMU test kernel |
 //! | `bench-dump` | [`dump`] | the dump path per phase, capture kernel and in-place writer, beside Linux's kdump |
 //!
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod dump;
 pub mod guest;
 pub mod kdump;
+pub mod triage;
 
 /// Print a benchmark's report, or its error as `NAME: error`; the exit code.
 pub fn report(name: &str, result: Result<String, String>) -> std::process::ExitCode {

@@ -124,7 +124,55 @@ pub fn make_and_check(dir: &Path) -> Result<Vec<String>, String> {
     let line = crate::kexec::make_and_check(&guest, &dir, &work)
         .map_err(|why| format!("linux-proc-vmcore ({}): {why}", work.display()))?;
     lines.push(format!("linux-proc-vmcore: {line}"));
+    lines.push(triage(&dir)?);
     Ok(lines)
+}
+
+/// The guests' directories, each holding one crash's dumps.
+const GUESTS: &[(&str, &str)] = &[
+    ("linux-kaslr", "sysrq"),
+    ("linux-nokaslr", "sysrq"),
+    ("linux-no-vmcoreinfo", "sysrq"),
+    ("linux-la57", "sysrq"),
+    ("linux-proc-vmcore", "sysrq"),
+    ("linux-init-exit", "init-exit"),
+    ("linux-nmi", "nmi"),
+];
+
+/// `crashkit triage` over every guest's directory: SysRq-c made on five
+/// boots (KASLR on and off, 5-level paging, no VMCOREINFO note, Linux's
+/// own kexec path) and written by QEMU, makedumpfile (every format, split
+/// sets) and Linux's /proc/vmcore is one signature; `/init` exiting and
+/// the NMI are one each ([`crate::triage_check`]). A cut file is a row,
+/// not one of the crash's dumps.
+fn triage(dir: &Path) -> Result<String, String> {
+    let mut crashes: Vec<crate::triage_check::Crash> = Vec::new();
+    let mut paths = Vec::new();
+    for &(guest, crash) in GUESTS {
+        let work = dir.join(guest);
+        paths.push(work.clone());
+        let mut dumps: Vec<PathBuf> = std::fs::read_dir(&work)
+            .map_err(|e| format!("{}: {e}", work.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                let dump = [".elf", ".flat", ".kdump"]
+                    .iter()
+                    .any(|e| name.ends_with(e))
+                    || name == "makedumpfile-split.1";
+                dump && !name.contains("cut")
+            })
+            .collect();
+        dumps.sort();
+        match crashes.iter_mut().find(|c| c.name == crash) {
+            Some(known) => known.dumps.extend(dumps),
+            None => crashes.push(crate::triage_check::Crash {
+                name: crash.to_owned(),
+                dumps,
+            }),
+        }
+    }
+    crate::triage_check::check(&cli_check::crashkit()?, &paths, None, &crashes)
 }
 
 /// The guest on QEMU's `max` CPU, which has LA57 under TCG, so Linux runs

@@ -91,6 +91,26 @@ fn check_page(browser: &mut cdp::Browser, page: &Path) -> Value {
         "{}: wider than the window: {measured}",
         page.display()
     );
+    // A collapsed CPU section hides its backtrace and registers on the
+    // screen, and shows them printed (`checkVisibility` is false inside
+    // a closed `details`; geometry is not, it is laid out on demand).
+    let hidden = "[...document.querySelectorAll('details:not([open]) pre')].filter(p => !p.checkVisibility()).length";
+    let closed = browser.evaluate("document.querySelectorAll('details:not([open]) pre').length");
+    assert_eq!(
+        browser.evaluate(hidden),
+        closed,
+        "{}: on screen",
+        page.display()
+    );
+    browser.call("Emulation.setEmulatedMedia", json!({"media": "print"}));
+    let printed_hidden = browser.evaluate(hidden);
+    browser.call("Emulation.setEmulatedMedia", json!({"media": ""}));
+    assert_eq!(
+        printed_hidden,
+        0,
+        "{}: closed sections print empty",
+        page.display()
+    );
     // It prints: Chromium's own PDF of it, one page or more.
     let pdf = browser.call("Page.printToPDF", json!({"printBackground": false}));
     let data = pdf["data"].as_str().unwrap();

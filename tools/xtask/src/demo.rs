@@ -123,7 +123,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         let mut chromium = std::process::Command::new(prerequisites::CHROMIUM.program);
         chromium
             .args(crate::run::HEADLESS_CHROMIUM)
-            .args(["--hide-scrollbars", "--window-size=1100,1500"])
+            .args(["--hide-scrollbars", "--window-size=1100,1000"])
             .arg(format!(
                 "--user-data-dir={}",
                 out_dir.join("chromium-profile").display()

@@ -14,6 +14,7 @@
 //! | `fuzz [SECONDS]` | [`fuzz`] | each fuzz target of `kdump/format/fuzz`, corpora in the cache directory ([`run::cache_dir`]) |
 //! | `bench-kdump [ROUNDS] [CONTENDER]...` | [`bench_kdump`] | the kdump writers against makedumpfile (`benches`) |
 //! | `bench-cli [ROUNDS]` | [`bench_cli`] | the CLI against gdb, libkdumpfile and drgn (`benches`) |
+//! | `bench-triage [ROUNDS]` | [`bench_triage`] | `crashkit triage` over 100 corpus dumps against a per-file `info` script and drgn (`benches`) |
 //! | `test-kvm` | [`test_kvm`] | both QEMU kernels' scenarios with `-accel kvm`; not part of `test` |
 //! | `fresh-check` | [`fresh_check`] | `demo` and `test` as a fresh machine runs them; not part of `test` |
 //!
@@ -22,6 +23,7 @@
 
 mod bench_cli;
 mod bench_kdump;
+mod bench_triage;
 mod demo;
 mod fresh_check;
 mod fuzz;
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&rest),
         Some("bench-kdump") => bench_kdump::run(&rest),
         Some("bench-cli") => bench_cli::run(&rest),
+        Some("bench-triage") => bench_triage::run(&rest),
         Some("fresh-check") => fresh_check::run(&rest),
         Some("test-kvm") => test_kvm::run(&rest),
         Some("help") | Some("--help") | Some("-h") | None => {
@@ -68,6 +71,7 @@ fn print_help() {
          fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
          bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
          bench-cli [ROUNDS]  the crashkit CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine (default 10 rounds)\n  \
+         bench-triage [ROUNDS]  crashkit triage over 100 corpus dumps against a per-file info script and drgn (default 5 rounds; after cargo xtask test)\n  \
          test-kvm  both QEMU kernels' scenarios under KVM (-accel kvm; needs /dev/kvm; not part of `test`)\n  \
          fresh-check  the README's two commands on a fresh machine: a new clone in a throwaway Debian root (mmdebstrap) without the packages the tasks install, an empty cache (root only; not part of `test`)\n  \
          help   this text"

@@ -45,7 +45,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
   pre { background: none; border: 1px solid var(--line); }
   h2 { break-after: avoid; }
   section, details, tr { break-inside: avoid; }
-  details > * { display: block; }
+  details::details-content { content-visibility: visible; display: block; height: auto; }
 }
 "#;
 
@@ -362,17 +362,22 @@ fn owner_lane(s: &mut String, t: &Timeline, y: f64, x: &dyn Fn(u64) -> f64) {
     for phase in &t.phases {
         let x0 = x(phase.start_ns);
         let x1 = x(phase.end_ns.unwrap_or(t.end_ns)).max(x0 + 2.0);
-        let open = if phase.end_ns.is_none() {
-            " (no end stamp)"
+        // A phase without an end stamp runs to the edge, dashed: the dump
+        // was taken while it ran (or the record lost the stamp).
+        let (open, outline) = if phase.end_ns.is_none() {
+            (
+                " (no end stamp: the dump was taken during it)",
+                " stroke=\"#1d2330\" stroke-dasharray=\"3 2\"",
+            )
         } else {
-            ""
+            ("", "")
         };
         let took = phase
             .end_ns
             .map_or("unfinished".into(), |end| ms(end - phase.start_ns));
         let _ = write!(
             s,
-            "<g class=\"phase\"><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"18\" rx=\"2\" fill=\"{}\"/><title>{}{open}: {} to {} ({took})</title>",
+            "<g class=\"phase\"><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"18\" rx=\"2\" fill=\"{}\"{outline}/><title>{}{open}: {} to {} ({took})</title>",
             y + 5.0,
             x1 - x0,
             phase_colour(phase.name),

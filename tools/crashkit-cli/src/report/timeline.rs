@@ -31,7 +31,8 @@ pub struct Timeline {
     pub origin: &'static str,
     /// That origin in platform nanoseconds.
     pub origin_ns: u64,
-    /// The last time the timeline shows (its right edge).
+    /// The last time the timeline shows (its right edge): the latest time
+    /// in it, and a twentieth more when a phase has no end.
     pub end_ns: u64,
     /// The owner's phases, in order.
     pub phases: Vec<Phase>,
@@ -216,7 +217,16 @@ pub fn layout(record: &Report) -> Option<Timeline> {
         nmis_resent: panic.shootdown.nmis_resent,
         send_errors: panic.shootdown.send_errors,
     };
-    timeline.end_ns = timeline.latest().max(1);
+    // A phase without an end (the dump was taken during it: a capture
+    // kernel's dump is written inside the hand-over) runs off the right
+    // edge: a twentieth more shows that it goes on.
+    let latest = timeline.latest().max(1);
+    let open = timeline.phases.iter().any(|p| p.end_ns.is_none());
+    timeline.end_ns = if open {
+        latest.saturating_add((latest / 20).max(1))
+    } else {
+        latest
+    };
     Some(timeline)
 }
 

@@ -240,12 +240,17 @@ impl Truth {
                 }
             ));
         }
-        let body = |l: &str| -> String {
-            l.trim_end_matches('\r')
-                .split_once("] ")
-                .map_or(String::new(), |(_, rest)| rest.trim().to_owned())
+        // The kernel's lines (`[ seconds] text`); lines user space wrote
+        // to the console (the guest's `/init`) are left out: they can land
+        // inside a Call Trace (`/init` says it exits as the panic prints).
+        let body = |l: &str| -> Option<String> {
+            let l = l.trim_end_matches('\r');
+            if !l.trim_start().starts_with('[') {
+                return None;
+            }
+            l.split_once("] ").map(|(_, rest)| rest.trim().to_owned())
         };
-        let texts: Vec<String> = serial.lines().map(body).collect();
+        let texts: Vec<String> = serial.lines().filter_map(body).collect();
         let panic_cpu = texts
             .iter()
             .rev()

@@ -11,7 +11,8 @@
 //! cache.
 //!
 //! Measured, pinned to one core, whole processes, interleaved per round:
-//! - `crashkit --json triage DIR`;
+//! - `crashkit --json triage DIR --kernel ELF` (the test kernel's ELF, for
+//!   its dumps' frames);
 //! - `sh -c 'for f in DIR/*; do crashkit --json info "$f"; done'`;
 //! - on the Linux dumps drgn opens (its kdump reading is libkdumpfile's,
 //!   which does not read flattened files), Debian's drgn opening each
@@ -107,10 +108,10 @@ fn make_set(cache: &Path, dumps: &[PathBuf]) -> Result<(PathBuf, Vec<(PathBuf, P
 /// The drgn peer: open every file given, read its platform; fails on the
 /// first it cannot open.
 const DRGN: &str = "import sys, drgn\n\
-for path in sys.argv[1:]:\n\
-    prog = drgn.Program()\n\
-    prog.set_core_dump(path)\n\
-    prog.platform\n";
+                    for path in sys.argv[1:]:\n    \
+                    prog = drgn.Program()\n    \
+                    prog.set_core_dump(path)\n    \
+                    prog.platform\n";
 
 /// Whether drgn opens `path`.
 fn drgn_opens(path: &Path) -> bool {
@@ -119,6 +120,54 @@ fn drgn_opens(path: &Path) -> bool {
         .arg(path)
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// What `triage` and the `info` script answer about the set: dumps with a
+/// panic message, and with frames in their signature.
+fn answers(
+    crashkit: &Path,
+    dir: &Path,
+    kernel: &Path,
+    files: &[PathBuf],
+) -> Result<String, String> {
+    let json = |args: &[&std::ffi::OsStr]| -> Result<serde_json::Value, String> {
+        let out = Command::new(crashkit)
+            .args(args)
+            .output()
+            .map_err(|e| format!("crashkit: {e}"))?;
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("crashkit {args:?}: {e}"))
+    };
+    let triage = json(&[
+        "--json".as_ref(),
+        "triage".as_ref(),
+        dir.as_os_str(),
+        "--kernel".as_ref(),
+        kernel.as_os_str(),
+    ])?;
+    let rows = triage["triage"]["rows"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let messages = rows
+        .iter()
+        .filter(|r| r["panic_message"].is_string())
+        .count();
+    let frames = rows
+        .iter()
+        .filter(|r| r["signature"].as_str().is_some_and(|s| s.contains(" @ ")))
+        .count();
+    let groups = triage["triage"]["groups"].as_array().map_or(0, Vec::len);
+    let mut info_messages = 0;
+    for file in files {
+        let info = json(&["--json".as_ref(), "info".as_ref(), file.as_os_str()])?;
+        if info["panic_message"].is_string() {
+            info_messages += 1;
+        }
+    }
+    Ok(format!(
+        "What they answer: `triage` gives {} rows, {messages} with a panic message and {frames} with frames in their signature, in {groups} signatures; `info` gives a panic message for {info_messages} (not for QEMU's dumps of a crashkit kernel, whose crash record only a scan of memory finds) and no signature; drgn opens the Linux dumps it reads and, without the kernel's debug information, gives neither.\n\n",
+        rows.len()
+    ))
 }
 
 /// Median, minimum and maximum of `samples`' wall times, and the largest
@@ -156,10 +205,15 @@ pub fn run(cache: &Path, crashkit: &Path, rounds: usize) -> Result<String, Strin
     if drgn_files.is_empty() {
         return Err("drgn opens none of the Linux dumps".into());
     }
+    // The test kernel's ELF names its dumps' frames (Linux dumps do not
+    // use it: their build-id is not its).
+    let kernel = cache.join("corpus/test-kernel/kernel.elf");
     let triage_all = || {
         let mut c = Command::new(crashkit);
         c.args(["--json", "triage"])
             .arg(&dir)
+            .arg("--kernel")
+            .arg(&kernel)
             .args(["--debug-dir", "/nonexistent"]);
         c
     };
@@ -184,6 +238,8 @@ pub fn run(cache: &Path, crashkit: &Path, rounds: usize) -> Result<String, Strin
         c.args(["-c", DRGN]).args(&drgn_files);
         c
     };
+    // What each answers, counted once (unmeasured).
+    let answered = answers(crashkit, &dir, &kernel, &files)?;
     // One unmeasured run of each: the files in the page cache.
     for mut command in [triage_all(), info_script(), triage_drgn(), drgn()] {
         sample(&mut command)?;
@@ -221,6 +277,7 @@ pub fn run(cache: &Path, crashkit: &Path, rounds: usize) -> Result<String, Strin
         dir.display(),
         drgn_files.len()
     ));
+    out.push_str(&answered);
     out.push_str("| contender | dumps | wall: median (min..max) | per dump | peak memory | / triage |\n|---|---|---|---|---|---|\n");
     out.push_str(&row(
         "`crashkit --json triage DIR`",

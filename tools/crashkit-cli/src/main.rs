@@ -776,8 +776,18 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             kernel,
             debug_dir,
         } => {
+            // The ELF is parsed once for every dump.
+            let map = kernel.as_deref().map(open::Files::map_plain).transpose()?;
+            let parsed = match (kernel.as_deref(), map.as_deref()) {
+                (Some(path), Some(map)) => Some(
+                    bt::Kernel::parse(map)
+                        .with_context(|| format!("{}", path.display()))
+                        .map_err(|e| UsageError(format!("{e:#}")))?,
+                ),
+                _ => None,
+            };
             let kernels = triage::Kernels {
-                kernel: kernel.as_deref(),
+                kernel: kernel.as_deref().zip(parsed.as_ref()),
                 debug_dir,
             };
             let dumps = triage::expand(paths);
@@ -870,7 +880,7 @@ fn write_triage_html(
             continue;
         };
         let symbols = report::Symbols {
-            kernel: kernels.kernel,
+            kernel: kernels.kernel.map(|(path, _)| path),
             debug_dir: kernels.debug_dir,
         };
         let gathered = report::gather(&files, &opened, &symbols, true, &mut |_, _| {});

@@ -96,8 +96,9 @@ pub struct Group {
 
 /// Where the kernels' ELFs are, for crashkit kernels' frames.
 pub struct Kernels<'p> {
-    /// `--kernel`: used for the dumps whose build-id it has.
-    pub kernel: Option<&'p Path>,
+    /// `--kernel`, parsed once for every dump: used for the dumps whose
+    /// build-id it has (or that name none, with a warning in the row).
+    pub kernel: Option<(&'p Path, &'p bt::Kernel<'p>)>,
     /// `--debug-dir`.
     pub debug_dir: &'p Path,
 }
@@ -149,20 +150,34 @@ fn walk(dir: &Path, depth: usize, dumps: &mut Vec<String>) {
 /// commas (in the directory's order). A part is a plain kdump-compressed
 /// file whose sub-header says `split`; two parts are of one set when
 /// [`check_set`] finds neither foreign nor doubled.
+///
+/// Only the first 8 bytes of a file that is not plain kdump-compressed are
+/// read, and one file is open at a time until the parts are known: a
+/// flattened file's reader walks its whole stream, and a directory of them
+/// held at once would cost their size in memory.
 fn join_split_sets(files: Vec<PathBuf>) -> Vec<String> {
+    use crashkit_dump_format::compressed::header::{SIGNATURE_DISKDUMP, SIGNATURE_KDUMP};
     use crashkit_dump_format::compressed::reader::KdumpDump;
     use crashkit_dump_format::compressed::split::{SetProblem, check_set};
 
+    let is_part = |path: &Path| {
+        let Ok(map) = open::Files::map_plain(path) else {
+            return false;
+        };
+        let plain = map
+            .get(..8)
+            .is_some_and(|s| s == SIGNATURE_KDUMP || s == SIGNATURE_DISKDUMP);
+        plain && KdumpDump::parse(&map).is_ok_and(|part| part.sub_header().split != 0)
+    };
+    let candidates: Vec<bool> = files.iter().map(|f| is_part(f)).collect();
     let maps: Vec<Option<memmap2::Mmap>> = files
         .iter()
-        .map(|f| open::Files::map_plain(f).ok())
+        .zip(&candidates)
+        .map(|(f, &part)| part.then(|| open::Files::map_plain(f).ok()).flatten())
         .collect();
     let mut parts: Vec<Option<KdumpDump<'_>>> = maps
         .iter()
-        .map(|map| {
-            let part = KdumpDump::parse(map.as_deref()?).ok()?;
-            (part.sub_header().split != 0).then_some(part)
-        })
+        .map(|map| KdumpDump::parse(map.as_deref()?).ok())
         .collect();
     let split: Vec<usize> = (0..files.len()).filter(|&i| parts[i].is_some()).collect();
     let mut set_of: Vec<Option<usize>> = vec![None; files.len()];
@@ -289,23 +304,35 @@ fn panicking_trace(
     let which = panic_cpu
         .map(|cpu| cpu as usize)
         .filter(|cpu| numbers.contains(cpu));
-    let path = bt::kernel_file(dump, kernels.kernel, kernels.debug_dir).ok();
-    let map = path.as_deref().and_then(|p| Files::map_plain(p).ok());
-    // An ELF whose build-id is not the dump's is not used; one that
-    // cannot be checked is, with a warning in the row.
-    let elf = match (&path, &map) {
-        (Some(path), Some(map)) => bt::Kernel::parse(map).ok().and_then(|elf| {
-            match bt::build_id_unchecked(dump, &elf, path) {
+    // `--kernel` when its build-id is not another's (unchecked, with a
+    // warning, when either has none); else the debug directory's ELF for
+    // the dump's build-id, parsed for this dump.
+    let given =
+        kernels.kernel.and_then(
+            |(path, elf)| match bt::build_id_unchecked(dump, elf, path) {
                 Ok(warning) => {
                     warnings.extend(warning);
                     Some(elf)
                 }
                 Err(_) => None,
-            }
-        }),
-        _ => None,
+            },
+        );
+    let which = which.map(|c| vec![c]);
+    let traces = match given {
+        Some(elf) => bt::backtraces(dump, Some(elf), which),
+        None => {
+            let path = bt::kernel_file(dump, None, kernels.debug_dir).ok();
+            let map = path.as_deref().and_then(|p| Files::map_plain(p).ok());
+            let found = match (&path, &map) {
+                (Some(path), Some(map)) => bt::Kernel::parse(map)
+                    .ok()
+                    .filter(|elf| bt::build_id_unchecked(dump, elf, path).is_ok()),
+                _ => None,
+            };
+            bt::backtraces(dump, found.as_ref(), which)
+        }
     };
-    match bt::backtraces(dump, elf.as_ref(), which.map(|c| vec![c])) {
+    match traces {
         Ok(mut traces) if !traces.is_empty() => (Some(traces.swap_remove(0)), None),
         Ok(_) => (None, Some("no backtrace".into())),
         Err(e) => (None, Some(format!("{e:#}"))),

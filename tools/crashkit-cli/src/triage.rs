@@ -149,7 +149,8 @@ fn walk(dir: &Path, depth: usize, dumps: &mut Vec<String>) {
 /// The files of one directory, with the parts of each split set joined by
 /// commas (in the directory's order). A part is a plain kdump-compressed
 /// file whose sub-header says `split`; two parts are of one set when
-/// [`check_set`] finds neither foreign nor doubled.
+/// [`check_set`](crashkit_dump_format::compressed::split::check_set) finds
+/// neither foreign nor doubled.
 ///
 /// Only the first 8 bytes of a file that is not plain kdump-compressed are
 /// read, and one file is open at a time until the parts are known: a

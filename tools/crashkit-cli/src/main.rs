@@ -283,6 +283,10 @@ enum Command {
         /// Where `.build-id/xx/rest.debug` files are.
         #[arg(long, default_value = "/usr/lib/debug")]
         debug_dir: std::path::PathBuf,
+        /// Also read every page of every dump, as `verify` does (the
+        /// `verified` column).
+        #[arg(long)]
+        verify: bool,
     },
     /// Write the dump again as an ELF vmcore, a kdump-compressed file or a
     /// flattened stream, zero pages stored as holes or shared, with a codec
@@ -775,6 +779,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             html,
             kernel,
             debug_dir,
+            verify,
         } => {
             // The ELF is parsed once for every dump.
             let map = kernel.as_deref().map(open::Files::map_plain).transpose()?;
@@ -789,6 +794,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let kernels = triage::Kernels {
                 kernel: kernel.as_deref().zip(parsed.as_ref()),
                 debug_dir,
+                verify: *verify,
             };
             let dumps = triage::expand(paths);
             let mut answer_ = with_progress(cli.json, |progress| {

@@ -67,6 +67,9 @@ pub struct Row {
     pub completeness: Option<String>,
     /// What opening found wrong (empty: nothing).
     pub damage: Vec<String>,
+    /// With `--verify`: whether every page read back sound (`verify`);
+    /// null without it.
+    pub verified: Option<bool>,
     /// Why the signature has no frames, when it has none.
     pub frames_missing: Option<String>,
     /// What the frames could not be checked against (a kernel ELF used
@@ -101,6 +104,8 @@ pub struct Kernels<'p> {
     pub kernel: Option<(&'p Path, &'p bt::Kernel<'p>)>,
     /// `--debug-dir`.
     pub debug_dir: &'p Path,
+    /// `--verify`: read every page of every dump.
+    pub verify: bool,
 }
 
 /// Expand `paths` into the dumps to read: files as they are, directories
@@ -245,6 +250,7 @@ pub fn row(dump: &str, kernels: &Kernels<'_>) -> Row {
         signature_id: None,
         completeness: None,
         damage: Vec::new(),
+        verified: None,
         frames_missing: None,
         warnings: Vec::new(),
         report: None,
@@ -282,6 +288,9 @@ pub fn row(dump: &str, kernels: &Kernels<'_>) -> Row {
     }
     let (trace, missing) = panicking_trace(&opened, row.panic_cpu, kernels, &mut row.warnings);
     row.frames_missing = missing;
+    if kernels.verify {
+        row.verified = Some(crate::verify::verify(&opened, &mut |_, _| {}).ok);
+    }
     let signature = signature::of(row.panic_message.as_deref(), trace.as_ref());
     row.signature = Some(signature.text);
     row.signature_id = Some(signature.id);
@@ -413,6 +422,7 @@ fn row_error(dump: &str) -> Row {
         signature_id: None,
         completeness: None,
         damage: Vec::new(),
+        verified: None,
         frames_missing: None,
         warnings: Vec::new(),
         report: None,
@@ -468,6 +478,11 @@ pub fn render(triage: &Triage) -> String {
                     .to_owned();
                 if !row.damage.is_empty() {
                     state.push_str(", damaged");
+                }
+                match row.verified {
+                    Some(true) => state.push_str(", verified"),
+                    Some(false) => state.push_str(", verify failed"),
+                    None => {}
                 }
                 out.push_str(&format!(
                     "{:12}  {}/{}, {}, cpu {}, {state}\n  {}\n",

@@ -51,11 +51,16 @@ pub fn index(triage: &Triage) -> String {
             );
             continue;
         }
-        let state = match (&row.completeness, row.damage.is_empty()) {
+        let mut state = match (&row.completeness, row.damage.is_empty()) {
             (Some(c), true) => esc(c),
             (Some(c), false) => format!("{} <span class=\"bad\">damaged</span>", esc(c)),
             (None, _) => "unknown".into(),
         };
+        match row.verified {
+            Some(true) => state.push_str(", verified"),
+            Some(false) => state.push_str(", <span class=\"bad\">verify failed</span>"),
+            None => {}
+        }
         let _ = writeln!(
             out,
             "<tr><td class=\"mono\">{name}</td><td class=\"mono\"><a href=\"#sig-{id}\">{id}</a></td><td>{}, {}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{state}</td></tr>",

@@ -437,6 +437,10 @@ fn every_command_matches_its_golden_output() {
             "triage-json",
             vec!["--json", "triage", "triage-set", "--debug-dir", "nowhere"],
         ),
+        (
+            "triage-verify",
+            vec!["triage", "triage-set", "--verify", "--debug-dir", "nowhere"],
+        ),
     ] {
         cases.push((tag.into(), generated.as_path(), args));
     }

@@ -212,6 +212,19 @@ fn machinery(frame: &crate::bt::Frame) -> bool {
         .any(|name| rust(name.trim()) || LINUX_MACHINERY.contains(&base_name(name)))
 }
 
+/// Whether `name` is one of Linux's entry stubs (assembly the CPU enters
+/// through, whose choice depends on the path in, not on the crash).
+pub fn is_entry_stub(name: &str) -> bool {
+    let name = base_name(name);
+    name.starts_with("asm_")
+        || name.starts_with("entry_")
+        || name.starts_with("ret_from_fork")
+        || matches!(
+            name,
+            "end_repeat_nmi" | "repeat_nmi" | "first_nmi" | "nested_nmi" | "nmi_restore"
+        )
+}
+
 /// The top frames (rule 2).
 pub fn top_frames(trace: &Backtrace) -> Vec<String> {
     let frames = &trace.frames;
@@ -236,6 +249,7 @@ pub fn top_frames(trace: &Backtrace) -> Vec<String> {
     frames[start.min(frames.len())..]
         .iter()
         .filter_map(frame_name)
+        .take_while(|name| !is_entry_stub(name))
         .take(FRAMES)
         .collect()
 }

@@ -150,10 +150,18 @@ fn an_nmi_panic_keeps_its_handler_frames_not_what_it_interrupted() {
         regs(frame("asm_exc_nmi+0xbf/0xff"), false),
         frame("native_safe_halt+0xb/0x10"),
     ]);
-    assert_eq!(
-        top_frames(&t),
-        ["unknown_nmi_error.cold", "exc_nmi", "asm_exc_nmi"]
-    );
+    assert_eq!(top_frames(&t), ["unknown_nmi_error.cold", "exc_nmi"]);
+    // The same NMI taken while the CPU was on its NMI stack leaves through
+    // `end_repeat_nmi`: the same frames.
+    let t = trace(vec![
+        frame("panic+0x2e9/0x2f4"),
+        frame("nmi_panic.cold+0xc/0xc"),
+        frame("unknown_nmi_error.cold+0x3b/0x49"),
+        frame("exc_nmi+0x11e/0x150"),
+        regs(frame("end_repeat_nmi+0x16/0x67"), false),
+        frame("__sysvec_apic_timer_interrupt+0x2d/0x110"),
+    ]);
+    assert_eq!(top_frames(&t), ["unknown_nmi_error.cold", "exc_nmi"]);
 }
 
 #[test]
@@ -191,6 +199,24 @@ fn rust_frames_start_after_the_panic_entry_by_outermost_function() {
             "crashkit_test_kernel::ap_entry"
         ]
     );
+    // Entry stubs end the frames.
+    let t = trace(vec![
+        frame("panic+0x118/0x2f4"),
+        frame("sysrq_handle_crash+0x16/0x20"),
+        frame("entry_SYSCALL_64_after_hwframe+0x6e/0xd8"),
+    ]);
+    assert_eq!(top_frames(&t), ["sysrq_handle_crash"]);
+    for stub in [
+        "asm_exc_page_fault",
+        "ret_from_fork_asm",
+        "entry_INT80_compat",
+        "nmi_restore",
+    ] {
+        assert!(is_entry_stub(stub), "{stub}");
+    }
+    for not_stub in ["exc_nmi", "do_syscall_64", "entry", "asm"] {
+        assert!(!is_entry_stub(not_stub), "{not_stub}");
+    }
     // Without machinery near the top, from the first frame.
     let t = trace(vec![
         frame("a+0x1/0x2"),

@@ -237,24 +237,7 @@ fn join_split_sets(files: Vec<PathBuf>) -> Vec<String> {
 
 /// One dump's row.
 pub fn row(dump: &str, kernels: &Kernels<'_>) -> Row {
-    let mut row = Row {
-        dump: dump.to_owned(),
-        error: None,
-        format: None,
-        producer: None,
-        release: None,
-        panic_message: None,
-        panic_cpu: None,
-        crash_time: None,
-        signature: None,
-        signature_id: None,
-        completeness: None,
-        damage: Vec::new(),
-        verified: None,
-        frames_missing: None,
-        warnings: Vec::new(),
-        report: None,
-    };
+    let mut row = empty_row(dump);
     let files = match Files::map(dump) {
         Ok(files) => files,
         Err(e) => {
@@ -394,7 +377,7 @@ pub fn triage(
         let one = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| row(dump, kernels)));
         rows.push(one.unwrap_or_else(|_| Row {
             error: Some("crashkit failed on this file (a bug: please report it)".into()),
-            ..row_error(dump)
+            ..empty_row(dump)
         }));
         progress(done as u64 + 1, total);
     }
@@ -407,8 +390,8 @@ pub fn triage(
     }
 }
 
-/// An empty row for `dump`.
-fn row_error(dump: &str) -> Row {
+/// A row for `dump` with nothing in it yet.
+fn empty_row(dump: &str) -> Row {
     Row {
         dump: dump.to_owned(),
         error: None,

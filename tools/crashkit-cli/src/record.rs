@@ -279,12 +279,7 @@ pub fn for_states(
     if !scan {
         return None;
     }
-    let mut records = find(dump, false, progress).records;
-    let owned = records
-        .iter()
-        .position(|r| r.panic.owner_cpu.is_some() || r.panic.owner_unregistered);
-    let pick = owned.unwrap_or(0);
-    (pick < records.len()).then(|| records.swap_remove(pick))
+    find(dump, false, progress).take_chosen()
 }
 
 /// Find the records of `dump`: its note, or memory scanned when there is
@@ -302,6 +297,17 @@ pub fn find(dump: &Dump<'_>, scan: bool, progress: &mut dyn FnMut(u64, u64)) -> 
 }
 
 impl Records {
+    /// Take the record that speaks for the crash: the first with a panic
+    /// owner, else the first (none when none parsed).
+    pub fn take_chosen(&mut self) -> Option<Report> {
+        let owned = self
+            .records
+            .iter()
+            .position(|r| r.panic.owner_cpu.is_some() || r.panic.owner_unregistered);
+        let pick = owned.unwrap_or(0);
+        (pick < self.records.len()).then(|| self.records.swap_remove(pick))
+    }
+
     /// Parse a candidate and keep it, as a record or as a rejection.
     fn consider(&mut self, found_by: &'static str, address: Option<u64>, bytes: Cow<'_, [u8]>) {
         match RecordView::parse(&bytes) {

@@ -110,38 +110,30 @@ pub fn gather(
     // The crash record: the note's, else memory's (not for another
     // kernel's dump, which has none to find).
     let record = if info.other_kernel {
-        None
-    } else {
-        let mut found = record::find(dump, false, progress);
-        let owned = found
-            .records
-            .iter()
-            .position(|r| r.panic.owner_cpu.is_some() || r.panic.owner_unregistered);
-        match owned.or((!found.records.is_empty()).then_some(0)) {
-            Some(pick) => Some(found.records.swap_remove(pick)),
-            None => {
-                let why = match found.rejected.first() {
-                    Some(first) => format!(
-                        "no crash record parses ({} candidate(s) rejected; the first: {})",
-                        found.rejected.len() as u64 + found.rejected_not_listed,
-                        first.why
-                    ),
-                    None => "the dump has no crash record note and memory holds none".into(),
-                };
-                not_shown.push(NotShown {
-                    what: "crash record and timeline",
-                    why,
-                });
-                None
-            }
-        }
-    };
-    if info.other_kernel {
         not_shown.push(NotShown {
             what: "crash record and timeline",
             why: "not a crashkit kernel: its dump has no crash record".into(),
         });
-    }
+        None
+    } else {
+        let mut found = record::find(dump, false, progress);
+        let chosen = found.take_chosen();
+        if chosen.is_none() {
+            let why = match found.rejected.first() {
+                Some(first) => format!(
+                    "no crash record parses ({} candidate(s) rejected; the first: {})",
+                    found.rejected.len() as u64 + found.rejected_not_listed,
+                    first.why
+                ),
+                None => "the dump has no crash record note and memory holds none".into(),
+            };
+            not_shown.push(NotShown {
+                what: "crash record and timeline",
+                why,
+            });
+        }
+        chosen
+    };
     let timeline = record.as_ref().and_then(|r| {
         let laid = timeline::layout(r);
         if laid.is_none() {

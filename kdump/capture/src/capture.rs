@@ -369,6 +369,11 @@ where
     };
     let options = WriteOptions::default();
     let mut keep_all = |_: u64| false;
+    // The block's zlib level (1 to 9, checked when it was read); levels
+    // above the page deflate's highest are its highest.
+    scratch
+        .zlib
+        .set_level(u8::try_from(block.level).unwrap_or(u8::MAX));
     let written = match block.format {
         DumpFormat::Elf => write_elf_dump(
             &plan,

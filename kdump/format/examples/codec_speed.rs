@@ -310,6 +310,16 @@ fn run() -> Result<(), String> {
             &mut memory,
         );
     }
+    for level in 1..=ZlibPages::MAX_LEVEL {
+        let name = format!("zlib:{level}");
+        if wanted(&name) {
+            measure(
+                &name,
+                &mut |m| write_with(&plan, m, &mut ZlibPages::with_level(level)),
+                &mut memory,
+            );
+        }
+    }
     for level in 1..=3u8 {
         let name = format!("miniz{level}");
         if wanted(&name) {

@@ -324,16 +324,22 @@ fn libkdumpfile_reads_crashkit_kdump_files_of_every_codec() {
         LzoPages, PageEncoder, RawPages, SnappyPages, ZlibPages, ZstdPages,
     };
     let mut case = libkdumpfile_case("every-codec");
-    let encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
+    let levels: Vec<String> = (1..=ZlibPages::MAX_LEVEL)
+        .map(|level| format!("zlib-{level}"))
+        .collect();
+    let mut encoders: Vec<(&str, Box<dyn PageEncoder>)> = vec![
         ("raw", Box::new(RawPages)),
-        // crashkit's page deflate, inflated by zlib inside libkdumpfile.
-        ("zlib", Box::new(ZlibPages::new())),
         // crashkit's own LZO1X encoder, decoded by liblzo2 inside libkdumpfile.
         ("lzo", Box::new(LzoPages::default())),
         // crashkit's own snappy encoder; zstd through ruzstd's encoder.
         ("snappy", Box::new(SnappyPages::default())),
         ("zstd", Box::new(ZstdPages)),
     ];
+    // crashkit's page deflate at every level, inflated by zlib inside
+    // libkdumpfile.
+    for (level, name) in (1..=ZlibPages::MAX_LEVEL).zip(&levels) {
+        encoders.push((name, Box::new(ZlibPages::with_level(level))));
+    }
     for (name, mut encoder) in encoders {
         let output = write_and_read_back(name, &mut encoder, &mut case);
         println!("{name}: {output}");

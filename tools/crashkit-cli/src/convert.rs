@@ -43,19 +43,52 @@ pub enum Format {
     Flattened,
 }
 
-/// The page codec of a kdump-compressed output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// The page codec of a kdump-compressed output (`--codec`: `raw`, `zlib`,
+/// `zlib:LEVEL`, `lzo`, `snappy`, `zstd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
     /// Pages stored as they are.
     Raw,
-    /// zlib (makedumpfile `-c`), crashkit's page deflate.
-    Zlib,
+    /// zlib (makedumpfile `-c`), crashkit's page deflate at a level (1
+    /// fastest, the default, to [`ZlibPages::MAX_LEVEL`] smallest).
+    Zlib(u8),
     /// LZO1X (makedumpfile `-l`).
     Lzo,
     /// snappy (makedumpfile `-p`).
     Snappy,
     /// zstd (makedumpfile `-z`).
     Zstd,
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        Ok(match text {
+            "raw" => Self::Raw,
+            "zlib" => Self::Zlib(ZlibPages::DEFAULT_LEVEL),
+            "lzo" => Self::Lzo,
+            "snappy" => Self::Snappy,
+            "zstd" => Self::Zstd,
+            _ => {
+                let level = text.strip_prefix("zlib:").ok_or_else(|| {
+                    format!(
+                        "{text:?} is no codec (raw, zlib, zlib:1 to zlib:{}, lzo, snappy, zstd)",
+                        ZlibPages::MAX_LEVEL
+                    )
+                })?;
+                match level.parse::<u8>() {
+                    Ok(level) if (1..=ZlibPages::MAX_LEVEL).contains(&level) => Self::Zlib(level),
+                    _ => {
+                        return Err(format!(
+                            "zlib's level is 1 (fastest) to {} (smallest), not {level:?}",
+                            ZlibPages::MAX_LEVEL
+                        ));
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Physical memory read through the opened source dump.
@@ -394,7 +427,7 @@ pub fn convert(
     let report = |p: &Progress| progress(p.pages_done, p.pages_total);
     let mut encoder: Box<dyn PageEncoder> = match codec {
         Codec::Raw => Box::new(RawPages),
-        Codec::Zlib => Box::new(ZlibPages::new()),
+        Codec::Zlib(level) => Box::new(ZlibPages::with_level(level)),
         Codec::Lzo => Box::new(LzoPages::default()),
         Codec::Snappy => Box::new(SnappyPages::default()),
         Codec::Zstd => Box::new(ZstdPages),
@@ -488,6 +521,23 @@ pub fn render(out: &Path, format: Format, written: &Written) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_and_zlib_levels_parse_and_bad_ones_say_why() {
+        assert_eq!("lzo".parse(), Ok(Codec::Lzo));
+        assert_eq!("zlib".parse(), Ok(Codec::Zlib(ZlibPages::DEFAULT_LEVEL)));
+        for level in 1..=ZlibPages::MAX_LEVEL {
+            assert_eq!(format!("zlib:{level}").parse(), Ok(Codec::Zlib(level)));
+        }
+        let too_high = format!("zlib:{}", ZlibPages::MAX_LEVEL + 1);
+        for bad in ["zlib:0", too_high.as_str(), "zlib:", "zlib:x", "gzip"] {
+            let why = bad.parse::<Codec>().unwrap_err();
+            assert!(
+                why.contains("zlib") || why.contains("codec"),
+                "{bad}: {why}"
+            );
+        }
+    }
 
     fn segment(paddr: u64, vaddr: u64, memsz: u64) -> Segment {
         Segment {

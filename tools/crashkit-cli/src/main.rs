@@ -299,8 +299,10 @@ enum Command {
         /// The new file's format.
         #[arg(long, value_enum)]
         to: convert::Format,
-        /// The page codec of a kdump-compressed output.
-        #[arg(long, value_enum, default_value = "zlib")]
+        /// The page codec of a kdump-compressed output: raw, zlib (crashkit's
+        /// page deflate at level 2), zlib:LEVEL (1 fastest to 3 smallest),
+        /// lzo, snappy, zstd.
+        #[arg(long, default_value = "zlib", value_name = "CODEC")]
         codec: convert::Codec,
         /// Write zero pages as they are (by default an ELF holds them as
         /// holes of a sparse file and a kdump file shares one zero page).

@@ -399,11 +399,12 @@ fn convert_goes_round_every_format_and_keeps_every_page() {
     let mut from = source.clone();
     for (step, to, codec, extra) in [
         ("1.kdump", "kdump", "lzo", None),
-        ("2.flat", "flattened", "zlib", None),
+        ("2.flat", "flattened", "zlib:1", None),
         ("3.kdump", "kdump", "snappy", None),
         ("4.elf", "elf", "zlib", Some("--keep-zero")),
         ("5.flat", "flattened", "zstd", None),
-        ("6.elf", "elf", "raw", None),
+        ("6.kdump", "kdump", "zlib:3", None),
+        ("7.elf", "elf", "raw", None),
     ] {
         let out = dir.join(format!("convert-{step}"));
         let _ = std::fs::remove_file(&out);

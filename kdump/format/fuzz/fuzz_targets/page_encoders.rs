@@ -1,5 +1,5 @@
-//! Fuzz crashkit's page encoders (zlib from the page deflate, LZO1X,
-//! snappy): any page, compressed by each, must decode back to itself
+//! Fuzz crashkit's page encoders (zlib from the page deflate at every
+//! level, LZO1X, snappy): any page, compressed by each, must decode back to itself
 //! through the reader's decoders, and an encoder must never claim an
 //! output of a page or more. A panic or a mismatch is a bug.
 //!
@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Mode bit 0: a whole page (stretched) or the input as it is (shorter
-    // inputs are what the encoders see for a partial page).
+    // inputs are what the encoders see for a partial page); the other
+    // bits choose the page deflate's level.
     let page: Vec<u8> = if mode & 1 == 0 || rest.is_empty() || rest.len() > 4096 {
         if rest.is_empty() {
             vec![mode; 4096]
@@ -35,7 +36,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut out = [0u8; 4096];
     let mut back = vec![0u8; page.len()];
-    let mut deflate = Box::new(Deflate::new());
+    let level = 1 + (mode >> 1) % Deflate::MAX_LEVEL;
+    let mut deflate = Box::new(Deflate::with_level(level));
     let mut lzo = Box::new(Lzo1x::new());
     let mut snappy = Box::new(Snappy::new());
     type Compress<'a> = &'a mut dyn FnMut(&[u8], &mut [u8]) -> Option<usize>;

@@ -159,11 +159,34 @@ pub struct ZlibPages {
 }
 
 impl ZlibPages {
-    /// An encoder.
+    /// The level [`Self::new`] takes.
+    pub const DEFAULT_LEVEL: u8 = super::deflate::Deflate::DEFAULT_LEVEL;
+    /// The highest level (levels run from 1).
+    pub const MAX_LEVEL: u8 = super::deflate::Deflate::MAX_LEVEL;
+
+    /// An encoder at [`Self::DEFAULT_LEVEL`].
     pub const fn new() -> Self {
+        Self::with_level(Self::DEFAULT_LEVEL)
+    }
+
+    /// An encoder at `level` (1 fastest to [`Self::MAX_LEVEL`] smallest;
+    /// others are taken as the nearest).
+    pub const fn with_level(level: u8) -> Self {
         Self {
-            deflate: super::deflate::Deflate::new(),
+            deflate: super::deflate::Deflate::with_level(level),
         }
+    }
+
+    /// Compress at `level` from the next page on (as [`Self::with_level`]
+    /// takes it), in place: the state is too large to build on a small
+    /// stack.
+    pub fn set_level(&mut self, level: u8) {
+        self.deflate.set_level(level);
+    }
+
+    /// The level pages are compressed at.
+    pub fn level(&self) -> u8 {
+        self.deflate.level()
     }
 }
 

@@ -17,19 +17,25 @@
 const DEEPEST: usize = 32;
 
 /// Fill `lengths` (one per symbol, 0 for an unused symbol) for `freq`,
-/// no length above `limit`. `scratch` must be at least as long as `freq`.
-/// A single used symbol gets length 1 (deflate decoders accept a one-code
-/// tree); no used symbol, all zeros.
-pub fn lengths(freq: &[u32], limit: u8, lengths: &mut [u8], scratch: &mut [u32]) {
-    lengths.iter_mut().for_each(|l| *l = 0);
+/// no length above `limit`, and the used symbols' canonical `codes` (as
+/// [`codes`] gives them; an unused symbol's is left as it was).
+/// `scratch` must be at least as long as `freq`. A single used symbol gets
+/// length 1 (deflate decoders accept a one-code tree); no used symbol, all
+/// zeros.
+pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scratch: &mut [u32]) {
+    // The used symbols in symbol order (for the codes, which are given in
+    // that order), and their sort keys.
+    let mut by_symbol = [0u16; 320];
     let mut used = 0usize;
-    for (symbol, &f) in freq.iter().enumerate() {
+    for ((symbol, &f), l) in freq.iter().enumerate().zip(lengths.iter_mut()) {
+        *l = 0;
         if f > 0
-            && let Some(slot) = scratch.get_mut(used)
+            && let (Some(slot), Some(s)) = (scratch.get_mut(used), by_symbol.get_mut(used))
         {
             // Frequencies are at most a page's symbols (13 bits): frequency
             // above, symbol below, so sorting sorts by frequency.
             *slot = (f.min(0xffff) << 16) | symbol as u32;
+            *s = symbol as u16;
             used += 1;
         }
     }
@@ -39,14 +45,16 @@ pub fn lengths(freq: &[u32], limit: u8, lengths: &mut [u8], scratch: &mut [u32])
     match used {
         0 => return,
         1 => {
-            if let Some(l) = lengths.get_mut((sorted[0] & 0xffff) as usize) {
+            let symbol = (sorted[0] & 0xffff) as usize;
+            if let (Some(l), Some(c)) = (lengths.get_mut(symbol), codes.get_mut(symbol)) {
                 *l = 1;
+                *c = 1 << 16;
             }
             return;
         }
         _ => {}
     }
-    radix_sort(sorted);
+    sort_by_frequency(sorted);
     // Symbols in frequency order, kept aside: the algorithm overwrites the
     // array with weights, then depths.
     let mut order = [0u16; 320];
@@ -77,53 +85,83 @@ pub fn lengths(freq: &[u32], limit: u8, lengths: &mut [u8], scratch: &mut [u32])
             rank += 1;
         }
     }
+    // Canonical codes (RFC 1951 3.2.2): the first code of each length from
+    // the counts, then the used symbols in symbol order.
+    let mut next = [0u16; DEEPEST + 1];
+    let mut code = 0u32;
+    for bits in 1..=usize::from(limit).min(15) {
+        code = (code + count[bits - 1]) << 1;
+        next[bits] = code as u16;
+    }
+    for &symbol in by_symbol.get(..used).unwrap_or(&[]) {
+        let symbol = usize::from(symbol);
+        let (Some(&l), Some(c)) = (lengths.get(symbol), codes.get_mut(symbol)) else {
+            continue;
+        };
+        if l > 15 {
+            // Only a limit above deflate's (tests) makes such a length:
+            // it has no code here.
+            continue;
+        }
+        let Some(value) = next.get_mut(usize::from(l)) else {
+            continue;
+        };
+        *c = reversed(*value, l);
+        *value += 1;
+    }
 }
 
-/// Sort `(frequency << 16 | symbol)` keys by frequency (at most 16 bits),
-/// least significant byte first: two counting passes of linear cost, where
-/// a comparison sort of the few hundred symbols of a page cost more than
-/// the rest of the code construction together. Stable, so equal
-/// frequencies keep symbol order.
-fn radix_sort(keys: &mut [u32]) {
+/// `value`'s low `l` bits reversed (two table lookups), with `l`: a code
+/// as the LSB-first writer takes it, `code | length << 16`.
+#[inline(always)]
+const fn reversed(value: u16, l: u8) -> u32 {
+    let r =
+        (REVERSED[(value & 0xff) as usize] as u16) << 8 | REVERSED[(value >> 8) as usize] as u16;
+    (r >> (16 - l as u32)) as u32 | (l as u32) << 16
+}
+
+/// Sort `(frequency << 16 | symbol)` keys by frequency, equal ones by
+/// symbol: one counting pass over the frequency capped at 255 (a page's
+/// few hundred symbols average a few dozen each), then the keys of 255 or
+/// more, at most 16 of a page's 4097 symbols, by insertion. A comparison
+/// sort of the whole cost more than the rest of the code construction
+/// together; a two-pass radix sort twice this.
+fn sort_by_frequency(keys: &mut [u32]) {
     let mut temp = [0u32; 320];
     let Some(temp) = temp.get_mut(..keys.len()) else {
         keys.sort_unstable();
         return;
     };
-    // Low byte of the frequency. Every index below is a byte of the key
-    // (masked or shifted down to 8 bits), so inside the 257 counters.
-    let mut count = [0u32; 257];
+    // Every index below is a capped frequency (at most 255), so inside
+    // the 257 counters.
+    let bucket = |key: u32| ((key >> 16).min(255)) as usize;
+    let mut count = [0u16; 257];
     for &key in keys.iter() {
-        count[((key >> 16) & 0xff) as usize + 1] += 1;
+        count[bucket(key) + 1] += 1;
     }
     for digit in 1..257 {
         count[digit] += count[digit - 1];
     }
+    let large = usize::from(count[255]);
     for &key in keys.iter() {
-        let slot = &mut count[((key >> 16) & 0xff) as usize];
-        if let Some(t) = temp.get_mut(*slot as usize) {
+        let slot = &mut count[bucket(key)];
+        if let Some(t) = temp.get_mut(usize::from(*slot)) {
             *t = key;
         }
         *slot += 1;
     }
-    // High byte: a page's frequencies stay below 2^13, so few buckets.
-    let mut count = [0u32; 257];
-    let mut top = 0usize;
-    for &key in temp.iter() {
-        let digit = (key >> 24) as usize;
-        top = top.max(digit);
-        count[digit + 1] += 1;
-    }
-    for digit in 1..=top + 1 {
-        count[digit] += count[digit - 1];
-    }
-    for &key in temp.iter() {
-        let slot = &mut count[(key >> 24) as usize];
-        if let Some(k) = keys.get_mut(*slot as usize) {
-            *k = key;
+    // The capped bucket, in key order (frequency, then symbol: the input
+    // is in symbol order, so this is the order a stable sort gives).
+    if let Some(tail) = temp.get_mut(large..) {
+        for i in 1..tail.len() {
+            let mut j = i;
+            while j > 0 && tail[j - 1] > tail[j] {
+                tail.swap(j - 1, j);
+                j -= 1;
+            }
         }
-        *slot += 1;
     }
+    keys.copy_from_slice(temp);
 }
 
 /// Moffat-Katajainen: `a` holds weights in ascending order (at least two);
@@ -229,31 +267,50 @@ fn limit_counts(count: &mut [u32; DEEPEST + 1], limit: u8) {
     }
 }
 
-/// Canonical codes for `lengths`, bit-reversed for an LSB-first writer.
-pub fn codes(lengths: &[u8], codes: &mut [u16]) {
+/// Each byte with its bits in reverse order.
+const REVERSED: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        table[i] = (i as u8).reverse_bits();
+        i += 1;
+    }
+    table
+};
+
+/// Canonical codes for `lengths`, bit-reversed for an LSB-first writer,
+/// each with its length: `code | length << 16` (one load per symbol for
+/// the writer); 0 for an unused symbol. A `const fn`: the fixed code's
+/// tables are built at compile time.
+pub const fn codes<const N: usize>(lengths: &[u8; N]) -> [u32; N] {
     let mut count = [0u16; 16];
-    for &l in lengths {
-        if let Some(c) = count.get_mut(usize::from(l)) {
-            *c += 1;
+    let mut i = 0;
+    while i < N {
+        if lengths[i] < 16 {
+            count[lengths[i] as usize] += 1;
         }
+        i += 1;
     }
     count[0] = 0;
     let mut next = [0u16; 16];
     let mut code = 0u16;
-    for bits in 1..16 {
+    let mut bits = 1;
+    while bits < 16 {
         code = (code + count[bits - 1]) << 1;
         next[bits] = code;
+        bits += 1;
     }
-    for (symbol, &l) in lengths.iter().enumerate() {
-        if l == 0 || l > 15 {
-            continue;
+    let mut out = [0u32; N];
+    let mut symbol = 0;
+    while symbol < N {
+        let l = lengths[symbol];
+        if l > 0 && l < 16 {
+            out[symbol] = reversed(next[l as usize], l);
+            next[l as usize] += 1;
         }
-        let value = next[usize::from(l)];
-        next[usize::from(l)] += 1;
-        if let Some(c) = codes.get_mut(symbol) {
-            *c = value.reverse_bits() >> (16 - l);
-        }
+        symbol += 1;
     }
+    out
 }
 
 #[cfg(test)]
@@ -299,7 +356,19 @@ mod tests {
     fn check(freq: &[u32], limit: u8) -> Vec<u8> {
         let mut out = vec![0u8; freq.len()];
         let mut scratch = vec![0u32; freq.len()];
-        lengths(freq, limit, &mut out, &mut scratch);
+        let mut built = vec![0u32; freq.len()];
+        build(freq, limit, &mut out, &mut built, &mut scratch);
+        // The codes built with the lengths are the canonical ones.
+        if limit <= 15 {
+            let mut padded = [0u8; 320];
+            padded[..out.len()].copy_from_slice(&out);
+            let canonical = codes(&padded);
+            for (symbol, &l) in out.iter().enumerate() {
+                if l > 0 {
+                    assert_eq!(built[symbol], canonical[symbol], "symbol {symbol}");
+                }
+            }
+        }
         let used = freq.iter().filter(|&&f| f > 0).count();
         for (f, l) in freq.iter().zip(&out) {
             assert_eq!(*f > 0, *l > 0, "{freq:?} -> {out:?}");
@@ -363,11 +432,11 @@ mod tests {
         // RFC 1951 3.2.2: lengths (3, 3, 3, 3, 3, 2, 4, 4) give codes
         // 010, 011, 100, 101, 110, 00, 1110, 1111.
         let lengths = [3u8, 3, 3, 3, 3, 2, 4, 4];
-        let mut out = [0u16; 8];
-        codes(&lengths, &mut out);
+        let out = codes(&lengths);
         let expected = [0b010u16, 0b011, 0b100, 0b101, 0b110, 0b00, 0b1110, 0b1111];
         for ((&code, &want), &l) in out.iter().zip(&expected).zip(&lengths) {
-            assert_eq!(code, want.reverse_bits() >> (16 - l));
+            assert_eq!(code & 0xffff, u32::from(want.reverse_bits() >> (16 - l)));
+            assert_eq!(code >> 16, u32::from(l));
         }
     }
 }

@@ -7,18 +7,22 @@
 //! deflate block, Adler-32) holding one deflate block (RFC 1951), dynamic
 //! or fixed Huffman, whichever is smaller. The design is the usual one for
 //! fast deflate on small inputs:
-//! - matches: a greedy pass over the page with a hash table of 4-byte
+//! - matches: one pass over the page with a hash table of 4-byte
 //!   sequences, two candidates per bucket (the longer match wins), matches
-//!   of 4 to 258 bytes; the page is copied into a padded buffer so that
-//!   every read is provably in bounds (see [`super::matcher`]); positions
-//!   inside short matches are hashed too, so the next match finds them;
-//!   entries carry the page's number, so the table is cleared only once
-//!   every 15 pages;
+//!   of 4 to 258 bytes; greedy at level 1, lazy at levels 2 and 3 (a match
+//!   shorter than 8, or 16, bytes is given up when the next position starts
+//!   a longer one); the page is copied into a padded buffer so that every
+//!   read is provably in bounds (see [`super::matcher`]); every position of
+//!   a match of up to 4 bytes and the last 3 of a longer one are hashed
+//!   too, so the next matches find them; entries carry the page's number,
+//!   so the table is cleared only once every 15 pages;
 //! - symbols are recorded and counted in the same pass, then the codes are
-//!   built (`huffman.rs`) and the block's exact size is known before a bit
-//!   is written: a page that would not shrink is given up at once (the
-//!   writer stores it raw);
-//! - bits go out through a 64-bit accumulator, 32 bits at a time.
+//!   built (`huffman.rs`: lengths and canonical codes in one pass over the
+//!   used symbols; the fixed code's tables at compile time) and the
+//!   block's exact size is known before a bit is written: a page that
+//!   would not shrink is given up at once (the writer stores it raw);
+//! - bits go out through a 64-bit accumulator, whole bytes at a time
+//!   (`bits.rs`).
 
 mod adler;
 mod bits;
@@ -41,8 +45,10 @@ const SPARE: usize = 8;
 const HASH_BITS: u32 = 14;
 const MIN_MATCH: usize = 4;
 const MAX_MATCH: usize = 258;
-/// Matches up to this long have their inner positions hashed too.
-const INSERT_INSIDE: usize = 16;
+/// Matches up to this long have their inner positions hashed too...
+const INSERT_INSIDE: usize = 4;
+/// ...longer ones their last this many.
+const INSERT_TAIL: usize = 3;
 
 /// Literal/length alphabet: 256 literals, end of block, 29 lengths (286,
 /// and two more that the fixed code defines but that never occur).
@@ -82,8 +88,9 @@ struct Header {
     /// The code-length sequence, run-length coded: (symbol, extra bits).
     items: [(u8, u8); LITLEN + DISTANCES],
     count: usize,
-    /// The precode's lengths.
+    /// The precode's lengths and codes.
     lengths: [u8; PRECODES],
+    codes: [u32; PRECODES],
 }
 
 impl Header {
@@ -94,6 +101,7 @@ impl Header {
         items: [(0, 0); LITLEN + DISTANCES],
         count: 0,
         lengths: [0; PRECODES],
+        codes: [0; PRECODES],
     };
 }
 
@@ -116,10 +124,12 @@ pub struct Deflate {
     dist_freq: [u32; DISTANCES],
     litlen_len: [u8; LITLEN],
     dist_len: [u8; DISTANCES],
-    litlen_code: [u16; LITLEN],
-    dist_code: [u16; DISTANCES],
+    /// Codes with their lengths: `code | length << 16`.
+    litlen_code: [u32; LITLEN],
+    dist_code: [u32; DISTANCES],
     scratch: [u32; LITLEN],
     header: Header,
+    level: u8,
 }
 
 impl core::fmt::Debug for Deflate {
@@ -139,6 +149,130 @@ fn hash(word: u32) -> usize {
     (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
+/// How a level searches a page for matches; each level's pass is
+/// compiled on its own (the constants fold into the loop).
+trait Search {
+    /// Matches shorter than this also try the next position, and the
+    /// longer of the two is taken (lazy matching); 0: greedy.
+    const LAZY_BELOW: usize;
+}
+
+/// Level 1, the fastest: greedy.
+struct Greedy;
+
+impl Search for Greedy {
+    const LAZY_BELOW: usize = 0;
+}
+
+/// Level 2, the default: lazy below 8 bytes. About as fast as level 1 on
+/// pages with long matches, 0.5 to 1.7% smaller (docs/benchmarks.md).
+struct Lazy8;
+
+impl Search for Lazy8 {
+    const LAZY_BELOW: usize = 8;
+}
+
+/// Level 3, the smallest: lazy below 16 bytes, a few per cent slower.
+struct Lazy16;
+
+impl Search for Lazy16 {
+    const LAZY_BELOW: usize = 16;
+}
+
+/// Hash `j`'s four bytes into the table (two positions per bucket, the
+/// newest first).
+#[inline(always)]
+fn insert(table: &mut [u16; 2 << HASH_BITS], buf: &[u8; PAGE + SPARE], tag: u16, j: usize) {
+    let bucket = hash(load32(buf, j)) * 2;
+    table[bucket + 1] = table[bucket];
+    table[bucket] = (tag << 12) | j as u16;
+}
+
+/// The longest match at `i` (at most `len - i` bytes) among the bucket's
+/// two candidates of this page, as (length, start); (0, 0) when neither
+/// matches four bytes. `i` is inserted into the bucket.
+#[inline(always)]
+fn longest(
+    table: &mut [u16; 2 << HASH_BITS],
+    buf: &[u8; PAGE + SPARE],
+    tag: u16,
+    i: usize,
+    len: usize,
+) -> (usize, usize) {
+    let word = load32(buf, i);
+    let bucket = hash(word) * 2;
+    let (first, second) = (table[bucket], table[bucket + 1]);
+    table[bucket + 1] = first;
+    table[bucket] = (tag << 12) | i as u16;
+    candidates(buf, tag, i, len, word, first, second)
+}
+
+/// The longer match at `i` of a bucket's two entries `first` and `second`
+/// (`word`: the four bytes at `i`), as (length, start); (0, 0) when
+/// neither is of this page and matches four bytes.
+#[inline(always)]
+fn candidates(
+    buf: &[u8; PAGE + SPARE],
+    tag: u16,
+    i: usize,
+    len: usize,
+    word: u32,
+    first: u16,
+    second: u16,
+) -> (usize, usize) {
+    let limit = i + (len - i).min(MAX_MATCH);
+    let mut best = 0usize;
+    let mut best_start = 0usize;
+    let start = usize::from(first & 0xfff);
+    if first >> 12 == tag && load32(buf, start) == word {
+        best = MIN_MATCH + common_length(buf, limit, start + MIN_MATCH, i + MIN_MATCH);
+        best_start = start;
+    }
+    let start = usize::from(second & 0xfff);
+    if best < MAX_MATCH && second >> 12 == tag && load32(buf, start) == word {
+        let length = MIN_MATCH + common_length(buf, limit, start + MIN_MATCH, i + MIN_MATCH);
+        if length > best {
+            best = length;
+            best_start = start;
+        }
+    }
+    (best, best_start)
+}
+
+/// The fixed code (RFC 1951 3.2.6), built at compile time.
+const FIXED_LITLEN_LENGTHS: [u8; LITLEN] = {
+    let mut lengths = [0u8; LITLEN];
+    let mut symbol = 0;
+    while symbol < LITLEN {
+        lengths[symbol] = fixed_litlen_length(symbol) as u8;
+        symbol += 1;
+    }
+    lengths
+};
+const FIXED_LITLEN: [u32; LITLEN] = huffman::codes(&FIXED_LITLEN_LENGTHS);
+
+/// Extra bits of each length code (symbols 257 to 287; the last two
+/// never occur) and of each distance code.
+const LENGTH_EXTRA_BITS: [u8; LITLEN - 257] = {
+    let mut bits = [0u8; LITLEN - 257];
+    let mut code = 0;
+    while code < 29 {
+        bits[code] = length_extra(code).0 as u8;
+        code += 1;
+    }
+    bits
+};
+const DISTANCE_EXTRA_BITS: [u8; DISTANCES] = {
+    let mut bits = [0u8; DISTANCES];
+    let mut code = 0;
+    while code < DISTANCES {
+        bits[code] = distance_extra(code).0 as u8;
+        code += 1;
+    }
+    bits
+};
+const FIXED_DIST: [u32; DISTANCES] = huffman::codes(&[5; DISTANCES]);
+
 /// Give a code at least two used symbols (fake ones of frequency 1, the
 /// first unused), as zlib does: old decoders reject a code of one symbol,
 /// and zlib's own rejects an incomplete code-length code.
@@ -156,8 +290,42 @@ fn at_least_two(freq: &mut [u32]) {
 }
 
 impl Deflate {
-    /// A fresh encoder.
+    /// The level [`Self::new`] takes.
+    pub const DEFAULT_LEVEL: u8 = 2;
+    /// The highest level.
+    pub const MAX_LEVEL: u8 = 3;
+
+    /// A fresh encoder at [`Self::DEFAULT_LEVEL`].
     pub const fn new() -> Self {
+        Self::with_level(Self::DEFAULT_LEVEL)
+    }
+
+    /// `level` made one of the encoder's: 1 to [`Self::MAX_LEVEL`], others
+    /// taken as the nearest (a handover block's zlib level may be up to 9).
+    const fn clamp_level(level: u8) -> u8 {
+        if level < 1 {
+            1
+        } else if level > Self::MAX_LEVEL {
+            Self::MAX_LEVEL
+        } else {
+            level
+        }
+    }
+
+    /// Compress at `level` (see [`Self::with_level`]) from the next page on.
+    pub fn set_level(&mut self, level: u8) {
+        self.level = Self::clamp_level(level);
+    }
+
+    /// The level pages are compressed at.
+    pub fn level(&self) -> u8 {
+        self.level
+    }
+
+    /// A fresh encoder at `level`: 1, greedy matching, the fastest; 2,
+    /// lazy matching, smaller and slower. Others are taken as the nearest.
+    pub const fn with_level(level: u8) -> Self {
+        let level = Self::clamp_level(level);
         Self {
             table: [0; 2 << HASH_BITS],
             tag: 0,
@@ -177,6 +345,7 @@ impl Deflate {
             dist_code: [0; DISTANCES],
             scratch: [0; LITLEN],
             header: Header::EMPTY,
+            level,
         }
     }
 
@@ -185,7 +354,11 @@ impl Deflate {
     pub fn compress(&mut self, page: &[u8], out: &mut [u8]) -> Option<usize> {
         let len = page.len();
         self.page.get_mut(..len)?.copy_from_slice(page);
-        let count = self.find_matches(len);
+        let count = match self.level {
+            1 => self.find_matches::<Greedy>(len),
+            2 => self.find_matches::<Lazy8>(len),
+            _ => self.find_matches::<Lazy16>(len),
+        };
         self.litlen_freq[END_OF_BLOCK] += 1;
         let (dynamic_bits, fixed_bits) = self.block_sizes();
         let bits = dynamic_bits.min(fixed_bits);
@@ -195,19 +368,28 @@ impl Deflate {
         if total as usize > limit {
             return None;
         }
-        let out = out.get_mut(..limit)?;
+        // The writer stores 8 bytes at a time when `out` has room for them
+        // past the stream (nearly every page; the bytes past the returned
+        // length are the caller's scratch), else byte by byte up to the
+        // limit.
+        let fast = total as usize + 8 <= out.len();
+        let out = if fast { out } else { out.get_mut(..limit)? };
         // CMF 0x78: deflate, 32 KiB window; FLG 0x01: fastest level, no
         // dictionary, check bits making 0x7801 a multiple of 31.
         out.get_mut(..2)?.copy_from_slice(&[0x78, 0x01]);
-        let mut bits_out = Bits::new(out.get_mut(2..)?);
+        let mut bits_out = Bits::new(out.get_mut(2..)?, fast);
         if dynamic_bits <= fixed_bits {
-            bits_out.put(0b101, 3)?; // final, dynamic
+            bits_out.put(0b101, 3); // final, dynamic
             self.write_header(&mut bits_out)?;
         } else {
-            bits_out.put(0b011, 3)?; // final, fixed
-            self.fixed_codes();
+            bits_out.put(0b011, 3); // final, fixed
         }
-        self.write_symbols(&mut bits_out, count)?;
+        let (litlen, dist) = if dynamic_bits <= fixed_bits {
+            (&self.litlen_code, &self.dist_code)
+        } else {
+            (&FIXED_LITLEN, &FIXED_DIST)
+        };
+        self.write_symbols(&mut bits_out, count, litlen, dist)?;
         let body = bits_out.finish()?;
         let end = 2 + body;
         out.get_mut(end..end + 4)?
@@ -215,9 +397,9 @@ impl Deflate {
         Some(end + 4)
     }
 
-    /// The greedy pass: sequences recorded, frequencies counted; the
-    /// number of sequences.
-    fn find_matches(&mut self, len: usize) -> usize {
+    /// The pass over the page: sequences recorded, frequencies counted;
+    /// the number of sequences.
+    fn find_matches<S: Search>(&mut self, len: usize) -> usize {
         // Entries are `tag << 12 | position`: an entry of an earlier page
         // (another tag) is no candidate, so the table is cleared only when
         // the tags run out, once every 15 pages.
@@ -240,34 +422,26 @@ impl Deflate {
         let mut literal_start = 0usize;
         let mut i = 0usize;
         while i < end {
-            let word = load32(buf, i);
-            let bucket = hash(word) * 2;
-            let (first, second) = (table[bucket], table[bucket + 1]);
-            table[bucket + 1] = first;
-            table[bucket] = (tag << 12) | i as u16;
-            let max = (len - i).min(MAX_MATCH) - MIN_MATCH;
-            let mut best = 0usize;
-            let mut best_start = 0usize;
-            let start = usize::from(first & 0xfff);
-            if first >> 12 == tag && load32(buf, start) == word {
-                best = MIN_MATCH
-                    + common_length(buf, i + MIN_MATCH + max, start + MIN_MATCH, i + MIN_MATCH);
-                best_start = start;
-            }
-            let start = usize::from(second & 0xfff);
-            if best < MAX_MATCH && second >> 12 == tag && load32(buf, start) == word {
-                let length = MIN_MATCH
-                    + common_length(buf, i + MIN_MATCH + max, start + MIN_MATCH, i + MIN_MATCH);
-                if length > best {
-                    best = length;
-                    best_start = start;
-                }
-            }
+            let (mut best, mut best_start) = longest(table, buf, tag, i, len);
             if best == 0 {
                 // Over data that does not match, look at fewer and fewer
                 // positions: one in 2 after 64 misses, one in 3 after 128...
                 i += 1 + ((i - literal_start) >> 6);
                 continue;
+            }
+            // Lazy matching: while the match is short, the next position's
+            // may be longer (it is hashed either way).
+            let mut probed = i;
+            while best < S::LAZY_BELOW && i + 1 < end {
+                let (next, next_start) = longest(table, buf, tag, i + 1, len);
+                probed = i + 1;
+                if next > best {
+                    i += 1;
+                    best = next;
+                    best_start = next_start;
+                } else {
+                    break;
+                }
             }
             for &byte in buf.get(literal_start..i).unwrap_or(&[]) {
                 litlen[usize::from(byte)] += 1;
@@ -286,12 +460,16 @@ impl Deflate {
             }
             litlen[257 + lcode] += 1;
             dist[dcode] += 1;
-            if best <= INSERT_INSIDE {
-                for j in i + 1..(i + best).min(end) {
-                    let bucket = hash(load32(buf, j)) * 2;
-                    table[bucket + 1] = table[bucket];
-                    table[bucket] = (tag << 12) | j as u16;
-                }
+            // Positions inside the match are hashed too, so that the next
+            // matches find them: all of a short match's, the last few of a
+            // longer one's (the most likely to start the next match).
+            let first = if best <= INSERT_INSIDE {
+                (probed + 1).max(i + 1)
+            } else {
+                (probed + 1).max(i + best - INSERT_TAIL)
+            };
+            for j in first..(i + best).min(end) {
+                insert(table, buf, tag, j);
             }
             i += best;
             literal_start = i;
@@ -312,37 +490,48 @@ impl Deflate {
     /// The block's size in bits, dynamic and fixed (header included; the
     /// dynamic codes are built here and kept).
     fn block_sizes(&mut self) -> (u64, u64) {
-        huffman::lengths(
+        huffman::build(
             &self.litlen_freq,
             15,
             &mut self.litlen_len,
+            &mut self.litlen_code,
             &mut self.scratch,
         );
         let mut dist_freq = self.dist_freq;
         at_least_two(&mut dist_freq);
-        huffman::lengths(&dist_freq, 15, &mut self.dist_len, &mut self.scratch);
-        let mut extra = 0u64;
+        huffman::build(
+            &dist_freq,
+            15,
+            &mut self.dist_len,
+            &mut self.dist_code,
+            &mut self.scratch,
+        );
+        // Without a branch per symbol (most of a page's are unused, at
+        // random): frequency times length, zero for the unused.
         let mut dynamic = 0u64;
         let mut fixed = 0u64;
-        for (symbol, &f) in self.litlen_freq.iter().enumerate() {
-            if f == 0 {
-                continue;
-            }
-            let f = u64::from(f);
-            dynamic += f * u64::from(self.litlen_len[symbol]);
-            fixed += f * u64::from(fixed_litlen_length(symbol));
-            if symbol > END_OF_BLOCK {
-                extra += f * u64::from(length_extra(symbol - 257).0);
-            }
+        let mut extra = 0u64;
+        for ((&f, &l), &fixed_l) in self
+            .litlen_freq
+            .iter()
+            .zip(&self.litlen_len)
+            .zip(&FIXED_LITLEN_LENGTHS)
+        {
+            dynamic += u64::from(f) * u64::from(l);
+            fixed += u64::from(f) * u64::from(fixed_l);
         }
-        for (code, &f) in self.dist_freq.iter().enumerate() {
-            if f == 0 {
-                continue;
-            }
-            let f = u64::from(f);
-            dynamic += f * u64::from(self.dist_len[code]);
-            fixed += f * 5;
-            extra += f * u64::from(distance_extra(code).0);
+        for (&f, &bits) in self.litlen_freq[257..].iter().zip(&LENGTH_EXTRA_BITS) {
+            extra += u64::from(f) * u64::from(bits);
+        }
+        for ((&f, &l), &bits) in self
+            .dist_freq
+            .iter()
+            .zip(&self.dist_len)
+            .zip(&DISTANCE_EXTRA_BITS)
+        {
+            dynamic += u64::from(f) * u64::from(l);
+            fixed += u64::from(f) * 5;
+            extra += u64::from(f) * u64::from(bits);
         }
         let header = self.plan_header();
         (3 + header + dynamic + extra, 3 + fixed + extra)
@@ -358,72 +547,71 @@ impl Deflate {
                 .rposition(|&l| l != 0)
                 .map_or(0, |p| p + 1);
         let hdist = 1 + self.dist_len.iter().rposition(|&l| l != 0).unwrap_or(0);
-        let mut header = Header {
-            hlit,
-            hdist,
-            ..Header::default()
-        };
-        let mut push = |symbol: usize, extra: u8| {
-            if let Some(item) = header.items.get_mut(header.count) {
-                *item = (symbol as u8, extra);
-                header.count += 1;
-            }
-        };
-        let all = self.litlen_len[..hlit]
-            .iter()
-            .chain(&self.dist_len[..hdist])
-            .copied();
-        let mut previous = 0u8;
-        let mut run = 0usize;
-        for length in all.chain(core::iter::once(u8::MAX)) {
-            if length == previous && run > 0 {
-                run += 1;
-                continue;
-            }
-            // Flush the run of `previous`.
-            let mut left = run;
-            if previous == 0 {
-                while left >= 11 {
-                    let n = left.min(138);
-                    push(18, (n - 11) as u8);
-                    left -= n;
-                }
-                if left >= 3 {
-                    push(17, (left - 3) as u8);
-                    left = 0;
-                }
-            } else if left > 0 {
-                push(usize::from(previous), 0);
-                left -= 1;
-                while left >= 3 {
-                    let n = left.min(6);
-                    push(16, (n - 3) as u8);
-                    left -= n;
-                }
-            }
-            for _ in 0..left {
-                push(usize::from(previous), 0);
-            }
-            previous = length;
-            run = 1;
-        }
+        // The code lengths in the order the header gives them, one
+        // sentinel after (no code is 255 bits long) to end the last run.
+        let mut all = [u8::MAX; LITLEN + DISTANCES + 1];
+        all[..hlit].copy_from_slice(&self.litlen_len[..hlit]);
+        all[hlit..hlit + hdist].copy_from_slice(&self.dist_len[..hdist]);
+        let total = hlit + hdist;
+        let header = &mut self.header;
+        header.hlit = hlit;
+        header.hdist = hdist;
+        let mut count = 0usize;
         let mut freq = [0u32; PRECODES];
         let mut extra = 0u64;
-        for &(symbol, _) in header.items.get(..header.count).unwrap_or(&[]) {
-            if let Some(f) = freq.get_mut(usize::from(symbol)) {
-                *f += 1;
+        // Runs of one length: zeros as 17 (3-10) and 18 (11-138), others
+        // as the length once then 16 (repeat 3-6), short rests as they
+        // are. At most one item per length, so `count` stays in `items`.
+        let mut at = 0usize;
+        while at < total {
+            let length = all[at];
+            let mut run = 1usize;
+            while all[at + run] == length {
+                run += 1;
             }
-            extra += match symbol {
-                16 => 2,
-                17 => 3,
-                18 => 7,
-                _ => 0,
+            at += run;
+            let mut push = |symbol: u8, bits: u8, value: u8| {
+                if let Some(item) = header.items.get_mut(count) {
+                    *item = (symbol, value);
+                    count += 1;
+                }
+                freq[usize::from(symbol)] += 1;
+                extra += u64::from(bits);
             };
+            if length == 0 {
+                while run >= 11 {
+                    let n = run.min(138);
+                    push(18, 7, (n - 11) as u8);
+                    run -= n;
+                }
+                if run >= 3 {
+                    push(17, 3, (run - 3) as u8);
+                    run = 0;
+                }
+            } else {
+                push(length, 0, 0);
+                run -= 1;
+                while run >= 3 {
+                    let n = run.min(6);
+                    push(16, 2, (n - 3) as u8);
+                    run -= n;
+                }
+            }
+            for _ in 0..run {
+                push(length, 0, 0);
+            }
         }
+        header.count = count;
         let mut scratch = [0u32; PRECODES];
         let mut padded = freq;
         at_least_two(&mut padded);
-        huffman::lengths(&padded, 7, &mut header.lengths, &mut scratch);
+        huffman::build(
+            &padded,
+            7,
+            &mut header.lengths,
+            &mut header.codes,
+            &mut scratch,
+        );
         header.hclen = 4 + PRECODE_ORDER[4..]
             .iter()
             .rposition(|&s| header.lengths[s] != 0)
@@ -433,73 +621,63 @@ impl Deflate {
             .zip(&header.lengths)
             .map(|(&f, &l)| u64::from(f) * u64::from(l))
             .sum();
-        let bits = 5 + 5 + 4 + 3 * header.hclen as u64 + coded + extra;
-        self.header = header;
-        bits
+        5 + 5 + 4 + 3 * header.hclen as u64 + coded + extra
     }
 
     /// The dynamic block's header (planned by [`Self::plan_header`]), and
     /// the codes for the symbols.
     fn write_header(&mut self, bits: &mut Bits<'_>) -> Option<()> {
-        huffman::codes(&self.litlen_len, &mut self.litlen_code);
-        huffman::codes(&self.dist_len, &mut self.dist_code);
         let header = &self.header;
-        let mut codes = [0u16; PRECODES];
-        huffman::codes(&header.lengths, &mut codes);
-        bits.put((header.hlit - 257) as u32, 5)?;
-        bits.put((header.hdist - 1) as u32, 5)?;
-        bits.put((header.hclen - 4) as u32, 4)?;
+        let codes = &header.codes;
+        bits.put((header.hlit - 257) as u64, 5);
+        bits.put((header.hdist - 1) as u64, 5);
+        bits.put((header.hclen - 4) as u64, 4);
+        bits.flush()?;
         for &symbol in PRECODE_ORDER.get(..header.hclen)? {
-            bits.put(u32::from(header.lengths[symbol]), 3)?;
+            bits.put(u64::from(header.lengths[symbol]), 3);
+            bits.flush()?;
         }
         for &(symbol, extra) in header.items.get(..header.count)? {
             let symbol = usize::from(symbol) % PRECODES;
-            bits.put(u32::from(codes[symbol]), u32::from(header.lengths[symbol]))?;
+            let code = codes[symbol];
+            bits.put(u64::from(code & 0xffff), code >> 16);
             match symbol {
-                16 => bits.put(u32::from(extra), 2)?,
-                17 => bits.put(u32::from(extra), 3)?,
-                18 => bits.put(u32::from(extra), 7)?,
+                16 => bits.put(u64::from(extra), 2),
+                17 => bits.put(u64::from(extra), 3),
+                18 => bits.put(u64::from(extra), 7),
                 _ => {}
             }
+            bits.flush()?;
         }
         Some(())
     }
 
-    /// The fixed code's lengths and codes in place of the dynamic ones.
-    fn fixed_codes(&mut self) {
-        for (symbol, l) in self.litlen_len.iter_mut().enumerate() {
-            *l = fixed_litlen_length(symbol) as u8;
-        }
-        self.dist_len = [5; DISTANCES];
-        huffman::codes(&self.litlen_len, &mut self.litlen_code);
-        huffman::codes(&self.dist_len, &mut self.dist_code);
-    }
-
-    /// The recorded sequences, then end of block.
-    fn write_symbols(&self, bits: &mut Bits<'_>, count: usize) -> Option<()> {
+    /// The recorded sequences, then end of block. At most 56 bits are put
+    /// between flushes: two literals (30), or a length and a distance
+    /// with their extra bits (20 and 28).
+    fn write_symbols(
+        &self,
+        bits: &mut Bits<'_>,
+        count: usize,
+        litlen: &[u32; LITLEN],
+        dist: &[u32; DISTANCES],
+    ) -> Option<()> {
+        let literal = |bits: &mut Bits<'_>, byte: u8| {
+            let code = litlen[usize::from(byte)];
+            bits.put(u64::from(code & 0xffff), code >> 16);
+        };
         let mut at = 0usize;
         for sequence in self.sequences.get(..count)? {
             let literals = usize::from(sequence.literals);
-            // Two literals per call: two codes of at most 15 bits fit.
             let mut pairs = self.page.get(at..at + literals)?.chunks_exact(2);
             for pair in &mut pairs {
-                let (a, b) = (usize::from(pair[0]), usize::from(pair[1]));
-                let (code_a, len_a) = (
-                    u32::from(self.litlen_code[a]),
-                    u32::from(self.litlen_len[a]),
-                );
-                let (code_b, len_b) = (
-                    u32::from(self.litlen_code[b]),
-                    u32::from(self.litlen_len[b]),
-                );
-                bits.put(code_a | (code_b << len_a), len_a + len_b)?;
+                literal(bits, pair[0]);
+                literal(bits, pair[1]);
+                bits.flush()?;
             }
             for &byte in pairs.remainder() {
-                let s = usize::from(byte);
-                bits.put(
-                    u32::from(self.litlen_code[s]),
-                    u32::from(self.litlen_len[s]),
-                )?;
+                literal(bits, byte);
+                bits.flush()?;
             }
             at += literals;
             let length = usize::from(sequence.length);
@@ -509,24 +687,24 @@ impl Deflate {
             at += length;
             let code = usize::from(sequence.length_code);
             let (extra_bits, base) = length_extra(code);
-            let s = (257 + code) % LITLEN;
+            let symbol = litlen[(257 + code) % LITLEN];
             bits.put(
-                u32::from(self.litlen_code[s]) | (((length - base) as u32) << self.litlen_len[s]),
-                u32::from(self.litlen_len[s]) + extra_bits,
-            )?;
+                u64::from(symbol & 0xffff) | (((length - base) as u64) << (symbol >> 16)),
+                (symbol >> 16) + extra_bits,
+            );
             let distance = usize::from(sequence.distance);
             let code = usize::from(sequence.distance_code) % DISTANCES;
             let (extra_bits, base) = distance_extra(code);
+            let symbol = dist[code];
             bits.put(
-                u32::from(self.dist_code[code])
-                    | (((distance - base) as u32) << self.dist_len[code]),
-                u32::from(self.dist_len[code]) + extra_bits,
-            )?;
+                u64::from(symbol & 0xffff) | (((distance - base) as u64) << (symbol >> 16)),
+                (symbol >> 16) + extra_bits,
+            );
+            bits.flush()?;
         }
-        bits.put(
-            u32::from(self.litlen_code[END_OF_BLOCK]),
-            u32::from(self.litlen_len[END_OF_BLOCK]),
-        )
+        let end = litlen[END_OF_BLOCK];
+        bits.put(u64::from(end & 0xffff), end >> 16);
+        Some(())
     }
 }
 

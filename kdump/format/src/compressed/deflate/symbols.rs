@@ -18,7 +18,7 @@ pub(super) fn length_code(length: usize) -> usize {
 
 /// Extra bits of length code `code`, and the length its base stands for.
 #[inline(always)]
-pub(super) fn length_extra(code: usize) -> (u32, usize) {
+pub(super) const fn length_extra(code: usize) -> (u32, usize) {
     if code < 8 {
         (0, code + 3)
     } else if code == 28 {
@@ -44,7 +44,7 @@ pub(super) fn distance_code(distance: usize) -> usize {
 /// Extra bits of distance code `code`, and the distance its base stands
 /// for.
 #[inline(always)]
-pub(super) fn distance_extra(code: usize) -> (u32, usize) {
+pub(super) const fn distance_extra(code: usize) -> (u32, usize) {
     if code < 4 {
         (0, code + 1)
     } else {
@@ -54,7 +54,7 @@ pub(super) fn distance_extra(code: usize) -> (u32, usize) {
 }
 
 /// The fixed code's literal/length lengths (RFC 1951 3.2.6).
-pub(super) fn fixed_litlen_length(symbol: usize) -> u32 {
+pub(super) const fn fixed_litlen_length(symbol: usize) -> u32 {
     match symbol {
         0..=143 => 8,
         144..=255 => 9,

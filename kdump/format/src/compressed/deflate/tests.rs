@@ -99,7 +99,13 @@ fn adler32_matches_the_definition() {
 
 #[test]
 fn pages_of_every_shape_round_trip() {
-    let mut encoder = Deflate::new();
+    for level in 1..=Deflate::MAX_LEVEL {
+        pages_of_every_shape_round_trip_at(level);
+    }
+}
+
+fn pages_of_every_shape_round_trip_at(level: u8) {
+    let mut encoder = Deflate::with_level(level);
     let text = b"The quick brown fox jumps over the lazy dog; 0123456789. ".repeat(80);
     assert!(round_trip(&mut encoder, &text[..4096]).unwrap() < 200);
     let zero = vec![0u8; 4096];
@@ -133,9 +139,15 @@ fn pages_of_every_shape_round_trip() {
 fn thousands_of_generated_pages_round_trip_and_shrink_like_zlib() {
     // Pages assembled from random-length pieces: fresh random bytes, copies
     // of earlier bytes at random distances, runs, text.
+    for level in 1..=Deflate::MAX_LEVEL {
+        generated_pages_round_trip_and_shrink_like_zlib_at(level);
+    }
+}
+
+fn generated_pages_round_trip_and_shrink_like_zlib_at(level: u8) {
     let mut next = rng(0x2545_f491_4f6c_dd1d);
     let text = b"static int crash_kexec(struct pt_regs *regs) { return 0; }\n".repeat(80);
-    let mut encoder = Deflate::new();
+    let mut encoder = Deflate::with_level(level);
     let mut miniz = miniz_oxide::deflate::core::CompressorOxide::new(
         miniz_oxide::deflate::core::create_comp_flags_from_zip_params(1, 15, 0),
     );
@@ -182,7 +194,7 @@ fn thousands_of_generated_pages_round_trip_and_shrink_like_zlib() {
     // against a regression that makes every page much larger.
     assert!(
         ours * 100 < theirs * 110,
-        "{ours} bytes against miniz_oxide's {theirs}"
+        "level {level}: {ours} bytes against miniz_oxide's {theirs}"
     );
 }
 

@@ -105,7 +105,7 @@ pub fn run(cache: &Path, rounds: usize) -> Result<String, String> {
 /// `--measure-only`: the measurement, on dumps [`run`] made.
 pub fn measure_only(cache: &Path, rounds: usize) -> Result<String, String> {
     let dir = cache.join("cli-bench");
-    let image = cache.join("kdump-bench").join("image-v1.elf");
+    let (image, _) = kdump::image(cache)?;
     let dumps = Dumps::at(&dir);
     for path in [&dumps.elf, &dumps.kdump, &dumps.verify, &image] {
         if !path.is_file() {

@@ -5,7 +5,7 @@
 //!
 //! | binary (`cargo xtask ...`) | module | what |
 //! |----------------------------|--------|------|
-//! | `bench-kdump` (`bench-kdump`) | [`kdump`] | the kdump-compressed writers against makedumpfile on a 1 GiB image of a crashed Linux guest |
+//! | `bench-kdump` (`bench-kdump`) | [`kdump`] | the kdump-compressed writers against makedumpfile on a set of 1 GiB images of a crashed Linux guest's memory, one kind of page each, and mixes |
 //! | `bench-cli` (`bench-cli`) | [`cli`] | the `crashkit` CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine |
 //! | `bench-triage` (`bench-triage`) | [`triage`] | `crashkit triage` over 100 dumps against a per-file `crashkit info` script and drgn |
 //! | `bench-guest` | [`guest`] | NMI round trips and the shootdown, timed inside the QEMU test kernel |

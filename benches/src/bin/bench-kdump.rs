@@ -13,7 +13,10 @@ struct Args {
     /// Rounds per contender (medians are reported).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     rounds: u16,
-    /// Only these contenders (default: all).
+    /// Only these images of the set (default: all).
+    #[arg(long = "image")]
+    images: Vec<String>,
+    /// Only these contenders (default: makedumpfile-c, zlib, makedumpfile-l, lzo).
     #[arg(long = "contender")]
     contenders: Vec<String>,
 }
@@ -22,6 +25,11 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     crashkit_benches::report(
         "bench-kdump",
-        crashkit_benches::kdump::run(&args.cache, usize::from(args.rounds), &args.contenders),
+        crashkit_benches::kdump::run(
+            &args.cache,
+            usize::from(args.rounds),
+            &args.images,
+            &args.contenders,
+        ),
     )
 }

@@ -12,7 +12,7 @@
 //! | `test` | [`test`](mod@test) | formatting, clippy, bare-metal builds, rustdoc, all tests, the QEMU scenarios (`tests/scenarios`), the dump corpora (`tests/corpus`), the loom model; `.ci/run` calls it |
 //! | `demo` | [`demo`] | the most complete real run crashkit has today, artefacts in `target/demo/` |
 //! | `fuzz [SECONDS]` | [`fuzz`] | each fuzz target of `kdump/format/fuzz`, corpora in the cache directory ([`run::cache_dir`]) |
-//! | `bench-kdump [ROUNDS] [CONTENDER]...` | [`bench_kdump`] | the kdump writers against makedumpfile (`benches`) |
+//! | `bench-kdump [ROUNDS] [--image NAME]... [CONTENDER]...` | [`bench_kdump`] | the kdump writers against makedumpfile on the benchmark set (`benches`) |
 //! | `bench-cli [ROUNDS]` | [`bench_cli`] | the CLI against gdb, libkdumpfile and drgn (`benches`) |
 //! | `bench-triage [ROUNDS]` | [`bench_triage`] | `crashkit triage` over 100 corpus dumps against a per-file `info` script and drgn (`benches`) |
 //! | `test-kvm` | [`test_kvm`] | both QEMU kernels' scenarios with `-accel kvm`; not part of `test` |
@@ -69,7 +69,7 @@ fn print_help() {
          test   format check, clippy, bare-metal builds, rustdoc, all tests, QEMU scenarios, loom model\n  \
          demo   the NMI core and a kernel panic on the host simulation, then a panic under QEMU\n  \
          fuzz [SECONDS]  fuzz each dump reader and the page encoders (default 300 s each; corpora in the cache directory)\n  \
-         bench-kdump [ROUNDS] [CONTENDER]...  the kdump writers against makedumpfile on a 1 GiB image (default 5 rounds)\n  \
+         bench-kdump [ROUNDS] [--image NAME]... [CONTENDER]...  the kdump writers against makedumpfile on the benchmark set of 1 GiB images (default 5 rounds; about 35 minutes)\n  \
          bench-cli [ROUNDS]  the crashkit CLI against gdb, libkdumpfile and drgn on dumps of a 16 GiB machine (default 10 rounds)\n  \
          bench-triage [ROUNDS]  crashkit triage over 100 corpus dumps against a per-file info script and drgn (default 5 rounds; after cargo xtask test)\n  \
          test-kvm  both QEMU kernels' scenarios under KVM (-accel kvm; needs /dev/kvm; not part of `test`)\n  \

@@ -123,6 +123,7 @@ pub fn run(
     Ok(report)
 }
 
+/// Run this process, and the processes it starts, on one core (the last
 /// one: the first takes most interrupts).
 pub fn pin_to_one_core() -> Result<(), String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -297,11 +298,17 @@ fn measure(image: &Path, rounds: usize, contenders: &[Contender]) -> Result<Meas
     };
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
     // Both tools read the image through the page cache: load it there
-    // before the first timed run.
-    std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    // before the first timed run (and count its memory).
+    let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let memory_bytes: u64 = ElfDump::parse(&bytes)
+        .map_err(|e| format!("{}: {e}", image.display()))?
+        .segments()
+        .iter()
+        .map(|s| s.memsz)
+        .sum();
+    drop(bytes);
 
     let mut runs: Vec<Vec<Run>> = contenders.iter().map(|_| Vec::new()).collect();
-    let mut memory_bytes = 0u64;
     for round in 0..rounds {
         for (index, &contender) in contenders.iter().enumerate() {
             let out = out_dir.join(contender.file());
@@ -309,7 +316,7 @@ fn measure(image: &Path, rounds: usize, contenders: &[Contender]) -> Result<Meas
             let started = Instant::now();
             match contender {
                 Contender::Crashkit(codec) => {
-                    memory_bytes = write_crashkit(image, codec, &out)?.pages_total * PAGE_SIZE;
+                    write_crashkit(image, codec, &out)?;
                 }
                 Contender::Makedumpfile(flag) => {
                     let mut command = Command::new("makedumpfile");
@@ -346,12 +353,6 @@ fn measure(image: &Path, rounds: usize, contenders: &[Contender]) -> Result<Meas
     }
     for contender in contenders {
         let _ = std::fs::remove_file(out_dir.join(contender.file()));
-    }
-    if memory_bytes == 0 {
-        // makedumpfile alone: the image's memory from its own headers.
-        let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
-        let dump = ElfDump::parse(&bytes).map_err(|e| format!("{}: {e}", image.display()))?;
-        memory_bytes = dump.segments().iter().map(|s| s.memsz).sum();
     }
     Ok(Measured { runs, memory_bytes })
 }

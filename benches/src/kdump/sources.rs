@@ -142,11 +142,13 @@ fn unpacked(dir: &Path, package: &Package) -> Result<PathBuf, String> {
     // The file name apt gives a .deb: NAME_VERSION_ARCH.deb, the epoch's
     // colon written %3a.
     let version = package.version.replace(':', "%3a");
-    let deb = ["amd64", "all"]
-        .iter()
-        .map(|arch| debs.join(format!("{}_{version}_{arch}.deb", package.name)))
-        .find(|path| path.is_file());
-    let deb = match deb {
+    let downloaded = || {
+        ["amd64", "all"]
+            .iter()
+            .map(|arch| debs.join(format!("{}_{version}_{arch}.deb", package.name)))
+            .find(|path| path.is_file())
+    };
+    let deb = match downloaded() {
         Some(deb) => deb,
         None => {
             let pinned = format!("{}={}", package.name, package.version);
@@ -170,11 +172,7 @@ fn unpacked(dir: &Path, package: &Package) -> Result<PathBuf, String> {
                     )
                 })?;
             }
-            ["amd64", "all"]
-                .iter()
-                .map(|arch| debs.join(format!("{}_{version}_{arch}.deb", package.name)))
-                .find(|path| path.is_file())
-                .ok_or_else(|| format!("apt-get download gave no .deb for {pinned}"))?
+            downloaded().ok_or_else(|| format!("apt-get download gave no .deb for {pinned}"))?
         }
     };
     let _ = std::fs::remove_dir_all(&root);

@@ -1,6 +1,6 @@
 //! Fuzz crashkit's page encoders (zlib from the page deflate at every
-//! level, LZO1X, snappy): any page, compressed by each, must decode back to itself
-//! through the reader's decoders, and an encoder must never claim an
+//! level, LZO1X, snappy): any page, compressed by each, must decode back
+//! to itself through the reader's decoders, and an encoder must never claim an
 //! output of a page or more. A panic or a mismatch is a bug.
 //!
 //! The input is stretched to a whole page by repeating it with a running

@@ -183,11 +183,6 @@ impl ZlibPages {
     pub fn set_level(&mut self, level: u8) {
         self.deflate.set_level(level);
     }
-
-    /// The level pages are compressed at.
-    pub fn level(&self) -> u8 {
-        self.deflate.level()
-    }
 }
 
 impl PageEncoder for ZlibPages {

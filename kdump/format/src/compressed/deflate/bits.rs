@@ -43,6 +43,18 @@ impl<'o> Bits<'o> {
         self.count += n;
     }
 
+    /// Append a Huffman code as [`super::huffman`] gives it (`code |
+    /// length << 16`), then `extra_bits` bits of `extra` (its extra bits,
+    /// or 0 and 0).
+    #[inline(always)]
+    pub(super) fn put_code(&mut self, code: u32, extra: u64, extra_bits: u32) {
+        let length = code >> 16;
+        self.put(
+            u64::from(code & 0xffff) | extra << length,
+            length + extra_bits,
+        );
+    }
+
     /// Write the whole bytes pending.
     #[inline(always)]
     pub(super) fn flush(&mut self) -> Option<()> {

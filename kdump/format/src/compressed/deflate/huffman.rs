@@ -48,7 +48,7 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
             let symbol = (sorted[0] & 0xffff) as usize;
             if let (Some(l), Some(c)) = (lengths.get_mut(symbol), codes.get_mut(symbol)) {
                 *l = 1;
-                *c = 1 << 16;
+                *c = reversed(0, 1);
             }
             return;
         }
@@ -87,12 +87,7 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
     }
     // Canonical codes (RFC 1951 3.2.2): the first code of each length from
     // the counts, then the used symbols in symbol order.
-    let mut next = [0u16; DEEPEST + 1];
-    let mut code = 0u32;
-    for bits in 1..=usize::from(limit).min(15) {
-        code = (code + count[bits - 1]) << 1;
-        next[bits] = code as u16;
-    }
+    let mut next = first_codes(&count);
     for &symbol in by_symbol.get(..used).unwrap_or(&[]) {
         let symbol = usize::from(symbol);
         let (Some(&l), Some(c)) = (lengths.get(symbol), codes.get_mut(symbol)) else {
@@ -109,6 +104,22 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
         *c = reversed(*value, l);
         *value += 1;
     }
+}
+
+/// The first canonical code of each length 1 to 15 (RFC 1951 3.2.2) from
+/// the number of codes of each length (`count[0]` and lengths past 15 are
+/// not counted).
+const fn first_codes(count: &[u32]) -> [u16; 16] {
+    let mut next = [0u16; 16];
+    let mut code = 0u32;
+    let mut bits = 1;
+    while bits < 16 && bits < count.len() {
+        let shorter = if bits == 1 { 0 } else { count[bits - 1] };
+        code = (code + shorter) << 1;
+        next[bits] = code as u16;
+        bits += 1;
+    }
+    next
 }
 
 /// `value`'s low `l` bits reversed (two table lookups), with `l`: a code
@@ -283,7 +294,7 @@ const REVERSED: [u8; 256] = {
 /// the writer); 0 for an unused symbol. A `const fn`: the fixed code's
 /// tables are built at compile time.
 pub const fn codes<const N: usize>(lengths: &[u8; N]) -> [u32; N] {
-    let mut count = [0u16; 16];
+    let mut count = [0u32; 16];
     let mut i = 0;
     while i < N {
         if lengths[i] < 16 {
@@ -291,15 +302,7 @@ pub const fn codes<const N: usize>(lengths: &[u8; N]) -> [u32; N] {
         }
         i += 1;
     }
-    count[0] = 0;
-    let mut next = [0u16; 16];
-    let mut code = 0u16;
-    let mut bits = 1;
-    while bits < 16 {
-        code = (code + count[bits - 1]) << 1;
-        next[bits] = code;
-        bits += 1;
-    }
+    let mut next = first_codes(&count);
     let mut out = [0u32; N];
     let mut symbol = 0;
     while symbol < N {

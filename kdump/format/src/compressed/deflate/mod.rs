@@ -105,12 +105,6 @@ impl Header {
     };
 }
 
-impl Default for Header {
-    fn default() -> Self {
-        Self::EMPTY
-    }
-}
-
 /// The encoder's state, reused page after page (at most 84 KiB: keep it in
 /// a static or a `Box`).
 #[derive(Clone)]
@@ -149,36 +143,6 @@ fn hash(word: u32) -> usize {
     (word.wrapping_mul(0x9E37_79B1) >> (32 - HASH_BITS)) as usize
 }
 
-/// How a level searches a page for matches; each level's pass is
-/// compiled on its own (the constants fold into the loop).
-trait Search {
-    /// Matches shorter than this also try the next position, and the
-    /// longer of the two is taken (lazy matching); 0: greedy.
-    const LAZY_BELOW: usize;
-}
-
-/// Level 1, the fastest: greedy.
-struct Greedy;
-
-impl Search for Greedy {
-    const LAZY_BELOW: usize = 0;
-}
-
-/// Level 2, the default: lazy below 8 bytes. About as fast as level 1 on
-/// pages with long matches, 0.5 to 1.7% smaller (docs/benchmarks.md).
-struct Lazy8;
-
-impl Search for Lazy8 {
-    const LAZY_BELOW: usize = 8;
-}
-
-/// Level 3, the smallest: lazy below 16 bytes, a few per cent slower.
-struct Lazy16;
-
-impl Search for Lazy16 {
-    const LAZY_BELOW: usize = 16;
-}
-
 /// Hash `j`'s four bytes into the table (two positions per bucket, the
 /// newest first).
 #[inline(always)]
@@ -189,8 +153,9 @@ fn insert(table: &mut [u16; 2 << HASH_BITS], buf: &[u8; PAGE + SPARE], tag: u16,
 }
 
 /// The longest match at `i` (at most `len - i` bytes) among the bucket's
-/// two candidates of this page, as (length, start); (0, 0) when neither
-/// matches four bytes. `i` is inserted into the bucket.
+/// two candidates of this page (the longer wins), as (length, start);
+/// (0, 0) when neither matches four bytes. `i` is inserted into the
+/// bucket.
 #[inline(always)]
 fn longest(
     table: &mut [u16; 2 << HASH_BITS],
@@ -204,22 +169,6 @@ fn longest(
     let (first, second) = (table[bucket], table[bucket + 1]);
     table[bucket + 1] = first;
     table[bucket] = (tag << 12) | i as u16;
-    candidates(buf, tag, i, len, word, first, second)
-}
-
-/// The longer match at `i` of a bucket's two entries `first` and `second`
-/// (`word`: the four bytes at `i`), as (length, start); (0, 0) when
-/// neither is of this page and matches four bytes.
-#[inline(always)]
-fn candidates(
-    buf: &[u8; PAGE + SPARE],
-    tag: u16,
-    i: usize,
-    len: usize,
-    word: u32,
-    first: u16,
-    second: u16,
-) -> (usize, usize) {
     let limit = i + (len - i).min(MAX_MATCH);
     let mut best = 0usize;
     let mut best_start = 0usize;
@@ -290,7 +239,8 @@ fn at_least_two(freq: &mut [u32]) {
 }
 
 impl Deflate {
-    /// The level [`Self::new`] takes.
+    /// The level [`Self::new`] takes: lazy below 8 bytes, 0.5 to 2.5%
+    /// smaller than level 1 and a few per cent slower (docs/benchmarks.md).
     pub const DEFAULT_LEVEL: u8 = 2;
     /// The highest level.
     pub const MAX_LEVEL: u8 = 3;
@@ -317,13 +267,9 @@ impl Deflate {
         self.level = Self::clamp_level(level);
     }
 
-    /// The level pages are compressed at.
-    pub fn level(&self) -> u8 {
-        self.level
-    }
-
     /// A fresh encoder at `level`: 1, greedy matching, the fastest; 2,
-    /// lazy matching, smaller and slower. Others are taken as the nearest.
+    /// lazy below 8 bytes; 3, lazy below 16, the smallest. Others are
+    /// taken as the nearest.
     pub const fn with_level(level: u8) -> Self {
         let level = Self::clamp_level(level);
         Self {
@@ -355,9 +301,9 @@ impl Deflate {
         let len = page.len();
         self.page.get_mut(..len)?.copy_from_slice(page);
         let count = match self.level {
-            1 => self.find_matches::<Greedy>(len),
-            2 => self.find_matches::<Lazy8>(len),
-            _ => self.find_matches::<Lazy16>(len),
+            1 => self.find_matches::<0>(len),
+            2 => self.find_matches::<8>(len),
+            _ => self.find_matches::<16>(len),
         };
         self.litlen_freq[END_OF_BLOCK] += 1;
         let (dynamic_bits, fixed_bits) = self.block_sizes();
@@ -378,15 +324,12 @@ impl Deflate {
         // dictionary, check bits making 0x7801 a multiple of 31.
         out.get_mut(..2)?.copy_from_slice(&[0x78, 0x01]);
         let mut bits_out = Bits::new(out.get_mut(2..)?, fast);
-        if dynamic_bits <= fixed_bits {
+        let (litlen, dist) = if dynamic_bits <= fixed_bits {
             bits_out.put(0b101, 3); // final, dynamic
             self.write_header(&mut bits_out)?;
-        } else {
-            bits_out.put(0b011, 3); // final, fixed
-        }
-        let (litlen, dist) = if dynamic_bits <= fixed_bits {
             (&self.litlen_code, &self.dist_code)
         } else {
+            bits_out.put(0b011, 3); // final, fixed
             (&FIXED_LITLEN, &FIXED_DIST)
         };
         self.write_symbols(&mut bits_out, count, litlen, dist)?;
@@ -398,8 +341,10 @@ impl Deflate {
     }
 
     /// The pass over the page: sequences recorded, frequencies counted;
-    /// the number of sequences.
-    fn find_matches<S: Search>(&mut self, len: usize) -> usize {
+    /// the number of sequences. A match shorter than `LAZY_BELOW` also
+    /// tries the next position, and the longer of the two is taken (lazy
+    /// matching; 0: greedy). Each level's pass is compiled on its own.
+    fn find_matches<const LAZY_BELOW: usize>(&mut self, len: usize) -> usize {
         // Entries are `tag << 12 | position`: an entry of an earlier page
         // (another tag) is no candidate, so the table is cleared only when
         // the tags run out, once every 15 pages.
@@ -432,7 +377,7 @@ impl Deflate {
             // Lazy matching: while the match is short, the next position's
             // may be longer (it is hashed either way).
             let mut probed = i;
-            while best < S::LAZY_BELOW && i + 1 < end {
+            while best < LAZY_BELOW && i + 1 < end {
                 let (next, next_start) = longest(table, buf, tag, i + 1, len);
                 probed = i + 1;
                 if next > best {
@@ -639,14 +584,13 @@ impl Deflate {
         }
         for &(symbol, extra) in header.items.get(..header.count)? {
             let symbol = usize::from(symbol) % PRECODES;
-            let code = codes[symbol];
-            bits.put(u64::from(code & 0xffff), code >> 16);
-            match symbol {
-                16 => bits.put(u64::from(extra), 2),
-                17 => bits.put(u64::from(extra), 3),
-                18 => bits.put(u64::from(extra), 7),
-                _ => {}
-            }
+            let (extra_bits, extra) = match symbol {
+                16 => (2, extra),
+                17 => (3, extra),
+                18 => (7, extra),
+                _ => (0, 0),
+            };
+            bits.put_code(codes[symbol], u64::from(extra), extra_bits);
             bits.flush()?;
         }
         Some(())
@@ -663,8 +607,7 @@ impl Deflate {
         dist: &[u32; DISTANCES],
     ) -> Option<()> {
         let literal = |bits: &mut Bits<'_>, byte: u8| {
-            let code = litlen[usize::from(byte)];
-            bits.put(u64::from(code & 0xffff), code >> 16);
+            bits.put_code(litlen[usize::from(byte)], 0, 0);
         };
         let mut at = 0usize;
         for sequence in self.sequences.get(..count)? {
@@ -687,23 +630,18 @@ impl Deflate {
             at += length;
             let code = usize::from(sequence.length_code);
             let (extra_bits, base) = length_extra(code);
-            let symbol = litlen[(257 + code) % LITLEN];
-            bits.put(
-                u64::from(symbol & 0xffff) | (((length - base) as u64) << (symbol >> 16)),
-                (symbol >> 16) + extra_bits,
+            bits.put_code(
+                litlen[(257 + code) % LITLEN],
+                (length - base) as u64,
+                extra_bits,
             );
             let distance = usize::from(sequence.distance);
             let code = usize::from(sequence.distance_code) % DISTANCES;
             let (extra_bits, base) = distance_extra(code);
-            let symbol = dist[code];
-            bits.put(
-                u64::from(symbol & 0xffff) | (((distance - base) as u64) << (symbol >> 16)),
-                (symbol >> 16) + extra_bits,
-            );
+            bits.put_code(dist[code], (distance - base) as u64, extra_bits);
             bits.flush()?;
         }
-        let end = litlen[END_OF_BLOCK];
-        bits.put(u64::from(end & 0xffff), end >> 16);
+        bits.put_code(litlen[END_OF_BLOCK], 0, 0);
         Some(())
     }
 }

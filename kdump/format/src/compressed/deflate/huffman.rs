@@ -23,29 +23,33 @@ const DEEPEST: usize = 32;
 /// length 1 (deflate decoders accept a one-code tree); no used symbol, all
 /// zeros.
 pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scratch: &mut [u32]) {
-    // The used symbols in symbol order (for the codes, which are given in
-    // that order), and their sort keys.
-    let mut by_symbol = [0u16; 320];
+    let n = freq
+        .len()
+        .min(lengths.len())
+        .min(scratch.len())
+        .min(MAX_SYMBOLS);
+    lengths.fill(0);
+    // The used symbols' keys in symbol order (for the codes, which are
+    // given in that order): frequencies are at most a page's symbols (13
+    // bits), so with the frequency above and the symbol below, sorting
+    // keys sorts by frequency. Every symbol's key is written and kept only
+    // if the symbol is used (the count moves on): no branch per symbol,
+    // which mispredicted on about every other used one.
     let mut used = 0usize;
-    for ((symbol, &f), l) in freq.iter().enumerate().zip(lengths.iter_mut()) {
-        *l = 0;
-        if f > 0
-            && let (Some(slot), Some(s)) = (scratch.get_mut(used), by_symbol.get_mut(used))
-        {
-            // Frequencies are at most a page's symbols (13 bits): frequency
-            // above, symbol below, so sorting sorts by frequency.
+    for (symbol, &f) in freq.iter().take(n).enumerate() {
+        // `used <= symbol < n <= scratch.len()`: always there.
+        if let Some(slot) = scratch.get_mut(used) {
             *slot = (f.min(0xffff) << 16) | symbol as u32;
-            *s = symbol as u16;
-            used += 1;
         }
+        used += usize::from(f > 0);
     }
-    let Some(sorted) = scratch.get_mut(..used) else {
+    let Some(keys) = scratch.get(..used) else {
         return;
     };
-    match used {
-        0 => return,
-        1 => {
-            let symbol = (sorted[0] & 0xffff) as usize;
+    match keys {
+        [] => return,
+        [key] => {
+            let symbol = (key & 0xffff) as usize;
             if let (Some(l), Some(c)) = (lengths.get_mut(symbol), codes.get_mut(symbol)) {
                 *l = 1;
                 *c = reversed(0, 1);
@@ -54,15 +58,16 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
         }
         _ => {}
     }
-    sort_by_frequency(sorted);
-    // Symbols in frequency order, kept aside: the algorithm overwrites the
-    // array with weights, then depths.
-    let mut order = [0u16; 320];
-    for (o, s) in order.iter_mut().zip(sorted.iter()) {
-        *o = (s & 0xffff) as u16;
-    }
-    for s in sorted.iter_mut() {
-        *s >>= 16;
+    let mut sorted_keys = [0u32; MAX_SYMBOLS];
+    let mut depths = [0u32; MAX_SYMBOLS];
+    let (Some(sorted_keys), Some(sorted)) = (sorted_keys.get_mut(..used), depths.get_mut(..used))
+    else {
+        return;
+    };
+    sort_by_frequency(keys, sorted_keys);
+    // The weights, rarest first; the algorithm overwrites them with depths.
+    for (weight, key) in sorted.iter_mut().zip(sorted_keys.iter()) {
+        *weight = key >> 16;
     }
     minimum_redundancy(sorted);
     // `sorted[i]` is now the length of the i-th rarest symbol, and lengths
@@ -77,8 +82,8 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
     let mut rank = 0usize;
     for length in (1..=usize::from(limit)).rev() {
         for _ in 0..count.get(length).copied().unwrap_or(0) {
-            if let Some(&symbol) = order.get(rank)
-                && let Some(l) = lengths.get_mut(usize::from(symbol))
+            if let Some(&key) = sorted_keys.get(rank)
+                && let Some(l) = lengths.get_mut((key & 0xffff) as usize)
             {
                 *l = length as u8;
             }
@@ -88,8 +93,8 @@ pub fn build(freq: &[u32], limit: u8, lengths: &mut [u8], codes: &mut [u32], scr
     // Canonical codes (RFC 1951 3.2.2): the first code of each length from
     // the counts, then the used symbols in symbol order.
     let mut next = first_codes(&count);
-    for &symbol in by_symbol.get(..used).unwrap_or(&[]) {
-        let symbol = usize::from(symbol);
+    for &key in keys {
+        let symbol = (key & 0xffff) as usize;
         let (Some(&l), Some(c)) = (lengths.get(symbol), codes.get_mut(symbol)) else {
             continue;
         };
@@ -131,39 +136,59 @@ const fn reversed(value: u16, l: u8) -> u32 {
     (r >> (16 - l as u32)) as u32 | (l as u32) << 16
 }
 
-/// Sort `(frequency << 16 | symbol)` keys by frequency, equal ones by
-/// symbol: one counting pass over the frequency capped at 255 (a page's
-/// few hundred symbols average a few dozen each), then the keys of 255 or
-/// more, at most 16 of a page's 4097 symbols, by insertion. A comparison
-/// sort of the whole cost more than the rest of the code construction
-/// together; a two-pass radix sort twice this.
-fn sort_by_frequency(keys: &mut [u32]) {
-    let mut temp = [0u32; 320];
-    let Some(temp) = temp.get_mut(..keys.len()) else {
-        keys.sort_unstable();
+/// The most symbols [`build`] takes (deflate's largest alphabet has 288).
+const MAX_SYMBOLS: usize = 320;
+
+/// Up to this many keys are sorted by rank (no branch), more by counting.
+const RANKED: usize = 32;
+
+/// `keys` (`frequency << 16 | symbol`, all different, at most
+/// [`MAX_SYMBOLS`]) into `out` (as long) in ascending order: by frequency,
+/// equal ones by symbol.
+///
+/// A few keys (a distance or precode alphabet's) are placed by rank: each
+/// goes where the number of smaller keys says, all pairs compared without
+/// a branch. More (a page's literals and lengths) take one counting pass
+/// over the frequency capped at 255 (a page's few hundred symbols average
+/// a few dozen each), then the keys of 255 or more, at most 16 of a page's
+/// 4097 symbols, by insertion. A comparison sort of the whole cost more
+/// than the rest of the code construction together; a two-pass radix sort
+/// twice this.
+fn sort_by_frequency(keys: &[u32], out: &mut [u32]) {
+    if keys.len() <= RANKED {
+        for &key in keys {
+            let rank = keys
+                .iter()
+                .map(|&other| usize::from(other < key))
+                .sum::<usize>();
+            // Keys are all different: ranks are 0 to len - 1, each once.
+            if let Some(slot) = out.get_mut(rank) {
+                *slot = key;
+            }
+        }
         return;
-    };
+    }
     // Every index below is a capped frequency (at most 255), so inside
     // the 257 counters.
     let bucket = |key: u32| ((key >> 16).min(255)) as usize;
     let mut count = [0u16; 257];
-    for &key in keys.iter() {
+    for &key in keys {
         count[bucket(key) + 1] += 1;
     }
     for digit in 1..257 {
         count[digit] += count[digit - 1];
     }
     let large = usize::from(count[255]);
-    for &key in keys.iter() {
+    for &key in keys {
         let slot = &mut count[bucket(key)];
-        if let Some(t) = temp.get_mut(usize::from(*slot)) {
+        if let Some(t) = out.get_mut(usize::from(*slot)) {
             *t = key;
         }
         *slot += 1;
     }
     // The capped bucket, in key order (frequency, then symbol: the input
     // is in symbol order, so this is the order a stable sort gives).
-    if let Some(tail) = temp.get_mut(large..) {
+    if let Some(tail) = out.get_mut(large..) {
         for i in 1..tail.len() {
             let mut j = i;
             while j > 0 && tail[j - 1] > tail[j] {
@@ -172,7 +197,6 @@ fn sort_by_frequency(keys: &mut [u32]) {
             }
         }
     }
-    keys.copy_from_slice(temp);
 }
 
 /// Moffat-Katajainen: `a` holds weights in ascending order (at least two);

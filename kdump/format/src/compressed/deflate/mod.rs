@@ -222,6 +222,26 @@ const DISTANCE_EXTRA_BITS: [u8; DISTANCES] = {
 };
 const FIXED_DIST: [u32; DISTANCES] = huffman::codes(&[5; DISTANCES]);
 
+/// The number of lengths from `at` on equal to the one at `at` (the
+/// run ends at the sentinels), compared 8 at a time: most runs end within
+/// the first 8, so the loop's branch is taken once per run, not once per
+/// length.
+#[inline(always)]
+fn run_length(all: &[u8; LITLEN + DISTANCES + 8], at: usize) -> usize {
+    let length = u64::from(all[at.min(LITLEN + DISTANCES)]) * 0x0101_0101_0101_0101;
+    let mut run = 0usize;
+    loop {
+        let from = (at + run).min(LITLEN + DISTANCES);
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&all[from..from + 8]);
+        let differ = u64::from_le_bytes(word) ^ length;
+        if differ != 0 {
+            return run + (differ.trailing_zeros() / 8) as usize;
+        }
+        run += 8;
+    }
+}
+
 /// Give a code at least two used symbols (fake ones of frequency 1, the
 /// first unused), as zlib does: old decoders reject a code of one symbol,
 /// and zlib's own rejects an incomplete code-length code.
@@ -492,9 +512,10 @@ impl Deflate {
                 .rposition(|&l| l != 0)
                 .map_or(0, |p| p + 1);
         let hdist = 1 + self.dist_len.iter().rposition(|&l| l != 0).unwrap_or(0);
-        // The code lengths in the order the header gives them, one
-        // sentinel after (no code is 255 bits long) to end the last run.
-        let mut all = [u8::MAX; LITLEN + DISTANCES + 1];
+        // The code lengths in the order the header gives them, sentinels
+        // after (no code is 255 bits long) to end the last run and to let
+        // runs be measured 8 lengths at a time.
+        let mut all = [u8::MAX; LITLEN + DISTANCES + 8];
         all[..hlit].copy_from_slice(&self.litlen_len[..hlit]);
         all[hlit..hlit + hdist].copy_from_slice(&self.dist_len[..hdist]);
         let total = hlit + hdist;
@@ -510,11 +531,9 @@ impl Deflate {
         let mut at = 0usize;
         while at < total {
             let length = all[at];
-            let mut run = 1usize;
-            while all[at + run] == length {
-                run += 1;
-            }
+            let run = run_length(&all, at);
             at += run;
+            let mut run = run;
             let mut push = |symbol: u8, bits: u8, value: u8| {
                 if let Some(item) = header.items.get_mut(count) {
                     *item = (symbol, value);

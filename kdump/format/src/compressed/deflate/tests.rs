@@ -75,6 +75,48 @@ fn codes_of_lengths_and_distances_match_rfc_1951() {
     assert_eq!(distance_code(32768), 29);
 }
 
+/// RFC 1951 section 3.2.5's two tables as the RFC prints them: code,
+/// extra bits, first and last value.
+#[rustfmt::skip]
+const RFC_LENGTHS: [(usize, u32, usize, usize); 29] = [
+    (257, 0, 3, 3), (258, 0, 4, 4), (259, 0, 5, 5), (260, 0, 6, 6),
+    (261, 0, 7, 7), (262, 0, 8, 8), (263, 0, 9, 9), (264, 0, 10, 10),
+    (265, 1, 11, 12), (266, 1, 13, 14), (267, 1, 15, 16), (268, 1, 17, 18),
+    (269, 2, 19, 22), (270, 2, 23, 26), (271, 2, 27, 30), (272, 2, 31, 34),
+    (273, 3, 35, 42), (274, 3, 43, 50), (275, 3, 51, 58), (276, 3, 59, 66),
+    (277, 4, 67, 82), (278, 4, 83, 98), (279, 4, 99, 114), (280, 4, 115, 130),
+    (281, 5, 131, 162), (282, 5, 163, 194), (283, 5, 195, 226),
+    (284, 5, 227, 257), (285, 0, 258, 258),
+];
+#[rustfmt::skip]
+const RFC_DISTANCES: [(usize, u32, usize, usize); 30] = [
+    (0, 0, 1, 1), (1, 0, 2, 2), (2, 0, 3, 3), (3, 0, 4, 4),
+    (4, 1, 5, 6), (5, 1, 7, 8), (6, 2, 9, 12), (7, 2, 13, 16),
+    (8, 3, 17, 24), (9, 3, 25, 32), (10, 4, 33, 48), (11, 4, 49, 64),
+    (12, 5, 65, 96), (13, 5, 97, 128), (14, 6, 129, 192), (15, 6, 193, 256),
+    (16, 7, 257, 384), (17, 7, 385, 512), (18, 8, 513, 768),
+    (19, 8, 769, 1024), (20, 9, 1025, 1536), (21, 9, 1537, 2048),
+    (22, 10, 2049, 3072), (23, 10, 3073, 4096), (24, 11, 4097, 6144),
+    (25, 11, 6145, 8192), (26, 12, 8193, 12288), (27, 12, 12289, 16384),
+    (28, 13, 16385, 24576), (29, 13, 24577, 32768),
+];
+
+#[test]
+fn codes_match_the_rfcs_tables_value_by_value() {
+    for (symbol, bits, first, last) in RFC_LENGTHS {
+        for length in first..=last {
+            assert_eq!(257 + length_code(length), symbol, "length {length}");
+        }
+        assert_eq!(length_extra(symbol - 257), (bits, first), "symbol {symbol}");
+    }
+    for (code, bits, first, last) in RFC_DISTANCES {
+        for distance in first..=last {
+            assert_eq!(distance_code(distance), code, "distance {distance}");
+        }
+        assert_eq!(distance_extra(code), (bits, first), "code {code}");
+    }
+}
+
 #[test]
 fn adler32_matches_the_definition() {
     let mut next = rng(3);

@@ -8,6 +8,26 @@
 //! (a mispredicted branch every two or three codes). Without that room it
 //! writes byte by byte, checked.
 
+/// A Huffman code as [`super::huffman`] gives it (`code | length << 16`)
+/// followed by `extra_bits` bits of `extra`, as one value and its number
+/// of bits (for [`Bits::put`]).
+#[inline(always)]
+pub(super) fn code_bits(code: u32, extra: u64, extra_bits: u32) -> (u64, u32) {
+    let length = code >> 16;
+    (
+        u64::from(code & 0xffff) | extra << length,
+        length + extra_bits,
+    )
+}
+
+/// Two values with their numbers of bits as one, the first's bits first
+/// (together at most 63). Codes joined this way before they are put do
+/// not wait for the accumulator, whose every put depends on the last.
+#[inline(always)]
+pub(super) fn join((a, n): (u64, u32), (b, m): (u64, u32)) -> (u64, u32) {
+    (a | b << n, n + m)
+}
+
 /// Bits out, least significant first, into a fixed buffer.
 pub(super) struct Bits<'o> {
     out: &'o mut [u8],
@@ -48,11 +68,8 @@ impl<'o> Bits<'o> {
     /// or 0 and 0).
     #[inline(always)]
     pub(super) fn put_code(&mut self, code: u32, extra: u64, extra_bits: u32) {
-        let length = code >> 16;
-        self.put(
-            u64::from(code & 0xffff) | extra << length,
-            length + extra_bits,
-        );
+        let (value, n) = code_bits(code, extra, extra_bits);
+        self.put(value, n);
     }
 
     /// Write the whole bytes pending.

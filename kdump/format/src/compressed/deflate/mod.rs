@@ -31,7 +31,7 @@ mod symbols;
 
 use super::matcher::{common_length, load32};
 use adler::adler32;
-use bits::Bits;
+use bits::{Bits, code_bits, join};
 use symbols::{distance_code, distance_extra, fixed_litlen_length, length_code, length_extra};
 
 use crate::PAGE_SIZE;
@@ -344,15 +344,21 @@ impl Deflate {
         // dictionary, check bits making 0x7801 a multiple of 31.
         out.get_mut(..2)?.copy_from_slice(&[0x78, 0x01]);
         let mut bits_out = Bits::new(out.get_mut(2..)?, fast);
-        let (litlen, dist) = if dynamic_bits <= fixed_bits {
+        // The codes, and the longest literal's length (an unused symbol's
+        // code may be an earlier page's; its length is 0).
+        let (codes, longest_literal) = if dynamic_bits <= fixed_bits {
             bits_out.put(0b101, 3); // final, dynamic
             self.write_header(&mut bits_out)?;
-            (&self.litlen_code, &self.dist_code)
+            let longest = self.litlen_len[..END_OF_BLOCK].iter().max();
+            (
+                (&self.litlen_code, &self.dist_code),
+                longest.copied().unwrap_or(15),
+            )
         } else {
             bits_out.put(0b011, 3); // final, fixed
-            (&FIXED_LITLEN, &FIXED_DIST)
+            ((&FIXED_LITLEN, &FIXED_DIST), 9)
         };
-        self.write_symbols(&mut bits_out, count, litlen, dist)?;
+        self.write_symbols(&mut bits_out, count, codes, longest_literal)?;
         let body = bits_out.finish()?;
         let end = 2 + body;
         out.get_mut(end..end + 4)?
@@ -615,32 +621,55 @@ impl Deflate {
         Some(())
     }
 
-    /// The recorded sequences, then end of block. At most 56 bits are put
-    /// between flushes: two literals (30), or a length and a distance
-    /// with their extra bits (20 and 28).
+    /// The recorded sequences, then end of block. Literals go out four
+    /// at a time when no literal's code is longer than 14 bits (4 x 14 =
+    /// 56, the room after a flush), else three; a length and a distance
+    /// with their extra bits (at most 20 and 28) together. Codes are
+    /// joined before they are put (see [`bits::join`]).
     fn write_symbols(
+        &self,
+        bits: &mut Bits<'_>,
+        count: usize,
+        (litlen, dist): (&[u32; LITLEN], &[u32; DISTANCES]),
+        longest_literal: u8,
+    ) -> Option<()> {
+        if longest_literal <= 14 {
+            self.write_sequences::<4>(bits, count, litlen, dist)?;
+        } else {
+            self.write_sequences::<3>(bits, count, litlen, dist)?;
+        }
+        bits.put_code(litlen[END_OF_BLOCK], 0, 0);
+        Some(())
+    }
+
+    /// [`Self::write_symbols`]'s loop, up to `PER_FLUSH` literals between
+    /// flushes (the caller has checked that they fit).
+    #[inline(always)]
+    fn write_sequences<const PER_FLUSH: usize>(
         &self,
         bits: &mut Bits<'_>,
         count: usize,
         litlen: &[u32; LITLEN],
         dist: &[u32; DISTANCES],
     ) -> Option<()> {
-        let literal = |bits: &mut Bits<'_>, byte: u8| {
-            bits.put_code(litlen[usize::from(byte)], 0, 0);
-        };
+        let literal = |byte: u8| code_bits(litlen[usize::from(byte)], 0, 0);
         let mut at = 0usize;
         for sequence in self.sequences.get(..count)? {
             let literals = usize::from(sequence.literals);
-            let mut pairs = self.page.get(at..at + literals)?.chunks_exact(2);
-            for pair in &mut pairs {
-                literal(bits, pair[0]);
-                literal(bits, pair[1]);
+            let mut groups = self.page.get(at..at + literals)?.chunks_exact(PER_FLUSH);
+            for group in &mut groups {
+                let (value, n) = group
+                    .iter()
+                    .fold((0, 0), |joined, &byte| join(joined, literal(byte)));
+                bits.put(value, n);
                 bits.flush()?;
             }
-            for &byte in pairs.remainder() {
-                literal(bits, byte);
-                bits.flush()?;
-            }
+            let (value, n) = groups
+                .remainder()
+                .iter()
+                .fold((0, 0), |joined, &byte| join(joined, literal(byte)));
+            bits.put(value, n);
+            bits.flush()?;
             at += literals;
             let length = usize::from(sequence.length);
             if length == 0 {
@@ -649,7 +678,7 @@ impl Deflate {
             at += length;
             let code = usize::from(sequence.length_code);
             let (extra_bits, base) = length_extra(code);
-            bits.put_code(
+            let length = code_bits(
                 litlen[(257 + code) % LITLEN],
                 (length - base) as u64,
                 extra_bits,
@@ -657,10 +686,11 @@ impl Deflate {
             let distance = usize::from(sequence.distance);
             let code = usize::from(sequence.distance_code) % DISTANCES;
             let (extra_bits, base) = distance_extra(code);
-            bits.put_code(dist[code], (distance - base) as u64, extra_bits);
+            let distance = code_bits(dist[code], (distance - base) as u64, extra_bits);
+            let (value, n) = join(length, distance);
+            bits.put(value, n);
             bits.flush()?;
         }
-        bits.put_code(litlen[END_OF_BLOCK], 0, 0);
         Some(())
     }
 }

@@ -245,3 +245,62 @@ fn the_state_fits_the_documented_size() {
     let size = core::mem::size_of::<Deflate>();
     assert!(size <= 84 * 1024, "{size} bytes");
 }
+
+/// Literals go out three at a time when a literal's code is 15 bits long
+/// (pages rarely make one: matches flatten skewed bytes). Here a page's
+/// literal frequencies are skewed before the codes are built (the used
+/// ones to Fibonacci numbers, the unused ones to many), which makes
+/// 15-bit codes; the stream, written as
+/// `compress` writes it, inflates to the page. Where four fit, both
+/// groupings write the same bits.
+#[test]
+fn literals_with_15_bit_codes_go_out_three_at_a_time() {
+    let text = b"static int crash_kexec(struct pt_regs *regs) { return 0; }\n".repeat(80);
+    let page = &text[..4096];
+    let mut encoder = Deflate::new();
+    encoder.page[..4096].copy_from_slice(page);
+    let count = encoder.find_matches::<8>(4096);
+    encoder.litlen_freq[END_OF_BLOCK] += 1;
+    let grouped = |encoder: &Deflate, longest: u8| {
+        let mut out = vec![0u8; 8192];
+        let mut bits = Bits::new(&mut out, true);
+        let codes = (&encoder.litlen_code, &encoder.dist_code);
+        encoder
+            .write_symbols(&mut bits, count, codes, longest)
+            .unwrap();
+        let n = bits.finish().unwrap();
+        out.truncate(n);
+        out
+    };
+    encoder.block_sizes();
+    assert!(encoder.litlen_len.iter().all(|&l| l <= 14));
+    assert_eq!(grouped(&encoder, 14), grouped(&encoder, 15));
+
+    // The used literals rare (Fibonacci from 1), the unused ones common:
+    // the used ones' codes get long.
+    let (mut a, mut b) = (1u32, 1u32);
+    for f in encoder.litlen_freq[..END_OF_BLOCK].iter_mut() {
+        if *f > 0 {
+            *f = a;
+            (a, b) = (b, (a + b).min(0xffff));
+        } else {
+            *f = 0xffff;
+        }
+    }
+    encoder.block_sizes();
+    assert_eq!(
+        encoder.litlen_len[..END_OF_BLOCK].iter().max(),
+        Some(&15),
+        "skewed frequencies make a 15-bit literal code"
+    );
+    let mut out = vec![0u8; 8192];
+    out[..2].copy_from_slice(&[0x78, 0x01]);
+    let mut bits = Bits::new(&mut out[2..], true);
+    bits.put(0b101, 3);
+    encoder.write_header(&mut bits).unwrap();
+    let codes = (&encoder.litlen_code, &encoder.dist_code);
+    encoder.write_symbols(&mut bits, count, codes, 15).unwrap();
+    let end = 2 + bits.finish().unwrap();
+    out[end..end + 4].copy_from_slice(&adler32(page).to_be_bytes());
+    assert_eq!(inflate(&out[..end + 4], 4096), page);
+}

@@ -537,9 +537,8 @@ impl Deflate {
         let mut at = 0usize;
         while at < total {
             let length = all[at];
-            let run = run_length(&all, at);
+            let mut run = run_length(&all, at);
             at += run;
-            let mut run = run;
             let mut push = |symbol: u8, bits: u8, value: u8| {
                 if let Some(item) = header.items.get_mut(count) {
                     *item = (symbol, value);
